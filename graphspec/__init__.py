@@ -1,0 +1,57 @@
+"""graphspec: transformer specs -> typed IR -> passes -> analysis -> PyTorch / ONNX / TVM.
+
+    import graphspec
+    m = graphspec.load("specs/swin_t.yaml", overrides=["img_size=384", "M=12"])
+    m.params(), m.macs()            # 87_903_584-style exact integers
+    print(m.graph)                  # the IR, one line per node
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from graphspec import analysis
+from graphspec.ir import Graph, Node  # noqa: F401
+from graphspec.lower import lower
+from graphspec.spec import ModelSpec, SpecError, load as load_spec  # noqa: F401
+
+__version__ = "0.1.0"
+
+
+def _specs_dir() -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("graphspec.specs")
+    return Path(next(iter(spec.submodule_search_locations))) if spec else Path("specs")
+
+
+SPECS_DIR = _specs_dir()
+
+
+@dataclass
+class Model:
+    """A loaded spec and its IR."""
+
+    spec: ModelSpec
+    graph: Graph
+
+    def params(self):
+        return analysis.param_count(self.graph)
+
+    def macs(self, convention: str = "macs"):
+        return analysis.macs(self.graph, analysis.Convention.named(convention))
+
+
+def resolve_spec(path: str | Path) -> Path:
+    """A spec path, or the name of a bundled spec (`swin_t`)."""
+    p = Path(path)
+    if p.exists() or p.suffix:
+        return p
+    bundled = SPECS_DIR / f"{p.name}.yaml"
+    return bundled if bundled.exists() else p
+
+
+def load(path: str | Path, overrides: list[str] | tuple[str, ...] = (), symbolic: bool = False) -> Model:
+    spec = load_spec(str(resolve_spec(path)), overrides)
+    return Model(spec, lower(spec, symbolic=symbolic))

@@ -1,0 +1,142 @@
+"""Parameter counts and FLOPs from the IR, numeric or symbolic (sympy).
+
+# NOTE: [Counting conventions]
+# - params: every trainable scalar, once per weight path (tied weights count once). Buffers
+#   (Swin's relative position index, the shift mask, sinusoidal tables) are not parameters.
+# - MACs (default): multiply-accumulates of linear, conv2d and matmul, and of fused attention
+#   as QKᵀ + ·V. This is torchvision's `_ops` convention and what the papers call "FLOPs".
+#   NB: bias adds, softmax, scaling, masks, norms, activations, residual adds, pooling and
+#   data movement are not counted; the causal half of masked attention is counted (the matmul
+#   is dense).
+# - options add one op per output element of: `norms` (LayerNorm: Swin's official `flops()`
+#   counts it so), `softmax`, `elementwise` (activations, adds, scales, masks).
+# - `flops=True` reports 2 × MACs (one multiply and one add), for hardware-utilisation maths.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import sympy
+
+from graphspec.ir import Graph, Node
+from graphspec.ops import ELEMENTWISE, MAC, NORM, SOFTMAX, get, numel
+
+
+@dataclass(frozen=True)
+class Convention:
+    """What to count. The default is the papers' MACs."""
+
+    norms: bool = False
+    softmax: bool = False
+    elementwise: bool = False
+    flops: bool = False  # report 2×MAC
+
+    @classmethod
+    def named(cls, name: str) -> Convention:
+        try:
+            return CONVENTIONS[name]
+        except KeyError:
+            raise ValueError(f"unknown convention {name!r}; known: {', '.join(CONVENTIONS)}") from None
+
+
+CONVENTIONS = {
+    "macs": Convention(),  # torchvision `_ops`; the papers' "FLOPs"
+    "swin": Convention(norms=True),  # Swin's official flops(): MACs + LayerNorm elements
+    "all": Convention(norms=True, softmax=True, elementwise=True),
+    "flops": Convention(flops=True),  # 2 x MACs
+}
+
+
+def node_params(g: Graph, n: Node) -> dict[str, tuple]:
+    """Full parameter names of a node -> shapes (`blocks.0.attn.q.weight`)."""
+    opdef = get(n.op)
+    if opdef.params is None:
+        return {}
+    in_shapes = [g[i].shape for i in n.inputs]
+    owner = n.a.get("weights") or n.name
+    return {(f"{owner}.{k}" if k else owner): tuple(v) for k, v in opdef.params(*in_shapes, **n.a).items()}
+
+
+def parameters(g: Graph) -> dict[str, tuple]:
+    """All parameters by full name, each once. Raises if a shared name has two shapes."""
+    out: dict[str, tuple] = {}
+    for n in g:
+        for name, shape in node_params(g, n).items():
+            if name in out and out[name] != shape:
+                raise ValueError(f"parameter {name} has shapes {out[name]} and {shape} (at %{n.name})")
+            out[name] = shape
+    return out
+
+
+def param_count(g: Graph):
+    return _simplify(sum((numel(s) for s in parameters(g).values()), 0))
+
+
+def node_cost(g: Graph, n: Node, conv: Convention = Convention()):
+    """The cost of one node under `conv` (MACs, or 2×MAC when conv.flops)."""
+    opdef = get(n.op)
+    in_shapes = [g[i].shape for i in n.inputs]
+    cost = 0
+    if opdef.has(MAC):
+        cost = opdef.macs(n.shape, *in_shapes, **n.a)
+    elif (conv.norms and opdef.has(NORM)) or (conv.softmax and opdef.has(SOFTMAX)) or (
+            conv.elementwise and opdef.has(ELEMENTWISE)):
+        cost = numel(n.shape)
+    return 2 * cost if conv.flops else cost
+
+
+def macs(g: Graph, conv: Convention = Convention()):
+    return _simplify(sum((node_cost(g, n, conv) for n in g), 0))
+
+
+def by_module(g: Graph, conv: Convention = Convention(), depth: int | None = None) -> dict[str, dict]:
+    """{module path prefix: {"params": n, "macs": n}}, cut at `depth` path components."""
+    rows: dict[str, dict] = defaultdict(lambda: {"params": 0, "macs": 0})
+    seen: set[str] = set()
+    for n in g:
+        path = _cut(n.module or n.name, depth)
+        rows[path]["macs"] += node_cost(g, n, conv)
+        for pname, shape in node_params(g, n).items():
+            if pname not in seen:
+                seen.add(pname)
+                rows[_cut(pname.rsplit(".", 1)[0] if "." in pname else pname, depth)]["params"] += numel(shape)
+    return {k: {kk: _simplify(vv) for kk, vv in v.items()} for k, v in rows.items()}
+
+
+def by_op(g: Graph, conv: Convention = Convention()) -> dict[str, dict]:
+    rows: dict[str, dict] = defaultdict(lambda: {"count": 0, "macs": 0})
+    for n in g:
+        rows[n.op]["count"] += 1
+        rows[n.op]["macs"] += node_cost(g, n, conv)
+    return {k: {"count": v["count"], "macs": _simplify(v["macs"])} for k, v in rows.items()}
+
+
+def _cut(path: str, depth: int | None) -> str:
+    if depth is None:
+        return path
+    parts = path.split(".")
+    return ".".join(_take(parts, depth))
+
+
+def _take(parts: list[str], depth: int) -> list[str]:
+    """The first `depth` components, where a component is a name and its index (`blocks.3`)."""
+    out: list[str] = []
+    comps = 0
+    i = 0
+    while i < len(parts) and comps < depth:
+        out.append(parts[i])
+        if i + 1 < len(parts) and parts[i + 1].isdigit():
+            out.append(parts[i + 1])
+            i += 1
+        comps += 1
+        i += 1
+    return out
+
+
+def _simplify(v):
+    if isinstance(v, sympy.Basic):
+        v = sympy.expand(v)
+        return int(v) if v.is_Integer else v
+    return int(v) if isinstance(v, int) else v

@@ -1,0 +1,21 @@
+"""Op kinds, one family per module: dense (linear, conv2d, matmul, embedding), elementwise
+(pointwise and norms), attention (heads, fused attention, Swin windows), tensor (sources
+and token plumbing). Importing this package fills `REGISTRY`."""
+
+from graphspec.ops import attention, dense, elementwise, tensor  # noqa: F401  (registration)
+from graphspec.ops.registry import (  # noqa: F401
+    CONSTANT,
+    ELEMENTWISE,
+    HAS_PARAMS,
+    IMPURE,
+    MAC,
+    NORM,
+    REGISTRY,
+    SHAPE_ONLY,
+    SOFTMAX,
+    SOURCE,
+    OpDef,
+    ShapeError,
+    get,
+    numel,
+)

@@ -1,0 +1,91 @@
+"""Ops that multiply: linear, conv2d, matmul, embedding lookup.
+
+MAC formulas follow the papers' convention (torchvision `_ops`, Swin `flops()`): one
+multiply-accumulate per weight per output position. NB: bias adds are not counted.
+"""
+
+from __future__ import annotations
+
+from graphspec.ops.registry import HAS_PARAMS, MAC, ShapeError, Torch, broadcast, exact_div, floordiv, numel, op
+
+
+@op("linear", HAS_PARAMS, MAC)
+class Linear:
+    """y = x Wᵀ + b: (..., in) -> (..., out). `weights` names a shared weight (tied heads)."""
+
+    defaults = {"bias": True}
+
+    def shape(x, *, out_features, bias=True, weights=None, **_):
+        return (*x[:-1], out_features)
+
+    def params(x, *, out_features, bias=True, weights=None, **_):
+        p = {"weight": (out_features, x[-1])}
+        if bias:
+            p["bias"] = (out_features,)
+        return p
+
+    def macs(out, x, **_):
+        return numel(out) * x[-1]  # NB: bias adds not counted
+
+    torch = Torch(init="nn.Linear({in_features}, {out_features}, bias={bias})", call="self.{mod}({0})")
+
+
+@op("conv2d", HAS_PARAMS, MAC)
+class Conv2d:
+    """2-D convolution, NCHW: (B, Cin, H, W) -> (B, Cout, H', W')."""
+
+    defaults = {"stride": 1, "padding": 0, "bias": True}
+
+    def shape(x, *, out_channels, kernel, stride=1, padding=0, bias=True, weights=None, **_):
+        if len(x) != 4:
+            raise ShapeError(f"conv2d expects (B, C, H, W), got rank {len(x)}")
+        B, _, H, W = x
+        if stride == kernel and padding == 0:  # patch embedding: the image must tile exactly
+            h = exact_div(H, kernel, f"image height {H} / patch size")
+            w = exact_div(W, kernel, f"image width {W} / patch size")
+        else:
+            h = floordiv(H + 2 * padding - kernel, stride) + 1
+            w = floordiv(W + 2 * padding - kernel, stride) + 1
+        return (B, out_channels, h, w)
+
+    def params(x, *, out_channels, kernel, bias=True, **_):
+        p = {"weight": (out_channels, x[1], kernel, kernel)}
+        if bias:
+            p["bias"] = (out_channels,)
+        return p
+
+    def macs(out, x, *, kernel, **_):
+        return numel(out) * x[1] * kernel * kernel  # NB: bias adds not counted
+
+    torch = Torch(
+        init="nn.Conv2d({in_channels}, {out_channels}, kernel_size={kernel}, stride={stride}, padding={padding}, bias={bias})",
+        call="self.{mod}({0})",
+    )
+
+
+@op("matmul", MAC)
+class Matmul:
+    """Batched a @ b: (..., n, k) @ (..., k, m) -> (..., n, m). Attention's QKᵀ and ·V."""
+
+    def shape(a, b):
+        if a[-1] != b[-2]:
+            raise ShapeError(f"matmul: inner sizes differ, {a} @ {b}")
+        return (*broadcast(a[:-2], b[:-2]), a[-2], b[-1])
+
+    def macs(out, a, b):
+        return numel(out) * a[-1]
+
+    torch = Torch(call="{0} @ {1}")
+
+
+@op("embedding", HAS_PARAMS)
+class Embedding:
+    """Table lookup: ids (...) -> (..., dim). A gather: no MACs."""
+
+    def shape(ids, *, num, dim, weights=None):
+        return (*ids, dim)
+
+    def params(ids, *, num, dim, weights=None):
+        return {"weight": (num, dim)}
+
+    torch = Torch(init="nn.Embedding({num}, {dim})", call="self.{mod}({0})")

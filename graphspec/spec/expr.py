@@ -1,0 +1,137 @@
+"""A safe evaluator for the spec's arithmetic and call forms (no `eval`).
+
+Expressions are parsed with `ast.parse(mode="eval")` and walked; only numbers, declared
+variables, + - * / // % **, parentheses, a few functions and call forms are accepted:
+
+    4*d_model          -> 2048
+    d_model // h       -> 64
+    windowed(M=7)      -> Call("windowed", args=(), kwargs={"M": 7})
+    learned(max_len)   -> Call("learned", args=(512,), kwargs={})
+
+`/` keeps integers when the division is exact. With `symbols=True`, unknown names become
+sympy symbols (used to read shapes back from JSON).
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import operator
+from dataclasses import dataclass, field
+from typing import Any
+
+import sympy
+
+MAX_POW = 64
+CONSTANTS = {"true": True, "false": False, "True": True, "False": False, "none": None, "null": None,
+             "None": None}
+FUNCTIONS = {"min": min, "max": max, "int": int, "sqrt": math.sqrt, "round": round,
+             "floor": lambda x: sympy.floor(x) if isinstance(x, sympy.Basic) else math.floor(x),
+             "ceil": lambda x: sympy.ceiling(x) if isinstance(x, sympy.Basic) else math.ceil(x)}
+FUNCTIONS["ceiling"] = FUNCTIONS["ceil"]
+
+
+class ExprError(ValueError):
+    """An expression that cannot be evaluated; `col` is 0-based within the expression text."""
+
+    def __init__(self, message: str, col: int = 0, fix: str | None = None):
+        super().__init__(message)
+        self.col = col
+        self.fix = fix
+
+
+@dataclass(frozen=True)
+class Call:
+    """A call form such as `windowed(M=7)`: a construct name and its arguments."""
+
+    name: str
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+
+
+def _div(a: Any, b: Any) -> Any:
+    if isinstance(a, sympy.Basic) or isinstance(b, sympy.Basic):
+        return sympy.sympify(a) / b
+    if b == 0:
+        raise ZeroDivisionError
+    if isinstance(a, int) and isinstance(b, int) and a % b == 0:
+        return a // b
+    return a / b
+
+
+def _pow(a: Any, b: Any) -> Any:
+    if not isinstance(b, sympy.Basic) and abs(b) > MAX_POW:
+        raise ExprError(f"exponent {b} is too large (at most {MAX_POW})")
+    return a**b
+
+
+BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: _div,
+          ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: _pow}
+
+
+def evaluate(text: str, env: dict[str, Any], *, symbols: bool = False, calls: bool = False) -> Any:
+    """Evaluate `text` with the variables of `env`. Call forms are allowed when `calls`."""
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as e:
+        raise ExprError(f"cannot parse {text!r}: {e.msg}", (e.offset or 1) - 1) from None
+    return _Eval(env, symbols, calls).visit(tree.body)
+
+
+class _Eval:
+    def __init__(self, env: dict[str, Any], symbols: bool, calls: bool):
+        self.env, self.symbols, self.calls = env, symbols, calls
+
+    def visit(self, node: ast.AST) -> Any:
+        if isinstance(node, ast.Constant) and isinstance(node.value, int | float | str | bool):
+            return node.value
+        if isinstance(node, ast.Name):
+            if node.id in self.env:
+                return self.env[node.id]
+            if node.id in CONSTANTS:
+                return CONSTANTS[node.id]
+            if self.symbols:
+                return sympy.Symbol(node.id, positive=True, integer=True)
+            if self.calls:  # a bare construct name such as `global` or `sinusoidal`
+                return Call(node.id)
+            raise ExprError(f"undefined variable {node.id!r}", node.col_offset,
+                            fix=_suggest(node.id, self.env))
+        if isinstance(node, ast.BinOp) and type(node.op) in BINOPS:
+            a, b = self.visit(node.left), self.visit(node.right)
+            self._number(a, node.left)
+            self._number(b, node.right)
+            try:
+                return BINOPS[type(node.op)](a, b)
+            except ZeroDivisionError:
+                raise ExprError("division by zero", node.col_offset) from None
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+            v = self.visit(node.operand)
+            self._number(v, node.operand)
+            return -v if isinstance(node.op, ast.USub) else v
+        if isinstance(node, ast.List | ast.Tuple):
+            return [self.visit(e) for e in node.elts]
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            fname = node.func.id
+            args = tuple(self.visit(a) for a in node.args)
+            kwargs = {k.arg: self.visit(k.value) for k in node.keywords if k.arg}
+            if fname in FUNCTIONS and not kwargs:
+                return FUNCTIONS[fname](*args)
+            if self.calls:
+                return Call(fname, args, kwargs)
+            raise ExprError(f"unknown function {fname!r}", node.col_offset,
+                            fix=f"use one of {', '.join(sorted(FUNCTIONS))}")
+        raise ExprError(f"unsupported syntax {ast.unparse(node)!r} (only arithmetic on numbers and "
+                        "variables, and call forms, are allowed)", getattr(node, "col_offset", 0))
+
+    def _number(self, v: Any, node: ast.AST) -> None:
+        if isinstance(v, bool) or not isinstance(v, int | float | sympy.Basic):
+            raise ExprError(f"{ast.unparse(node)!r} is not a number", node.col_offset)
+
+
+def _suggest(name: str, env: dict[str, Any]) -> str | None:
+    import difflib
+
+    close = difflib.get_close_matches(name, list(env), n=1)
+    if close:
+        return f"did you mean {close[0]!r}? (or declare it under `vars:`)"
+    return "declare it under `vars:` or pass --set " + name + "=VALUE"

@@ -1,0 +1,238 @@
+"""Reading spec files: YAML (safe), `extends`, repetition keys, `--set` overrides, `vars`.
+
+The YAML is composed with the safe loader and walked by hand, so every value keeps its mark
+(file, line, column). The result is a plain tree plus a `locs` map from key paths to `Loc`.
+
+    encoder×6: {...}      ->  encoder: {layers: 6, ...}      (also `encoderx6`, `encoder*6`, `encoder×N`)
+    vars: d_model=512, h=8 ->  vars: {d_model: 512, h: 8}
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from graphspec.spec.errors import Diagnostics, Loc, SpecError
+
+REPEAT = re.compile(r"^(?P<name>[A-Za-z_]\w*?)\s*(?:×|\*|\s+x\s+|x(?=\d))\s*(?P<count>\w+)$")
+VAR_ITEM = re.compile(r"\s*(?P<name>[A-Za-z_]\w*)\s*=\s*(?P<value>[^,]+?)\s*(?:,|$)")
+
+Path_ = tuple  # a key path into the tree: ("encoder", "heads")
+
+
+@dataclass
+class RawSpec:
+    """A spec after `extends` and overrides: the tree and where each value came from."""
+
+    tree: dict[str, Any]
+    locs: dict[Path_, Loc] = field(default_factory=dict)
+    file: str = "<spec>"
+    files: list[str] = field(default_factory=list)  # this file and every base it extends
+
+    def loc(self, *path: Any) -> Loc | None:
+        """The location of `path`, or of its nearest located parent."""
+        p = tuple(path)
+        while p:
+            if p in self.locs:
+                return self.locs[p]
+            p = p[:-1]
+        return None
+
+
+def _mark(node: yaml.Node, file: str) -> Loc:
+    return Loc(file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def _walk(node: yaml.Node, file: str, path: Path_, locs: dict, diags: Diagnostics) -> Any:
+    locs[path] = _mark(node, file)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[str, Any] = {}
+        for knode, vnode in node.value:
+            key = str(_scalar(knode))
+            m = REPEAT.match(key)
+            if m and not isinstance(vnode, yaml.SequenceNode):
+                key = m["name"]
+            if key in out:
+                diags.add(_mark(knode, file), f"duplicate key {key!r}",
+                          "remove one of the two entries")
+                continue
+            value = _walk(vnode, file, path + (key,), locs, diags)
+            locs[path + (key, "$key")] = _mark(knode, file)
+            if m and isinstance(value, dict):
+                count = m["count"]
+                value = {"layers": int(count) if count.isdigit() else count, **value}
+                locs[path + (key, "layers")] = _mark(knode, file)
+            elif m and value is None:
+                count = m["count"]
+                value = {"layers": int(count) if count.isdigit() else count}
+                locs[path + (key, "layers")] = _mark(knode, file)
+            out[key] = value
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_walk(v, file, path + (i,), locs, diags) for i, v in enumerate(node.value)]
+    return _scalar(node)
+
+
+_SAFE = yaml.SafeLoader("")
+
+
+def _scalar(node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        return _SAFE.construct_object(node, deep=True)
+    raise TypeError("expected a scalar")
+
+
+def parse_vars(value: Any, path: Path_, locs: dict, diags: Diagnostics) -> dict[str, Any]:
+    """`vars:` as a mapping or the compact string `d_model=512, h=8, d_ff=4*d_model`."""
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str):
+        base = locs.get(path)
+        out: dict[str, Any] = {}
+        pos = 0
+        for m in VAR_ITEM.finditer(value):
+            if m.start() != pos:
+                break
+            out[m["name"]] = m["value"]
+            if base:
+                locs[path + (m["name"],)] = Loc(base.file, base.line, base.col + m.start("value"))
+            pos = m.end()
+        if pos == len(value.rstrip()) or pos >= len(value):
+            return out
+        diags.add(locs.get(path), f"cannot read `vars: {value}`",
+                  "write `vars: name=value, name2=value2` or a mapping")
+        return out
+    diags.add(locs.get(path), f"`vars` must be a mapping or `name=value, ...`, not {type(value).__name__}")
+    return {}
+
+
+def read_file(path: Path, diags: Diagnostics, locs: dict) -> dict[str, Any]:
+    file = _display(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise SpecError.at(None, f"cannot read spec {file}: {e.strerror or e}",
+                           "check the path; bundled specs are listed by `graphspec specs`") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        loc = Loc(file, mark.line + 1, mark.column + 1) if mark else Loc(file, 1, 1)
+        raise SpecError.at(loc, f"invalid YAML: {getattr(e, 'problem', None) or e}",
+                           "check indentation, colons and quotes at this line") from None
+    except Exception as e:  # noqa: BLE001 - e.g. invalid unicode: still the user's file
+        raise SpecError.at(Loc(file, 1, 1), f"cannot parse YAML: {e}") from None
+    if node is None:
+        raise SpecError.at(Loc(file, 1, 1), "the spec is empty", "see README.md, 'Spec DSL'")
+    if not isinstance(node, yaml.MappingNode):
+        raise SpecError.at(_mark(node, file), "a spec must be a mapping of sections",
+                           "start with `name: ...`, `vars: ...`, `encoder×N: {...}`")
+    tree = _walk(node, file, (), locs, diags)
+    tree["vars"] = parse_vars(tree.get("vars"), ("vars",), locs, diags)
+    return tree
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def merge(base: dict, child: dict) -> dict:
+    """Deep merge: mappings merge key by key, anything else in `child` replaces `base`."""
+    out = dict(base)
+    for k, v in child.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def load_raw(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RawSpec:
+    """Read a spec with its `extends` chain and apply `--set key=value` overrides."""
+    diags = Diagnostics()
+    locs: dict[Path_, Loc] = {}
+    files: list[str] = []
+    tree = _load_chain(Path(path), diags, locs, files, [])
+    diags.raise_if_any()
+    raw = RawSpec(tree, locs, _display(Path(path)), files)
+    apply_overrides(raw, overrides)
+    return raw
+
+
+def _load_chain(path: Path, diags: Diagnostics, locs: dict, files: list, stack: list[Path]) -> dict:
+    real = path.resolve()
+    if real in stack:
+        chain = " -> ".join(_display(p) for p in [*stack, real])
+        raise SpecError.at(locs.get(("extends",)), f"cycle in `extends`: {chain}",
+                           "remove the `extends` that points back to a spec already in the chain")
+    own_locs: dict[Path_, Loc] = {}
+    tree = read_file(path, diags, own_locs)
+    files.append(_display(path))
+    base_name = tree.pop("extends", None)
+    if base_name is not None:
+        if not isinstance(base_name, str):
+            raise SpecError.at(own_locs.get(("extends",)), "`extends` must name a spec file",
+                               "write `extends: swin_t.yaml`")
+        base_path = path.parent / base_name
+        if not base_path.exists():
+            raise SpecError.at(own_locs.get(("extends",)), f"`extends: {base_name}`: no such file "
+                               f"next to {_display(path)}", "name a spec in the same folder")
+        locs_base: dict[Path_, Loc] = {}
+        base = _load_chain(base_path, diags, locs_base, files, [*stack, real])
+        locs.update(locs_base)
+        tree = merge(base, tree)
+    locs.update(own_locs)
+    return tree
+
+
+def apply_overrides(raw: RawSpec, overrides: list[str] | tuple[str, ...]) -> None:
+    """`--set img_size=384`, `--set M=12`, `--set encoder.attention=global`, `--set head=none`."""
+    diags = Diagnostics()
+    for i, item in enumerate(overrides):
+        loc = Loc(f"--set {item}", 1, 1)
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            diags.add(loc, f"override {item!r} is not of the form key=value", "write --set M=12")
+            continue
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError:
+            value = text
+        if key in raw.tree.get("vars", {}):
+            raw.tree["vars"][key] = value
+            raw.locs[("vars", key)] = loc
+            continue
+        parts = key.split(".")
+        node = raw.tree
+        ok = True
+        for p in parts[:-1]:
+            if not isinstance(node, dict) or p not in node or not isinstance(node[p], dict):
+                ok = False
+                break
+            node = node[p]
+        if not ok or (len(parts) == 1 and parts[0] not in _TOP_LEVEL_SETTABLE):
+            import difflib
+
+            known = list(raw.tree.get("vars", {})) + [k for k in raw.tree if k != "vars"]
+            close = difflib.get_close_matches(parts[0], known, n=1)
+            fix = f"did you mean {close[0]!r}?" if close else (
+                "set a variable from `vars:` (" + ", ".join(raw.tree.get("vars", {})) + ") or a section "
+                "field such as encoder.attention")
+            diags.add(loc, f"override {key!r} names no variable or spec field", fix)
+            continue
+        node[parts[-1]] = value
+        raw.locs[tuple(parts)] = loc
+    diags.raise_if_any()
+
+
+_TOP_LEVEL_SETTABLE = {"input", "embed", "encoder", "decoder", "head", "name", "dtype"}

@@ -1,0 +1,420 @@
+"""Validating a raw spec into typed sections: `ModelSpec` with input, embed, stacks and head.
+
+Every value may be a number, an expression over `vars` (`4*d_model`) or a call form
+(`windowed(M=7)`); see README.md "Spec DSL" for the grammar. All problems are collected and
+raised together, each with its file:line:column and a fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphspec.spec.errors import Diagnostics, Loc, SpecError
+from graphspec.spec.expr import Call, ExprError, evaluate
+from graphspec.spec.loader import RawSpec
+
+IDENT = re.compile(r"^[A-Za-z_]\w*$")
+
+TOP_KEYS = {"name", "paper", "repo", "description", "vars", "input", "embed", "encoder", "decoder",
+            "head", "expect", "dtype"}
+STACK_KEYS = {"layers", "dim", "heads", "d_ff", "mlp_ratio", "attention", "norm", "act", "bias",
+              "qkv_bias", "dropout", "attn_dropout", "drop_path", "eps", "final_norm", "cross",
+              "depths", "downsample"}
+EXPECT_KEYS = {"params", "macs", "macs_norms", "macs_swin_paper", "official_flops", "published"}
+
+
+@dataclass(frozen=True)
+class Attn:
+    kind: str = "global"  # global | causal | windowed
+    window: int | None = None
+    shift: bool = False  # shifted windows in every other block (SW-MSA)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    kind: str  # tokens | image
+    batch: Any = 1
+    seq_len: Any = None
+    tgt_len: Any = None
+    img_size: Any = None
+    channels: int = 3
+
+
+@dataclass(frozen=True)
+class EmbedSpec:
+    kind: str  # tokens | patches
+    dim: int
+    vocab: int | None = None
+    patch: int | None = None
+    pos: str = "none"  # none | sinusoidal | learned
+    max_len: int | None = None
+    types: int = 0
+    norm: bool = False
+    scale: bool = False
+    cls_token: bool = False
+    dropout: float = 0.0
+    eps: float = 1e-5
+
+
+@dataclass(frozen=True)
+class StackSpec:
+    role: str  # encoder | decoder
+    dim: int
+    heads: tuple[int, ...]  # one per stage
+    depths: tuple[int, ...]  # blocks per stage; one stage unless `depths:` is given
+    d_ff: Any  # int, or None when mlp_ratio is used
+    mlp_ratio: float
+    attention: Attn
+    norm: str = "pre"
+    act: str = "gelu"
+    bias: bool = True
+    qkv_bias: bool = True
+    dropout: float = 0.0
+    attn_dropout: float = 0.0
+    drop_path: float = 0.0
+    eps: float = 1e-5
+    final_norm: bool = False
+    cross: bool = False
+    downsample: str = "none"  # none | patch_merging
+    loc: Loc | None = None
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    kind: str  # lm | classifier | pooler | none
+    classes: int | None = None
+    pool: str = "cls"
+    tied: bool = True
+    bias: bool = False
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    input: InputSpec
+    embed: EmbedSpec
+    stacks: tuple[StackSpec, ...]
+    head: HeadSpec
+    vars: dict[str, Any] = field(default_factory=dict)
+    expect: dict[str, Any] = field(default_factory=dict)
+    paper: str = ""
+    repo: str = ""
+    raw: RawSpec | None = field(default=None, compare=False, repr=False)
+
+    def loc(self, *path: Any) -> Loc | None:
+        return self.raw.loc(*path) if self.raw else None
+
+
+# -- helpers ---------------------------------------------------------------------------------
+def _unknown(diags: Diagnostics, raw: RawSpec, path: tuple, keys: set[str], allowed: set[str], what: str):
+    for k in sorted(keys - allowed):
+        close = difflib.get_close_matches(k, sorted(allowed), n=1)
+        fix = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(sorted(allowed))}"
+        diags.add(raw.loc(*path, k, "$key") or raw.loc(*path, k), f"unknown key {k!r} in {what}", fix)
+
+
+class _Reader:
+    """Evaluates values of one section and records problems against their locations."""
+
+    def __init__(self, raw: RawSpec, env: dict[str, Any], diags: Diagnostics):
+        self.raw, self.env, self.diags = raw, env, diags
+
+    def value(self, v: Any, path: tuple, *, calls: bool = False) -> Any:
+        if isinstance(v, str):
+            text = v.strip()
+            if IDENT.match(text):
+                if text in self.env:
+                    return self.env[text]
+                if calls or text in ("true", "false", "none"):
+                    return evaluate(text, {}, calls=True) if text in ("true", "false", "none") else Call(text)
+            try:
+                return evaluate(text, self.env, calls=calls)
+            except ExprError as e:
+                loc = self.raw.loc(*path)
+                if loc and loc.file.endswith(".yaml"):
+                    loc = Loc(loc.file, loc.line, loc.col + e.col)
+                self.diags.add(loc, f"{e} in {text!r}", e.fix)
+                return _BAD
+        if isinstance(v, list):
+            return [self.value(x, path + (i,), calls=calls) for i, x in enumerate(v)]
+        return v
+
+    def typed(self, v: Any, path: tuple, kind: type | tuple, what: str, *, minimum: float | None = None):
+        v = self.value(v, path)
+        if v is _BAD:
+            return _BAD
+        ok = isinstance(v, kind) and not (isinstance(v, bool) and bool not in _as_tuple(kind))
+        if kind is float and isinstance(v, int) and not isinstance(v, bool):
+            v, ok = float(v), True
+        if kind is int and isinstance(v, float) and v.is_integer():
+            v, ok = int(v), True
+        if not ok:
+            names = "/".join(t.__name__ for t in _as_tuple(kind))
+            self.diags.add(self.raw.loc(*path), f"{what} must be {names}, got {v!r}",
+                           f"write a {names} value or an expression over vars")
+            return _BAD
+        if minimum is not None and v < minimum:
+            self.diags.add(self.raw.loc(*path), f"{what} must be ≥ {minimum}, got {v}")
+            return _BAD
+        return v
+
+    def choice(self, v: Any, path: tuple, options: tuple[str, ...], what: str) -> Any:
+        c = self.value(v, path, calls=True)
+        name = c.name if isinstance(c, Call) else c
+        if name in options:
+            return name
+        if c is not _BAD:
+            close = difflib.get_close_matches(str(name), options, n=1)
+            self.diags.add(self.raw.loc(*path), f"{what} {name!r} is not one of {', '.join(options)}",
+                           f"did you mean {close[0]!r}?" if close else f"use one of {', '.join(options)}")
+        return _BAD
+
+    def call(self, v: Any, path: tuple, params: dict[str, tuple], what: str) -> tuple[str, dict]:
+        """A construct given as a call form, a bare name, or a mapping with `kind:`."""
+        if isinstance(v, dict):
+            v = dict(v)
+            name = v.pop("kind", None)
+            c = Call(str(name), (), {k: self.value(x, path + (k,), calls=True) for k, x in v.items()})
+        else:
+            c = self.value(v, path, calls=True)
+        if c is _BAD:
+            return "", {}
+        if c is None:
+            c = Call("none")
+        if not isinstance(c, Call):
+            self.diags.add(self.raw.loc(*path), f"{what} must name a construct, got {c!r}",
+                           f"use one of {', '.join(params)}")
+            return "", {}
+        if c.name not in params:
+            close = difflib.get_close_matches(c.name, list(params), n=1)
+            self.diags.add(self.raw.loc(*path), f"unknown {what} {c.name!r}",
+                           f"did you mean {close[0]!r}?" if close else f"use one of {', '.join(params)}")
+            return "", {}
+        names = params[c.name]
+        if len(c.args) > len(names):
+            self.diags.add(self.raw.loc(*path), f"{c.name}() takes at most {len(names)} positional "
+                           f"arguments ({', '.join(names)}), got {len(c.args)}")
+            return "", {}
+        out = dict(zip(names, c.args, strict=False))
+        for k, x in c.kwargs.items():
+            if k not in names:
+                close = difflib.get_close_matches(k, names, n=1)
+                self.diags.add(self.raw.loc(*path), f"{c.name}() has no argument {k!r}",
+                               f"did you mean {close[0]!r}?" if close else f"arguments: {', '.join(names)}")
+                continue
+            out[k] = x
+        return c.name, out
+
+
+class _Bad:
+    def __repr__(self) -> str:
+        return "<invalid>"
+
+
+_BAD = _Bad()
+
+
+def _as_tuple(kind: Any) -> tuple:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+# -- sections --------------------------------------------------------------------------------
+INPUTS = {"tokens": ("seq_len", "tgt_len", "batch"), "image": ("img_size", "channels", "batch")}
+EMBEDS = {"tokens": ("vocab", "dim", "pos", "types", "norm", "scale", "dropout", "eps"),
+          "patches": ("patch", "dim", "pos", "cls_token", "norm", "dropout", "eps")}
+POS = {"none": (), "sinusoidal": (), "learned": ("max_len",)}
+ATTNS = {"global": (), "causal": (), "windowed": ("M", "shift"), "shifted_windows": ("M",)}
+HEADS = {"lm": ("tied", "bias"), "classifier": ("classes", "pool"), "pooler": (), "none": ()}
+
+
+def validate(raw: RawSpec) -> ModelSpec:
+    diags = Diagnostics()
+    t = raw.tree
+    _unknown(diags, raw, (), set(t), TOP_KEYS, "the spec")
+
+    env: dict[str, Any] = {}
+    r = _Reader(raw, env, diags)
+    for k, v in (t.get("vars") or {}).items():
+        if not IDENT.match(str(k)):
+            diags.add(raw.loc("vars", k), f"variable name {k!r} is not an identifier",
+                      "use letters, digits and _")
+            continue
+        env[k] = r.value(v, ("vars", k))
+
+    inp = _input(r, t.get("input"))
+    emb = _embed(r, t.get("embed"))
+    stacks = []
+    for role in ("encoder", "decoder"):
+        if role in t:
+            s = _stack(r, role, t[role], has_encoder="encoder" in t)
+            if s is not None:
+                stacks.append(s)
+    if not stacks:
+        diags.add(Loc(raw.file, 1, 1), "the spec declares no `encoder` or `decoder`",
+                  "add e.g. `encoder×12: {dim: 768, heads: 12}`")
+    head = _head(r, t.get("head", "none"))
+    expect = t.get("expect") or {}
+    if isinstance(expect, dict):
+        _unknown(diags, raw, ("expect",), set(expect), EXPECT_KEYS, "`expect`")
+    name = t.get("name") or raw.file.rsplit("/", 1)[-1].removesuffix(".yaml")
+    diags.raise_if_any()
+    spec = ModelSpec(str(name), inp, emb, tuple(stacks), head, env, dict(expect),
+                     str(t.get("paper", "")), str(t.get("repo", "")), raw)
+    _check_consistency(spec, diags)
+    diags.raise_if_any()
+    return spec
+
+
+def _input(r: _Reader, v: Any) -> InputSpec:
+    kind, a = r.call(v, ("input",), INPUTS, "input")
+    batch = r.typed(a.get("batch", r.env.get("batch", 1)), ("input",), int, "batch", minimum=1)
+    if kind == "tokens":
+        seq = r.typed(a.get("seq_len", r.env.get("seq_len", 128)), ("input",), int, "seq_len", minimum=1)
+        tgt = a.get("tgt_len")
+        tgt = seq if tgt is None else r.typed(tgt, ("input",), int, "tgt_len", minimum=1)
+        return InputSpec("tokens", batch, seq, tgt)
+    if kind == "image":
+        size = r.typed(a.get("img_size", r.env.get("img_size", 224)), ("input",), int, "img_size", minimum=1)
+        ch = r.typed(a.get("channels", 3), ("input",), int, "channels", minimum=1)
+        return InputSpec("image", batch, img_size=size, channels=ch)
+    return InputSpec("tokens")
+
+
+def _embed(r: _Reader, v: Any) -> EmbedSpec:
+    kind, a = r.call(v, ("embed",), EMBEDS, "embedding")
+    p = ("embed",)
+    dim = r.typed(a.get("dim"), p, int, "embed dim", minimum=1) if "dim" in a else _missing(r, p, "dim", kind)
+    pos, max_len = "none", None
+    if "pos" in a:
+        pk, pa = r.call(a["pos"], p, POS, "position encoding")
+        pos = pk or "none"
+        if "max_len" in pa:
+            max_len = r.typed(pa["max_len"], p, int, "max_len", minimum=1)
+    common = dict(dim=dim, pos=pos, max_len=max_len,
+                  norm=r.typed(a.get("norm", False), p, bool, "norm"),
+                  dropout=r.typed(a.get("dropout", 0.0), p, float, "dropout", minimum=0),
+                  eps=r.typed(a.get("eps", 1e-5), p, float, "eps"))
+    if kind == "tokens":
+        vocab = r.typed(a["vocab"], p, int, "vocab", minimum=1) if "vocab" in a else _missing(r, p, "vocab", kind)
+        return EmbedSpec("tokens", vocab=vocab, types=r.typed(a.get("types", 0), p, int, "types", minimum=0),
+                         scale=r.typed(a.get("scale", False), p, bool, "scale"), **common)
+    if kind == "patches":
+        patch = r.typed(a["patch"], p, int, "patch", minimum=1) if "patch" in a else _missing(r, p, "patch", kind)
+        return EmbedSpec("patches", patch=patch, cls_token=r.typed(a.get("cls_token", False), p, bool, "cls_token"),
+                         **common)
+    return EmbedSpec("tokens", dim=1)
+
+
+def _missing(r: _Reader, path: tuple, key: str, kind: str) -> Any:
+    r.diags.add(r.raw.loc(*path), f"{kind}() needs `{key}`", f"write {kind}(..., {key}=...)")
+    return _BAD
+
+
+def _stack(r: _Reader, role: str, v: Any, has_encoder: bool) -> StackSpec | None:
+    p = (role,)
+    if not isinstance(v, dict):
+        r.diags.add(r.raw.loc(*p), f"`{role}` must be a mapping", f"write `{role}×N: {{dim: ..., heads: ...}}`")
+        return None
+    _unknown(r.diags, r.raw, p, set(v), STACK_KEYS, f"`{role}`")
+    g = lambda k, kind, what, d=None, **kw: (r.typed(v[k], p + (k,), kind, what, **kw) if k in v else d)
+    dim = g("dim", int, "dim", minimum=1)
+    if dim is None:
+        r.diags.add(r.raw.loc(*p), f"`{role}` needs `dim`", f"add `dim: 512` to `{role}`")
+    if "depths" in v:
+        depths = r.value(v["depths"], p + ("depths",))
+        heads = r.value(v.get("heads"), p + ("heads",))
+        if not (isinstance(depths, list) and all(isinstance(d, int) and d > 0 for d in depths)):
+            r.diags.add(r.raw.loc(*p, "depths"), "`depths` must be a list of positive ints", "e.g. [2, 2, 6, 2]")
+            depths = [1]
+        if not (isinstance(heads, list) and len(heads) == len(depths) and all(isinstance(h, int) and h > 0 for h in heads)):
+            r.diags.add(r.raw.loc(*p, "heads"), f"with `depths`, `heads` must be a list of {len(depths)} positive ints",
+                        "e.g. heads: [3, 6, 12, 24]")
+            heads = [1] * len(depths)
+    else:
+        layers = g("layers", int, "the repeat count", 1, minimum=1)
+        h = g("heads", int, "heads", None, minimum=1)
+        if h is None:
+            r.diags.add(r.raw.loc(*p), f"`{role}` needs `heads`", f"add `heads: 8` to `{role}`")
+        depths, heads = [layers], [h]
+    attn_default = "causal" if role == "decoder" else "global"
+    akind, aa = r.call(v.get("attention", attn_default), p + ("attention",), ATTNS, "attention")
+    attn = Attn(akind or "global")
+    if akind in ("windowed", "shifted_windows"):
+        M = r.typed(aa.get("M"), p + ("attention",), int, "window size M", minimum=1) if "M" in aa else _missing(
+            r, p + ("attention",), "M", akind)
+        shift = akind == "shifted_windows" or bool(aa.get("shift", False))
+        attn = Attn("windowed", M, shift)
+    d_ff = g("d_ff", int, "d_ff", None, minimum=1)
+    act = r.choice(v.get("act", "gelu"), p + ("act",), ("relu", "gelu", "gelu_tanh"), "activation")
+    norm = r.choice(v.get("norm", "pre"), p + ("norm",), ("pre", "post"), "norm placement")
+    down = r.choice(v.get("downsample", "none"), p + ("downsample",), ("none", "patch_merging"), "downsample")
+    cross = g("cross", bool, "cross", role == "decoder" and has_encoder)
+    return StackSpec(
+        role=role, dim=dim, heads=tuple(heads), depths=tuple(depths), d_ff=d_ff,
+        mlp_ratio=g("mlp_ratio", float, "mlp_ratio", 4.0, minimum=0), attention=attn,
+        norm=norm, act=act, bias=g("bias", bool, "bias", True), qkv_bias=g("qkv_bias", bool, "qkv_bias", True),
+        dropout=g("dropout", float, "dropout", 0.0, minimum=0), attn_dropout=g("attn_dropout", float, "attn_dropout", 0.0, minimum=0),
+        drop_path=g("drop_path", float, "drop_path", 0.0, minimum=0), eps=g("eps", float, "eps", 1e-5),
+        final_norm=g("final_norm", bool, "final_norm", False), cross=cross, downsample=down,
+        loc=r.raw.loc(*p, "$key") or r.raw.loc(*p),
+    )
+
+
+def _head(r: _Reader, v: Any) -> HeadSpec:
+    kind, a = r.call(v, ("head",), HEADS, "head")
+    p = ("head",)
+    if kind == "classifier":
+        classes = r.typed(a.get("classes", r.env.get("classes", 1000)), p, int, "classes", minimum=1)
+        pool = r.choice(a.get("pool", "cls"), p, ("cls", "mean"), "pooling")
+        return HeadSpec("classifier", classes=classes, pool=pool)
+    if kind == "lm":
+        return HeadSpec("lm", tied=r.typed(a.get("tied", True), p, bool, "tied"),
+                        bias=r.typed(a.get("bias", False), p, bool, "bias"))
+    return HeadSpec(kind or "none")
+
+
+def _check_consistency(spec: ModelSpec, diags: Diagnostics) -> None:
+    """Cross-field rules: divisibility of widths and images, inputs that fit the embedding."""
+    e, i = spec.embed, spec.input
+    if e.kind == "patches" and i.kind != "image":
+        diags.add(spec.loc("embed"), "patch embedding needs an image input", "write `input: image(img_size)`")
+    if e.kind == "tokens" and i.kind != "tokens":
+        diags.add(spec.loc("embed"), "token embedding needs a token input", "write `input: tokens(seq_len)`")
+    if e.kind == "patches" and i.kind == "image" and isinstance(i.img_size, int) and i.img_size % e.patch:
+        sizes = [s for s in range(i.img_size - e.patch, i.img_size + 2 * e.patch) if s % e.patch == 0 and s > 0]
+        diags.add(spec.loc("vars", "img_size") or spec.loc("input"),
+                  f"image size {i.img_size} is not divisible by the patch size {e.patch}",
+                  f"use img_size {' or '.join(map(str, sizes[:2]))}")
+    if e.kind == "tokens" and e.pos == "learned" and e.max_len and isinstance(i.seq_len, int) and i.seq_len > e.max_len:
+        diags.add(spec.loc("input"), f"seq_len {i.seq_len} exceeds the learned position table ({e.max_len})",
+                  f"use seq_len ≤ {e.max_len}")
+    for s in spec.stacks:
+        dim = s.dim
+        for si, h in enumerate(s.heads):
+            if isinstance(dim, int) and isinstance(h, int) and dim % h:
+                ok = [x for x in range(1, dim + 1) if dim % x == 0 and abs(x - h) <= max(4, h)]
+                diags.add(spec.loc(s.role, "heads") or s.loc,
+                          f"{s.role} width {dim} is not divisible by {h} heads" + (f" (stage {si + 1})" if len(s.heads) > 1 else ""),
+                          f"use heads in {ok[:6]}" if ok else "change dim or heads")
+            if s.downsample == "patch_merging" and isinstance(dim, int):
+                dim *= 2
+        if isinstance(s.dim, int) and isinstance(e.dim, int) and s.role == "encoder" and s.dim != e.dim:
+            diags.add(spec.loc(s.role, "dim") or s.loc, f"{s.role} dim {s.dim} differs from the embedding dim {e.dim}",
+                      f"set {s.role}.dim to {e.dim}")
+
+
+def load(path: str, overrides: list[str] | tuple[str, ...] = ()) -> ModelSpec:
+    """Read, merge, override and validate a spec. Raises `SpecError` on any user mistake."""
+    from graphspec.spec.loader import load_raw
+
+    raw = load_raw(path, overrides)
+    try:
+        return validate(raw)
+    except SpecError:
+        raise
+    except (TypeError, AttributeError, KeyError) as e:  # a value of the wrong shape slipped through
+        raise SpecError.at(Loc(raw.file, 1, 1), f"malformed spec: {e}",
+                           "compare with a bundled spec (`graphspec specs`)") from e
