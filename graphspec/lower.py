@@ -134,6 +134,7 @@ def _patch_embed(b: Builder, spec: ModelSpec, img: str) -> tuple[str, tuple]:
         x = b.emit("conv2d", (img,), "proj", out_channels=e.dim, kernel=e.patch, stride=e.patch,
                    in_channels=spec.input.channels)
         H, W = b.shape(x)[2:]
+        b.g.meta["grid"] = (H, W)
         x = b.emit("to_tokens", (x,), "tokens")
         if e.norm:
             x = b.emit("layer_norm", (x,), "norm", dim=e.dim, eps=e.eps)

@@ -123,3 +123,14 @@ class PatchMerge:
         return (B, h * w, 4 * C)
 
     torch = Torch(call="patch_merge({0}, {H}, {W})", helpers=("patch_merge",))
+
+
+@op("chunk", SHAPE_ONLY)
+class Chunk:
+    """Part `index` of `parts` equal slices of the last dim: (..., parts·k) -> (..., k).
+    QKV fusion (passes.fuse_qkv) splits the fused projection back into q, k and v with it."""
+
+    def shape(x, *, parts, index):
+        return (*x[:-1], exact_div(x[-1], parts, f"chunk of width {x[-1]} into {parts}"))
+
+    torch = Torch(call="{0}.chunk({parts}, dim=-1)[{index}]")

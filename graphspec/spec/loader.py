@@ -188,6 +188,7 @@ def _load_chain(path: Path, diags: Diagnostics, locs: dict, files: list, stack: 
                                f"next to {_display(path)}", "name a spec in the same folder")
         locs_base: dict[Path_, Loc] = {}
         base = _load_chain(base_path, diags, locs_base, files, [*stack, real])
+        base.pop("expect", None)  # a variant's figures are its own: never inherited
         locs.update(locs_base)
         tree = merge(base, tree)
     locs.update(own_locs)

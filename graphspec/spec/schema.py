@@ -163,7 +163,7 @@ class _Reader:
 
     def choice(self, v: Any, path: tuple, options: tuple[str, ...], what: str) -> Any:
         c = self.value(v, path, calls=True)
-        name = c.name if isinstance(c, Call) else c
+        name = c.name if isinstance(c, Call) else ("none" if c is None else c)
         if name in options:
             return name
         if c is not _BAD:

@@ -1,0 +1,1 @@
+"""The `graphspec` command line (click). Installed as graphspec.cli."""
