@@ -1,0 +1,1 @@
+"""Backends: torch, ONNX, TVM (installed as graphspec.backends)."""

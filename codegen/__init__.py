@@ -1,0 +1,1 @@
+"""Code generation from the IR (installed as graphspec.codegen)."""
