@@ -1,0 +1,1 @@
+"""Bundled model specs (YAML), installed as graphspec.specs."""
