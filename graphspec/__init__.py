@@ -14,7 +14,8 @@ from pathlib import Path
 from graphspec import analysis
 from graphspec.ir import Graph, Node  # noqa: F401
 from graphspec.lower import lower
-from graphspec.spec import ModelSpec, SpecError, load as load_spec  # noqa: F401
+from graphspec.spec import ModelSpec, SpecError  # noqa: F401
+from graphspec.spec import load as load_spec
 
 __version__ = "0.1.0"
 
@@ -40,7 +41,8 @@ class Model:
         return analysis.param_count(self.graph)
 
     def macs(self, convention: str = "macs"):
-        return analysis.macs(self.graph, analysis.Convention.named(convention))
+        conv = analysis.Convention.named(convention)
+        return analysis.macs(analysis.counted_graph(self.spec, self.graph, conv), conv)
 
 
 def resolve_spec(path: str | Path) -> Path:

@@ -11,6 +11,10 @@
 # - options add one op per output element of: `norms` (LayerNorm: Swin's official `flops()`
 #   counts it so), `softmax`, `elementwise` (activations, adds, scales, masks).
 # - `flops=True` reports 2 × MACs (one multiply and one add), for hardware-utilisation maths.
+# - `drop_cls_and_head=True` ("swin-paper") counts the model re-lowered without the class
+#   token and the head (`counted_graph`): the convention of Swin Table 1's ViT/DeiT figures.
+# - Swin's official `flops()` = convention "swin" + `swin_flops_quirk` (its final-norm term).
+#   docs/conventions.md gives the arithmetic.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ class Convention:
     softmax: bool = False
     elementwise: bool = False
     flops: bool = False  # report 2×MAC
+    drop_cls_and_head: bool = False  # count the spec re-lowered without class token and head
 
     @classmethod
     def named(cls, name: str) -> Convention:
@@ -46,7 +51,53 @@ CONVENTIONS = {
     "swin": Convention(norms=True),  # Swin's official flops(): MACs + LayerNorm elements
     "all": Convention(norms=True, softmax=True, elementwise=True),
     "flops": Convention(flops=True),  # 2 x MACs
+    "swin-paper": Convention(drop_cls_and_head=True),  # Swin Table 1's ViT/DeiT: patch tokens only, no head
 }
+
+SWIN_PAPER_VARIANT = "no_cls_no_head"
+
+
+def swin_paper_spec(spec):
+    """`spec` without the class token and the head (the "swin-paper" convention)."""
+    from dataclasses import replace
+
+    from graphspec.spec import HeadSpec
+
+    return replace(spec, embed=replace(spec.embed, cls_token=False), head=HeadSpec("none"))
+
+
+def counted_graph(spec, g: Graph, conv: Convention) -> Graph:
+    """The graph that `conv` counts: `g` itself, or for "swin-paper" the spec lowered again
+    without class token and head (so N is the number of patches, as in Swin Table 1)."""
+    if not conv.drop_cls_and_head or g.meta.get("variant") == SWIN_PAPER_VARIANT:
+        return g
+    from graphspec.lower import lower
+
+    out = lower(swin_paper_spec(spec), symbolic=bool(g.meta.get("symbolic")))
+    out.meta["variant"] = SWIN_PAPER_VARIANT
+    return out
+
+
+def _check_variant(g: Graph, conv: Convention) -> None:
+    if conv.drop_cls_and_head and g.meta.get("variant") != SWIN_PAPER_VARIANT:
+        raise ValueError("the swin-paper convention counts the spec lowered without class token and "
+                         "head: pass analysis.counted_graph(spec, graph, conv)")
+
+
+def swin_flops_quirk(spec, g: Graph):
+    """What Swin's official `flops()` adds to the "swin" convention, or None if `spec` is not a
+    Swin-style staged model: its final-norm term is `num_features·H0·W0 // 2**num_layers`
+    where the true count is `num_features·H0·W0 // 4**(num_layers-1)` (H0×W0 = patch grid)."""
+    s = next((s for s in spec.stacks if s.downsample == "patch_merging" and s.final_norm), None)
+    grid = g.meta.get("grid")
+    if s is None or grid is None:
+        return None
+    layers = len(s.depths)
+    num_features = s.dim * 2 ** (layers - 1)
+    hw = grid[0] * grid[1]
+    if isinstance(hw, int):
+        return num_features * (hw // 2**layers - hw // 4 ** (layers - 1))
+    return _simplify(num_features * (hw / 2**layers - hw / 4 ** (layers - 1)))
 
 
 def node_params(g: Graph, n: Node) -> dict[str, tuple]:
@@ -88,11 +139,13 @@ def node_cost(g: Graph, n: Node, conv: Convention = Convention()):
 
 
 def macs(g: Graph, conv: Convention = Convention()):
+    _check_variant(g, conv)
     return _simplify(sum((node_cost(g, n, conv) for n in g), 0))
 
 
 def by_module(g: Graph, conv: Convention = Convention(), depth: int | None = None) -> dict[str, dict]:
     """{module path prefix: {"params": n, "macs": n}}, cut at `depth` path components."""
+    _check_variant(g, conv)
     rows: dict[str, dict] = defaultdict(lambda: {"params": 0, "macs": 0})
     seen: set[str] = set()
     for n in g:

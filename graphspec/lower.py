@@ -20,7 +20,7 @@ import sympy
 
 from graphspec.ir import Graph, Node
 from graphspec.ops import ShapeError, get
-from graphspec.spec import ModelSpec, SpecError, StackSpec
+from graphspec.spec import Attn, ModelSpec, SpecError, StackSpec
 from graphspec.spec.errors import Loc
 
 SYMBOLS = {name: sympy.Symbol(name, positive=True, integer=True) for name in ("B", "N", "T", "H", "W")}
@@ -82,7 +82,7 @@ def lower(spec: ModelSpec, symbolic: bool = False) -> Graph:
     are sympy symbols B, N (T for the target) and H = W."""
     b = Builder(spec.name)
     b.g.meta.update(spec=spec.name, paper=spec.paper, repo=spec.repo, symbolic=symbolic)
-    inp, emb = spec.input, spec.embed
+    inp = spec.input
     B = SYMBOLS["B"] if symbolic else inp.batch
     b.g.set_module("", _root_class(spec))
     b.loc = spec.loc("input")
@@ -320,6 +320,27 @@ def _attention(b: Builder, s: StackSpec, x: str, kv: str, dim: int, heads: int, 
         if shift:  # reverse cyclic shift
             o = b.emit("roll", (o,), "unshifted", H=grid[0], W=grid[1], shift=shift)
     return o
+
+
+def lower_attention_block(dim: Any, heads: Any, grid: tuple, window: Any = None, shift: Any = 0,
+                          batch: Any = 1) -> Graph:
+    """One multi-head self-attention over an h×w token map (B, h·w, C), through the same
+    `_attention` as whole models: global (Swin Eq. 1, MSA) or with M×M windows (Eq. 2, W-MSA).
+
+    Every argument may be a sympy symbol, so that the IR's MAC count can be compared with
+    Ω(MSA) = 4hwC² + 2(hw)²C and Ω(W-MSA) = 4hwC² + 2M²hwC as identities.
+    """
+    b = Builder("attention_block")
+    b.g.meta.update(spec="attention_block", symbolic=not all(_known(d) for d in (dim, heads, *grid)))
+    b.g.set_module("", "AttentionBlock")
+    h, w = grid
+    kind = "windowed" if window is not None else "global"
+    s = StackSpec(role="encoder", dim=dim, heads=(heads,), depths=(1,), d_ff=None, mlp_ratio=4.0,
+                  attention=Attn(kind, window, bool(shift)))
+    x = b.emit("input", (), "x", shape=(batch, h * w, dim), kind="features")
+    y = _attention(b, s, x, x, dim, heads, window, shift or None, grid, False, "attn")
+    b.g.outputs = (y,)
+    return b.g
 
 
 def _mlp(b: Builder, s: StackSpec, x: str, dim: int) -> str:

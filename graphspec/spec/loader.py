@@ -183,6 +183,10 @@ def _load_chain(path: Path, diags: Diagnostics, locs: dict, files: list, stack: 
             raise SpecError.at(own_locs.get(("extends",)), "`extends` must name a spec file",
                                "write `extends: swin_t.yaml`")
         base_path = path.parent / base_name
+        if base_path.resolve() in (*stack, real):  # located at the `extends` that closes the cycle
+            chain = " -> ".join(_display(p) for p in [*stack, real, base_path.resolve()])
+            raise SpecError.at(own_locs.get(("extends",)), f"cycle in `extends`: {chain}",
+                               "remove the `extends` that points back to a spec already in the chain")
         if not base_path.exists():
             raise SpecError.at(own_locs.get(("extends",)), f"`extends: {base_name}`: no such file "
                                f"next to {_display(path)}", "name a spec in the same folder")
@@ -198,7 +202,7 @@ def _load_chain(path: Path, diags: Diagnostics, locs: dict, files: list, stack: 
 def apply_overrides(raw: RawSpec, overrides: list[str] | tuple[str, ...]) -> None:
     """`--set img_size=384`, `--set M=12`, `--set encoder.attention=global`, `--set head=none`."""
     diags = Diagnostics()
-    for i, item in enumerate(overrides):
+    for item in overrides:
         loc = Loc(f"--set {item}", 1, 1)
         key, sep, text = item.partition("=")
         key = key.strip()
