@@ -1,0 +1,129 @@
+"""Exact reference figures the tests compare the IR against.
+
+Copied from the project's reference notes (paper_figures.md / paper_figures.yaml: exact-integer
+re-implementations of the official code, not using torch); the project never reads those
+notes at run time. Units: params = scalars; MACs = multiply-accumulates per forward pass,
+batch 1, at the spec's input size. Each figure names its source:
+
+- "official code": microsoft/Swin-Transformer `SwinTransformer.flops()` / `parameters()`.
+- "torchvision": pytorch/vision weights metadata `num_params` and `_ops` (= MACs of conv,
+  linear and matmul, class token and head included).
+- "Swin Table 1": Liu et al. 2021 Table 1 ViT/DeiT figures (patch tokens only, no head).
+- "HF / paper configs": parameter counts of the official configurations.
+- "formula": no published MAC figure exists (NLP models); the arithmetic is written beside it.
+"""
+
+from __future__ import annotations
+
+# -- parameters ----------------------------------------------------------------------------
+PARAMS = {
+    "swin_t": 28_288_354,  # official code; torchvision swin_t num_params (README 28M, paper 29M ✘)
+    "swin_s": 49_606_258,  # official code (50M)
+    "swin_b": 87_768_224,  # official code (88M)
+    "swin_b_384": 87_903_584,  # official code; 87,768,224 + (23²−13²)·(2·4+2·8+18·16+2·32) = +135,360
+    "swin_l": 196_735_516,  # official code, Swin-L 384 window 12 (197M)
+    "vit_b16": 86_567_656,  # torchvision vit_b_16 num_params
+    "deit_b": 86_567_656,  # = ViT-B/16 (DeiT Table 1)
+    "vit_b16_384": 86_859_496,  # torchvision vit_b_16 (384) num_params
+    "vit_l16": 304_326_632,  # torchvision vit_l_16 num_params (ViT paper's 307M ✘)
+    "vit_h14": 632_045_800,  # torchvision vit_h_14 num_params
+    "deit_s": 22_050_664,  # DeiT-S (timm deit_small_patch16_224)
+    "transformer_base": 63_082_496,  # assumed layout, vocab 37000, 3-way tying (paper 65M ✘)
+    "transformer_big": 214_245_376,  # assumed layout (paper 213M, +0.6%)
+    "bert_base": 109_482_240,  # BertModel incl. pooler (google-research/bert#1225; paper 110M)
+    "bert_large": 335_141_888,  # BertModel incl. pooler (paper 340M ✘, −1.4%)
+    "gpt": 116_534_784,  # openai/finetune-transformer-lm params_shapes.json
+    "gpt2": 124_439_808,  # openai/gpt-2 README (124M; the paper's 117M)
+}
+
+# -- MACs, default convention (linear, conv, matmul; class token and head included) ------------
+MACS = {
+    "swin_t": 4_490_566_656,  # torchvision swin_t _ops 4.491 = official flops() minus LayerNorms
+    "swin_s": 8_740_875_264,  # official flops() minus LayerNorms
+    "swin_b": 15_430_946_816,  # torchvision swin_b _ops 15.431
+    "swin_b_384": 47_083_134_976,  # official flops() minus LayerNorms
+    "swin_l": 103_919_087_616,  # official flops() minus LayerNorms (the printed 103.9G)
+    "vit_b16": 17_563_828_224,  # torchvision _ops 17.564
+    "deit_b": 17_563_828_224,  # = ViT-B/16
+    "vit_b16_384": 55_484_350_464,  # torchvision _ops 55.484
+    "vit_l16": 61_554_712_576,  # torchvision _ops 61.555
+    "vit_h14": 167_295_109_120,  # torchvision _ops 167.295
+    "deit_s": 4_598_882_304,  # torchvision convention (4.599)
+    # formula, N = T = 128 tokens, d = width, f = d_ff, V = vocab:
+    # block = 12·N·d² (f = 4d) + 2·N²·d; encoder block 4Nd² + 2N²d + 2Ndf;
+    # decoder block with cross attention 8Nd² + 4N²d + 2Ndf; tied LM head N·d·V.
+    # 6·(134,217,728 + 16,777,216 + 268,435,456) + 6·(268,435,456 + 33,554,432 + 268,435,456)
+    #   + 128·512·37000 = 2,516,582,400 + 3,422,552,064 + 2,424,832,000
+    "transformer_base": 8_363_966_464,
+    # 6·(536,870,912 + 33,554,432 + 1,073,741,824) + 6·(1,073,741,824 + 67,108,864 + 1,073,741,824)
+    #   + 128·1024·37000 = 9,865,003,008 + 13,287,555,072 + 4,849,664,000
+    "transformer_big": 28_002_222_080,
+    # 12·(12·128·768² + 2·128²·768) + 768² (pooler) = 12·931,135,488 + 589,824
+    "bert_base": 11_174_215_680,
+    # 24·(12·128·1024² + 2·128²·1024) + 1024² = 24·1,644,167,168 + 1,048,576
+    "bert_large": 39_461_060_608,
+    # 12·931,135,488 + 128·768·40478 (tied head) = 11,173,625,856 + 3,979,149,312
+    "gpt": 15_152_775_168,
+    # 12·931,135,488 + 128·768·50257 (tied head) = 11,173,625,856 + 4,940,464,128
+    "gpt2": 16_114_089_984,
+}
+
+# -- Swin official flops() (MACs + LayerNorm elements + the final-norm quirk) -------------------
+OFFICIAL_FLOPS = {
+    "swin_t": 4_494_405_120,  # official code; README/paper 4.5G
+    "swin_s": 8_746_520_064,  # 8.7G
+    "swin_b": 15_438_473_216,  # 15.4G
+    "swin_b_384": 47_105_253_376,  # README 47.1G (the paper's 47.0G ✘)
+    "swin_l": 103_952_265_216,  # printed 103.9G (a truncation)
+}
+
+# The quirk: flops() adds num_features·H0·W0 // 2**num_layers for the final norm, where the
+# true count is num_features·H0·W0 // 4**(num_layers−1) (H0×W0 = patch grid).
+SWIN_QUIRK = {
+    "swin_t": 768 * (56 * 56 // 2**4 - 56 * 56 // 4**3),  # 768·(196 − 49) = 112,896
+    "swin_s": 768 * (56 * 56 // 2**4 - 56 * 56 // 4**3),  # 112,896
+    "swin_b": 1024 * (56 * 56 // 2**4 - 56 * 56 // 4**3),  # 1024·147 = 150,528
+    "swin_b_384": 1024 * (96 * 96 // 2**4 - 96 * 96 // 4**3),  # 1024·(576 − 144) = 442,368
+    "swin_l": 1536 * (96 * 96 // 2**4 - 96 * 96 // 4**3),  # 1536·432 = 663,552
+}
+
+# Swin-T official flops() per stage (official code). PatchMerging belongs to the stage before
+# it. NB: the notes split the last 918,528 as "147,456 + 768,000"; the correct split is
+# final norm 768·56·56//16 = 150,528 plus head 768·1000 = 768,000 (the total is consistent).
+SWIN_T_STAGES = {
+    "patch_embed": 14_751_744,  # conv 56·56·96·3·4² = 14,450,688 + LN 3136·96 = 301,056
+    "layers.0": 811_948_032,  # 2 × 376,922,112 + merge LN 301,056 + reduction 57,802,752
+    "layers.1": 781_691_904,
+    "layers.2": 2_183_935_488,
+    "layers.3": 701_159_424,
+    "final_norm_quirk+head": 918_528,  # 150,528 + 768,000
+}
+
+# -- Swin Table 1 ViT/DeiT convention: patch tokens only (no class token), no head -------------
+MACS_SWIN_PAPER = {
+    "vit_b16": 17_470_881_792,  # Swin Table 1 17.5G
+    "deit_b": 17_470_881_792,  # 17.5G
+    "vit_b16_384": 55_377_395_712,  # Swin Table 1 55.4G
+    "vit_l16": 61_232_381_952,
+    "vit_h14": 166_622_658_560,
+    "deit_s": 4_573_642_752,  # Swin Table 1 4.6G
+}
+
+# -- figures reached through --set overrides ---------------------------------------------------
+OVERRIDES = {
+    # Swin-L at 224 with window 7 (official code)
+    ("swin_l", ("img_size=224", "M=7")): {"params": 196_532_476, "official_flops": 34_487_049_216,
+                                          "macs": 34_475_759_616},
+    # ViT-L/16 at 384 (torchvision _ops 191.066; Swin Table 1 190.7G)
+    ("vit_l16", ("img_size=384",)): {"params": 304_715_752, "macs": 191_066_300_416,
+                                     "macs_swin_paper": 190_706_614_272},
+}
+
+# -- NLP: the pieces behind the published totals ------------------------------------------------
+TRANSFORMER_EMBEDDING = {"transformer_base": 37000 * 512, "transformer_big": 37000 * 1024}
+TRANSFORMER_NON_EMBEDDING = {"transformer_base": 44_138_496, "transformer_big": 176_357_376}
+BERT_EMBEDDINGS = {"bert_base": 23_837_184, "bert_large": 31_782_912}  # (30522 + 512 + 2)·H + 2H
+# GPT-2 − GPT = (50257 − 40478)·768 + (1024 − 512)·768 + 2·768 (ln_f)
+GPT2_MINUS_GPT = 7_905_024
+# "117M": the GPT-2 layout with GPT's 40,478 vocabulary (a reconstruction, not OpenAI's words)
+GPT2_SMALL_WITH_GPT_VOCAB_M = 116.93
