@@ -11,6 +11,8 @@ and `passes.fuse_attention` folds the middle into one `attention` op.
 
 from __future__ import annotations
 
+import numpy as np
+
 from graphspec.ops.registry import (
     CONSTANT,
     ELEMENTWISE,
@@ -27,6 +29,44 @@ from graphspec.ops.registry import (
 )
 
 
+# -- constants of the Swin window machinery (numpy; shared by the ONNX and TVM emitters) --------
+def relative_position_index(window: int):
+    """(M², M²) int64 index into the (2M-1)² relative position bias table (Swin §3.2, official code)."""
+    coords = np.stack(np.meshgrid(np.arange(window), np.arange(window), indexing="ij")).reshape(2, -1)  # 2, M²
+    rel = (coords[:, :, None] - coords[:, None, :]).transpose(1, 2, 0) + (window - 1)  # M², M², 2
+    return (rel[..., 0] * (2 * window - 1) + rel[..., 1]).astype(np.int64)
+
+
+def shift_mask_table(H: int, W: int, window: int, shift: int):
+    """The SW-MSA mask (nW, M², M²) f32: 0 inside one region of the shifted map, -100 across."""
+    img = np.zeros((H, W), np.float32)
+    cuts = (slice(0, -window), slice(-window, -shift), slice(-shift, None))
+    for i, (h, w) in enumerate((h, w) for h in cuts for w in cuts):
+        img[h, w] = i
+    win = img.reshape(H // window, window, W // window, window).transpose(0, 2, 1, 3).reshape(-1, window * window)
+    return np.where(win[:, None, :] != win[:, :, None], -100.0, 0.0).astype(np.float32)
+
+
+def roll_index(H: int, W: int, shift: int):
+    """(H·W,) int64: token t of torch.roll(x.view(B, H, W, C), (shift, shift), (1, 2)) is token index[t] of x."""
+    i, j = np.meshgrid(np.arange(H), np.arange(W), indexing="ij")
+    return (((i - shift) % H) * W + (j - shift) % W).reshape(-1).astype(np.int64)
+
+
+def _swap(rank: int, dims) -> list[int]:
+    perm = list(range(rank))
+    a, b = (norm_dim(d, rank) for d in dims)
+    perm[a], perm[b] = perm[b], perm[a]
+    return perm
+
+
+def _bias_and_mask(rest, has_bias: bool, has_mask: bool):
+    rest = list(rest)
+    bias = rest.pop(0) if has_bias else None
+    mask = rest.pop(0) if has_mask else None
+    return bias, mask
+
+
 @op("split_heads", SHAPE_ONLY)
 class SplitHeads:
     """(B, N, C) -> (B, h, N, C/h)."""
@@ -36,6 +76,15 @@ class SplitHeads:
         return (B, heads, N, exact_div(C, heads, f"width {C} / heads {heads}"))
 
     torch = Torch(call="{0}.unflatten(-1, ({heads}, -1)).transpose(1, 2)")
+
+    def onnx(e, x, *, heads):
+        y = e("Reshape", x, e.ints(0, 0, heads, -1))  # B, N, h, d
+        return e("Transpose", y, perm=[0, 2, 1, 3])  # B, h, N, d
+
+    def relax(e, x, *, heads):
+        _, N, C = e.shape(x)
+        y = e("reshape", x, (-1, N, heads, C // heads))  # B, N, h, d
+        return e("permute_dims", y, [0, 2, 1, 3])  # B, h, N, d
 
 
 @op("merge_heads", SHAPE_ONLY)
@@ -47,6 +96,15 @@ class MergeHeads:
         return (B, N, h * d)
 
     torch = Torch(call="{0}.transpose(1, 2).flatten(2)")
+
+    def onnx(e, x):
+        y = e("Transpose", x, perm=[0, 2, 1, 3])  # B, N, h, d
+        return e("Reshape", y, e.ints(0, 0, -1))  # B, N, h·d
+
+    def relax(e, x):
+        _, h, N, d = e.shape(x)
+        y = e("permute_dims", x, [0, 2, 1, 3])  # B, N, h, d
+        return e("reshape", y, (-1, N, h * d))
 
 
 @op("transpose", SHAPE_ONLY)
@@ -60,6 +118,12 @@ class Transpose:
         return tuple(out)
 
     torch = Torch(call="{0}.transpose({dims[0]}, {dims[1]})")
+
+    def onnx(e, x, *, dims=(-2, -1)):
+        return e("Transpose", x, perm=_swap(len(e.shape(x)), dims))
+
+    def relax(e, x, *, dims=(-2, -1)):
+        return e("permute_dims", x, _swap(len(e.shape(x)), dims))
 
 
 @op("attention", MAC)
@@ -83,6 +147,35 @@ class Attention:
 
     torch = Torch(call="attention({operands})", helpers=("attention",))
 
+    def onnx(e, q, k, v, *rest, scale, causal=False, has_bias=False, has_mask=False, windows=1, dropout=0.0):
+        # ONNX Attention (opset 23) takes (B, h, N, d) as is; bias and mask become one additive
+        # attn_mask broadcast to (B·nW, h, N, S).
+        bias, mask = _bias_and_mask(rest, has_bias, has_mask)  # (h, N, S), (nW, N, S)
+        if mask is not None:
+            nW, N, S = e.shape(mask)
+            m = e.value(mask)
+            m = e("Unsqueeze", mask, e.ints(1)) if m is None else e.const(m.reshape(nW, 1, N, S), "shift_mask")
+            m = m if bias is None else e("Add", m, bias)  # nW, h, N, S
+            bias = m if e.static_batch(q, 1 * nW) else e("Tile", m, e.batch_shape(q, 1, 1, 1, divide=nW))
+        return e("Attention", q, k, v, bias, scale=float(scale), is_causal=int(causal))
+
+    def relax(e, q, k, v, *rest, scale, causal=False, has_bias=False, has_mask=False, windows=1, dropout=0.0):
+        # relax.op.nn.attention wants (B, N, h, d): transpose in and out.
+        bias, mask = _bias_and_mask(rest, has_bias, has_mask)
+        h, N, S = e.shape(q)[1], e.shape(q)[2], e.shape(k)[2]
+        if bias is not None:
+            bias = e("reshape", bias, (1, h, N, S))
+        if mask is not None:
+            nW = e.shape(mask)[0]
+            m = e("reshape", mask, (1, nW, 1, N, S))
+            m = m if bias is None else e("add", m, e("reshape", bias, (1, 1, h, N, S)))  # 1, nW, h, N, S
+            B = e.dims(q)[0] // nW
+            m = e("broadcast_to", m, (B, nW, h, N, S))
+            bias = e("reshape", m, (-1, h, N, S))  # B·nW, h, N, S
+        q, k, v = (e("permute_dims", t, [0, 2, 1, 3]) for t in (q, k, v))
+        o = e("nn.attention", q, k, v, bias, scale=float(scale), causal_mask="TopLeft" if causal else None)
+        return e("permute_dims", o, [0, 2, 1, 3])
+
 
 @op("rel_pos_bias", HAS_PARAMS, SOURCE)
 class RelPosBias:
@@ -98,6 +191,16 @@ class RelPosBias:
     torch = Torch(init="RelativePositionBias({window}, {heads})", call="self.{mod}()",
                   helpers=("RelativePositionBias",))
 
+    def onnx(e, *, window, heads, weights=None):
+        idx = e.const(relative_position_index(window), "relative_position_index")
+        t = e("Gather", e.param("relative_position_bias_table"), idx, axis=0)  # M², M², h
+        return e("Transpose", t, perm=[2, 0, 1])  # h, M², M²
+
+    def relax(e, *, window, heads, weights=None):
+        idx = e.const(relative_position_index(window))
+        t = e("take", e.param("relative_position_bias_table"), idx, axis=0)  # M², M², h
+        return e("permute_dims", t, [2, 0, 1])
+
 
 @op("shift_mask", SOURCE, CONSTANT)
 class ShiftMask:
@@ -110,6 +213,12 @@ class ShiftMask:
 
     torch = Torch(call="shift_mask({H}, {W}, {window}, {shift})", helpers=("shift_mask",))
 
+    def onnx(e, *, H, W, window, shift):
+        return e.const(shift_mask_table(H, W, window, shift), "shift_mask")
+
+    def relax(e, *, H, W, window, shift):
+        return e.const(shift_mask_table(H, W, window, shift))
+
 
 @op("add_window_mask", ELEMENTWISE)
 class AddWindowMask:
@@ -121,6 +230,21 @@ class AddWindowMask:
         return s
 
     torch = Torch(call="add_window_mask({0}, {1})", helpers=("add_window_mask",))
+
+    def onnx(e, s, mask):
+        _, h, N, S = e.shape(s)
+        nW = e.shape(mask)[0]
+        m = e.value(mask)
+        m = e("Unsqueeze", mask, e.ints(1)) if m is None else e.const(m.reshape(nW, 1, N, S), "shift_mask")
+        y = e("Reshape", s, e.ints(-1, nW, h, N, S))  # B, nW, h, N, S
+        return e("Reshape", e("Add", y, m), e.ints(-1, h, N, S))
+
+    def relax(e, s, mask):
+        _, h, N, S = e.shape(s)
+        nW = e.shape(mask)[0]
+        y = e("reshape", s, (-1, nW, h, N, S))
+        y = e("add", y, e("reshape", mask, (nW, 1, N, S)))
+        return e("reshape", y, (-1, h, N, S))
 
 
 @op("window_partition", SHAPE_ONLY)
@@ -135,6 +259,18 @@ class WindowPartition:
 
     torch = Torch(call="window_partition({0}, {H}, {W}, {window})", helpers=("window_partition",))
 
+    def onnx(e, x, *, H, W, window):
+        C, M = e.shape(x)[-1], window
+        y = e("Reshape", x, e.ints(-1, H // M, M, W // M, M, C))  # B, H/M, M, W/M, M, C
+        y = e("Transpose", y, perm=[0, 1, 3, 2, 4, 5])  # B, H/M, W/M, M, M, C
+        return e("Reshape", y, e.ints(-1, M * M, C))  # B·nW, M², C
+
+    def relax(e, x, *, H, W, window):
+        C, M = e.shape(x)[-1], window
+        y = e("reshape", x, (-1, H // M, M, W // M, M, C))
+        y = e("permute_dims", y, [0, 1, 3, 2, 4, 5])
+        return e("reshape", y, (-1, M * M, C))
+
 
 @op("window_reverse", SHAPE_ONLY)
 class WindowReverse:
@@ -147,6 +283,18 @@ class WindowReverse:
 
     torch = Torch(call="window_reverse({0}, {H}, {W}, {window})", helpers=("window_reverse",))
 
+    def onnx(e, x, *, H, W, window):
+        C, M = e.shape(x)[-1], window
+        y = e("Reshape", x, e.ints(-1, H // M, W // M, M, M, C))  # B, H/M, W/M, M, M, C
+        y = e("Transpose", y, perm=[0, 1, 3, 2, 4, 5])  # B, H/M, M, W/M, M, C
+        return e("Reshape", y, e.ints(-1, H * W, C))
+
+    def relax(e, x, *, H, W, window):
+        C, M = e.shape(x)[-1], window
+        y = e("reshape", x, (-1, H // M, W // M, M, M, C))
+        y = e("permute_dims", y, [0, 1, 3, 2, 4, 5])
+        return e("reshape", y, (-1, H * W, C))
+
 
 @op("roll", SHAPE_ONLY)
 class Roll:
@@ -156,3 +304,10 @@ class Roll:
         return x
 
     torch = Torch(call="roll_tokens({0}, {H}, {W}, {shift})", helpers=("roll_tokens",))
+
+    # The cyclic shift is a fixed permutation of the H·W tokens: one gather with a constant index.
+    def onnx(e, x, *, H, W, shift):
+        return e("Gather", x, e.const(roll_index(H, W, shift), f"roll_{H}x{W}_{shift}"), axis=1)
+
+    def relax(e, x, *, H, W, shift):
+        return e("take", x, e.const(roll_index(H, W, shift)), axis=1)

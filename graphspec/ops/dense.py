@@ -29,6 +29,16 @@ class Linear:
 
     torch = Torch(init="nn.Linear({in_features}, {out_features}, bias={bias})", call="self.{mod}({0})")
 
+    def onnx(e, x, *, out_features, bias=True, weights=None, **_):
+        w, b = e.param("weight"), (e.param("bias") if bias else None)
+        if len(e.shape(x)) == 2:  # (B, in): one Gemm
+            return e("Gemm", x, w, b, transB=1)
+        y = e("MatMul", x, e.cached(("T", w), lambda: e("Transpose", w, perm=[1, 0])))
+        return e("Add", y, b) if bias else y
+
+    def relax(e, x, *, out_features, bias=True, weights=None, **_):
+        return e("linear", x, e.param("weight"), e.param("bias") if bias else None)
+
 
 @op("conv2d", HAS_PARAMS, MAC)
 class Conv2d:
@@ -62,6 +72,14 @@ class Conv2d:
         call="self.{mod}({0})",
     )
 
+    def onnx(e, x, *, out_channels, kernel, stride=1, padding=0, bias=True, **_):
+        return e("Conv", x, e.param("weight"), e.param("bias") if bias else None,
+                 kernel_shape=[kernel, kernel], strides=[stride, stride], pads=[padding] * 4)
+
+    def relax(e, x, *, out_channels, kernel, stride=1, padding=0, bias=True, **_):
+        y = e("nn.conv2d", x, e.param("weight"), strides=stride, padding=padding)
+        return e("add", y, e("reshape", e.param("bias"), (1, out_channels, 1, 1))) if bias else y
+
 
 @op("matmul", MAC)
 class Matmul:
@@ -77,6 +95,12 @@ class Matmul:
 
     torch = Torch(call="{0} @ {1}")
 
+    def onnx(e, a, b):
+        return e("MatMul", a, b)
+
+    def relax(e, a, b):
+        return e("matmul", a, b)
+
 
 @op("embedding", HAS_PARAMS)
 class Embedding:
@@ -89,3 +113,9 @@ class Embedding:
         return {"weight": (num, dim)}
 
     torch = Torch(init="nn.Embedding({num}, {dim})", call="self.{mod}({0})")
+
+    def onnx(e, ids, *, num, dim, weights=None):
+        return e("Gather", e.param("weight"), ids, axis=0)
+
+    def relax(e, ids, *, num, dim, weights=None):
+        return e("take", e.param("weight"), ids, axis=0, mode="clip")

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from graphspec.ops.registry import ELEMENTWISE, HAS_PARAMS, IMPURE, NORM, SOFTMAX, Torch, broadcast, op
 
 
@@ -16,6 +18,12 @@ class Add:
 
     torch = Torch(call="{0} + {1}")
 
+    def onnx(e, a, b):
+        return e("Add", a, b)
+
+    def relax(e, a, b):
+        return e("add", a, b)
+
 
 @op("scale", ELEMENTWISE)
 class Scale:
@@ -25,6 +33,12 @@ class Scale:
         return x
 
     torch = Torch(call="{0} * {k}")
+
+    def onnx(e, x, *, k):
+        return e("Mul", x, e.scalar(k))
+
+    def relax(e, x, *, k):
+        return e("multiply", x, e.scalar(k))
 
 
 @op("gelu", ELEMENTWISE)
@@ -38,6 +52,12 @@ class Gelu:
 
     torch = Torch(call="F.gelu({0}, approximate={approximate!r})")
 
+    def onnx(e, x, *, approximate="none"):
+        return e("Gelu", x, approximate=approximate)  # opset 20
+
+    def relax(e, x, *, approximate="none"):
+        return e("nn.gelu_tanh" if approximate == "tanh" else "nn.gelu", x)
+
 
 @op("relu", ELEMENTWISE)
 class Relu:
@@ -47,6 +67,12 @@ class Relu:
         return x
 
     torch = Torch(call="F.relu({0})")
+
+    def onnx(e, x):
+        return e("Relu", x)
+
+    def relax(e, x):
+        return e("nn.relu", x)
 
 
 @op("tanh", ELEMENTWISE)
@@ -58,6 +84,12 @@ class Tanh:
 
     torch = Torch(call="torch.tanh({0})")
 
+    def onnx(e, x):
+        return e("Tanh", x)
+
+    def relax(e, x):
+        return e("tanh", x)
+
 
 @op("softmax", SOFTMAX)
 class Softmax:
@@ -67,6 +99,12 @@ class Softmax:
         return x
 
     torch = Torch(call="{0}.softmax(dim={dim})")
+
+    def onnx(e, x, *, dim=-1):
+        return e("Softmax", x, axis=dim)
+
+    def relax(e, x, *, dim=-1):
+        return e("nn.softmax", x, axis=dim)
 
 
 @op("causal_mask", ELEMENTWISE)
@@ -78,6 +116,15 @@ class CausalMask:
 
     torch = Torch(call="causal_mask({0})", helpers=("causal_mask",))
 
+    def onnx(e, x):
+        N, S = e.shape(x)[-2:]
+        keep = e.const(np.tril(np.ones((N, S), dtype=bool)), f"causal_{N}x{S}")
+        return e("Where", keep, x, e.scalar(float("-inf")))
+
+    def relax(e, x):
+        N, S = e.shape(x)[-2:]
+        return e("where", e.const(np.tril(np.ones((N, S), dtype=bool))), x, e.scalar(float("-inf")))
+
 
 @op("dropout", IMPURE)
 class Dropout:
@@ -88,6 +135,12 @@ class Dropout:
 
     torch = Torch(init="nn.Dropout({p})", call="self.{mod}({0})")
 
+    def onnx(e, x, *, p):
+        return x  # identity at inference
+
+    def relax(e, x, *, p):
+        return x
+
 
 @op("drop_path", IMPURE)
 class DropPath:
@@ -97,6 +150,12 @@ class DropPath:
         return x
 
     torch = Torch(init="DropPath({p})", call="self.{mod}({0})", helpers=("DropPath",))
+
+    def onnx(e, x, *, p):
+        return x  # identity at inference
+
+    def relax(e, x, *, p):
+        return x
 
 
 @op("layer_norm", HAS_PARAMS, NORM)
@@ -112,3 +171,9 @@ class LayerNorm:
         return {"weight": (x[-1],), "bias": (x[-1],)}
 
     torch = Torch(init="nn.LayerNorm({dim}, eps={eps})", call="self.{mod}({0})")
+
+    def onnx(e, x, *, eps=1e-5, weights=None, **_):
+        return e("LayerNormalization", x, e.param("weight"), e.param("bias"), axis=-1, epsilon=float(eps))
+
+    def relax(e, x, *, eps=1e-5, weights=None, **_):
+        return e("nn.layer_norm", x, e.param("weight"), e.param("bias"), axes=[-1], epsilon=float(eps))

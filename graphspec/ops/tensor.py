@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
+
 from graphspec.ops.registry import (
     CONSTANT,
     HAS_PARAMS,
@@ -14,6 +18,16 @@ from graphspec.ops.registry import (
 )
 
 
+def sinusoidal_table(length: int, dim: int):
+    """(1, N, d) f32, Vaswani §3.5: PE(pos, 2i) = sin(pos / 10000^(2i/d)), PE(pos, 2i+1) = cos(·)."""
+    pos = np.arange(length, dtype=np.float64)[:, None]
+    div = np.exp(np.arange(0, dim, 2, dtype=np.float64) * (-math.log(10000.0) / dim))
+    pe = np.zeros((length, dim), np.float64)
+    pe[:, 0::2] = np.sin(pos * div)
+    pe[:, 1::2] = np.cos(pos * div)
+    return pe[None].astype(np.float32)
+
+
 @op("input", SOURCE)
 class Input:
     """A graph input: token ids (B, N) int64 or an image (B, C, H, W) f32."""
@@ -22,6 +36,12 @@ class Input:
         return tuple(shape)
 
     torch = Torch(call="{name}")
+
+    def onnx(e, *, shape, kind="image"):
+        return e.input()  # a graph input, batch dim symbolic under --batch dynamic
+
+    def relax(e, *, shape, kind="image"):
+        return e.input()
 
 
 @op("parameter", HAS_PARAMS, SOURCE)
@@ -36,6 +56,12 @@ class Parameter:
 
     torch = Torch(init="nn.Parameter(torch.zeros({shape}))", call="self.{mod}")
 
+    def onnx(e, *, shape, init="trunc_normal", weights=None):
+        return e.param()
+
+    def relax(e, *, shape, init="trunc_normal", weights=None):
+        return e.param()
+
 
 @op("sinusoidal", SOURCE, CONSTANT)
 class Sinusoidal:
@@ -45,6 +71,12 @@ class Sinusoidal:
         return (1, length, dim)
 
     torch = Torch(call="sinusoidal({length}, {dim}, {0_device})", helpers=("sinusoidal",))
+
+    def onnx(e, *, length, dim):
+        return e.const(sinusoidal_table(length, dim), f"sinusoidal_{length}x{dim}")
+
+    def relax(e, *, length, dim):
+        return e.const(sinusoidal_table(length, dim))
 
 
 @op("positions", SOURCE, CONSTANT)
@@ -56,6 +88,12 @@ class Positions:
 
     torch = Torch(call="torch.arange({length}, device={device}).unsqueeze(0)")
 
+    def onnx(e, *, length):
+        return e.const(np.arange(length, dtype=np.int64)[None], f"positions_{length}")
+
+    def relax(e, *, length):
+        return e.const(np.arange(length, dtype=np.int64)[None])
+
 
 @op("zeros_like", SHAPE_ONLY)
 class ZerosLike:
@@ -65,6 +103,12 @@ class ZerosLike:
         return x
 
     torch = Torch(call="torch.zeros_like({0})")
+
+    def onnx(e, x):
+        return e("ConstantOfShape", e("Shape", x), value=e.tensor(np.zeros(1, np.int64)))
+
+    def relax(e, x):
+        return e("zeros_like", x)
 
 
 @op("to_tokens", SHAPE_ONLY)
@@ -76,6 +120,14 @@ class ToTokens:
         return (B, H * W, C)
 
     torch = Torch(call="{0}.flatten(2).transpose(1, 2)")
+
+    def onnx(e, x):
+        y = e("Reshape", x, e.ints(0, 0, -1))  # B, C, H·W
+        return e("Transpose", y, perm=[0, 2, 1])  # B, H·W, C
+
+    def relax(e, x):
+        _, C, H, W = e.shape(x)
+        return e("permute_dims", e("reshape", x, (-1, C, H * W)), [0, 2, 1])
 
 
 @op("prepend", SHAPE_ONLY)
@@ -89,6 +141,16 @@ class Prepend:
 
     torch = Torch(call="torch.cat([{0}.expand({1}.shape[0], -1, -1), {1}], dim=1)")
 
+    def onnx(e, tok, x):
+        if not e.static_batch(x, 1):  # (1, 1, C) -> (B, 1, C)
+            tok = e("Expand", tok, e.batch_shape(x, 1, 1))
+        return e("Concat", tok, x, axis=1)
+
+    def relax(e, tok, x):
+        _, n, C = e.shape(tok)
+        tok = e("broadcast_to", tok, (e.dims(x)[0], n, C))
+        return e("concat", [tok, x], axis=1)
+
 
 @op("select", SHAPE_ONLY)
 class Select:
@@ -98,6 +160,12 @@ class Select:
         return (x[0], *x[2:])
 
     torch = Torch(call="{0}[:, {index}]")
+
+    def onnx(e, x, *, index=0):
+        return e("Gather", x, e.const(np.int64(index), f"index_{index}"), axis=1)
+
+    def relax(e, x, *, index=0):
+        return e("take", x, e.const(np.int64(index)), axis=1)
 
 
 @op("mean", SHAPE_ONLY)
@@ -109,6 +177,12 @@ class Mean:
         return (x[0], *x[2:])
 
     torch = Torch(call="{0}.mean(dim={dim})")
+
+    def onnx(e, x, *, dim=1):
+        return e("ReduceMean", x, e.ints(dim), keepdims=0)
+
+    def relax(e, x, *, dim=1):
+        return e("mean", x, axis=[dim])
 
 
 @op("patch_merge", SHAPE_ONLY)
@@ -124,6 +198,20 @@ class PatchMerge:
 
     torch = Torch(call="patch_merge({0}, {H}, {W})", helpers=("patch_merge",))
 
+    # (B, H·W, C) -> (B, H/2, 2, W/2, 2, C) -> (B, H/2, W/2, [col, row], C): channel block
+    # k = row + 2·col, the official x0..x3 order.
+    def onnx(e, x, *, H, W):
+        C = e.shape(x)[-1]
+        y = e("Reshape", x, e.ints(-1, H // 2, 2, W // 2, 2, C))
+        y = e("Transpose", y, perm=[0, 1, 3, 4, 2, 5])
+        return e("Reshape", y, e.ints(-1, (H // 2) * (W // 2), 4 * C))
+
+    def relax(e, x, *, H, W):
+        C = e.shape(x)[-1]
+        y = e("reshape", x, (-1, H // 2, 2, W // 2, 2, C))
+        y = e("permute_dims", y, [0, 1, 3, 4, 2, 5])
+        return e("reshape", y, (-1, (H // 2) * (W // 2), 4 * C))
+
 
 @op("chunk", SHAPE_ONLY)
 class Chunk:
@@ -134,3 +222,11 @@ class Chunk:
         return (*x[:-1], exact_div(x[-1], parts, f"chunk of width {x[-1]} into {parts}"))
 
     torch = Torch(call="{0}.chunk({parts}, dim=-1)[{index}]")
+
+    # One Split / split serves all the chunks of a tensor (the q, k, v of a fused projection).
+    def onnx(e, x, *, parts, index):
+        return e.cached(("split", x, parts), lambda: e("Split", x, axis=-1, num_outputs=parts, outputs=parts))[index]
+
+    def relax(e, x, *, parts, index):
+        t = e.cached(("split", x, parts), lambda: e("split", x, parts, axis=-1))
+        return e.item(t, index)

@@ -1,0 +1,172 @@
+"""The PyTorch target and the eager reference that every other backend is checked against.
+
+`generate(graph, spec, params)` writes what graphspec.codegen generates: a hand-readable
+`model.py` (which never imports graphspec) and `weights.pt`, a state dict whose keys are the
+IR's parameter names. `run_eager(graph, params, inputs)` is the reference: the generated
+module when codegen is available, else graphspec.interpret (the IR executed op by op by the
+ops' `eval` rules).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from graphspec.io import atomic_write
+
+
+class TorchTargetError(RuntimeError):
+    """The torch target cannot be produced (codegen unavailable or failing)."""
+
+
+def _codegen():
+    try:
+        from graphspec import codegen
+    except ImportError:  # pragma: no cover
+        return None
+    return codegen if hasattr(codegen, "generate") else None
+
+
+def codegen_available() -> bool:
+    return _codegen() is not None
+
+
+def load_source(source: str, name: str = "graphspec_generated"):
+    """Import generated source as a fresh module (not cached in sys.modules)."""
+    spec = importlib.util.spec_from_loader(name, loader=None)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod  # dataclasses / pickling need the module importable while executing
+    try:
+        exec(compile(source, f"<{name}>", "exec"), mod.__dict__)  # noqa: S102  (our own generated code)
+    finally:
+        sys.modules.pop(name, None)
+    return mod
+
+
+def _root_class(mod, graph) -> type:
+    import torch
+
+    from graphspec.ir import Graph  # noqa: F401
+
+    want = graph.modules.get("").cls if "" in graph.modules else None
+    if want and hasattr(mod, want):
+        return getattr(mod, want)
+    classes = [v for v in vars(mod).values() if isinstance(v, type) and issubclass(v, torch.nn.Module)
+               and v.__module__ == mod.__name__]
+    if not classes:
+        raise TorchTargetError("the generated code defines no nn.Module")
+    return classes[-1]  # modules are written from small to large
+
+
+def state_dict(params: Mapping[str, np.ndarray]) -> dict:
+    import torch
+
+    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in params.items()}
+
+
+def module_from_source(source: str, graph, params: Mapping[str, np.ndarray]):
+    import torch
+
+    mod = load_source(source)
+    net = _root_class(mod, graph)()
+    missing, unexpected = net.load_state_dict(state_dict(params), strict=False)
+    missing = [k for k in missing if k in params or not _is_buffer(net, k)]
+    if missing or unexpected:
+        raise TorchTargetError(f"generated module's state dict differs from the IR's parameters: "
+                               f"missing {missing[:3]}, unexpected {list(unexpected)[:3]}")
+    return net.eval().to(torch.float32)
+
+
+def _is_buffer(net, key: str) -> bool:
+    return key in dict(net.named_buffers())
+
+
+def _call(net, graph, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+    import torch
+
+    with torch.no_grad():
+        args = [torch.from_numpy(np.ascontiguousarray(inputs[n.name])) for n in graph.inputs]
+        out = net(*args)
+    outs = out if isinstance(out, (tuple, list)) else [out]
+    return [o.detach().numpy() for o in outs]
+
+
+@dataclass
+class Generated:
+    source: str
+    net: Any
+    graph: Any
+    params: Mapping[str, np.ndarray]
+    info: dict = field(default_factory=dict)
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        return _call(self.net, self.graph, inputs)
+
+    def save(self, d: Path) -> dict[str, str]:
+        import io
+
+        import torch
+
+        atomic_write(d / "model.py", self.source)
+        buf = io.BytesIO()
+        torch.save(state_dict(self.params), buf)
+        atomic_write(d / "weights.pt", buf.getvalue())
+        return {"model": "model.py", "weights": "weights.pt"}
+
+
+def generate(graph, spec, params: Mapping[str, np.ndarray]) -> Generated:
+    cg = _codegen()
+    if cg is None:
+        raise TorchTargetError("the torch target needs graphspec.codegen, which is not available in "
+                               "this installation")
+    source = cg.generate(graph, spec)
+    net = module_from_source(source, graph, params)
+    cls = type(net).__name__
+    return Generated(source, net, graph, params,
+                     {"class": cls, "lines": source.count("\n"), "inputs": [n.name for n in graph.inputs]})
+
+
+def load(build_dir: Path, manifest: Mapping):
+    """A runner for a torch build directory: imports model.py, loads weights.pt."""
+    import torch
+
+    art = manifest["artifacts"]
+    src = (build_dir / art["model"]).read_text()
+    mod = load_source(src)
+    classes = [v for v in vars(mod).values() if isinstance(v, type) and issubclass(v, torch.nn.Module)
+               and v.__module__ == mod.__name__]
+    want = manifest.get("torch", {}).get("class")
+    cls = next((c for c in classes if c.__name__ == want), classes[-1])
+    net = cls()
+    net.load_state_dict(torch.load(build_dir / art["weights"]), strict=False)
+    net.eval()
+    names = [i["name"] for i in manifest["inputs"]]
+
+    def run(inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        with torch.no_grad():
+            out = net(*(torch.from_numpy(np.ascontiguousarray(inputs[n])) for n in names))
+        outs = out if isinstance(out, (tuple, list)) else [out]
+        return [o.numpy() for o in outs]
+
+    return run
+
+
+def run_eager(graph, params: Mapping[str, np.ndarray], inputs: Mapping[str, np.ndarray],
+              spec: Any = None) -> list[np.ndarray]:
+    """PyTorch eager outputs of `graph`, in `graph.outputs` order (the reference)."""
+    if spec is not None and codegen_available():
+        return generate(graph, spec, params).run(inputs)
+    import torch
+
+    from graphspec import interpret
+
+    with torch.no_grad():
+        out = interpret.run(graph, {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in inputs.items()},
+                            state_dict(params))
+    return [out[o].numpy() for o in graph.outputs]

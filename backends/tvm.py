@@ -1,0 +1,340 @@
+"""Apache TVM (Relax) backend: the IR lowered straight to Relax with a BlockBuilder.
+
+Each op class in graphspec/ops has a facet
+
+    def relax(e, x, *, eps=1e-5, **_):                 # e: an `Emitter`; x: a relax.Var
+        return e("nn.layer_norm", x, e.param("weight"), e.param("bias"), axes=[-1], epsilon=eps)
+
+where `e("nn.layer_norm", ...)` emits `tvm.relax.op.nn.layer_norm(...)` into the current
+dataflow block. `lower` walks the IR and builds
+
+    @R.function
+    def main(image: R.Tensor((B, 3, 224, 224)), <params in IR order>) -> R.Tensor((B, 1000)):
+        R.func_attr({"num_input": 1})
+
+Parameters are function parameters named after the IR (`layers.0.blocks.0.attn.qkv.weight`)
+and are bound at run time from a name -> array dict. `LiftTransformParams` moves the work on
+weights alone (the transposes that `linear` legalizes to) into `main_transform_params`, which
+`Runner` calls once. Fused attention becomes `relax.op.nn.attention` on (B, N, h, d); Swin's
+windows are reshape/permute, the cyclic shift a `take` with a constant permutation.
+
+Targets: `llvm` (runs here) and `cuda` (builds on a machine with nvcc and no GPU; DLight's
+default GPU schedules are applied by the cuda pipeline of `tvm.compile`). `tune` runs
+MetaSchedule on llvm and keeps its database in a work dir; a later build with the same work
+dir applies the stored records without new trials.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from graphspec.analysis import parameters
+from graphspec.ir import Graph, Node
+from graphspec.ops import get
+
+DTYPES = {"f32": "float32", "i64": "int64"}
+CUDA_ARCH = os.environ.get("GRAPHSPEC_CUDA_ARCH", "sm_80")  # A100; H100 is sm_90
+
+
+class LowerError(ValueError):
+    """The IR uses something the Relax lowering cannot express."""
+
+
+class ToolchainError(RuntimeError):
+    """A target's toolchain or device is missing (no nvcc, no GPU): a user error."""
+
+
+class Emitter:
+    """What an op's `relax` facet sees: op emission, constants, parameters and shapes."""
+
+    def __init__(self, graph: Graph, params: Mapping[str, tuple], dynamic_batch: bool):
+        from tvm import relax, tirx
+
+        self.relax = relax
+        self.graph = graph
+        self.param_shapes = params
+        self.dynamic_batch = dynamic_batch
+        self.batch_var = tirx.Var("B", "int64") if dynamic_batch else None
+        self.bb = relax.BlockBuilder()
+        self.inputs: list[Any] = []
+        self.params: dict[str, Any] = {}
+        self.shapes: dict[Any, tuple] = {}
+        self._cache: dict[tuple, Any] = {}
+        self.node: Node | None = None
+
+    def __call__(self, op: str, *args: Any, **attrs: Any):
+        """Emit `tvm.relax.op.<op>(*args, **attrs)`; returns the bound relax.Var."""
+        fn: Any = self.relax.op
+        for part in op.split("."):
+            fn = getattr(fn, part)
+        return self.bb.emit(fn(*args, **attrs))
+
+    def item(self, tup: Any, index: int):
+        return self.bb.emit(self.relax.TupleGetItem(tup, index))
+
+    def const(self, value: Any):
+        arr = np.asarray(value)
+        if arr.dtype == np.float64:
+            arr = arr.astype(np.float32)
+        return self.relax.const(arr)
+
+    def scalar(self, value: float, dtype: str = "f32"):
+        return self.relax.const(value, DTYPES[dtype])
+
+    def param(self, key: str = ""):
+        """The function parameter holding the current node's parameter `key`."""
+        n = self.node
+        owner = n.a.get("weights") or n.name
+        name = f"{owner}.{key}" if key else owner
+        if name not in self.params:
+            shape = self.param_shapes[name]
+            self.params[name] = self.relax.Var(name, self.relax.TensorType(shape, "float32"))
+        return self.params[name]
+
+    def input(self):
+        n = self.node
+        shape = list(n.shape)
+        if self.dynamic_batch:
+            shape[0] = self.batch_var
+        v = self.relax.Var(n.name, self.relax.TensorType(shape, DTYPES[n.dtype]))
+        self.inputs.append(v)
+        return v
+
+    def cached(self, key: tuple, make: Callable[[], Any]) -> Any:
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    def shape(self, x: Any) -> tuple:
+        """The IR shape of `x` (an operand of the current node)."""
+        return self.shapes[x]
+
+    def dims(self, x: Any) -> list:
+        """The Relax shape of `x`: ints or PrimExprs (the batch var under dynamic batch)."""
+        return list(x.ty.shape.values)
+
+
+@dataclass
+class Lowered:
+    """A Relax module with `main(inputs..., params...)` and the names of both."""
+
+    mod: Any
+    inputs: list[str]
+    params: list[str]
+    outputs: list[str]
+    dynamic_batch: bool = False
+
+    def script(self) -> str:
+        return self.mod.script()
+
+
+def lower(graph: Graph, *, dynamic_batch: bool = False) -> Lowered:
+    """The IR as a Relax IRModule (weights as function parameters)."""
+    from tvm import relax
+
+    missing = sorted({n.op for n in graph if get(n.op).relax is None})
+    if missing:
+        raise LowerError(f"no Relax emitter for op kind(s) {', '.join(missing)}; "
+                         "add a `relax` facet beside the op's rules in graphspec/ops")
+    e = Emitter(graph, parameters(graph), dynamic_batch)
+    env: dict[str, Any] = {}
+
+    # The signature is known only after the body (parameters appear as ops ask for them), so
+    # the function is opened without params and they are given to emit_func_output.
+    with e.bb.function("main", attrs={"num_input": 0}):
+        with e.bb.dataflow():
+            for n in graph:
+                e.node = n
+                try:
+                    out = get(n.op).relax(e, *(env[i] for i in n.inputs), **n.a)
+                except Exception as err:
+                    raise LowerError(f"%{n.name} ({n.op}, {n.loc or 'no location'}): {err}") from err
+                env[n.name] = out
+                e.shapes[out] = n.shape
+            e.node = None
+            outs = [env[o] for o in graph.outputs]
+            out = e.bb.emit_output(outs[0] if len(outs) == 1 else relax.Tuple(outs))
+        inputs, params = list(e.inputs), list(e.params.values())
+        e.bb.emit_func_output(out, params=[*inputs, *params])
+    mod = e.bb.get()
+    main = mod["main"].with_attr("num_input", len(inputs))
+    mod["main"] = main
+    return Lowered(mod, [str(v.name) for v in inputs], list(e.params),
+                   list(graph.outputs), dynamic_batch)
+
+
+# -- targets and building ------------------------------------------------------------------------
+def target(kind: str):
+    """`llvm` (this CPU, all cores) or `cuda` (sm_80 unless GRAPHSPEC_CUDA_ARCH says otherwise)."""
+    import tvm
+
+    if kind == "llvm":
+        return tvm.target.Target({"kind": "llvm", "num-cores": os.cpu_count() or 1})
+    if kind == "cuda":
+        check_cuda_toolchain()
+        return tvm.target.Target({"kind": "cuda", "arch": CUDA_ARCH}, host="llvm")
+    raise ValueError(f"unknown TVM target {kind!r}; use llvm or cuda")
+
+
+def check_cuda_toolchain() -> str:
+    """The path of nvcc, or ToolchainError with the fix."""
+    import shutil
+
+    nvcc = shutil.which("nvcc") or (os.path.join(os.environ["CUDA_HOME"], "bin", "nvcc")
+                                    if os.environ.get("CUDA_HOME") else None)
+    if not nvcc or not os.path.exists(nvcc):
+        raise ToolchainError("the cuda target needs nvcc (the CUDA toolkit) on PATH; "
+                             "install it or set CUDA_HOME, or build for llvm")
+    return nvcc
+
+
+def has_cuda_device() -> bool:
+    try:
+        import tvm
+
+        return bool(tvm.cuda(0).exist)
+    except Exception:  # noqa: BLE001  (no runtime, no driver)
+        return False
+
+
+def prepare(lowered: Lowered):
+    """The module as built: weight-only work lifted into `main_transform_params`."""
+    from tvm import relax
+
+    return relax.transform.LiftTransformParams()(lowered.mod)
+
+
+def build(lowered: Lowered, kind: str = "llvm", *, database: Any = None) -> tuple[Any, dict]:
+    """Compile for `kind` -> (executable, info). With a MetaSchedule `database` the tuned
+    schedules are applied; info["tuned_funcs"] counts the PrimFuncs that got one, so that a
+    database that silently matches nothing shows up."""
+    import tvm
+    from tvm import relax, tirx
+
+    tgt = target(kind)
+    mod = prepare(lowered)
+    info: dict[str, Any] = {"target": str(tgt.kind.name), "arch": CUDA_ARCH if kind == "cuda" else None}
+    if database is not None:
+        with tgt, database:
+            mod = relax.get_pipeline("zero")(mod)  # applies the database when one is current
+        funcs = [f for f in mod.functions.values() if isinstance(f, tirx.PrimFunc)]
+        info.update(prim_funcs=len(funcs),
+                    tuned_funcs=sum(1 for f in funcs if f.attrs and f.attrs.get("tirx.is_scheduled")))
+    ex = tvm.compile(mod, target=tgt)
+    if kind == "cuda":
+        info["cuda_kernels"] = len(cuda_kernels(ex))
+    return ex, info
+
+
+def tune(lowered: Lowered, work_dir: str | Path, trials: int, *, kind: str = "llvm",
+         log: Callable[[str], None] | None = None) -> tuple[Any, dict]:
+    """MetaSchedule-tune `lowered` into `work_dir`, or reuse the database already there.
+
+    Returns (database, info) where info says whether trials ran and how many records exist.
+    """
+    from tvm import relax
+    from tvm.s_tir import meta_schedule as ms
+
+    tgt = target(kind)
+    work_dir = Path(work_dir)
+    with tgt:
+        mod = relax.get_pipeline("zero")(prepare(lowered))
+    have = (work_dir / "database_tuning_record.json").exists()
+    info: dict[str, Any] = {"work_dir": str(work_dir), "trials_requested": trials}
+    if have:
+        db = ms.database.JSONDatabase(work_dir=str(work_dir))
+        tasks = ms.relax_integration.extract_tasks(mod, tgt)
+        missing = [t.task_name for t in tasks if not db.has_workload(t.dispatched[0])]
+        info.update(reused=True, new_trials=0, records=len(db.get_all_tuning_records()),
+                    tasks=len(tasks), untuned_tasks=len(missing))
+        if log:
+            log(f"tune: reusing {info['records']} records from {work_dir} (no new trials)")
+        return db, info
+    work_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    if log:
+        log(f"tune: {trials} MetaSchedule trials on {kind} -> {work_dir}")
+    db = ms.relax_integration.tune_relax(
+        mod=mod, params={}, target=tgt, work_dir=str(work_dir), max_trials_global=trials,
+        num_trials_per_iter=min(32, max(trials, 1)), seed=0)
+    db = ms.database.JSONDatabase(work_dir=str(work_dir))
+    n = len(db.get_all_tuning_records())
+    info.update(reused=False, new_trials=n, records=n, seconds=round(time.perf_counter() - t0, 2))
+    return db, info
+
+
+# -- running -------------------------------------------------------------------------------------
+@dataclass
+class Runner:
+    """A loaded executable (or exported .so) with its weights transformed once."""
+
+    executable: Any
+    param_names: Sequence[str]
+    params: Mapping[str, np.ndarray]
+    device: str = "cpu"
+    _vm: Any = field(default=None, repr=False)
+    _weights: Any = field(default=None, repr=False)
+
+    def __post_init__(self):
+        import tvm
+        from tvm import relax
+
+        dev = tvm.cpu(0) if self.device == "cpu" else tvm.cuda(0)
+        if self.device != "cpu" and not dev.exist:
+            raise ToolchainError("no CUDA GPU here: a cuda build can be made but not run")
+        self.dev = dev
+        self._vm = relax.VirtualMachine(self.executable, dev)
+        ws = [tvm.runtime.tensor(np.ascontiguousarray(self.params[n]), dev) for n in self.param_names]
+        self._weights = list(self._vm["main_transform_params"](ws))  # main's trailing params
+
+    def __call__(self, *inputs: np.ndarray) -> list[np.ndarray]:
+        import tvm
+
+        args = [tvm.runtime.tensor(np.ascontiguousarray(x), self.dev) for x in inputs]
+        out = self._vm["main"](*args, *self._weights)
+        return [o.numpy() for o in out] if isinstance(out, (list, tuple)) or not hasattr(out, "numpy") \
+            else [out.numpy()]
+
+    def time(self, *inputs: np.ndarray, number: int = 5, repeat: int = 3) -> float:
+        """Median seconds per call (VM time_evaluator)."""
+        import tvm
+
+        args = [tvm.runtime.tensor(np.ascontiguousarray(x), self.dev) for x in inputs]
+        self._vm.set_input("main", *args, *self._weights)
+        t = self._vm.time_evaluator("invoke_stateful", self.dev, number=number, repeat=repeat)("main")
+        return float(t.median)
+
+
+def export_library(executable: Any, path: str | Path) -> Path:
+    path = Path(path)
+    executable.export_library(str(path))
+    return path
+
+
+def load_library(path: str | Path):
+    import tvm
+
+    return tvm.runtime.load_module(str(path))
+
+
+def cuda_kernels(executable: Any) -> list[str]:
+    """Names of the CUDA `__global__` kernels in a built executable (empty for llvm builds)."""
+    src = cuda_source(executable)
+    return re.findall(r'extern "C" __global__ void (?:__launch_bounds__\(\d+\) )?(\w+)\(', src)
+
+
+def cuda_source(executable: Any) -> str:
+    mods, stack = [], [executable.mod if hasattr(executable, "mod") else executable]
+    while stack:
+        m = stack.pop()
+        mods.append(m)
+        stack.extend(m.imports)
+    return "\n".join(m.inspect_source() for m in mods if m.kind == "cuda")
