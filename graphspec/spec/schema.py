@@ -259,6 +259,14 @@ def validate(raw: RawSpec) -> ModelSpec:
     expect = t.get("expect") or {}
     if isinstance(expect, dict):
         _unknown(diags, raw, ("expect",), set(expect), EXPECT_KEYS, "`expect`")
+        for k, x in expect.items():
+            if k in EXPECT_KEYS - {"published"} and (isinstance(x, bool) or not isinstance(x, int)):
+                diags.add(raw.loc("expect", k), f"expected figure `{k}` must be an integer, got {x!r}",
+                          "write the exact count, e.g. `params: 28288354`")
+    else:
+        diags.add(raw.loc("expect"), f"`expect` must be a mapping of figures, got {expect!r}",
+                  "write `expect: {params: 28288354, macs: 4490566656}`")
+        expect = {}
     name = t.get("name") or raw.file.rsplit("/", 1)[-1].removesuffix(".yaml")
     diags.raise_if_any()
     spec = ModelSpec(str(name), inp, emb, tuple(stacks), head, env, dict(expect),
