@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from graphspec.ops.elementwise import causal_fill
 from graphspec.ops.registry import (
     CONSTANT,
     ELEMENTWISE,
@@ -26,6 +27,7 @@ from graphspec.ops.registry import (
     norm_dim,
     numel,
     op,
+    th,
 )
 
 
@@ -67,6 +69,30 @@ def _bias_and_mask(rest, has_bias: bool, has_mask: bool):
     return bias, mask
 
 
+# -- eval helpers (torch), as in the official code (microsoft/Swin-Transformer, models/swin_transformer.py)
+def relative_index(window: int):
+    """(M², M²) index into the (2M-1)² relative position bias table: the official
+    `relative_position_index` buffer (Swin §3.2)."""
+    coords = th.stack(th.meshgrid(th.arange(window), th.arange(window), indexing="ij")).flatten(1)  # 2, M²
+    rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (window - 1)  # M², M², 2
+    return rel[..., 0] * (2 * window - 1) + rel[..., 1]
+
+
+def shift_mask_values(H: int, W: int, window: int, shift: int):
+    """The official SW-MSA mask (nW, M², M²): 0 within one region of the shifted map, -100.0 across
+    regions, the regions being slice(0, -M), slice(-M, -s), slice(-s, None) on each axis."""
+    img = th.zeros(1, H, W, 1)  # 1, H, W, 1
+    cuts = (slice(0, -window), slice(-window, -shift), slice(-shift, None))
+    cnt = 0
+    for h in cuts:
+        for w in cuts:
+            img[:, h, w, :] = cnt
+            cnt += 1
+    win = WindowPartition.eval({}, img.view(1, H * W, 1), H=H, W=W, window=window).view(-1, window * window)
+    mask = win[:, None, :] - win[:, :, None]  # nW, M², M²
+    return mask.masked_fill(mask != 0, -100.0).masked_fill(mask == 0, 0.0)
+
+
 @op("split_heads", SHAPE_ONLY)
 class SplitHeads:
     """(B, N, C) -> (B, h, N, C/h)."""
@@ -75,7 +101,10 @@ class SplitHeads:
         B, N, C = x
         return (B, heads, N, exact_div(C, heads, f"width {C} / heads {heads}"))
 
-    torch = Torch(call="{0}.unflatten(-1, ({heads}, -1)).transpose(1, 2)")
+    torch = Torch(call="{0}.unflatten(-1, ({heads}, -1)).transpose(1, 2)", comment="B, h, N, d")
+
+    def eval(w, x, *, heads):
+        return x.unflatten(-1, (heads, -1)).transpose(1, 2)  # B, h, N, d
 
     def onnx(e, x, *, heads):
         y = e("Reshape", x, e.ints(0, 0, heads, -1))  # B, N, h, d
@@ -95,7 +124,10 @@ class MergeHeads:
         B, h, N, d = x
         return (B, N, h * d)
 
-    torch = Torch(call="{0}.transpose(1, 2).flatten(2)")
+    torch = Torch(call="{0}.transpose(1, 2).flatten(2)", comment="B, N, C")
+
+    def eval(w, x):
+        return x.transpose(1, 2).flatten(2)  # B, N, h·d
 
     def onnx(e, x):
         y = e("Transpose", x, perm=[0, 2, 1, 3])  # B, N, h, d
@@ -119,11 +151,33 @@ class Transpose:
 
     torch = Torch(call="{0}.transpose({dims[0]}, {dims[1]})")
 
+    def eval(w, x, *, dims=(-2, -1)):
+        return x.transpose(*dims)
+
     def onnx(e, x, *, dims=(-2, -1)):
         return e("Transpose", x, perm=_swap(len(e.shape(x)), dims))
 
     def relax(e, x, *, dims=(-2, -1)):
         return e("permute_dims", x, _swap(len(e.shape(x)), dims))
+
+
+def _sdpa_call(ops: list[str], a) -> str:
+    """Fused attention in PyTorch: F.scaled_dot_product_attention, through the `attention` helper
+    when an additive bias or window mask joins in. A mask operand may be None at run time (an
+    unshifted Swin block shares the class of a shifted one)."""
+    q, k, v, *rest = ops
+    extra = f", scale={a['scale']}"
+    if not (a["dropout"] == 0.0):
+        extra += f", dropout_p={a['dropout']} if self.training else 0.0"
+    if not rest:
+        causal = "" if a["causal"] == False else f", is_causal={a['causal']}"  # noqa: E712 (attribute expression)
+        return f"F.scaled_dot_product_attention({q}, {k}, {v}{causal}{extra})"
+    named = []
+    if a["has_bias"] == True:  # noqa: E712
+        named.append(f"bias={rest.pop(0)}")
+    if rest:
+        named.append(f"mask={rest.pop(0)}")
+    return f"attention({q}, {k}, {v}, {', '.join(named)}{extra})"
 
 
 @op("attention", MAC)
@@ -145,7 +199,20 @@ class Attention:
     def macs(out, q, k, v, *rest, **_):
         return 2 * numel(q[:-1]) * k[-2] * q[-1]  # QKᵀ + ·V. NB: softmax, scale, bias not counted
 
-    torch = Torch(call="attention({operands})", helpers=("attention",))
+    torch = Torch(call=lambda ops, a: _sdpa_call(ops, a), helpers=("attention",))
+
+    def eval(w, q, k, v, *rest, scale, causal=False, has_bias=False, has_mask=False, windows=1, dropout=0.0):
+        # The unfused rules in the same order, so that fusion changes no bit. NB: dropout is the
+        # identity at inference.
+        rest = list(rest)
+        s = (q @ k.transpose(-2, -1)) * scale  # B, h, N, S
+        if has_bias:
+            s = s + rest.pop(0)
+        if has_mask:
+            s = AddWindowMask.eval(w, s, rest.pop(0))
+        if causal:
+            s = causal_fill(s)
+        return s.softmax(dim=-1) @ v
 
     def onnx(e, q, k, v, *rest, scale, causal=False, has_bias=False, has_mask=False, windows=1, dropout=0.0):
         # ONNX Attention (opset 23) takes (B, h, N, d) as is; bias and mask become one additive
@@ -188,8 +255,17 @@ class RelPosBias:
     def params(*, window, heads, weights=None):
         return {"relative_position_bias_table": ((2 * window - 1) ** 2, heads)}
 
-    torch = Torch(init="RelativePositionBias({window}, {heads})", call="self.{mod}()",
-                  helpers=("RelativePositionBias",))
+    torch = Torch(
+        call="self.relative_position_bias_table[self.relative_position_index].permute(2, 0, 1)",
+        setup=("self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * {window} - 1) ** 2, {heads}))",
+               'self.register_buffer("relative_position_index", relative_position_index({window}), persistent=False)',
+               "nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)"),
+        helpers=("relative_position_index",), comment="h, M*M, M*M")
+
+    def eval(w, *, window, heads, weights=None):
+        M2 = window * window
+        bias = w["relative_position_bias_table"][relative_index(window).view(-1)]  # M²·M², h
+        return bias.view(M2, M2, heads).permute(2, 0, 1).contiguous()  # h, M², M²
 
     def onnx(e, *, window, heads, weights=None):
         idx = e.const(relative_position_index(window), "relative_position_index")
@@ -213,6 +289,9 @@ class ShiftMask:
 
     torch = Torch(call="shift_mask({H}, {W}, {window}, {shift})", helpers=("shift_mask",))
 
+    def eval(w, *, H, W, window, shift):
+        return shift_mask_values(H, W, window, shift)
+
     def onnx(e, *, H, W, window, shift):
         return e.const(shift_mask_table(H, W, window, shift), "shift_mask")
 
@@ -230,6 +309,11 @@ class AddWindowMask:
         return s
 
     torch = Torch(call="add_window_mask({0}, {1})", helpers=("add_window_mask",))
+
+    def eval(w, s, mask):
+        nW = mask.shape[0]
+        Bn, h, N, S = s.shape
+        return (s.view(Bn // nW, nW, h, N, S) + mask[None, :, None]).view(Bn, h, N, S)  # official order
 
     def onnx(e, s, mask):
         _, h, N, S = e.shape(s)
@@ -257,7 +341,13 @@ class WindowPartition:
             W, window, f"map width {W} / window {window}")
         return (B * nw, window * window, C)
 
-    torch = Torch(call="window_partition({0}, {H}, {W}, {window})", helpers=("window_partition",))
+    torch = Torch(call="window_partition({0}, {H}, {W}, {window})", helpers=("window_partition",),
+                  comment="nW*B, M*M, C")
+
+    def eval(w, x, *, H, W, window):
+        B, _, C = x.shape
+        x = x.view(B, H // window, window, W // window, window, C)
+        return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, window * window, C)  # nW*B, M*M, C
 
     def onnx(e, x, *, H, W, window):
         C, M = e.shape(x)[-1], window
@@ -281,7 +371,13 @@ class WindowReverse:
         nw = exact_div(H * W, window * window, "windows")
         return (exact_div(n, nw, "batch of windows"), H * W, C)
 
-    torch = Torch(call="window_reverse({0}, {H}, {W}, {window})", helpers=("window_reverse",))
+    torch = Torch(call="window_reverse({0}, {H}, {W}, {window})", helpers=("window_reverse",),
+                  comment="B, H*W, C")
+
+    def eval(w, x, *, H, W, window):
+        C = x.shape[-1]
+        x = x.view(-1, H // window, W // window, window, window, C)
+        return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, H * W, C)  # B, H*W, C
 
     def onnx(e, x, *, H, W, window):
         C, M = e.shape(x)[-1], window
@@ -303,7 +399,12 @@ class Roll:
     def shape(x, *, H, W, shift):
         return x
 
-    torch = Torch(call="roll_tokens({0}, {H}, {W}, {shift})", helpers=("roll_tokens",))
+    torch = Torch(call="roll_tokens({0}, {H}, {W}, {shift})", helpers=("roll_tokens",),
+                  comment=lambda a: "cyclic shift" if a["shift"] < 0 else "reverse cyclic shift")
+
+    def eval(w, x, *, H, W, shift):
+        B, L, C = x.shape
+        return th.roll(x.view(B, H, W, C), shifts=(shift, shift), dims=(1, 2)).reshape(B, L, C)
 
     # The cyclic shift is a fixed permutation of the H·W tokens: one gather with a constant index.
     def onnx(e, x, *, H, W, shift):

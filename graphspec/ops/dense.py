@@ -6,7 +6,18 @@ multiply-accumulate per weight per output position. NB: bias adds are not counte
 
 from __future__ import annotations
 
-from graphspec.ops.registry import HAS_PARAMS, MAC, ShapeError, Torch, broadcast, exact_div, floordiv, numel, op
+from graphspec.ops.registry import (
+    HAS_PARAMS,
+    MAC,
+    F,
+    ShapeError,
+    Torch,
+    broadcast,
+    exact_div,
+    floordiv,
+    numel,
+    op,
+)
 
 
 @op("linear", HAS_PARAMS, MAC)
@@ -27,7 +38,12 @@ class Linear:
     def macs(out, x, **_):
         return numel(out) * x[-1]  # NB: bias adds not counted
 
-    torch = Torch(init="nn.Linear({in_features}, {out_features}, bias={bias})", call="self.{mod}({0})")
+    torch = Torch(init=lambda a: f"nn.Linear({a['in_features']}, {a['out_features']}"
+                  + ("" if a["bias"] == True else f", bias={a['bias']}") + ")",  # noqa: E712
+                  call="self.{mod}({0})", shared="F.linear({0}, {weights}.weight)")
+
+    def eval(w, x, **_):
+        return F.linear(x, w["weight"], w.get("bias"))
 
     def onnx(e, x, *, out_features, bias=True, weights=None, **_):
         w, b = e.param("weight"), (e.param("bias") if bias else None)
@@ -68,9 +84,15 @@ class Conv2d:
         return numel(out) * x[1] * kernel * kernel  # NB: bias adds not counted
 
     torch = Torch(
-        init="nn.Conv2d({in_channels}, {out_channels}, kernel_size={kernel}, stride={stride}, padding={padding}, bias={bias})",
+        init=lambda a: f"nn.Conv2d({a['in_channels']}, {a['out_channels']}, kernel_size={a['kernel']}"
+        + ("" if a["stride"] == 1 else f", stride={a['stride']}")
+        + ("" if a["padding"] == 0 else f", padding={a['padding']}")
+        + ("" if a["bias"] == True else f", bias={a['bias']}") + ")",  # noqa: E712
         call="self.{mod}({0})",
     )
+
+    def eval(w, x, *, stride=1, padding=0, **_):
+        return F.conv2d(x, w["weight"], w.get("bias"), stride=stride, padding=padding)
 
     def onnx(e, x, *, out_channels, kernel, stride=1, padding=0, bias=True, **_):
         return e("Conv", x, e.param("weight"), e.param("bias") if bias else None,
@@ -95,6 +117,9 @@ class Matmul:
 
     torch = Torch(call="{0} @ {1}")
 
+    def eval(w, a, b):
+        return a @ b
+
     def onnx(e, a, b):
         return e("MatMul", a, b)
 
@@ -113,6 +138,9 @@ class Embedding:
         return {"weight": (num, dim)}
 
     torch = Torch(init="nn.Embedding({num}, {dim})", call="self.{mod}({0})")
+
+    def eval(w, ids, **_):
+        return F.embedding(ids, w["weight"])
 
     def onnx(e, ids, *, num, dim, weights=None):
         return e("Gather", e.param("weight"), ids, axis=0)

@@ -6,7 +6,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from graphspec.ops.registry import ELEMENTWISE, HAS_PARAMS, IMPURE, NORM, SOFTMAX, Torch, broadcast, op
+from graphspec.ops.registry import (
+    ELEMENTWISE,
+    HAS_PARAMS,
+    IMPURE,
+    NORM,
+    SOFTMAX,
+    F,
+    Torch,
+    broadcast,
+    op,
+    th,
+)
+
+
+def causal_fill(s):
+    """Scores (..., N, S) with -inf above the diagonal: query i sees keys ≤ i (eval rule)."""
+    N, S = s.shape[-2:]
+    return s.masked_fill(th.ones(N, S, dtype=th.bool, device=s.device).triu(1), float("-inf"))
 
 
 @op("add", ELEMENTWISE)
@@ -17,6 +34,9 @@ class Add:
         return broadcast(a, b)
 
     torch = Torch(call="{0} + {1}")
+
+    def eval(w, a, b):
+        return a + b
 
     def onnx(e, a, b):
         return e("Add", a, b)
@@ -34,6 +54,9 @@ class Scale:
 
     torch = Torch(call="{0} * {k}")
 
+    def eval(w, x, *, k):
+        return x * float(k)
+
     def onnx(e, x, *, k):
         return e("Mul", x, e.scalar(k))
 
@@ -50,7 +73,10 @@ class Gelu:
     def shape(x, *, approximate="none"):
         return x
 
-    torch = Torch(call="F.gelu({0}, approximate={approximate!r})")
+    torch = Torch(init="nn.GELU(approximate={approximate})", call="self.{mod}({0})")
+
+    def eval(w, x, *, approximate="none"):
+        return F.gelu(x, approximate=approximate)
 
     def onnx(e, x, *, approximate="none"):
         return e("Gelu", x, approximate=approximate)  # opset 20
@@ -68,6 +94,9 @@ class Relu:
 
     torch = Torch(call="F.relu({0})")
 
+    def eval(w, x):
+        return F.relu(x)
+
     def onnx(e, x):
         return e("Relu", x)
 
@@ -83,6 +112,9 @@ class Tanh:
         return x
 
     torch = Torch(call="torch.tanh({0})")
+
+    def eval(w, x):
+        return th.tanh(x)
 
     def onnx(e, x):
         return e("Tanh", x)
@@ -100,6 +132,9 @@ class Softmax:
 
     torch = Torch(call="{0}.softmax(dim={dim})")
 
+    def eval(w, x, *, dim=-1):
+        return x.softmax(dim=dim)
+
     def onnx(e, x, *, dim=-1):
         return e("Softmax", x, axis=dim)
 
@@ -115,6 +150,9 @@ class CausalMask:
         return x
 
     torch = Torch(call="causal_mask({0})", helpers=("causal_mask",))
+
+    def eval(w, x):
+        return causal_fill(x)
 
     def onnx(e, x):
         N, S = e.shape(x)[-2:]
@@ -135,6 +173,9 @@ class Dropout:
 
     torch = Torch(init="nn.Dropout({p})", call="self.{mod}({0})")
 
+    def eval(w, x, **_):
+        return x  # NB: identity at inference
+
     def onnx(e, x, *, p):
         return x  # identity at inference
 
@@ -150,6 +191,9 @@ class DropPath:
         return x
 
     torch = Torch(init="DropPath({p})", call="self.{mod}({0})", helpers=("DropPath",))
+
+    def eval(w, x, **_):
+        return x  # NB: identity at inference
 
     def onnx(e, x, *, p):
         return x  # identity at inference
@@ -171,6 +215,9 @@ class LayerNorm:
         return {"weight": (x[-1],), "bias": (x[-1],)}
 
     torch = Torch(init="nn.LayerNorm({dim}, eps={eps})", call="self.{mod}({0})")
+
+    def eval(w, x, *, eps=1e-5, **_):
+        return F.layer_norm(x, (x.shape[-1],), w["weight"], w["bias"], eps)
 
     def onnx(e, x, *, eps=1e-5, weights=None, **_):
         return e("LayerNormalization", x, e.param("weight"), e.param("bias"), axis=-1, epsilon=float(eps))

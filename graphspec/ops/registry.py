@@ -48,14 +48,21 @@ class Torch:
     """How an op reads in generated PyTorch code.
 
     `call` is a format string over the operand expressions `{0}`, `{1}`, ..., the attributes
-    by name, and `{mod}` (the submodule attribute, for ops with parameters). `init` builds the
-    submodule in `__init__`. `helpers` names free functions of codegen/templates/helpers.py.j2
-    that the call needs.
+    by name, `{mod}` (the submodule attribute, for ops with parameters) and `{ref}` (the
+    module's first input, for sizes and devices); or a function (operands, attrs) -> str where
+    the code depends on attribute values. `init` builds the submodule in `__init__` (string or
+    function of attrs); `setup` are further `__init__` statements (parameters and buffers the op
+    keeps on its owning module, their init). `shared` is the call when `weights` names another
+    module's parameters (a tied head). `comment` is the shape comment of a reshape (string or
+    function of the attrs). `helpers` names free functions of codegen/templates/helpers.py.j2.
     """
 
-    call: str
-    init: str | None = None
+    call: str | Callable[..., str]
+    init: str | Callable[..., str] | None = None
     helpers: tuple[str, ...] = ()
+    setup: tuple[str, ...] = ()
+    shared: str | None = None
+    comment: str | Callable[[dict], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,7 @@ class OpDef:
     torch: Torch | None = None
     relax: Callable[..., Any] | None = None  # emitter: see backends/tvm.py
     onnx: Callable[..., Any] | None = None  # emitter: see backends/onnx.py
+    eval: Callable[..., Any] | None = None  # eval(params, *tensors, **attrs): see graphspec/interpret.py
     defaults: dict[str, Any] = field(default_factory=dict)
 
     def has(self, prop: str) -> bool:
@@ -102,6 +110,7 @@ def op(name: str, *props: str) -> Callable[[type], type]:
             torch=ns.get("torch"),
             relax=ns.get("relax"),
             onnx=ns.get("onnx"),
+            eval=ns.get("eval"),
             defaults=dict(ns.get("defaults", {})),
         )
         return cls
@@ -114,6 +123,23 @@ def get(name: str) -> OpDef:
         return REGISTRY[name]
     except KeyError:
         raise KeyError(f"unknown op kind {name!r}; registered: {sorted(REGISTRY)}") from None
+
+
+class _Lazy:
+    """A module imported on first attribute access, so that `import graphspec` does not load
+    torch; the `eval` rules use `th.` and `F.` as they would use `torch.` and `F.`."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        import importlib
+
+        return getattr(importlib.import_module(self._name), attr)
+
+
+th = _Lazy("torch")
+F = _Lazy("torch.nn.functional")
 
 
 # -- shape arithmetic shared by the rules ------------------------------------------------

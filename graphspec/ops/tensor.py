@@ -14,7 +14,9 @@ from graphspec.ops.registry import (
     ShapeError,
     Torch,
     exact_div,
+    get,
     op,
+    th,
 )
 
 
@@ -37,6 +39,9 @@ class Input:
 
     torch = Torch(call="{name}")
 
+    def eval(w, **_):
+        return w[""]  # the interpreter binds the fed value like a parameter
+
     def onnx(e, *, shape, kind="image"):
         return e.input()  # a graph input, batch dim symbolic under --batch dynamic
 
@@ -54,7 +59,12 @@ class Parameter:
     def params(*, shape, init="trunc_normal", weights=None):
         return {"": tuple(shape)}
 
-    torch = Torch(init="nn.Parameter(torch.zeros({shape}))", call="self.{mod}")
+    torch = Torch(init=lambda a: f"nn.Parameter(torch.zeros({', '.join(str(a['shape'][i]) for i in range(len(a['shape'].value)))}))"
+                  if a["shape"].known else f"nn.Parameter(torch.zeros({a['shape']}))", call="self.{mod}",
+                  setup=("nn.init.trunc_normal_(self.{mod}, std=0.02)",))
+
+    def eval(w, **_):
+        return w[""]
 
     def onnx(e, *, shape, init="trunc_normal", weights=None):
         return e.param()
@@ -70,7 +80,15 @@ class Sinusoidal:
     def shape(*, length, dim):
         return (1, length, dim)
 
-    torch = Torch(call="sinusoidal({length}, {dim}, {0_device})", helpers=("sinusoidal",))
+    torch = Torch(call="sinusoidal({length}, {dim}, {ref}.device)", helpers=("sinusoidal",))
+
+    def eval(w, *, length, dim):
+        pos = th.arange(length, dtype=th.float64)[:, None]
+        inv = th.pow(10000.0, -th.arange(0, dim, 2, dtype=th.float64) / dim)  # 1/10000^(2i/d)
+        pe = th.zeros(length, dim, dtype=th.float64)
+        pe[:, 0::2] = th.sin(pos * inv)  # PE(pos, 2i)
+        pe[:, 1::2] = th.cos(pos * inv)[:, : dim // 2]  # PE(pos, 2i+1)
+        return pe.float()[None]  # 1, N, d
 
     def onnx(e, *, length, dim):
         return e.const(sinusoidal_table(length, dim), f"sinusoidal_{length}x{dim}")
@@ -86,7 +104,10 @@ class Positions:
     def shape(*, length):
         return (1, length)
 
-    torch = Torch(call="torch.arange({length}, device={device}).unsqueeze(0)")
+    torch = Torch(call="torch.arange({length}, device={ref}.device).unsqueeze(0)")
+
+    def eval(w, *, length):
+        return th.arange(length)[None]  # 1, N
 
     def onnx(e, *, length):
         return e.const(np.arange(length, dtype=np.int64)[None], f"positions_{length}")
@@ -104,6 +125,9 @@ class ZerosLike:
 
     torch = Torch(call="torch.zeros_like({0})")
 
+    def eval(w, x):
+        return th.zeros_like(x)
+
     def onnx(e, x):
         return e("ConstantOfShape", e("Shape", x), value=e.tensor(np.zeros(1, np.int64)))
 
@@ -119,7 +143,10 @@ class ToTokens:
         B, C, H, W = x
         return (B, H * W, C)
 
-    torch = Torch(call="{0}.flatten(2).transpose(1, 2)")
+    torch = Torch(call="{0}.flatten(2).transpose(1, 2)", comment="B, H*W, C")
+
+    def eval(w, x):
+        return x.flatten(2).transpose(1, 2)  # B, H*W, C
 
     def onnx(e, x):
         y = e("Reshape", x, e.ints(0, 0, -1))  # B, C, H·W
@@ -139,7 +166,10 @@ class Prepend:
             raise ShapeError(f"prepend: token width {tok[-1]} != sequence width {x[-1]}")
         return (x[0], x[1] + tok[1], x[2])
 
-    torch = Torch(call="torch.cat([{0}.expand({1}.shape[0], -1, -1), {1}], dim=1)")
+    torch = Torch(call="torch.cat([{0}.expand({1}.shape[0], -1, -1), {1}], dim=1)", comment="B, 1 + N, C")
+
+    def eval(w, tok, x):
+        return th.cat([tok.expand(x.shape[0], -1, -1), x], dim=1)
 
     def onnx(e, tok, x):
         if not e.static_batch(x, 1):  # (1, 1, C) -> (B, 1, C)
@@ -161,6 +191,9 @@ class Select:
 
     torch = Torch(call="{0}[:, {index}]")
 
+    def eval(w, x, *, index=0):
+        return x[:, index]
+
     def onnx(e, x, *, index=0):
         return e("Gather", x, e.const(np.int64(index), f"index_{index}"), axis=1)
 
@@ -177,6 +210,9 @@ class Mean:
         return (x[0], *x[2:])
 
     torch = Torch(call="{0}.mean(dim={dim})")
+
+    def eval(w, x, *, dim=1):
+        return x.mean(dim=dim)
 
     def onnx(e, x, *, dim=1):
         return e("ReduceMean", x, e.ints(dim), keepdims=0)
@@ -196,7 +232,13 @@ class PatchMerge:
         w = exact_div(W, 2, f"patch merging: map width {W} / 2")
         return (B, h * w, 4 * C)
 
-    torch = Torch(call="patch_merge({0}, {H}, {W})", helpers=("patch_merge",))
+    torch = Torch(call="patch_merge({0}, {H}, {W})", helpers=("patch_merge",), comment="B, H/2*W/2, 4*C")
+
+    def eval(w, x, *, H, W):
+        B, _, C = x.shape
+        x = x.view(B, H, W, C)
+        parts = (x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2])  # official order
+        return th.cat(parts, dim=-1).view(B, -1, 4 * C)  # B, H/2*W/2, 4C
 
     # (B, H·W, C) -> (B, H/2, 2, W/2, 2, C) -> (B, H/2, W/2, [col, row], C): channel block
     # k = row + 2·col, the official x0..x3 order.
@@ -223,6 +265,9 @@ class Chunk:
 
     torch = Torch(call="{0}.chunk({parts}, dim=-1)[{index}]")
 
+    def eval(w, x, *, parts, index):
+        return x.chunk(parts, dim=-1)[index]
+
     # One Split / split serves all the chunks of a tensor (the q, k, v of a fused projection).
     def onnx(e, x, *, parts, index):
         return e.cached(("split", x, parts), lambda: e("Split", x, axis=-1, num_outputs=parts, outputs=parts))[index]
@@ -230,3 +275,36 @@ class Chunk:
     def relax(e, x, *, parts, index):
         t = e.cached(("split", x, parts), lambda: e("split", x, parts, axis=-1))
         return e.item(t, index)
+
+
+def recipe_shape(recipe: tuple) -> tuple:
+    """The shape of a constant's recipe `(op, attrs, operand recipes)`, by the ops' own rules."""
+    name, attrs, operands = recipe
+    return tuple(get(name).shape(*(recipe_shape(r) for r in operands), **dict(attrs)))
+
+
+def recipe_value(recipe: tuple):
+    """Evaluate a constant's recipe with the ops' `eval` rules."""
+    name, attrs, operands = recipe
+    return get(name).eval({}, *(recipe_value(r) for r in operands), **dict(attrs))
+
+
+@op("constant", SOURCE, CONSTANT)
+class Constant:
+    """A tensor known at build time (sinusoids, shift masks, position ids), held as the recipe
+    `(op, attrs, operand recipes)` that computes it; made by passes.fold_constants. A buffer,
+    not a parameter."""
+
+    def shape(*, recipe):
+        return recipe_shape(recipe)
+
+    torch = Torch(call="self.{mod}", init="constant({recipe!r})", helpers=("constant",))
+
+    def eval(w, *, recipe):
+        return recipe_value(recipe)
+
+    def onnx(e, *, recipe):
+        return e.const(recipe_value(recipe).numpy(), f"constant_{recipe[0]}")
+
+    def relax(e, *, recipe):
+        return e.const(recipe_value(recipe).numpy())
