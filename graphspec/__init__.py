@@ -44,6 +44,19 @@ class Model:
         conv = analysis.Convention.named(convention)
         return analysis.macs(analysis.counted_graph(self.spec, self.graph, conv), conv)
 
+    def codegen(self) -> str:
+        """The model as one standalone PyTorch file (graphspec.codegen)."""
+        from graphspec.codegen import generate
+
+        return generate(self.graph, self.spec)
+
+    def to_torch(self, **kwargs):
+        """An instance of the generated module (its source run in a fresh module namespace)."""
+        from graphspec.codegen import emit, load
+
+        gen = emit(self.graph, self.spec)
+        return getattr(load(gen.source), gen.class_name)(**kwargs)
+
 
 def resolve_spec(path: str | Path) -> Path:
     """A spec path, or the name of a bundled spec (`swin_t`)."""

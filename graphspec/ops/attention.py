@@ -256,11 +256,11 @@ class RelPosBias:
         return {"relative_position_bias_table": ((2 * window - 1) ** 2, heads)}
 
     torch = Torch(
-        call="self.relative_position_bias_table[self.relative_position_index].permute(2, 0, 1)",
+        call="self.relative_position_bias_table[self.relative_position_index].movedim(-1, 0)",
         setup=("self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * {window} - 1) ** 2, {heads}))",
                'self.register_buffer("relative_position_index", relative_position_index({window}), persistent=False)',
                "nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)"),
-        helpers=("relative_position_index",), comment="h, M*M, M*M")
+        helpers=("relative_position_index",))
 
     def eval(w, *, window, heads, weights=None):
         M2 = window * window

@@ -73,7 +73,8 @@ class Gelu:
     def shape(x, *, approximate="none"):
         return x
 
-    torch = Torch(init="nn.GELU(approximate={approximate})", call="self.{mod}({0})")
+    torch = Torch(init=lambda a: "nn.GELU()" if a["approximate"] == "none" else f"nn.GELU(approximate={a['approximate']})",
+                  call="self.{mod}({0})")
 
     def eval(w, x, *, approximate="none"):
         return F.gelu(x, approximate=approximate)

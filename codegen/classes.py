@@ -1,0 +1,231 @@
+"""Module instances grouped into classes, written once and repeated.
+
+Instances of one `ModuleInfo.cls` share a class when their programs are the same up to
+*optional* steps: Swin's shifted block is the unshifted block plus two cyclic shifts and a
+window mask, the last stage lacks patch merging, the first block of a stochastic-depth stack
+lacks drop_path. The programs are aligned (longest common subsequence on step keys) and every
+step missing from some instance must be one the generated code can skip:
+
+- a pass-through op (`roll`, `dropout`, `drop_path`, `causal_mask`, `add_window_mask`): absent,
+  its first operand flows on; the class guards it (`if self.shift_size:`) or builds it as an
+  identity (`DropPath(0.0)`);
+- a constant source (`shift_mask`): a buffer that is None where absent;
+- a child call with one input and one output (`self.downsample = ... if downsample else None`).
+
+Instances that still differ get classes of their own, named by their top-level module
+(`EncoderBlock`, `DecoderBlock`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from graphspec.codegen.names import Namespace, class_name
+from graphspec.codegen.program import CodegenError, ModuleTree, Program, Step
+
+from graphspec.ops import CONSTANT, SOURCE, get
+
+PASS_THROUGH = frozenset({"roll", "dropout", "drop_path", "causal_mask", "add_window_mask"})
+ABSENT = ("absent",)
+
+
+@dataclass
+class MStep:
+    """A step of a class: present in some instances (`per`), with operand refs per instance."""
+
+    kind: str
+    key: tuple
+    per: dict[str, Step] = field(default_factory=dict)  # path -> the instance's step
+    irefs: dict[str, list[tuple]] = field(default_factory=dict)  # path -> refs, merged indices
+    refs: list[tuple] = field(default_factory=list)  # merged refs
+
+    @property
+    def first(self) -> Step:
+        return next(iter(self.per.values()))
+
+
+@dataclass
+class ClassDef:
+    cls: str  # ModuleInfo class name
+    paths: list[str]
+    n_in: int
+    n_out: int
+    steps: list[MStep]
+    outputs: list[tuple]
+    iouts: dict[str, list[tuple]]
+    name: str = ""
+    uid: int = 0
+
+    def optional(self, j: int) -> bool:
+        return len(self.steps[j].per) < len(self.paths)
+
+
+def _ref_form(prog: Program) -> tuple[list[list[tuple]], list[tuple]]:
+    where = {v: ("in", i) for i, v in enumerate(prog.inputs)}
+    refs = []
+    for j, s in enumerate(prog.steps):
+        refs.append([where[v] for v in s.ins])
+        for k, v in enumerate(s.outs):
+            where[v] = ("step", j, k)
+    return refs, [where[v] for v in prog.outputs]
+
+
+def _lcs(a: list, b: list) -> list[tuple[int, int]]:
+    n, m = len(a), len(b)
+    t = [[0] * (m + 1) for _ in range(n + 1)]
+    for i in range(n - 1, -1, -1):
+        for j in range(m - 1, -1, -1):
+            t[i][j] = t[i + 1][j + 1] + 1 if a[i] == b[j] else max(t[i + 1][j], t[i][j + 1])
+    pairs, i, j = [], 0, 0
+    while i < n and j < m:
+        if a[i] == b[j]:
+            pairs.append((i, j))
+            i, j = i + 1, j + 1
+        elif t[i + 1][j] >= t[i][j + 1]:
+            i += 1
+        else:
+            j += 1
+    return pairs
+
+
+def _remap(ref: tuple, idx: dict[int, int]) -> tuple:
+    return ("step", idx[ref[1]], ref[2]) if ref[0] == "step" else ref
+
+
+def _skippable(ms: MStep) -> bool:
+    s = ms.first
+    if s.kind == "op":
+        d = get(s.node.op)
+        return s.node.op in PASS_THROUGH or (d.has(SOURCE) and d.has(CONSTANT) and not s.ins)
+    return len(s.ins) == 1 and len(s.outs) == 1
+
+
+class Classes:
+    """Groups the instances of a ModuleTree into ClassDefs, children before parents."""
+
+    def __init__(self, tree: ModuleTree):
+        self.tree = tree
+        self.of: dict[str, ClassDef] = {}
+        self.defs: list[ClassDef] = []
+        for p in self._post_order(""):
+            self._add(p)
+        self._name()
+
+    def _post_order(self, p: str) -> list[str]:
+        out = []
+        for c in self.tree.children[p]:
+            out += self._post_order(c)
+        return out + [p]
+
+    def keys(self, prog: Program) -> list[tuple]:
+        out = []
+        for s in prog.steps:
+            if s.kind == "op":
+                out.append(s.key)
+            else:
+                uids = {self.of[c].uid for c in s.children}
+                if len(uids) != 1:
+                    raise CodegenError(f"the modules {', '.join(s.children)} of one list have different "
+                                       "structure; a loop needs one class")
+                out.append(s.key + (uids.pop(),))
+        return out
+
+    def _add(self, p: str) -> None:
+        prog = self.tree.program(p, 0)
+        for ci in range(1, self.tree.calls(p)):
+            other = self.tree.program(p, ci)
+            if self.keys(other) != self.keys(prog) or _ref_form(other) != _ref_form(prog):
+                raise CodegenError(f"module {p!r} is called {self.tree.calls(p)} times with different steps")
+        cls = self.tree.g.modules[p].cls
+        for d in self.defs:
+            if d.cls == cls:
+                merged = self._merge(d, p, prog)
+                if merged is not None:
+                    self.of.update({q: d for q in merged.paths})
+                    d.__dict__.update(merged.__dict__)
+                    return
+        refs, outs = _ref_form(prog)
+        steps = [MStep(s.kind, k, {p: s}, {p: r}) for s, k, r in zip(prog.steps, self.keys(prog), refs, strict=True)]
+        for ms in steps:
+            ms.refs = ms.irefs[p]
+        d = ClassDef(cls, [p], len(prog.inputs), len(prog.outputs), steps, outs, {p: outs}, uid=len(self.defs))
+        self.defs.append(d)
+        self.of[p] = d
+
+    def _merge(self, d: ClassDef, p: str, prog: Program) -> ClassDef | None:
+        if len(prog.inputs) != d.n_in or len(prog.outputs) != d.n_out:
+            return None
+        keys = self.keys(prog)
+        pairs = _lcs([s.key for s in d.steps], keys)
+        # merged order: walk both sequences, unmatched steps of d first
+        order: list[tuple[int | None, int | None]] = []
+        i = j = 0
+        for a, b in pairs + [(len(d.steps), len(keys))]:
+            order += [(x, None) for x in range(i, a)] + [(None, y) for y in range(j, b)]
+            if a < len(d.steps):
+                order.append((a, b))
+            i, j = a + 1, b + 1
+        old_idx = {a: n for n, (a, _) in enumerate(order) if a is not None}
+        new_idx = {b: n for n, (_, b) in enumerate(order) if b is not None}
+        refs, outs = _ref_form(prog)
+        steps: list[MStep] = []
+        for a, b in order:
+            if a is not None:
+                old = d.steps[a]
+                ms = MStep(old.kind, old.key, dict(old.per),
+                           {q: [_remap(r, old_idx) for r in rs] for q, rs in old.irefs.items()})
+            else:
+                ms = MStep(prog.steps[b].kind, keys[b])
+            if b is not None:
+                ms.per[p] = prog.steps[b]
+                ms.irefs[p] = [_remap(r, new_idx) for r in refs[b]]
+            steps.append(ms)
+        paths = d.paths + [p]
+        merged = ClassDef(d.cls, paths, d.n_in, d.n_out, steps, [], {}, uid=d.uid)
+        merged.iouts = {q: [_remap(r, old_idx) for r in rs] for q, rs in d.iouts.items()}
+        merged.iouts[p] = [_remap(r, new_idx) for r in outs]
+        for ms in steps:
+            if len(ms.per) < len(paths) and not _skippable(ms):
+                return None
+            ms.refs = self._choose(steps, paths, ms.irefs)
+            if ms.refs is None:
+                return None
+        merged.outputs = self._choose(steps, paths, merged.iouts)
+        return merged if merged.outputs is not None else None
+
+    @staticmethod
+    def _choose(steps: list[MStep], paths: list[str], irefs: dict[str, list[tuple]]) -> list[tuple] | None:
+        """Merged operand refs that every instance reads, looking through its absent steps."""
+
+        def resolve(q: str, ref: tuple) -> tuple:
+            while ref[0] == "step" and q not in steps[ref[1]].per:
+                s = steps[ref[1]]
+                if s.kind == "op" and not s.first.ins:
+                    return ABSENT  # an absent constant source: the operand is None
+                ref = s.refs[0]
+            return ref
+
+        width = max(len(r) for r in irefs.values())
+        out = []
+        for o in range(width):
+            cands = list(dict.fromkeys(r[o] for r in irefs.values() if len(r) > o))
+            for c in cands:
+                if all(resolve(q, c) == (irefs[q][o] if len(irefs[q]) > o else ABSENT) for q in irefs):
+                    out.append(c)
+                    break
+            else:
+                return None
+        return out
+
+    def _name(self) -> None:
+        ns = Namespace({"DropPath", "Module"})
+        by_cls: dict[str, list[ClassDef]] = {}
+        for d in self.defs:
+            by_cls.setdefault(d.cls, []).append(d)
+        for d in self.defs:
+            group = by_cls[d.cls]
+            base = class_name(d.cls)
+            if len(group) > 1:
+                top = d.paths[0].split(".")[0] if d.paths[0] else "root"
+                base = class_name(top) + base
+            d.name = ns.create(base)

@@ -1,0 +1,338 @@
+"""One class of the generated file: its arguments, `__init__` and `forward`.
+
+`ClassEmitter` turns a `ClassDef` (instances of one module class, merged) into source lines:
+op steps through the op's torch template (graphspec/ops), child calls as `self.attn(x)`, lists
+of blocks as an `nn.ModuleList` built in a loop and run in a `for` loop. Values that differ
+between instances become constructor arguments (see exprs.py); optional steps become guards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphspec.codegen.body import Body, Code
+from graphspec.codegen.classes import ClassDef, MStep
+from graphspec.codegen.exprs import DONT_CARE, Param, Params, _eq, literal, names_in, paren
+from graphspec.codegen.fill import AttrExpr, fill
+from graphspec.codegen.names import MODULE_ATTRS, Namespace, identifier
+from graphspec.codegen.program import CodegenError, base_name
+
+from graphspec.ops import CONSTANT, HAS_PARAMS, SOURCE, get
+
+# Attribute values at which an op is the identity: where such a step is absent, this is its value.
+IDENTITY = {"roll": {"shift": 0}, "shift_mask": {"shift": 0}, "dropout": {"p": 0.0}, "drop_path": {"p": 0.0}}
+BUILT_AS_IDENTITY = frozenset({"dropout", "drop_path"})  # absent = constructed with p=0
+GUARD_NAMES = {"roll": "shift", "shift_mask": "shift", "causal_mask": "causal", "add_window_mask": "mask"}
+HINTS = {("scale", "k"): "scale", ("attention", "scale"): "scale", ("attention", "dropout"): "attn_drop"}
+LOOP_VARS = {"blocks": "blk", "layers": "layer"}
+
+
+@dataclass
+class Rendered:
+    """A class ready for the template."""
+
+    name: str
+    doc: str
+    signature: list[str]
+    init: list[str]
+    forward_args: list[str]
+    body: list[str]
+    params: list[Param]
+    methods: list[str] = field(default_factory=list)
+
+
+class Attrs(Mapping):
+    """A step's attributes as expressions, computed when a template reads them."""
+
+    def __init__(self, ce: ClassEmitter, j: int, ctx: str, **extra: str):
+        self.ce, self.j, self.ctx, self.extra = ce, j, ctx, extra
+
+    def __getitem__(self, name: str) -> AttrExpr:
+        if name in self.extra:
+            return AttrExpr(self.extra[name])
+        node = self.ce.d.steps[self.j].first.node
+        if name not in node.a:
+            raise KeyError(name)
+        return self.ce.attr(self.j, name, self.ctx)
+
+    def __iter__(self):
+        return iter(self.ce.d.steps[self.j].first.node.a)
+
+    def __len__(self) -> int:
+        return len(self.ce.d.steps[self.j].first.node.a)
+
+
+class ClassEmitter:
+    def __init__(self, em: Any, d: ClassDef):
+        self.em, self.d, self.g = em, d, em.graph
+        self.root = d.paths == [""]
+        self.P = Params(list(d.paths), root=self.root)
+        info = self.g.modules[d.paths[0]]
+        for a in info.a:
+            self.P.add(a, {q: self.g.modules[q].a.get(a, DONT_CARE) for q in d.paths}, source=a)
+        self.attrs = Namespace(MODULE_ATTRS)
+        self.stores: dict[str, str] = {}  # init-context expression -> attribute
+        self.store_lines: list[str] = []
+        self.pre: list[str] = []
+        self.lines: list[str] = []
+        self.buffers: dict[int, str] = {}  # step -> buffer attribute (optional ones)
+        self.cache: dict[tuple, AttrExpr] = {}
+        self.shared_modules: dict[str, str] = {}  # init text -> attribute (parameter-free modules)
+        self.built: set[str] = set()
+        for ms in d.steps:  # names that carry parameters are fixed by the IR: reserve them first
+            s = ms.first
+            if s.kind == "op" and get(s.node.op).has(HAS_PARAMS) and not s.node.a.get("weights"):
+                self.attrs.reserve(identifier(s.node.local))
+            elif s.kind != "op":
+                self.attrs.reserve(identifier(s.attr))
+        self.inputs = self._input_names()
+
+    # -- attribute expressions --------------------------------------------------------------------
+    def _values(self, j: int, name: str) -> dict[str, Any]:
+        ms = self.d.steps[j]
+        ident = IDENTITY.get(ms.first.node.op, {})
+        return {q: (ms.per[q].node.a[name] if q in ms.per else ident.get(name, DONT_CARE)) for q in self.d.paths}
+
+    def attr(self, j: int, name: str, ctx: str) -> AttrExpr:
+        key = (j, name, ctx)
+        if key in self.cache:
+            return self.cache[key]
+        node = self.d.steps[j].first.node
+        vals = self._values(j, name)
+        if name == "length" and ctx == "fwd" and get(node.op).has(SOURCE) and self._dynamic_length(j, vals):
+            out = AttrExpr(f"{self.inputs[0]}.size(1)")
+        else:
+            if name in ("H", "W") and "H" in node.a and "W" in node.a:
+                hv, wv = self._values(j, "H"), self._values(j, "W")
+                pair = {q: (hv[q], wv[q]) if hv[q] is not DONT_CARE else DONT_CARE for q in self.d.paths}
+                e = self.P.expr(pair, "grid")
+                k = 0 if name == "H" else 1
+                known = [v for v in vals.values() if v is not DONT_CARE]
+                if not self._params_in(e):
+                    e = literal(known[0])
+                elif ctx == "init" and e in self._params_in(e):  # H, W = input_resolution
+                    line = f"H, W = {e}"
+                    if line not in self.pre:
+                        self.pre.append(line)
+                    e = name
+                else:
+                    e = f"{paren(e, 9)}[{k}]"
+            else:
+                hint = HINTS.get((node.op, name)) or (base_name(node.local) if name == "p" else name)
+                e = self.P.expr(vals, hint)
+            known = [v for v in vals.values() if v is not DONT_CARE]
+            lit = not self._params_in(e)
+            out = AttrExpr(e, known[0] if lit and known else None) if lit else AttrExpr(e)
+            if ctx == "fwd" and not lit:
+                out = AttrExpr(self.fwd(e, name if name in ("H", "W") else
+                                        HINTS.get((node.op, name)) or name))
+        self.cache[key] = out
+        return out
+
+    def _params_in(self, e: str) -> set[str]:
+        return names_in(e) & {p.name for p in self.P.params}
+
+    def _dynamic_length(self, j: int, vals: dict[str, Any]) -> bool:
+        for q in self.d.steps[j].per:
+            first = self.em.tree.program(q).inputs[:1]
+            if not first or self.g[first[0]].shape[1:2] != (vals[q],):
+                return False
+        return True
+
+    def fwd(self, e: str, hint: str) -> str:
+        """An init-context expression as the forward pass reads it (stored on `self`)."""
+        params = self._params_in(e)
+        if not params:
+            return e
+        if e in params:
+            return f"self.{self.store(e, e)}"
+        if e.startswith("-") and e[1:] in params:
+            return f"-self.{self.store(e[1:], e[1:])}"
+        return f"self.{self.store(e, hint)}"
+
+    def store(self, e: str, hint: str) -> str:
+        if e not in self.stores:
+            name = self.attrs.create(identifier(hint))
+            self.stores[e] = name
+            self.store_lines.append(f"self.{name} = {e}")
+        return self.stores[e]
+
+    def cond(self, j: int, present: dict[str, bool], hint: str) -> str:
+        """An argument that says whether the optional step `j` runs (added if none does)."""
+        name = self.P.truthy(present, hint)
+        if name is None:
+            p = self.P.add(hint, dict(present))
+            p.used = True
+            name = p.name
+        return name
+
+    # -- inputs ---------------------------------------------------------------------------------
+    def _input_names(self) -> list[str]:
+        prog = self.em.tree.program(self.d.paths[0])
+        ns = Namespace(self.em.reserved)
+        out = []
+        for i, v in enumerate(prog.inputs):
+            n = self.g[v]
+            if self.root:
+                out.append(ns.create(identifier(n.local)))
+            elif n.dtype == "i64":
+                out.append(ns.create("ids"))
+            elif i > 0 and (n.module == "encoder" or n.module.startswith("encoder.")):
+                out.append(ns.create("memory"))
+            else:
+                out.append(ns.create("x"))
+        return out
+
+    # -- steps ----------------------------------------------------------------------------------
+    def codes(self) -> list[Code]:
+        out = []
+        for j, ms in enumerate(self.d.steps):
+            kind = ms.first.kind
+            out.append(self.op_code(j, ms) if kind == "op" else self.call_code(j, ms) if kind == "call"
+                       else self.loop_code(j, ms))
+        return out
+
+    def op_code(self, j: int, ms: MStep) -> Code:
+        node = ms.first.node
+        d = get(node.op)
+        t = d.torch
+        if t is None:
+            raise CodegenError(f"op {node.op!r} (%{node.name}) has no torch template")
+        self.em.helpers.update(t.helpers)
+        present = {q: q in ms.per for q in self.d.paths}
+        optional = not all(present.values())
+        code = Code("op", list(ms.refs), hint=base_name(node.local), is_add=node.op == "add",
+                    stream=self._stream(ms, node.name))
+        weights = node.a.get("weights")
+        call = t.call
+        if weights and weights not in (node.name, node.module):  # a weight shared with another module
+            call = t.shared
+            if call is None:
+                raise CodegenError(f"op {node.op!r} (%{node.name}) shares {weights} but has no `shared` template")
+            rels = {self._relative(q, ms.per[q].node.a["weights"]) for q in ms.per}
+            if len(rels) != 1:
+                raise CodegenError(f"%{node.name}: instances share different weights {sorted(rels)}")
+            extra = {"weights": rels.pop()}
+        elif d.has(SOURCE) and d.has(CONSTANT) and not node.inputs and isinstance(t.call, str) and "{ref}" not in t.call:
+            name = self.attrs.create(identifier(base_name(node.local)))
+            text = fill(t.call, [], Attrs(self, j, "init"))
+            if optional:
+                text = f"{text} if {self.cond(j, present, GUARD_NAMES.get(node.op, name))} else None"
+                self.buffers[j] = name
+            self.lines.append(f'self.register_buffer("{name}", {text}, persistent=False)')
+            code.fn = lambda ops, name=name: f"self.{name}"
+            return code
+        else:
+            extra = {}
+            if t.init is not None or t.setup:
+                extra["mod"] = self._module(j, ms, t)
+        ref = self.inputs[0] if self.inputs else "x"
+        code.uses_ref = isinstance(call, str) and "{ref}" in call
+        code.fn = lambda ops, call=call, extra=extra, ref=ref: fill(call, ops, Attrs(self, j, "fwd", ref=ref, **extra))
+        if t.comment:
+            code.comment = t.comment(dict(node.a)) if callable(t.comment) else t.comment
+            code.statement = True
+        if node.op == "chunk":
+            code.chunk = (ms.refs[0], node.a["parts"], node.a["index"])
+        if optional and node.op not in BUILT_AS_IDENTITY:
+            bufs = [self.buffers[r[1]] for r in ms.refs[1:] if r and r[0] == "step" and r[1] in self.buffers]
+            if bufs:
+                code.guard = f"self.{bufs[0]} is not None"
+            else:
+                code.guard = self.fwd(self.cond(j, present, GUARD_NAMES.get(node.op, code.hint)), "flag")
+        return code
+
+    def _stream(self, ms: MStep, value: str) -> bool:
+        q = next(iter(ms.per))
+        prog = self.em.tree.program(q)
+        ends = [self.g[v].shape for v in prog.inputs[:1] + prog.outputs[:1]]
+        return self.root or self.g[value].shape in ends
+
+    def _relative(self, q: str, weights: str) -> str:
+        if q and not weights.startswith(q + "."):
+            raise CodegenError(f"module {q!r} uses the weights of {weights!r}, outside itself")
+        rel = weights[len(q) + 1:] if q else weights
+        return "self" + "".join(f"[{p}]" if p.isdigit() else f".{identifier(p)}" for p in rel.split("."))
+
+    def _module(self, j: int, ms: MStep, t) -> str:
+        node = ms.first.node
+        has_params = get(node.op).has(HAS_PARAMS)
+        if has_params:
+            locals_ = {ms.per[q].node.local for q in ms.per}
+            if len(locals_) != 1:
+                raise CodegenError(f"{self.d.cls}: a parameter has different names {sorted(locals_)}")
+            mod = identifier(node.local)
+        init = fill(t.init, [], Attrs(self, j, "init", mod="_mod_"), init=True) if t.init is not None else None
+        if not has_params and init is not None and init in self.shared_modules:
+            return self.shared_modules[init]
+        if not has_params:
+            mod = self.attrs.create(identifier(base_name(node.local)))
+            if init is not None:
+                self.shared_modules[init] = mod
+        if init is not None:
+            self.lines.append(f"self.{mod} = {init.replace('_mod_', mod)}")
+        for line in t.setup:
+            self.lines.append(fill(line, [], Attrs(self, j, "init", mod=mod)))
+        return mod
+
+    def call_code(self, j: int, ms: MStep) -> Code:
+        s = ms.first
+        if s.index is not None:
+            raise CodegenError(f"{self.d.cls}: {s.attr}[{s.index}] is called alone; only whole lists run as loops")
+        attr = identifier(s.attr)
+        kid = self.em.class_of(s.children[0])
+        args = self.child_args(kid, {q: (ms.per[q].children[0] if q in ms.per else DONT_CARE) for q in self.d.paths})
+        present = {q: q in ms.per for q in self.d.paths}
+        text = f"{kid.name}({args})"
+        code = Code("call", list(ms.refs), nout=len(s.outs), hint="memory" if s.attr == "encoder" else "x",
+                    stream=self._stream(ms, s.outs[0]))
+        if not all(present.values()):
+            text = f"{text} if {self.cond(j, present, s.attr)} else None"
+            code.guard = f"self.{attr} is not None"
+        if attr not in self.built:  # a module called twice (the Transformer's shared embedding)
+            self.built.add(attr)
+            self.lines.append(f"self.{attr} = {text}")
+        code.fn = lambda ops: f"self.{attr}({', '.join(ops)})"
+        return code
+
+    def loop_code(self, j: int, ms: MStep) -> Code:
+        s = ms.first
+        if len(ms.per) < len(self.d.paths):
+            raise CodegenError(f"{self.d.cls}: the list {s.attr} is missing in some instances")
+        attr = identifier(s.attr)
+        kid = self.em.class_of(s.children[0])
+        kids = {q: ms.per[q].children for q in self.d.paths}
+        count = self.P.expr({q: len(k) for q, k in kids.items()}, "depth")
+        args = self.em.loops.args(self, kid, kids)
+        body = f"{kid.name}({args})"
+        var = "i" if "i" in names_in(body) else "_"
+        self.lines.append(f"self.{attr} = nn.ModuleList({body} for {var} in range({count}))")
+        return Code("loop", list(ms.refs), loop=(LOOP_VARS.get(s.attr, "m"), f"self.{attr}"))
+
+    def child_args(self, kid: Rendered, child_of: dict[str, Any]) -> str:
+        pieces, positional = [], True
+        for kp in kid.params:
+            vals = {q: (kp.values.get(c, DONT_CARE) if c is not DONT_CARE else DONT_CARE) for q, c in child_of.items()}
+            e = self.P.expr(vals, kp.name)
+            positional = positional and e == kp.name
+            pieces.append(e if positional else f"{kp.name}={e}")
+        return ", ".join(pieces)
+
+    # -- the class --------------------------------------------------------------------------------
+    def render(self) -> Rendered:
+        codes = self.codes()
+        reserved = set(self.em.reserved)
+        body = Body(codes, list(self.inputs), list(self.d.outputs), reserved).run()
+        params = [p for p in self.P.params if p.used]
+        if self.root:
+            sig = [f"{p.name}={self.P.default(p)}" for p in params]
+        else:
+            sig = [p.name for p in params]
+        init = self.store_lines + self.pre + self.lines
+        return Rendered(self.em.class_name(self.d), self.em.doc(self.d), sig, init, self.inputs, body, params)
+
+
+def equal_all(values: list) -> bool:
+    return all(_eq(v, values[0]) for v in values)

@@ -1,0 +1,110 @@
+"""Constructor arguments of the modules of an `nn.ModuleList`, as expressions of the index `i`.
+
+Per list, a child argument is constant (`dim`), alternates (`0 if i % 2 == 0 else window_size // 2`,
+Swin's W-MSA / SW-MSA), or is read from a tuple argument of the parent (`drop_paths[i]`). The
+root, which has one instance, also recognises series: `96 * 2**i` (widths doubling per stage),
+`0.1 * i / 11` (stochastic depth increasing linearly, Huang et al. 2016) and `i < 3` (patch
+merging after all but the last stage); a tuple of per-stage rates whose concatenation is linear
+becomes timm's `dpr` list, sliced by the stage depths.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from graphspec.codegen.exprs import DONT_CARE, _eq, _is_int, literal, paren
+
+
+def plural(name: str) -> str:
+    return name if name.endswith("s") else name + "s"
+
+
+def _known(values: list) -> list:
+    return [v for v in values if v is not DONT_CARE]
+
+
+def series(values: list) -> str | None:
+    """An expression of `i` for a list the root builds (None when there is no simple rule)."""
+    n = len(values)
+    if n < 2 or any(v is DONT_CARE for v in values):
+        return None
+    a = values[0]
+    if all(isinstance(v, bool) for v in values):
+        if all(values[:-1]) and not values[-1]:
+            return f"i < {n - 1}"
+        return None
+    if all(_is_int(v) for v in values):
+        d = values[1] - a
+        if d and all(v == a + d * i for i, v in enumerate(values)):
+            return f"{a} + {d} * i" if a else f"{d} * i"
+        if a and all(v == a * 2**i for i, v in enumerate(values)):
+            return f"{a} * 2**i"
+        if a and all(v * 2**i == a for i, v in enumerate(values)):
+            return f"{a} // 2**i"
+        return None
+    if all(isinstance(v, float) for v in values):
+        last = values[-1]
+        if last and all(abs(v - last * i / (n - 1)) <= 1e-6 for i, v in enumerate(values)):
+            return f"{literal(last)} * i / {n - 1}"
+        return None
+    if all(isinstance(v, tuple) for v in values) and len({len(v) for v in values}) == 1:
+        parts = [series([v[k] for v in values]) for k in range(len(a))]
+        if all(parts) and len(a) > 1:
+            return "(" + ", ".join(parts) + ")"
+    return None
+
+
+class Loops:
+    """Writes the constructor arguments of list elements for a ClassEmitter."""
+
+    def args(self, ce: Any, kid: Any, kids: dict[str, tuple[str, ...]]) -> str:
+        pieces, positional, done = [], True, {}
+        for kp in kid.params:
+            v = {q: [kp.values.get(c, DONT_CARE) for c in cs] for q, cs in kids.items()}
+            e = self.expr(ce, v, kp.name, done)
+            done[kp.name] = (e, v)
+            positional = positional and e == kp.name
+            pieces.append(e if positional else f"{kp.name}={e}")
+        return ", ".join(pieces)
+
+    def expr(self, ce: Any, v: dict[str, list], hint: str, done: dict) -> str:
+        P = ce.P
+        lists = list(v.values())
+        if all(all(_eq(x, _known(lst)[0]) for x in _known(lst)) for lst in lists if _known(lst)):
+            return P.expr({q: (_known(lst)[0] if _known(lst) else DONT_CARE) for q, lst in v.items()}, hint)
+        if all(len(lst) >= 2 and all(x is DONT_CARE or _eq(x, lst[i % 2]) for i, x in enumerate(lst)) for lst in lists):
+            a = P.expr({q: lst[0] for q, lst in v.items()}, hint)
+            b = P.expr({q: lst[1] for q, lst in v.items()}, hint)
+            return f"{paren(a, 1)} if i % 2 == 0 else {paren(b, 1)}"
+        if ce.root:
+            (lst,) = lists
+            s = series(lst)
+            if s is not None:
+                return s
+            s = self._decay(ce, lst, done)
+            if s is not None:
+                return s
+            p = P.add(plural(hint), {"": tuple(lst)})
+            p.used = True
+            return f"{p.name}[i]"
+        e = P.expr({q: tuple(lst) for q, lst in v.items()}, plural(hint))
+        return f"{paren(e, 9)}[i]"
+
+    @staticmethod
+    def _decay(ce: Any, lst: list, done: dict) -> str | None:
+        """Per-stage tuples of rates whose concatenation rises linearly: timm's `dpr`."""
+        if not all(isinstance(t, tuple) and t and all(isinstance(x, float) for x in t) for t in lst):
+            return None
+        flat = [x for t in lst for x in t]
+        n = len(flat)
+        if n < 2 or not flat[-1] or not all(abs(x - flat[-1] * k / (n - 1)) <= 1e-6 for k, x in enumerate(flat)):
+            return None
+        lengths = [len(t) for t in lst]
+        for e, v in done.values():
+            m = re.fullmatch(r"(\w+)\[i\]", e)
+            if m and list(v[""]) == lengths:
+                ce.pre.append(f"dpr = [{literal(flat[-1])} * k / {n - 1} for k in range({n})]"
+                              "  # stochastic depth, increasing linearly")
+                return f"dpr[sum({m[1]}[:i]):sum({m[1]}[:i + 1])]"
+        return None

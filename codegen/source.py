@@ -1,0 +1,282 @@
+"""IR -> one standalone PyTorch file (`generate`), and the file as a module (`load`).
+
+    source = generate(graph, spec)      # deterministic to the byte
+    model = load(source)()              # an nn.Module named as the IR's parameters
+
+The file: a header docstring (spec, paper, parameters, MACs), imports, the helper functions the
+model needs (codegen/templates/helpers.py.j2), then one class per module class, children
+before parents. It never imports graphspec.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import hashlib
+import sys
+import types
+from dataclasses import dataclass
+from functools import cache
+
+import jinja2
+from graphspec.codegen.classes import ClassDef, Classes
+from graphspec.codegen.emit import ClassEmitter, Rendered
+from graphspec.codegen.loops import Loops
+from graphspec.codegen.names import comment_text, docstring_text
+from graphspec.codegen.program import CodegenError, ModuleTree
+
+from graphspec import analysis
+from graphspec.ir import Graph
+
+HELPER_ORDER = ("window_partition", "window_reverse", "roll_tokens", "shift_mask", "add_window_mask",
+                "relative_position_index", "patch_merge", "causal_mask", "sinusoidal", "attention", "DropPath")
+HELPER_DEPS = {"shift_mask": ("window_partition",)}
+WIDTH = 100
+
+DOCS = {
+    "PatchEmbed": "Image to patch tokens with a stride-p convolution: (B, C, H, W) -> (B, H/p*W/p, dim).",
+    "TokenEmbedding": "Token embedding, with positions (and token types) added: (B, N) -> (B, N, dim).",
+    "WindowAttention": "Window multi-head self-attention with relative position bias; shifted windows "
+                       "(SW-MSA) mask attention across regions (Swin §3.2).",
+    "Attention": "Multi-head scaled dot-product self-attention (Vaswani et al. §3.2).",
+    "CrossAttention": "Multi-head attention from the decoder to the encoder output (Vaswani et al. §3.2.3).",
+    "Mlp": "Position-wise feed-forward network: Linear, activation, Linear (Vaswani et al. §3.3).",
+    "PatchMerging": "Patch merging (Swin §3.3): 2×2 neighbouring tokens concatenated, normalized, "
+                    "reduced from 4C to 2C.",
+    "Stage": "One stage of the hierarchy (Swin §3.3): blocks at one resolution, then patch merging.",
+    "Encoder": "The encoder: a stack of blocks (Vaswani et al. §3.1).",
+    "Decoder": "The decoder: a stack of blocks that also attend to the encoder output (Vaswani et al. §3.1).",
+    "Pooler": "BERT's pooler: tanh(W h_[CLS] + b) over the first token (Devlin et al. §3).",
+}
+
+INIT = {
+    "trunc_normal": [
+        "def _init_weights(self, m):",
+        '    """timm / official Swin init: Linear ~ trunc_normal(std=0.02), zero bias; LayerNorm 1, 0."""',
+        "    if isinstance(m, nn.Linear):",
+        "        nn.init.trunc_normal_(m.weight, std=0.02)",
+        "        if m.bias is not None:",
+        "            nn.init.zeros_(m.bias)",
+        "    elif isinstance(m, nn.LayerNorm):",
+        "        nn.init.ones_(m.weight)",
+        "        nn.init.zeros_(m.bias)",
+    ],
+    "normal": [
+        "def _init_weights(self, m):",
+        '    """BERT / GPT init: Linear and Embedding ~ N(0, 0.02²), zero bias; LayerNorm 1, 0."""',
+        "    if isinstance(m, (nn.Linear, nn.Embedding)):",
+        "        nn.init.normal_(m.weight, mean=0.0, std=0.02)",
+        "    if isinstance(m, nn.Linear) and m.bias is not None:",
+        "        nn.init.zeros_(m.bias)",
+        "    elif isinstance(m, nn.LayerNorm):",
+        "        nn.init.ones_(m.weight)",
+        "        nn.init.zeros_(m.bias)",
+    ],
+    "xavier": [
+        "def _init_weights(self, m):",
+        '    """As torch.nn.Transformer: zero bias, LayerNorm 1, 0 (matrices: Xavier, in __init__)."""',
+        "    if isinstance(m, nn.Linear) and m.bias is not None:",
+        "        nn.init.zeros_(m.bias)",
+        "    elif isinstance(m, nn.LayerNorm):",
+        "        nn.init.ones_(m.weight)",
+        "        nn.init.zeros_(m.bias)",
+    ],
+}
+
+
+@dataclass(frozen=True)
+class Generated:
+    source: str
+    class_name: str
+
+
+@cache
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.PackageLoader("graphspec.codegen", "templates"),
+                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+                              undefined=jinja2.StrictUndefined, autoescape=False)
+
+
+class Emitter:
+    def __init__(self, graph: Graph, spec=None):
+        self.graph, self.spec = graph, spec
+        self.tree = ModuleTree(graph)
+        self.classes = Classes(self.tree)
+        self.helpers: set[str] = set()
+        self.loops = Loops()
+        names = {d.name for d in self.classes.defs}
+        self.reserved = (set(dir(builtins)) | {"torch", "nn", "F", "math", "self", "dpr"} | set(HELPER_ORDER)
+                         | names)
+        self.rendered: dict[int, Rendered] = {}
+        for d in self.classes.defs:
+            self.rendered[d.uid] = ClassEmitter(self, d).render()
+
+    def class_of(self, path: str) -> Rendered:
+        return self.rendered[self.classes.of[path].uid]
+
+    def class_name(self, d: ClassDef) -> str:
+        return d.name
+
+    def doc(self, d: ClassDef) -> str:
+        info = self.graph.modules[d.paths[0]]
+        if d.paths == [""]:
+            paper = self.graph.meta.get("paper") or ""
+            return docstring_text(f"{self.graph.meta.get('spec') or self.graph.name}" + (f": {paper}." if paper else "."))
+        if info.cls == "Block":
+            if info.a.get("window"):
+                return ("Swin Transformer block (§3.2): window attention, cyclically shifted when shift_size > 0, "
+                        "then an MLP, each in a pre-norm residual.")
+            if info.a.get("norm") == "post":
+                return "Transformer block with post-norm residuals, x = norm(x + f(x)) (Vaswani et al. §3.1)."
+            return "Transformer block with pre-norm residuals, x = x + f(norm(x))."
+        return docstring_text(DOCS.get(info.cls, f"{info.cls} of {self.graph.name}."))
+
+    # -- the file ---------------------------------------------------------------------------------
+    def source(self) -> Generated:
+        root = self.rendered[self.classes.of[""].uid]
+        scheme = init_scheme(self.graph)
+        root.methods.append(INIT[scheme])
+        root.init.append("self.apply(self._init_weights)")
+        if scheme == "xavier":
+            root.init += ["for p in self.parameters():", "    if p.dim() > 1:", "        nn.init.xavier_uniform_(p)"]
+        elif scheme == "normal" and _gpt2_like(self.graph):
+            n = sum(1 for m in self.graph.modules.values() if m.cls == "Block")
+            root.init += [
+                "for name, p in self.named_parameters():  # GPT-2 §2.3: residual projections scaled by 1/√N",
+                '    if name.endswith(("attn.proj.weight", "mlp.fc2.weight")):',
+                f"        nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * {n}))",
+            ]
+        need = set(self.helpers) | ({"DropPath"} if any("DropPath(" in ln for c in self.rendered.values() for ln in c.init) else set())
+        for h in list(need):
+            need.update(HELPER_DEPS.get(h, ()))
+        unknown = need - set(HELPER_ORDER)
+        if unknown:
+            raise CodegenError(f"torch templates name helpers that helpers.py.j2 lacks: {sorted(unknown)}")
+        module = _env().get_template("helpers.py.j2").make_module()
+        helpers = [str(getattr(module, h)()).strip("\n") for h in HELPER_ORDER if h in need]
+        classes = [_layout(c) for c in self.rendered.values()]
+        code_text = "\n".join(helpers) + "".join(c["init"] + c["body"] + "".join(c["methods"]) for c in classes)
+        imports = ["import math", ""] if "math." in code_text else []
+        imports += ["import torch"]
+        if "F." in code_text:
+            imports += ["import torch.nn.functional as F"]
+        imports += ["from torch import nn"]
+        text = _env().get_template("model.py.j2").render(
+            title=_wrap_doc(docstring_text(self.title()), 0), header="\n".join(self.header()), imports="\n".join(imports),
+            helpers=helpers, classes=classes)
+        return Generated(text, root.name)
+
+    def title(self) -> str:
+        m = self.graph.meta
+        paper = m.get("paper") or ""
+        return f"{m.get('spec') or self.graph.name}" + (f": {paper}." if paper else ".")
+
+    def header(self) -> list[str]:
+        g = self.graph
+        out = []
+        if g.meta.get("repo"):
+            out += [docstring_text(f"Reference implementation: {g.meta['repo']}"), ""]
+        params, macs = analysis.param_count(g), analysis.macs(g)
+        ins = ", ".join(f"{n.local} {tuple(n.shape)}" for n in g.inputs)
+        out.append(docstring_text(f"Parameters: {_num(params)}. MACs: {_num(macs)} for inputs {ins}."))
+        out.append("MACs are multiply-accumulates of linear, conv and attention matmuls (graphspec's count).")
+        if g.meta.get("passes"):
+            out.append(docstring_text(f"Passes: {', '.join(map(str, g.meta['passes']))}."))
+        out += ["", "generated by graphspec — do not edit"]
+        return out
+
+
+def _num(v) -> str:
+    return f"{v:,}" if isinstance(v, int) else comment_text(str(v))
+
+
+def init_scheme(graph: Graph) -> str:
+    """How the official code initializes this family: image models as timm/Swin, token models
+    with one stack as BERT/GPT, encoder-decoders as torch.nn.Transformer."""
+    inputs = graph.inputs
+    if any(n.a.get("kind") == "image" for n in inputs):
+        return "trunc_normal"
+    return "xavier" if len(inputs) > 1 else "normal"
+
+
+def _gpt2_like(graph: Graph) -> bool:
+    blocks = [m for m in graph.modules.values() if m.cls == "Block"]
+    return bool(blocks) and all(m.a.get("norm") == "pre" for m in blocks) and any(
+        n.op == "causal_mask" or (n.op == "attention" and n.a.get("causal")) for n in graph)
+
+
+def _layout(c: Rendered) -> dict:
+    sig = "self" + "".join(f", {a}" for a in c.signature)
+    if len(f"    def __init__({sig}):") > WIDTH:
+        sig = "\n" + "".join(f"        {a},\n" for a in ["self", *c.signature]) + "    "
+    return {
+        "name": c.name, "doc": _wrap_doc(c.doc, 4), "signature": sig, "forward_args": ", ".join(c.forward_args),
+        "init": _indent([w for line in c.init for w in wrap(line)], 8),
+        "body": _indent(c.body, 8),
+        "methods": [_indent(m, 4) for m in c.methods],
+    }
+
+
+def _wrap_doc(text: str, indent: int) -> str:
+    import textwrap
+
+    lines = textwrap.wrap(text, WIDTH - indent - 6, break_long_words=False, break_on_hyphens=False)
+    return ("\n" + " " * indent).join(lines)
+
+
+def _indent(lines: list[str], n: int) -> str:
+    return "\n".join((" " * n + line) if line.strip() else "" for line in lines)
+
+
+def wrap(line: str, width: int = WIDTH - 8) -> list[str]:
+    """A long `target = call(args)` line as black would break it: arguments on their own lines."""
+    if len(line) <= width or line.lstrip().startswith(("for ", "if ")) or line.startswith(" "):
+        return [line]
+    try:
+        tree = ast.parse(line)
+    except SyntaxError:
+        return [line]
+    stmt = tree.body[0]
+    call = stmt.value if isinstance(stmt, ast.Assign | ast.Expr) else None
+    if not isinstance(call, ast.Call):
+        return [line]
+    head = line[:call.func.end_col_offset] + "("
+    args = [ast.get_source_segment(line, a) for a in call.args]
+    args += [f"{k.arg}={ast.get_source_segment(line, k.value)}" for k in call.keywords]
+    if len(call.args) == 1 and isinstance(call.args[0], ast.GeneratorExp):
+        gen = call.args[0]
+        elt = ast.get_source_segment(line, gen.elt)
+        rest = line[gen.elt.end_col_offset:call.end_col_offset - 1].strip()
+        inner = wrap(elt, width - 4)
+        return [head] + ["    " + x for x in inner] + [f"    {rest}", ")"]
+    one = "    " + ", ".join(args)
+    if len(one) <= width:
+        return [head, one, ")"]
+    return [head] + [f"    {a}," for a in args] + [")"]
+
+
+def generate(graph: Graph, spec=None) -> str:
+    """The PyTorch source of `graph`: one file, deterministic, never importing graphspec."""
+    return emit(graph, spec).source
+
+
+def emit(graph: Graph, spec=None) -> Generated:
+    if graph.meta.get("symbolic"):
+        raise CodegenError("codegen needs concrete shapes; load the spec without symbolic=True")
+    return Emitter(graph, spec).source()
+
+
+def load(source: str, name: str | None = None) -> types.ModuleType:
+    """Execute generated source as a fresh module (registered in sys.modules so that torch.fx,
+    pickle and tracebacks can find its classes)."""
+    import linecache
+
+    digest = hashlib.sha1(source.encode()).hexdigest()[:12]
+    modname = name or f"graphspec_generated_{digest}"
+    filename = f"<graphspec-generated {modname}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    mod = types.ModuleType(modname)
+    mod.__file__ = filename
+    sys.modules[modname] = mod
+    exec(compile(source, filename, "exec"), mod.__dict__)  # noqa: S102 - our own generated code
+    return mod
