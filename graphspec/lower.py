@@ -248,7 +248,8 @@ def _half(d: Any) -> Any:
 def _check_window(spec: ModelSpec, s: StackSpec, si: int, grid: tuple, window: int) -> None:
     H, W = grid
     if _known(H) and _known(W) and (H % window or W % window):
-        divisors = [m for m in range(2, min(H, W) + 1) if H % m == 0 and W % m == 0]
+        common = math.gcd(H, W)
+        divisors = [m for m in range(2, min(common, 4096) + 1) if common % m == 0]
         raise SpecError.at(
             spec.loc(s.role, "attention") or s.loc,
             f"window {window} does not divide the {H}×{W} map of stage {si + 1}",

@@ -133,9 +133,35 @@ def read_file(path: Path, diags: Diagnostics, locs: dict) -> dict[str, Any]:
     if not isinstance(node, yaml.MappingNode):
         raise SpecError.at(_mark(node, file), "a spec must be a mapping of sections",
                            "start with `name: ...`, `vars: ...`, `encoder×N: {...}`")
+    _check_size(node, file)
     tree = _walk(node, file, (), locs, diags)
     tree["vars"] = parse_vars(tree.get("vars"), ("vars",), locs, diags)
     return tree
+
+
+MAX_NODES = 100_000  # after expanding YAML aliases ("billion laughs")
+MAX_DEPTH = 64
+
+
+def _check_size(root: yaml.Node, file: str) -> None:
+    """Refuse specs whose YAML aliases expand enormously or that nest absurdly deep."""
+    size: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, int, bool]] = [(root, 1, False)]
+    while stack:
+        node, depth, done = stack.pop()
+        if depth > MAX_DEPTH:
+            raise SpecError.at(_mark(node, file), f"the spec nests deeper than {MAX_DEPTH} levels",
+                               "flatten the structure")
+        kids = [c for kv in node.value for c in (kv if isinstance(kv, tuple) else (kv,))] if isinstance(
+            node, yaml.MappingNode | yaml.SequenceNode) else []
+        if done:
+            size[id(node)] = 1 + sum(size[id(c)] for c in kids)
+            if size[id(node)] > MAX_NODES:
+                raise SpecError.at(_mark(node, file), f"the spec expands to more than {MAX_NODES} values "
+                                   "(YAML aliases?)", "write the values out; specs are small")
+        elif id(node) not in size:
+            stack.append((node, depth, True))
+            stack.extend((c, depth + 1, False) for c in kids if id(c) not in size)
 
 
 def _display(path: Path) -> str:

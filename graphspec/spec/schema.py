@@ -23,6 +23,7 @@ TOP_KEYS = {"name", "paper", "repo", "description", "vars", "input", "embed", "e
 STACK_KEYS = {"layers", "dim", "heads", "d_ff", "mlp_ratio", "attention", "norm", "act", "bias",
               "qkv_bias", "dropout", "attn_dropout", "drop_path", "eps", "final_norm", "cross",
               "depths", "downsample"}
+MAX_BLOCKS = 4096  # per stack: every block is lowered, so absurd depths would never finish
 EXPECT_KEYS = {"params", "macs", "macs_norms", "macs_swin_paper", "official_flops", "published"}
 
 
@@ -347,6 +348,11 @@ def _stack(r: _Reader, role: str, v: Any, has_encoder: bool) -> StackSpec | None
         if h is None:
             r.diags.add(r.raw.loc(*p), f"`{role}` needs `heads`", f"add `heads: 8` to `{role}`")
         depths, heads = [layers], [h]
+    if all(isinstance(d, int) for d in depths) and sum(depths) > MAX_BLOCKS:
+        r.diags.add(r.raw.loc(*p, "depths") or r.raw.loc(*p, "layers") or r.raw.loc(*p),
+                    f"`{role}` has {sum(depths)} blocks; graphspec lowers every block and allows at most "
+                    f"{MAX_BLOCKS}", "use fewer layers")
+        depths = [1] * len(depths)
     attn_default = "causal" if role == "decoder" else "global"
     akind, aa = r.call(v.get("attention", attn_default), p + ("attention",), ATTNS, "attention")
     attn = Attn(akind or "global")
@@ -392,7 +398,8 @@ def _check_consistency(spec: ModelSpec, diags: Diagnostics) -> None:
     if e.kind == "tokens" and i.kind != "tokens":
         diags.add(spec.loc("embed"), "token embedding needs a token input", "write `input: tokens(seq_len)`")
     if e.kind == "patches" and i.kind == "image" and isinstance(i.img_size, int) and i.img_size % e.patch:
-        sizes = [s for s in range(i.img_size - e.patch, i.img_size + 2 * e.patch) if s % e.patch == 0 and s > 0]
+        lo = i.img_size - i.img_size % e.patch
+        sizes = [s for s in (lo, lo + e.patch, lo + 2 * e.patch) if s > 0][:2]
         diags.add(spec.loc("vars", "img_size") or spec.loc("input"),
                   f"image size {i.img_size} is not divisible by the patch size {e.patch}",
                   f"use img_size {' or '.join(map(str, sizes[:2]))}")
@@ -403,7 +410,8 @@ def _check_consistency(spec: ModelSpec, diags: Diagnostics) -> None:
         dim = s.dim
         for si, h in enumerate(s.heads):
             if isinstance(dim, int) and isinstance(h, int) and dim % h:
-                ok = [x for x in range(1, dim + 1) if dim % x == 0 and abs(x - h) <= max(4, h)]
+                span = min(max(4, h), 2048)  # divisors of dim near h
+                ok = [x for x in range(max(1, h - span), min(dim, h + span) + 1) if dim % x == 0]
                 diags.add(spec.loc(s.role, "heads") or s.loc,
                           f"{s.role} width {dim} is not divisible by {h} heads" + (f" (stage {si + 1})" if len(s.heads) > 1 else ""),
                           f"use heads in {ok[:6]}" if ok else "change dim or heads")

@@ -1,0 +1,252 @@
+"""State dicts between graphspec's modules and Hugging Face transformers / torch.nn.Transformer.
+
+graphspec names parameters as the IR does (`analysis.parameters`): the official Swin code's
+names (`layers.0.blocks.1.attn.relative_position_bias_table`), timm's for ViT (`blocks.0.attn.q`),
+`embed.tokens` / `blocks.i.attn.q` for the NLP models. Each family is a table of rows
+`(graphspec pattern, [source names, newest first], how)`, where `how` is
+
+- `copy`: the same tensor;
+- `T`: transposed (GPT-2's `Conv1D` stores (in, out));
+- `("part", k)`: slice k of 3 of a packed q|k|v tensor along dim 0 (`in_proj_weight`);
+- `("T_part", k)`: transposed, then slice k (GPT-2's `c_attn`).
+
+Both layouts of graphspec's attention work: three projections `attn.q/k/v` (unfused), or one
+`attn.qkv` of width 3C (after `passes.fuse_qkv`); a fused tensor is the concatenation of its
+parts along dim 0.
+
+    sd = to_graphspec(hf_model, graph)                # HF -> graphspec, for load_state_dict
+    hf_sd = from_graphspec(gen.state_dict(), graph, "gpt2", like=hf_model.state_dict())
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from graphspec.analysis import parameters
+from graphspec.ir import Graph
+
+_P = r"(weight|bias)"
+_LAYER_PREFIXES = {"swin": ("swin.", ""), "vit": ("vit.", ""), "bert": ("bert.", ""),
+                   "gpt2": ("transformer.", ""), "torch_transformer": ("",)}
+
+RULES: dict[str, list[tuple[str, list[str], Any]]] = {
+    "swin": [
+        (rf"patch_embed\.proj\.{_P}", ["embeddings.patch_embeddings.projection.{0}"], "copy"),
+        (rf"patch_embed\.norm\.{_P}", ["embeddings.norm.{0}"], "copy"),
+        (rf"layers\.(\d+)\.blocks\.(\d+)\.norm1\.{_P}", ["encoder.layers.{0}.blocks.{1}.layernorm_before.{2}"], "copy"),
+        (rf"layers\.(\d+)\.blocks\.(\d+)\.norm2\.{_P}", ["encoder.layers.{0}.blocks.{1}.layernorm_after.{2}"], "copy"),
+        (rf"layers\.(\d+)\.blocks\.(\d+)\.attn\.q\.{_P}", ["encoder.layers.{0}.blocks.{1}.attention.q_proj.{2}",
+                                                          "encoder.layers.{0}.blocks.{1}.attention.self.query.{2}"], "copy"),
+        (rf"layers\.(\d+)\.blocks\.(\d+)\.attn\.k\.{_P}", ["encoder.layers.{0}.blocks.{1}.attention.k_proj.{2}",
+                                                          "encoder.layers.{0}.blocks.{1}.attention.self.key.{2}"], "copy"),
+        (rf"layers\.(\d+)\.blocks\.(\d+)\.attn\.v\.{_P}", ["encoder.layers.{0}.blocks.{1}.attention.v_proj.{2}",
+                                                          "encoder.layers.{0}.blocks.{1}.attention.self.value.{2}"], "copy"),
+        (rf"layers\.(\d+)\.blocks\.(\d+)\.attn\.proj\.{_P}", ["encoder.layers.{0}.blocks.{1}.attention.o_proj.{2}",
+                                                             "encoder.layers.{0}.blocks.{1}.attention.output.dense.{2}"], "copy"),
+        (r"layers\.(\d+)\.blocks\.(\d+)\.attn\.relative_position_bias_table",
+         ["encoder.layers.{0}.blocks.{1}.attention.relative_position_bias.relative_position_bias_table",
+          "encoder.layers.{0}.blocks.{1}.attention.self.relative_position_bias_table"], "copy"),
+        (rf"layers\.(\d+)\.blocks\.(\d+)\.mlp\.fc1\.{_P}", ["encoder.layers.{0}.blocks.{1}.mlp.fc1.{2}",
+                                                           "encoder.layers.{0}.blocks.{1}.intermediate.dense.{2}"], "copy"),
+        (rf"layers\.(\d+)\.blocks\.(\d+)\.mlp\.fc2\.{_P}", ["encoder.layers.{0}.blocks.{1}.mlp.fc2.{2}",
+                                                           "encoder.layers.{0}.blocks.{1}.output.dense.{2}"], "copy"),
+        (rf"layers\.(\d+)\.downsample\.reduction\.{_P}", ["encoder.layers.{0}.downsample.reduction.{1}"], "copy"),
+        (rf"layers\.(\d+)\.downsample\.norm\.{_P}", ["encoder.layers.{0}.downsample.norm.{1}"], "copy"),
+        (rf"norm\.{_P}", ["layernorm.{0}"], "copy"),
+        (rf"head\.{_P}", ["=classifier.{0}"], "copy"),
+    ],
+    "vit": [
+        (rf"patch_embed\.proj\.{_P}", ["embeddings.patch_embeddings.projection.{0}"], "copy"),
+        (r"cls_token", ["embeddings.cls_token"], "copy"),
+        (r"pos_embed", ["embeddings.position_embeddings"], "copy"),
+        (rf"blocks\.(\d+)\.norm1\.{_P}", ["layers.{0}.layernorm_before.{1}", "encoder.layer.{0}.layernorm_before.{1}"], "copy"),
+        (rf"blocks\.(\d+)\.norm2\.{_P}", ["layers.{0}.layernorm_after.{1}", "encoder.layer.{0}.layernorm_after.{1}"], "copy"),
+        (rf"blocks\.(\d+)\.attn\.q\.{_P}", ["layers.{0}.attention.q_proj.{1}", "encoder.layer.{0}.attention.attention.query.{1}"], "copy"),
+        (rf"blocks\.(\d+)\.attn\.k\.{_P}", ["layers.{0}.attention.k_proj.{1}", "encoder.layer.{0}.attention.attention.key.{1}"], "copy"),
+        (rf"blocks\.(\d+)\.attn\.v\.{_P}", ["layers.{0}.attention.v_proj.{1}", "encoder.layer.{0}.attention.attention.value.{1}"], "copy"),
+        (rf"blocks\.(\d+)\.attn\.proj\.{_P}", ["layers.{0}.attention.o_proj.{1}", "encoder.layer.{0}.attention.output.dense.{1}"], "copy"),
+        (rf"blocks\.(\d+)\.mlp\.fc1\.{_P}", ["layers.{0}.mlp.fc1.{1}", "encoder.layer.{0}.intermediate.dense.{1}"], "copy"),
+        (rf"blocks\.(\d+)\.mlp\.fc2\.{_P}", ["layers.{0}.mlp.fc2.{1}", "encoder.layer.{0}.output.dense.{1}"], "copy"),
+        (rf"norm\.{_P}", ["layernorm.{0}"], "copy"),
+        (rf"head\.{_P}", ["=classifier.{0}"], "copy"),
+    ],
+    "bert": [
+        (r"embed\.tokens\.weight", ["embeddings.word_embeddings.weight"], "copy"),
+        (r"embed\.pos\.weight", ["embeddings.position_embeddings.weight"], "copy"),
+        (r"embed\.types\.weight", ["embeddings.token_type_embeddings.weight"], "copy"),
+        (rf"embed\.norm\.{_P}", ["embeddings.LayerNorm.{0}"], "copy"),
+        (rf"blocks\.(\d+)\.attn\.q\.{_P}", ["encoder.layer.{0}.attention.self.query.{1}"], "copy"),
+        (rf"blocks\.(\d+)\.attn\.k\.{_P}", ["encoder.layer.{0}.attention.self.key.{1}"], "copy"),
+        (rf"blocks\.(\d+)\.attn\.v\.{_P}", ["encoder.layer.{0}.attention.self.value.{1}"], "copy"),
+        (rf"blocks\.(\d+)\.attn\.proj\.{_P}", ["encoder.layer.{0}.attention.output.dense.{1}"], "copy"),
+        (rf"blocks\.(\d+)\.norm1\.{_P}", ["encoder.layer.{0}.attention.output.LayerNorm.{1}"], "copy"),
+        (rf"blocks\.(\d+)\.mlp\.fc1\.{_P}", ["encoder.layer.{0}.intermediate.dense.{1}"], "copy"),
+        (rf"blocks\.(\d+)\.mlp\.fc2\.{_P}", ["encoder.layer.{0}.output.dense.{1}"], "copy"),
+        (rf"blocks\.(\d+)\.norm2\.{_P}", ["encoder.layer.{0}.output.LayerNorm.{1}"], "copy"),
+        (rf"pooler\.dense\.{_P}", ["pooler.dense.{0}"], "copy"),
+    ],
+    "gpt2": [
+        (r"embed\.tokens\.weight", ["wte.weight"], "copy"),
+        (r"embed\.pos\.weight", ["wpe.weight"], "copy"),
+        (rf"blocks\.(\d+)\.norm1\.{_P}", ["h.{0}.ln_1.{1}"], "copy"),
+        (rf"blocks\.(\d+)\.norm2\.{_P}", ["h.{0}.ln_2.{1}"], "copy"),
+        (r"blocks\.(\d+)\.attn\.q\.weight", ["h.{0}.attn.c_attn.weight"], ("T_part", 0)),
+        (r"blocks\.(\d+)\.attn\.k\.weight", ["h.{0}.attn.c_attn.weight"], ("T_part", 1)),
+        (r"blocks\.(\d+)\.attn\.v\.weight", ["h.{0}.attn.c_attn.weight"], ("T_part", 2)),
+        (r"blocks\.(\d+)\.attn\.q\.bias", ["h.{0}.attn.c_attn.bias"], ("part", 0)),
+        (r"blocks\.(\d+)\.attn\.k\.bias", ["h.{0}.attn.c_attn.bias"], ("part", 1)),
+        (r"blocks\.(\d+)\.attn\.v\.bias", ["h.{0}.attn.c_attn.bias"], ("part", 2)),
+        (r"blocks\.(\d+)\.attn\.proj\.weight", ["h.{0}.attn.c_proj.weight"], "T"),
+        (r"blocks\.(\d+)\.attn\.proj\.bias", ["h.{0}.attn.c_proj.bias"], "copy"),
+        (r"blocks\.(\d+)\.mlp\.fc1\.weight", ["h.{0}.mlp.c_fc.weight"], "T"),
+        (r"blocks\.(\d+)\.mlp\.fc1\.bias", ["h.{0}.mlp.c_fc.bias"], "copy"),
+        (r"blocks\.(\d+)\.mlp\.fc2\.weight", ["h.{0}.mlp.c_proj.weight"], "T"),
+        (r"blocks\.(\d+)\.mlp\.fc2\.bias", ["h.{0}.mlp.c_proj.bias"], "copy"),
+        (rf"norm\.{_P}", ["ln_f.{0}"], "copy"),
+    ],
+    "torch_transformer": [
+        (r"(encoder|decoder)\.blocks\.(\d+)\.attn\.([qkv])\.weight", ["{0}.layers.{1}.self_attn.in_proj_weight"], "qkv"),
+        (r"(encoder|decoder)\.blocks\.(\d+)\.attn\.([qkv])\.bias", ["{0}.layers.{1}.self_attn.in_proj_bias"], "qkv"),
+        (rf"(encoder|decoder)\.blocks\.(\d+)\.attn\.proj\.{_P}", ["{0}.layers.{1}.self_attn.out_proj.{2}"], "copy"),
+        (r"decoder\.blocks\.(\d+)\.cross_attn\.([qkv])\.weight", ["decoder.layers.{0}.multihead_attn.in_proj_weight"], "qkv"),
+        (r"decoder\.blocks\.(\d+)\.cross_attn\.([qkv])\.bias", ["decoder.layers.{0}.multihead_attn.in_proj_bias"], "qkv"),
+        (rf"decoder\.blocks\.(\d+)\.cross_attn\.proj\.{_P}", ["decoder.layers.{0}.multihead_attn.out_proj.{1}"], "copy"),
+        (rf"(encoder|decoder)\.blocks\.(\d+)\.norm([123])\.{_P}", ["{0}.layers.{1}.norm{2}.{3}"], "copy"),
+        (rf"(encoder|decoder)\.blocks\.(\d+)\.mlp\.fc1\.{_P}", ["{0}.layers.{1}.linear1.{2}"], "copy"),
+        (rf"(encoder|decoder)\.blocks\.(\d+)\.mlp\.fc2\.{_P}", ["{0}.layers.{1}.linear2.{2}"], "copy"),
+        (rf"(encoder|decoder)\.norm\.{_P}", ["{0}.norm.{1}"], "copy"),
+    ],
+}
+
+HF_FAMILIES = {"swin": "swin", "vit": "vit", "bert": "bert", "gpt2": "gpt2"}
+
+
+class WeightError(KeyError):
+    """A parameter has no counterpart in the other state dict."""
+
+
+def family_of(model: Any) -> str:
+    """'swin' / 'vit' / 'bert' / 'gpt2' for a Hugging Face model, 'torch_transformer' for nn.Transformer."""
+    cfg = getattr(model, "config", None)
+    if cfg is not None and getattr(cfg, "model_type", None) in HF_FAMILIES:
+        return HF_FAMILIES[cfg.model_type]
+    import torch.nn as nn
+
+    if isinstance(model, nn.Transformer):
+        return "torch_transformer"
+    raise ValueError(f"no weight mapping for {type(model).__name__}; known families: {', '.join(RULES)}")
+
+
+def _rule(family: str, canon: str) -> tuple[list[str], Any]:
+    for pattern, names, how in RULES[family]:
+        m = re.fullmatch(pattern, canon)
+        if m:
+            groups = m.groups()
+            if how == "qkv":  # the last group is q, k or v: slice of the packed in_proj
+                return [n.format(*groups[:-1]) for n in names], ("part", "qkv".index(groups[-1]))
+            return [n.format(*groups) for n in names], how
+    raise WeightError(f"{family}: no rule for the graphspec parameter {canon!r}")
+
+
+def _layout(graph: Graph) -> dict[str, list[str]]:
+    """graphspec parameter -> the unfused names it stands for (one, or q/k/v for a fused qkv)."""
+    out = {}
+    for name in parameters(graph):
+        m = re.fullmatch(r"(.*)\.qkv\.(weight|bias)", name)
+        if m:
+            out[name] = [f"{m[1]}.{p}.{m[2]}" for p in "qkv"]
+        else:
+            out[name] = [name]
+    return out
+
+
+def _find(source: Mapping, names: list[str], family: str) -> str:
+    for n in names:
+        for prefix in ("",) if n.startswith("=") else _LAYER_PREFIXES[family]:
+            key = n.lstrip("=") if n.startswith("=") else prefix + n
+            if key in source:
+                return key
+    raise WeightError(f"none of {names} (with prefixes {_LAYER_PREFIXES[family]}) is in the source state dict")
+
+
+def _take(t, how):
+    if how == "copy":
+        return t
+    if how == "T":
+        return t.t()
+    kind, k = how
+    if kind == "T_part":
+        t = t.t()
+    n = t.shape[0] // 3
+    return t[k * n:(k + 1) * n]
+
+
+def to_graphspec(source: Any, graph: Graph, family: str | None = None, partial: bool = False) -> dict[str, Any]:
+    """A state dict named as `graph`'s parameters, from a HF model / nn.Transformer or its state
+    dict. With `partial`, parameters the source lacks are left out (nn.Transformer has no
+    embeddings) instead of raising."""
+    import torch
+
+    family = family or family_of(source)
+    sd = source.state_dict() if hasattr(source, "state_dict") else source
+    out = {}
+    for name, canon in _layout(graph).items():
+        parts = []
+        try:
+            for c in canon:
+                names, how = _rule(family, c)
+                parts.append(_take(sd[_find(sd, names, family)], how))
+        except WeightError:
+            if partial:
+                continue
+            raise
+        out[name] = (parts[0] if len(parts) == 1 else torch.cat(parts, 0)).detach().clone().contiguous()
+    return out
+
+
+def from_graphspec(state: Mapping[str, Any], graph: Graph, family: str, like: Mapping | None = None,
+                   partial: bool = False) -> dict[str, Any]:
+    """A state dict for the other side from graphspec's. `like` (the target's own state dict)
+    picks the naming generation and prefix that the target uses, and receives tied copies;
+    `partial` leaves out parameters the target has no place for."""
+    import torch
+
+    packed: dict[str, dict[int, Any]] = {}
+    packed_how: dict[str, str] = {}
+    out: dict[str, Any] = {}
+    for name, canon in _layout(graph).items():
+        t = state[name]
+        chunks = t.chunk(len(canon), 0) if len(canon) > 1 else [t]
+        for c, part in zip(canon, chunks, strict=True):
+            try:
+                names, how = _rule(family, c)
+                key = _target(names, family, like)
+            except WeightError:
+                if partial:
+                    continue
+                raise
+            if how == "copy":
+                out[key] = part
+            elif how == "T":
+                out[key] = part.t()
+            else:
+                packed.setdefault(key, {})[how[1]] = part
+                packed_how[key] = how[0]
+    for key, parts in packed.items():
+        whole = torch.cat([parts[k] for k in range(3)], 0)
+        out[key] = whole.t() if packed_how[key] == "T_part" else whole
+    if like is not None:  # tied weights the target stores twice (GPT-2's lm_head)
+        for key in like:
+            if key not in out and key == "lm_head.weight":
+                wte = next(k for k in out if k.endswith("wte.weight"))
+                out[key] = out[wte]
+    return {k: v.detach().clone().contiguous() for k, v in out.items()}
+
+
+def _target(names: list[str], family: str, like: Mapping | None) -> str:
+    if like is not None:
+        return _find(like, names, family)
+    n = names[0]
+    return n.lstrip("=") if n.startswith("=") else n
