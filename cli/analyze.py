@@ -225,6 +225,8 @@ def _check(built: Built, overrides: tuple[str, ...]) -> int:
     got: dict[str, Any] = {}
     if "params" in expect:
         got["params"] = analysis.param_count(built.graph)
+    if "trainable_params" in expect:  # frozen parameters excluded (DETR's stem and layer1)
+        got["trainable_params"] = analysis.param_count(built.graph, trainable=True)
     for key, conv_name in (("macs", "macs"), ("macs_norms", "swin"), ("macs_swin_paper", "swin-paper")):
         if key in expect:
             conv = Convention.named(conv_name)

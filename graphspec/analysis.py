@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -110,6 +111,25 @@ def node_params(g: Graph, n: Node) -> dict[str, tuple]:
     return {(f"{owner}.{k}" if k else owner): tuple(v) for k, v in opdef.params(*in_shapes, **n.a).items()}
 
 
+def node_buffers(g: Graph, n: Node) -> dict[str, tuple]:
+    """Full names of a node's buffers (state that is not trained: BN statistics) -> shapes."""
+    opdef = get(n.op)
+    if opdef.buffers is None:
+        return {}
+    owner = n.a.get("weights") or n.name
+    return {f"{owner}.{k}": tuple(v) for k, v in opdef.buffers(*[g[i].shape for i in n.inputs], **n.a).items()}
+
+
+def buffers(g: Graph) -> dict[str, tuple]:
+    """All buffers by full name (they are loaded with the weights but are not parameters)."""
+    return {k: v for n in g for k, v in node_buffers(g, n).items()}
+
+
+def frozen(g: Graph) -> set[str]:
+    """Names of parameters that are not trained (`frozen` nodes: DETR's stem and layer1)."""
+    return {name for n in g if n.a.get("frozen") for name in node_params(g, n)}
+
+
 def parameters(g: Graph) -> dict[str, tuple]:
     """All parameters by full name, each once. Raises if a shared name has two shapes."""
     out: dict[str, tuple] = {}
@@ -121,8 +141,10 @@ def parameters(g: Graph) -> dict[str, tuple]:
     return out
 
 
-def param_count(g: Graph):
-    return _simplify(sum((numel(s) for s in parameters(g).values()), 0))
+def param_count(g: Graph, trainable: bool = False):
+    """All parameters, or only those that are trained (what DETR's main.py prints)."""
+    skip = frozen(g) if trainable else set()
+    return _simplify(sum((numel(s) for k, s in parameters(g).items() if k not in skip), 0))
 
 
 def node_cost(g: Graph, n: Node, conv: Convention = Convention()):
@@ -149,13 +171,20 @@ def by_module(g: Graph, conv: Convention = Convention(), depth: int | None = Non
     rows: dict[str, dict] = defaultdict(lambda: {"params": 0, "macs": 0})
     seen: set[str] = set()
     for n in g:
-        path = _cut(n.module or n.name, depth)
+        path = _cut(n.module or _owner(n), depth)
         rows[path]["macs"] += node_cost(g, n, conv)
         for pname, shape in node_params(g, n).items():
             if pname not in seen:
                 seen.add(pname)
                 rows[_cut(pname.rsplit(".", 1)[0] if "." in pname else pname, depth)]["params"] += numel(shape)
     return {k: {kk: _simplify(vv) for kk, vv in v.items()} for k, v in rows.items()}
+
+
+def _owner(n: Node) -> str:
+    """The module a top-level node reports under: a repeated call of a shared module
+    (`class_embed_3`, weights `class_embed`) counts under that module."""
+    w = n.a.get("weights")
+    return w if w and re.fullmatch(re.escape(w) + r"_\d+", n.name) else n.name
 
 
 def by_op(g: Graph, conv: Convention = Convention()) -> dict[str, dict]:

@@ -18,6 +18,7 @@ from typing import Any
 
 import sympy
 
+from graphspec import lower_cnn
 from graphspec.ir import Graph, Node
 from graphspec.ops import ShapeError, get
 from graphspec.spec import Attn, ModelSpec, SpecError, StackSpec
@@ -91,10 +92,19 @@ def lower(spec: ModelSpec, symbolic: bool = False) -> Graph:
     two = encoder is not None and decoder is not None
     outputs: list[str] = []
 
+    pos = None
     if inp.kind == "image":
-        S = SYMBOLS["H"] if symbolic else inp.img_size
-        x = b.emit("input", (), "image", shape=(B, inp.channels, S, S), kind="image")
-        x, grid = _patch_embed(b, spec, x)
+        Hs, Ws = (SYMBOLS["H"], SYMBOLS["W"] if inp.width else SYMBOLS["H"]) if symbolic else inp.hw
+        x = b.emit("input", (), "image", shape=(B, inp.channels, Hs, Ws), kind="image")
+        if spec.backbone is not None:
+            b.loc = spec.loc("backbone")
+            x = lower_cnn.resnet(b, spec.backbone, x, prefix="backbone" if spec.stacks else "")
+            grid = b.shape(x)[2:]
+            if spec.embed.kind == "project":
+                b.loc = spec.loc("embed")
+                x, grid, pos = lower_cnn.project(b, spec, x)
+        else:
+            x, grid = _patch_embed(b, spec, x)
     else:
         N = SYMBOLS["N"] if symbolic else inp.seq_len
         src_name = "src" if two else "input_ids"
@@ -103,16 +113,25 @@ def lower(spec: ModelSpec, symbolic: bool = False) -> Graph:
         grid = None
 
     memory = None
+    outs: list[str] = []
     if encoder is not None:
-        x = _stack(b, spec, encoder, x, grid, prefix="encoder" if two else "", memory=None)
+        x, _ = _stack(b, spec, encoder, x, grid, prefix="encoder" if two else "", memory=None, pos=(pos, None))
         memory = x
-    if decoder is not None:
+    if decoder is not None and decoder.queries:
+        b.loc = decoder.loc
+        x, qpos = lower_cnn.queries(b, decoder, B)
+        x, outs = _stack(b, spec, decoder, x, None, prefix="decoder", memory=memory, pos=(qpos, pos))
+    elif decoder is not None:
         if two:
             T = SYMBOLS["T"] if symbolic else inp.tgt_len
             b.loc = spec.loc("input")
             tgt = b.emit("input", (), "tgt", shape=(B, T), kind="tokens")
             x = _token_embed(b, spec, tgt, first=False)
-        x = _stack(b, spec, decoder, x, None, prefix="decoder" if two else "", memory=memory)
+        x, _ = _stack(b, spec, decoder, x, None, prefix="decoder" if two else "", memory=memory)
+    if spec.head.kind == "detection":
+        b.loc = spec.loc("head")
+        b.g.outputs = tuple(lower_cnn.detection_head(b, spec, outs or [x]))
+        return b.g
     x, extra = _head(b, spec, x)
     outputs.append(x)
     outputs.extend(extra)
@@ -184,12 +203,15 @@ def _token_embed(b: Builder, spec: ModelSpec, ids: str, first: bool) -> str:
 
 # -- transformer stacks ----------------------------------------------------------------------
 def _stack(b: Builder, spec: ModelSpec, s: StackSpec, x: str, grid: tuple | None, prefix: str,
-           memory: str | None) -> str:
+           memory: str | None, pos: tuple = (None, None)) -> tuple[str, list[str]]:
+    """A stack of blocks (and stages); returns the output and, with `aux`, every block's output
+    through the final norm (DETR's return_intermediate)."""
     b.loc = s.loc
     staged = len(s.depths) > 1 or s.downsample != "none"
     total = sum(s.depths)
     dim = s.dim
     index = 0
+    outs: list[str] = []
     scope = [prefix] if prefix else []
     b.scope.extend(scope)
     if prefix:
@@ -214,8 +236,10 @@ def _stack(b: Builder, spec: ModelSpec, s: StackSpec, x: str, grid: tuple | None
                         _check_window(spec, s, si, grid, window)
                     with b.module(f"blocks.{bi}", "Block", dim=dim, heads=heads, window=window, shift=shift,
                                   grid=grid, norm=s.norm):
-                        x = _block(b, s, x, dim, heads, window, shift, grid, memory, dpr)
+                        x = _block(b, s, x, dim, heads, window, shift, grid, memory, dpr, pos)
                     index += 1
+                    if s.aux and s.final_norm and index < total:
+                        outs.append(b.emit("layer_norm", (x,), "norm", dim=dim, eps=s.eps, weights=b.child("norm")))
                 if staged and s.downsample == "patch_merging" and si < len(s.depths) - 1:
                     with b.module("downsample", "PatchMerging", dim=dim, grid=grid):
                         H, W = grid
@@ -226,10 +250,10 @@ def _stack(b: Builder, spec: ModelSpec, s: StackSpec, x: str, grid: tuple | None
                     grid = (_half(H), _half(W))
                     dim *= 2
         if s.final_norm:
-            x = b.emit("layer_norm", (x,), "norm", dim=dim, eps=s.eps)
+            x = b.emit("layer_norm", (x,), "norm", dim=dim, eps=s.eps, **({"weights": b.child("norm")} if s.aux else {}))
     finally:
         del b.scope[len(b.scope) - len(scope):]
-    return x
+    return x, [*outs, x] if s.aux else []
 
 
 @contextmanager
@@ -257,8 +281,12 @@ def _check_window(spec: ModelSpec, s: StackSpec, si: int, grid: tuple, window: i
         )
 
 
-def _block(b: Builder, s: StackSpec, x: str, dim: int, heads: int, window, shift, grid, memory, dpr) -> str:
-    """One transformer block; pre-LN: x = x + attn(norm1(x)); post-LN: x = norm1(x + attn(x))."""
+def _block(b: Builder, s: StackSpec, x: str, dim: int, heads: int, window, shift, grid, memory, dpr,
+           pos: tuple = (None, None)) -> str:
+    """One transformer block; pre-LN: x = x + attn(norm1(x)); post-LN: x = norm1(x + attn(x)).
+    With `pos_every_layer` (DETR), pos[0] is added to the self-attention's queries and keys,
+    and pos[1] to the cross-attention's keys (the memory's positions)."""
+    self_pos, mem_pos = pos if s.pos_every_layer else (None, None)
     pre = s.norm == "pre"
     norms = ["norm1", "norm2", "norm3"] if (memory is not None and s.cross) else ["norm1", "norm2"]
 
@@ -273,17 +301,19 @@ def _block(b: Builder, s: StackSpec, x: str, dim: int, heads: int, window, shift
         return x if pre else b.emit("layer_norm", (x,), norm_name, dim=dim, eps=s.eps)
 
     causal = s.attention.kind == "causal"
-    x = residual(x, lambda h: _attention(b, s, h, h, dim, heads, window, shift, grid, causal, "attn"), norms[0])
+    x = residual(x, lambda h: _attention(b, s, h, h, dim, heads, window, shift, grid, causal, "attn",
+                                         self_pos, self_pos), norms[0])
     if memory is not None and s.cross:
-        x = residual(x, lambda h: _attention(b, s, h, memory, dim, heads, None, None, None, False, "cross_attn"),
-                     norms[1])
+        x = residual(x, lambda h: _attention(b, s, h, memory, dim, heads, None, None, None, False, "cross_attn",
+                                             self_pos, mem_pos), norms[1])
     x = residual(x, lambda h: _mlp(b, s, h, dim), norms[-1])
     return x
 
 
 def _attention(b: Builder, s: StackSpec, x: str, kv: str, dim: int, heads: int, window, shift, grid,
-               causal: bool, local: str) -> str:
-    """Multi-head attention, unfused (Vaswani §3.2.2); windowed per Swin §3.2 when `window`."""
+               causal: bool, local: str, pos_q: str | None = None, pos_k: str | None = None) -> str:
+    """Multi-head attention, unfused (Vaswani §3.2.2); windowed per Swin §3.2 when `window`.
+    `pos_q`/`pos_k` are added to the query/key inputs only, never to the values (DETR §3.2)."""
     windowed = window is not None
     if windowed:
         H, W = grid
@@ -292,9 +322,11 @@ def _attention(b: Builder, s: StackSpec, x: str, kv: str, dim: int, heads: int, 
         x = b.emit("window_partition", (x,), "windows", H=H, W=W, window=window)  # nW*B, M*M, C
         kv = x
     cls = "WindowAttention" if windowed else ("CrossAttention" if kv is not x else "Attention")
+    xq = b.emit("add", (x, pos_q), f"{local}_query") if pos_q is not None else x
+    xk = kv if pos_k is None else (xq if (kv is x and pos_k is pos_q) else b.emit("add", (kv, pos_k), f"{local}_key"))
     with b.module(local, cls, dim=dim, heads=heads, window=window, causal=causal):
-        q = b.emit("linear", (x,), "q", out_features=dim, bias=s.qkv_bias, in_features=dim)
-        k = b.emit("linear", (kv,), "k", out_features=dim, bias=s.qkv_bias, in_features=b.shape(kv)[-1])
+        q = b.emit("linear", (xq,), "q", out_features=dim, bias=s.qkv_bias, in_features=dim)
+        k = b.emit("linear", (xk,), "k", out_features=dim, bias=s.qkv_bias, in_features=b.shape(kv)[-1])
         v = b.emit("linear", (kv,), "v", out_features=dim, bias=s.qkv_bias, in_features=b.shape(kv)[-1])
         qh = b.emit("split_heads", (q,), "q_heads", heads=heads)  # B, h, N, d
         kh = b.emit("split_heads", (k,), "k_heads", heads=heads)
@@ -370,6 +402,9 @@ def _head(b: Builder, spec: ModelSpec, x: str) -> tuple[str, list[str]]:
         else:
             y = b.emit("linear", (x,), "lm_head", out_features=spec.embed.vocab, bias=h.bias, in_features=dim)
         return y, []
+    if h.kind == "classifier" and len(b.shape(x)) == 4:  # a CNN: global average pool, torchvision's `fc`
+        pooled = b.emit("global_pool", (x,), "avgpool")
+        return b.emit("linear", (pooled,), "fc", out_features=h.classes, bias=True, in_features=b.shape(x)[1]), []
     if h.kind == "classifier":
         pooled = b.emit("select" if h.pool == "cls" else "mean", (x,), "pool", **({"index": 0} if h.pool == "cls" else {"dim": 1}))
         y = b.emit("linear", (pooled,), "head", out_features=h.classes, bias=True, in_features=dim)

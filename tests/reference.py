@@ -34,10 +34,18 @@ PARAMS = {
     "bert_large": 335_141_888,  # BertModel incl. pooler (paper 340M ✘, −1.4%)
     "gpt": 116_534_784,  # openai/finetune-transformer-lm params_shapes.json
     "gpt2": 124_439_808,  # openai/gpt-2 README (124M; the paper's 117M)
+    "resnet50": 25_557_032,  # torchvision resnet50 num_params (BatchNorm affine counted)
+    "detr_r50": 41_524_768,  # facebookresearch/detr, all parameters (FrozenBatchNorm2d = buffers)
 }
 
 # -- MACs, default convention (linear, conv, matmul; class token and head included) ------------
 MACS = {
+    "resnet50": 4_087_136_256 + 2048 * 1000,  # conv MACs (fvcore's 4.09G) + fc
+    # DETR at 800×1066 (25×34 map): backbone 69,976,448,000 + input_proj 850·2048·256
+    # + encoder 6·(4·850·256² + 2·850²·256 + 2·850·256·2048) + decoder 1,825,382,400
+    # + heads on all six decoder outputs 6·100·(256·92 + 2·256² + 256·4)
+    "detr_r50": 69_976_448_000 + 850 * 2048 * 256 + 6 * (4 * 850 * 256**2 + 2 * 850**2 * 256
+                + 2 * 850 * 256 * 2048) + 1_825_382_400 + 6 * 100 * (256 * 92 + 2 * 256**2 + 256 * 4),
     "swin_t": 4_490_566_656,  # torchvision swin_t _ops 4.491 = official flops() minus LayerNorms
     "swin_s": 8_740_875_264,  # official flops() minus LayerNorms
     "swin_b": 15_430_946_816,  # torchvision swin_b _ops 15.431

@@ -72,6 +72,7 @@ class OpDef:
     doc: str
     shape: Callable[..., tuple]
     params: Callable[..., dict[str, tuple]] | None = None
+    buffers: Callable[..., dict[str, tuple]] | None = None  # state that is not trained (BN statistics)
     macs: Callable[..., Any] | None = None
     torch: Torch | None = None
     relax: Callable[..., Any] | None = None  # emitter: see backends/tvm.py
@@ -106,6 +107,7 @@ def op(name: str, *props: str) -> Callable[[type], type]:
             doc=(cls.__doc__ or "").strip(),
             shape=ns["shape"],
             params=ns.get("params"),
+            buffers=ns.get("buffers"),
             macs=ns.get("macs"),
             torch=ns.get("torch"),
             relax=ns.get("relax"),

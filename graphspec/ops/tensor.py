@@ -308,3 +308,22 @@ class Constant:
 
     def relax(e, *, recipe):
         return e.const(recipe_value(recipe).numpy())
+
+
+@op("zeros", SOURCE, CONSTANT)
+class Zeros:
+    """A tensor of zeros of a given shape (DETR's decoder input before the first layer)."""
+
+    def shape(*, shape):
+        return tuple(shape)
+
+    torch = Torch(call="{ref}.new_zeros({shape})")
+
+    def eval(w, *, shape):
+        return th.zeros(*shape)
+
+    def onnx(e, *, shape):
+        return e.const(np.zeros(shape, dtype=np.float32), "zeros")
+
+    def relax(e, *, shape):
+        return e.const(np.zeros(shape, dtype=np.float32))

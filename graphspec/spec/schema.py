@@ -8,6 +8,7 @@ raised together, each with its file:line:column and a fix.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,13 +19,13 @@ from graphspec.spec.loader import RawSpec
 
 IDENT = re.compile(r"^[A-Za-z_]\w*$")
 
-TOP_KEYS = {"name", "paper", "repo", "description", "vars", "input", "embed", "encoder", "decoder",
-            "head", "expect", "dtype"}
+TOP_KEYS = {"name", "paper", "repo", "description", "vars", "input", "backbone", "embed", "encoder",
+            "decoder", "head", "expect", "dtype"}
 STACK_KEYS = {"layers", "dim", "heads", "d_ff", "mlp_ratio", "attention", "norm", "act", "bias",
               "qkv_bias", "dropout", "attn_dropout", "drop_path", "eps", "final_norm", "cross",
-              "depths", "downsample"}
+              "depths", "downsample", "pos", "queries", "aux"}
 MAX_BLOCKS = 4096  # per stack: every block is lowered, so absurd depths would never finish
-EXPECT_KEYS = {"params", "macs", "macs_norms", "macs_swin_paper", "official_flops", "published"}
+EXPECT_KEYS = {"params", "trainable_params", "macs", "macs_norms", "macs_swin_paper", "official_flops", "published"}
 
 
 @dataclass(frozen=True)
@@ -42,15 +43,21 @@ class InputSpec:
     tgt_len: Any = None
     img_size: Any = None
     channels: int = 3
+    height: Any = None  # non-square images (DETR); img_size otherwise
+    width: Any = None
+
+    @property
+    def hw(self) -> tuple:
+        return (self.height or self.img_size, self.width or self.img_size)
 
 
 @dataclass(frozen=True)
 class EmbedSpec:
-    kind: str  # tokens | patches
+    kind: str  # tokens | patches | project (1×1 conv of a backbone's map)
     dim: int
     vocab: int | None = None
     patch: int | None = None
-    pos: str = "none"  # none | sinusoidal | learned
+    pos: str = "none"  # none | sinusoidal | learned | sine2d
     max_len: int | None = None
     types: int = 0
     norm: bool = False
@@ -80,13 +87,17 @@ class StackSpec:
     final_norm: bool = False
     cross: bool = False
     downsample: str = "none"  # none | patch_merging
+    pos_every_layer: bool = False  # DETR: positions added to queries and keys in every layer
+    queries: int | None = None  # DETR: learned object queries feed the decoder
+    aux: bool = False  # DETR: every decoder layer's output goes through the (shared) heads
     loc: Loc | None = None
 
 
 @dataclass(frozen=True)
 class HeadSpec:
-    kind: str  # lm | classifier | pooler | none
+    kind: str  # lm | classifier | pooler | detection | none
     classes: int | None = None
+    box_layers: int = 3
     pool: str = "cls"
     tied: bool = True
     bias: bool = False
@@ -99,6 +110,7 @@ class ModelSpec:
     embed: EmbedSpec
     stacks: tuple[StackSpec, ...]
     head: HeadSpec
+    backbone: Any = None  # spec.backbone.BackboneSpec
     vars: dict[str, Any] = field(default_factory=dict)
     expect: dict[str, Any] = field(default_factory=dict)
     paper: str = ""
@@ -156,6 +168,9 @@ class _Reader:
             names = "/".join(t.__name__ for t in _as_tuple(kind))
             self.diags.add(self.raw.loc(*path), f"{what} must be {names}, got {v!r}",
                            f"write a {names} value or an expression over vars")
+            return _BAD
+        if isinstance(v, float) and not math.isfinite(v):
+            self.diags.add(self.raw.loc(*path), f"{what} must be finite, got {v!r}", "write a finite number")
             return _BAD
         if minimum is not None and v < minimum:
             self.diags.add(self.raw.loc(*path), f"{what} must be ≥ {minimum}, got {v}")
@@ -223,12 +238,14 @@ def _as_tuple(kind: Any) -> tuple:
 
 
 # -- sections --------------------------------------------------------------------------------
-INPUTS = {"tokens": ("seq_len", "tgt_len", "batch"), "image": ("img_size", "channels", "batch")}
+INPUTS = {"tokens": ("seq_len", "tgt_len", "batch"), "image": ("img_size", "channels", "batch", "height", "width")}
 EMBEDS = {"tokens": ("vocab", "dim", "pos", "types", "norm", "scale", "dropout", "eps"),
-          "patches": ("patch", "dim", "pos", "cls_token", "norm", "dropout", "eps")}
-POS = {"none": (), "sinusoidal": (), "learned": ("max_len",)}
+          "patches": ("patch", "dim", "pos", "cls_token", "norm", "dropout", "eps"),
+          "project": ("dim", "pos", "dropout")}
+POS = {"none": (), "sinusoidal": (), "learned": ("max_len",), "sine2d": ()}
 ATTNS = {"global": (), "causal": (), "windowed": ("M", "shift"), "shifted_windows": ("M",)}
-HEADS = {"lm": ("tied", "bias"), "classifier": ("classes", "pool"), "pooler": (), "none": ()}
+HEADS = {"lm": ("tied", "bias"), "classifier": ("classes", "pool"), "pooler": (), "none": (),
+         "detection": ("classes", "box_layers")}
 
 
 def validate(raw: RawSpec) -> ModelSpec:
@@ -246,14 +263,15 @@ def validate(raw: RawSpec) -> ModelSpec:
         env[k] = r.value(v, ("vars", k))
 
     inp = _input(r, t.get("input"))
-    emb = _embed(r, t.get("embed"))
+    emb = _embed(r, t.get("embed")) if "embed" in t or "backbone" not in t else EmbedSpec("none", dim=0)
+    backbone = read_backbone(r, t["backbone"]) if "backbone" in t else None
     stacks = []
     for role in ("encoder", "decoder"):
         if role in t:
             s = _stack(r, role, t[role], has_encoder="encoder" in t)
             if s is not None:
                 stacks.append(s)
-    if not stacks:
+    if not stacks and "backbone" not in t:
         diags.add(Loc(raw.file, 1, 1), "the spec declares no `encoder` or `decoder`",
                   "add e.g. `encoder×12: {dim: 768, heads: 12}`")
     head = _head(r, t.get("head", "none"))
@@ -270,11 +288,14 @@ def validate(raw: RawSpec) -> ModelSpec:
         expect = {}
     name = t.get("name") or raw.file.rsplit("/", 1)[-1].removesuffix(".yaml")
     diags.raise_if_any()
-    spec = ModelSpec(str(name), inp, emb, tuple(stacks), head, env, dict(expect),
+    spec = ModelSpec(str(name), inp, emb, tuple(stacks), head, backbone, env, dict(expect),
                      str(t.get("paper", "")), str(t.get("repo", "")), raw)
     _check_consistency(spec, diags)
     diags.raise_if_any()
     return spec
+
+
+from graphspec.spec.backbone import read_backbone  # noqa: E402  (uses _Reader)
 
 
 def _input(r: _Reader, v: Any) -> InputSpec:
@@ -288,7 +309,8 @@ def _input(r: _Reader, v: Any) -> InputSpec:
     if kind == "image":
         size = r.typed(a.get("img_size", r.env.get("img_size", 224)), ("input",), int, "img_size", minimum=1)
         ch = r.typed(a.get("channels", 3), ("input",), int, "channels", minimum=1)
-        return InputSpec("image", batch, img_size=size, channels=ch)
+        h, w = (r.typed(a[k], ("input",), int, k, minimum=1) if k in a else None for k in ("height", "width"))
+        return InputSpec("image", batch, img_size=size, channels=ch, height=h, width=w)
     return InputSpec("tokens")
 
 
@@ -310,6 +332,8 @@ def _embed(r: _Reader, v: Any) -> EmbedSpec:
         vocab = r.typed(a["vocab"], p, int, "vocab", minimum=1) if "vocab" in a else _missing(r, p, "vocab", kind)
         return EmbedSpec("tokens", vocab=vocab, types=r.typed(a.get("types", 0), p, int, "types", minimum=0),
                          scale=r.typed(a.get("scale", False), p, bool, "scale"), **common)
+    if kind == "project":
+        return EmbedSpec("project", **common)
     if kind == "patches":
         patch = r.typed(a["patch"], p, int, "patch", minimum=1) if "patch" in a else _missing(r, p, "patch", kind)
         return EmbedSpec("patches", patch=patch, cls_token=r.typed(a.get("cls_token", False), p, bool, "cls_token"),
@@ -373,6 +397,8 @@ def _stack(r: _Reader, role: str, v: Any, has_encoder: bool) -> StackSpec | None
         dropout=g("dropout", float, "dropout", 0.0, minimum=0), attn_dropout=g("attn_dropout", float, "attn_dropout", 0.0, minimum=0),
         drop_path=g("drop_path", float, "drop_path", 0.0, minimum=0), eps=g("eps", float, "eps", 1e-5),
         final_norm=g("final_norm", bool, "final_norm", False), cross=cross, downsample=down,
+        pos_every_layer=r.choice(v.get("pos", "input"), p + ("pos",), ("input", "every_layer"), "pos") == "every_layer",
+        queries=g("queries", int, "queries", None, minimum=1), aux=g("aux", bool, "aux", False),
         loc=r.raw.loc(*p, "$key") or r.raw.loc(*p),
     )
 
@@ -387,13 +413,16 @@ def _head(r: _Reader, v: Any) -> HeadSpec:
     if kind == "lm":
         return HeadSpec("lm", tied=r.typed(a.get("tied", True), p, bool, "tied"),
                         bias=r.typed(a.get("bias", False), p, bool, "bias"))
+    if kind == "detection":  # DETR: class linear (classes incl. "no object") and a box MLP
+        return HeadSpec("detection", classes=r.typed(a.get("classes", 92), p, int, "classes", minimum=1),
+                        box_layers=r.typed(a.get("box_layers", 3), p, int, "box_layers", minimum=1))
     return HeadSpec(kind or "none")
 
 
 def _check_consistency(spec: ModelSpec, diags: Diagnostics) -> None:
     """Cross-field rules: divisibility of widths and images, inputs that fit the embedding."""
     e, i = spec.embed, spec.input
-    if e.kind == "patches" and i.kind != "image":
+    if e.kind in ("patches", "project") and i.kind != "image":
         diags.add(spec.loc("embed"), "patch embedding needs an image input", "write `input: image(img_size)`")
     if e.kind == "tokens" and i.kind != "tokens":
         diags.add(spec.loc("embed"), "token embedding needs a token input", "write `input: tokens(seq_len)`")

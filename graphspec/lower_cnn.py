@@ -1,0 +1,100 @@
+"""Lowering of convolutional pieces: the ResNet backbone, DETR's input projection with its
+2-D sine positions, learned object queries and the detection heads.
+
+ResNet follows torchvision's `resnet50` (He et al. 2016, v1.5: the stride sits in the 3×3
+conv), with torchvision's parameter names (`conv1`, `bn1`, `layer1.0.conv1`,
+`layer1.0.downsample.0`, `fc`). DETR (Carion et al. 2020, facebookresearch/detr
+models/detr.py, transformer.py) freezes BatchNorm and the stem and layer1 convolutions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphspec.spec.backbone import BackboneSpec
+
+
+def resnet(b: Any, bb: BackboneSpec, x: str, prefix: str) -> str:
+    """(B, 3, H, W) -> (B, 4·width·2^(stages-1), H/32, W/32): stem, then bottleneck stages."""
+    scope = [prefix] if prefix else []
+    b.scope.extend(scope)
+    if prefix:
+        b.g.set_module(prefix, "ResNet", layers=bb.layers, width=bb.width)
+    try:
+        frozen = bb.frozen >= 1
+        x = _conv_bn(b, x, bb.width, 7, 2, 3, "conv1", "bn1", bb, frozen, relu=True)
+        x = b.emit("max_pool2d", (x,), "maxpool", kernel=3, stride=2, padding=1)
+        for si, depth in enumerate(bb.layers):
+            planes, frozen = bb.width * 2**si, bb.frozen >= si + 2
+            with b.module(f"layer{si + 1}", "Sequential"):
+                for bi in range(depth):
+                    stride = 2 if (bi == 0 and si > 0) else 1
+                    with b.module(str(bi), "Bottleneck", planes=planes, stride=stride):
+                        x = _bottleneck(b, x, planes, stride, bb, frozen)
+    finally:
+        del b.scope[len(b.scope) - len(scope):]
+    return x
+
+
+def _conv_bn(b: Any, x: str, out: int, k: int, stride: int, pad: int, conv: str, bn: str, bb: BackboneSpec,
+             frozen: bool, relu: bool) -> str:
+    cin = b.shape(x)[1]
+    x = b.emit("conv2d", (x,), conv, out_channels=out, kernel=k, stride=stride, padding=pad, bias=False,
+               in_channels=cin, **({"frozen": True} if frozen else {}))
+    x = b.emit("batch_norm", (x,), bn, frozen=bb.frozen_bn, channels=out)
+    return b.emit("relu", (x,), f"{bn}_relu") if relu else x
+
+
+def _bottleneck(b: Any, x: str, planes: int, stride: int, bb: BackboneSpec, frozen: bool) -> str:
+    """out = relu(bn3(conv3(relu(bn2(conv2(relu(bn1(conv1(x))))))) + downsample(x))."""
+    cin = b.shape(x)[1]
+    h = _conv_bn(b, x, planes, 1, 1, 0, "conv1", "bn1", bb, frozen, relu=True)
+    h = _conv_bn(b, h, planes, 3, stride, 1, "conv2", "bn2", bb, frozen, relu=True)
+    h = _conv_bn(b, h, planes * 4, 1, 1, 0, "conv3", "bn3", bb, frozen, relu=False)
+    identity = x
+    if stride != 1 or cin != planes * 4:
+        with b.module("downsample", "Sequential"):
+            identity = _conv_bn(b, x, planes * 4, 1, stride, 0, "0", "1", bb, frozen, relu=False)
+    h = b.emit("add", (h, identity), "residual")
+    return b.emit("relu", (h,), "relu")
+
+
+def project(b: Any, spec: Any, x: str) -> tuple[str, tuple, str | None]:
+    """DETR's input_proj (1×1 conv to d_model) and flatten: (B, C, h, w) -> (B, h·w, d), plus
+    the 2-D sine position encoding of the h×w map (added in every layer, not here)."""
+    e = spec.embed
+    cin = b.shape(x)[1]
+    x = b.emit("conv2d", (x,), "input_proj", out_channels=e.dim, kernel=1, stride=1, padding=0,
+               in_channels=cin)
+    H, W = b.shape(x)[2:]
+    b.g.meta["grid"] = (H, W)
+    x = b.emit("to_tokens", (x,), "tokens")
+    pos = b.emit("sine_pos_2d", (), "pos_embed", H=H, W=W, dim=e.dim) if e.pos == "sine2d" else None
+    return x, (H, W), pos
+
+
+def queries(b: Any, s: Any, batch: Any) -> tuple[str, str]:
+    """DETR's decoder input: zeros (B, Q, d) and the learned query positions (Q, d)."""
+    tgt = b.emit("zeros", (), "tgt", shape=(batch, s.queries, s.dim))
+    qpos = b.emit("parameter", (), "query_embed.weight", shape=(s.queries, s.dim), init="normal")
+    return tgt, qpos
+
+
+def detection_head(b: Any, spec: Any, outs: list[str]) -> list[str]:
+    """Class logits (Linear d -> classes) and boxes (MLP d-d-...-4, sigmoid) for every decoder
+    output in `outs` (all six with auxiliary losses), sharing one set of weights."""
+    h = spec.head
+    results: list[str] = []
+    for x in reversed(outs):  # the last layer's prediction first, then the auxiliary ones
+        d = b.shape(x)[-1]
+        logits = b.emit("linear", (x,), "class_embed", out_features=h.classes, in_features=d,
+                        weights="class_embed")
+        with b.module("bbox_embed", "MLP", layers=h.box_layers):
+            y = x
+            for i in range(h.box_layers):
+                last = i == h.box_layers - 1
+                y = b.emit("linear", (y,), f"layers.{i}", out_features=4 if last else d, in_features=d,
+                           weights=f"bbox_embed.layers.{i}")
+                y = b.emit("sigmoid" if last else "relu", (y,), "boxes" if last else f"act{i}")
+        results += [logits, y]
+    return results

@@ -1,0 +1,80 @@
+"""The `backbone:` section: a CNN feature extractor in front of a transformer (DETR).
+
+    backbone: resnet(layers=[3, 4, 6, 3])                        # torchvision ResNet-50
+    backbone: {spec: resnet50.yaml, frozen_bn: true, frozen: 2}  # reuse another spec's backbone
+
+`frozen_bn` makes every BatchNorm a FrozenBatchNorm2d (statistics and affine are buffers, DETR
+models/backbone.py); `frozen: k` freezes the first k units (1: the stem conv1, 2: stem and
+layer1), as DETR does with `train_backbone` and its layer filter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from graphspec.spec.errors import Diagnostics
+
+BACKBONES = {"resnet": ("layers", "width", "frozen_bn", "frozen")}
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    kind: str  # resnet
+    layers: tuple[int, ...] = (3, 4, 6, 3)
+    width: int = 64
+    frozen_bn: bool = False
+    frozen: int = 0  # units frozen from the input: 1 = stem, 2 = stem + layer1, ...
+
+    @property
+    def channels(self) -> int:
+        """Channels of the last stage's output (2048 for ResNet-50)."""
+        return self.width * 2 ** (len(self.layers) - 1) * 4
+
+
+def read_backbone(r: Any, v: Any) -> BackboneSpec | None:
+    p = ("backbone",)
+    if isinstance(v, dict) and "spec" in v:
+        v = dict(v)
+        ref = v.pop("spec")
+        base = _referenced(r, ref)
+        if base is None:
+            return None
+        kind, a = r.call(base, p, BACKBONES, "backbone")
+        _, extra = r.call({"kind": kind, **v}, p, BACKBONES, "backbone")
+        a.update(extra)
+    else:
+        kind, a = r.call(v, p, BACKBONES, "backbone")
+    if not kind:
+        return None
+    layers = r.value(a.get("layers", [3, 4, 6, 3]), p)
+    if not (isinstance(layers, list) and layers and all(isinstance(n, int) and n > 0 for n in layers)):
+        r.diags.add(r.raw.loc(*p), f"resnet layers must be a list of positive ints, got {layers!r}",
+                    "e.g. layers=[3, 4, 6, 3] for ResNet-50")
+        layers = [1]
+    return BackboneSpec(kind, tuple(layers),
+                        width=r.typed(a.get("width", 64), p, int, "width", minimum=1),
+                        frozen_bn=r.typed(a.get("frozen_bn", False), p, bool, "frozen_bn"),
+                        frozen=r.typed(a.get("frozen", 0), p, int, "frozen", minimum=0))
+
+
+def _referenced(r: Any, ref: Any) -> Any:
+    """The `backbone` value of the spec file `ref`, next to the current spec."""
+    from graphspec.spec.loader import read_file
+
+    loc = r.raw.loc("backbone")
+    if not isinstance(ref, str):
+        r.diags.add(loc, "`backbone.spec` must name a spec file", "write `spec: resnet50.yaml`")
+        return None
+    here = Path(loc.file).parent if loc else Path(".")
+    path = here / ref
+    if not path.exists():
+        r.diags.add(loc, f"backbone spec {ref!r} not found next to {loc.file if loc else 'the spec'}",
+                    "name a spec in the same folder, e.g. resnet50.yaml")
+        return None
+    tree = read_file(path, Diagnostics(), {})
+    if "backbone" not in tree:
+        r.diags.add(loc, f"{ref} declares no `backbone`", "reference a spec with a `backbone:` section")
+        return None
+    return tree["backbone"]
