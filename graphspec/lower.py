@@ -115,7 +115,9 @@ def lower(spec: ModelSpec, symbolic: bool = False) -> Graph:
     memory = None
     outs: list[str] = []
     if encoder is not None:
-        x, _ = _stack(b, spec, encoder, x, grid, prefix="encoder" if two else "", memory=None, pos=(pos, None))
+        taps = lower_cnn.mla_taps(spec, encoder)
+        x, outs = _stack(b, spec, encoder, x, grid, prefix="encoder" if two else "", memory=None, pos=(pos, None),
+                         taps=taps)
         memory = x
     if decoder is not None and decoder.queries:
         b.loc = decoder.loc
@@ -128,6 +130,10 @@ def lower(spec: ModelSpec, symbolic: bool = False) -> Graph:
             tgt = b.emit("input", (), "tgt", shape=(B, T), kind="tokens")
             x = _token_embed(b, spec, tgt, first=False)
         x, _ = _stack(b, spec, decoder, x, None, prefix="decoder" if two else "", memory=memory)
+    if spec.head.kind == "segmentation":
+        b.loc = spec.loc("head")
+        b.g.outputs = (lower_cnn.segmentation_head(b, spec, outs or [x], b.g.meta["grid"]),)
+        return b.g
     if spec.head.kind == "detection":
         b.loc = spec.loc("head")
         b.g.outputs = tuple(lower_cnn.detection_head(b, spec, outs or [x]))
@@ -203,9 +209,10 @@ def _token_embed(b: Builder, spec: ModelSpec, ids: str, first: bool) -> str:
 
 # -- transformer stacks ----------------------------------------------------------------------
 def _stack(b: Builder, spec: ModelSpec, s: StackSpec, x: str, grid: tuple | None, prefix: str,
-           memory: str | None, pos: tuple = (None, None)) -> tuple[str, list[str]]:
+           memory: str | None, pos: tuple = (None, None), taps: tuple = ()) -> tuple[str, list[str]]:
     """A stack of blocks (and stages); returns the output and, with `aux`, every block's output
-    through the final norm (DETR's return_intermediate)."""
+    through the final norm (DETR's return_intermediate), or the outputs of the blocks numbered
+    in `taps` (1-based; SETR-MLA's streams)."""
     b.loc = s.loc
     staged = len(s.depths) > 1 or s.downsample != "none"
     total = sum(s.depths)
@@ -240,6 +247,8 @@ def _stack(b: Builder, spec: ModelSpec, s: StackSpec, x: str, grid: tuple | None
                     index += 1
                     if s.aux and s.final_norm and index < total:
                         outs.append(b.emit("layer_norm", (x,), "norm", dim=dim, eps=s.eps, weights=b.child("norm")))
+                    elif index in taps:
+                        outs.append(x)
                 if staged and s.downsample == "patch_merging" and si < len(s.depths) - 1:
                     with b.module("downsample", "PatchMerging", dim=dim, grid=grid):
                         H, W = grid
@@ -253,7 +262,7 @@ def _stack(b: Builder, spec: ModelSpec, s: StackSpec, x: str, grid: tuple | None
             x = b.emit("layer_norm", (x,), "norm", dim=dim, eps=s.eps, **({"weights": b.child("norm")} if s.aux else {}))
     finally:
         del b.scope[len(b.scope) - len(scope):]
-    return x, [*outs, x] if s.aux else []
+    return x, ([*outs, x] if s.aux else outs)
 
 
 @contextmanager

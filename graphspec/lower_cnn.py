@@ -98,3 +98,61 @@ def detection_head(b: Any, spec: Any, outs: list[str]) -> list[str]:
                 y = b.emit("sigmoid" if last else "relu", (y,), "boxes" if last else f"act{i}")
         results += [logits, y]
     return results
+
+
+# -- SETR (Zheng et al. 2021, "Rethinking Semantic Segmentation from a Sequence-to-Sequence
+#    Perspective with Transformers", arXiv:2012.15840, §3.3) ---------------------------------
+def mla_taps(spec: Any, s: Any) -> tuple[int, ...]:
+    """SETR-MLA taps M = 4 streams at layers L/4, L/2, 3L/4, L (6, 12, 18, 24 for ViT-L)."""
+    if spec.head.kind != "segmentation" or spec.head.decoder != "mla":
+        return ()
+    L = sum(s.depths)
+    return tuple(L * i // 4 for i in range(1, 5))
+
+
+def _conv_bn_relu(b: Any, x: str, out: int, k: int, name: str) -> str:
+    """conv k×k (padding k//2) + BatchNorm (sync BN in the paper) + ReLU, as module `name`."""
+    with b.module(name, "ConvBNReLU", out=out, kernel=k):
+        x = b.emit("conv2d", (x,), "conv", out_channels=out, kernel=k, stride=1, padding=k // 2, bias=False,
+                   in_channels=b.shape(x)[1])
+        x = b.emit("batch_norm", (x,), "bn", channels=out)
+        return b.emit("relu", (x,), "act")
+
+
+def segmentation_head(b: Any, spec: Any, outs: list[str], grid: tuple) -> str:
+    """(B, 1 + h·w, D) token sequences -> (B, classes, H, W) logits at the image resolution.
+
+    naive: 1×1 conv + BN + ReLU + 1×1 conv to classes, bilinear ×16.
+    pup: 4 × (3×3 conv + BN + ReLU + bilinear ×2), then 1×1 conv to classes.
+    mla: per stream 1×1 conv (D -> D/2); top-down sums; 3×3 conv; 3×3 conv (-> D/4); ×4;
+         concatenated, 1×1 conv to classes, ×4.
+    """
+    h = spec.head
+    H, W = grid
+    skip = 1 if spec.embed.cls_token else 0
+    factor = spec.embed.patch
+    with b.module("decode_head", h.decoder.upper() + "Head", decoder=h.decoder, classes=h.classes):
+        maps = [b.emit("to_map", (x,), "map", H=H, W=W, skip=skip) for x in outs]
+        if h.decoder == "naive":
+            y = _conv_bn_relu(b, maps[-1], h.channels, 1, "conv_0")
+            y = b.emit("conv2d", (y,), "cls_seg", out_channels=h.classes, kernel=1, in_channels=h.channels)
+            return b.emit("upsample", (y,), "up", factor=factor)
+        if h.decoder == "pup":
+            y = maps[-1]
+            for i in range(4):
+                y = _conv_bn_relu(b, y, h.channels, 3, f"conv_{i}")
+                y = b.emit("upsample", (y,), f"up_{i}", factor=2)
+            return b.emit("conv2d", (y,), "cls_seg", out_channels=h.classes, kernel=1, in_channels=h.channels)
+        D = b.shape(maps[0])[1]
+        streams, top = [], None
+        for i, m in enumerate(maps):
+            with b.module(f"streams.{i}", "MLAStream"):
+                y = _conv_bn_relu(b, m, D // 2, 1, "reduce")
+                y = y if top is None else b.emit("add", (y, top), "top_down")
+                top = y
+                y = _conv_bn_relu(b, y, D // 2, 3, "conv1")
+                y = _conv_bn_relu(b, y, D // 4, 3, "conv2")
+                streams.append(b.emit("upsample", (y,), "up", factor=4))
+        y = b.emit("concat", tuple(streams), "streams_cat", dim=1)
+        y = b.emit("conv2d", (y,), "cls_seg", out_channels=h.classes, kernel=1, in_channels=D)
+        return b.emit("upsample", (y,), "up", factor=factor // 4)

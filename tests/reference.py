@@ -36,10 +36,21 @@ PARAMS = {
     "gpt2": 124_439_808,  # openai/gpt-2 README (124M; the paper's 117M)
     "resnet50": 25_557_032,  # torchvision resnet50 num_params (BatchNorm affine counted)
     "detr_r50": 41_524_768,  # facebookresearch/detr, all parameters (FrozenBatchNorm2d = buffers)
+    # SETR (no published count): ViT-L/16 without head 303,301,632 with its position table grown
+    # from 197 to 1025 tokens (+828·1024), plus each decoder (see tests/test_setr.py)
+    "setr_naive": 303_301_632 + 828 * 1024 + 301_206,
+    "setr_pup": 303_301_632 + 828 * 1024 + (9 * 256 * (1024 + 3 * 256) + 4 * 2 * 256 + 256 * 150 + 150),
+    "setr_mla": 303_301_632 + 828 * 1024 + 4 * (1024 * 512 + 9 * 512 * 512 + 9 * 512 * 256
+                                               + 2 * (512 + 512 + 256)) + 1024 * 150 + 150,
 }
 
 # -- MACs, default convention (linear, conv, matmul; class token and head included) ------------
 MACS = {
+    # SETR at 512²: ViT-L/16 over 1025 tokens, 24·(12·1025·1024² + 2·1025²·1024), patch embedding
+    # 1024·(768·1024), and the decoder (tests/test_setr.py)
+    "setr_naive": 24 * (12 * 1025 * 1024**2 + 2 * 1025**2 * 1024) + 1024 * 768 * 1024 + 307_757_056,
+    "setr_pup": 24 * (12 * 1025 * 1024**2 + 2 * 1025**2 * 1024) + 1024 * 768 * 1024 + 63_216_549_888,
+    "setr_mla": 24 * (12 * 1025 * 1024**2 + 2 * 1025**2 * 1024) + 1024 * 768 * 1024 + 19_159_580_672,
     "resnet50": 4_087_136_256 + 2048 * 1000,  # conv MACs (fvcore's 4.09G) + fc
     # DETR at 800×1066 (25×34 map): backbone 69,976,448,000 + input_proj 850·2048·256
     # + encoder 6·(4·850·256² + 2·850²·256 + 2·850·256·2048) + decoder 1,825,382,400

@@ -104,6 +104,58 @@ class GlobalPool:
         return e("mean", x, axis=[2, 3])
 
 
+@op("to_map", SHAPE_ONLY)
+class ToMap:
+    """Tokens back to a feature map: (B, skip + H·W, C) -> (B, C, H, W), dropping `skip`
+    leading tokens (ViT's class token) — SETR's "reshape to H/16 × W/16 × C" (§3.3)."""
+
+    defaults = {"skip": 0}
+
+    def shape(x, *, H, W, skip=0):
+        B, N, C = x
+        if isinstance(N, int) and isinstance(H * W, int) and N != skip + H * W:
+            raise ShapeError(f"to_map: {N} tokens are not {skip} + {H}×{W}")
+        return (B, C, H, W)
+
+    torch = Torch(call="{0}[:, {skip}:].transpose(1, 2).unflatten(2, ({H}, {W}))",
+                  comment="B, C, H, W")
+
+    def eval(w, x, *, H, W, skip=0):
+        return x[:, skip:].transpose(1, 2).unflatten(2, (H, W))
+
+    def onnx(e, x, *, H, W, skip=0):
+        if skip:
+            x = e("Slice", x, e.ints(skip), e.ints(2**62), e.ints(1))
+        return e("Reshape", e("Transpose", x, perm=[0, 2, 1]), e.ints(0, 0, H, W))
+
+    def relax(e, x, *, H, W, skip=0):
+        B, N, C = e.dims(x)
+        if skip:
+            x = e("strided_slice", x, axes=[1], begin=[skip], end=[N])
+        return e("reshape", e("permute_dims", x, axes=[0, 2, 1]), (B, C, H, W))
+
+
+@op("concat", SHAPE_ONLY)
+class Concat:
+    """Concatenate feature maps along channels (SETR-MLA's four streams)."""
+
+    def shape(*xs, dim=1):
+        out = list(xs[0])
+        out[dim] = sum(x[dim] for x in xs)
+        return tuple(out)
+
+    torch = Torch(call=lambda ops, a: f"torch.cat([{', '.join(ops)}], dim={a['dim']})")
+
+    def eval(w, *xs, dim=1):
+        return th.cat(xs, dim=dim)
+
+    def onnx(e, *xs, dim=1):
+        return e("Concat", *xs, axis=dim)
+
+    def relax(e, *xs, dim=1):
+        return e("concat", list(xs), axis=dim)
+
+
 @op("upsample", SHAPE_ONLY)
 class Upsample:
     """Bilinear upsampling of (B, C, H, W) by an integer factor (SETR's decoders).

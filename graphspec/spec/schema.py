@@ -98,6 +98,8 @@ class HeadSpec:
     kind: str  # lm | classifier | pooler | detection | none
     classes: int | None = None
     box_layers: int = 3
+    decoder: str = "naive"  # segmentation (SETR §3.3): naive | pup | mla
+    channels: int = 256
     pool: str = "cls"
     tied: bool = True
     bias: bool = False
@@ -245,7 +247,7 @@ EMBEDS = {"tokens": ("vocab", "dim", "pos", "types", "norm", "scale", "dropout",
 POS = {"none": (), "sinusoidal": (), "learned": ("max_len",), "sine2d": ()}
 ATTNS = {"global": (), "causal": (), "windowed": ("M", "shift"), "shifted_windows": ("M",)}
 HEADS = {"lm": ("tied", "bias"), "classifier": ("classes", "pool"), "pooler": (), "none": (),
-         "detection": ("classes", "box_layers")}
+         "detection": ("classes", "box_layers"), "segmentation": ("classes", "decoder", "channels")}
 
 
 def validate(raw: RawSpec) -> ModelSpec:
@@ -416,6 +418,10 @@ def _head(r: _Reader, v: Any) -> HeadSpec:
     if kind == "detection":  # DETR: class linear (classes incl. "no object") and a box MLP
         return HeadSpec("detection", classes=r.typed(a.get("classes", 92), p, int, "classes", minimum=1),
                         box_layers=r.typed(a.get("box_layers", 3), p, int, "box_layers", minimum=1))
+    if kind == "segmentation":  # SETR: a convolutional decoder back to the image resolution
+        return HeadSpec("segmentation", classes=r.typed(a.get("classes", 150), p, int, "classes", minimum=1),
+                        decoder=r.choice(a.get("decoder", "naive"), p, ("naive", "pup", "mla"), "decoder"),
+                        channels=r.typed(a.get("channels", 256), p, int, "channels", minimum=1))
     return HeadSpec(kind or "none")
 
 
