@@ -23,7 +23,8 @@ MAX_LEN = 90  # characters of one expression before its deepest operand becomes 
 
 ROLES = {"q_heads": "q", "k_heads": "k", "v_heads": "v", "q": "q", "k": "k", "v": "v", "qkv": "qkv",
          "scores": "attn", "scaled": "attn", "biased": "attn", "masked": "attn", "probs": "attn",
-         "attn_drop": "attn", "weights": "attn", "rel_pos_bias": "bias", "memory": "memory"}
+         "attn_drop": "attn", "weights": "attn", "rel_pos_bias": "bias", "memory": "memory",
+         "attention": "x", "context": "x"}
 
 
 @dataclass

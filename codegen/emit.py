@@ -207,7 +207,10 @@ class ClassEmitter:
                     stream=self._stream(ms, node.name))
         weights = node.a.get("weights")
         call = t.call
-        if weights and weights not in (node.name, node.module):  # a weight shared with another module
+        owned = {self._owner(q, ms.per[q].node) for q in ms.per}
+        if len(owned) != 1:
+            raise CodegenError(f"{self.d.cls}: instances keep the parameters of %{node.name} as {sorted(owned)}")
+        if weights and "." in owned.pop():  # a weight of another module (a tied head)
             call = t.shared
             if call is None:
                 raise CodegenError(f"op {node.op!r} (%{node.name}) shares {weights} but has no `shared` template")
@@ -256,14 +259,24 @@ class ClassEmitter:
         rel = weights[len(q) + 1:] if q else weights
         return "self" + "".join(f"[{p}]" if p.isdigit() else f".{identifier(p)}" for p in rel.split("."))
 
+    def _owner(self, q: str, node) -> str:
+        """Where the parameters of `node` live, relative to instance `q`: `q` for a submodule
+        of its own, "" for the module itself (Swin's bias table), `embed.tokens` elsewhere."""
+        owner = node.a.get("weights") or node.name
+        if owner == q:
+            return ""
+        if q and not owner.startswith(q + "."):
+            raise CodegenError(f"module {q!r} uses the parameters of {owner!r}, outside itself")
+        return owner[len(q) + 1:] if q else owner
+
     def _module(self, j: int, ms: MStep, t) -> str:
         node = ms.first.node
         has_params = get(node.op).has(HAS_PARAMS)
         if has_params:
-            locals_ = {ms.per[q].node.local for q in ms.per}
-            if len(locals_) != 1:
-                raise CodegenError(f"{self.d.cls}: a parameter has different names {sorted(locals_)}")
-            mod = identifier(node.local)
+            mod = identifier(self._owner(next(iter(ms.per)), node)) or identifier(node.local)
+            if mod in self.built:  # the second call of a module (the Transformer's shared embedding)
+                return mod
+            self.built.add(mod)
         init = fill(t.init, [], Attrs(self, j, "init", mod="_mod_"), init=True) if t.init is not None else None
         if not has_params and init is not None and init in self.shared_modules:
             return self.shared_modules[init]

@@ -128,6 +128,8 @@ class Params:
             return None
         varying = any(not _eq(v, known[0]) for v in known)
         names = {hint, RENAME.get(hint, hint)}
+        if not varying and isinstance(known[0], bool):
+            return None  # a flag every instance sets alike is a literal
         for named_first in (True, False):
             for p in self.params:
                 if (p.source in names or p.name in names) != named_first:

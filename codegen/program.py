@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from graphspec.ir import Graph, Node
+from graphspec.ops import CONSTANT, SOURCE, get
 
 
 class CodegenError(ValueError):
@@ -51,6 +52,52 @@ class Program:
     inputs: list[str]
     outputs: list[str]
     steps: list[Step] = field(default_factory=list)
+
+
+def localize_constants(g: Graph) -> Graph:
+    """Each reader of a constant source gets its own copy, in its own module.
+
+    `passes.cse` merges equal constants across modules (the shift masks of one Swin stage, the
+    position encodings of the Transformer's two embedding calls); generated code keeps a buffer
+    per module instance, as the official code does, so the copies come back here. Values and
+    counts are unchanged: constants cost no MACs and hold no parameters.
+    """
+    users: dict[str, list[Node]] = {}
+    for n in g:
+        for i in dict.fromkeys(n.inputs):
+            users.setdefault(i, []).append(n)
+    copies: dict[tuple[str, str], Node] = {}  # (constant, reader) -> the reader's copy
+    taken = {n.name for n in g}
+    for n in g:
+        d = get(n.op) if n.op != "input" else None
+        if d is None or n.inputs or not (d.has(SOURCE) and d.has(CONSTANT)):
+            continue
+        keep = True
+        for k, u in enumerate(users.get(n.name, [])):
+            if k == 0 and u.module == n.module:
+                continue
+            name, j = f"{u.module}.{n.local}" if u.module else n.local, 1
+            base = name
+            while name in taken:
+                name, j = f"{base}_{j}", j + 1
+            taken.add(name)
+            copies[(n.name, u.name)] = n.evolve(name=name, module=u.module)
+            keep = keep and k != 0
+        if not keep:
+            copies[(n.name, "")] = n  # dropped: its first reader has a copy
+    if not copies:
+        return g
+    dropped = {c for c, u in copies if u == ""}
+    nodes: list[Node] = []
+    for n in g:
+        if n.name in dropped:
+            continue
+        for i in dict.fromkeys(n.inputs):
+            if (i, n.name) in copies:
+                nodes.append(copies[(i, n.name)])
+        n = n.evolve(inputs=tuple(copies[(i, n.name)].name if (i, n.name) in copies else i for i in n.inputs))
+        nodes.append(n)
+    return g.copy_with(nodes)
 
 
 def base_name(local: str) -> str:
@@ -147,6 +194,10 @@ class ModuleTree:
             outputs = list(self.g.outputs)
         else:
             inputs = list(dict.fromkeys(i for n in members for i in n.inputs if i not in inside))
+            # the residual stream first (a value some `add` inside reads), then the latest made:
+            # a decoder block is called as block(x, memory) whatever order the passes left
+            added = {i for n in members if n.op == "add" for i in n.inputs}
+            inputs.sort(key=lambda v: (v not in added, -self.pos[v]))
             outputs = [n.name for n in members
                        if n.name in self.g.outputs or any(u.name not in inside for u in self.g.users(n.name))]
         # units: own ops, and child calls (one unit per child call)

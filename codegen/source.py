@@ -23,7 +23,7 @@ from graphspec.codegen.classes import ClassDef, Classes
 from graphspec.codegen.emit import ClassEmitter, Rendered
 from graphspec.codegen.loops import Loops
 from graphspec.codegen.names import comment_text, docstring_text
-from graphspec.codegen.program import CodegenError, ModuleTree
+from graphspec.codegen.program import CodegenError, ModuleTree, localize_constants
 
 from graphspec import analysis
 from graphspec.ir import Graph
@@ -99,6 +99,7 @@ def _env() -> jinja2.Environment:
 
 class Emitter:
     def __init__(self, graph: Graph, spec=None):
+        graph = localize_constants(graph)
         self.graph, self.spec = graph, spec
         self.tree = ModuleTree(graph)
         self.classes = Classes(self.tree)
@@ -212,7 +213,7 @@ def _layout(c: Rendered) -> dict:
     return {
         "name": c.name, "doc": _wrap_doc(c.doc, 4), "signature": sig, "forward_args": ", ".join(c.forward_args),
         "init": _indent([w for line in c.init for w in wrap(line)], 8),
-        "body": _indent(c.body, 8),
+        "body": _indent([w for line in c.body for w in wrap(line)], 8),
         "methods": [_indent(m, 4) for m in c.methods],
     }
 
@@ -237,10 +238,11 @@ def wrap(line: str, width: int = WIDTH - 8) -> list[str]:
     except SyntaxError:
         return [line]
     stmt = tree.body[0]
-    call = stmt.value if isinstance(stmt, ast.Assign | ast.Expr) else None
-    if not isinstance(call, ast.Call):
+    call = stmt.value if isinstance(stmt, ast.Assign | ast.Expr | ast.Return) else None
+    if not isinstance(call, ast.Call) or call.end_lineno != 1:
         return [line]
     head = line[:call.func.end_col_offset] + "("
+    tail = ")" + line[call.end_col_offset:]  # a trailing comment stays on the closing line
     args = [ast.get_source_segment(line, a) for a in call.args]
     args += [f"{k.arg}={ast.get_source_segment(line, k.value)}" for k in call.keywords]
     if len(call.args) == 1 and isinstance(call.args[0], ast.GeneratorExp):
@@ -248,11 +250,11 @@ def wrap(line: str, width: int = WIDTH - 8) -> list[str]:
         elt = ast.get_source_segment(line, gen.elt)
         rest = line[gen.elt.end_col_offset:call.end_col_offset - 1].strip()
         inner = wrap(elt, width - 4)
-        return [head] + ["    " + x for x in inner] + [f"    {rest}", ")"]
+        return [head] + ["    " + x for x in inner] + [f"    {rest}", tail]
     one = "    " + ", ".join(args)
     if len(one) <= width:
-        return [head, one, ")"]
-    return [head] + [f"    {a}," for a in args] + [")"]
+        return [head, one, tail]
+    return [head] + [f"    {a}," for a in args] + [tail]
 
 
 def generate(graph: Graph, spec=None) -> str:

@@ -11,8 +11,8 @@ names (`layers.0.blocks.1.attn.relative_position_bias_table`), timm's for ViT (`
 - `("T_part", k)`: transposed, then slice k (GPT-2's `c_attn`).
 
 Both layouts of graphspec's attention work: three projections `attn.q/k/v` (unfused), or one
-`attn.qkv` of width 3C (after `passes.fuse_qkv`); a fused tensor is the concatenation of its
-parts along dim 0.
+`attn.qkv` of width 3C (after `passes.fuse_qkv`; `cross_attn.kv` of width 2C); a fused tensor
+is the concatenation of its parts along dim 0.
 
     sd = to_graphspec(hf_model, graph)                # HF -> graphspec, for load_state_dict
     hf_sd = from_graphspec(gen.state_dict(), graph, "gpt2", like=hf_model.state_dict())
@@ -154,9 +154,9 @@ def _layout(graph: Graph) -> dict[str, list[str]]:
     """graphspec parameter -> the unfused names it stands for (one, or q/k/v for a fused qkv)."""
     out = {}
     for name in parameters(graph):
-        m = re.fullmatch(r"(.*)\.qkv\.(weight|bias)", name)
-        if m:
-            out[name] = [f"{m[1]}.{p}.{m[2]}" for p in "qkv"]
+        m = re.fullmatch(r"(.*)\.(qkv|kv)\.(weight|bias)", name)
+        if m:  # fuse_qkv: q|k|v, or k|v of cross-attention (both read the encoder output)
+            out[name] = [f"{m[1]}.{p}.{m[3]}" for p in m[2]]
         else:
             out[name] = [name]
     return out

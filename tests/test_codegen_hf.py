@@ -11,12 +11,44 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from graphspec.codegen import emit, load
 
 import graphspec
 from graphspec.weights import from_graphspec, to_graphspec
 
 transformers = pytest.importorskip("transformers")
 TOL = 1e-4
+
+
+def _passes_available() -> bool:
+    try:
+        import graphspec.passes  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# Unfused IR (explicit matmul, softmax) and the default pipeline (fused attention through
+# F.scaled_dot_product_attention, one qkv projection); every test runs on both.
+PASSES = ["none", pytest.param("default", marks=pytest.mark.skipif(not _passes_available(),
+                                                                   reason="graphspec.passes not available"))]
+
+
+class Built:
+    """A spec lowered, passed and generated: `.graph` names the parameters, `.net` runs."""
+
+    def __init__(self, m, passes):
+        self.spec, self.graph = m.spec, m.graph
+        if passes != "none":
+            from graphspec.passes import run_pipeline
+
+            self.graph, _ = run_pipeline(m.graph, passes)
+        gen = emit(self.graph, self.spec)
+        self.source = gen.source
+        self.net = getattr(load(gen.source), gen.class_name)().eval()
+
+    def to_torch(self):
+        return self.net
 
 
 def perturbed(model, seed=0):
@@ -40,8 +72,8 @@ def close(a, b, tol=TOL):
     return err
 
 
-def swin_pair(overrides, cfg):
-    m = graphspec.load("swin_t", overrides)
+def swin_pair(overrides, cfg, passes):
+    m = Built(graphspec.load("swin_t", overrides), passes)
     hf = perturbed(transformers.SwinForImageClassification(transformers.SwinConfig(**cfg)))
     return m, hf
 
@@ -52,11 +84,12 @@ SMALL_SWIN = (["img_size=64", "C=32", "M=4", "classes=10", "encoder.depths=[2, 2
                    layer_norm_eps=1e-5, num_labels=10))
 
 
-def test_swin_small_matches_hf():
+@pytest.mark.parametrize("passes", PASSES)
+def test_swin_small_matches_hf(passes):
     """Shifted windows, masks, relative position bias, patch merging (img 64, window 4, depths
     [2, 2], embed 32) against transformers' Swin, both ways."""
     torch.manual_seed(0)
-    m, hf = swin_pair(*SMALL_SWIN)
+    m, hf = swin_pair(*SMALL_SWIN, passes)
     net, _ = loaded(m, hf)
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
@@ -68,20 +101,22 @@ def test_swin_small_matches_hf():
         close(hf2(pixel_values=x).logits, net(x))
 
 
-def test_swin_t_full_size_matches_hf():
+@pytest.mark.parametrize("passes", PASSES)
+def test_swin_t_full_size_matches_hf(passes):
     """Swin-T as published (224, window 7, the last stage one window without shift), batch 1."""
     torch.manual_seed(0)
     m, hf = swin_pair([], dict(image_size=224, patch_size=4, embed_dim=96, depths=[2, 2, 6, 2],
-                               num_heads=[3, 6, 12, 24], window_size=7, num_labels=1000))
+                               num_heads=[3, 6, 12, 24], window_size=7, num_labels=1000), passes)
     net, _ = loaded(m, hf)
     x = torch.randn(1, 3, 224, 224)
     with torch.no_grad():
         close(net(x), hf(pixel_values=x).logits)
 
 
-def test_vit_small_matches_hf():
+@pytest.mark.parametrize("passes", PASSES)
+def test_vit_small_matches_hf(passes):
     torch.manual_seed(0)
-    m = graphspec.load("vit_b16", ["img_size=32", "patch=8", "D=64", "L=2", "h=4", "classes=10"])
+    m = Built(graphspec.load("vit_b16", ["img_size=32", "patch=8", "D=64", "L=2", "h=4", "classes=10"]), passes)
     cfg = transformers.ViTConfig(image_size=32, patch_size=8, hidden_size=64, num_hidden_layers=2,
                                  num_attention_heads=4, intermediate_size=256, hidden_act="gelu",
                                  layer_norm_eps=1e-6, qkv_bias=True, num_labels=10)
@@ -94,11 +129,12 @@ def test_vit_small_matches_hf():
         assert set(back) == set(hf.state_dict())
 
 
-def test_bert_small_matches_hf():
+@pytest.mark.parametrize("passes", PASSES)
+def test_bert_small_matches_hf(passes):
     """Post-LN blocks, exact (erf) GELU, learned positions and token types, the pooler; eval, no
     attention mask."""
     torch.manual_seed(0)
-    m = graphspec.load("bert_base", ["vocab=100", "H=64", "L=2", "A=4", "max_len=64", "seq_len=16"])
+    m = Built(graphspec.load("bert_base", ["vocab=100", "H=64", "L=2", "A=4", "max_len=64", "seq_len=16"]), passes)
     cfg = transformers.BertConfig(vocab_size=100, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
                                   intermediate_size=256, max_position_embeddings=64, type_vocab_size=2,
                                   hidden_act="gelu", layer_norm_eps=1e-12)
@@ -114,11 +150,12 @@ def test_bert_small_matches_hf():
         assert set(back) == set(hf.state_dict())
 
 
-def test_gpt2_small_matches_hf():
+@pytest.mark.parametrize("passes", PASSES)
+def test_gpt2_small_matches_hf(passes):
     """Pre-LN, causal, gelu_new (the tanh approximation), Conv1D weights stored transposed with q,
     k, v packed in c_attn, the tied head."""
     torch.manual_seed(0)
-    m = graphspec.load("gpt2", ["vocab=100", "d=64", "L=2", "h=4", "n_ctx=64", "seq_len=16"])
+    m = Built(graphspec.load("gpt2", ["vocab=100", "d=64", "L=2", "h=4", "n_ctx=64", "seq_len=16"]), passes)
     cfg = transformers.GPT2Config(vocab_size=100, n_embd=64, n_layer=2, n_head=4, n_positions=64,
                                   activation_function="gelu_new", layer_norm_epsilon=1e-5,
                                   bos_token_id=0, eos_token_id=0)
@@ -134,7 +171,8 @@ def test_gpt2_small_matches_hf():
         close(hf2(input_ids=ids).logits, net(ids))
 
 
-def test_transformer_small_matches_torch_nn_transformer():
+@pytest.mark.parametrize("passes", PASSES)
+def test_transformer_small_matches_torch_nn_transformer(passes):
     """torch.nn.Transformer has no embeddings, no positional encoding and no output projection, and
     it ends its encoder and decoder with a LayerNorm each. So the spec gets those final norms
     (`--set encoder.final_norm=true --set decoder.final_norm=true`), the stack's weights come from
@@ -142,8 +180,8 @@ def test_transformer_small_matches_torch_nn_transformer():
     (token embedding · √d + sinusoids) and followed by our tied projection: the comparison covers
     the whole encoder-decoder stack, masks and all."""
     torch.manual_seed(0)
-    m = graphspec.load("transformer_base", ["d_model=64", "h=4", "d_ff=128", "N=2", "vocab=100", "seq_len=12",
-                                            "encoder.final_norm=true", "decoder.final_norm=true"])
+    m = Built(graphspec.load("transformer_base", ["d_model=64", "h=4", "d_ff=128", "N=2", "vocab=100", "seq_len=12",
+                                                  "encoder.final_norm=true", "decoder.final_norm=true"]), passes)
     ref = perturbed(torch.nn.Transformer(d_model=64, nhead=4, num_encoder_layers=2, num_decoder_layers=2,
                                          dim_feedforward=128, dropout=0.1, batch_first=True))
     net = m.to_torch().eval()

@@ -1,0 +1,44 @@
+"""`graphspec codegen SPEC -o model.py`: the model as one standalone PyTorch file.
+
+    graphspec codegen swin_t -o swin_t.py                      # default passes: fused attention, qkv
+    graphspec codegen swin_t --passes none -o swin_t.py        # attention as explicit matmuls
+    graphspec codegen swin_t --set img_size=384 --set M=12 -o swin_t_384.py
+
+The file never imports graphspec; its parameters are named as the IR's (see graphspec/weights.py
+to load Hugging Face weights). Without `-o` the source goes to stdout.
+"""
+
+from __future__ import annotations
+
+import click
+from graphspec.cli.main import UserError, user_errors
+from graphspec.cli.passes_opts import apply_passes, pass_options
+from graphspec.codegen import CodegenError, emit
+
+import graphspec
+from graphspec.io import atomic_write
+
+
+@click.command("codegen")
+@click.argument("spec")
+@click.option("-o", "--output", default="-", metavar="FILE", help="Write here (atomically); '-' for stdout.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a variable or field of the spec (repeatable): --set M=12.")
+@pass_options
+@user_errors
+def codegen(spec: str, output: str, overrides: tuple[str, ...], passes, disable_pass, print_after) -> None:
+    """Write SPEC (a file or a bundled name) as a standalone PyTorch module."""
+    model = graphspec.load(spec, overrides)
+    graph, _ = apply_passes(model.graph, passes, disable_pass, print_after, default="default")
+    try:
+        gen = emit(graph, model.spec)
+    except CodegenError as e:
+        raise UserError(f"cannot write {spec} as PyTorch: {e}") from None
+    if output == "-":
+        click.echo(gen.source, nl=False)
+        return
+    atomic_write(output, gen.source)
+    click.echo(f"wrote {output}: class {gen.class_name}, {model.params():,} parameters", err=True)
+
+
+COMMANDS = [codegen]
