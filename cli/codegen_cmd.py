@@ -29,7 +29,7 @@ from graphspec.io import atomic_write
 def codegen(spec: str, output: str, overrides: tuple[str, ...], passes, disable_pass, print_after) -> None:
     """Write SPEC (a file or a bundled name) as a standalone PyTorch module."""
     model = graphspec.load(spec, overrides)
-    graph, _ = apply_passes(model.graph, passes, disable_pass, print_after, default="default")
+    graph, _ = apply_passes(model.graph, passes, disable_pass, print_after, default=_default_pipeline())
     try:
         gen = emit(graph, model.spec)
     except CodegenError as e:
@@ -39,6 +39,16 @@ def codegen(spec: str, output: str, overrides: tuple[str, ...], passes, disable_
         return
     atomic_write(output, gen.source)
     click.echo(f"wrote {output}: class {gen.class_name}, {model.params():,} parameters", err=True)
+
+
+def _default_pipeline() -> str:
+    """`default` (fused attention and qkv: official Swin's and timm's `attn.qkv` names), or
+    `none` where graphspec.passes is not installed."""
+    try:
+        import graphspec.passes  # noqa: F401
+    except ImportError:
+        return "none"
+    return "default"
 
 
 COMMANDS = [codegen]
