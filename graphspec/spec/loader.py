@@ -52,7 +52,7 @@ def _walk(node: yaml.Node, file: str, path: Path_, locs: dict, diags: Diagnostic
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for knode, vnode in node.value:
-            key = str(_scalar(knode))
+            key = str(_scalar(knode, file))
             m = REPEAT.match(key)
             if m and not isinstance(vnode, yaml.SequenceNode):
                 key = m["name"]
@@ -74,16 +74,21 @@ def _walk(node: yaml.Node, file: str, path: Path_, locs: dict, diags: Diagnostic
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_walk(v, file, path + (i,), locs, diags) for i, v in enumerate(node.value)]
-    return _scalar(node)
+    return _scalar(node, file)
 
 
 _SAFE = yaml.SafeLoader("")
 
 
-def _scalar(node: yaml.Node) -> Any:
+def _scalar(node: yaml.Node, file: str = "<spec>") -> Any:
     if isinstance(node, yaml.ScalarNode):
-        return _SAFE.construct_object(node, deep=True)
-    raise TypeError("expected a scalar")
+        try:
+            return _SAFE.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError, TypeError, OverflowError) as e:  # `!!python/object`, 2001-02-30
+            raise SpecError.at(_mark(node, file), f"cannot read this value: {getattr(e, 'problem', None) or e}",
+                               "write a plain number, string or boolean") from None
+    raise SpecError.at(_mark(node, file), "expected a plain value here, not a list or mapping",
+                       "a mapping key must be a name")
 
 
 def parse_vars(value: Any, path: Path_, locs: dict, diags: Diagnostics) -> dict[str, Any]:

@@ -432,6 +432,9 @@ def _check_consistency(spec: ModelSpec, diags: Diagnostics) -> None:
         diags.add(spec.loc("embed"), "patch embedding needs an image input", "write `input: image(img_size)`")
     if e.kind == "tokens" and i.kind != "tokens":
         diags.add(spec.loc("embed"), "token embedding needs a token input", "write `input: tokens(seq_len)`")
+    if e.kind == "project" and spec.backbone is None:
+        diags.add(spec.loc("embed"), "`project` embeds a backbone's feature map, but the spec has no `backbone:`",
+                  "add `backbone: {spec: resnet50.yaml}` or use `embed: patches(...)`")
     if e.kind == "patches" and i.kind == "image" and isinstance(i.img_size, int) and i.img_size % e.patch:
         lo = i.img_size - i.img_size % e.patch
         sizes = [s for s in (lo, lo + e.patch, lo + 2 * e.patch) if s > 0][:2]
@@ -455,6 +458,13 @@ def _check_consistency(spec: ModelSpec, diags: Diagnostics) -> None:
         if isinstance(s.dim, int) and isinstance(e.dim, int) and s.role == "encoder" and s.dim != e.dim:
             diags.add(spec.loc(s.role, "dim") or s.loc, f"{s.role} dim {s.dim} differs from the embedding dim {e.dim}",
                       f"set {s.role}.dim to {e.dim}")
+        if s.role == "encoder" and (s.queries or s.aux):
+            diags.add(spec.loc(s.role, "queries" if s.queries else "aux") or s.loc,
+                      "`queries` and `aux` belong to a decoder (DETR's object queries)",
+                      "move them to `decoder`")
+        if s.role == "decoder" and i.kind == "image" and not s.queries:
+            diags.add(s.loc, "a decoder over an image has no target tokens to read",
+                      "give it learned object queries (`queries: 100`) or use an encoder")
 
 
 def load(path: str, overrides: list[str] | tuple[str, ...] = ()) -> ModelSpec:
