@@ -249,6 +249,11 @@ def apply_overrides(raw: RawSpec, overrides: list[str] | tuple[str, ...]) -> Non
             raw.locs[("vars", key)] = loc
             continue
         parts = key.split(".")
+        if len(parts) == 2 and isinstance(raw.tree.get(parts[0]), str):  # `--set embed.cls_token=false`
+            call = _set_call_argument(raw.tree[parts[0]], parts[1], value)
+            if call is not None:
+                raw.tree[parts[0]] = call
+                continue
         node = raw.tree
         ok = True
         for p in parts[:-1]:
@@ -269,6 +274,29 @@ def apply_overrides(raw: RawSpec, overrides: list[str] | tuple[str, ...]) -> Non
         node[parts[-1]] = value
         raw.locs[tuple(parts)] = loc
     diags.raise_if_any()
+
+
+def _set_call_argument(text: str, name: str, value: Any) -> str | None:
+    """`patches(16, dim=D, cls_token=true)` with argument `name` set to `value`, or None when
+    `text` is not a call form (`--set embed.cls_token=false`, `--set head.classes=10`)."""
+    import ast
+
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError:
+        return None
+    if isinstance(tree.body, ast.Name):  # a bare construct name: `pooler`, `sinusoidal`
+        tree.body = ast.Call(func=tree.body, args=[], keywords=[])
+    if not (isinstance(tree.body, ast.Call) and isinstance(tree.body.func, ast.Name)):
+        return None
+    expr = {True: "true", False: "false", None: "none"}.get(value, value) if isinstance(value, bool | None) else value
+    try:
+        new = ast.parse(str(expr), mode="eval").body
+    except SyntaxError:
+        return None
+    kws = [k for k in tree.body.keywords if k.arg != name]
+    tree.body.keywords = [*kws, ast.keyword(arg=name, value=new)]
+    return ast.unparse(tree)
 
 
 _TOP_LEVEL_SETTABLE = {"input", "embed", "encoder", "decoder", "head", "name", "dtype"}
