@@ -100,6 +100,8 @@ def test_mutated_specs_load_or_raise_spec_error(workdir, case):
     ("!!python/object:os.system ls\n", "error"),
     ("name: x\ninput: image(height=64, width=64)\nembed: project(dim=8)\nencoder×1: {dim: 8, heads: 2}\n",
      "has no `backbone:`"),  # detr_r50.yaml with its backbone line deleted
+    ("name: x\ninput: image(224)\nbackbone: resnet(layers=[9999999, 4, 6, 3])\nhead: classifier(10, pool=mean)\n",
+     "graphspec allows at most 1024"),
     ("name: !!python/objectx\n", "cannot read this value"),  # an unknown tag on a scalar
     ("name: x\nvars: {a: 2001-02-30}\n", "day is out of range"),  # YAML timestamps are constructed
     ("name: x\nvars: {[1]: 2}\n", "expected a plain value here"),

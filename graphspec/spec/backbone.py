@@ -53,6 +53,10 @@ def read_backbone(r: Any, v: Any) -> BackboneSpec | None:
         r.diags.add(r.raw.loc(*p), f"resnet layers must be a list of positive ints, got {layers!r}",
                     "e.g. layers=[3, 4, 6, 3] for ResNet-50")
         layers = [1]
+    if sum(layers) > 1024:  # every bottleneck is lowered: absurd depths would never finish
+        r.diags.add(r.raw.loc(*p), f"resnet has {sum(layers)} blocks; graphspec allows at most 1024",
+                    "e.g. layers=[3, 4, 6, 3] for ResNet-50")
+        layers = [1]
     return BackboneSpec(kind, tuple(layers),
                         width=r.typed(a.get("width", 64), p, int, "width", minimum=1),
                         frozen_bn=r.typed(a.get("frozen_bn", False), p, bool, "frozen_bn"),
