@@ -139,3 +139,13 @@ def test_json_is_valid_json():
     r = run("inspect", "swin_t", "--format", "json", "--symbolic")
     data = json.loads(r.output)
     assert data["name"] == "swin_t"
+
+
+@pytest.mark.parametrize("name", ["swin_t", "vit_b16", "gpt2"])
+def test_flops_with_passes_keeps_the_figures(name):
+    """Fusion rewrites the IR but never a count: --check still passes after the default pipeline."""
+    pytest.importorskip("graphspec.passes")
+    r = run("flops", name, "--passes", "default", "--check")
+    assert r.exit_code == 0, r.output
+    assert "# pass: fuse_attention" in r.output
+    assert "all figures match" in r.output
