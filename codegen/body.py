@@ -196,7 +196,7 @@ class Body:
         name = self._as_var(r)
         others = [x for x in self.readers.get(r, []) if x != j and x not in self.done]
         if others or self.inflight[r] > 0:
-            copy = self._name(self.codes[j].hint, False)
+            copy = self._name("shortcut", False)  # the input stays for another reader
             self.lines.append(f"{self.indent}{copy} = {name}")
             return copy
         return name
@@ -204,6 +204,9 @@ class Body:
     def run(self) -> list[str]:
         for j, c in enumerate(self.codes):
             if self.inline[j] or j in self.done:
+                continue
+            if c.kind == "op" and not any(self.readers.get(("step", j, k)) for k in range(c.nout)):
+                self._skip(j)  # a value nothing reads (the IR's dead code): not computed
                 continue
             if c.loop:
                 self._loop(j, c)
@@ -224,6 +227,17 @@ class Body:
         outs = [self.operand(r) for r in self.outputs]
         self.lines.append("return " + ", ".join(p[0] for p in outs))
         return self.lines
+
+    def _skip(self, j: int) -> None:
+        """Drop a dead step, releasing what it would have read (recursively for inlined operands)."""
+        self.done.add(j)
+        for r in self.codes[j].refs:
+            if r is None:
+                continue
+            if r in self.var:
+                self.pending[r] -= 1
+            elif r[0] == "step" and self.inline[r[1]] and r[1] not in self.done:
+                self._skip(r[1])
 
     def _guarded(self, j: int, c: Code) -> None:
         """`if guard: x = f(x)`: absent, the operand flows on under the same name."""

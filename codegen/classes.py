@@ -228,4 +228,7 @@ class Classes:
             if len(group) > 1:
                 top = d.paths[0].split(".")[0] if d.paths[0] else "root"
                 base = class_name(top) + base
-            d.name = ns.create(base)
+            name, k = base, 2
+            while name in ns:  # DecoderBlock, DecoderBlock2, ...
+                name, k = f"{base}{k}", k + 1
+            d.name = ns.create(name)

@@ -8,13 +8,14 @@ between instances become constructor arguments (see exprs.py); optional steps be
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from graphspec.codegen.body import Body, Code
 from graphspec.codegen.classes import ClassDef, MStep
-from graphspec.codegen.exprs import DONT_CARE, Param, Params, _eq, literal, names_in, paren
+from graphspec.codegen.exprs import DONT_CARE, Param, Params, literal, names_in, paren
 from graphspec.codegen.fill import AttrExpr, fill
 from graphspec.codegen.names import MODULE_ATTRS, Namespace, identifier
 from graphspec.codegen.program import CodegenError, base_name
@@ -210,7 +211,8 @@ class ClassEmitter:
         owned = {self._owner(q, ms.per[q].node) for q in ms.per}
         if len(owned) != 1:
             raise CodegenError(f"{self.d.cls}: instances keep the parameters of %{node.name} as {sorted(owned)}")
-        if weights and "." in owned.pop():  # a weight of another module (a tied head)
+        rel = owned.pop()
+        if weights and "." in rel and not re.fullmatch(r"\w+\.\d+", rel):  # another module's (a tied head)
             call = t.shared
             if call is None:
                 raise CodegenError(f"op {node.op!r} (%{node.name}) shares {weights} but has no `shared` template")
@@ -273,7 +275,20 @@ class ClassEmitter:
         node = ms.first.node
         has_params = get(node.op).has(HAS_PARAMS)
         if has_params:
-            mod = identifier(self._owner(next(iter(ms.per)), node)) or identifier(node.local)
+            rel = self._owner(next(iter(ms.per)), node) or node.local
+            if re.fullmatch(r"\w+\.\d+", rel):
+                return self._module_list(rel)
+            if "." in rel and t.init is not None and node.op == "parameter":  # DETR's query_embed.weight
+                holder, leaf = rel.split(".", 1)
+                mod = f"{identifier(holder)}.{identifier(leaf)}"
+                if mod not in self.built:
+                    self.built.add(mod)
+                    init = fill(t.init, [], Attrs(self, j, "init"), init=True)
+                    self.lines.append(f'self.{identifier(holder)} = nn.ParameterDict({{"{identifier(leaf)}": {init}}})')
+                    for line in t.setup:
+                        self.lines.append(fill(line, [], Attrs(self, j, "init", mod=mod)))
+                return mod
+            mod = identifier(rel)
             if mod in self.built:  # the second call of a module (the Transformer's shared embedding)
                 return mod
             self.built.add(mod)
@@ -290,31 +305,94 @@ class ClassEmitter:
             self.lines.append(fill(line, [], Attrs(self, j, "init", mod=mod)))
         return mod
 
+    def _module_list(self, rel: str) -> str:
+        """`layers[1]`: an element of a list of modules kept on this module (DETR's MLP); the
+        list is built whole at its first use."""
+        name, index = rel.split(".")
+        attr = identifier(name)
+        if attr not in self.built:
+            self.built.add(attr)
+            items: dict[int, str] = {}
+            for j, ms in enumerate(self.d.steps):
+                s = ms.first
+                if s.kind != "op" or not get(s.node.op).has(HAS_PARAMS):
+                    continue
+                m = re.fullmatch(rf"{re.escape(name)}\.(\d+)", self._owner(next(iter(ms.per)), s.node))
+                t = get(s.node.op).torch
+                if m and int(m[1]) not in items and t.init is not None:
+                    items[int(m[1])] = fill(t.init, [], Attrs(self, j, "init"), init=True)
+            if sorted(items) != list(range(len(items))):
+                raise CodegenError(f"{self.d.cls}: the list {name} has elements {sorted(items)}")
+            self.lines.append(f"self.{attr} = nn.ModuleList([{', '.join(items[k] for k in sorted(items))}])")
+        return f"{attr}[{index}]"
+
     def call_code(self, j: int, ms: MStep) -> Code:
         s = ms.first
-        if s.index is not None:
-            raise CodegenError(f"{self.d.cls}: {s.attr}[{s.index}] is called alone; only whole lists run as loops")
         attr = identifier(s.attr)
-        kid = self.em.class_of(s.children[0])
-        args = self.child_args(kid, {q: (ms.per[q].children[0] if q in ms.per else DONT_CARE) for q in self.d.paths})
         present = {q: q in ms.per for q in self.d.paths}
-        text = f"{kid.name}({args})"
+        if s.index is not None:  # one element of a list called on its own (SETR's MLA streams)
+            text = self._list(s.attr, {q: ms.per[q].children[0] for q in ms.per})
+            call = f"self.{attr}[{s.index}]"
+        else:
+            text = self.construct(s.children[0], {q: (ms.per[q].children[0] if q in ms.per else DONT_CARE)
+                                                   for q in self.d.paths})
+            call = f"self.{attr}"
         code = Code("call", list(ms.refs), nout=len(s.outs), hint="memory" if s.attr == "encoder" else "x",
                     stream=self._stream(ms, s.outs[0]))
         if not all(present.values()):
+            if s.index is not None:
+                raise CodegenError(f"{self.d.cls}: {s.attr}[{s.index}] is missing in some instances")
             text = f"{text} if {self.cond(j, present, s.attr)} else None"
             code.guard = f"self.{attr} is not None"
         if attr not in self.built:  # a module called twice (the Transformer's shared embedding)
             self.built.add(attr)
             self.lines.append(f"self.{attr} = {text}")
-        code.fn = lambda ops: f"self.{attr}({', '.join(ops)})"
+        code.fn = lambda ops: f"{call}({', '.join(ops)})"
         return code
+
+    def construct(self, first_child: str, child_of: dict[str, Any]) -> str:
+        """The constructor call of a child module: `Mlp(dim)`, or an inline `nn.Sequential(...)`."""
+        d = self.em.classes.of[first_child]
+        if self.em.is_sequential(d):
+            return Sequential(self, d, child_of).text()
+        kid = self.em.class_of(first_child)
+        return f"{kid.name}({self.child_args(kid, child_of)})"
+
+    def _list(self, attr: str, one_child: dict[str, str]) -> str:
+        """`nn.ModuleList(...)` of all the elements `attr.i` of every instance."""
+        tree = self.em.tree
+        kids = {q: tuple(sorted((c for c in tree.children[q] if tree.slot[c][0] == attr),
+                                key=lambda c: tree.slot[c][1])) for q in self.d.paths}
+        uids = {self.em.classes.of[c].uid for cs in kids.values() for c in cs}
+        if any(self.em.is_sequential(self.em.classes.of[c]) for cs in kids.values() for c in cs):
+            raise CodegenError(f"{self.d.cls}: a list of nn.Sequential modules ({attr}) is not supported")
+        if len(uids) != 1:  # different classes: one constructor per element
+            lengths = {len(cs) for cs in kids.values()}
+            if len(lengths) != 1:
+                raise CodegenError(f"{self.d.cls}: the list {attr} mixes module classes and lengths")
+            items = [self.construct(next(iter(kids.values()))[i], {q: cs[i] for q, cs in kids.items()})
+                     for i in range(lengths.pop())]
+            return f"nn.ModuleList([{', '.join(items)}])"
+        kid = self.em.class_of(next(iter(kids.values()))[0])
+        count = self.P.expr({q: len(k) for q, k in kids.items()}, "depth")
+        body = f"{kid.name}({self.em.loops.args(self, kid, kids)})"
+        var = "i" if "i" in names_in(body) else "_"
+        return f"nn.ModuleList({body} for {var} in range({count}))"
 
     def loop_code(self, j: int, ms: MStep) -> Code:
         s = ms.first
         if len(ms.per) < len(self.d.paths):
             raise CodegenError(f"{self.d.cls}: the list {s.attr} is missing in some instances")
         attr = identifier(s.attr)
+        if self.em.is_sequential(self.em.classes.of[s.children[0]]):
+            raise CodegenError(f"{self.d.cls}: a list of nn.Sequential modules ({s.attr}) is not supported")
+        lv = LOOP_VARS.get(s.attr, "m")
+        if not s.whole:  # a slice of a list whose other elements run elsewhere
+            if attr not in self.built:
+                self.built.add(attr)
+                self.lines.append(f"self.{attr} = {self._list(s.attr, {q: ms.per[q].children[0] for q in ms.per})}")
+            span = f"{s.index or ''}:{s.index + len(s.children)}"
+            return Code("loop", list(ms.refs), loop=(lv, f"self.{attr}[{span}]"))
         kid = self.em.class_of(s.children[0])
         kids = {q: ms.per[q].children for q in self.d.paths}
         count = self.P.expr({q: len(k) for q, k in kids.items()}, "depth")
@@ -322,7 +400,7 @@ class ClassEmitter:
         body = f"{kid.name}({args})"
         var = "i" if "i" in names_in(body) else "_"
         self.lines.append(f"self.{attr} = nn.ModuleList({body} for {var} in range({count}))")
-        return Code("loop", list(ms.refs), loop=(LOOP_VARS.get(s.attr, "m"), f"self.{attr}"))
+        return Code("loop", list(ms.refs), loop=(lv, f"self.{attr}"))
 
     def child_args(self, kid: Rendered, child_of: dict[str, Any]) -> str:
         pieces, positional = [], True
@@ -347,5 +425,57 @@ class ClassEmitter:
         return Rendered(self.em.class_name(self.d), self.em.doc(self.d), sig, init, self.inputs, body, params)
 
 
-def equal_all(values: list) -> bool:
-    return all(_eq(v, values[0]) for v in values)
+class ParamsView:
+    """The arguments of a parent class, seen from the instances of an inline child (an
+    nn.Sequential has no class: its items are built from the parent's arguments)."""
+
+    def __init__(self, P: Params, child_of: dict[str, Any]):
+        self.P, self.root, self.params = P, P.root, P.params
+        self.child_of = child_of  # parent instance -> child instance (or DONT_CARE)
+
+    def _up(self, values: dict[str, Any]) -> dict[str, Any]:
+        return {q: (values.get(c, DONT_CARE) if c is not DONT_CARE else DONT_CARE) for q, c in self.child_of.items()}
+
+    def expr(self, values: dict[str, Any], hint: str) -> str:
+        return self.P.expr(self._up(values), hint)
+
+    def add(self, hint: str, values: dict[str, Any], source: str = "") -> Param:
+        return self.P.add(hint, self._up(values), source)
+
+    def truthy(self, present: dict[str, bool], hint: str) -> str | None:
+        return self.P.truthy(self._up(present), hint)
+
+
+class Sequential(ClassEmitter):
+    """An `nn.Sequential` child written inline: `nn.Sequential(nn.Conv2d(...), nn.BatchNorm2d(...))`
+    or `nn.Sequential(*(Bottleneck(...) for i in range(depth)))`. Its items may only be modules
+    applied in a chain (torch.nn.Sequential's contract)."""
+
+    def __init__(self, parent: ClassEmitter, d: ClassDef, child_of: dict[str, Any]):
+        self.em, self.d, self.g, self.root = parent.em, d, parent.g, False
+        self.P = ParamsView(parent.P, child_of)
+        self.pre, self.cache = parent.pre, {}
+
+    def text(self) -> str:
+        items = []
+        for j, ms in enumerate(self.d.steps):
+            s = ms.first
+            chained = ms.refs == ([("in", 0)] if j == 0 else [("step", j - 1, 0)]) and len(s.outs) == 1
+            if len(ms.per) < len(self.d.paths) or not chained:
+                raise CodegenError(f"{self.d.paths[0]}: an nn.Sequential must apply all its items in a chain")
+            if s.kind == "op":
+                t = get(s.node.op).torch
+                if t is None or t.init is None or t.call != "self.{mod}({0})":
+                    raise CodegenError(f"{self.d.paths[0]}: {s.node.op} is not a module; nn.Sequential cannot hold it")
+                items.append(fill(t.init, [], Attrs(self, j, "init"), init=True))
+            elif s.kind == "call":
+                kid = self.em.class_of(s.children[0])
+                items.append(f"{kid.name}({self.child_args(kid, {q: ms.per[q].children[0] for q in ms.per})})")
+            else:
+                kid = self.em.class_of(s.children[0])
+                kids = {q: ms.per[q].children for q in ms.per}
+                count = self.P.expr({q: len(k) for q, k in kids.items()}, "depth")
+                body = f"{kid.name}({self.em.loops.args(self, kid, kids)})"
+                var = "i" if "i" in names_in(body) else "_"
+                items.append(f"*({body} for {var} in range({count}))")
+        return f"nn.Sequential({', '.join(items)})"

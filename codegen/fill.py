@@ -43,6 +43,11 @@ class AttrExpr:
     def __format__(self, spec: str) -> str:
         return self.text
 
+    def __bool__(self) -> bool:
+        if not self.known:
+            raise ValueError(f"attribute {self.text} differs between instances; a template cannot branch on it")
+        return bool(self.value)
+
     def __eq__(self, other: object) -> bool:
         return self.known and self.value == other
 

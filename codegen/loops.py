@@ -73,6 +73,15 @@ class Loops:
         lists = list(v.values())
         if all(all(_eq(x, _known(lst)[0]) for x in _known(lst)) for lst in lists if _known(lst)):
             return P.expr({q: (_known(lst)[0] if _known(lst) else DONT_CARE) for q, lst in v.items()}, hint)
+        if all(len(lst) >= 2 and all(x is DONT_CARE or _eq(x, lst[1]) for x in lst[1:]) for lst in lists):
+            # the first element differs (ResNet: stride 2 and a projection shortcut in block 0)
+            a = P.expr({q: lst[0] for q, lst in v.items()}, hint)
+            b = P.expr({q: lst[1] for q, lst in v.items()}, hint)
+            if a == b:
+                return a
+            if (a, b) == ("True", "False"):
+                return "i == 0"
+            return f"{paren(a, 1)} if i == 0 else {paren(b, 1)}"
         if all(len(lst) >= 2 and all(x is DONT_CARE or _eq(x, lst[i % 2]) for i, x in enumerate(lst)) for lst in lists):
             a = P.expr({q: lst[0] for q, lst in v.items()}, hint)
             b = P.expr({q: lst[1] for q, lst in v.items()}, hint)

@@ -37,13 +37,16 @@ class Step:
     attr: str = ""  # call/loop: the child attribute ("attn", "blocks")
     index: int | None = None  # call: position in a ModuleList
     children: tuple[str, ...] = ()  # call: (path,); loop: every path of the list, in order
+    whole: bool = True  # loop: over the whole list (else a slice from `index`)
 
     @property
     def key(self) -> tuple:
         """What the step is, ignoring where its operands come from and attribute values."""
         if self.kind == "op":
             return ("op", self.node.op, base_name(self.node.local))
-        return (self.kind, self.attr, self.index if self.kind == "call" else None)
+        if self.kind == "loop":
+            return ("loop", self.attr, None if self.whole else (self.index, len(self.children)))
+        return (self.kind, self.attr, self.index)
 
 
 @dataclass
@@ -151,7 +154,9 @@ class ModuleTree:
             q = ""
         rel = p[len(q) + 1:] if q else p
         parts = rel.split(".")
-        if len(parts) == 1 and not parts[0].isdigit():
+        if len(parts) == 1 and parts[0].isdigit() and self.g.modules[q].cls == "Sequential":
+            self.slot[p] = ("", int(parts[0]))  # item i of an nn.Sequential
+        elif len(parts) == 1 and not parts[0].isdigit():
             self.slot[p] = (parts[0], None)
         elif len(parts) == 2 and parts[1].isdigit() and not parts[0].isdigit():
             self.slot[p] = (parts[0], int(parts[1]))
@@ -234,23 +239,26 @@ class ModuleTree:
 
 
 def _collapse_loops(tree: ModuleTree, p: str, steps: list[Step], outputs: list[str]) -> list[Step]:
-    """Calls of list[0], list[1], ... list[n-1] threading one value become one `loop` step."""
+    """Calls of list[a], list[a+1], ... threading one value become one `loop` step: over the whole
+    list (`for blk in self.blocks`), or over a slice when values are tapped between (SETR)."""
     out: list[Step] = []
     i = 0
     while i < len(steps):
         s = steps[i]
-        if s.kind == "call" and s.index == 0 and len(s.outs) == 1:
+        if s.kind == "call" and s.index is not None and len(s.outs) == 1:
             n = sum(1 for c in tree.children[p] if tree.slot[c][0] == s.attr)
-            run = steps[i:i + n]
-            if len(run) == n and all(
-                r.kind == "call" and r.attr == s.attr and r.index == k and len(r.outs) == 1
-                and len(r.ins) == len(s.ins) and r.ins[1:] == s.ins[1:]
-                and (k == 0 or r.ins[0] == run[k - 1].outs[0])
-                for k, r in enumerate(run)
-            ) and not _escapes(run, steps, outputs):
-                out.append(Step("loop", list(s.ins), list(run[-1].outs), attr=s.attr,
-                                children=tuple(r.children[0] for r in run)))
-                i += n
+            run = [s]
+            for r in steps[i + 1:]:
+                if not (r.kind == "call" and r.attr == s.attr and r.index == s.index + len(run)
+                        and len(r.outs) == 1 and len(r.ins) == len(s.ins) and r.ins[1:] == s.ins[1:]
+                        and r.ins[0] == run[-1].outs[0]) or _escapes(run + [r], steps, outputs):
+                    break
+                run.append(r)
+            whole = s.index == 0 and len(run) == n
+            if (whole or len(run) > 1) and not _escapes(run, steps, outputs):
+                out.append(Step("loop", list(s.ins), list(run[-1].outs), attr=s.attr, index=s.index,
+                                children=tuple(r.children[0] for r in run), whole=whole))
+                i += len(run)
                 continue
         out.append(s)
         i += 1

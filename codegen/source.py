@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import builtins
 import hashlib
+import re
 import sys
 import types
 from dataclasses import dataclass
@@ -29,7 +30,8 @@ from graphspec import analysis
 from graphspec.ir import Graph
 
 HELPER_ORDER = ("window_partition", "window_reverse", "roll_tokens", "shift_mask", "add_window_mask",
-                "relative_position_index", "patch_merge", "causal_mask", "sinusoidal", "attention", "DropPath")
+                "relative_position_index", "patch_merge", "causal_mask", "sinusoidal", "sine_pos_2d", "attention",
+                "FrozenBatchNorm2d", "DropPath")
 HELPER_DEPS = {"shift_mask": ("window_partition",)}
 WIDTH = 100
 
@@ -110,7 +112,11 @@ class Emitter:
                          | names)
         self.rendered: dict[int, Rendered] = {}
         for d in self.classes.defs:
-            self.rendered[d.uid] = ClassEmitter(self, d).render()
+            if not self.is_sequential(d):  # written inline by its parent
+                self.rendered[d.uid] = ClassEmitter(self, d).render()
+
+    def is_sequential(self, d: ClassDef) -> bool:
+        return d.cls == "Sequential" and d.paths != [""]
 
     def class_of(self, path: str) -> Rendered:
         return self.rendered[self.classes.of[path].uid]
@@ -138,6 +144,7 @@ class Emitter:
         scheme = init_scheme(self.graph)
         root.methods.append(INIT[scheme])
         root.init.append("self.apply(self._init_weights)")
+        root.init += _freeze_lines(self.graph)
         if scheme == "xavier":
             root.init += ["for p in self.parameters():", "    if p.dim() > 1:", "        nn.init.xavier_uniform_(p)"]
         elif scheme == "normal" and _gpt2_like(self.graph):
@@ -147,18 +154,20 @@ class Emitter:
                 '    if name.endswith(("attn.proj.weight", "mlp.fc2.weight")):',
                 f"        nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * {n}))",
             ]
-        need = set(self.helpers) | ({"DropPath"} if any("DropPath(" in ln for c in self.rendered.values() for ln in c.init) else set())
-        for h in list(need):
-            need.update(HELPER_DEPS.get(h, ()))
-        unknown = need - set(HELPER_ORDER)
+        unknown = set(self.helpers) - set(HELPER_ORDER)
         if unknown:
             raise CodegenError(f"torch templates name helpers that helpers.py.j2 lacks: {sorted(unknown)}")
+        used = "\n".join(ln for c in self.rendered.values() for ln in c.init + c.body)
+        need = {h for h in HELPER_ORDER if re.search(rf"\b{h}\(", used)}
+        for h in list(need):
+            need.update(HELPER_DEPS.get(h, ()))
         module = _env().get_template("helpers.py.j2").make_module()
         helpers = [str(getattr(module, h)()).strip("\n") for h in HELPER_ORDER if h in need]
         classes = [_layout(c) for c in self.rendered.values()]
         code_text = "\n".join(helpers) + "".join(c["init"] + c["body"] + "".join(c["methods"]) for c in classes)
         imports = ["import math", ""] if "math." in code_text else []
-        imports += ["import torch"]
+        if "torch." in code_text:
+            imports += ["import torch"]
         if "F." in code_text:
             imports += ["import torch.nn.functional as F"]
         imports += ["from torch import nn"]
@@ -189,6 +198,27 @@ class Emitter:
 
 def _num(v) -> str:
     return f"{v:,}" if isinstance(v, int) else comment_text(str(v))
+
+
+def _freeze_lines(graph: Graph) -> list[str]:
+    """`requires_grad_(False)` on the largest modules all of whose parameters the IR marks frozen
+    (DETR trains neither the stem nor layer1 of its backbone)."""
+    frozen = analysis.frozen(graph)
+    if not frozen:
+        return []
+    params = list(analysis.parameters(graph))
+    roots: list[str] = []
+    for name in sorted(frozen):
+        parts = name.split(".")[:-1]
+        for k in range(1, len(parts) + 1):
+            path = ".".join(parts[:k])
+            if all(q in frozen for q in params if q.startswith(path + ".")):
+                if path not in roots:
+                    roots.append(path)
+                break
+    attr = lambda p: "self" + "".join(f"[{c}]" if c.isdigit() else f".{c}" for c in p.split("."))  # noqa: E731
+    return [f"for m in ({', '.join(attr(p) for p in roots)}{',' if len(roots) == 1 else ''}):"
+            "  # not trained, as in the reference", "    m.requires_grad_(False)"]
 
 
 def init_scheme(graph: Graph) -> str:
@@ -230,31 +260,68 @@ def _indent(lines: list[str], n: int) -> str:
 
 
 def wrap(line: str, width: int = WIDTH - 8) -> list[str]:
-    """A long `target = call(args)` line as black would break it: arguments on their own lines."""
-    if len(line) <= width or line.lstrip().startswith(("for ", "if ")) or line.startswith(" "):
+    """A long statement broken as black would break it: call arguments on their own lines,
+    recursively, a trailing comment kept on the closing line."""
+    if len(line) <= width or line.startswith(" ") or line.lstrip().startswith(("for ", "if ")):
         return [line]
     try:
-        tree = ast.parse(line)
+        stmt = ast.parse(line).body[0]
     except SyntaxError:
         return [line]
-    stmt = tree.body[0]
-    call = stmt.value if isinstance(stmt, ast.Assign | ast.Expr | ast.Return) else None
-    if not isinstance(call, ast.Call) or call.end_lineno != 1:
+    value = stmt.value if isinstance(stmt, ast.Assign | ast.Expr | ast.Return) else None
+    if value is None or value.end_lineno != 1:
         return [line]
-    head = line[:call.func.end_col_offset] + "("
-    tail = ")" + line[call.end_col_offset:]  # a trailing comment stays on the closing line
-    args = [ast.get_source_segment(line, a) for a in call.args]
-    args += [f"{k.arg}={ast.get_source_segment(line, k.value)}" for k in call.keywords]
-    if len(call.args) == 1 and isinstance(call.args[0], ast.GeneratorExp):
-        gen = call.args[0]
-        elt = ast.get_source_segment(line, gen.elt)
-        rest = line[gen.elt.end_col_offset:call.end_col_offset - 1].strip()
-        inner = wrap(elt, width - 4)
-        return [head] + ["    " + x for x in inner] + [f"    {rest}", tail]
-    one = "    " + ", ".join(args)
-    if len(one) <= width:
-        return [head, one, tail]
-    return [head] + [f"    {a}," for a in args] + [tail]
+    head, text, tail = line[:value.col_offset], line[value.col_offset:value.end_col_offset], line[value.end_col_offset:]
+    if isinstance(value, ast.IfExp) and not text.startswith("("):
+        parts = ["("] + ["    " + x for x in _wrap(text, width - 4)] + [")"]
+    else:
+        parts = _wrap(text, width, first=len(head))
+    return [head + parts[0]] + parts[1:-1] + [parts[-1] + tail] if len(parts) > 1 else [line]
+
+
+def _wrap(text: str, width: int, first: int = 0) -> list[str]:
+    """`text` (one expression) as lines no wider than `width` where its structure allows
+    (`first`: columns already taken on its first line)."""
+    if len(text) + first <= width:
+        return [text]
+    kw = re.match(r"(\w+)=(?!=)", text)
+    if kw:  # a keyword argument
+        sub = _wrap(text[kw.end():], width - kw.end())
+        return [kw.group(0) + sub[0]] + sub[1:]
+    if text.startswith("*(") and text.endswith(")"):  # *(Block(...) for i in range(n))
+        gen = ast.parse(text[1:], mode="eval").body
+        if isinstance(gen, ast.GeneratorExp):
+            body = text[1:]
+            elt = ast.get_source_segment(body, gen.elt)
+            rest = body[gen.elt.end_col_offset:-1].strip()
+            return ["*("] + ["    " + x for x in _wrap(elt, width - 4)] + ["    " + rest, ")"]
+    node = ast.parse(text, mode="eval").body
+    seg = lambda n: ast.get_source_segment(text, n)  # noqa: E731
+    if isinstance(node, ast.Call):
+        open_ = text[:node.func.end_col_offset] + "("
+        if len(node.args) == 1 and not node.keywords and isinstance(node.args[0], ast.GeneratorExp):
+            gen = node.args[0]
+            rest = text[gen.elt.end_col_offset:node.end_col_offset - 1].strip()
+            return [open_] + ["    " + x for x in _wrap(seg(gen.elt), width - 4)] + ["    " + rest, ")"]
+        args = [seg(a) for a in node.args] + [f"{k.arg}={seg(k.value)}" if k.arg else f"**{seg(k.value)}"
+                                               for k in node.keywords]
+        if len("    " + ", ".join(args)) <= width:
+            return [open_, "    " + ", ".join(args), ")"]
+        out = [open_]
+        for a in args:
+            sub = _wrap(a, width - 4)
+            out += ["    " + x for x in sub[:-1]] + ["    " + sub[-1] + ","]
+        return out + [")"]
+    if isinstance(node, ast.IfExp):
+        return _wrap(seg(node.body), width) + [f"if {seg(node.test)}", f"else {seg(node.orelse)}"]
+    if isinstance(node, ast.Tuple | ast.List):
+        brackets = "[]" if isinstance(node, ast.List) else "()"
+        out = [brackets[0]]
+        for e in node.elts:
+            sub = _wrap(seg(e), width - 4)
+            out += ["    " + x for x in sub[:-1]] + ["    " + sub[-1] + ","]
+        return out + [brackets[1]]
+    return [text]
 
 
 def generate(graph: Graph, spec=None) -> str:
