@@ -20,9 +20,17 @@ def pass_options(fn):
 
 
 def apply_passes(graph, passes=None, disable_pass=(), print_after=(), default="none"):
-    """Run the chosen pipeline on `graph`; returns (graph, report). Placeholder until
-    graphspec.passes lands: only 'none' is accepted."""
-    chosen = passes or default
-    if chosen in ("none", ""):
-        return graph, []
-    raise click.UsageError("passes are not available yet")
+    """Run the chosen pipeline on `graph` (graphspec.passes.run_pipeline, the verifier after each
+    pass); returns (graph, report). A bad pipeline or a pass that refuses the model (a window
+    that does not divide the map) is a user error: one message, exit code 2."""
+    from graphspec.cli.main import UserError
+
+    from graphspec.passes import PassError, PipelineError, run_pipeline
+
+    try:
+        return run_pipeline(graph, passes or default, disable=disable_pass, print_after=print_after,
+                            echo=click.echo)
+    except PipelineError as e:
+        raise click.UsageError(str(e)) from None
+    except PassError as e:
+        raise UserError(str(e)) from None

@@ -1,0 +1,93 @@
+"""fuse_attention: QKᵀ·scale [+bias] [+window mask] [causal] -> softmax [-> dropout] -> ·V
+becomes one `attention` op (Vaswani et al. 2017 §3.2.1, Eq. 1; Swin §3.2, Eq. 4 with B the
+relative position bias and the SW-MSA mask).
+
+Before:
+
+    %attn.k_t = transpose(%attn.k_heads, dims=(-2, -1)) : f32[64,3,32,49]
+    %attn.scores = matmul(%attn.q_heads, %attn.k_t) : f32[64,3,49,49]
+    %attn.scaled = scale(%attn.scores, k=0.176777) : f32[64,3,49,49]
+    %attn.rel_pos_bias = rel_pos_bias(window=7, heads=3, weights=attn) : f32[3,49,49]
+    %attn.biased = add(%attn.scaled, %attn.rel_pos_bias) : f32[64,3,49,49]
+    %attn.shift_mask = shift_mask(H=56, W=56, window=7, shift=3) : f32[64,49,49]
+    %attn.masked = add_window_mask(%attn.biased, %attn.shift_mask) : f32[64,3,49,49]
+    %attn.probs = softmax(%attn.masked, dim=-1) : f32[64,3,49,49]
+    %attn.context = matmul(%attn.probs, %attn.v_heads) : f32[64,3,49,32]
+
+After:
+
+    %attn.rel_pos_bias = rel_pos_bias(window=7, heads=3, weights=attn) : f32[3,49,49]
+    %attn.shift_mask = shift_mask(H=56, W=56, window=7, shift=3) : f32[64,49,49]
+    %attn.attention = attention(%attn.q_heads, %attn.k_heads, %attn.v_heads, %attn.rel_pos_bias,
+        %attn.shift_mask, scale=0.176777, causal=False, has_bias=True, has_mask=True, windows=64,
+        dropout=0) : f32[64,3,49,32]
+
+MACs are unchanged: the fused op counts QKᵀ and ·V as the two matmuls did. Every softmax that
+ends up outside an `attention` is reported with the matcher's reason.
+"""
+
+from __future__ import annotations
+
+from graphspec.ir import Node
+from graphspec.passes.manager import register
+from graphspec.passes.pattern import Any, Match, Maybe, Op, Pattern, Rule, rewrite_graph
+
+
+def _last_two_dims(n: Node) -> bool:
+    rank = len(n.shape)
+    return sorted(d % rank for d in n.a.get("dims", (-2, -1))) == [rank - 2, rank - 1]
+
+
+def _over_last_dim(n: Node) -> bool:
+    return n.a.get("dim", -1) in (-1, len(n.shape) - 1)
+
+
+def attention_pattern(q: Pattern | None = None, k: Pattern | None = None, v: Pattern | None = None) -> Pattern:
+    """The unfused attention core; q, k, v default to `Any` captures (like Relax's
+    `make_attention_pattern`). Captures: q, k, v, k_t, scores, scaled, bias, biased, mask,
+    masked, causal, probs, attn_drop, context."""
+    q, k, v = q or Any("q"), k or Any("k"), v or Any("v")
+    s = Op("matmul", q, Op("transpose", k, name="k_t", where=_last_two_dims), name="scores")
+    s = Maybe("scale", s, name="scaled")
+    s = Maybe("add", s, Any("bias"), name="biased", commutative=True)
+    s = Maybe("add_window_mask", s, Any("mask"), name="masked")
+    s = Maybe("causal_mask", s, name="causal")
+    p = Op("softmax", s, name="probs", where=_over_last_dim)
+    p = Maybe("dropout", p, name="attn_drop")
+    return Op("matmul", p, v, name="context")
+
+
+def fused_attention_pattern(q: Pattern | None = None, k: Pattern | None = None,
+                            v: Pattern | None = None) -> Pattern:
+    """An `attention` op (captured as `attention`), with optional bias and mask operands."""
+    return Op("attention", q or Any("q"), k or Any("k"), v or Any("v"), name="attention", rest=True)
+
+
+def _fuse(m: Match):
+    q, k, v, scores = m["q"], m["k"], m["v"], m["scores"]
+    operands = [q.name, k.name, v.name]
+    bias, mask = m.get("bias"), m.get("mask")
+    if bias is not None:
+        if tuple(bias.shape) != tuple(scores.shape[-3:]):
+            return m.decline(f"the added term %{bias.name} {tuple(bias.shape)} is not a per-head "
+                             f"bias (heads, N, S) = {tuple(scores.shape[-3:])}")
+        operands.append(bias.name)
+    windows = 1
+    if mask is not None:
+        windows = mask.shape[0]
+        operands.append(mask.name)
+    drop = m.get("attn_drop")
+    name = m.fresh(f"{m.root.module}.attention" if m.root.module else "attention")
+    return m.emit("attention", operands, name,
+                  scale=m["scaled"].a["k"] if "scaled" in m else 1.0,
+                  causal="causal" in m, has_bias=bias is not None, has_mask=mask is not None,
+                  windows=windows, dropout=drop.a["p"] if drop is not None else 0.0)
+
+
+ROWS = [Rule(attention_pattern(), _fuse, anchor="softmax")]
+
+
+@register("fuse_attention")
+def fuse_attention(g):
+    """Fuse every attention core into one `attention` op (Vaswani §3.2.1; Swin §3.2)."""
+    return rewrite_graph(g, ROWS)

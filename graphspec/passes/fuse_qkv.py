@@ -1,0 +1,76 @@
+"""fuse_qkv: the q, k and v projections of one input become one linear of width 3C, split by
+`chunk` (the `qkv` layer of the official ViT/Swin code); for cross-attention (Vaswani §3.2.3,
+"encoder-decoder attention") k and v of the same memory become one linear of width 2C named
+`<attn>.kv`; where only q and k share an input (DETR adds position embeddings to queries and
+keys, not values: Carion et al. §3.2) they become `<attn>.qk`.
+
+Before:
+
+    %attn.q = linear(%x, out_features=96, bias=True, in_features=96) : f32[64,49,96]
+    %attn.k = linear(%x, out_features=96, bias=True, in_features=96) : f32[64,49,96]
+    %attn.v = linear(%x, out_features=96, bias=True, in_features=96) : f32[64,49,96]
+
+After:
+
+    %attn.qkv = linear(%x, out_features=288, bias=True, in_features=96) : f32[64,49,288]
+    %attn.q = chunk(%attn.qkv, parts=3, index=0) : f32[64,49,96]
+    %attn.k = chunk(%attn.qkv, parts=3, index=1) : f32[64,49,96]
+    %attn.v = chunk(%attn.qkv, parts=3, index=2) : f32[64,49,96]
+
+Parameters are renamed, not changed: `attn.qkv.weight` is `attn.q.weight`, `attn.k.weight` and
+`attn.v.weight` stacked along dim 0 (the pass declares it; interpret.rename_params applies it),
+so MACs and the parameter count stay the same. Works before or after fuse_attention.
+"""
+
+from __future__ import annotations
+
+from graphspec.ir import Node
+from graphspec.passes.fuse_attention import attention_pattern, fused_attention_pattern
+from graphspec.passes.manager import register
+from graphspec.passes.pattern import Any, Match, Op, Pattern, Rule, rewrite_graph
+
+
+def _own_weights(n: Node) -> bool:
+    return n.a.get("weights") is None
+
+
+def _heads(tag: str, src: Pattern) -> Pattern:
+    """split_heads(linear(src)), capturing the linear as `<tag>_proj`."""
+    return Op("split_heads", Op("linear", src, name=f"{tag}_proj", where=_own_weights), name=f"{tag}_heads")
+
+
+def _fuse(m: Match, tags: tuple[str, ...]):
+    lins = [m[f"{t}_proj"] for t in tags]
+    src = m.node(lins[0].inputs[0])
+    first = lins[0]
+    if len({(n.a["out_features"], n.a.get("bias", True)) for n in lins}) != 1:
+        return m.decline(f"projections {[n.name for n in lins]} differ in width or bias")
+    if len({n.module for n in lins}) != 1:
+        return m.decline("projections belong to different modules")
+    attn, width, bias = first.module, first.a["out_features"], first.a.get("bias", True)
+    local = "".join(tags)  # qkv or kv
+    fused = m.fresh(f"{attn}.{local}" if attn else local)
+    m.emit("linear", (src.name,), fused, like=first, out_features=len(tags) * width, bias=bias,
+           in_features=src.shape[-1])
+    for i, n in enumerate(lins):
+        m.put(n.evolve(op="chunk", inputs=(fused,), attrs={"parts": len(tags), "index": i}))
+    for p in ("weight", "bias") if bias else ("weight",):
+        m.rename_params(f"{fused}.{p}", [f"{n.name}.{p}" for n in lins])
+    return {}  # the chunks keep the projections' names: users need no rewiring
+
+
+_SELF = dict(q=_heads("q", Any("x")), k=_heads("k", Any("x")), v=_heads("v", Any("x")))
+_CROSS = dict(k=_heads("k", Any("memory")), v=_heads("v", Any("memory")))
+_QK = dict(q=_heads("q", Any("x")), k=_heads("k", Any("x")))  # DETR: q = k = x + pos, v = x
+
+ROWS = [
+    Rule(pattern(**captures), lambda m, tags=tags: _fuse(m, tags))
+    for captures, tags in ((_SELF, ("q", "k", "v")), (_CROSS, ("k", "v")), (_QK, ("q", "k")))
+    for pattern in (attention_pattern, fused_attention_pattern)
+]
+
+
+@register("fuse_qkv")
+def fuse_qkv(g):
+    """One projection for q, k, v of one input (k, v of one memory; q, k of one input)."""
+    return rewrite_graph(g, ROWS)
