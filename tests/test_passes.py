@@ -49,7 +49,7 @@ def test_every_pass_on_every_spec_verifies_and_keeps_parameters(spec, pipeline):
     added = sum((numel(s) for k, s in analysis.parameters(out).items() if k in r.added), 0)
     removed = sum((numel(s) for k, s in analysis.parameters(g).items() if k in r.removed), 0)
     assert analysis.param_count(out) == analysis.param_count(g) + added - removed
-    assert removed == 0 or (pipeline == "dce" and r.removed)  # only DCE drops (dead) parameters
+    assert removed == 0  # no bundled spec has dead parameters
     assert str(g) == text, "a pass modified its input"
 
 
