@@ -156,15 +156,20 @@ class Emitter:
         dim0 = self.shapes.get(x, (None,))[0]
         if not self.dynamic_batch and isinstance(dim0, int):
             return self.ints(dim0 // divide, *rest)
-        return self("Concat", self.batch(x, divide), self.ints(*rest), axis=0)
+        b = self.batch(x, divide)
+        return self.cached(("batch_shape", b, rest), lambda: self("Concat", b, self.ints(*rest), axis=0))
 
     def batch(self, x: str, divide: int = 1) -> str:
-        """A (1,) int64 tensor: dim 0 of `x` divided by `divide` (see [Batch-agnostic emitters])."""
+        """A (1,) int64 tensor: dim 0 of `x` divided by `divide` (see [Batch-agnostic emitters]).
+
+        Under a dynamic batch this is the batch of the first graph input, read by one Shape node
+        for the whole model: dim 0 of every batch-carrying tensor is the input's batch times
+        `divide` (the windows of Swin)."""
         dim0 = self.shapes.get(x, (None,))[0]
         if not self.dynamic_batch and isinstance(dim0, int):
             return self.ints(dim0 // divide)
-        b = self.cached(("shape0", x), lambda: self("Shape", x, start=0, end=1))
-        return b if divide == 1 else self("Div", b, self.ints(divide))
+        src = self.inputs[0].name if self.inputs else x
+        return self.cached(("batch", src), lambda: self("Shape", src, start=0, end=1))
 
 
 def export(graph: Graph, params: Mapping[str, np.ndarray], *, dynamic_batch: bool = False,

@@ -234,37 +234,69 @@ def build(lowered: Lowered, kind: str = "llvm", *, database: Any = None) -> tupl
     return ex, info
 
 
-def tune(lowered: Lowered, work_dir: str | Path, trials: int, *, kind: str = "llvm",
-         log: Callable[[str], None] | None = None) -> tuple[Any, dict]:
-    """MetaSchedule-tune `lowered` into `work_dir`, or reuse the database already there.
+HEAVY_OPS = ("matmul", "conv2d", "attention")  # the kernels worth trials; the rest keep defaults
 
-    Returns (database, info) where info says whether trials ran and how many records exist.
-    """
+
+def tuning_module(lowered: Lowered, tgt: Any):
+    """What MetaSchedule sees: `main` only (weight transforms run once and are not tuned), after
+    the "zero" pipeline (legalize + fuse), which `tune_relax` needs."""
+    import tvm
     from tvm import relax
+
+    mod = prepare(lowered)
+    mod = tvm.IRModule({gv: f for gv, f in mod.functions.items() if _name(gv) != "main_transform_params"})
+    mod = relax.transform.DeadCodeElimination(["main"])(mod)
+    with tgt:
+        return relax.get_pipeline("zero")(mod)
+
+
+def _name(gv: Any) -> str:
+    return str(getattr(gv, "name_hint", None) or getattr(gv, "name", gv))
+
+
+def _ms_build(mod: Any, target: Any, _params: Any = None):
+    """MetaSchedule's default_build without `import tvm.s_tir.tensor_intrin`, which registers
+    every CUDA/ROCm/ARM intrinsic and takes ~20 s in each builder process (LocalBuilder starts
+    fresh processes for every batch of candidates). llvm schedules need none of them."""
+    from tvm.driver import build as tvm_build
+    from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
+
+    mod = RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod)
+    return tvm_build(mod, target=target)
+
+
+def tune(lowered: Lowered, work_dir: str | Path, trials: int, *, kind: str = "llvm",
+         op_names: Sequence[str] = HEAVY_OPS, timeout_s: float = 120.0,
+         log: Callable[[str], None] | None = None) -> tuple[Any, dict]:
+    """MetaSchedule-tune the heavy kernels of `lowered` into `work_dir`, or reuse the database
+    already there (then no trial runs). Returns (database, info) for the manifest."""
     from tvm.s_tir import meta_schedule as ms
 
     tgt = target(kind)
     work_dir = Path(work_dir)
-    with tgt:
-        mod = relax.get_pipeline("zero")(prepare(lowered))
-    have = (work_dir / "database_tuning_record.json").exists()
-    info: dict[str, Any] = {"work_dir": str(work_dir), "trials_requested": trials}
-    if have:
+    mod = tuning_module(lowered, tgt)
+    tasks = [t for t in ms.relax_integration.extract_tasks(mod, tgt)
+             if any(o in t.task_name for o in op_names)]
+    info: dict[str, Any] = {"work_dir": str(work_dir), "trials_requested": trials, "tasks": len(tasks),
+                            "ops": list(op_names)}
+    if (work_dir / "database_tuning_record.json").exists():
         db = ms.database.JSONDatabase(work_dir=str(work_dir))
-        tasks = ms.relax_integration.extract_tasks(mod, tgt)
-        missing = [t.task_name for t in tasks if not db.has_workload(t.dispatched[0])]
-        info.update(reused=True, new_trials=0, records=len(db.get_all_tuning_records()),
-                    tasks=len(tasks), untuned_tasks=len(missing))
+        covered = sum(1 for t in tasks if db.has_workload(t.dispatched[0]))
+        info.update(reused=True, new_trials=0, records=len(db.get_all_tuning_records()), tasks_in_db=covered)
         if log:
-            log(f"tune: reusing {info['records']} records from {work_dir} (no new trials)")
+            log(f"[tune] reusing {info['records']} records from {work_dir}: no new trials")
         return db, info
     work_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     if log:
-        log(f"tune: {trials} MetaSchedule trials on {kind} -> {work_dir}")
-    db = ms.relax_integration.tune_relax(
+        log(f"[tune] {trials} MetaSchedule trials over {len(tasks)} kernels ({', '.join(op_names)}) -> {work_dir}")
+    ms.relax_integration.tune_relax(
         mod=mod, params={}, target=tgt, work_dir=str(work_dir), max_trials_global=trials,
-        num_trials_per_iter=min(32, max(trials, 1)), seed=0)
+        op_names=list(op_names), seed=0,
+        # spread few trials over all the kernels rather than spending them all on the first
+        num_trials_per_iter=max(1, min(16, trials // max(len(tasks), 1))),
+        builder=ms.builder.LocalBuilder(timeout_sec=timeout_s, f_build=_ms_build),
+        runner=ms.runner.LocalRunner(timeout_sec=timeout_s))
     db = ms.database.JSONDatabase(work_dir=str(work_dir))
     n = len(db.get_all_tuning_records())
     info.update(reused=False, new_trials=n, records=n, seconds=round(time.perf_counter() - t0, 2))

@@ -1,0 +1,240 @@
+"""Build directories: one target's artifact, its weights and a manifest, written atomically.
+
+    graphspec build swin_t --target onnx -o build/swin_t-onnx
+    build/swin_t-onnx/
+        model.onnx          # or model.so + weights.npz (llvm, cuda), model.py + weights.pt (torch)
+        manifest.json       # spec path and sha256, passes, params, MACs, versions, timings, cache key
+
+The whole directory is written by `graphspec.io.atomic_dir`: a failed build leaves the old
+directory (or nothing) in place. A rebuild whose cache key (spec bytes, overrides, target,
+passes, batch, tuning, seed, graphspec version) matches the manifest's is a cache hit and
+only updates the manifest's `cache` record. MetaSchedule databases live in `<dir>/tuning`
+(or `--tune-dir`) and are carried over to the rebuilt directory, so retuning is skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import graphspec
+from graphspec import analysis
+from graphspec.io import atomic_dir, atomic_write
+
+TARGETS = ("torch", "onnx", "llvm", "cuda")
+MANIFEST = "manifest.json"
+FORMAT = 1  # manifest format version
+
+
+class BuildError(Exception):
+    """A user-facing build failure: bad target, missing toolchain or device (exit code 2)."""
+
+
+@dataclass
+class Prepared:
+    """A spec loaded, lowered and passed, ready for a backend."""
+
+    spec_path: Path
+    spec_sha256: str
+    overrides: tuple[str, ...]
+    model: Any  # graphspec.Model
+    graph: Any  # the graph after passes
+    pass_report: list
+    dynamic_batch: bool
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@contextmanager
+def phase(timings: dict[str, float], name: str, log: Callable[[str], None] | None = None):
+    """Time a phase into `timings[name]` and report it on `log`."""
+    if log:
+        log(f"[{name}] ...")
+    t0 = time.perf_counter()
+    yield
+    timings[name] = round(timings.get(name, 0.0) + time.perf_counter() - t0, 3)
+    if log:
+        log(f"[{name}] done in {timings[name]:.2f}s")
+
+
+def check_target(target: str, tune: int = 0) -> None:
+    """Refuse a bad target or a missing toolchain before any work is done."""
+    if target not in TARGETS:
+        raise BuildError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+    if target == "cuda":
+        from graphspec.backends.tvm import ToolchainError, check_cuda_toolchain
+
+        try:
+            check_cuda_toolchain()
+        except ToolchainError as e:
+            raise BuildError(str(e)) from None
+    if tune and target != "llvm":
+        raise BuildError(f"--tune runs MetaSchedule on this machine: it supports --target llvm, not {target}")
+
+
+def prepare(spec: str | Path, overrides: tuple[str, ...] = (), pass_opts: Mapping | None = None,
+            batch: str | int | None = None, apply_passes: Callable | None = None,
+            log: Callable[[str], None] | None = None) -> Prepared:
+    """Load the spec (with `batch=B` when `batch` is a number), lower it and run the passes."""
+    path = graphspec.resolve_spec(spec)
+    sha = hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else ""
+    dynamic = str(batch) == "dynamic"
+    ov = tuple(overrides) + ((f"batch={int(batch)}",) if batch not in (None, "dynamic") else ())
+    timings: dict[str, float] = {}
+    with phase(timings, "load", None):
+        model = graphspec.load(path, ov)
+    report: list = []
+    graph = model.graph
+    if apply_passes is not None:
+        with phase(timings, "passes", None):
+            graph, report = apply_passes(graph, **dict(pass_opts or {}))
+    return Prepared(path, sha, ov, model, graph, list(report or []), dynamic, timings)
+
+
+def cache_key(p: Prepared, target: str, pass_opts: Mapping | None, tune: int, seed: int) -> str:
+    from graphspec.backends.tvm import CUDA_ARCH
+
+    opts = {k: v for k, v in dict(pass_opts or {}).items() if k != "print_after"}
+    blob = json.dumps({"spec": p.spec_sha256, "overrides": list(p.overrides), "target": target,
+                       "passes": opts, "dynamic": p.dynamic_batch, "tune": tune, "seed": seed,
+                       "graphspec": graphspec.__version__,
+                       "cuda_arch": CUDA_ARCH if target == "cuda" else None},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def versions() -> dict[str, str | None]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {"graphspec": graphspec.__version__, "python": platform.python_version()}
+    for dist, key in (("torch", "torch"), ("apache-tvm", "tvm"), ("onnx", "onnx"),
+                      ("onnxruntime", "onnxruntime")):
+        try:
+            out[key] = version(dist)
+        except PackageNotFoundError:
+            out[key] = None
+    return out
+
+
+def inputs_signature(graph) -> list[dict]:
+    """What `graphspec run` needs to make random inputs without the spec."""
+    vocab = min((n.a["num"] for n in graph if n.op == "embedding" and n.local == "tokens"), default=None)
+    return [{"name": n.name, "shape": [int(d) for d in n.shape], "dtype": n.dtype,
+             **({"vocab": int(vocab)} if n.dtype == "i64" and vocab else {})} for n in graph.inputs]
+
+
+def _read_manifest(out: Path) -> dict | None:
+    try:
+        return json.loads((out / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def build(spec: str | Path, target: str, out: str | Path | None = None, *,
+          overrides: tuple[str, ...] = (), pass_opts: Mapping | None = None,
+          apply_passes: Callable | None = None, tune: int = 0, batch: str | int | None = None,
+          seed: int = 0, tune_dir: str | Path | None = None, force: bool = False,
+          log: Callable[[str], None] | None = None) -> dict:
+    """Build `spec` for `target` into the directory `out`; returns the manifest."""
+    from graphspec.backends import targets as comp
+
+    log = log or (lambda s: None)
+    check_target(target, tune)
+    p = prepare(spec, overrides, pass_opts, batch, apply_passes)
+    out = Path(out) if out else Path("build") / f"{p.model.spec.name}-{target}"
+    key = cache_key(p, target, pass_opts, tune, seed)
+    old = _read_manifest(out)
+    if not force and old and old.get("cache", {}).get("key") == key and all(
+            (out / a).exists() for a in old.get("artifacts", {}).values()):
+        old["cache"].update(hit=True, hits=old["cache"].get("hits", 0) + 1,
+                            last_hit=_now())
+        atomic_write(out / MANIFEST, json.dumps(old, indent=1, default=str) + "\n")
+        return old
+
+    timings = dict(p.timings)
+    with atomic_dir(out) as tmp:
+        tdir = Path(tune_dir) if tune_dir else tmp / "tuning"
+        if tune and not tune_dir and (out / "tuning").exists():
+            shutil.copytree(out / "tuning", tdir)  # carry the database over to the new build
+        from graphspec.backends.weights import random_params
+
+        params = random_params(p.graph, seed)
+        built = comp.compile(p.graph, params, target, dynamic_batch=p.dynamic_batch, tune=tune,
+                             tune_dir=tdir, spec=p.model.spec, timings=timings, log=log)
+        if "tuning" in built.info and not tune_dir:
+            built.info["tuning"]["work_dir"] = str(out / "tuning")  # where it lives once published
+        with phase(timings, "save", log):
+            artifacts = built.save(tmp)
+        manifest = {
+            "format": FORMAT,
+            "spec": {"path": str(p.spec_path), "sha256": p.spec_sha256, "name": p.model.spec.name,
+                     "overrides": list(p.overrides)},
+            "target": target,
+            "batch": "dynamic" if p.dynamic_batch else int(p.graph.inputs[0].shape[0]),
+            "passes": {"options": {k: v for k, v in dict(pass_opts or {}).items()},
+                       "report": p.pass_report},
+            "params": int(analysis.param_count(p.graph)),
+            "macs": int(analysis.macs(p.graph)),
+            "inputs": inputs_signature(p.graph),
+            "outputs": list(p.graph.outputs),
+            "weights": {"init": "random", "seed": seed},
+            "artifacts": artifacts,
+            **built.info,
+            "versions": versions(),
+            "timings_s": timings,
+            "cache": {"key": key, "hit": False, "hits": 0},
+            "created": _now(),
+        }
+        atomic_write(tmp / MANIFEST, json.dumps(manifest, indent=1, default=str) + "\n")
+        _publishable(tmp)
+    return manifest
+
+
+def _publishable(d: Path) -> None:
+    """mkdtemp/mkstemp make 0700/0600 entries: give the build the modes of a normal directory."""
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    for p in [d, *d.rglob("*")]:
+        p.chmod((0o777 if p.is_dir() or os.access(p, os.X_OK) else 0o666) & ~umask)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def random_inputs_for(manifest: Mapping, batch: int | None = None, seed: int = 1) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    out = {}
+    for i in manifest["inputs"]:
+        shape = list(i["shape"])
+        if batch is not None:
+            shape[0] = batch
+        if i["dtype"] == "i64":
+            out[i["name"]] = rng.integers(0, i.get("vocab", 1000), shape, dtype=np.int64)
+        else:
+            out[i["name"]] = rng.standard_normal(shape).astype(np.float32)
+    return out
+
+
+def load(build_dir: str | Path):
+    """(manifest, runner) for a build directory; runner(inputs dict) -> list of arrays."""
+    from graphspec.backends import targets as comp
+
+    build_dir = Path(build_dir)
+    m = _read_manifest(build_dir)
+    if m is None:
+        raise BuildError(f"{build_dir} is not a graphspec build directory (no readable {MANIFEST}); "
+                         "make one with `graphspec build SPEC --target ... -o DIR`")
+    return m, comp.load(build_dir, m)

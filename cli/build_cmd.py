@@ -1,0 +1,276 @@
+"""`graphspec build | run | verify`: compile a spec for a target, run a build, check backends.
+
+    graphspec build swin_t --target onnx -o build/swin_t-onnx --batch dynamic
+    graphspec build swin_t --target llvm --tune 64           # MetaSchedule, database kept in DIR/tuning
+    graphspec build swin_t --target cuda                     # needs nvcc; runs only on a GPU
+    graphspec run build/swin_t-onnx --input random
+    graphspec verify vit_b16 --targets torch,onnx,llvm --set L=2
+
+A build directory is written atomically and carries a manifest.json (backends/build.py). Bad
+targets, missing toolchains or devices and unwritable outputs exit with code 2 and leave no
+half-written directory; `verify` exits 1 when a backend disagrees with PyTorch eager.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+from graphspec.backends.build import TARGETS, BuildError
+from graphspec.cli.main import UserError, user_errors
+from graphspec.cli.passes_opts import apply_passes, pass_options
+
+set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                          help="Override a variable or field of the spec (repeatable): --set M=12.")
+
+
+def _batch(ctx, param, value):
+    if value is None or value == "dynamic":
+        return value
+    try:
+        b = int(value)
+    except ValueError:
+        b = 0
+    if b < 1:
+        raise click.BadParameter("use a positive integer or 'dynamic'")
+    return b
+
+
+batch_option = click.option("--batch", default=None, callback=_batch, metavar="B|dynamic",
+                            help="Batch size (overrides the spec's), or 'dynamic' for a symbolic batch dim.")
+
+
+def backend_errors(fn):
+    """Backend user errors (toolchain, device, unsupported op) -> message and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from graphspec.backends.onnx import ExportError
+        from graphspec.backends.torch import TorchTargetError
+        from graphspec.backends.tvm import LowerError, ToolchainError
+
+        try:
+            return fn(*args, **kwargs)
+        except (BuildError, ToolchainError, ExportError, LowerError, TorchTargetError) as e:
+            raise UserError(str(e)) from None
+
+    return wrapper
+
+
+def _progress(msg: str) -> None:
+    click.echo(msg, err=True)
+
+
+def _pass_opts(passes, disable_pass, print_after) -> dict:
+    return {"passes": passes, "disable_pass": tuple(disable_pass), "print_after": tuple(print_after)}
+
+
+def _apply(graph, passes=None, disable_pass=(), print_after=()):
+    """Backends get the fused graph by default (fuse_attention, fuse_qkv, cse, dce)."""
+    return apply_passes(graph, passes, disable_pass, print_after, default="default")
+
+
+def _report_json(report) -> list:
+    """A pass report as JSON rows (dataclass rows; anything else as text)."""
+    import dataclasses
+
+    rows = []
+    for r in report or []:
+        if dataclasses.is_dataclass(r):
+            d = {f.name: getattr(r, f.name) for f in dataclasses.fields(r)}
+            for k, v in list(d.items()):
+                if isinstance(v, (list, tuple)) and k == "declined":
+                    d[k] = len(v)
+                elif not isinstance(v, (int, float, str, bool, type(None), list, tuple)):
+                    d[k] = str(v)
+            rows.append(d)
+        else:
+            rows.append(str(r))
+    return rows
+
+
+# -- build -------------------------------------------------------------------------------------
+@click.command()
+@click.argument("spec")
+@click.option("--target", "-t", required=True, type=click.Choice(TARGETS),
+              help="torch: model.py + weights; onnx: model.onnx; llvm / cuda: TVM model.so + weights.")
+@click.option("-o", "--output", "out", type=click.Path(file_okay=False), default=None,
+              help="Build directory [default: build/<spec>-<target>].")
+@set_option
+@pass_options
+@click.option("--tune", type=click.IntRange(min=0), default=0, metavar="N",
+              help="MetaSchedule trials (llvm); the database is reused by later builds.")
+@click.option("--tune-dir", type=click.Path(file_okay=False), default=None,
+              help="Where the tuning database lives [default: <output>/tuning, carried across rebuilds].")
+@batch_option
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random weights.")
+@click.option("--force", is_flag=True, help="Rebuild even when the cache says the build is up to date.")
+@user_errors
+@backend_errors
+def build(spec, target, out, overrides, passes, disable_pass, print_after, tune, tune_dir, batch, seed, force):
+    """Compile SPEC for one target into a build directory (artifact + manifest.json)."""
+    from graphspec.backends import build as b
+
+    t0 = time.perf_counter()
+    opts = _pass_opts(passes, disable_pass, print_after)
+
+    def apply(graph, **o):
+        g, rep = _apply(graph, **o)
+        return g, _report_json(rep)
+
+    m = b.build(spec, target, out, overrides=tuple(overrides), pass_opts=opts, apply_passes=apply,
+                tune=tune, batch=batch, seed=seed, tune_dir=tune_dir, force=force, log=_progress)
+    where = out or f"build/{m['spec']['name']}-{target}"
+    if m["cache"].get("hit"):
+        click.echo(f"cached: {where} is up to date (cache key {m['cache']['key']}); nothing rebuilt")
+        return
+    extra = []
+    if "onnx" in m:
+        extra.append(f"{m['onnx']['nodes']} ONNX nodes")
+    if m.get("tvm", {}).get("cuda_kernels"):
+        extra.append(f"{m['tvm']['cuda_kernels']} CUDA kernels")
+    if "tuning" in m:
+        t = m["tuning"]
+        extra.append(f"tuning: {'reused ' + str(t['records']) + ' records, no new trials' if t.get('reused') else str(t.get('new_trials')) + ' trials'}"
+                     f", {t.get('applied')} of {t.get('prim_funcs')} kernels tuned")
+    extra.append(f"{m['params']:,} params, {m['macs'] / 1e9:.3g} GMACs")
+    click.echo(f"built {m['spec']['name']} for {target} -> {where} ({'; '.join(extra)}) "
+               f"in {time.perf_counter() - t0:.1f}s")
+
+
+# -- run -----------------------------------------------------------------------------------------
+@click.command()
+@click.argument("build_dir", type=click.Path(file_okay=False))
+@click.option("--input", "input_", default="random", show_default=True, metavar="random|FILE.npy|FILE.npz",
+              help="Random inputs from the manifest, a .npy for a single input, or a .npz by input name.")
+@click.option("--batch", type=click.IntRange(min=1), default=None, help="Batch of random inputs (dynamic builds).")
+@click.option("--repeat", type=click.IntRange(min=0), default=3, show_default=True, help="Timed runs after a warm-up.")
+@click.option("-o", "--output", "out", type=click.Path(dir_okay=False), default=None,
+              help="Save the outputs (.npy for one output, .npz otherwise).")
+@user_errors
+@backend_errors
+def run(build_dir, input_, batch, repeat, out):
+    """Run a build directory once on an input and print its outputs and latency."""
+    from graphspec.backends import build as b
+    from graphspec.backends.targets import timed
+
+    manifest, runner = b.load(build_dir)
+    if batch is not None and manifest.get("batch") != "dynamic" and batch != manifest.get("batch"):
+        raise UserError(f"{build_dir} was built for batch {manifest.get('batch')}; rebuild with --batch dynamic")
+    inputs = _inputs(manifest, input_, batch)
+    outs, secs = timed(runner, inputs, repeat=max(repeat, 1))
+    click.echo(f"{manifest['spec']['name']} [{manifest['target']}] "
+               f"inputs: {', '.join(f'{k} {list(v.shape)}' for k, v in inputs.items())}")
+    for name, o in zip(manifest["outputs"], outs, strict=False):
+        click.echo(f"  {name}: {o.dtype}{list(o.shape)} mean {float(o.mean()):.6g} std {float(o.std()):.6g}"
+                   + (f" argmax {o.reshape(o.shape[0], -1).argmax(-1).tolist()[:8]}" if o.ndim == 2 else ""))
+    click.echo(f"  latency: {secs * 1e3:.2f} ms (median of {max(repeat, 1)})")
+    if out:
+        from graphspec.io import atomic_write
+
+        buf = __import__("io").BytesIO()
+        if len(outs) == 1 and out.endswith(".npy"):
+            np.save(buf, outs[0])
+        else:
+            np.savez(buf, **dict(zip(manifest["outputs"], outs, strict=False)))
+        atomic_write(out, buf.getvalue())
+        click.echo(f"  saved -> {out}")
+
+
+def _inputs(manifest, input_: str, batch) -> dict:
+    from graphspec.backends.build import random_inputs_for
+
+    if input_ == "random":
+        return random_inputs_for(manifest, batch)
+    path = Path(input_)
+    if not path.exists():
+        raise UserError(f"--input {input_}: no such file; use 'random', a .npy or a .npz")
+    names = [i["name"] for i in manifest["inputs"]]
+    try:
+        data = np.load(path)
+    except (OSError, ValueError) as e:
+        raise UserError(f"--input {input_}: not a .npy/.npz file ({e})") from None
+    if isinstance(data, np.ndarray):
+        if len(names) != 1:
+            raise UserError(f"the model takes {len(names)} inputs ({', '.join(names)}): give a .npz with those keys")
+        arrays = {names[0]: data}
+    else:
+        missing = [n for n in names if n not in data.files]
+        if missing:
+            raise UserError(f"--input {input_} lacks {', '.join(missing)} (has {', '.join(data.files)})")
+        arrays = {n: data[n] for n in names}
+    for i in manifest["inputs"]:
+        a = arrays[i["name"]]
+        want = i["shape"][1:]
+        if list(a.shape[1:]) != want:
+            raise UserError(f"input {i['name']}: shape {list(a.shape)}, the build expects [B, {', '.join(map(str, want))}]")
+        arrays[i["name"]] = a.astype(np.int64 if i["dtype"] == "i64" else np.float32)
+    return arrays
+
+
+# -- verify ------------------------------------------------------------------------------------
+@click.command()
+@click.argument("spec")
+@click.option("--targets", default="torch,onnx,llvm", show_default=True, metavar="T1,T2,...",
+              help=f"Comma-separated subset of {','.join(TARGETS)}.")
+@set_option
+@pass_options
+@batch_option
+@click.option("--tol", type=float, default=1e-4, show_default=True, help="Max abs and relative error allowed.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@user_errors
+@backend_errors
+def verify(spec, targets, overrides, passes, disable_pass, print_after, batch, tol, seed, as_json):
+    """Run one random input through each backend; print errors vs PyTorch eager and latency."""
+    from graphspec.backends import build as b
+    from graphspec.backends import targets as tg
+    from graphspec.backends.torch import run_eager
+    from graphspec.backends.tvm import has_cuda_device
+    from graphspec.backends.weights import random_inputs, random_params
+
+    names = [t.strip() for t in targets.split(",") if t.strip()]
+    bad = [t for t in names if t not in TARGETS]
+    if bad or not names:
+        raise UserError(f"unknown target(s) {', '.join(bad) or '(none)'}; choose from {', '.join(TARGETS)}")
+    for t in names:
+        b.check_target(t)
+    if "cuda" in names and not has_cuda_device():
+        raise UserError("verify runs every target, and the cuda target needs a CUDA GPU, which this machine "
+                        "lacks; drop cuda from --targets (`graphspec build --target cuda` still works)")
+    p = b.prepare(spec, tuple(overrides), _pass_opts(passes, disable_pass, print_after), batch,
+                  lambda g, **o: _apply(g, **o))
+    g = p.graph
+    params = random_params(g, seed)
+    x = random_inputs(g, seed=seed + 1)
+    ref, ref_s = tg.timed(lambda i: run_eager(g, params, i, spec=p.model.spec), x)
+    rows = [{"target": "eager", "max_abs": 0.0, "rel": 0.0, "latency_ms": ref_s * 1e3, "ok": True}]
+    for t in names:
+        _progress(f"[{t}] compiling ...")
+        c = tg.compile(g, params, t, dynamic_batch=p.dynamic_batch, spec=p.model.spec, log=None)
+        got, secs = tg.timed(c.run, x)
+        err = max(float(np.abs(a - r).max()) for a, r in zip(got, ref, strict=True))
+        rel = max(float(np.abs(a - r).max()) / max(float(np.abs(r).max()), 1e-12) for a, r in zip(got, ref, strict=True))
+        rows.append({"target": t, "max_abs": err, "rel": rel, "latency_ms": secs * 1e3,
+                     "ok": err <= tol and rel <= tol})
+    if as_json:
+        click.echo(json.dumps({"spec": p.model.spec.name, "tol": tol, "results": rows}, indent=1))
+    else:
+        click.echo(f"{p.model.spec.name}: batch {x[g.inputs[0].name].shape[0]}, "
+                   f"{len(params)} parameter tensors, reference PyTorch eager, tol {tol:g}")
+        click.echo(f"  {'target':8s} {'max-abs':>9s} {'rel':>9s} {'latency':>11s} {'vs eager':>9s}  status")
+        for r in rows:
+            ratio = rows[0]["latency_ms"] / r["latency_ms"] if r["latency_ms"] else float("nan")
+            status = "reference" if r["target"] == "eager" else ("ok" if r["ok"] else "MISMATCH")
+            click.echo(f"  {r['target']:8s} {r['max_abs']:9.2e} {r['rel']:9.2e} {r['latency_ms']:9.2f}ms "
+                       f"{ratio:8.2f}x  {status}")
+    if not all(r["ok"] for r in rows):
+        sys.exit(1)
+
+
+COMMANDS = [build, run, verify]
