@@ -9,8 +9,8 @@ Each op executes by the `eval` rule declared beside its other rules in graphspec
 `relative_position_bias_table`, `""` for a bare `parameter`) to tensors. The interpreter checks
 every result against the shape recorded in the IR, so it doubles as a shape check of the rules.
 
-Parameters are keyed by their full names (analysis.parameters). `init_params` draws each
-tensor from a generator seeded by its name, so two graphs that share a name share its value:
+Parameters and buffers (BatchNorm statistics, analysis.buffers) are keyed by their full names
+(analysis.parameters). `init_params` draws each tensor from a generator seeded by its name, so two graphs that share a name share its value:
 that is what lets a test compare a model before and after a pass. A pass that renames
 parameters (fuse_qkv: `attn.q/k/v.weight` -> `attn.qkv.weight`) declares it, and
 `rename_params` applies the declaration: the new tensor is the old ones concatenated along
@@ -26,7 +26,7 @@ from collections.abc import Mapping
 import sympy
 import torch
 
-from graphspec.analysis import parameters
+from graphspec.analysis import buffers, parameters
 from graphspec.ir import Graph, Node
 from graphspec.ops import get
 
@@ -36,25 +36,31 @@ class InterpretError(RuntimeError):
 
 
 def local_params(g: Graph, n: Node) -> dict[str, str]:
-    """{local name: full parameter name} of one node (`weight` -> `blocks.0.attn.q.weight`)."""
+    """{local name: full name} of one node's parameters and buffers (`weight` ->
+    `blocks.0.attn.q.weight`, `running_var` -> `backbone.bn1.running_var`)."""
     opdef = get(n.op)
-    if opdef.params is None:
-        return {}
     owner = n.a.get("weights") or n.name
-    shapes = opdef.params(*(g[i].shape for i in n.inputs), **n.a)
+    shapes: dict = {}
+    for facet in (opdef.params, opdef.buffers):
+        if facet is not None:
+            shapes.update(facet(*(g[i].shape for i in n.inputs), **n.a))
     return {k: (f"{owner}.{k}" if k else owner) for k in shapes}
 
 
 def init_params(g: Graph, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Random parameters by full name, deterministic per (name, seed).
+    """Random parameters and buffers by full name, deterministic per (name, seed).
 
     Matrices ~ N(0, 1/fan_in) so that activations stay O(1) through deep stacks; vectors named
-    `*.weight` (norm scales) ~ 1 + N(0, 0.1²), other vectors (biases) ~ N(0, 0.1²).
+    `*.weight` (norm scales, frozen BN's too) ~ 1 + N(0, 0.1²), `*.running_var` ~ U(0.5, 1.5),
+    other vectors (biases, `*.running_mean`) ~ N(0, 0.1²).
     """
     out = {}
-    for name, shape in parameters(g).items():
+    for name, shape in {**parameters(g), **buffers(g)}.items():
         dims = [_int(d, name) for d in shape]
         gen = torch.Generator().manual_seed((zlib.crc32(name.encode()) ^ seed) & 0x7FFFFFFF)
+        if name.endswith(".running_var"):
+            out[name] = 0.5 + torch.rand(dims, generator=gen)
+            continue
         t = torch.randn(dims, generator=gen)
         if len(dims) >= 2:
             t = t / math.sqrt(math.prod(dims[1:]))
@@ -112,7 +118,7 @@ def run(g: Graph, inputs: Mapping[str, torch.Tensor], params: Mapping[str, torch
             try:
                 w = {k: params[full] for k, full in local_params(g, n).items()}
             except KeyError as e:
-                raise InterpretError(f"%{n.name}: parameter {e.args[0]} missing") from e
+                raise InterpretError(f"%{n.name}: parameter or buffer {e.args[0]} missing") from e
         try:
             y = opdef.eval(w, *(env[i] for i in n.inputs), **n.a)
         except Exception as e:

@@ -2,8 +2,12 @@
 
 graphspec names parameters as the IR does (`analysis.parameters`): the official Swin code's
 names (`layers.0.blocks.1.attn.relative_position_bias_table`), timm's for ViT (`blocks.0.attn.q`),
-`embed.tokens` / `blocks.i.attn.q` for the NLP models. Each family is a table of rows
-`(graphspec pattern, [source names, newest first], how)`, where `how` is
+`embed.tokens` / `blocks.i.attn.q` for the NLP models, torchvision's ResNet names and
+`encoder/decoder.blocks.i` for DETR. Buffers (BatchNorm statistics, `analysis.buffers`) are
+mapped like parameters. Each family is a table of rows
+`(graphspec pattern, [source names, newest first], how)`; a source name is a format string of
+the pattern's groups, or a function of them where an index shifts (DETR's `layer1` is HF's
+`stages.0`), and `how` is
 
 - `copy`: the same tensor;
 - `T`: transposed (GPT-2's `Conv1D` stores (in, out));
@@ -11,8 +15,8 @@ names (`layers.0.blocks.1.attn.relative_position_bias_table`), timm's for ViT (`
 - `("T_part", k)`: transposed, then slice k (GPT-2's `c_attn`).
 
 Both layouts of graphspec's attention work: three projections `attn.q/k/v` (unfused), or one
-`attn.qkv` of width 3C (after `passes.fuse_qkv`; `cross_attn.kv` of width 2C); a fused tensor
-is the concatenation of its parts along dim 0.
+`attn.qkv` of width 3C (after `passes.fuse_qkv`; `cross_attn.kv` of width 2C, DETR's `attn.qk`);
+a fused tensor is the concatenation of its parts along dim 0.
 
     sd = to_graphspec(hf_model, graph)                # HF -> graphspec, for load_state_dict
     hf_sd = from_graphspec(gen.state_dict(), graph, "gpt2", like=hf_model.state_dict())
@@ -24,12 +28,19 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from graphspec.analysis import parameters
+from graphspec.analysis import buffers, parameters
 from graphspec.ir import Graph
 
 _P = r"(weight|bias)"
+_BN = r"(weight|bias|running_mean|running_var)"  # FrozenBatchNorm2d: all four are buffers
 _LAYER_PREFIXES = {"swin": ("swin.", ""), "vit": ("vit.", ""), "bert": ("bert.", ""),
-                   "gpt2": ("transformer.", ""), "torch_transformer": ("",)}
+                   "gpt2": ("transformer.", ""), "torch_transformer": ("",), "detr": ("model.", "")}
+
+
+def _stage(i: str, j: str) -> str:
+    """torchvision `layer{i}.{j}` -> HF ResNetBackbone `encoder.stages.{i-1}.layers.{j}`."""
+    return f"backbone.model.encoder.stages.{int(i) - 1}.layers.{j}"
+
 
 RULES: dict[str, list[tuple[str, list[str], Any]]] = {
     "swin": [
@@ -118,9 +129,37 @@ RULES: dict[str, list[tuple[str, list[str], Any]]] = {
         (rf"(encoder|decoder)\.blocks\.(\d+)\.mlp\.fc2\.{_P}", ["{0}.layers.{1}.linear2.{2}"], "copy"),
         (rf"(encoder|decoder)\.norm\.{_P}", ["{0}.norm.{1}"], "copy"),
     ],
+    # Hugging Face DetrForObjectDetection (transformers 5.x) with its own ResNetBackbone
+    # (use_timm_backbone=False): stem `embedder.embedder`, bottleneck `layer.0/1/2` + `shortcut`.
+    "detr": [
+        (r"backbone\.conv1\.weight", ["backbone.model.embedder.embedder.convolution.weight"], "copy"),
+        (rf"backbone\.bn1\.{_BN}", ["backbone.model.embedder.embedder.normalization.{0}"], "copy"),
+        (r"backbone\.layer(\d)\.(\d+)\.conv(\d)\.weight",
+         [lambda i, j, k: f"{_stage(i, j)}.layer.{int(k) - 1}.convolution.weight"], "copy"),
+        (rf"backbone\.layer(\d)\.(\d+)\.bn(\d)\.{_BN}",
+         [lambda i, j, k, w: f"{_stage(i, j)}.layer.{int(k) - 1}.normalization.{w}"], "copy"),
+        (r"backbone\.layer(\d)\.(\d+)\.downsample\.0\.weight",
+         [lambda i, j: f"{_stage(i, j)}.shortcut.convolution.weight"], "copy"),
+        (rf"backbone\.layer(\d)\.(\d+)\.downsample\.1\.{_BN}",
+         [lambda i, j, w: f"{_stage(i, j)}.shortcut.normalization.{w}"], "copy"),
+        (rf"input_proj\.{_P}", ["input_projection.{0}"], "copy"),
+        (r"query_embed\.weight", ["query_position_embeddings.weight"], "copy"),
+        (rf"(encoder|decoder)\.blocks\.(\d+)\.attn\.([qkv])\.{_P}", ["{0}.layers.{1}.self_attn.{2}_proj.{3}"], "copy"),
+        (rf"(encoder|decoder)\.blocks\.(\d+)\.attn\.proj\.{_P}", ["{0}.layers.{1}.self_attn.o_proj.{2}"], "copy"),
+        (rf"decoder\.blocks\.(\d+)\.cross_attn\.([qkv])\.{_P}", ["decoder.layers.{0}.encoder_attn.{1}_proj.{2}"], "copy"),
+        (rf"decoder\.blocks\.(\d+)\.cross_attn\.proj\.{_P}", ["decoder.layers.{0}.encoder_attn.o_proj.{1}"], "copy"),
+        (rf"(encoder|decoder)\.blocks\.(\d+)\.norm1\.{_P}", ["{0}.layers.{1}.self_attn_layer_norm.{2}"], "copy"),
+        (rf"encoder\.blocks\.(\d+)\.norm2\.{_P}", ["encoder.layers.{0}.final_layer_norm.{1}"], "copy"),
+        (rf"decoder\.blocks\.(\d+)\.norm2\.{_P}", ["decoder.layers.{0}.encoder_attn_layer_norm.{1}"], "copy"),
+        (rf"decoder\.blocks\.(\d+)\.norm3\.{_P}", ["decoder.layers.{0}.final_layer_norm.{1}"], "copy"),
+        (rf"(encoder|decoder)\.blocks\.(\d+)\.mlp\.fc([12])\.{_P}", ["{0}.layers.{1}.mlp.fc{2}.{3}"], "copy"),
+        (rf"decoder\.norm\.{_P}", ["decoder.layernorm.{0}"], "copy"),
+        (rf"class_embed\.{_P}", ["=class_labels_classifier.{0}"], "copy"),
+        (rf"bbox_embed\.layers\.(\d+)\.{_P}", ["=bbox_predictor.layers.{0}.{1}"], "copy"),
+    ],
 }
 
-HF_FAMILIES = {"swin": "swin", "vit": "vit", "bert": "bert", "gpt2": "gpt2"}
+HF_FAMILIES = {"swin": "swin", "vit": "vit", "bert": "bert", "gpt2": "gpt2", "detr": "detr"}
 
 
 class WeightError(KeyError):
@@ -128,7 +167,7 @@ class WeightError(KeyError):
 
 
 def family_of(model: Any) -> str:
-    """'swin' / 'vit' / 'bert' / 'gpt2' for a Hugging Face model, 'torch_transformer' for nn.Transformer."""
+    """'swin' / 'vit' / 'bert' / 'gpt2' / 'detr' for a Hugging Face model, 'torch_transformer' for nn.Transformer."""
     cfg = getattr(model, "config", None)
     if cfg is not None and getattr(cfg, "model_type", None) in HF_FAMILIES:
         return HF_FAMILIES[cfg.model_type]
@@ -145,17 +184,22 @@ def _rule(family: str, canon: str) -> tuple[list[str], Any]:
         if m:
             groups = m.groups()
             if how == "qkv":  # the last group is q, k or v: slice of the packed in_proj
-                return [n.format(*groups[:-1]) for n in names], ("part", "qkv".index(groups[-1]))
-            return [n.format(*groups) for n in names], how
+                return [_fmt(n, groups[:-1]) for n in names], ("part", "qkv".index(groups[-1]))
+            return [_fmt(n, groups) for n in names], how
     raise WeightError(f"{family}: no rule for the graphspec parameter {canon!r}")
 
 
+def _fmt(name: Any, groups: tuple) -> str:
+    return name(*groups) if callable(name) else name.format(*groups)
+
+
 def _layout(graph: Graph) -> dict[str, list[str]]:
-    """graphspec parameter -> the unfused names it stands for (one, or q/k/v for a fused qkv)."""
+    """graphspec parameter or buffer -> the unfused names it stands for (one, or q/k/v for a
+    fused qkv)."""
     out = {}
-    for name in parameters(graph):
-        m = re.fullmatch(r"(.*)\.(qkv|kv)\.(weight|bias)", name)
-        if m:  # fuse_qkv: q|k|v, or k|v of cross-attention (both read the encoder output)
+    for name in [*parameters(graph), *buffers(graph)]:
+        m = re.fullmatch(r"(.*)\.(qkv|qk|kv)\.(weight|bias)", name)
+        if m:  # fuse_qkv: q|k|v, k|v of cross-attention (both read the encoder output), q|k of DETR
             out[name] = [f"{m[1]}.{p}.{m[3]}" for p in m[2]]
         else:
             out[name] = [name]
@@ -250,3 +294,10 @@ def _target(names: list[str], family: str, like: Mapping | None) -> str:
         return _find(like, names, family)
     n = names[0]
     return n.lstrip("=") if n.startswith("=") else n
+
+
+def name_map(graph: Graph, family: str, like: Mapping | None = None) -> dict[str, list[str]]:
+    """{graphspec parameter or buffer: the other side's names it stands for} (several for a
+    fused `qkv`), as `from_graphspec` would write them; `like` picks the naming generation."""
+    return {name: [_target(_rule(family, c)[0], family, like) for c in canon]
+            for name, canon in _layout(graph).items()}
