@@ -30,6 +30,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -269,38 +270,71 @@ def tune(lowered: Lowered, work_dir: str | Path, trials: int, *, kind: str = "ll
          op_names: Sequence[str] = HEAVY_OPS, timeout_s: float = 120.0,
          log: Callable[[str], None] | None = None) -> tuple[Any, dict]:
     """MetaSchedule-tune the heavy kernels of `lowered` into `work_dir`, or reuse the database
-    already there (then no trial runs). Returns (database, info) for the manifest."""
+    already there (then no trial runs). Returns (database, info) for the manifest.
+
+    Kernels are the `op_names` tasks, heaviest (FLOPs × uses) first; with fewer trials than
+    kernels only the `trials` heaviest are tuned, one trial or more each."""
     from tvm.s_tir import meta_schedule as ms
+    from tvm.s_tir.analysis import estimate_tir_flops
 
     tgt = target(kind)
     work_dir = Path(work_dir)
     mod = tuning_module(lowered, tgt)
-    tasks = [t for t in ms.relax_integration.extract_tasks(mod, tgt)
-             if any(o in t.task_name for o in op_names)]
-    info: dict[str, Any] = {"work_dir": str(work_dir), "trials_requested": trials, "tasks": len(tasks),
-                            "ops": list(op_names)}
+    tasks = [t for t in ms.relax_integration.extract_tasks(mod, tgt) if any(o in t.task_name for o in op_names)]
+    tasks.sort(key=lambda t: -estimate_tir_flops(t.dispatched[0]) * t.weight)
+    chosen = tasks[:max(trials, 1)]
+    info: dict[str, Any] = {"work_dir": str(work_dir), "trials_requested": trials, "kernels": len(tasks),
+                            "kernels_tuned": [t.task_name for t in chosen], "ops": list(op_names)}
     if (work_dir / "database_tuning_record.json").exists():
         db = ms.database.JSONDatabase(work_dir=str(work_dir))
-        covered = sum(1 for t in tasks if db.has_workload(t.dispatched[0]))
-        info.update(reused=True, new_trials=0, records=len(db.get_all_tuning_records()), tasks_in_db=covered)
+        info.update(reused=True, new_trials=0, records=len(db.get_all_tuning_records()),
+                    kernels_in_db=sum(1 for t in tasks if db.has_workload(t.dispatched[0])))
         if log:
             log(f"[tune] reusing {info['records']} records from {work_dir}: no new trials")
         return db, info
     work_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     if log:
-        log(f"[tune] {trials} MetaSchedule trials over {len(tasks)} kernels ({', '.join(op_names)}) -> {work_dir}")
-    ms.relax_integration.tune_relax(
-        mod=mod, params={}, target=tgt, work_dir=str(work_dir), max_trials_global=trials,
-        op_names=list(op_names), seed=0,
-        # spread few trials over all the kernels rather than spending them all on the first
-        num_trials_per_iter=max(1, min(16, trials // max(len(tasks), 1))),
-        builder=ms.builder.LocalBuilder(timeout_sec=timeout_s, f_build=_ms_build),
-        runner=ms.runner.LocalRunner(timeout_sec=timeout_s))
+        log(f"[tune] {trials} MetaSchedule trials over the {len(chosen)} heaviest of {len(tasks)} kernels "
+            f"({', '.join(op_names)}) -> {work_dir}")
+    with _without_gpu_intrinsics():
+        contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
+            extracted_tasks=chosen, work_dir=str(work_dir), seed=0)
+        ms.tune_tasks(
+            tasks=contexts, task_weights=weights, work_dir=str(work_dir), max_trials_global=trials,
+            # spread few trials over the kernels rather than spending them all on the first
+            num_trials_per_iter=max(1, min(16, trials // len(chosen))),
+            builder=ms.builder.LocalBuilder(timeout_sec=timeout_s, f_build=_ms_build),
+            runner=ms.runner.LocalRunner(timeout_sec=timeout_s))
     db = ms.database.JSONDatabase(work_dir=str(work_dir))
     n = len(db.get_all_tuning_records())
     info.update(reused=False, new_trials=n, records=n, seconds=round(time.perf_counter() - t0, 2))
     return db, info
+
+
+@contextmanager
+def _without_gpu_intrinsics():
+    """NB: TuneContext imports tvm.s_tir.tensor_intrin, which registers every CUDA/ROCm/ARM
+    tensor intrinsic (~20 s). CPU tuning for a target without VNNI/AVX-512 `mcpu` uses none,
+    so while tuning the package is stood in for by an empty one (its submodules still import)
+    and removed again afterwards, so that a later cuda build imports the real thing."""
+    import importlib.util
+    import sys
+    import types
+
+    name = "tvm.s_tir.tensor_intrin"
+    if name in sys.modules:
+        yield
+        return
+    spec = importlib.util.find_spec(name)
+    stub = types.ModuleType(name)
+    stub.__path__ = list(spec.submodule_search_locations or [])
+    sys.modules[name] = stub
+    try:
+        yield
+    finally:
+        if sys.modules.get(name) is stub:
+            del sys.modules[name]
 
 
 # -- running -------------------------------------------------------------------------------------
