@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from graphspec.analysis import parameters
+from graphspec.analysis import tensors
 from graphspec.ir import Graph, Node
 from graphspec.ops import get
 
@@ -182,7 +182,7 @@ def export(graph: Graph, params: Mapping[str, np.ndarray], *, dynamic_batch: boo
     if missing:
         raise ExportError(f"no ONNX emitter for op kind(s) {', '.join(missing)}; "
                           "add an `onnx` facet beside the op's rules in graphspec/ops")
-    want = parameters(graph)
+    want = tensors(graph)
     absent = sorted(set(want) - set(params))
     if absent:
         raise ExportError(f"{len(absent)} parameter(s) have no value, e.g. {absent[:3]}")

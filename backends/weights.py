@@ -13,17 +13,19 @@ from pathlib import Path
 
 import numpy as np
 
-from graphspec.analysis import parameters
+from graphspec.analysis import tensors
 from graphspec.ir import Graph
 
 
 def random_params(graph: Graph, seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     out: dict[str, np.ndarray] = {}
-    for name, shape in parameters(graph).items():
+    for name, shape in tensors(graph).items():
         shape = tuple(int(d) for d in shape)
         leaf = name.rsplit(".", 1)[-1]
-        if leaf == "bias":
+        if leaf == "running_var":  # BatchNorm statistics (buffers) must be positive
+            a = rng.uniform(0.5, 1.5, shape)
+        elif leaf == "bias":
             a = rng.normal(0.0, 0.02, shape)
         elif leaf == "weight" and len(shape) == 1:  # LayerNorm gain
             a = 1.0 + rng.normal(0.0, 0.1, shape)

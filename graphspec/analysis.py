@@ -125,6 +125,11 @@ def buffers(g: Graph) -> dict[str, tuple]:
     return {k: v for n in g for k, v in node_buffers(g, n).items()}
 
 
+def tensors(g: Graph) -> dict[str, tuple]:
+    """Everything a backend must be given values for: parameters and buffers, by full name."""
+    return {**parameters(g), **buffers(g)}
+
+
 def frozen(g: Graph) -> set[str]:
     """Names of parameters that are not trained (`frozen` nodes: DETR's stem and layer1)."""
     return {name for n in g if n.a.get("frozen") for name in node_params(g, n)}

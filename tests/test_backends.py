@@ -29,6 +29,10 @@ SMALL = {
     "bert": ("bert_base", ["vocab=100", "H=64", "L=2", "A=4", "max_len=32", "seq_len=16"]),
     "gpt2": ("gpt2", ["vocab=100", "d=64", "L=2", "h=4", "n_ctx=32", "seq_len=16"]),
     "transformer": ("transformer_base", ["d_model=64", "h=4", "d_ff=128", "N=2", "vocab=100", "seq_len=16"]),
+    # DETR: full ResNet-50 backbone (frozen BN buffers), a 4×5 map, 2+2 layers, 100 queries
+    "detr": ("detr_r50", ["height=128", "width=160", "L=2"]),
+    # SETR-MLA: four tapped streams, concat and bilinear upsampling
+    "setr": ("setr_mla", ["img_size=64", "D=64", "L=4", "h=4"]),
 }
 
 

@@ -312,7 +312,7 @@ class Constant:
 
 @op("zeros", SOURCE, CONSTANT)
 class Zeros:
-    """A tensor of zeros of a given shape (DETR's decoder input before the first layer)."""
+    """Zeros of a given shape, batch first (DETR's decoder input before the first layer)."""
 
     def shape(*, shape):
         return tuple(shape)
@@ -323,7 +323,14 @@ class Zeros:
         return th.zeros(*shape)
 
     def onnx(e, *, shape):
-        return e.const(np.zeros(shape, dtype=np.float32), "zeros")
+        if not e.dynamic_batch:
+            return e.const(np.zeros(shape, dtype=np.float32), "zeros")
+        from onnx import TensorProto, helper
+
+        zero = helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0])
+        return e("ConstantOfShape", e.batch_shape(e.inputs[0].name, *shape[1:]), value=zero)
 
     def relax(e, *, shape):
-        return e.const(np.zeros(shape, dtype=np.float32))
+        if not e.dynamic_batch:
+            return e.const(np.zeros(shape, dtype=np.float32))
+        return e("zeros", (e.batch_var, *shape[1:]), "float32")
