@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from graphspec.analysis import parameters
+from graphspec.analysis import tensors
 from graphspec.ir import Graph, Node
 from graphspec.ops import get
 
@@ -145,7 +145,7 @@ def lower(graph: Graph, *, dynamic_batch: bool = False) -> Lowered:
     if missing:
         raise LowerError(f"no Relax emitter for op kind(s) {', '.join(missing)}; "
                          "add a `relax` facet beside the op's rules in graphspec/ops")
-    e = Emitter(graph, parameters(graph), dynamic_batch)
+    e = Emitter(graph, tensors(graph), dynamic_batch)
     env: dict[str, Any] = {}
 
     # The signature is known only after the body (parameters appear as ops ask for them), so
