@@ -57,6 +57,9 @@ class Emitter:
         self._const_by_key: dict[tuple, str] = {}
         self._cache: dict[tuple, Any] = {}
         self._used: set[str] = set()
+        # IR node and parameter names: tensors that will carry them later are never taken by a
+        # constant or an intermediate named earlier
+        self._reserved: set[str] = set(tensors(graph)) | {n.name for n in graph}
         self.node: Node | None = None  # the IR node being emitted
         self.shapes: dict[str, tuple] = {}  # tensor name -> IR shape, for the IR nodes' results
 
@@ -77,7 +80,7 @@ class Emitter:
 
     def _fresh(self, base: str) -> str:
         name, k = base, 1
-        while name in self._used:
+        while name in self._used or name in self._reserved:
             name, k = f"{base}_{k}", k + 1
         self._used.add(name)
         return name

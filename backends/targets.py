@@ -79,14 +79,16 @@ def _tvm(graph, params, target, dynamic_batch, tune, tune_dir, timings, log) -> 
     from graphspec.backends import tvm as gt
     from graphspec.backends import weights
 
-    with phase(timings, "lower", log):
-        low = gt.lower(graph, dynamic_batch=dynamic_batch)
+    with phase(timings, "lower", log):  # tuned: attention as matmuls, which MetaSchedule can tune
+        low = gt.lower(graph, dynamic_batch=dynamic_batch, attention="matmul" if tune else "op")
     db, tinfo = None, None
     if tune:
         if tune_dir is None:
             raise BuildError("--tune needs a directory for the MetaSchedule database")
         with phase(timings, "tune", log), _progress(Path(tune_dir), tune, log):
-            db, tinfo = gt.tune(low, tune_dir, tune, kind=target, log=log)
+            from graphspec.backends.metaschedule import tune as ms_tune
+
+            db, tinfo = ms_tune(low, tune_dir, tune, kind=target, log=log)
     with phase(timings, "compile", log):
         ex, binfo = gt.build(low, target, database=db)
     if tinfo is not None:
@@ -106,7 +108,8 @@ def _tvm(graph, params, target, dynamic_batch, tune, tune_dir, timings, log) -> 
         atomic_write(d / "model.relax.py", low.script())
         return {"library": "model.so", "weights": "weights.npz", "relax": "model.relax.py"}
 
-    info = {"tvm": {**binfo, "inputs": low.inputs, "params": low.params, "dynamic_batch": dynamic_batch},
+    info = {"tvm": {**binfo, "inputs": low.inputs, "params": low.params, "dynamic_batch": dynamic_batch,
+                    "attention": low.attention},
             **({"tuning": tinfo} if tinfo is not None else {})}
     return Compiled(target, run, save, info, handle=(ex, low))
 

@@ -19,18 +19,15 @@ weights alone (the transposes that `linear` legalizes to) into `main_transform_p
 windows are reshape/permute, the cyclic shift a `take` with a constant permutation.
 
 Targets: `llvm` (runs here) and `cuda` (builds on a machine with nvcc and no GPU; DLight's
-default GPU schedules are applied by the cuda pipeline of `tvm.compile`). `tune` runs
-MetaSchedule on llvm and keeps its database in a work dir; a later build with the same work
-dir applies the stored records without new trials.
+default GPU schedules are applied by the cuda pipeline of `tvm.compile`). Tuning with
+MetaSchedule is in backends/metaschedule.py; `build(..., database=db)` applies its records.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import time
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,13 +53,16 @@ class ToolchainError(RuntimeError):
 class Emitter:
     """What an op's `relax` facet sees: op emission, constants, parameters and shapes."""
 
-    def __init__(self, graph: Graph, params: Mapping[str, tuple], dynamic_batch: bool):
+    def __init__(self, graph: Graph, params: Mapping[str, tuple], dynamic_batch: bool,
+                 decompose_attention: bool = False):
         from tvm import relax, tirx
 
         self.relax = relax
         self.graph = graph
         self.param_shapes = params
         self.dynamic_batch = dynamic_batch
+        # fused attention as relax.op.nn.attention (default), or as matmul/softmax/matmul
+        self.decompose_attention = decompose_attention
         self.batch_var = tirx.Var("B", "int64") if dynamic_batch else None
         self.bb = relax.BlockBuilder()
         self.inputs: list[Any] = []
@@ -132,20 +132,28 @@ class Lowered:
     params: list[str]
     outputs: list[str]
     dynamic_batch: bool = False
+    attention: str = "op"  # how fused attention was lowered: "op" (nn.attention) or "matmul"
 
     def script(self) -> str:
         return self.mod.script()
 
 
-def lower(graph: Graph, *, dynamic_batch: bool = False) -> Lowered:
-    """The IR as a Relax IRModule (weights as function parameters)."""
+def lower(graph: Graph, *, dynamic_batch: bool = False, attention: str = "op") -> Lowered:
+    """The IR as a Relax IRModule (weights as function parameters).
+
+    `attention="op"` lowers the fused `attention` op to relax.op.nn.attention; "matmul" spells
+    it out (QKᵀ, scale, bias, softmax, ·V) for MetaSchedule, which cannot build candidate
+    schedules of nn.attention's TIR in TVM 0.27 ("Buffer T_reshape_global is used before its
+    definition"), so that tuned llvm builds tune the attention matmuls too."""
+    if attention not in ("op", "matmul"):
+        raise ValueError(f"attention lowering {attention!r}: use 'op' or 'matmul'")
     from tvm import relax
 
     missing = sorted({n.op for n in graph if get(n.op).relax is None})
     if missing:
         raise LowerError(f"no Relax emitter for op kind(s) {', '.join(missing)}; "
                          "add a `relax` facet beside the op's rules in graphspec/ops")
-    e = Emitter(graph, tensors(graph), dynamic_batch)
+    e = Emitter(graph, tensors(graph), dynamic_batch, decompose_attention=attention == "matmul")
     env: dict[str, Any] = {}
 
     # The signature is known only after the body (parameters appear as ops ask for them), so
@@ -169,7 +177,7 @@ def lower(graph: Graph, *, dynamic_batch: bool = False) -> Lowered:
     main = mod["main"].with_attr("num_input", len(inputs))
     mod["main"] = main
     return Lowered(mod, [str(v.name) for v in inputs], list(e.params),
-                   list(graph.outputs), dynamic_batch)
+                   list(graph.outputs), dynamic_batch, attention)
 
 
 # -- targets and building ------------------------------------------------------------------------
@@ -233,108 +241,6 @@ def build(lowered: Lowered, kind: str = "llvm", *, database: Any = None) -> tupl
     if kind == "cuda":
         info["cuda_kernels"] = len(cuda_kernels(ex))
     return ex, info
-
-
-HEAVY_OPS = ("matmul", "conv2d", "attention")  # the kernels worth trials; the rest keep defaults
-
-
-def tuning_module(lowered: Lowered, tgt: Any):
-    """What MetaSchedule sees: `main` only (weight transforms run once and are not tuned), after
-    the "zero" pipeline (legalize + fuse), which `tune_relax` needs."""
-    import tvm
-    from tvm import relax
-
-    mod = prepare(lowered)
-    mod = tvm.IRModule({gv: f for gv, f in mod.functions.items() if _name(gv) != "main_transform_params"})
-    mod = relax.transform.DeadCodeElimination(["main"])(mod)
-    with tgt:
-        return relax.get_pipeline("zero")(mod)
-
-
-def _name(gv: Any) -> str:
-    return str(getattr(gv, "name_hint", None) or getattr(gv, "name", gv))
-
-
-def _ms_build(mod: Any, target: Any, _params: Any = None):
-    """MetaSchedule's default_build without `import tvm.s_tir.tensor_intrin`, which registers
-    every CUDA/ROCm/ARM intrinsic and takes ~20 s in each builder process (LocalBuilder starts
-    fresh processes for every batch of candidates). llvm schedules need none of them."""
-    from tvm.driver import build as tvm_build
-    from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
-
-    mod = RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod)
-    return tvm_build(mod, target=target)
-
-
-def tune(lowered: Lowered, work_dir: str | Path, trials: int, *, kind: str = "llvm",
-         op_names: Sequence[str] = HEAVY_OPS, timeout_s: float = 120.0,
-         log: Callable[[str], None] | None = None) -> tuple[Any, dict]:
-    """MetaSchedule-tune the heavy kernels of `lowered` into `work_dir`, or reuse the database
-    already there (then no trial runs). Returns (database, info) for the manifest.
-
-    Kernels are the `op_names` tasks, heaviest (FLOPs × uses) first; with fewer trials than
-    kernels only the `trials` heaviest are tuned, one trial or more each."""
-    from tvm.s_tir import meta_schedule as ms
-    from tvm.s_tir.analysis import estimate_tir_flops
-
-    tgt = target(kind)
-    work_dir = Path(work_dir)
-    mod = tuning_module(lowered, tgt)
-    tasks = [t for t in ms.relax_integration.extract_tasks(mod, tgt) if any(o in t.task_name for o in op_names)]
-    tasks.sort(key=lambda t: -estimate_tir_flops(t.dispatched[0]) * t.weight)
-    chosen = tasks[:max(trials, 1)]
-    info: dict[str, Any] = {"work_dir": str(work_dir), "trials_requested": trials, "kernels": len(tasks),
-                            "kernels_tuned": [t.task_name for t in chosen], "ops": list(op_names)}
-    if (work_dir / "database_tuning_record.json").exists():
-        db = ms.database.JSONDatabase(work_dir=str(work_dir))
-        info.update(reused=True, new_trials=0, records=len(db.get_all_tuning_records()),
-                    kernels_in_db=sum(1 for t in tasks if db.has_workload(t.dispatched[0])))
-        if log:
-            log(f"[tune] reusing {info['records']} records from {work_dir}: no new trials")
-        return db, info
-    work_dir.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    if log:
-        log(f"[tune] {trials} MetaSchedule trials over the {len(chosen)} heaviest of {len(tasks)} kernels "
-            f"({', '.join(op_names)}) -> {work_dir}")
-    with _without_gpu_intrinsics():
-        contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
-            extracted_tasks=chosen, work_dir=str(work_dir), seed=0)
-        ms.tune_tasks(
-            tasks=contexts, task_weights=weights, work_dir=str(work_dir), max_trials_global=trials,
-            # spread few trials over the kernels rather than spending them all on the first
-            num_trials_per_iter=max(1, min(16, trials // len(chosen))),
-            builder=ms.builder.LocalBuilder(timeout_sec=timeout_s, f_build=_ms_build),
-            runner=ms.runner.LocalRunner(timeout_sec=timeout_s))
-    db = ms.database.JSONDatabase(work_dir=str(work_dir))
-    n = len(db.get_all_tuning_records())
-    info.update(reused=False, new_trials=n, records=n, seconds=round(time.perf_counter() - t0, 2))
-    return db, info
-
-
-@contextmanager
-def _without_gpu_intrinsics():
-    """NB: TuneContext imports tvm.s_tir.tensor_intrin, which registers every CUDA/ROCm/ARM
-    tensor intrinsic (~20 s). CPU tuning for a target without VNNI/AVX-512 `mcpu` uses none,
-    so while tuning the package is stood in for by an empty one (its submodules still import)
-    and removed again afterwards, so that a later cuda build imports the real thing."""
-    import importlib.util
-    import sys
-    import types
-
-    name = "tvm.s_tir.tensor_intrin"
-    if name in sys.modules:
-        yield
-        return
-    spec = importlib.util.find_spec(name)
-    stub = types.ModuleType(name)
-    stub.__path__ = list(spec.submodule_search_locations or [])
-    sys.modules[name] = stub
-    try:
-        yield
-    finally:
-        if sys.modules.get(name) is stub:
-            del sys.modules[name]
 
 
 # -- running -------------------------------------------------------------------------------------

@@ -139,6 +139,19 @@ def test_tvm_llvm_matches_eager(family):
     close(got, ref)
 
 
+@pytest.mark.parametrize("name", ["swin", "gpt2"])  # bias + window mask; causal
+def test_tvm_attention_as_matmuls(name):
+    """attention="matmul" (what tuned builds lower): QKᵀ, scale, bias, mask, softmax, ·V."""
+    from graphspec.backends import tvm as gt
+
+    m, g = small(name)
+    params, x = weights.random_params(g), weights.random_inputs(g)
+    low = gt.lower(g, attention="matmul")
+    assert "R.nn.attention" not in low.script()
+    ex, _ = gt.build(low, "llvm")
+    close(gt.Runner(ex, low.params, params)(*(x[n] for n in low.inputs)), eager(m, g, params, x))
+
+
 def test_tvm_dynamic_batch():
     """Relax with a symbolic batch var B: one build runs at two batch sizes."""
     from graphspec.backends import tvm as gt

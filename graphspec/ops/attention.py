@@ -239,6 +239,12 @@ class Attention:
             B = e.dims(q)[0] // nW
             m = e("broadcast_to", m, (B, nW, h, N, S))
             bias = e("reshape", m, (-1, h, N, S))  # B·nW, h, N, S
+        if e.decompose_attention:  # matmuls MetaSchedule can tune (it cannot build nn.attention's)
+            s = e("multiply", e("matmul", q, e("permute_dims", k, [0, 1, 3, 2])), e.scalar(scale))
+            s = s if bias is None else e("add", s, bias)  # B, h, N, S
+            if causal:
+                s = e("where", e.const(np.tril(np.ones((N, S), dtype=bool))), s, e.scalar(float("-inf")))
+            return e("matmul", e("nn.softmax", s, axis=-1), v)
         q, k, v = (e("permute_dims", t, [0, 2, 1, 3]) for t in (q, k, v))
         o = e("nn.attention", q, k, v, bias, scale=float(scale), causal_mask="TopLeft" if causal else None)
         return e("permute_dims", o, [0, 2, 1, 3])

@@ -1,0 +1,159 @@
+"""MetaSchedule tuning of a lowered graph (llvm), with a database that later builds reuse.
+
+    db, info = tune(lowered, "build/swin_t-llvm/tuning", trials=64)
+    ex, binfo = graphspec.backends.tvm.build(lowered, "llvm", database=db)
+    binfo["tuned_funcs"]        # kernels that got a tuned schedule: check the records apply
+
+Only `main` is tuned (the weight transforms run once), only matmul/conv kernels, heaviest
+first. A work dir that already holds a database is reused as is: no trial runs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from graphspec.backends.tvm import Lowered, prepare, target
+
+HEAVY_OPS = ("matmul", "conv2d")  # the kernels worth trials; the rest keep their default lowering
+# NB: the TIR that relax.op.nn.attention legalizes to does not build under MetaSchedule's sampled
+# schedules in TVM 0.27 (every candidate: "Buffer T_reshape_global is used before its
+# definition"): lower with attention="matmul" for tuning (targets.py does).
+
+
+def tuning_module(lowered: Lowered, tgt: Any):
+    """What MetaSchedule sees: `main` only (weight transforms run once and are not tuned), after
+    the "zero" pipeline (legalize + fuse), which `tune_relax` needs."""
+    import tvm
+    from tvm import relax
+
+    mod = prepare(lowered)
+    mod = tvm.IRModule({gv: f for gv, f in mod.functions.items() if _name(gv) != "main_transform_params"})
+    mod = relax.transform.DeadCodeElimination(["main"])(mod)
+    with tgt:
+        return relax.get_pipeline("zero")(mod)
+
+
+def _name(gv: Any) -> str:
+    return str(getattr(gv, "name_hint", None) or getattr(gv, "name", gv))
+
+
+def _ms_build(mod: Any, target: Any, _params: Any = None):
+    """MetaSchedule's default_build, less its `import tvm.s_tir.tensor_intrin` (every CUDA/ROCm/ARM
+    intrinsic, ~20 s to register; llvm schedules need none) and the deprecated tvm.build."""
+    import tvm
+    from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
+
+    mod = RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod)
+    return tvm.tirx.build(mod, target=target)
+
+
+def _in_process_builder():
+    """A MetaSchedule builder that compiles candidates in this process.
+
+    LocalBuilder starts a fresh pool of worker processes for every batch of candidates (to
+    dodge a leak in long sessions); with the few candidates per round that a small trial budget
+    gives, the pool start-up (~2-3 s) is most of a round. Building a scheduled PrimFunc is
+    plain codegen, and a failure is caught and reported as that candidate's build error."""
+    from tvm.ir.utils import derived_object
+    from tvm.s_tir import meta_schedule as ms
+    from tvm.s_tir.meta_schedule.builder.local_builder import default_export
+
+    @derived_object
+    class InProcessBuilder(ms.builder.PyBuilder):
+        def build(self, build_inputs):
+            results = []
+            for bi in build_inputs:
+                try:
+                    results.append(ms.builder.BuilderResult(default_export(_ms_build(bi.mod, bi.target)), None))
+                except Exception as err:  # noqa: BLE001  (a bad candidate, not a bad build)
+                    results.append(ms.builder.BuilderResult(None, f"{type(err).__name__}: {err}"))
+            return results
+
+    return InProcessBuilder()
+
+
+def tune(lowered: Lowered, work_dir: str | Path, trials: int, *, kind: str = "llvm",
+         op_names: Sequence[str] = HEAVY_OPS, timeout_s: float = 120.0,
+         log: Callable[[str], None] | None = None) -> tuple[Any, dict]:
+    """MetaSchedule-tune the heavy kernels of `lowered` into `work_dir`, or reuse the database
+    already there (then no trial runs). Returns (database, info) for the manifest.
+
+    Kernels are the `op_names` tasks, heaviest (FLOPs × uses) first; with fewer trials than
+    kernels only the `trials` heaviest are tuned, one trial or more each."""
+    from tvm.s_tir import meta_schedule as ms
+    from tvm.s_tir.analysis import estimate_tir_flops
+
+    tgt = target(kind)
+    work_dir = Path(work_dir)
+    mod = tuning_module(lowered, tgt)
+    tasks = [t for t in ms.relax_integration.extract_tasks(mod, tgt) if any(o in t.task_name for o in op_names)]
+    tasks.sort(key=lambda t: -estimate_tir_flops(t.dispatched[0]) * t.weight)
+    chosen = tasks[:max(trials, 1)]
+    info: dict[str, Any] = {"work_dir": str(work_dir), "trials_requested": trials, "kernels": len(tasks),
+                            "kernels_tuned": [t.task_name for t in chosen], "ops": list(op_names)}
+    if (work_dir / "database_tuning_record.json").exists():
+        db = ms.database.JSONDatabase(work_dir=str(work_dir))
+        info.update(reused=True, new_trials=0, records=len(db.get_all_tuning_records()),
+                    kernels_in_db=sum(1 for t in tasks if db.has_workload(t.dispatched[0])))
+        if log:
+            log(f"[tune] reusing {info['records']} records from {work_dir}: no new trials")
+        return db, info
+    work_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    if log:
+        log(f"[tune] {trials} MetaSchedule trials over the {len(chosen)} heaviest of {len(tasks)} kernels "
+            f"({', '.join(op_names)}) -> {work_dir}")
+    with _without_gpu_intrinsics():
+        contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
+            extracted_tasks=chosen, work_dir=str(work_dir), seed=0, strategy=_strategy(trials // len(chosen)))
+        ms.tune_tasks(
+            tasks=contexts, task_weights=weights, work_dir=str(work_dir), max_trials_global=trials,
+            # spread few trials over the kernels rather than spending them all on the first
+            num_trials_per_iter=max(1, min(16, trials // len(chosen))),
+            builder=_in_process_builder(),
+            runner=ms.runner.LocalRunner(timeout_sec=timeout_s))
+    db = ms.database.JSONDatabase(work_dir=str(work_dir))
+    n = len(db.get_all_tuning_records())
+    info.update(reused=False, new_trials=n, records=n, seconds=round(time.perf_counter() - t0, 2))
+    return db, info
+
+
+def _strategy(per_kernel: int):
+    """Evolutionary search sized to the budget: with a handful of trials per kernel the cost
+    model has little to learn from, and the default search (512 candidates, 4 generations,
+    ~6 s a round) costs more than measuring; a smaller one keeps a round near 1 s."""
+    from tvm.s_tir import meta_schedule as ms
+
+    if per_kernel >= 16:
+        return "evolutionary"
+    return ms.search_strategy.EvolutionarySearch(population_size=128, genetic_num_iters=2,
+                                                 init_min_unmeasured=16)
+
+
+@contextmanager
+def _without_gpu_intrinsics():
+    """NB: TuneContext imports tvm.s_tir.tensor_intrin, which registers every CUDA/ROCm/ARM
+    tensor intrinsic (~20 s). CPU tuning for a target without VNNI/AVX-512 `mcpu` uses none,
+    so while tuning the package is stood in for by an empty one (its submodules still import)
+    and removed again afterwards, so that a later cuda build imports the real thing."""
+    import importlib.util
+    import sys
+    import types
+
+    name = "tvm.s_tir.tensor_intrin"
+    if name in sys.modules:
+        yield
+        return
+    spec = importlib.util.find_spec(name)
+    stub = types.ModuleType(name)
+    stub.__path__ = list(spec.submodule_search_locations or [])
+    sys.modules[name] = stub
+    try:
+        yield
+    finally:
+        if sys.modules.get(name) is stub:
+            del sys.modules[name]
