@@ -10,6 +10,7 @@ first. A work dir that already holds a database is reused as is: no trial runs.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
@@ -107,15 +108,23 @@ def tune(lowered: Lowered, work_dir: str | Path, trials: int, *, kind: str = "ll
     if log:
         log(f"[tune] {trials} MetaSchedule trials over the {len(chosen)} heaviest of {len(tasks)} kernels "
             f"({', '.join(op_names)}) -> {work_dir}")
-    with _without_gpu_intrinsics():
-        contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
-            extracted_tasks=chosen, work_dir=str(work_dir), seed=0, strategy=_strategy(trials // len(chosen)))
-        ms.tune_tasks(
-            tasks=contexts, task_weights=weights, work_dir=str(work_dir), max_trials_global=trials,
-            # spread few trials over the kernels rather than spending them all on the first
-            num_trials_per_iter=max(1, min(16, trials // len(chosen))),
-            builder=_in_process_builder(),
-            runner=ms.runner.LocalRunner(timeout_sec=timeout_s))
+    # MetaSchedule's console handler takes this logger's level: keep its tables and cost-model
+    # chatter in <work_dir>/logs, and report progress through `log` instead
+    ms_logger = logging.getLogger("tvm.s_tir.meta_schedule")
+    level = ms_logger.level
+    ms_logger.setLevel(logging.ERROR)
+    try:
+        with _without_gpu_intrinsics():
+            contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
+                extracted_tasks=chosen, work_dir=str(work_dir), seed=0, strategy=_strategy(trials // len(chosen)))
+            ms.tune_tasks(
+                tasks=contexts, task_weights=weights, work_dir=str(work_dir), max_trials_global=trials,
+                # spread few trials over the kernels rather than spending them all on the first
+                num_trials_per_iter=max(1, min(16, trials // len(chosen))),
+                builder=_in_process_builder(),
+                runner=ms.runner.LocalRunner(timeout_sec=timeout_s))
+    finally:
+        ms_logger.setLevel(level)
     db = ms.database.JSONDatabase(work_dir=str(work_dir))
     n = len(db.get_all_tuning_records())
     info.update(reused=False, new_trials=n, records=n, seconds=round(time.perf_counter() - t0, 2))
