@@ -4,12 +4,13 @@
     ex, binfo = graphspec.backends.tvm.build(lowered, "llvm", database=db)
     binfo["tuned_funcs"]        # kernels that got a tuned schedule: check the records apply
 
-Only `main` is tuned (the weight transforms run once), only matmul/conv kernels, heaviest
-first. A work dir that already holds a database is reused as is: no trial runs.
+Only `main` is tuned (the weight transforms run once): every kernel, light ones (norms,
+softmax, transposes) with a few trials each, matmul/conv kernels with the rest. A work dir that already holds a database is reused as is: no trial runs.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -19,7 +20,10 @@ from typing import Any
 
 from graphspec.backends.tvm import Lowered, prepare, target
 
-HEAVY_OPS = ("matmul", "conv2d")  # the kernels worth trials; the rest keep their default lowering
+HEAVY_OPS = ("matmul", "conv2d")  # the kernels worth most trials
+LIGHT_TRIALS = 4  # per light kernel (norms, softmax, transposes): a parallel vectorized nest
+LIGHT_SHARE = 0.25  # of the budget, at most, for the light kernels
+SUMMARY = "graphspec_tuning.json"  # beside the database: trials and seconds it took
 # NB: the TIR that relax.op.nn.attention legalizes to does not build under MetaSchedule's sampled
 # schedules in TVM 0.27 (every candidate: "Buffer T_reshape_global is used before its
 # definition"): lower with attention="matmul" for tuning (targets.py does).
@@ -78,56 +82,81 @@ def _in_process_builder():
 
 
 def tune(lowered: Lowered, work_dir: str | Path, trials: int, *, kind: str = "llvm",
-         op_names: Sequence[str] = HEAVY_OPS, timeout_s: float = 120.0,
-         log: Callable[[str], None] | None = None) -> tuple[Any, dict]:
-    """MetaSchedule-tune the heavy kernels of `lowered` into `work_dir`, or reuse the database
-    already there (then no trial runs). Returns (database, info) for the manifest.
+         op_names: Sequence[str] = HEAVY_OPS, light_share: float = LIGHT_SHARE,
+         timeout_s: float = 120.0, log: Callable[[str], None] | None = None) -> tuple[Any, dict]:
+    """MetaSchedule-tune the kernels of `lowered` into `work_dir`, or reuse the database already
+    there (then no trial runs). Returns (database, info) for the manifest.
 
-    Kernels are the `op_names` tasks, heaviest (FLOPs × uses) first; with fewer trials than
-    kernels only the `trials` heaviest are tuned, one trial or more each."""
+    Every kernel needs a schedule: an unscheduled CPU kernel is a serial scalar loop nest, and
+    Swin-T's ~50 layer norms, softmaxes, transposes and gathers alone cost as much as the
+    whole model in PyTorch. So the budget is split in two rounds:
+
+    1. light kernels (everything but `op_names`): up to `light_share` of the trials, at most
+       LIGHT_TRIALS each — enough to find a parallel, vectorized loop nest;
+    2. heavy kernels (`op_names`: matmul, conv2d), heaviest (FLOPs × uses) first: the rest,
+       spread by MetaSchedule's gradient task scheduler; with fewer trials than kernels only
+       the heaviest are tuned, one trial or more each."""
     from tvm.s_tir import meta_schedule as ms
     from tvm.s_tir.analysis import estimate_tir_flops
 
     tgt = target(kind)
     work_dir = Path(work_dir)
     mod = tuning_module(lowered, tgt)
-    tasks = [t for t in ms.relax_integration.extract_tasks(mod, tgt) if any(o in t.task_name for o in op_names)]
-    tasks.sort(key=lambda t: -estimate_tir_flops(t.dispatched[0]) * t.weight)
-    chosen = tasks[:max(trials, 1)]
-    info: dict[str, Any] = {"work_dir": str(work_dir), "trials_requested": trials, "kernels": len(tasks),
-                            "kernels_tuned": [t.task_name for t in chosen], "ops": list(op_names)}
+    every = ms.relax_integration.extract_tasks(mod, tgt)
+    every.sort(key=lambda t: -estimate_tir_flops(t.dispatched[0]) * t.weight)
+    heavy = [t for t in every if any(o in t.task_name for o in op_names)]
+    light = [t for t in every if t not in heavy]
+    per_light = min(LIGHT_TRIALS, int(trials * light_share) // max(len(light), 1))
+    light_chosen = light if per_light else []
+    heavy_trials = trials - per_light * len(light_chosen)
+    heavy_chosen = heavy[:max(heavy_trials, 1)]
+    info: dict[str, Any] = {"work_dir": str(work_dir), "trials_requested": trials, "kernels": len(every),
+                            "heavy_kernels": len(heavy), "kernels_tuned": [t.task_name for t in heavy_chosen],
+                            "light_kernels_tuned": len(light_chosen), "trials_per_light_kernel": per_light,
+                            "ops": list(op_names)}
     if (work_dir / "database_tuning_record.json").exists():
         db = ms.database.JSONDatabase(work_dir=str(work_dir))
         info.update(reused=True, new_trials=0, records=len(db.get_all_tuning_records()),
-                    kernels_in_db=sum(1 for t in tasks if db.has_workload(t.dispatched[0])))
+                    kernels_in_db=sum(1 for t in every if db.has_workload(t.dispatched[0])))
+        if (work_dir / SUMMARY).exists():  # what the tuning that made this database cost
+            info["tuned_by"] = json.loads((work_dir / SUMMARY).read_text())
         if log:
             log(f"[tune] reusing {info['records']} records from {work_dir}: no new trials")
         return db, info
     work_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    if log:
-        log(f"[tune] {trials} MetaSchedule trials over the {len(chosen)} heaviest of {len(tasks)} kernels "
-            f"({', '.join(op_names)}) -> {work_dir}")
-    # MetaSchedule's console handler takes this logger's level: keep its tables and cost-model
-    # chatter in <work_dir>/logs, and report progress through `log` instead
+    rounds = [(light_chosen, per_light * len(light_chosen), per_light, "light"),
+              (heavy_chosen, heavy_trials, max(1, min(16, heavy_trials // max(len(heavy_chosen), 1))), "heavy")]
+    # MetaSchedule's console handler takes this logger's level when its contexts are made (which
+    # then sets the logger itself to DEBUG): keep its tables and cost-model chatter in
+    # <work_dir>/logs, and report progress through `log` instead
     ms_logger = logging.getLogger("tvm.s_tir.meta_schedule")
     level = ms_logger.level
-    ms_logger.setLevel(logging.ERROR)
     try:
-        with _without_gpu_intrinsics():
-            contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
-                extracted_tasks=chosen, work_dir=str(work_dir), seed=0, strategy=_strategy(trials // len(chosen)))
-            ms.tune_tasks(
-                tasks=contexts, task_weights=weights, work_dir=str(work_dir), max_trials_global=trials,
-                # spread few trials over the kernels rather than spending them all on the first
-                num_trials_per_iter=max(1, min(16, trials // len(chosen))),
-                builder=_in_process_builder(),
-                runner=ms.runner.LocalRunner(timeout_sec=timeout_s))
+        with _cpu_intrinsics_only():
+            for chosen, budget, per_iter, what in rounds:
+                if not chosen or budget <= 0:
+                    continue
+                ms_logger.setLevel(logging.ERROR)
+                if log:
+                    log(f"[tune] {budget} MetaSchedule trials over {len(chosen)} {what} kernels"
+                        f"{' (' + ', '.join(op_names) + ')' if what == 'heavy' else ''} -> {work_dir}")
+                contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
+                    extracted_tasks=chosen, work_dir=str(work_dir), seed=0,
+                    strategy=_strategy(budget // len(chosen)))
+                ms.tune_tasks(
+                    tasks=contexts, task_weights=weights, work_dir=str(work_dir), max_trials_global=budget,
+                    # spread few trials over the kernels rather than spending them all on the first
+                    num_trials_per_iter=per_iter, builder=_in_process_builder(),
+                    runner=ms.runner.LocalRunner(timeout_sec=timeout_s))
     finally:
         ms_logger.setLevel(level)
     db = ms.database.JSONDatabase(work_dir=str(work_dir))
     n = len(db.get_all_tuning_records())
     info.update(reused=False, new_trials=n, records=n, seconds=round(time.perf_counter() - t0, 2))
+    (work_dir / SUMMARY).write_text(json.dumps(
+        {k: info[k] for k in ("trials_requested", "new_trials", "seconds", "kernels", "light_kernels_tuned",
+                              "trials_per_light_kernel")} | {"heavy_kernels_tuned": len(heavy_chosen)}, indent=1))
     return db, info
 
 
@@ -144,11 +173,12 @@ def _strategy(per_kernel: int):
 
 
 @contextmanager
-def _without_gpu_intrinsics():
+def _cpu_intrinsics_only():
     """NB: TuneContext imports tvm.s_tir.tensor_intrin, which registers every CUDA/ROCm/ARM
-    tensor intrinsic (~20 s). CPU tuning for a target without VNNI/AVX-512 `mcpu` uses none,
-    so while tuning the package is stood in for by an empty one (its submodules still import)
-    and removed again afterwards, so that a later cuda build imports the real thing."""
+    tensor intrinsic (~20 s). CPU tuning needs only the x86 ones (VNNI/AVX-512 dot products,
+    which the default rules name when `mcpu` has them), so while tuning the package is stood
+    in for by one that holds only x86 (its other submodules still import on demand) and is
+    removed again afterwards, so that a later cuda build imports the real thing."""
     import importlib.util
     import sys
     import types
@@ -162,6 +192,7 @@ def _without_gpu_intrinsics():
     stub.__path__ = list(spec.submodule_search_locations or [])
     sys.modules[name] = stub
     try:
+        importlib.import_module(name + ".x86")  # registers dot_16x4_vnni & co. (fast)
         yield
     finally:
         if sys.modules.get(name) is stub:

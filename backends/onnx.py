@@ -270,10 +270,18 @@ def save(model, path: str | Path) -> Path:
 
 
 def session(model_or_path, threads: int | None = None):
-    """An onnxruntime CPU session."""
+    """An onnxruntime CPU session, with denormals flushed to zero.
+
+    NB: Swin's SW-MSA mask is -100 across regions (as in the official code), so the shifted
+    blocks' softmax makes exp(-100) ≈ 3.7e-44, a float32 denormal, and x86 arithmetic on
+    denormals is ~100× slower: without the flush onnxruntime's Attention takes 5.0 ms instead
+    of 0.8 ms on Swin-T's first shifted block, 68 vs 55 ms for the whole model (2 threads).
+    Values below 1.2e-38 become 0, far below fp32 tolerances. Give the same option to sessions
+    of your own (`session.set_denormal_as_zero`)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
+    opts.add_session_config_entry("session.set_denormal_as_zero", "1")
     if threads:
         opts.intra_op_num_threads = threads
     src = model_or_path.SerializeToString() if hasattr(model_or_path, "SerializeToString") else str(model_or_path)

@@ -182,15 +182,32 @@ def lower(graph: Graph, *, dynamic_batch: bool = False, attention: str = "op") -
 
 # -- targets and building ------------------------------------------------------------------------
 def target(kind: str):
-    """`llvm` (this CPU, all cores) or `cuda` (sm_80 unless GRAPHSPEC_CUDA_ARCH says otherwise)."""
+    """`llvm` (this CPU: its instruction set and all its cores) or `cuda` (sm_80 unless
+    GRAPHSPEC_CUDA_ARCH says otherwise).
+
+    NB: without `mcpu`, LLVM emits baseline x86-64 (SSE2): MetaSchedule's best Swin-T matmuls
+    then top out near 35 GMAC/s on a machine where PyTorch's reach 165 (AVX-512). So the host's
+    CPU is named, as `-mcpu=native` would; a library built so needs that instruction set where
+    it runs. GRAPHSPEC_LLVM_MCPU=x86-64 (or another LLVM CPU name) builds for another machine."""
     import tvm
 
     if kind == "llvm":
-        return tvm.target.Target({"kind": "llvm", "num-cores": os.cpu_count() or 1})
+        return tvm.target.Target({"kind": "llvm", "mcpu": llvm_cpu(), "num-cores": os.cpu_count() or 1})
     if kind == "cuda":
         check_cuda_toolchain()
         return tvm.target.Target({"kind": "cuda", "arch": CUDA_ARCH}, host="llvm")
     raise ValueError(f"unknown TVM target {kind!r}; use llvm or cuda")
+
+
+def llvm_cpu() -> str:
+    """The LLVM CPU name llvm builds target: GRAPHSPEC_LLVM_MCPU, else this machine's."""
+    from tvm.target import codegen
+
+    name = os.environ.get("GRAPHSPEC_LLVM_MCPU") or codegen.llvm_get_system_cpu()
+    if not codegen.llvm_is_valid_cpu(name, codegen.llvm_get_system_triple()):
+        raise ToolchainError(f"LLVM does not know the CPU {name!r} (GRAPHSPEC_LLVM_MCPU); "
+                             "use a name such as x86-64, skylake-avx512 or native's")
+    return name
 
 
 def check_cuda_toolchain() -> str:
@@ -230,7 +247,8 @@ def build(lowered: Lowered, kind: str = "llvm", *, database: Any = None) -> tupl
 
     tgt = target(kind)
     mod = prepare(lowered)
-    info: dict[str, Any] = {"target": str(tgt.kind.name), "arch": CUDA_ARCH if kind == "cuda" else None}
+    info: dict[str, Any] = {"target": str(tgt.kind.name), "arch": CUDA_ARCH if kind == "cuda" else None,
+                            "mcpu": str(tgt.attrs.get("mcpu", "")) if kind == "llvm" else None}
     if database is not None:
         with tgt, database:
             mod = relax.get_pipeline("zero")(mod)  # applies the database when one is current

@@ -4,8 +4,8 @@
     python benchmarks/bench_backends.py --quick         # fewer trials and repeats, no torch.compile
 
 CPU, fp32, batch 1 (and 8 with --batch8), --threads intra-op threads for every backend
-(default 1: on this shared 2-core machine a second busy process makes 2-thread runs of
-torch collapse 10-20x, spin-waiting on a core it does not get; one thread each stays stable). Every backend runs the graph that
+(default 2, all cores here; on a shared machine a second busy process makes 2-thread runs
+collapse 10-20x, spin-waiting on a core they do not get: use --threads 1 there). Every backend runs the graph that
 `graphspec build` compiles (default passes) with the same random weights and input, and its
 output is checked against eager (1e-4) before timing. Timed calls are interleaved backend by
 backend, round after round, so that load from other processes falls on all of them alike.
@@ -13,10 +13,16 @@ backend, round after round, so that load from other processes falls on all of th
 - eager: the module graphspec.codegen generates (`--target torch`).
 - torch.compile: that module compiled (inductor), in a subprocess killed after --compile-budget
   seconds; it times eager again beside itself and the table shows its ratio to that.
-- onnxruntime: graphspec's ONNX (opset 23, fused Attention), CPU provider, 2 intra-op threads.
+- onnxruntime: graphspec's ONNX (opset 23, fused Attention), CPU provider, denormals flushed
+  (backends/onnx.py `session`).
+- onnxruntime (timm export): with --timm-onnx DIR, timm's own model exported by
+  torch.onnx.export (benchmarks/peers/export_timm_onnx.py, in a venv of its own), same session
+  options; timm's random weights differ from ours, so only its latency is compared.
 - tvm-untuned: Relax straight from the IR, `tvm.compile` for llvm with no schedules (naive
   loops), timed once or twice: it is slow.
-- tvm-tuned: MetaSchedule, --trials trials over the heaviest matmul/attention kernels.
+- tvm-tuned: MetaSchedule, --trials trials over every kernel (backends/metaschedule.py); with
+  --tune-dir a database left there by an earlier run (e.g. `graphspec build --tune 1400`'s
+  DIR/tuning copied to TUNE_DIR/<spec>) is reused, and the table reports what its tuning took.
 """
 
 from __future__ import annotations
@@ -35,18 +41,19 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent
-THREADS = int(os.environ.get("GRAPHSPEC_BENCH_THREADS", "1"))
+THREADS = int(os.environ.get("GRAPHSPEC_BENCH_THREADS", "2"))
 TOL = 1e-4
+SETS: list[str] = []  # --set overrides, passed on to the torch.compile child
 SPECS = ("swin_t", "vit_b16")
 
 
-def prepare(spec: str, batch: int):
+def prepare(spec: str, batch: int, sets: tuple[str, ...] = ()):
     from graphspec.backends import weights
 
     import graphspec
     from graphspec.passes import run_pipeline
 
-    m = graphspec.load(spec, [f"batch={batch}"])
+    m = graphspec.load(spec, [*sets, f"batch={batch}"])
     g, _ = run_pipeline(m.graph, "default", echo=lambda s: None)
     return m, g, weights.random_params(g, seed=0), weights.random_inputs(g, seed=1)
 
@@ -66,13 +73,13 @@ def timed_rounds(fns: dict, x, rounds: int, budget_s: dict[str, float]) -> dict[
     return times
 
 
-def torch_compile_child(spec: str, batch: int, rounds: int) -> None:
+def torch_compile_child(spec: str, batch: int, rounds: int, sets: tuple[str, ...] = ()) -> None:
     """Run in a subprocess: eager vs torch.compile of the generated module, as JSON on stdout."""
     import torch
     from graphspec.backends.torch import generate
 
     torch.set_num_threads(THREADS)
-    m, g, params, x = prepare(spec, batch)
+    m, g, params, x = prepare(spec, batch, sets)
     net = generate(g, m.spec, params).net
     xt = torch.from_numpy(x[g.inputs[0].name])
     t0 = time.perf_counter()
@@ -89,7 +96,8 @@ def torch_compile_child(spec: str, batch: int, rounds: int) -> None:
 
 
 def run_torch_compile(spec: str, batch: int, rounds: int, budget_s: float) -> dict:
-    cmd = [sys.executable, __file__, "--child-torch-compile", spec, str(batch), str(rounds)]
+    cmd = [sys.executable, __file__, "--child-torch-compile", spec, str(batch), str(rounds),
+           *(a for kv in SETS for a in ("--set", kv))]
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=budget_s)
     except subprocess.TimeoutExpired:
@@ -107,7 +115,7 @@ def bench_model(spec: str, batch: int, args, tune_root: Path) -> dict:
     from graphspec.backends.torch import generate
 
     torch.set_num_threads(THREADS)
-    m, g, params, x = prepare(spec, batch)
+    m, g, params, x = prepare(spec, batch, tuple(args.set))
     res: dict = {"spec": spec, "batch": batch, "build_s": {}, "errors": {}}
     log = lambda s: print(f"  {spec} b={batch}: {s}", flush=True)  # noqa: E731
 
@@ -125,6 +133,14 @@ def bench_model(spec: str, batch: int, args, tune_root: Path) -> dict:
 
     sess = gx.session(onnx_c.handle, threads=THREADS)
     fns["onnxruntime"] = lambda i: sess.run(None, dict(i))
+    peer = args.timm_onnx / f"{spec}-b{batch}.onnx" if args.timm_onnx else None
+    if peer and peer.exists():
+        import onnx
+
+        res["timm_onnx_nodes"] = len(onnx.load(str(peer), load_external_data=False).graph.node)
+        psess = gx.session(str(peer), threads=THREADS)
+        pin = psess.get_inputs()[0].name
+        fns["onnxruntime (timm export)"] = lambda i, s=psess, n=pin: s.run(None, {n: next(iter(i.values()))})
 
     low = None
     if not args.no_untuned or args.trials:
@@ -152,7 +168,7 @@ def bench_model(spec: str, batch: int, args, tune_root: Path) -> dict:
         fns["tvm-tuned"] = lambda i, r=rt: r(*(i[n] for n in low.inputs))
 
     for name, fn in fns.items():
-        if name == "eager":
+        if name == "eager" or "timm" in name:  # timm's weights are its own: latency only
             continue
         t0 = time.perf_counter()
         out = fn(x)
@@ -184,7 +200,8 @@ def write(path: Path, results: list[dict], args, load_before: str, total_s: floa
     import torch
     import tvm
 
-    cols = ["eager", "torch.compile", "onnxruntime", "tvm-untuned", "tvm-tuned"]
+    cols = ["eager", "torch.compile", "onnxruntime", "onnxruntime (timm export)", "tvm-untuned", "tvm-tuned"]
+    cols = [c for c in cols if c == "torch.compile" or any(c in r["ms"] for r in results)]
     lines = [
         "# Backends: PyTorch eager, torch.compile, onnxruntime, TVM llvm",
         "",
@@ -194,7 +211,8 @@ def write(path: Path, results: list[dict], args, load_before: str, total_s: floa
         f"every backend; each output agrees with eager within {TOL:g} (relative) before timing. Median of "
         f"interleaved calls ({args.rounds} rounds at batch 1; tvm-untuned stops after {args.untuned_budget:.0f} s). "
         f"Load average at start: {load_before}, end: {_load()}: a shared machine, read the ratios. "
-        f"Whole run: {total_s / 60:.1f} min.",
+        f"Whole run: {total_s / 60:.1f} min." + (f" Spec overrides: `{' '.join('--set ' + kv for kv in args.set)}`."
+                                                  if args.set else ""),
         "",
         "Time per call in ms; in brackets the speed-up over eager (> 1: faster than eager). torch.compile "
         "is timed in its own process beside a second eager, and its ratio is to that eager.",
@@ -233,10 +251,14 @@ def write(path: Path, results: list[dict], args, load_before: str, total_s: floa
     for r in results:
         t = r.get("tuning")
         bits = [f"ONNX nodes {r['onnx_nodes']}"]
+        if "timm_onnx_nodes" in r:
+            bits.append(f"timm's ONNX export {r['timm_onnx_nodes']} nodes")
         if t:
-            bits.append(f"MetaSchedule: {t['new_trials']} trials over the {len(t['kernels_tuned'])} heaviest "
-                        f"of {t['kernels']} matmul kernels, {t['applied']} of {t['prim_funcs']} "
-                        "kernels of the built module got a tuned schedule")
+            by = t.get("tuned_by") or t
+            bits.append(f"MetaSchedule: {by.get('new_trials')} trials in {by.get('seconds', 0) / 60:.1f} min "
+                        f"({'reused database' if t.get('reused') else 'tuned in this run'}) over "
+                        f"{t['kernels']} kernels ({t['heavy_kernels']} matmul/conv), {t['applied']} of "
+                        f"{t['prim_funcs']} kernels of the built module got a tuned schedule")
         bits.append("max rel. error vs eager: " + ", ".join(f"{k} {v:.1e}" for k, v in r["errors"].items()))
         lines.append(f"- {r['spec']} b={r['batch']}: " + "; ".join(bits) + ".")
     lines += [
@@ -262,24 +284,28 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="few trials and rounds, no torch.compile")
     ap.add_argument("--specs", default=",".join(SPECS))
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every spec")
     ap.add_argument("--batch8", action="store_true", help="also batch 8 (no tvm-untuned there)")
+    ap.add_argument("--batch8-trials", type=int, default=0, help="MetaSchedule trials at batch 8 [0: no tvm]")
     ap.add_argument("--trials", type=int, default=None, help="MetaSchedule trials per model [64; quick: 8]")
     ap.add_argument("--rounds", type=int, default=None, help="timed rounds at batch 1 [10; quick: 4]")
     ap.add_argument("--untuned-budget", type=float, default=30.0, help="seconds of timed tvm-untuned calls")
     ap.add_argument("--compile-budget", type=float, default=180.0, help="seconds for each torch.compile run")
     ap.add_argument("--no-torch-compile", dest="torch_compile", action="store_false")
     ap.add_argument("--tune-dir", default=None, help="keep (and reuse) the tuning databases here")
-    ap.add_argument("--threads", type=int, default=THREADS, help="intra-op threads of every backend [1]")
+    ap.add_argument("--threads", type=int, default=THREADS, help="intra-op threads of every backend [2]")
+    ap.add_argument("--timm-onnx", type=Path, default=None, help="dir of export_timm_onnx.py: timm's ONNX as a peer")
     ap.add_argument("--out", default=str(ROOT / "results" / "backends.md"))
     ap.add_argument("--child-torch-compile", nargs=3, metavar=("SPEC", "BATCH", "ROUNDS"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     THREADS = args.threads
+    SETS[:] = args.set
     # before torch / onnxruntime / the TVM runtime start their thread pools
     for var in ("GRAPHSPEC_BENCH_THREADS", "TVM_NUM_THREADS", "OMP_NUM_THREADS"):
         os.environ[var] = str(THREADS)
     if args.child_torch_compile:
         spec, batch, rounds = args.child_torch_compile
-        torch_compile_child(spec, int(batch), int(rounds))
+        torch_compile_child(spec, int(batch), int(rounds), tuple(args.set))
         return 0
     args.trials = args.trials if args.trials is not None else (8 if args.quick else 64)
     args.rounds = args.rounds or (4 if args.quick else 10)
@@ -294,6 +320,7 @@ def main() -> int:
             results.append(bench_model(spec, 1, args, tune_root))
         if args.batch8:
             args.no_untuned, trials = True, args.trials
+            args.trials = args.batch8_trials
             for spec in args.specs.split(","):
                 results.append(bench_model(spec, 8, args, tune_root / "b8"))
             args.trials = trials

@@ -152,14 +152,17 @@ def test_cuda_build_and_run(tmp_path):
 
 @pytest.mark.slow
 def test_tuned_build_matches_untuned_and_reuses_database(tmp_path):
-    """MetaSchedule on a tiny GPT-2: tuned == untuned numerically; a rebuild (forced
-    build) runs no new trial and says so in the manifest."""
+    """MetaSchedule on a tiny GPT-2: tuned == untuned numerically; light kernels (norms,
+    softmax, transposes) get schedules too; a rebuild (forced build) runs no new trial and says
+    so in the manifest, with what the tuning that made the database cost."""
     plain, tuned = tmp_path / "plain", tmp_path / "tuned"
     assert cli("build", "gpt2", "--target", "llvm", "-o", plain, *GPT).exit_code == 0
-    r = cli("build", "gpt2", "--target", "llvm", "-o", tuned, *GPT, "--tune", 3)
+    r = cli("build", "gpt2", "--target", "llvm", "-o", tuned, *GPT, "--tune", 24)
     assert r.exit_code == 0, r.output
     t = manifest(tuned)["tuning"]
     assert t["reused"] is False and t["new_trials"] > 0 and t["applied"] >= 1
+    assert t["light_kernels_tuned"] > 0 and t["trials_per_light_kernel"] >= 1
+    assert t["applied"] > t["heavy_kernels"]  # more than the matmuls got a schedule
     assert t["work_dir"] == str(tuned / "tuning") and (tuned / "tuning" / "database_tuning_record.json").exists()
 
     x = np.random.default_rng(0).integers(0, 100, (1, 8))
@@ -170,8 +173,9 @@ def test_tuned_build_matches_untuned_and_reuses_database(tmp_path):
         outs.append(np.load(tmp_path / f"{d.name}.npy"))
     np.testing.assert_allclose(outs[1], outs[0], rtol=1e-5, atol=1e-5)
 
-    r = cli("build", "gpt2", "--target", "llvm", "-o", tuned, *GPT, "--tune", 3, "--force")
+    r = cli("build", "gpt2", "--target", "llvm", "-o", tuned, *GPT, "--tune", 24, "--force")
     assert r.exit_code == 0 and "no new trials" in r.stdout
     t2 = manifest(tuned)["tuning"]
+    assert t2["tuned_by"]["new_trials"] == t["new_trials"] and t2["tuned_by"]["seconds"] > 0
     assert t2["reused"] is True and t2["new_trials"] == 0 and t2["records"] == t["records"]
     assert t2["applied"] == t["applied"]

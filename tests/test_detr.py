@@ -58,3 +58,22 @@ def test_detr_params_equal_hugging_face(detr):
     # FrozenBatchNorm2d statistics and affine are buffers in both
     hf_bn = sum(b.numel() for n, b in hf.named_buffers() if "backbone" in n)
     assert hf_bn == sum(4 * s[0] for s in {k.rsplit(".", 1)[0]: v for k, v in analysis.buffers(detr.graph).items()}.values())
+
+
+def test_detr_macs_symbolic_in_height_and_width():
+    # `graphspec flops detr_r50 --symbolic`: stride-2 convs give floor((H - 1)/2) + 1 etc.; at
+    # multiples of 32 (H = 32h, W = 32w, the backbone's stride) that collapses to a polynomial in
+    # the feature map h×w: 6 encoder layers' QKᵀ and ·V are the (hw)² term, 2·6·(hw)²·256.
+    import sympy
+
+    from graphspec.lower import SYMBOLS
+
+    B, H, W = SYMBOLS["B"], SYMBOLS["H"], SYMBOLS["W"]
+    macs = graphspec.load("detr_r50", symbolic=True).macs()
+    assert {s.name for s in macs.free_symbols} == {"B", "H", "W"}
+    assert macs.subs({B: 1, H: 800, W: 1066}) == 81_245_056_000
+    assert macs.subs({B: 2, H: 800, W: 1199}) == 2 * 91_147_776_000
+    assert macs.subs({B: 1, H: 640, W: 480}) == graphspec.load("detr_r50", ["height=640", "width=480"]).macs()
+    h, w = sympy.symbols("h w", positive=True, integer=True)
+    poly = sympy.expand(macs.subs({H: 32 * h, W: 32 * w}))
+    assert sympy.expand(poly - (2 * 6 * 256 * B * (h * w) ** 2 + 92_893_184 * B * h * w + 989_184_000 * B)) == 0

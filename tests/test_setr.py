@@ -43,3 +43,20 @@ def test_mla_macs_and_taps():
     g = m.graph
     taps = sorted(g[n.inputs[0]].module for n in g if n.op == "to_map")
     assert taps == sorted(f"blocks.{i}" for i in (5, 11, 17, 23))  # layers 6, 12, 18, 24
+
+
+@pytest.mark.parametrize("name", ["naive", "pup", "mla"])
+def test_macs_symbolic_in_image_size(name):
+    # `graphspec flops setr_* --symbolic`: a polynomial in the token grid (H = 16t) that equals
+    # the numeric count at 512 and at another size
+    import sympy
+
+    from graphspec.lower import SYMBOLS
+
+    B, H = SYMBOLS["B"], SYMBOLS["H"]
+    macs = graphspec.load(f"setr_{name}", symbolic=True).macs()
+    assert {s.name for s in macs.free_symbols} == {"B", "H"}
+    assert macs.subs({B: 1, H: 512}) == graphspec.load(f"setr_{name}").macs()
+    assert macs.subs({B: 1, H: 256}) == graphspec.load(f"setr_{name}", ["img_size=256"]).macs()
+    t = sympy.Symbol("t", positive=True, integer=True)
+    assert sympy.expand(macs.subs({H: 16 * t})).is_polynomial(B, t)

@@ -280,7 +280,7 @@ class RelPosBias:
 
     def relax(e, *, window, heads, weights=None):
         idx = e.const(relative_position_index(window))
-        t = e("take", e.param("relative_position_bias_table"), idx, axis=0)  # M², M², h
+        t = e("take", e.param("relative_position_bias_table"), idx, axis=0, mode="clip")  # M², M², h
         return e("permute_dims", t, [2, 0, 1])
 
 
@@ -417,4 +417,4 @@ class Roll:
         return e("Gather", x, e.const(roll_index(H, W, shift), f"roll_{H}x{W}_{shift}"), axis=1)
 
     def relax(e, x, *, H, W, shift):
-        return e("take", x, e.const(roll_index(H, W, shift)), axis=1)
+        return e("take", x, e.const(roll_index(H, W, shift)), axis=1, mode="clip")

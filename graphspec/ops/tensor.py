@@ -198,7 +198,7 @@ class Select:
         return e("Gather", x, e.const(np.int64(index), f"index_{index}"), axis=1)
 
     def relax(e, x, *, index=0):
-        return e("take", x, e.const(np.int64(index)), axis=1)
+        return e("take", x, e.const(np.int64(index)), axis=1, mode="clip")
 
 
 @op("mean", SHAPE_ONLY)
