@@ -302,7 +302,13 @@ class ShiftMask:
         return e.const(shift_mask_table(H, W, window, shift), "shift_mask")
 
     def relax(e, *, H, W, window, shift):
-        return e.const(shift_mask_table(H, W, window, shift))
+        # NB: -inf, not the official -100: exp(-100) ≈ 3.7e-44 is a float32 denormal, and CPU
+        # arithmetic on denormals is ~100× slower (TVM's kernels cannot flush them): 95 vs 79 ms
+        # for tuned Swin-T. exp(-inf) = 0 exactly; the outputs are bit-identical on Swin-T (the
+        # -100 terms vanish below fp32 resolution), and no row is all -inf (a token always
+        # shares its own region).
+        table = shift_mask_table(H, W, window, shift)
+        return e.const(np.where(table < 0, -np.inf, 0.0).astype(np.float32))
 
 
 @op("add_window_mask", ELEMENTWISE)
