@@ -157,7 +157,7 @@ def test_tuned_build_matches_untuned_and_reuses_database(tmp_path):
     so in the manifest, with what the tuning that made the database cost."""
     plain, tuned = tmp_path / "plain", tmp_path / "tuned"
     assert cli("build", "gpt2", "--target", "llvm", "-o", plain, *GPT).exit_code == 0
-    r = cli("build", "gpt2", "--target", "llvm", "-o", tuned, *GPT, "--tune", 24)
+    r = cli("build", "gpt2", "--target", "llvm", "-o", tuned, *GPT, "--tune", 32)
     assert r.exit_code == 0, r.output
     t = manifest(tuned)["tuning"]
     assert t["reused"] is False and t["new_trials"] > 0 and t["applied"] >= 1
@@ -173,7 +173,7 @@ def test_tuned_build_matches_untuned_and_reuses_database(tmp_path):
         outs.append(np.load(tmp_path / f"{d.name}.npy"))
     np.testing.assert_allclose(outs[1], outs[0], rtol=1e-5, atol=1e-5)
 
-    r = cli("build", "gpt2", "--target", "llvm", "-o", tuned, *GPT, "--tune", 24, "--force")
+    r = cli("build", "gpt2", "--target", "llvm", "-o", tuned, *GPT, "--tune", 32, "--force")
     assert r.exit_code == 0 and "no new trials" in r.stdout
     t2 = manifest(tuned)["tuning"]
     assert t2["tuned_by"]["new_trials"] == t["new_trials"] and t2["tuned_by"]["seconds"] > 0
