@@ -102,13 +102,14 @@ def prepare(spec: str | Path, overrides: tuple[str, ...] = (), pass_opts: Mappin
 
 
 def cache_key(p: Prepared, target: str, pass_opts: Mapping | None, tune: int, seed: int) -> str:
-    from graphspec.backends.tvm import CUDA_ARCH
+    from graphspec.backends.tvm import CUDA_ARCH, llvm_cpu
 
     opts = {k: v for k, v in dict(pass_opts or {}).items() if k != "print_after"}
     blob = json.dumps({"spec": p.spec_sha256, "overrides": list(p.overrides), "target": target,
                        "passes": opts, "dynamic": p.dynamic_batch, "tune": tune, "seed": seed,
                        "graphspec": graphspec.__version__,
-                       "cuda_arch": CUDA_ARCH if target == "cuda" else None},
+                       "cuda_arch": CUDA_ARCH if target == "cuda" else None,
+                       "mcpu": llvm_cpu() if target == "llvm" else None},  # a library for another CPU
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -128,6 +128,26 @@ def test_cuda_without_nvcc_exit_2(tmp_path, monkeypatch):
     assert not (tmp_path / "c").exists() and leftovers(tmp_path) == []
 
 
+def test_unknown_llvm_cpu_exit_2(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRAPHSPEC_LLVM_MCPU", "no-such-cpu")
+    r = cli("build", "gpt2", "--target", "llvm", "-o", tmp_path / "l", *GPT)
+    assert r.exit_code == 2 and "no-such-cpu" in r.stderr and "GRAPHSPEC_LLVM_MCPU" in r.stderr
+    assert not (tmp_path / "l").exists() and leftovers(tmp_path) == []
+
+
+def test_llvm_build_targets_this_cpu(tmp_path, monkeypatch):
+    """The manifest names the LLVM CPU the library was built for (the host's unless overridden)."""
+    from tvm.target import codegen
+
+    r = cli("build", "gpt2", "--target", "llvm", "-o", tmp_path / "l", *GPT)
+    assert r.exit_code == 0, r.output
+    assert manifest(tmp_path / "l")["tvm"]["mcpu"] == codegen.llvm_get_system_cpu()
+    monkeypatch.setenv("GRAPHSPEC_LLVM_MCPU", "x86-64")  # same dir, another CPU: not a cache hit
+    assert cli("build", "gpt2", "--target", "llvm", "-o", tmp_path / "l", *GPT).exit_code == 0
+    m = manifest(tmp_path / "l")
+    assert m["tvm"]["mcpu"] == "x86-64" and m["cache"]["hit"] is False
+
+
 def _gpu() -> bool:
     from graphspec.backends.tvm import has_cuda_device
 
