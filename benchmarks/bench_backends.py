@@ -300,6 +300,9 @@ def write(path: Path, results: list[dict], args, load_before: str, total_s: floa
         "not compared, only its time. Both ONNX sessions flush denormals (backends/onnx.py `session`).",
         "- batch 8: eager, torch.compile and both ONNX graphs; TVM only with --batch8-trials N (a "
         "database of its own: the shapes differ).",
+        "- torch.compile (first call) is inductor's compile time with its on-disk cache "
+        "(/tmp/torchinductor_*) as left by earlier runs: a cold cache took 47.5 s for Swin-T b=1 in "
+        "the first session.",
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
