@@ -95,7 +95,10 @@ def tune(lowered: Lowered, work_dir: str | Path, trials: int, *, kind: str = "ll
        LIGHT_TRIALS each — enough to find a parallel, vectorized loop nest;
     2. heavy kernels (`op_names`: matmul, conv2d), heaviest (FLOPs × uses) first: the rest,
        spread by MetaSchedule's gradient task scheduler; with fewer trials than kernels only
-       the heaviest are tuned, one trial or more each."""
+       the heaviest are tuned, one trial or more each.
+
+    A database already in `work_dir` is reused; kernels it lacks (and only those) are tuned,
+    each with the trials a fresh run would give it."""
     from tvm.s_tir import meta_schedule as ms
     from tvm.s_tir.analysis import estimate_tir_flops
 
@@ -114,15 +117,26 @@ def tune(lowered: Lowered, work_dir: str | Path, trials: int, *, kind: str = "ll
                             "heavy_kernels": len(heavy), "kernels_tuned": [t.task_name for t in heavy_chosen],
                             "light_kernels_tuned": len(light_chosen), "trials_per_light_kernel": per_light,
                             "ops": list(op_names)}
+    before: dict[str, Any] = {}
     if (work_dir / "database_tuning_record.json").exists():
         db = ms.database.JSONDatabase(work_dir=str(work_dir))
+        missing = [t for t in every if not db.has_workload(t.dispatched[0])]
         info.update(reused=True, new_trials=0, records=len(db.get_all_tuning_records()),
-                    kernels_in_db=sum(1 for t in every if db.has_workload(t.dispatched[0])))
+                    kernels_in_db=len(every) - len(missing))
         if (work_dir / SUMMARY).exists():  # what the tuning that made this database cost
-            info["tuned_by"] = json.loads((work_dir / SUMMARY).read_text())
+            before = info["tuned_by"] = json.loads((work_dir / SUMMARY).read_text())
+        if not missing:
+            if log:
+                log(f"[tune] reusing {info['records']} records from {work_dir}: no new trials")
+            return db, info
+        # Kernels the database lacks (a changed op lowering, a new spec sharing the directory):
+        # tune only those, each with the trials a fresh run would give it.
+        heavy_trials = round(heavy_trials * sum(t in missing for t in heavy_chosen) / max(len(heavy_chosen), 1))
+        light_chosen = [t for t in light_chosen if t in missing]
+        heavy_chosen = [t for t in heavy_chosen if t in missing]
         if log:
-            log(f"[tune] reusing {info['records']} records from {work_dir}: no new trials")
-        return db, info
+            log(f"[tune] {info['records']} records in {work_dir}; {len(missing)} kernel(s) missing from it "
+                f"({', '.join(t.task_name for t in missing[:4])}{', ...' if len(missing) > 4 else ''}): tuning those")
     work_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     rounds = [(light_chosen, per_light * len(light_chosen), per_light, "light"),
@@ -153,10 +167,18 @@ def tune(lowered: Lowered, work_dir: str | Path, trials: int, *, kind: str = "ll
         ms_logger.setLevel(level)
     db = ms.database.JSONDatabase(work_dir=str(work_dir))
     n = len(db.get_all_tuning_records())
-    info.update(reused=False, new_trials=n, records=n, seconds=round(time.perf_counter() - t0, 2))
-    (work_dir / SUMMARY).write_text(json.dumps(
-        {k: info[k] for k in ("trials_requested", "new_trials", "seconds", "kernels", "light_kernels_tuned",
-                              "trials_per_light_kernel")} | {"heavy_kernels_tuned": len(heavy_chosen)}, indent=1))
+    new = n - info.get("records", 0)
+    info.update(reused=bool(before) or "kernels_in_db" in info, new_trials=new, records=n,
+                seconds=round(time.perf_counter() - t0, 2))
+    summary = {"trials_requested": trials, "new_trials": before.get("new_trials", 0) + new,
+               "seconds": round(before.get("seconds", 0) + info["seconds"], 2), "kernels": len(every),
+               "light_kernels_tuned": before.get("light_kernels_tuned", len(light_chosen)),
+               "trials_per_light_kernel": per_light,
+               "heavy_kernels_tuned": before.get("heavy_kernels_tuned", len(heavy_chosen)),
+               "incremental_runs": before.get("incremental_runs", 0) + 1 if before else 0}
+    (work_dir / SUMMARY).write_text(json.dumps(summary, indent=1))
+    if before or "kernels_in_db" in info:
+        info["tuned_by"] = summary
     return db, info
 
 

@@ -272,7 +272,10 @@ def write(path: Path, results: list[dict], args, load_before: str, total_s: floa
         if t:
             by = t.get("tuned_by") or t
             bits.append(f"MetaSchedule: {by.get('new_trials')} trials in {by.get('seconds', 0) / 60:.1f} min "
-                        f"({'reused database' if t.get('reused') else 'tuned in this run'}) over "
+                        f"({'reused database' if t.get('reused') else 'tuned in this run'}"
+                        + (f", of which {t['new_trials']} in this run for the kernels it lacked" if t.get("reused") and t.get("new_trials") else "")
+                        + (f", {by['incremental_runs']} incremental run(s)" if by.get("incremental_runs") else "")
+                        + ") over "
                         f"{t['kernels']} kernels ({t['heavy_kernels']} matmul/conv), {t['applied']} of "
                         f"{t['prim_funcs']} kernels of the built module got a tuned schedule")
         ms = r["ms"]

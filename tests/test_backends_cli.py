@@ -199,3 +199,14 @@ def test_tuned_build_matches_untuned_and_reuses_database(tmp_path):
     assert t2["tuned_by"]["new_trials"] == t["new_trials"] and t2["tuned_by"]["seconds"] > 0
     assert t2["reused"] is True and t2["new_trials"] == 0 and t2["records"] == t["records"]
     assert t2["applied"] == t["applied"]
+
+    # A spec whose kernels partly differ (another vocabulary: the embedding gather and the LM
+    # head change, the blocks do not) sharing the database: only the kernels it lacks are tuned.
+    shared = tuned / "tuning"
+    r = cli("build", "gpt2", "--target", "llvm", "-o", tmp_path / "vocab", *GPT, "--set", "vocab=120",
+            "--tune", 32, "--tune-dir", shared)
+    assert r.exit_code == 0, r.output
+    t3 = manifest(tmp_path / "vocab")["tuning"]
+    assert t3["reused"] is True and 0 < t3["kernels_in_db"] < t3["kernels"]
+    assert 0 < t3["new_trials"] < t["new_trials"] and t3["records"] == t["records"] + t3["new_trials"]
+    assert t3["applied"] == t["applied"] and t3["tuned_by"]["incremental_runs"] == 1
