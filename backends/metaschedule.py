@@ -5,7 +5,8 @@
     binfo["tuned_funcs"]        # kernels that got a tuned schedule: check the records apply
 
 Only `main` is tuned (the weight transforms run once): every kernel, light ones (norms,
-softmax, transposes) with a few trials each, matmul/conv kernels with the rest. A work dir that already holds a database is reused as is: no trial runs.
+softmax, transposes) with a few trials each, matmul/conv kernels with the rest. A work dir
+that already holds a database is reused: only the kernels it lacks are tuned.
 """
 
 from __future__ import annotations
@@ -117,8 +118,9 @@ def tune(lowered: Lowered, work_dir: str | Path, trials: int, *, kind: str = "ll
                             "heavy_kernels": len(heavy), "kernels_tuned": [t.task_name for t in heavy_chosen],
                             "light_kernels_tuned": len(light_chosen), "trials_per_light_kernel": per_light,
                             "ops": list(op_names)}
-    before: dict[str, Any] = {}
-    if (work_dir / "database_tuning_record.json").exists():
+    before: dict[str, Any] = {}  # the summary of the tuning that made an existing database
+    existing = (work_dir / "database_tuning_record.json").exists()
+    if existing:
         db = ms.database.JSONDatabase(work_dir=str(work_dir))
         missing = [t for t in every if not db.has_workload(t.dispatched[0])]
         info.update(reused=True, new_trials=0, records=len(db.get_all_tuning_records()),
@@ -168,8 +170,7 @@ def tune(lowered: Lowered, work_dir: str | Path, trials: int, *, kind: str = "ll
     db = ms.database.JSONDatabase(work_dir=str(work_dir))
     n = len(db.get_all_tuning_records())
     new = n - info.get("records", 0)
-    info.update(reused=bool(before) or "kernels_in_db" in info, new_trials=new, records=n,
-                seconds=round(time.perf_counter() - t0, 2))
+    info.update(reused=existing, new_trials=new, records=n, seconds=round(time.perf_counter() - t0, 2))
     summary = {"trials_requested": trials, "new_trials": before.get("new_trials", 0) + new,
                "seconds": round(before.get("seconds", 0) + info["seconds"], 2), "kernels": len(every),
                "light_kernels_tuned": before.get("light_kernels_tuned", len(light_chosen)),
@@ -177,7 +178,7 @@ def tune(lowered: Lowered, work_dir: str | Path, trials: int, *, kind: str = "ll
                "heavy_kernels_tuned": before.get("heavy_kernels_tuned", len(heavy_chosen)),
                "incremental_runs": before.get("incremental_runs", 0) + 1 if before else 0}
     (work_dir / SUMMARY).write_text(json.dumps(summary, indent=1))
-    if before or "kernels_in_db" in info:
+    if existing:
         info["tuned_by"] = summary
     return db, info
 

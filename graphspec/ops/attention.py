@@ -39,14 +39,15 @@ def relative_position_index(window: int):
     return (rel[..., 0] * (2 * window - 1) + rel[..., 1]).astype(np.int64)
 
 
-def shift_mask_table(H: int, W: int, window: int, shift: int):
-    """The SW-MSA mask (nW, M², M²) f32: 0 inside one region of the shifted map, -100 across."""
+def shift_mask_table(H: int, W: int, window: int, shift: int, fill: float = -100.0):
+    """The SW-MSA mask (nW, M², M²) f32: 0 inside one region of the shifted map, `fill` across
+    (-100 in the official code)."""
     img = np.zeros((H, W), np.float32)
     cuts = (slice(0, -window), slice(-window, -shift), slice(-shift, None))
     for i, (h, w) in enumerate((h, w) for h in cuts for w in cuts):
         img[h, w] = i
     win = img.reshape(H // window, window, W // window, window).transpose(0, 2, 1, 3).reshape(-1, window * window)
-    return np.where(win[:, None, :] != win[:, :, None], -100.0, 0.0).astype(np.float32)
+    return np.where(win[:, None, :] != win[:, :, None], fill, 0.0).astype(np.float32)
 
 
 def roll_index(H: int, W: int, shift: int):
@@ -307,8 +308,7 @@ class ShiftMask:
         # for tuned Swin-T. exp(-inf) = 0 exactly; the outputs are bit-identical on Swin-T (the
         # -100 terms vanish below fp32 resolution), and no row is all -inf (a token always
         # shares its own region).
-        table = shift_mask_table(H, W, window, shift)
-        return e.const(np.where(table < 0, -np.inf, 0.0).astype(np.float32))
+        return e.const(shift_mask_table(H, W, window, shift, fill=-np.inf))
 
 
 @op("add_window_mask", ELEMENTWISE)
