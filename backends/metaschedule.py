@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from graphspec.backends.tvm import Lowered, prepare, target
+from graphspec.backends.tvm import Lowered, schedulable, target
 
 HEAVY_OPS = ("matmul", "conv2d")  # the kernels worth most trials
 LIGHT_TRIALS = 4  # per light kernel (norms, softmax, transposes): a parallel vectorized nest
@@ -31,16 +31,14 @@ SUMMARY = "graphspec_tuning.json"  # beside the database: trials and seconds it 
 
 
 def tuning_module(lowered: Lowered, tgt: Any):
-    """What MetaSchedule sees: `main` only (weight transforms run once and are not tuned), after
-    the "zero" pipeline (legalize + fuse), which `tune_relax` needs."""
+    """What MetaSchedule sees: `main` only (weight transforms run once and are not tuned), as
+    `schedulable` makes it for tuned builds (legalized, fused, weights layout-free)."""
     import tvm
     from tvm import relax
 
-    mod = prepare(lowered)
+    mod = schedulable(lowered, tgt)
     mod = tvm.IRModule({gv: f for gv, f in mod.functions.items() if _name(gv) != "main_transform_params"})
-    mod = relax.transform.DeadCodeElimination(["main"])(mod)
-    with tgt:
-        return relax.get_pipeline("zero")(mod)
+    return relax.transform.DeadCodeElimination(["main"])(mod)
 
 
 def _name(gv: Any) -> str:

@@ -183,6 +183,8 @@ def test_tuned_build_matches_untuned_and_reuses_database(tmp_path):
     assert t["reused"] is False and t["new_trials"] > 0 and t["applied"] >= 1
     assert t["light_kernels_tuned"] > 0 and t["trials_per_light_kernel"] >= 1
     assert t["applied"] > t["heavy_kernels"]  # more than the matmuls got a schedule
+    # weights a schedule reads in a blocked layout are repacked once at load, not per call
+    assert t["prepacked_weights"] >= 1
     assert t["work_dir"] == str(tuned / "tuning") and (tuned / "tuning" / "database_tuning_record.json").exists()
 
     x = np.random.default_rng(0).integers(0, 100, (1, 8))
