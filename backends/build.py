@@ -152,6 +152,9 @@ def build(spec: str | Path, target: str, out: str | Path | None = None, *,
     log = log or (lambda s: None)
     check_target(target, tune)
     p = prepare(spec, overrides, pass_opts, batch, apply_passes)
+    if tune and p.dynamic_batch:  # MetaSchedule measures kernels: it needs their shapes
+        raise BuildError("--tune needs a static batch (MetaSchedule measures kernels of one shape): "
+                         "give --batch N, or build --batch dynamic untuned")
     out = Path(out) if out else Path("build") / f"{p.model.spec.name}-{target}"
     key = cache_key(p, target, pass_opts, tune, seed)
     old = _read_manifest(out)

@@ -297,6 +297,8 @@ def write(path: Path, results: list[dict], args, load_before: str, total_s: floa
         "attention lowered as matmul / softmax / matmul (MetaSchedule cannot build candidates of "
         "nn.attention's TIR in TVM 0.27), then N trials: 4 on each light kernel (layer norm, softmax, "
         "transposes, gathers), the rest on the matmuls by MetaSchedule's gradient task scheduler. "
+        "Weights are layout-free: a schedule reads them in its blocked layout, repacked once by "
+        "`main_transform_params` when the weights are loaded (not timed). "
         "The tuning time above is MetaSchedule's, on this machine.",
         "- onnxruntime (timm export): timm's own model, exported by torch.onnx.export in a venv of its own "
         "(benchmarks/peers/export_timm_onnx.py); its weights are timm's random ones, so its output is "

@@ -94,6 +94,10 @@ def test_bad_target_exit_2_nothing_written(tmp_path):
     r = cli("verify", "gpt2", "--targets", "onnx,tpu", *GPT)
     assert r.exit_code == 2 and "tpu" in r.stderr
     assert not out.exists() and leftovers(tmp_path) == []
+    # MetaSchedule measures kernels of one shape: a symbolic batch cannot be tuned
+    r = cli("build", "gpt2", "--target", "llvm", "-o", out, *GPT, "--batch", "dynamic", "--tune", 8)
+    assert r.exit_code == 2 and "--tune needs a static batch" in r.stderr
+    assert not out.exists() and leftovers(tmp_path) == []
 
 
 def test_unwritable_output_exit_2(tmp_path):

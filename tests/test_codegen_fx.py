@@ -21,16 +21,7 @@ import graphspec
 from graphspec import analysis
 
 
-def _passes_available() -> bool:
-    try:
-        import graphspec.passes  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-PASSES = ["none", pytest.param("default", marks=pytest.mark.skipif(not _passes_available(),
-                                                                   reason="graphspec.passes not available"))]
+PASSES = ["none", "default"]
 CASES = {
     "swin_t": (["img_size=64", "C=32", "M=4", "classes=10", "encoder.depths=[2, 2]", "encoder.heads=[2, 4]"],
                lambda b: (torch.randn(b, 3, 64, 64),)),

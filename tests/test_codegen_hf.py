@@ -20,18 +20,9 @@ transformers = pytest.importorskip("transformers")
 TOL = 1e-4
 
 
-def _passes_available() -> bool:
-    try:
-        import graphspec.passes  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 # Unfused IR (explicit matmul, softmax) and the default pipeline (fused attention through
 # F.scaled_dot_product_attention, one qkv projection); every test runs on both.
-PASSES = ["none", pytest.param("default", marks=pytest.mark.skipif(not _passes_available(),
-                                                                   reason="graphspec.passes not available"))]
+PASSES = ["none", "default"]
 
 
 class Built:

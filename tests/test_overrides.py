@@ -86,7 +86,8 @@ def test_call_form_argument_overrides():
     assert graphspec.load("swin_b", ["head.classes=21841"]).params() == 109_130_249
     # no position table: 86,567,656 − 197·768 = 86,416,360
     assert graphspec.load("vit_b16", ["embed.pos=none"]).params() == 86_567_656 - 197 * 768
-    with pytest.raises(SpecError, match=r"patches\(\) has no argument 'bogus'"):
+    # the error points at the --set that added the argument, not at the spec's `embed:` line
+    with pytest.raises(SpecError, match=r"--set embed\.bogus=1:1:1: error: patches\(\) has no argument 'bogus'"):
         graphspec.load("vit_b16", ["embed.bogus=1"])
 
 

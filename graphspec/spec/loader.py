@@ -253,6 +253,7 @@ def apply_overrides(raw: RawSpec, overrides: list[str] | tuple[str, ...]) -> Non
             call = _set_call_argument(raw.tree[parts[0]], parts[1], value)
             if call is not None:
                 raw.tree[parts[0]] = call
+                raw.locs[(parts[0],)] = loc  # an error in the call is most likely the new argument
                 continue
         node = raw.tree
         ok = True
