@@ -278,7 +278,7 @@ def build(lowered: Lowered, kind: str = "llvm", *, database: Any = None) -> tupl
             # main_transform_params (composed with the transposes lifted before)
             mod = relax.transform.SplitLayoutRewritePreproc()(mod)
             mod = relax.transform.LiftTransformParams()(mod)
-        packed = sum(a != str(p.ty.shape) for a, p in zip(shapes, mod["main"].params))
+        packed = sum(a != str(p.ty.shape) for a, p in zip(shapes, mod["main"].params, strict=False))
         info.update(prim_funcs=len(funcs), prepacked_weights=packed,
                     tuned_funcs=sum(1 for f in funcs if f.attrs and f.attrs.get("tirx.is_scheduled")))
     ex = tvm.compile(mod, target=tgt)

@@ -20,7 +20,6 @@ from torch.utils.flop_counter import FlopCounterMode
 import graphspec
 from graphspec import analysis
 
-
 PASSES = ["none", "default"]
 CASES = {
     "swin_t": (["img_size=64", "C=32", "M=4", "classes=10", "encoder.depths=[2, 2]", "encoder.heads=[2, 4]"],

@@ -7,7 +7,7 @@ import torch
 import graphspec
 from graphspec.interpret import InterpretError, init_params, random_inputs, rename_params, run
 from graphspec.ops import REGISTRY
-from graphspec.ops.attention import relative_index, shift_mask_values
+from graphspec.ops.attention import relative_position_index, shift_mask_table
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
@@ -23,7 +23,7 @@ def test_shift_mask_is_the_official_one():
 
     layer = SwinLayer(SwinConfig(window_size=7), dim=96, input_resolution=(56, 56), num_heads=3, shift_size=3)
     ref = layer.get_attn_mask(56, 56, dtype=torch.float32, device=torch.device("cpu"))
-    ours = shift_mask_values(56, 56, 7, 3)
+    ours = torch.from_numpy(shift_mask_table(56, 56, 7, 3))
     assert ours.shape == ref.shape == (64, 49, 49)  # (56/7)² = 64 windows of 7² = 49 tokens
     assert torch.equal(ours, ref)
     assert set(ours.unique().tolist()) == {-100.0, 0.0}
@@ -35,7 +35,7 @@ def test_shift_mask_node_of_swin_t_evaluates_to_the_official_mask():
     g = graphspec.load("swin_t").graph
     node = g["layers.0.blocks.1.attn.shift_mask"]
     value = REGISTRY[node.op].eval({}, **node.a)
-    assert torch.equal(value, shift_mask_values(56, 56, 7, 3))
+    assert torch.equal(value, torch.from_numpy(shift_mask_table(56, 56, 7, 3)))
 
 
 @pytest.mark.parametrize("window", [2, 4, 7, 12])
@@ -43,7 +43,7 @@ def test_relative_position_index_is_the_official_one(window):
     from transformers.models.swin.modeling_swin import SwinRelativePositionBias
 
     ref = SwinRelativePositionBias(num_heads=2, window_size=(window, window)).relative_position_index
-    assert torch.equal(relative_index(window).view(-1), ref.view(-1))
+    assert torch.equal(torch.from_numpy(relative_position_index(window)).view(-1), ref.view(-1))
 
 
 def _hf_swin_names(name: str) -> str:

@@ -70,30 +70,6 @@ def _bias_and_mask(rest, has_bias: bool, has_mask: bool):
     return bias, mask
 
 
-# -- eval helpers (torch), as in the official code (microsoft/Swin-Transformer, models/swin_transformer.py)
-def relative_index(window: int):
-    """(M², M²) index into the (2M-1)² relative position bias table: the official
-    `relative_position_index` buffer (Swin §3.2)."""
-    coords = th.stack(th.meshgrid(th.arange(window), th.arange(window), indexing="ij")).flatten(1)  # 2, M²
-    rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (window - 1)  # M², M², 2
-    return rel[..., 0] * (2 * window - 1) + rel[..., 1]
-
-
-def shift_mask_values(H: int, W: int, window: int, shift: int):
-    """The official SW-MSA mask (nW, M², M²): 0 within one region of the shifted map, -100.0 across
-    regions, the regions being slice(0, -M), slice(-M, -s), slice(-s, None) on each axis."""
-    img = th.zeros(1, H, W, 1)  # 1, H, W, 1
-    cuts = (slice(0, -window), slice(-window, -shift), slice(-shift, None))
-    cnt = 0
-    for h in cuts:
-        for w in cuts:
-            img[:, h, w, :] = cnt
-            cnt += 1
-    win = WindowPartition.eval({}, img.view(1, H * W, 1), H=H, W=W, window=window).view(-1, window * window)
-    mask = win[:, None, :] - win[:, :, None]  # nW, M², M²
-    return mask.masked_fill(mask != 0, -100.0).masked_fill(mask == 0, 0.0)
-
-
 @op("split_heads", SHAPE_ONLY)
 class SplitHeads:
     """(B, N, C) -> (B, h, N, C/h)."""
@@ -271,7 +247,7 @@ class RelPosBias:
 
     def eval(w, *, window, heads, weights=None):
         M2 = window * window
-        bias = w["relative_position_bias_table"][relative_index(window).view(-1)]  # M²·M², h
+        bias = w["relative_position_bias_table"][th.from_numpy(relative_position_index(window)).view(-1)]  # M²·M², h
         return bias.view(M2, M2, heads).permute(2, 0, 1).contiguous()  # h, M², M²
 
     def onnx(e, *, window, heads, weights=None):
@@ -297,7 +273,7 @@ class ShiftMask:
     torch = Torch(call="shift_mask({H}, {W}, {window}, {shift})", helpers=("shift_mask",))
 
     def eval(w, *, H, W, window, shift):
-        return shift_mask_values(H, W, window, shift)
+        return th.from_numpy(shift_mask_table(H, W, window, shift))
 
     def onnx(e, *, H, W, window, shift):
         return e.const(shift_mask_table(H, W, window, shift), "shift_mask")
