@@ -74,6 +74,8 @@ CASES = [
      "s.yaml", (5, ": h"), "invalid YAML", "check indentation"),
     ("bad_expression", {"s.yaml": TEXT.replace("4*d_model", "4*/d_model")}, "s.yaml", (5, "/d_model"),
      "cannot parse", None),
+    ("tied_head_with_bias", {"s.yaml": TEXT.replace("lm(tied=true)", "lm(tied=true, bias=true)")}, "s.yaml",
+     (6, "lm("), "a tied LM head has no bias of its own", "write lm(tied=false, bias=true)"),
     ("expect_not_int", {"s.yaml": TEXT + "expect: {params: lots}\n"}, "s.yaml", (7, "lots"),
      "expected figure `params` must be an integer", None),
 ]

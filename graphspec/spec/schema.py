@@ -413,8 +413,11 @@ def _head(r: _Reader, v: Any) -> HeadSpec:
         pool = r.choice(a.get("pool", "cls"), p, ("cls", "mean"), "pooling")
         return HeadSpec("classifier", classes=classes, pool=pool)
     if kind == "lm":
-        return HeadSpec("lm", tied=r.typed(a.get("tied", True), p, bool, "tied"),
-                        bias=r.typed(a.get("bias", False), p, bool, "bias"))
+        tied, bias = r.typed(a.get("tied", True), p, bool, "tied"), r.typed(a.get("bias", False), p, bool, "bias")
+        if tied is True and bias is True:  # the shared weight is the embedding's, which has no bias
+            r.diags.add(r.raw.loc(*p), "a tied LM head has no bias of its own (it reuses the token "
+                        "embedding's weight)", "write lm(tied=false, bias=true) or lm(tied=true)")
+        return HeadSpec("lm", tied=tied, bias=bias)
     if kind == "detection":  # DETR: class linear (classes incl. "no object") and a box MLP
         return HeadSpec("detection", classes=r.typed(a.get("classes", 92), p, int, "classes", minimum=1),
                         box_layers=r.typed(a.get("box_layers", 3), p, int, "box_layers", minimum=1))
