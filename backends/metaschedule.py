@@ -146,6 +146,7 @@ def tune(lowered: Lowered, work_dir: str | Path, trials: int, *, kind: str = "ll
     # <work_dir>/logs, and report progress through `log` instead
     ms_logger = logging.getLogger("tvm.s_tir.meta_schedule")
     level = ms_logger.level
+    _drop_handlers(ms_logger)
     try:
         with _cpu_intrinsics_only():
             for chosen, budget, per_iter, what in rounds:
@@ -165,6 +166,7 @@ def tune(lowered: Lowered, work_dir: str | Path, trials: int, *, kind: str = "ll
                     runner=ms.runner.LocalRunner(timeout_sec=timeout_s))
     finally:
         ms_logger.setLevel(level)
+        _drop_handlers(ms_logger)
     db = ms.database.JSONDatabase(work_dir=str(work_dir))
     n = len(db.get_all_tuning_records())
     new = n - info.get("records", 0)
@@ -179,6 +181,17 @@ def tune(lowered: Lowered, work_dir: str | Path, trials: int, *, kind: str = "ll
     if existing:
         info["tuned_by"] = summary
     return db, info
+
+
+def _drop_handlers(logger: logging.Logger) -> None:
+    """Close and remove the handlers MetaSchedule put on its logger. NB: it adds a console
+    handler (on the sys.stdout of the moment) and a file handler (in that run's work dir) on
+    every tuning and passes the existing ones on by name; left in place, a second tuning in
+    one process writes into the first one's log and, once a handler has lost its name, fails
+    in its logging config ("'NoneType' object has no attribute 'format'")."""
+    for h in list(logger.handlers):
+        logger.removeHandler(h)
+        h.close()
 
 
 def _strategy(per_kernel: int):
