@@ -55,34 +55,64 @@ def _ms_build(mod: Any, target: Any, _params: Any = None):
     return tvm.tirx.build(mod, target=target)
 
 
-def _in_process_builder():
-    """A MetaSchedule builder that compiles candidates in this process.
-
-    LocalBuilder starts a fresh pool of worker processes for every batch of candidates (to
-    dodge a leak in long sessions); with the few candidates per round that a small trial budget
-    gives, the pool start-up (~2-3 s) is most of a round. Building a scheduled PrimFunc is
-    plain codegen, and a failure is caught and reported as that candidate's build error."""
-    from tvm.ir.utils import derived_object
-    from tvm.s_tir import meta_schedule as ms
+def _build_and_export(mod: Any, target: Any) -> str:
+    """Compile one candidate and save it for the runner (runs in the builder's worker)."""
     from tvm.s_tir.meta_schedule.builder.local_builder import default_export
 
-    @derived_object
-    class InProcessBuilder(ms.builder.PyBuilder):
-        def build(self, build_inputs):
-            results = []
-            for bi in build_inputs:
-                try:
-                    results.append(ms.builder.BuilderResult(default_export(_ms_build(bi.mod, bi.target)), None))
-                except Exception as err:  # noqa: BLE001  (a bad candidate, not a bad build)
-                    results.append(ms.builder.BuilderResult(None, f"{type(err).__name__}: {err}"))
-            return results
+    return default_export(_ms_build(mod, target))
 
-    return InProcessBuilder()
+
+class _Builder:
+    """A MetaSchedule builder with one persistent worker process and a timeout per candidate.
+
+    NB: LocalBuilder starts a fresh pool for every batch of candidates (~2-3 s, most of a
+    round at a few candidates a round); building in this process instead has no timeout, and
+    a sampled schedule can send LLVM into a compile that does not end (seen once in 1,100
+    trials: a softmax candidate compiling for 10 minutes, stalling the whole tuning). So one
+    worker is kept across batches and restarted after a timeout or every RECYCLE batches
+    (LocalBuilder's reason for fresh pools is a slow leak in long-lived workers)."""
+
+    RECYCLE = 64
+
+    def __init__(self, timeout_s: float):
+        self.timeout_s, self.pool, self.batches = timeout_s, None, 0
+
+    def make(self):
+        from tvm.ir.utils import derived_object
+        from tvm.s_tir import meta_schedule as ms
+        from tvm.support.popen_pool import PopenPoolExecutor, StatusKind
+
+        owner = self
+
+        @derived_object
+        class PoolBuilder(ms.builder.PyBuilder):
+            def build(self, build_inputs):
+                if owner.pool is None or owner.batches >= owner.RECYCLE:
+                    owner.close()
+                    owner.pool = PopenPoolExecutor(max_workers=1, timeout=owner.timeout_s)
+                owner.batches += 1
+                results = []
+                for r in owner.pool.map_with_error_catching(
+                        lambda x: _build_and_export(*x), [(bi.mod, bi.target) for bi in build_inputs]):
+                    if r.status == StatusKind.COMPLETE:
+                        results.append(ms.builder.BuilderResult(r.value, None))
+                    elif r.status == StatusKind.TIMEOUT:
+                        results.append(ms.builder.BuilderResult(None, f"build timed out after {owner.timeout_s} s"))
+                    else:
+                        results.append(ms.builder.BuilderResult(None, f"build failed: {r.value}"))
+                return results
+
+        return PoolBuilder()
+
+    def close(self):
+        if self.pool is not None:
+            self.pool.shutdown()
+            self.pool, self.batches = None, 0
 
 
 def tune(lowered: Lowered, work_dir: str | Path, trials: int, *, kind: str = "llvm",
          op_names: Sequence[str] = HEAVY_OPS, light_share: float = LIGHT_SHARE,
-         timeout_s: float = 120.0, log: Callable[[str], None] | None = None) -> tuple[Any, dict]:
+         timeout_s: float = 120.0, build_timeout_s: float = 60.0, log: Callable[[str], None] | None = None) -> tuple[Any, dict]:
     """MetaSchedule-tune the kernels of `lowered` into `work_dir`, or reuse the database already
     there (then no trial runs). Returns (database, info) for the manifest.
 
@@ -147,6 +177,7 @@ def tune(lowered: Lowered, work_dir: str | Path, trials: int, *, kind: str = "ll
     ms_logger = logging.getLogger("tvm.s_tir.meta_schedule")
     level = ms_logger.level
     _drop_handlers(ms_logger)
+    builder = _Builder(build_timeout_s)
     try:
         with _cpu_intrinsics_only():
             for chosen, budget, per_iter, what in rounds:
@@ -162,9 +193,10 @@ def tune(lowered: Lowered, work_dir: str | Path, trials: int, *, kind: str = "ll
                 ms.tune_tasks(
                     tasks=contexts, task_weights=weights, work_dir=str(work_dir), max_trials_global=budget,
                     # spread few trials over the kernels rather than spending them all on the first
-                    num_trials_per_iter=per_iter, builder=_in_process_builder(),
+                    num_trials_per_iter=per_iter, builder=builder.make(),
                     runner=ms.runner.LocalRunner(timeout_sec=timeout_s))
     finally:
+        builder.close()
         ms_logger.setLevel(level)
         _drop_handlers(ms_logger)
     db = ms.database.JSONDatabase(work_dir=str(work_dir))
