@@ -21,7 +21,7 @@ backend, round after round, so that load from other processes falls on all of th
 - tvm-untuned: Relax straight from the IR, `tvm.compile` for llvm with no schedules (naive
   loops), timed once or twice: it is slow.
 - tvm-tuned: MetaSchedule, --trials trials over every kernel (backends/metaschedule.py); with
-  --tune-dir a database left there by an earlier run (e.g. `graphspec build --tune 1400`'s
+  --tune-dir a database left there by an earlier run (e.g. `graphspec build --tune 1100`'s
   DIR/tuning copied to TUNE_DIR/<spec>) is reused, and the table reports what its tuning took.
 """
 
