@@ -265,12 +265,13 @@ def build(lowered: Lowered, kind: str = "llvm", *, database: Any = None) -> tupl
     from tvm import relax, tirx
 
     tgt = target(kind)
-    mod = prepare(lowered)
     info: dict[str, Any] = {"target": str(tgt.kind.name), "arch": CUDA_ARCH if kind == "cuda" else None,
                             "mcpu": str(tgt.attrs.get("mcpu", "")) if kind == "llvm" else None}
-    if database is not None:
-        shapes = [str(p.ty.shape) for p in mod["main"].params]
+    if database is None:
+        mod = prepare(lowered)
+    else:
         mod = schedulable(lowered, tgt)
+        shapes = Counter(str(p.ty.shape) for p in mod["main"].params)
         with tgt, database:
             mod = relax.transform.MetaScheduleApplyDatabase()(mod)
         funcs = [f for f in mod.functions.values() if isinstance(f, tirx.PrimFunc)]
@@ -280,7 +281,7 @@ def build(lowered: Lowered, kind: str = "llvm", *, database: Any = None) -> tupl
             mod = relax.transform.SplitLayoutRewritePreproc()(mod)
             mod = relax.transform.LiftTransformParams()(mod)
         # weights main() now takes in a shape it did not take before: the repacked ones
-        packed = sum((Counter(str(p.ty.shape) for p in mod["main"].params) - Counter(shapes)).values())
+        packed = sum((Counter(str(p.ty.shape) for p in mod["main"].params) - shapes).values())
         info.update(prim_funcs=len(funcs), prepacked_weights=packed,
                     tuned_funcs=sum(1 for f in funcs if f.attrs and f.attrs.get("tirx.is_scheduled")))
     ex = tvm.compile(mod, target=tgt)
