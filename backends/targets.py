@@ -93,7 +93,8 @@ def _tvm(graph, params, target, dynamic_batch, tune, tune_dir, timings, log) -> 
         ex, binfo = gt.build(low, target, database=db)
     if tinfo is not None:
         tinfo.update(prim_funcs=binfo.pop("prim_funcs", None), applied=binfo.pop("tuned_funcs", None),
-                     prepacked_weights=binfo.pop("prepacked_weights", None))
+                     prepacked_weights=binfo.pop("prepacked_weights", None),
+                     padded_matmuls=binfo.pop("padded_matmuls", None))
     runner: list[Any] = []
 
     def run(inputs: Inputs) -> list[np.ndarray]:

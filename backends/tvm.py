@@ -115,6 +115,17 @@ class Emitter:
             self._cache[key] = make()
         return self._cache[key]
 
+    def softmax(self, x: Any, axis: int = -1):
+        """softmax(x) along `axis` as one kernel, with TOPI's fast_exp (a polynomial,
+        float32-accurate) for exp.
+
+        NB: relax.op.nn.softmax lowers exp to a scalar libm expf call per element, which LLVM
+        cannot vectorize: tuned, ViT-B/16's softmax over (12, 197, 197) took 0.8-0.9 ms a call
+        (2 GFLOP/s, 7 % of the model). Spelled as Relax ops (max, subtract, exp, sum, divide)
+        it became four kernels and was slower still. fast_exp(-inf), and of anything below
+        -88.4, is an exact 0: masked scores stay 0."""
+        return self.bb.emit_te(_softmax_te, x, axis)
+
     def shape(self, x: Any) -> tuple:
         """The IR shape of `x` (an operand of the current node)."""
         return self.shapes[x]
@@ -122,6 +133,24 @@ class Emitter:
     def dims(self, x: Any) -> list:
         """The Relax shape of `x`: ints or PrimExprs (the batch var under dynamic batch)."""
         return list(x.ty.shape.values)
+
+
+def _softmax_te(x: Any, axis: int):
+    """The TE of `Emitter.softmax`: max, fast_exp(x - max), sum, divide in one PrimFunc."""
+    from tvm import te, topi
+
+    ax = axis % len(x.shape)
+    n = x.shape[ax]
+
+    def row(i, k):  # the index of x at reduction position k for output index i
+        return (*i[:ax], k, *i[ax:])
+
+    k = te.reduce_axis((0, n), name="k")
+    top = te.compute((*x.shape[:ax], *x.shape[ax + 1:]), lambda *i: te.max(x[row(i, k)], axis=k), name="softmax_max")
+    ex = topi.fast_exp(te.compute(x.shape, lambda *i: x[i] - top[(*i[:ax], *i[ax + 1:])], name="softmax_shift"))
+    k2 = te.reduce_axis((0, n), name="k2")
+    total = te.compute(top.shape, lambda *i: te.sum(ex[row(i, k2)], axis=k2), name="softmax_sum")
+    return te.compute(x.shape, lambda *i: ex[i] / total[(*i[:ax], *i[ax + 1:])], name="softmax_norm")
 
 
 @dataclass
@@ -193,11 +222,39 @@ def target(kind: str):
     import tvm
 
     if kind == "llvm":
-        return tvm.target.Target({"kind": "llvm", "mcpu": llvm_cpu(), "num-cores": os.cpu_count() or 1})
+        return tvm.target.Target({"kind": "llvm", "mcpu": llvm_cpu(), "num-cores": cpu_threads()})
     if kind == "cuda":
         check_cuda_toolchain()
         return tvm.target.Target({"kind": "cuda", "arch": CUDA_ARCH}, host="llvm")
     raise ValueError(f"unknown TVM target {kind!r}; use llvm or cuda")
+
+
+def cpu_threads() -> int:
+    """Threads for TVM's CPU kernels: TVM_NUM_THREADS if set, else the physical cores this
+    process may run on (what PyTorch and onnxruntime use by default)."""
+    if os.environ.get("TVM_NUM_THREADS", "").isdigit():
+        return max(1, int(os.environ["TVM_NUM_THREADS"]))
+    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+    cores = set()
+    for c in cpus:
+        topo = Path(f"/sys/devices/system/cpu/cpu{c}/topology")
+        try:
+            cores.add(((topo / "physical_package_id").read_text().strip(), (topo / "core_id").read_text().strip()))
+        except OSError:  # no sysfs topology: count logical CPUs
+            cores.add(("cpu", str(c)))
+    return max(1, len(cores))
+
+
+def use_cpu_threads() -> int:
+    """Make TVM's CPU runtime use `cpu_threads()` threads, in this process and the ones it starts
+    (MetaSchedule's measuring workers); returns the count. Call before the first kernel runs.
+
+    NB: left alone, TVM's thread pool takes half the logical CPUs on x86, assuming two
+    hyper-threads per core: on this 2-vCPU machine (one thread per core) every kernel ran on
+    one core while PyTorch used two, and tuning measured schedules on one core too."""
+    n = cpu_threads()
+    os.environ["TVM_NUM_THREADS"] = str(n)
+    return n
 
 
 def llvm_cpu() -> str:
@@ -239,7 +296,71 @@ def prepare(lowered: Lowered):
     return relax.transform.LiftTransformParams()(lowered.mod)
 
 
-def schedulable(lowered: Lowered, tgt: Any):
+ROW_MULTIPLE = 8  # pad_rows pads a matmul's rows to a multiple of this
+
+
+def awkward_rows(n: int) -> bool:
+    """True for a row count whose only split is n = 1 × n: a prime factor above 16 and not a
+    multiple of ROW_MULTIPLE (ViT's 197 tokens, ViT-H/14's 257); 196 or 3136 are not."""
+    if n < 32 or n % ROW_MULTIPLE == 0:
+        return False
+    m, p, big = n, 2, 1
+    while p * p <= m:
+        while m % p == 0:
+            m //= p
+            big = p
+        p += 1
+    return max(big, m) > 16
+
+
+def pad_rows(mod: Any, stats: dict | None = None):
+    """Rewrite `matmul(x, W)` with a 2-D weight W and awkward row count (`awkward_rows`) as
+    `pad(x)` to the next multiple of ROW_MULTIPLE rows -> matmul -> `strided_slice` back.
+
+    NB: MetaSchedule tiles a loop only by exact divisors of its extent (SamplePerfectTile): a
+    197-row matmul can only be split 1 × 197, so ViT-B/16's projections keep a whole column of
+    rows per tile. Measured, fc2 (197×3072 @ 3072×768), 64 trials each, 2 threads: 115 GFLOP/s
+    at 197 rows, 186 at 200 (the zero rows cost 1.5 %). Padding inside the kernel with
+    `sch.pad_einsum` reached 104. No kernel is added: FuseOps folds each slice into its matmul's
+    epilogue (bias, residual, GELU) and each pad into the kernel that makes the matmul's input
+    (a layer norm, the previous GELU epilogue). `stats["padded_matmuls"]` counts them."""
+    import tvm
+    from tvm import relax, tirx
+    from tvm.relax.expr_functor import PyExprMutator, mutator
+
+    matmul = tvm.ir.Op.get("relax.matmul")
+
+    @mutator
+    class PadRows(PyExprMutator):
+        def visit_call_(self, call):
+            call = super().visit_call_(call)
+            if call.op != matmul:
+                return call
+            x, w = call.args
+            xs, ws = x.ty, w.ty
+            if ws.ndim != 2 or xs.ndim < 2 or xs.shape is None:
+                return call
+            n = xs.shape.values[-2]
+            if not isinstance(n, tirx.IntImm) or not awkward_rows(int(n)):
+                return call
+            n = int(n)
+            extra = -n % ROW_MULTIPLE
+            widths = [0, 0] * (xs.ndim - 2) + [0, extra, 0, 0]
+            padded[0] += 1
+            xp = self.builder_.emit(relax.op.nn.pad(x, widths))
+            yp = self.builder_.emit(relax.op.matmul(xp, w, out_dtype=call.attrs.out_dtype))
+            return relax.op.strided_slice(yp, axes=[xs.ndim - 2], begin=[0], end=[n])
+
+    padded = [0]
+    for gv, f in list(mod.functions.items()):
+        if isinstance(f, relax.Function) and str(gv.name_hint) == "main":
+            mod[gv] = PadRows().visit_expr(f)
+    if stats is not None:
+        stats["padded_matmuls"] = padded[0]
+    return mod
+
+
+def schedulable(lowered: Lowered, tgt: Any, stats: dict | None = None):
     """The module MetaSchedule tunes and tuned builds apply its records to: weight-only work
     lifted, legalized and fused (the "zero" pipeline), with `main`'s weights marked layout-free.
 
@@ -247,11 +368,12 @@ def schedulable(lowered: Lowered, tgt: Any):
     (MetaSchedule's RewriteLayout): the repacking becomes part of `main_transform_params`, run
     once at load, instead of each matmul striding through a row-major weight. Measured on Swin-T's
     stage-3 fc1 (196×384 @ 384×1536, 64 trials each): 124 GMAC/s prepacked, 105 not. The
-    attribute is part of a kernel's workload, so tuning and building must both come through here."""
+    attribute is part of a kernel's workload, so tuning and building must both come through here.
+    Matmuls with an awkward row count (ViT's 197 tokens) are padded first (`pad_rows`)."""
     from tvm import relax
 
     with tgt:
-        mod = relax.get_pipeline("zero")(prepare(lowered))  # no database current: nothing applied
+        mod = relax.get_pipeline("zero")(pad_rows(prepare(lowered), stats))  # no database current: nothing applied
         return relax.transform.AttachAttrLayoutFreeBuffers()(mod)
 
 
@@ -260,17 +382,19 @@ def build(lowered: Lowered, kind: str = "llvm", *, database: Any = None) -> tupl
     schedules are applied and the weights they read in a blocked layout are prepacked by
     `main_transform_params`; info["tuned_funcs"] counts the PrimFuncs that got a schedule, so
     that a database that silently matches nothing shows up, info["prepacked_weights"] the
-    weights whose layout a schedule rewrote."""
+    weights whose layout a schedule rewrote, info["padded_matmuls"] the matmuls `pad_rows`
+    padded. info["threads"]: the CPU threads its kernels will run on (`cpu_threads`)."""
     import tvm
     from tvm import relax, tirx
 
     tgt = target(kind)
     info: dict[str, Any] = {"target": str(tgt.kind.name), "arch": CUDA_ARCH if kind == "cuda" else None,
-                            "mcpu": str(tgt.attrs.get("mcpu", "")) if kind == "llvm" else None}
+                            "mcpu": str(tgt.attrs.get("mcpu", "")) if kind == "llvm" else None,
+                            "threads": cpu_threads() if kind == "llvm" else None}
     if database is None:
         mod = prepare(lowered)
     else:
-        mod = schedulable(lowered, tgt)
+        mod = schedulable(lowered, tgt, info)
         shapes = Counter(str(p.ty.shape) for p in mod["main"].params)
         with tgt, database:
             mod = relax.transform.MetaScheduleApplyDatabase()(mod)
@@ -306,6 +430,7 @@ class Runner:
         import tvm
         from tvm import relax
 
+        self.threads = use_cpu_threads()  # before the first kernel starts TVM's thread pool
         dev = tvm.cpu(0) if self.device == "cpu" else tvm.cuda(0)
         if self.device != "cpu" and not dev.exist:
             raise ToolchainError("no CUDA GPU here: a cuda build can be made but not run")

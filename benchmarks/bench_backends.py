@@ -174,7 +174,8 @@ def bench_model(spec: str, batch: int, args, tune_root: Path) -> dict:
         t0 = time.perf_counter()
         ex_t, binfo = gt.build(low, "llvm", database=db)
         res["build_s"]["tvm-tuned (compile)"] = time.perf_counter() - t0
-        res["tuning"].update(applied=binfo.get("tuned_funcs"), prim_funcs=binfo.get("prim_funcs"))
+        res["tuning"].update(applied=binfo.get("tuned_funcs"), prim_funcs=binfo.get("prim_funcs"),
+                             prepacked=binfo.get("prepacked_weights"), padded=binfo.get("padded_matmuls"))
         rt = gt.Runner(ex_t, low.params, params)
         fns["tvm-tuned"] = lambda i, r=rt: r(*(i[n] for n in low.inputs))
 
@@ -277,7 +278,8 @@ def write(path: Path, results: list[dict], args, load_before: str, total_s: floa
                         + (f", {by['incremental_runs']} incremental run(s)" if by.get("incremental_runs") else "")
                         + ") over "
                         f"{t['kernels']} kernels ({t['heavy_kernels']} matmul/conv), {t['applied']} of "
-                        f"{t['prim_funcs']} kernels of the built module got a tuned schedule")
+                        f"{t['prim_funcs']} kernels of the built module got a tuned schedule, "
+                        f"{t.get('prepacked')} weights prepacked, {t.get('padded')} matmuls padded to a multiple of 8 rows")
         ms = r["ms"]
         if "onnxruntime (timm export)" in ms:
             bits.append(f"graphspec's ONNX vs timm's, both through onnxruntime: "
@@ -298,7 +300,8 @@ def write(path: Path, results: list[dict], args, load_before: str, total_s: floa
         "nn.attention's TIR in TVM 0.27), then N trials: 4 on each light kernel (layer norm, softmax, "
         "transposes, gathers), the rest on the matmuls by MetaSchedule's gradient task scheduler. "
         "Weights are layout-free: a schedule reads them in its blocked layout, repacked once by "
-        "`main_transform_params` when the weights are loaded (not timed). "
+        "`main_transform_params` when the weights are loaded (not timed). Matmuls with a row count "
+        "MetaSchedule can only tile as 1 × n (ViT's 197 tokens) are padded to a multiple of 8 rows. "
         "The tuning time above is MetaSchedule's, on this machine.",
         "- onnxruntime (timm export): timm's own model, exported by torch.onnx.export in a venv of its own "
         "(benchmarks/peers/export_timm_onnx.py); its weights are timm's random ones, so its output is "

@@ -173,6 +173,86 @@ def test_tuned_swin_with_prepacked_weights_matches_eager(tmp_path):
     close(runner(*(x[n] for n in low.inputs)), eager(m, g, params, x))
 
 
+@pytest.mark.parametrize("n, awkward", [(197, True), (257, True), (577, True), (37, True), (196, False),
+                                        (3136, False), (49, False), (200, False), (17, False), (1024, False)])
+def test_awkward_row_counts(n, awkward):
+    """Row counts MetaSchedule can only tile as 1 × n (a prime factor above 16, not a multiple of
+    8): ViT-B/16's 197 tokens, ViT-H/14's 257, ViT-B/16 at 384's 577; not Swin's 3136/784/196/49."""
+    from graphspec.backends import tvm as gt
+
+    assert gt.awkward_rows(n) is awkward
+
+
+def small_vit(tokens_side: int):
+    from graphspec.passes import run_pipeline
+
+    m = graphspec.load("vit_b16", [f"img_size={8 * tokens_side}", "patch=8", "D=64", "L=2", "h=4", "classes=10",
+                                   "batch=1"])
+    return m, run_pipeline(m.graph, "default", echo=lambda s: None)[0]
+
+
+@pytest.mark.parametrize("side, padded", [(6, 8), (4, 0)])  # 37 tokens: 4 matmuls × 2 blocks; 17: none
+def test_padded_matmuls_match_eager(side, padded):
+    """Tuned builds pad the rows of matmuls with an awkward row count (6×6 patches + the class
+    token = 37 -> 40) and slice the result back; the head's one row is left alone. Built here
+    with an empty database: the path of a tuned build, without the tuning time."""
+    from graphspec.backends import tvm as gt
+    from tvm.s_tir import meta_schedule as ms
+
+    m, g = small_vit(side)
+    params, x = weights.random_params(g), weights.random_inputs(g)
+    low = gt.lower(g, attention="matmul")
+    script = gt.pad_rows(gt.prepare(low)).script()
+    assert script.count("R.nn.pad(") == padded
+    assert script.count("R.Tensor((1, 40, ") >= padded  # the padded operands and products
+    ex, info = gt.build(low, "llvm", database=ms.database.MemoryDatabase())
+    assert info["padded_matmuls"] == padded
+    close(gt.Runner(ex, low.params, params)(*(x[n] for n in low.inputs)), eager(m, g, params, x))
+
+
+@pytest.mark.slow
+def test_tuned_vit_with_padded_rows_matches_eager(tmp_path):
+    """MetaSchedule tunes the padded matmuls (40 rows) and the tuned build agrees with eager."""
+    from graphspec.backends import tvm as gt
+    from graphspec.backends.metaschedule import tune
+
+    m, g = small_vit(6)
+    params, x = weights.random_params(g), weights.random_inputs(g)
+    low = gt.lower(g, attention="matmul")
+    db, info = tune(low, tmp_path / "tuning", trials=24)
+    ex, binfo = gt.build(low, "llvm", database=db)
+    assert binfo["padded_matmuls"] == 8 and binfo["tuned_funcs"] >= 1
+    close(gt.Runner(ex, low.params, params)(*(x[n] for n in low.inputs)), eager(m, g, params, x))
+
+
+THREADS_PROBE = """
+import numpy as np, graphspec, tvm
+from graphspec.backends import tvm as gt, weights
+g = graphspec.load("vit_b16", ["img_size=16", "patch=8", "D=16", "L=1", "h=2", "classes=4"]).graph
+params = weights.random_params(g)
+low = gt.lower(g)
+gt.Runner(gt.build(low, "llvm")[0], low.params, params)(*weights.random_inputs(g).values())
+print(tvm.get_global_func("runtime.NumThreads")())
+"""
+
+
+@pytest.mark.parametrize("env", [{}, {"TVM_NUM_THREADS": "1"}])
+def test_tvm_runtime_threads(env):
+    """Left alone, TVM's thread pool takes half the logical CPUs on x86 (it assumes two
+    hyper-threads per core): one thread on a 2-vCPU machine where PyTorch uses two. graphspec's
+    Runner uses the physical cores, as PyTorch does by default; TVM_NUM_THREADS still wins."""
+    import os
+    import subprocess
+    import sys
+
+    clean = {k: v for k, v in os.environ.items() if k not in ("TVM_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    torch_default = int(subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
+                                       env=clean, capture_output=True, text=True, check=True).stdout)
+    out = subprocess.run([sys.executable, "-c", THREADS_PROBE], env={**clean, **env}, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert int(out.stdout.split()[-1]) == int(env.get("TVM_NUM_THREADS", torch_default))
+
+
 def test_tvm_dynamic_batch():
     """Relax with a symbolic batch var B: one build runs at two batch sizes."""
     from graphspec.backends import tvm as gt

@@ -221,7 +221,7 @@ class Attention:
             s = s if bias is None else e("add", s, bias)  # B, h, N, S
             if causal:
                 s = e("where", e.const(np.tril(np.ones((N, S), dtype=bool))), s, e.scalar(float("-inf")))
-            return e("matmul", e("nn.softmax", s, axis=-1), v)
+            return e("matmul", e.softmax(s, axis=-1), v)
         q, k, v = (e("permute_dims", t, [0, 2, 1, 3]) for t in (q, k, v))
         o = e("nn.attention", q, k, v, bias, scale=float(scale), causal_mask="TopLeft" if causal else None)
         return e("permute_dims", o, [0, 2, 1, 3])

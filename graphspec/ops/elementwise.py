@@ -148,7 +148,7 @@ class Softmax:
         return e("Softmax", x, axis=dim)
 
     def relax(e, x, *, dim=-1):
-        return e("nn.softmax", x, axis=dim)
+        return e.softmax(x, axis=dim)
 
 
 @op("causal_mask", ELEMENTWISE)
