@@ -27,6 +27,7 @@ IDENTITY = {"roll": {"shift": 0}, "shift_mask": {"shift": 0}, "dropout": {"p": 0
 BUILT_AS_IDENTITY = frozenset({"dropout", "drop_path"})  # absent = constructed with p=0
 GUARD_NAMES = {"roll": "shift", "shift_mask": "shift", "causal_mask": "causal", "add_window_mask": "mask"}
 HINTS = {("scale", "k"): "scale", ("attention", "scale"): "scale", ("attention", "dropout"): "attn_drop"}
+TABLES = {"tokens": "vocab", "types": "types", "pos": "max_len"}  # an embedding's length, by its name
 LOOP_VARS = {"blocks": "blk", "layers": "layer"}
 
 
@@ -122,6 +123,8 @@ class ClassEmitter:
                     e = f"{paren(e, 9)}[{k}]"
             else:
                 hint = HINTS.get((node.op, name)) or (base_name(node.local) if name == "p" else name)
+                if node.op == "embedding" and name == "num":
+                    hint = TABLES.get(base_name(node.local), "num")
                 e = self.P.expr(vals, hint)
             known = [v for v in vals.values() if v is not DONT_CARE]
             lit = not self._params_in(e)

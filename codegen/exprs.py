@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,27 @@ SCALE_HINTS = frozenset({"scale", "k"})
 # Argument names as timm / the official Swin code spell them.
 RENAME = {"heads": "num_heads", "window": "window_size", "shift": "shift_size", "patch": "patch_size",
           "hidden": "hidden_features", "grid": "input_resolution", "depth": "depth"}
+
+# NOTE: [Roles of sizes] A value is written over an argument of another name only when both
+# name the same kind of size: a Linear's in_features over `dim` (widths flow from layer to
+# layer, `4 * dim`), a conv's kernel over `patch_size`, a scale over `dim` (`(dim // num_heads)
+# ** -0.5`). Counts (an embedding table's length, heads, depth) are named by what they are or
+# written as literals: GPT-2 medium's 1024 positions are not `dim` because its width is 1024
+# too. A name missing here matches only arguments of its own name.
+WIDTH, SPATIAL, SCALE = "width", "spatial", "scale"
+ROLES = {
+    **dict.fromkeys(("dim", "in_features", "out_features", "in_channels", "out_channels", "channels", "hidden",
+                     "hidden_features", "in_chans", "out", "planes", "width", "classes", "d_ff"), WIDTH),
+    **dict.fromkeys(("kernel", "stride", "padding", "patch", "patch_size", "window", "window_size", "shift",
+                     "shift_size", "grid", "input_resolution"), SPATIAL),
+    **dict.fromkeys(("scale", "k"), SCALE),
+}
+KIN = {(WIDTH, WIDTH), (SPATIAL, SPATIAL), (SCALE, WIDTH)}  # (role of the value, role of the argument)
+
+
+def role(name: str) -> str | None:
+    """The kind of size a name stands for (`out_features_1` as `out_features`), None if unknown."""
+    return ROLES.get(re.sub(r"_\d+$", "", name))
 
 
 def literal(v: Any) -> str:
@@ -134,6 +156,8 @@ class Params:
             for p in self.params:
                 if (p.source in names or p.name in names) != named_first:
                     continue
+                if not named_first and (role(hint), role(p.source or p.name)) not in KIN:
+                    continue  # NOTE: [Roles of sizes]
                 for expr, fn in self._forms(p, hint):
                     if not named_first and not varying and not self._distinctive(known[0], expr, p):
                         continue

@@ -130,13 +130,14 @@ def test_bert_small_matches_hf(passes):
                                   intermediate_size=256, max_position_embeddings=64, type_vocab_size=2,
                                   hidden_act="gelu", layer_norm_eps=1e-12)
     hf = perturbed(transformers.BertModel(cfg))
+    assert "self.pos = nn.Embedding(64, dim)" in m.source  # 64 positions, width 64: not (dim, dim)
     net, _ = loaded(m, hf)
     ids = torch.randint(0, 100, (2, 16))
     with torch.no_grad():
         hidden, pooled = net(ids)
         out = hf(input_ids=ids)
-        close(hidden, out.last_hidden_state)
-        close(pooled, out.pooler_output)
+        close(hidden, out.last_hidden_state, 1e-5)
+        close(pooled, out.pooler_output, 1e-5)
         back = from_graphspec(net.state_dict(), m.graph, "bert", like=hf.state_dict())
         assert set(back) == set(hf.state_dict())
 
@@ -160,6 +161,25 @@ def test_gpt2_small_matches_hf(passes):
         hf2 = transformers.GPT2LMHeadModel(cfg).eval()
         hf2.load_state_dict(back, strict=False)
         close(hf2(input_ids=ids).logits, net(ids))
+
+
+@pytest.mark.parametrize("passes", PASSES)
+def test_gpt2_medium_position_table_matches_hf(passes):
+    """GPT-2 medium's widths (1024 positions, n_embd 1024, 16 heads; 2 layers, vocab 100): the
+    position table is written `nn.Embedding(1024, dim)`, not `(dim, dim)` (issue 14), and HF's
+    weights give HF's logits."""
+    torch.manual_seed(0)
+    m = Built(graphspec.load("gpt2", ["vocab=100", "d=1024", "L=2", "h=16", "n_ctx=1024", "seq_len=16"]), passes)
+    assert "self.pos = nn.Embedding(1024, dim)" in m.source
+    cfg = transformers.GPT2Config(vocab_size=100, n_embd=1024, n_layer=2, n_head=16, n_positions=1024,
+                                  activation_function="gelu_new", layer_norm_epsilon=1e-5,
+                                  bos_token_id=0, eos_token_id=0)
+    hf = perturbed(transformers.GPT2LMHeadModel(cfg))
+    net, _ = loaded(m, hf)
+    assert net.embed.pos.weight.shape == (1024, 1024)
+    ids = torch.randint(0, 100, (2, 16))
+    with torch.no_grad():
+        close(net(ids), hf(input_ids=ids).logits, 1e-5)
 
 
 @pytest.mark.parametrize("passes", PASSES)

@@ -1,0 +1,63 @@
+"""Constants in generated code are named by what they are, not by a value they happen to share.
+
+codegen writes a value over a constructor argument when the value equals it (`nn.Linear(dim,
+4 * dim)`); before issue 14 any argument of the same value would do, so GPT-2 medium's 1024
+positions (width 1024) came out as `nn.Embedding(dim, dim)` and BERT-large's 512 positions
+(width 1024) as `nn.Embedding(dim // 2, dim)`. Now a value is written over an argument of
+another name only when both are widths, or both spatial sizes (NOTE: [Roles of sizes] in
+codegen/exprs.py); table lengths are named or literal.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from graphspec.codegen.exprs import Params, role
+
+import graphspec
+
+
+def _embeddings(source: str) -> dict[str, str]:
+    return dict(re.findall(r"self\.(\w+) = nn\.Embedding\((.+)\)", source))
+
+
+@pytest.mark.parametrize(("name", "overrides", "pos"), [
+    ("gpt2", ["d=1024", "h=16", "L=1", "n_ctx=1024"], "1024"),  # GPT-2 medium: 1024 positions, width 1024
+    ("gpt2", ["d=64", "h=4", "L=1", "n_ctx=128", "vocab=64"], "128"),  # 2 × width; vocab = width
+    ("bert_base", ["H=64", "A=4", "L=1", "max_len=64", "seq_len=16"], "64"),  # a small BERT
+    ("bert_large", ["L=1"], "512"),  # 1024 // 2
+    ("bert_base", ["H=64", "A=4", "L=1", "max_len=256"], "256"),  # 4 × width
+])
+def test_position_table_length_is_not_written_over_the_width(name, overrides, pos):
+    tables = _embeddings(graphspec.load(name, overrides).codegen())
+    assert tables["pos"] == f"{pos}, dim"
+    assert tables["tokens"] == "vocab, dim"
+    if "types" in tables:
+        assert tables["types"] == "types, dim"
+
+
+def test_widths_still_follow_the_width():
+    """The rule keeps what is meant: d_ff = 4 · dim, qkv = 3 · dim, attention scale over dim."""
+    src = graphspec.load("gpt2", ["L=1"]).codegen()
+    assert "self.fc1 = nn.Linear(dim, 4 * dim)" in src
+    assert "self.scale = (dim // num_heads) ** -0.5" in src
+    swin = graphspec.load("swin_t", ["encoder.depths=[2, 2, 2, 2]"]).codegen()
+    assert "nn.Conv2d(in_chans, dim, kernel_size=patch_size, stride=patch_size)" in swin
+
+
+def test_match_refuses_arguments_of_another_kind():
+    """One instance, value 1024: a width matches `dim`; a table length, heads or an unknown
+    size do not (a literal then), but each matches an argument of its own name."""
+    P = Params(["m"])
+    P.add("dim", {"m": 1024}, source="dim")
+    P.add("heads", {"m": 16}, source="heads")
+    assert P.match({"m": 1024}, "in_features") == "dim"
+    assert P.match({"m": 4096}, "out_features") == "4 * dim"
+    assert P.match({"m": 1024}, "max_len") is None
+    assert P.match({"m": 512}, "num") is None  # not dim // 2
+    assert P.match({"m": 1024}, "kv_heads") is None  # a name the table does not know
+    assert P.match({"m": 16}, "heads") == "num_heads"
+    assert P.match({"m": 16}, "kv_heads") is None
+    assert (role("out_features_1"), role("patch_size"), role("max_len")) == ("width", "spatial", None)
+
