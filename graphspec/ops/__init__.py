@@ -2,7 +2,7 @@
 (pointwise and norms), attention (heads, fused attention, Swin windows), tensor (sources
 and token plumbing). Importing this package fills `REGISTRY`."""
 
-from graphspec.ops import attention, conv, dense, elementwise, tensor  # noqa: F401  (registration)
+from graphspec.ops import attention, conv, dense, elementwise, t5, tensor, vision  # noqa: F401  (registration)
 from graphspec.ops.registry import (  # noqa: F401
     CONSTANT,
     ELEMENTWISE,

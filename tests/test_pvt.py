@@ -1,0 +1,107 @@
+"""PVT (Wang et al. 2021, "Pyramid Vision Transformer", arXiv:2102.12122): parameters and MACs of
+Hugging Face's PvtForImageClassification (configs, no hub), the depthwise conv of CPVT's PEG
+against torch, and the MAC formula of spatial-reduction attention."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from graphspec.ops import get  # noqa: E402
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"graphspec_test_{name}", Path(__file__).with_name(f"{name}.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+hf_ref = _load("reference_hf")
+
+
+def pvt_macs(depths, dims=(64, 128, 320, 512), R=(8, 4, 2, 1), mlp=(8, 8, 4, 4), img=224, patches=(4, 2, 2, 2),
+             classes=1000, channels=3) -> int:
+    """PVT's MACs by formula, batch 1: per stage, the patch embedding conv h²·C·C_in·p² and per
+    block q N·C², the reduction conv (h/R)²·C·C·R² = h²C² (R > 1), k and v 2·S·C², QKᵀ and ·V
+    2·N·S·C, proj N·C², MLP 2·N·C·(ratio·C), with h the stage's map, N = h² tokens (+1 class
+    token in the last stage) and S = (h/R)² reduced tokens (N when R = 1); then the head.
+    NB: LayerNorm, softmax, GELU, bias and position adds are not counted."""
+    total, h, c_in = 0, img, channels
+    for i, (d, C, r, m, p) in enumerate(zip(depths, dims, R, mlp, patches, strict=True)):
+        h //= p
+        total += h * h * C * c_in * p * p
+        N = h * h + (i == len(depths) - 1)
+        S = (h // r) ** 2 if r > 1 else N
+        total += d * (N * C * C + (h * h * C * C if r > 1 else 0) + 2 * S * C * C + 2 * N * S * C + N * C * C
+                      + 2 * N * C * m * C)
+        c_in = C
+    return total + dims[-1] * classes
+
+
+def counted_flops(model: torch.nn.Module, *args) -> int:
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        model(*args)
+    return fc.get_total_flops()
+
+
+@pytest.mark.parametrize("depths, params", [((3, 4, 6, 3), 24_485_864), ((2, 2, 2, 2), 13_229_288)])
+def test_hf_pvt_parameters_on_meta(depths, params):
+    hf = hf_ref.meta(transformers.PvtForImageClassification, hf_ref.pvt_config(depths))
+    assert hf_ref.n_params(hf) == params
+
+
+def pvt_block_params(C: int, R: int, ratio: int) -> int:
+    """q, k, v, proj 4C² + 4C; MLP 2·ratio·C² + ratio·C + C; two LayerNorms 4C; where R > 1 the
+    reduction conv C·C·R² + C and its LayerNorm 2C."""
+    return 4 * C * C + 4 * C + 2 * ratio * C * C + ratio * C + C + 4 * C + (C * C * R * R + 3 * C if R > 1 else 0)
+
+
+def test_pvt_small_minus_tiny_is_eight_blocks():
+    # Small − Tiny = 1, 2, 4 and 1 more blocks of stages 1-4: 345,344 + 2·657,024 + 4·1,642,560 + 3,155,456
+    assert pvt_block_params(64, 8, 8) == 345_344
+    extra = pvt_block_params(64, 8, 8) + 2 * pvt_block_params(128, 4, 8) + 4 * pvt_block_params(320, 2, 4) \
+        + pvt_block_params(512, 1, 4)
+    assert extra == 24_485_864 - 13_229_288 == 11_256_576
+
+
+def test_pvt_small_macs_formula_against_flop_counter():
+    """FlopCounterMode/2 on Hugging Face's PVT-Small with eager attention at 224²: convolutions
+    (patch embeddings and reduction convs), linears (addmm) and attention's bmm, and nothing
+    else (its position-embedding interpolation is not counted)."""
+    torch.manual_seed(0)
+    cfg = hf_ref.pvt_config((3, 4, 6, 3), attn_implementation="eager")
+    flops = counted_flops(transformers.PvtForImageClassification(cfg), torch.zeros(1, 3, 224, 224))
+    assert flops == 2 * pvt_macs((3, 4, 6, 3)) == 2 * 3_815_701_504
+
+
+def test_pvt_tiny_macs_formula():
+    # one more stage-1 block (56², C = 64, R = 8, 49 reduced tokens): q 3136·64² + SR conv 3136·64²
+    # + k, v 2·49·64² + QKᵀ, ·V 2·3136·49·64 + proj 3136·64² + MLP 2·3136·64·512
+    # = 3·12,845,056 + 401,408 + 19,668,992 + 205,520,896 = 264,126,464
+    assert pvt_macs((3, 2, 2, 2)) - pvt_macs((2, 2, 2, 2)) == 264_126_464
+    assert pvt_macs((2, 2, 2, 2)) == 1_932_911_616
+
+
+@pytest.mark.parametrize("stride, padding", [(1, 1), (2, 1), (1, 0)])
+def test_depthwise_conv_matches_torch(stride, padding):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(12, 12, 3, stride=stride, padding=padding, groups=12)
+    x = torch.randn(2, 12, 9, 7)
+    d = get("depthwise_conv2d")
+    attrs = dict(channels=12, kernel=3, stride=stride, padding=padding)
+    want = conv(x)
+    assert d.shape(tuple(x.shape), **attrs) == tuple(want.shape)
+    assert d.params(tuple(x.shape), **attrs) == {"weight": tuple(conv.weight.shape), "bias": (12,)}
+    with torch.no_grad():
+        got = d.eval({"weight": conv.weight, "bias": conv.bias}, x, **attrs)
+        assert torch.allclose(got, want, atol=1e-6)
+        # MACs: numel(out)·k², what FlopCounterMode counts for a grouped conv (÷ 2)
+        assert 2 * d.macs(tuple(want.shape), tuple(x.shape), **attrs) == counted_flops(conv, x)

@@ -1,0 +1,88 @@
+"""T5 (Raffel et al. 2020): the relative position buckets and their bias op against Hugging Face's
+T5Attention, and T5-base's parameter count on the meta device."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+from graphspec.codegen.fx import runtime  # noqa: E402
+from transformers.models.t5.modeling_t5 import T5Attention  # noqa: E402
+
+from graphspec.ops import get  # noqa: E402
+from graphspec.ops.t5 import relative_buckets  # noqa: E402
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"graphspec_test_{name}", Path(__file__).with_name(f"{name}.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+hf_ref = _load("reference_hf")
+
+# (num_buckets, max_distance): T5's own, small ones, and boundaries where log(d/max_exact) /
+# log(max_distance/max_exact) · (buckets − max_exact) is an exact integer (d = 16, 32, 64 at 32/128)
+BUCKETS = [(32, 128), (8, 16), (16, 64), (64, 256), (10, 20), (6, 7)]
+
+
+@pytest.mark.parametrize("bidirectional", [True, False])
+@pytest.mark.parametrize("num_buckets, max_distance", BUCKETS)
+def test_buckets_match_hf(num_buckets, max_distance, bidirectional):
+    n = 600  # past max_distance for every row above: the clamp to the last bucket shows
+    rel = torch.arange(n)[None, :] - torch.arange(n)[:, None]
+    want = T5Attention._relative_position_bucket(rel, bidirectional=bidirectional, num_buckets=num_buckets,
+                                                 max_distance=max_distance)
+    got = relative_buckets(n, bidirectional, num_buckets, max_distance)
+    assert np.array_equal(got, want.numpy())
+    # the generated file's helper (codegen/templates/helpers.py.j2) computes the same buckets
+    helper = runtime().relative_buckets(n, bidirectional, num_buckets, max_distance)
+    assert torch.equal(helper, want)
+
+
+def test_bucket_layout_by_hand():
+    # 8 buckets, max distance 16, bidirectional: 4 per direction, exact below 2, then
+    # 2 + floor(2·log(d/2)/log 8): 2 for 2 ≤ d < 2·√8 ≈ 5.66, 3 (the last) from d = 6 on
+    row = relative_buckets(20, True, 8, 16)[0]  # query 0: keys to the right (j > i), +4 offset
+    assert row[:8].tolist() == [0, 4 + 1, 4 + 2, 4 + 2, 4 + 2, 4 + 2, 4 + 3, 4 + 3]
+    col = relative_buckets(20, False, 8, 16)[:, 0]  # unidirectional, query i looking back i tokens
+    # 8 buckets: exact below 4, then 4 + floor(log(d/4)/log(4)·4), clamped to 7
+    assert col[:10].tolist() == [0, 1, 2, 3, 4, 4, 5, 5, 6, 6]
+    assert col[16:].tolist() == [7] * 4
+
+
+@pytest.mark.parametrize("is_decoder", [False, True])
+def test_bias_op_matches_hf_compute_bias(is_decoder):
+    cfg = transformers.T5Config(**hf_ref.SMALL_T5, is_decoder=is_decoder)
+    attn = T5Attention(cfg, has_relative_attention_bias=True, layer_idx=0)
+    torch.nn.init.normal_(attn.relative_attention_bias.weight)
+    N, heads = 21, cfg.num_heads
+    d = get("relative_bucket_bias")
+    attrs = dict(heads=heads, bidirectional=not is_decoder, num_buckets=cfg.relative_attention_num_buckets,
+                 max_distance=cfg.relative_attention_max_distance)
+    assert d.shape((2, N, 32), **attrs) == (heads, N, N)
+    assert d.params((2, N, 32), **attrs) == {"weight": (8, heads)}
+    got = d.eval({"weight": attn.relative_attention_bias.weight}, torch.zeros(2, N, 32), **attrs)
+    with torch.no_grad():
+        want = attn.compute_bias(N, N)  # 1, h, N, N
+    assert torch.equal(got, want[0])
+
+
+def test_t5_base_parameters_on_meta():
+    hf = hf_ref.meta(transformers.T5Model, hf_ref.t5_config())
+    # shared 32128·768 = 24,674,304; encoder 12·(4·768² + 2·768·3072 + 2·768) + 32·12 + 768
+    # = 84,954,240; decoder 12·(8·768² + 2·768·3072 + 3·768) + 32·12 + 768 = 113,275,008
+    assert hf_ref.n_params(hf.shared) == 24_674_304
+    assert hf_ref.n_params(hf.encoder) - hf_ref.n_params(hf.shared) == 84_954_240
+    assert hf_ref.n_params(hf.decoder) - hf_ref.n_params(hf.shared) == 113_275_008
+    assert hf_ref.n_params(hf) == 24_674_304 + 84_954_240 + 113_275_008 == 222_903_552
+    # one bias table per stack, on layer 0 only
+    tables = [k for k, _ in hf.named_parameters() if "relative_attention_bias" in k]
+    assert tables == ["encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
+                      "decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"]
