@@ -44,6 +44,7 @@ class Code:
     uses_ref: bool = False  # reads the first input's size/device
     loop: tuple[str, str] | None = None  # (loop variable, "self.blocks")
     chunk: tuple[tuple, int, int] | None = None  # (input ref, parts, index)
+    default: str | None = None  # the value of this optional input when the caller gives none
 
 
 def depth(text: str) -> int:
@@ -214,6 +215,11 @@ class Body:
                 self._guarded(j, c)
             elif c.chunk:
                 self._chunks(j, c)
+            elif c.default:
+                text, used = self.expression(j)
+                self._release(used)
+                self.lines += [f"if {c.default} is None:", f"    {c.default} = {text}"]
+                self._bind(("step", j, 0), c.default)
             elif c.nout == 1:
                 text, used = self.expression(j)
                 self.statement(("step", j, 0), text, used, c.comment)

@@ -29,6 +29,11 @@ GUARD_NAMES = {"roll": "shift", "shift_mask": "shift", "causal_mask": "causal", 
 HINTS = {("scale", "k"): "scale", ("attention", "scale"): "scale", ("attention", "dropout"): "attn_drop"}
 TABLES = {"tokens": "vocab", "types": "types", "pos": "max_len"}  # an embedding's length, by its name
 LOOP_VARS = {"blocks": "blk", "layers": "layer"}
+# NOTE: [Optional inputs] A value the IR computes that a caller may give instead: the forward
+# takes it as a keyword argument defaulting to None and computes the IR's value only then (BERT's
+# token types are zeros unless given, as in Hugging Face's BertModel). Parents thread it down
+# to a child called once; the IR, and so ONNX and TVM, keep the default.
+OPTIONAL_INPUTS = {"token_type_ids": "zeros_like"}  # value name -> the op that computes its default
 
 
 @dataclass
@@ -43,6 +48,7 @@ class Rendered:
     body: list[str]
     params: list[Param]
     methods: list[str] = field(default_factory=list)
+    optional: list[str] = field(default_factory=list)  # NOTE: [Optional inputs]
 
 
 class Attrs(Mapping):
@@ -90,6 +96,7 @@ class ClassEmitter:
             elif s.kind != "op":
                 self.attrs.reserve(identifier(s.attr))
         self.inputs = self._input_names()
+        self.optional = self._optional_inputs()
 
     # -- attribute expressions --------------------------------------------------------------------
     def _values(self, j: int, name: str) -> dict[str, Any]:
@@ -189,6 +196,31 @@ class ClassEmitter:
                 out.append(ns.create("x"))
         return out
 
+    def _optional(self, ms: MStep) -> str | None:
+        """The argument name when step `ms` computes the default of an optional input."""
+        s = ms.first
+        if s.kind != "op" or len(ms.per) < len(self.d.paths):
+            return None
+        name = base_name(s.node.local)
+        return name if OPTIONAL_INPUTS.get(name) == s.node.op and name not in self.inputs else None
+
+    def _threaded(self, ms: MStep) -> list[str]:
+        """The optional inputs of a child this class calls once (it passes them on)."""
+        s = ms.first
+        if s.kind != "call" or s.index is not None or len(ms.per) < len(self.d.paths):
+            return []
+        if any(self.em.tree.calls(ms.per[q].children[0]) != 1 for q in ms.per):
+            return []
+        kid = self.em.classes.of[s.children[0]]
+        return [] if self.em.is_sequential(kid) else list(self.em.class_of(s.children[0]).optional)
+
+    def _optional_inputs(self) -> list[str]:
+        out: list[str] = []
+        for ms in self.d.steps:
+            names = [self._optional(ms)] + self._threaded(ms)
+            out += [n for n in names if n and n not in out and n not in self.inputs]
+        return out
+
     # -- steps ----------------------------------------------------------------------------------
     def codes(self) -> list[Code]:
         out = []
@@ -244,6 +276,8 @@ class ClassEmitter:
             code.statement = True
         if node.op == "chunk":
             code.chunk = (ms.refs[0], node.a["parts"], node.a["index"])
+        if self._optional(ms):
+            code.default, code.statement = self._optional(ms), True
         if optional and node.op not in BUILT_AS_IDENTITY:
             bufs = [self.buffers[r[1]] for r in ms.refs[1:] if r and r[0] == "step" and r[1] in self.buffers]
             if bufs:
@@ -253,6 +287,8 @@ class ClassEmitter:
         return code
 
     def _stream(self, ms: MStep, value: str) -> bool:
+        if ms.first.kind == "op" and not ms.first.node.inputs:
+            return False  # a source (position ids, a mask) is never the residual stream
         q = next(iter(ms.per))
         prog = self.em.tree.program(q)
         ends = [self.g[v].shape for v in prog.inputs[:1] + prog.outputs[:1]]
@@ -350,7 +386,8 @@ class ClassEmitter:
         if attr not in self.built:  # a module called twice (the Transformer's shared embedding)
             self.built.add(attr)
             self.lines.append(f"self.{attr} = {text}")
-        code.fn = lambda ops: f"{call}({', '.join(ops)})"
+        passed = [n for n in self._threaded(ms) if n in self.optional]
+        code.fn = lambda ops: f"{call}({', '.join(ops + passed)})"
         return code
 
     def construct(self, first_child: str, child_of: dict[str, Any]) -> str:
@@ -419,7 +456,7 @@ class ClassEmitter:
     # -- the class --------------------------------------------------------------------------------
     def render(self) -> Rendered:
         codes = self.codes()
-        reserved = set(self.em.reserved)
+        reserved = set(self.em.reserved) | set(self.optional)
         body = Body(codes, list(self.inputs), list(self.d.outputs), reserved).run()
         params = [p for p in self.P.params if p.used]
         if self.root:
@@ -427,4 +464,6 @@ class ClassEmitter:
         else:
             sig = [p.name for p in params]
         init = self.store_lines + self.pre + self.lines
-        return Rendered(self.em.class_name(self.d), self.em.doc(self.d), sig, init, self.inputs, body, params)
+        fwd = self.inputs + [f"{n}=None" for n in self.optional]
+        return Rendered(self.em.class_name(self.d), self.em.doc(self.d), sig, init, fwd, body, params,
+                        optional=list(self.optional))

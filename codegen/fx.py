@@ -14,6 +14,7 @@ single nodes, so `from_fx` can name them.
 from __future__ import annotations
 
 import ast
+import inspect
 import operator
 import types
 from collections import Counter
@@ -193,11 +194,14 @@ class Tracer(fx.Tracer):
 
 
 def trace(module: nn.Module) -> fx.GraphModule:
-    """An fx trace of a generated module, its helper functions kept whole."""
+    """An fx trace of a generated module, its helper functions kept whole, optional inputs
+    (token_type_ids) at their defaults."""
     glb = vars(__import__(type(module).__module__, fromlist=["_"])) if type(module).__module__ in __import__(
         "sys").modules else {}
     helpers = tuple(f for name, f in glb.items() if name in HELPER_OPS and isinstance(f, types.FunctionType))
-    graph = Tracer(helpers).trace(module)
+    params = inspect.signature(type(module).forward).parameters
+    optional = {k: None for k, p in params.items() if p.default is None}  # NOTE: [Optional inputs]
+    graph = Tracer(helpers).trace(module, concrete_args=optional or None)
     return fx.GraphModule(module, graph, class_name=type(module).__name__)
 
 

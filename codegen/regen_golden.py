@@ -14,6 +14,7 @@ from pathlib import Path
 GOLDEN = {  # file -> (bundled spec, pass pipeline)
     "swin_t.py": ("swin_t", "none"),
     "gpt2.py": ("gpt2", "none"),
+    "bert_base.py": ("bert_base", "default"),
 }
 
 

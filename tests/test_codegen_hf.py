@@ -143,6 +143,30 @@ def test_bert_small_matches_hf(passes):
 
 
 @pytest.mark.parametrize("passes", PASSES)
+def test_bert_token_type_ids_match_hf(passes):
+    """The generated forward takes token_type_ids (default zeros, as BertModel's); sentence-pair
+    segments give HF's outputs, and None gives what explicit zeros give."""
+    torch.manual_seed(0)
+    m = Built(graphspec.load("bert_base", ["vocab=100", "H=64", "L=2", "A=4", "max_len=32", "seq_len=16"]), passes)
+    assert "def forward(self, input_ids, token_type_ids=None):" in m.source
+    cfg = transformers.BertConfig(vocab_size=100, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                  intermediate_size=256, max_position_embeddings=32, type_vocab_size=2,
+                                  hidden_act="gelu", layer_norm_eps=1e-12)
+    hf = perturbed(transformers.BertModel(cfg))
+    net, _ = loaded(m, hf)
+    ids = torch.randint(0, 100, (2, 16))
+    types = (torch.arange(16) >= torch.tensor([[5], [11]])).long()  # segment B from token 5 / 11
+    with torch.no_grad():
+        hidden, pooled = net(ids, types)
+        out = hf(input_ids=ids, token_type_ids=types)
+        close(hidden, out.last_hidden_state, 1e-5)
+        close(pooled, out.pooler_output, 1e-5)
+        zeros = net(ids, torch.zeros_like(ids))[0]
+        assert torch.equal(net(ids)[0], zeros)
+        assert (hidden - zeros).abs().max() > 0.1  # the segments matter
+
+
+@pytest.mark.parametrize("passes", PASSES)
 def test_gpt2_small_matches_hf(passes):
     """Pre-LN, causal, gelu_new (the tanh approximation), Conv1D weights stored transposed with q,
     k, v packed in c_attn, the tied head."""

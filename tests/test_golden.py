@@ -1,4 +1,5 @@
-"""Golden files: the generated source of swin_t and gpt2 (pass pipeline `none`), byte for byte.
+"""Golden files: the generated source of swin_t and gpt2 (pass pipeline `none`) and bert_base
+(`default`: fused attention, token types), byte for byte.
 
 Regenerate after an intended change with `UPDATE_GOLDEN=1 pytest tests/test_golden.py` or
 `python -m graphspec.codegen.regen_golden`, and review the diff.

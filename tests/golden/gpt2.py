@@ -31,8 +31,8 @@ class TokenEmbedding(nn.Module):
         self.drop = nn.Dropout(0.1)
 
     def forward(self, ids):
-        x = torch.arange(ids.size(1), device=ids.device).unsqueeze(0)
-        return self.drop(self.tokens(ids) + self.pos(x))
+        position_ids = torch.arange(ids.size(1), device=ids.device).unsqueeze(0)
+        return self.drop(self.tokens(ids) + self.pos(position_ids))
 
 
 class Attention(nn.Module):
