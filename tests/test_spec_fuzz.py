@@ -102,7 +102,7 @@ def test_mutated_specs_load_or_raise_spec_error(workdir, case):
      "has no `backbone:`"),  # detr_r50.yaml with its backbone line deleted
     ("name: x\ninput: image(224)\nbackbone: resnet(layers=[9999999, 4, 6, 3])\nhead: classifier(10, pool=mean)\n",
      "graphspec allows at most 1024"),
-    ("name: !!python/objectx\n", "cannot read this value"),  # an unknown tag on a scalar
+    ("name: !!python/objectx\n", "YAML tag !!python/objectx is not allowed"),  # an unknown tag on a scalar
     ("name: x\nvars: {a: 2001-02-30}\n", "day is out of range"),  # YAML timestamps are constructed
     ("name: x\nvars: {[1]: 2}\n", "expected a plain value here"),
     ("name: x\ninput: image(64)\nembed: patches(8, dim=8)\nencoder×1: {dim: 8, heads: 2, queries: 4}\n"

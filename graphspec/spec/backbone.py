@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from graphspec.spec.errors import Diagnostics
+from graphspec.spec.errors import Diagnostics, SpecError
 
 BACKBONES = {"resnet": ("layers", "width", "frozen_bn", "frozen")}
 
@@ -66,18 +66,18 @@ def read_backbone(r: Any, v: Any) -> BackboneSpec | None:
 def _referenced(r: Any, ref: Any) -> Any:
     """The `backbone` value of the spec file `ref`, next to the current spec."""
     from graphspec.spec.loader import read_file
+    from graphspec.spec.source import sibling
 
     loc = r.raw.loc("backbone")
     if not isinstance(ref, str):
         r.diags.add(loc, "`backbone.spec` must name a spec file", "write `spec: resnet50.yaml`")
         return None
-    here = Path(loc.file).parent if loc else Path(".")
-    path = here / ref
-    if not path.exists():
-        r.diags.add(loc, f"backbone spec {ref!r} not found next to {loc.file if loc else 'the spec'}",
-                    "name a spec in the same folder, e.g. resnet50.yaml")
+    spec = Path(loc.file) if loc else Path("spec.yaml")
+    try:  # inside the spec's folder, a regular file of at most 1 MiB, as for `extends:`
+        tree = read_file(sibling(spec, ref, loc, "backbone.spec"), Diagnostics(), {}, at=loc)
+    except SpecError as e:
+        r.diags.extend(e)
         return None
-    tree = read_file(path, Diagnostics(), {})
     if "backbone" not in tree:
         r.diags.add(loc, f"{ref} declares no `backbone`", "reference a spec with a `backbone:` section")
         return None

@@ -23,6 +23,9 @@ from typing import Any
 import sympy
 
 MAX_POW = 64
+MAX_BITS = 256  # every integer an expression computes, also in between: |n| < 2**256 (77 digits)
+MAX_TEXT = 4096  # characters of one expression
+MAX_DEPTH = 100  # nesting of one expression (operators, parentheses, calls)
 CONSTANTS = {"true": True, "false": False, "True": True, "False": False, "none": None, "null": None,
              "None": None}
 FUNCTIONS = {"min": min, "max": max, "int": int, "sqrt": math.sqrt, "round": round,
@@ -62,7 +65,13 @@ def _div(a: Any, b: Any) -> Any:
 def _pow(a: Any, b: Any) -> Any:
     if not isinstance(b, sympy.Basic) and abs(b) > MAX_POW:
         raise ExprError(f"exponent {b} is too large (at most {MAX_POW})")
+    if isinstance(a, int) and isinstance(b, int) and b > 0 and (abs(a).bit_length() - 1) * b > MAX_BITS:
+        raise _TooLarge  # decided before computing: ((9**64)**64)**64 would not finish
     return a**b
+
+
+class _TooLarge(Exception):
+    pass
 
 
 BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: _div,
@@ -71,18 +80,63 @@ BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, 
 
 def evaluate(text: str, env: dict[str, Any], *, symbols: bool = False, calls: bool = False) -> Any:
     """Evaluate `text` with the variables of `env`. Call forms are allowed when `calls`."""
+    if len(text) > MAX_TEXT:
+        raise ExprError(f"the expression is {len(text):,} characters long (at most {MAX_TEXT:,})",
+                        fix="write a shorter expression; declare parts of it under `vars:`")
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as e:
-        raise ExprError(f"cannot parse {text!r}: {e.msg}", (e.offset or 1) - 1) from None
-    return _Eval(env, symbols, calls).visit(tree.body)
+        raise ExprError(f"cannot parse {_short(text)!r}: {e.msg}", (e.offset or 1) - 1) from None
+    except (ValueError, RecursionError, MemoryError):  # a NUL byte; nesting the parser refuses
+        raise ExprError(f"cannot parse {_short(text)!r}", fix="write a plain arithmetic expression") from None
+    return _Eval(env, symbols, calls, text.strip()).visit(tree.body)
+
+
+def _short(text: str, n: int = 60) -> str:
+    return text if len(text) <= n else text[:n] + "..."
 
 
 class _Eval:
-    def __init__(self, env: dict[str, Any], symbols: bool, calls: bool):
-        self.env, self.symbols, self.calls = env, symbols, calls
+    def __init__(self, env: dict[str, Any], symbols: bool, calls: bool, text: str = ""):
+        self.env, self.symbols, self.calls, self.text = env, symbols, calls, text
+        self.depth = 0
+
+    def _src(self, node: ast.AST) -> str:
+        """The expression's own text for `node` (`1e400`, not Python's `1e309`)."""
+        return _short(ast.get_source_segment(self.text, node) or ast.unparse(node))
 
     def visit(self, node: ast.AST) -> Any:
+        """`_visit`, with every value bounded: integers under 2**MAX_BITS, floats finite."""
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise ExprError(f"the expression nests deeper than {MAX_DEPTH} levels",
+                            getattr(node, "col_offset", 0), fix="declare parts of it under `vars:`")
+        col = getattr(node, "col_offset", 0)
+        try:
+            v = self._visit(node)
+        except _TooLarge:
+            raise ExprError(f"{self._src(node)} is too large (graphspec allows integers "
+                            f"below 2**{MAX_BITS})", col, fix="use smaller numbers") from None
+        except (ValueError, OverflowError, TypeError, ArithmeticError, RecursionError) as e:
+            if isinstance(e, ExprError):
+                raise
+            raise ExprError(f"cannot compute {self._src(node)}: {e}", col,
+                            fix="check the arguments of this expression") from None
+        finally:
+            self.depth -= 1
+        if isinstance(v, bool) or v is None:
+            return v
+        if isinstance(v, int) and v.bit_length() > MAX_BITS:
+            raise ExprError(f"{self._src(node)} is too large (graphspec allows integers "
+                            f"below 2**{MAX_BITS})", col, fix="use smaller numbers")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ExprError(f"{self._src(node)} is not a finite number", col,
+                            fix="use smaller numbers")
+        if isinstance(v, complex):
+            raise ExprError(f"{self._src(node)} is not a real number", col)
+        return v
+
+    def _visit(self, node: ast.AST) -> Any:
         if isinstance(node, ast.Constant) and isinstance(node.value, int | float | str | bool):
             return node.value
         if isinstance(node, ast.Name):

@@ -17,6 +17,9 @@ from typing import Any
 import yaml
 
 from graphspec.spec.errors import Diagnostics, Loc, SpecError
+from graphspec.spec.expr import MAX_BITS
+from graphspec.spec.source import MAX_BYTES, bad_text, compose, display, read_spec_file, sibling
+from graphspec.spec.source import mark as _mark
 
 REPEAT = re.compile(r"^(?P<name>[A-Za-z_]\w*?)\s*(?:×|\*|\s+x\s+|x(?=\d))\s*(?P<count>\w+)$")
 VAR_ITEM = re.compile(r"\s*(?P<name>[A-Za-z_]\w*)\s*=\s*(?P<value>[^,]+?)\s*(?:,|$)")
@@ -43,15 +46,12 @@ class RawSpec:
         return None
 
 
-def _mark(node: yaml.Node, file: str) -> Loc:
-    return Loc(file, node.start_mark.line + 1, node.start_mark.column + 1)
-
-
 def _walk(node: yaml.Node, file: str, path: Path_, locs: dict, diags: Diagnostics) -> Any:
     locs[path] = _mark(node, file)
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
-        for knode, vnode in node.value:
+        pairs = _rejoin_flow(node, file, diags) if node.flow_style else node.value
+        for knode, vnode in pairs:
             key = str(_scalar(knode, file))
             m = REPEAT.match(key)
             if m and not isinstance(vnode, yaml.SequenceNode):
@@ -77,16 +77,64 @@ def _walk(node: yaml.Node, file: str, path: Path_, locs: dict, diags: Diagnostic
     return _scalar(node, file)
 
 
+def _rejoin_flow(node: yaml.MappingNode, file: str, diags: Diagnostics) -> list:
+    """The pairs of a flow mapping, with a call form that YAML split at a comma put back together.
+
+    `{attention: windowed(7, shift=true)}` reads as `attention: "windowed(7"` and a key
+    `shift=true)` without a value: say so, once, at the value, instead of two baffling errors.
+    """
+    pairs, out, i = node.value, [], 0
+    while i < len(pairs):
+        knode, vnode = pairs[i]
+        i += 1
+        text = vnode.value if isinstance(vnode, yaml.ScalarNode) and vnode.style is None else ""
+        if text.count("(") > text.count(")"):
+            parts, j = [text], i
+            while j < len(pairs) and _fragment(pairs[j]) and "".join(parts).count("(") > "".join(parts).count(")"):
+                parts.append(pairs[j][0].value)
+                j += 1
+            if j > i:
+                whole = ", ".join(parts)
+                diags.add(_mark(vnode, file), f"YAML split `{knode.value}: {whole}` at the comma (inside "
+                          "`{...}` a comma ends an entry)", f'quote the value: `{knode.value}: "{whole}"`, '
+                          "or write this mapping in block style (one `key: value` per line)")
+                vnode = yaml.ScalarNode("tag:yaml.org,2002:str", whole, vnode.start_mark, vnode.end_mark)
+                i = j
+        out.append((knode, vnode))
+    return out
+
+
+def _fragment(pair: tuple) -> bool:
+    """A key without a value, such as `shift=true)` left over from a split call form."""
+    knode, vnode = pair
+    return (isinstance(knode, yaml.ScalarNode) and knode.style is None and isinstance(vnode, yaml.ScalarNode)
+            and vnode.value == "" and vnode.tag.endswith(":null"))
+
+
 _SAFE = yaml.SafeLoader("")
+_INT_TAG = "tag:yaml.org,2002:int"
 
 
 def _scalar(node: yaml.Node, file: str = "<spec>") -> Any:
     if isinstance(node, yaml.ScalarNode):
+        if node.tag == _INT_TAG and len(node.value) > 100:  # Python refuses over 4,300 digits, slowly
+            raise SpecError.at(_mark(node, file), f"integer of {len(node.value):,} digits is too large "
+                               f"(graphspec allows integers below 2**{MAX_BITS})", "write a smaller number")
         try:
-            return _SAFE.construct_object(node, deep=True)
-        except (yaml.YAMLError, ValueError, TypeError, OverflowError) as e:  # `!!python/object`, 2001-02-30
-            raise SpecError.at(_mark(node, file), f"cannot read this value: {getattr(e, 'problem', None) or e}",
+            v = _SAFE.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError, TypeError, OverflowError, KeyError) as e:  # 2001-02-30, !!bool maybe
+            problem = getattr(e, "problem", None) or (f"not a {node.tag.rsplit(':', 1)[-1]}"
+                                                       if isinstance(e, KeyError) else e)
+            raise SpecError.at(_mark(node, file), f"cannot read this value: {problem}",
                                "write a plain number, string or boolean") from None
+        if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > MAX_BITS:
+            raise SpecError.at(_mark(node, file), f"integer {node.value[:30]}... is too large (graphspec "
+                               f"allows integers below 2**{MAX_BITS})", "write a smaller number")
+        why = bad_text(v) if isinstance(v, str) else None
+        if why:
+            raise SpecError.at(_mark(node, file), f"this text holds {why}",
+                               "remove it (a \\u escape must name a whole character)")
+        return v
     raise SpecError.at(_mark(node, file), "expected a plain value here, not a list or mapping",
                        "a mapping key must be a name")
 
@@ -117,63 +165,38 @@ def parse_vars(value: Any, path: Path_, locs: dict, diags: Diagnostics) -> dict[
     return {}
 
 
-def read_file(path: Path, diags: Diagnostics, locs: dict) -> dict[str, Any]:
+def read_file(path: Path, diags: Diagnostics, locs: dict, at: Loc | None = None) -> dict[str, Any]:
+    """The tree of one spec file; `at` locates errors in opening it (the `extends:` naming it)."""
     file = _display(path)
+    text = read_spec_file(path, at)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise SpecError.at(None, f"cannot read spec {file}: {e.strerror or e}",
-                           "check the path; bundled specs are listed by `graphspec specs`") from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = compose(text, file)
+    except yaml.reader.ReaderError as e:  # a control character
+        line = text.count("\n", 0, e.position) + 1
+        col = e.position - (text.rfind("\n", 0, e.position) + 1) + 1
+        raise SpecError.at(Loc(file, line, col), f"invalid YAML: the character #x{e.character if isinstance(e.character, int) else ord(e.character):04x} is not "
+                           "allowed", "remove it (or write it as an escape inside double quotes)") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         loc = Loc(file, mark.line + 1, mark.column + 1) if mark else Loc(file, 1, 1)
         raise SpecError.at(loc, f"invalid YAML: {getattr(e, 'problem', None) or e}",
                            "check indentation, colons and quotes at this line") from None
-    except Exception as e:  # noqa: BLE001 - e.g. invalid unicode: still the user's file
+    except SpecError:
+        raise
+    except Exception as e:  # noqa: BLE001 - still the user's file
         raise SpecError.at(Loc(file, 1, 1), f"cannot parse YAML: {e}") from None
     if node is None:
         raise SpecError.at(Loc(file, 1, 1), "the spec is empty", "see README.md, 'Spec DSL'")
     if not isinstance(node, yaml.MappingNode):
         raise SpecError.at(_mark(node, file), "a spec must be a mapping of sections",
                            "start with `name: ...`, `vars: ...`, `encoder×N: {...}`")
-    _check_size(node, file)
     tree = _walk(node, file, (), locs, diags)
     tree["vars"] = parse_vars(tree.get("vars"), ("vars",), locs, diags)
     return tree
 
 
-MAX_NODES = 100_000  # after expanding YAML aliases ("billion laughs")
-MAX_DEPTH = 64
-
-
-def _check_size(root: yaml.Node, file: str) -> None:
-    """Refuse specs whose YAML aliases expand enormously or that nest absurdly deep."""
-    size: dict[int, int] = {}
-    stack: list[tuple[yaml.Node, int, bool]] = [(root, 1, False)]
-    while stack:
-        node, depth, done = stack.pop()
-        if depth > MAX_DEPTH:
-            raise SpecError.at(_mark(node, file), f"the spec nests deeper than {MAX_DEPTH} levels",
-                               "flatten the structure")
-        kids = [c for kv in node.value for c in (kv if isinstance(kv, tuple) else (kv,))] if isinstance(
-            node, yaml.MappingNode | yaml.SequenceNode) else []
-        if done:
-            size[id(node)] = 1 + sum(size[id(c)] for c in kids)
-            if size[id(node)] > MAX_NODES:
-                raise SpecError.at(_mark(node, file), f"the spec expands to more than {MAX_NODES} values "
-                                   "(YAML aliases?)", "write the values out; specs are small")
-        elif id(node) not in size:
-            stack.append((node, depth, True))
-            stack.extend((c, depth + 1, False) for c in kids if id(c) not in size)
-
-
 def _display(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
+    return display(path)
 
 
 def merge(base: dict, child: dict) -> dict:
@@ -199,30 +222,28 @@ def load_raw(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> R
     return raw
 
 
-def _load_chain(path: Path, diags: Diagnostics, locs: dict, files: list, stack: list[Path]) -> dict:
+def _load_chain(path: Path, diags: Diagnostics, locs: dict, files: list, stack: list[Path],
+                at: Loc | None = None) -> dict:
     real = path.resolve()
     if real in stack:
         chain = " -> ".join(_display(p) for p in [*stack, real])
         raise SpecError.at(locs.get(("extends",)), f"cycle in `extends`: {chain}",
                            "remove the `extends` that points back to a spec already in the chain")
     own_locs: dict[Path_, Loc] = {}
-    tree = read_file(path, diags, own_locs)
+    tree = read_file(path, diags, own_locs, at)
     files.append(_display(path))
     base_name = tree.pop("extends", None)
     if base_name is not None:
         if not isinstance(base_name, str):
             raise SpecError.at(own_locs.get(("extends",)), "`extends` must name a spec file",
                                "write `extends: swin_t.yaml`")
-        base_path = path.parent / base_name
+        base_path = sibling(path, base_name, own_locs.get(("extends",)), "extends")
         if base_path.resolve() in (*stack, real):  # located at the `extends` that closes the cycle
             chain = " -> ".join(_display(p) for p in [*stack, real, base_path.resolve()])
             raise SpecError.at(own_locs.get(("extends",)), f"cycle in `extends`: {chain}",
                                "remove the `extends` that points back to a spec already in the chain")
-        if not base_path.exists():
-            raise SpecError.at(own_locs.get(("extends",)), f"`extends: {base_name}`: no such file "
-                               f"next to {_display(path)}", "name a spec in the same folder")
         locs_base: dict[Path_, Loc] = {}
-        base = _load_chain(base_path, diags, locs_base, files, [*stack, real])
+        base = _load_chain(base_path, diags, locs_base, files, [*stack, real], own_locs.get(("extends",)))
         base.pop("expect", None)  # a variant's figures are its own: never inherited
         locs.update(locs_base)
         tree = merge(base, tree)
@@ -234,16 +255,23 @@ def apply_overrides(raw: RawSpec, overrides: list[str] | tuple[str, ...]) -> Non
     """`--set img_size=384`, `--set M=12`, `--set encoder.attention=global`, `--set head=none`."""
     diags = Diagnostics()
     for item in overrides:
-        loc = Loc(f"--set {item}", 1, 1)
+        why = bad_text(item)
+        shown = item if len(item) <= 60 and not why else ascii(item[:60])[1:-1] + ("..." if len(item) > 60 else "")
+        loc = Loc(f"--set {shown}", 1, 1)
+        if why or len(item) > MAX_BYTES:
+            diags.add(loc, f"override holds {why}" if why else f"override is {len(item):,} characters long "
+                      f"(at most {MAX_BYTES:,})", "write --set key=value with a short, plain value")
+            continue
         key, sep, text = item.partition("=")
         key = key.strip()
         if not sep or not key:
             diags.add(loc, f"override {item!r} is not of the form key=value", "write --set M=12")
             continue
         try:
-            value = yaml.safe_load(text) if text.strip() else None
-        except yaml.YAMLError:
-            value = text
+            value = _set_value(text, loc.file, diags)
+        except SpecError as e:  # the same limits as a spec file: aliases, nesting, tags
+            diags.extend(e)
+            continue
         if key in raw.tree.get("vars", {}):
             raw.tree["vars"][key] = value
             raw.locs[("vars", key)] = loc
@@ -275,6 +303,17 @@ def apply_overrides(raw: RawSpec, overrides: list[str] | tuple[str, ...]) -> Non
         node[parts[-1]] = value
         raw.locs[tuple(parts)] = loc
     diags.raise_if_any()
+
+
+def _set_value(text: str, file: str, diags: Diagnostics) -> Any:
+    """The YAML value of `--set key=TEXT`, read like a spec file's values; TEXT itself if not YAML."""
+    if not text.strip():
+        return None
+    try:
+        node = compose(text, file)
+    except yaml.YAMLError:
+        return text
+    return None if node is None else _walk(node, file, (), {}, diags)
 
 
 def _set_call_argument(text: str, name: str, value: Any) -> str | None:

@@ -151,7 +151,7 @@ class _Reader:
                 loc = self.raw.loc(*path)
                 if loc and loc.file.endswith(".yaml"):
                     loc = Loc(loc.file, loc.line, loc.col + e.col)
-                self.diags.add(loc, f"{e} in {text!r}", e.fix)
+                self.diags.add(loc, f"{e} in {text if len(text) <= 80 else text[:80] + '...'!r}", e.fix)
                 return _BAD
         if isinstance(v, list):
             return [self.value(x, path + (i,), calls=calls) for i, x in enumerate(v)]
@@ -200,11 +200,16 @@ class _Reader:
             c = self.value(v, path, calls=True)
         if c is _BAD:
             return "", {}
+        if c is None and "none" not in params and len(path) == 1 and path[0] in SECTION_EXAMPLES:
+            self.diags.add(self.raw.loc(*path) or Loc(self.raw.file, 1, 1), f"the spec has no `{path[0]}:`"
+                           if path[0] not in self.raw.tree else f"`{path[0]}:` is empty",
+                           f"add e.g. {SECTION_EXAMPLES[path[0]]}")
+            return "", {}
         if c is None:
             c = Call("none")
         if not isinstance(c, Call):
-            self.diags.add(self.raw.loc(*path), f"{what} must name a construct, got {c!r}",
-                           f"use one of {', '.join(params)}")
+            self.diags.add(self.raw.loc(*path), f"{what} must name one construct, got {_show(v)}",
+                           f"use one of {', '.join(params)}, e.g. `{path[-1]}: {next(iter(params))}`")
             return "", {}
         if c.name not in params:
             close = difflib.get_close_matches(c.name, list(params), n=1)
@@ -220,8 +225,12 @@ class _Reader:
         for k, x in c.kwargs.items():
             if k not in names:
                 close = difflib.get_close_matches(k, names, n=1)
+                takers = [n for n, ps in params.items() if k in ps]
                 self.diags.add(self.raw.loc(*path), f"{c.name}() has no argument {k!r}",
-                               f"did you mean {close[0]!r}?" if close else f"arguments: {', '.join(names)}")
+                               f"did you mean {close[0]!r}?" if close else
+                               (f"{c.name}() takes {', '.join(names)}" if names else
+                                f"{c.name} takes no arguments: write `{c.name}`") +
+                               (f"; `{k}` is an argument of {' and '.join(t + '()' for t in takers)}" if takers else ""))
                 continue
             out[k] = x
         return c.name, out
@@ -230,6 +239,21 @@ class _Reader:
 class _Bad:
     def __repr__(self) -> str:
         return "<invalid>"
+
+
+SECTION_EXAMPLES = {"input": "`input: tokens(seq_len)` or `input: image(img_size)`",
+                    "embed": "`embed: tokens(vocab, dim=d_model)` or `embed: patches(16, dim=768)`"}
+
+
+def _show(v: Any) -> str:
+    """A spec value as the spec wrote it (`[causal, global]`), not as Python prints it."""
+    if isinstance(v, list):
+        return "[" + ", ".join(_show(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k}: {_show(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, bool) or v is None:
+        return {True: "true", False: "false", None: "none"}[v]
+    return str(v)
 
 
 _BAD = _Bad()
@@ -344,6 +368,8 @@ def _embed(r: _Reader, v: Any) -> EmbedSpec:
 
 
 def _missing(r: _Reader, path: tuple, key: str, kind: str) -> Any:
+    if not kind:  # the construct itself was missing or unknown: reported already
+        return _BAD
     r.diags.add(r.raw.loc(*path), f"{kind}() needs `{key}`", f"write {kind}(..., {key}=...)")
     return _BAD
 
@@ -392,10 +418,11 @@ def _stack(r: _Reader, role: str, v: Any, has_encoder: bool) -> StackSpec | None
     norm = r.choice(v.get("norm", "pre"), p + ("norm",), ("pre", "post"), "norm placement")
     down = r.choice(v.get("downsample", "none"), p + ("downsample",), ("none", "patch_merging"), "downsample")
     cross = g("cross", bool, "cross", role == "decoder" and has_encoder)
+    bias = g("bias", bool, "bias", True)  # as Hugging Face's `bias`: off for q/k/v too unless `qkv_bias` says
     return StackSpec(
         role=role, dim=dim, heads=tuple(heads), depths=tuple(depths), d_ff=d_ff,
         mlp_ratio=g("mlp_ratio", float, "mlp_ratio", 4.0, minimum=0), attention=attn,
-        norm=norm, act=act, bias=g("bias", bool, "bias", True), qkv_bias=g("qkv_bias", bool, "qkv_bias", True),
+        norm=norm, act=act, bias=bias, qkv_bias=g("qkv_bias", bool, "qkv_bias", bias is not False),
         dropout=g("dropout", float, "dropout", 0.0, minimum=0), attn_dropout=g("attn_dropout", float, "attn_dropout", 0.0, minimum=0),
         drop_path=g("drop_path", float, "drop_path", 0.0, minimum=0), eps=g("eps", float, "eps", 1e-5),
         final_norm=g("final_norm", bool, "final_norm", False), cross=cross, downsample=down,
@@ -435,6 +462,15 @@ def _check_consistency(spec: ModelSpec, diags: Diagnostics) -> None:
         diags.add(spec.loc("embed"), "patch embedding needs an image input", "write `input: image(img_size)`")
     if e.kind == "tokens" and i.kind != "tokens":
         diags.add(spec.loc("embed"), "token embedding needs a token input", "write `input: tokens(seq_len)`")
+    if spec.head.kind == "segmentation" and e.kind != "patches":  # SETR decodes the patch grid
+        diags.add(spec.loc("head"), "a segmentation head decodes the patch grid of an image, but this spec "
+                  f"embeds {'tokens' if i.kind == 'tokens' else 'a backbone map'}",
+                  "use `input: image(img_size)` with `embed: patches(16, dim=...)`, or a `classifier`/`lm` head")
+    windowed = [s for s in spec.stacks if s.attention.kind == "windowed" or s.downsample == "patch_merging"]
+    if e.kind == "patches" and e.cls_token and windowed:  # windows tile the H×W grid: no room for a class token
+        diags.add(spec.loc("embed"), "a class token does not fit windowed attention or patch merging (they tile "
+                  "the H×W patch grid, which has no place for an extra token)",
+                  "write cls_token=false and `head: classifier(classes, pool=mean)`, as Swin does")
     if e.kind == "project" and spec.backbone is None:
         diags.add(spec.loc("embed"), "`project` embeds a backbone's feature map, but the spec has no `backbone:`",
                   "add `backbone: {spec: resnet50.yaml}` or use `embed: patches(...)`")
