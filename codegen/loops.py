@@ -94,7 +94,8 @@ class Loops:
             s = self._decay(ce, lst, done)
             if s is not None:
                 return s
-            p = P.add(plural(hint), {"": tuple(lst)})
+            # an absent child (no downsample before the first stage) takes None
+            p = P.add(plural(hint), {"": tuple(None if x is DONT_CARE else x for x in lst)})
             p.used = True
             return f"{p.name}[i]"
         e = P.expr({q: tuple(lst) for q, lst in v.items()}, plural(hint))

@@ -112,14 +112,17 @@ class Emitter:
                          | names)
         self.rendered: dict[int, Rendered] = {}
         for d in self.classes.defs:
-            if not self.is_sequential(d):  # written inline by its parent
+            if not self.is_sequential(d) and d.uid not in self.rendered:  # Sequential: inline in its parent
                 self.rendered[d.uid] = ClassEmitter(self, d).render()
 
     def is_sequential(self, d: ClassDef) -> bool:
         return d.cls == "Sequential" and d.paths != [""]
 
     def class_of(self, path: str) -> Rendered:
-        return self.rendered[self.classes.of[path].uid]
+        d = self.classes.of[path]
+        if d.uid not in self.rendered:  # a class that took in a later instance with a newer child class
+            self.rendered[d.uid] = ClassEmitter(self, d).render()
+        return self.rendered[d.uid]
 
     def class_name(self, d: ClassDef) -> str:
         return d.name

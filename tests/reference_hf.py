@@ -50,6 +50,6 @@ def n_params(*modules: torch.nn.Module) -> int:
 # Small configurations for numerics (fp32, CPU, a fraction of a second each).
 SMALL_T5 = dict(vocab_size=100, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=4,
                 relative_attention_num_buckets=8, relative_attention_max_distance=16)
-SMALL_PVT = dict(image_size=64, depths=[2, 1], hidden_sizes=[16, 32], num_attention_heads=[1, 2],
-                 sequence_reduction_ratios=[4, 1], mlp_ratios=[4, 2], patch_sizes=[4, 2], strides=[4, 2],
-                 num_encoder_blocks=2, num_labels=10)
+SMALL_PVT = dict(image_size=64, depths=[2, 1, 2, 1], hidden_sizes=[8, 16, 24, 32], num_attention_heads=[1, 2, 3, 4],
+                 sequence_reduction_ratios=[4, 2, 2, 1], mlp_ratios=[4, 4, 2, 2], patch_sizes=[4, 2, 2, 2],
+                 strides=[4, 2, 2, 2], num_labels=10)
