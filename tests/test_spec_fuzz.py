@@ -1,32 +1,78 @@
-"""Property: any mutation of a bundled spec either loads (and counts) or raises SpecError.
+"""Property: any mutation of a bundled spec either loads (and counts) or raises a located
+SpecError: every diagnostic names file:line:column, the message is printable, and no other
+exception, hang or memory blow-up ever escapes `graphspec.spec.load` or the CLI.
 
-Mutations: delete or duplicate lines, change numbers, insert junk characters, swap the keys of
-two lines, delete characters. Bugs this found (now fixed in graphspec/spec): a non-mapping
-`expect:` crashed validation; `mlp_ratio: .inf` overflowed; a depth of 99,999,999 blocks (or a
-window/heads suggestion over a huge dim) never finished; DETR's `project` embedding without a
-`backbone:`, or DETR's encoder and decoder swapped, reached the lowering; unknown YAML tags
-and impossible dates escaped as yaml/ValueErrors.
+Mutations, as text: delete, duplicate or swap lines, change numbers (huge ones too), insert
+junk, YAML tags, anchors and aliases, deep nesting, invalid bytes, other encodings, and paths
+for `extends:` / `backbone.spec` (/etc/passwd, /dev/zero, a FIFO, a directory, a 2 MiB file, a
+NUL); as trees: replace, delete or add values (huge integers, infinities, lone surrogates,
+expressions, lists, mappings); and `--set` overrides with the same kinds of values.
+
+Bounds per case: loading the spec within LOAD_SECONDS and LOAD_MEMORY (tracemalloc peak);
+lowering and counting a spec that loads within CASE_SECONDS (a stack may legitimately have
+4,096 blocks). The number of cases comes from the Hypothesis profile (tests/conftest.py):
+`ci` by default, `--hypothesis-profile=long` for 10^4+.
+
+Bugs this found (fixed in graphspec/spec): a non-mapping `expect:` crashed validation;
+`mlp_ratio: .inf` overflowed; a depth of 99,999,999 blocks (or a window/heads suggestion over
+a huge dim) never finished; DETR's `project` embedding without a `backbone:`, or DETR's encoder
+and decoder swapped, reached the lowering; unknown YAML tags and impossible dates escaped as
+yaml/ValueErrors; and those of `test_found_by_fuzzing` below.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
 import tempfile
+import tracemalloc
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import yaml
+from click.testing import CliRunner
+from graphspec.cli.main import main
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import graphspec
 from graphspec.spec import SpecError
+from graphspec.spec import load as load_spec
+
+LOAD_SECONDS = 2.0
+CASE_SECONDS = 30.0
+LOAD_MEMORY = 64 << 20  # bytes of Python allocations while reading and validating one spec
 
 SPECS = {p.name: p.read_text(encoding="utf-8") for p in sorted(graphspec.SPECS_DIR.glob("*.yaml"))}
+TREES = {n: yaml.safe_load(t) for n, t in SPECS.items()}
+LAUGHS = ("[&a [1,1,1,1,1,1,1,1,1,1], &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a], &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b], "
+          "&d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c], &e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d], [*e,*e,*e,*e,*e,*e,*e]]")
 JUNK = list(":{}[],#&*!|>'\"%@`-?=()×x\t \\") + ["\n", "0", "-1", "1e9", "null", "true", ".inf", ".nan",
                                                  "é", "~", "99999999", "1/0", "**", "&a", "*a", "!!python/object"]
-NUMBERS = st.sampled_from(["0", "1", "2", "3", "7", "12", "-5", "2.5", "1e20", "99999999", "65536", "4096"]) | \
+TAGS = ["!!binary ", "!!python/name:os.system ", "!!bool ", "!!int ", "!!float ", "!!str ", "!!null ", "!foo ",
+        "!!timestamp ", "!!set ", "!!omap ", "! ", "!<tag:yaml.org,2002:int> ", "!!map ", "!!seq "]
+HUGE = ["9" * 5000, "9" * 400, str(2**256), "1e400", "-1e400", "1e-400", "((((9**64)**64)**64)**64)**64", "9**64",
+        "2**256", "sqrt(-1)", "int(1e400)", "round(1e308*10)", "10**64*10**64", "(-8)**0.5", "1/0", "0**-1",
+        "min()", "max(1, none)", "int('9'*5000)", "-" * 2000 + "1", "1" + "+1" * 300, "0x" + "f" * 200]
+NESTS = ["[" * 70 + "]" * 70, "[" * 3000 + "]" * 3000, "{a: " * 70 + "1" + "}" * 70, "(" * 300 + "1" + ")" * 300]
+PATHS = ["/etc/passwd", "/dev/zero", "../swin_t.yaml", "fifo.yaml", "dir.yaml", "big.yaml", "zero_link.yaml",
+         '"a\\0b.yaml"', "a" * 300, "swin_t.yaml", "swin_t", "bert_base.yaml", "resnet50.yaml", "", '"\\udc80.yaml"',
+         "mutated.yaml", "~/x.yaml", "dir.yaml/../swin_t.yaml"]
+TEXTS = ["\udc80", "\ud800x", "a\0b", "é", "\u202e", "\x85", "\ufeff", "×", "\U0001f600"]
+NUMBERS = st.sampled_from(["0", "1", "2", "3", "7", "12", "-5", "2.5", "1e20", "99999999", "65536", "4096", *HUGE]) | \
     st.integers(min_value=-3, max_value=5000).map(str)
+VALUES = st.recursive(
+    st.integers(-10**6, 10**6) | st.integers(-2**300, 2**300) | st.floats() | st.booleans() | st.none()
+    | st.sampled_from(HUGE + NESTS + TEXTS + ["causal", "windowed(7)", "windowed(7, shift=true)", "global",
+                                              "causal(window=4096)", "tokens(10, dim=8)", "segmentation(10)"])
+    | st.text(max_size=12),
+    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids, max_size=4), max_leaves=8)
+SET_VALUES = st.sampled_from(["7", "12", "0", "-1", "true", "none", "global", "windowed(7)", "[causal, global]",
+                              LAUGHS, "!!binary aGVsbG8=", "!!python/object:os.system ls", "", "x" * 2000,
+                              *HUGE, *NESTS, *TEXTS]) | st.text(max_size=16)
 
 
 @pytest.fixture(scope="module")
@@ -34,18 +80,80 @@ def workdir():
     d = Path(tempfile.mkdtemp(prefix="graphspec-fuzz-"))
     for p in graphspec.SPECS_DIR.glob("*.yaml"):  # so that `extends:` finds its bases
         shutil.copy(p, d / p.name)
+    os.mkfifo(d / "fifo.yaml")  # reading it would block
+    (d / "dir.yaml").mkdir()
+    (d / "big.yaml").write_text("name: big\n" + "#" * (2 << 20) + "\n")
+    (d / "zero_link.yaml").symlink_to("/dev/zero")
     yield d
     shutil.rmtree(d, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def traced():
+    tracemalloc.start()
+    yield
+    tracemalloc.stop()
+
+
+@contextmanager
+def within(seconds: float, what: str):
+    def on_alarm(*_):
+        raise TimeoutError(f"{what} took longer than {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+LOCATED = re.compile(r"^\S.*:\d+:\d+: error: ", re.M)
+
+
+def assert_located(e: SpecError) -> None:
+    text = str(e)
+    text.encode("utf-8")  # printable: no lone surrogates reach the terminal
+    assert e.diagnostics and text.strip()
+    for d in e.diagnostics:
+        assert d.loc is not None and d.loc.line >= 1 and d.loc.col >= 1, f"unlocated: {d}"
+        assert "malformed spec" not in d.message, f"an internal error was masked: {d}"
+        assert "Call(" not in str(d) and "<invalid>" not in str(d), f"internal text: {d}"
+
+
+def check(path: Path | str, overrides: list[str] = ()) -> None:
+    """Load (bounded), then lower and count; only located SpecErrors may escape."""
+    tracemalloc.reset_peak()
+    try:
+        with within(LOAD_SECONDS, "loading the spec"):
+            spec = load_spec(str(path), overrides)
+    except SpecError as e:
+        assert_located(e)
+        return
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+    assert peak < LOAD_MEMORY, f"loading the spec allocated {peak:,} bytes"
+    try:
+        with within(CASE_SECONDS, "lowering and counting"):
+            m = graphspec.Model(spec, graphspec.lower(spec))
+            m.params()
+            m.macs()
+    except SpecError as e:
+        assert_located(e)
+
+
+# -- mutations as text -------------------------------------------------------------------------
 @st.composite
-def mutated(draw) -> tuple[str, str]:
+def mutated(draw) -> tuple[str, bytes]:
     name = draw(st.sampled_from(sorted(SPECS)))
     lines = SPECS[name].split("\n")
     for _ in range(draw(st.integers(1, 4))):
-        kind = draw(st.sampled_from(["delete", "duplicate", "number", "junk", "swap_keys", "drop_char"]))
+        kind = draw(st.sampled_from(["delete", "duplicate", "number", "junk", "swap_keys", "drop_char", "tag",
+                                     "alias", "nest", "path", "text"]))
         i = draw(st.integers(0, len(lines) - 1))
         line = lines[i]
+        key, colon, value = line.partition(":")
         if kind == "delete" and len(lines) > 1:
             del lines[i]
         elif kind == "duplicate":
@@ -66,22 +174,117 @@ def mutated(draw) -> tuple[str, str]:
         elif kind == "drop_char" and line:
             pos = draw(st.integers(0, len(line) - 1))
             lines[i] = line[:pos] + line[pos + 1:]
-    return name, "\n".join(lines)
+        elif kind == "tag" and colon:
+            lines[i] = key + ": " + draw(st.sampled_from(TAGS)) + value.strip()
+        elif kind == "alias":
+            lines.append(draw(st.sampled_from([f"x: {LAUGHS}", "x: &a [*a]", "x: &a {b: *a}", "x: *nowhere",
+                                               "vars: &v {a: 1}", "y: *v", "<<: {name: merged}"])))
+        elif kind == "nest" and colon:
+            lines[i] = key + ": " + draw(st.sampled_from(NESTS))
+        elif kind == "path":
+            target = draw(st.sampled_from(PATHS))
+            if "resnet50.yaml" in SPECS[name] and draw(st.booleans()):
+                lines = [t.replace("resnet50.yaml", target) for t in lines]
+            else:
+                lines.insert(draw(st.integers(0, len(lines))), f"extends: {target}")
+        elif kind == "text" and colon:
+            lines[i] = key + ': "' + value.strip().replace('"', "") + draw(st.sampled_from(TEXTS))
+            lines[i] = lines[i].encode("ascii", "backslashreplace").decode() + '"'  # as YAML escapes
+    text = "\n".join(lines)
+    encoding = draw(st.sampled_from(["utf-8"] * 6 + ["utf-8-sig", "utf-16", "latin-1", "bytes"]))
+    if encoding == "bytes":
+        data = bytearray(text.encode("utf-8"))
+        for _ in range(draw(st.integers(1, 3))):
+            data.insert(draw(st.integers(0, len(data))), draw(st.integers(0, 255)))
+        return name, bytes(data)
+    return name, text.encode(encoding, "replace")
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(mutated())
-def test_mutated_specs_load_or_raise_spec_error(workdir, case):
+def test_mutated_specs_load_or_raise_located_errors(workdir, traced, case):
+    name, data = case
+    path = workdir / "mutated.yaml"
+    path.write_bytes(data)
+    check(path)
+
+
+# -- mutations as trees ------------------------------------------------------------------------
+def _paths(tree, prefix=()):
+    yield prefix
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            yield from _paths(v, (*prefix, k))
+    elif isinstance(tree, list):
+        for i, v in enumerate(tree):
+            yield from _paths(v, (*prefix, i))
+
+
+@st.composite
+def mutated_tree(draw) -> tuple[str, str]:
+    import copy
+
+    name = draw(st.sampled_from(sorted(TREES)))
+    tree = copy.deepcopy(TREES[name])
+    for _ in range(draw(st.integers(1, 3))):
+        path = draw(st.sampled_from([p for p in _paths(tree) if p]))
+        parent = tree
+        for k in path[:-1]:
+            parent = parent[k]
+        kind = draw(st.sampled_from(["replace", "delete", "add", "wrap"]))
+        if kind == "replace":
+            parent[path[-1]] = draw(VALUES)
+        elif kind == "delete":
+            del parent[path[-1]]
+        elif kind == "add" and isinstance(parent, dict):
+            parent[draw(st.sampled_from(["extra", "bias", "qkv_bias", "attention", "cls_token", "extends",
+                                         "depths", "heads", "vars", "head"]) | st.text(max_size=8))] = draw(VALUES)
+        elif kind == "wrap":
+            parent[path[-1]] = [parent[path[-1]]]
+    return name, yaml.safe_dump(tree, allow_unicode=False, sort_keys=False)
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(mutated_tree())
+def test_mutated_trees_load_or_raise_located_errors(workdir, traced, case):
     name, text = case
-    path = workdir / f"mutated_{name}"
+    path = workdir / "mutated.yaml"
     path.write_text(text, encoding="utf-8")
-    try:
-        m = graphspec.load(path)
-        m.params()
-        m.macs()
-    except SpecError as e:
-        assert str(e).strip(), "a SpecError must say something"
-        assert "error:" in str(e)
+    check(path)
+
+
+# -- --set overrides ---------------------------------------------------------------------------
+@st.composite
+def overridden(draw) -> tuple[str, list[str]]:
+    name = draw(st.sampled_from(sorted(SPECS)))
+    known = re.findall(r"(\w+)=", SPECS[name].partition("vars:")[2].partition("\n")[0])
+    keys = st.sampled_from(known + ["encoder.attention", "decoder.attention", "embed.cls_token", "head", "name",
+                                    "input", "embed", "encoder.depths", "head.classes", "backbone.spec",
+                                    "extends", "vars", ""]) | st.text(max_size=8)
+    items = draw(st.lists(st.tuples(keys, SET_VALUES), min_size=1, max_size=3))
+    return name, [f"{k}={v}" for k, v in items]
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(overridden())
+def test_set_overrides_load_or_raise_located_errors(traced, case):
+    name, overrides = case
+    check(graphspec.SPECS_DIR / name, overrides)
+
+
+# -- the CLI: exit 0 or 2, a located message, never a traceback --------------------------------
+@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(mutated(), overridden(), st.sampled_from(["flops", "inspect"]))
+def test_cli_exits_0_or_2_with_a_located_message(workdir, case, sets, command):
+    (workdir / "mutated.yaml").write_bytes(case[1])
+    args = [command, str(workdir / "mutated.yaml")] + [a for s in sets[1][:1] for a in ("--set", s)]
+    with within(CASE_SECONDS, f"graphspec {command}"):
+        r = CliRunner().invoke(main, args)
+    assert r.exit_code in (0, 2), (r.output, r.exception)
+    assert "Traceback" not in r.output
+    if r.exit_code == 2:
+        assert LOCATED.search(r.output), r.output
+        r.output.encode("utf-8")
 
 
 @pytest.mark.parametrize("text, message", [

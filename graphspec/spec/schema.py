@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from graphspec.spec.errors import Diagnostics, Loc, SpecError
-from graphspec.spec.expr import Call, ExprError, evaluate
+from graphspec.spec.expr import Call, ExprError, _suggest, evaluate
 from graphspec.spec.loader import RawSpec
 
 IDENT = re.compile(r"^[A-Za-z_]\w*$")
@@ -166,10 +166,14 @@ class _Reader:
             v, ok = float(v), True
         if kind is int and isinstance(v, float) and v.is_integer():
             v, ok = int(v), True
+        if not ok and isinstance(v, Call) and not v.args and not v.kwargs:  # a name read as a construct
+            self.diags.add(self.raw.loc(*path), f"undefined variable {v.name!r} (for {what})",
+                           _suggest(v.name, self.env))
+            return _BAD
         if not ok:
             names = "/".join(t.__name__ for t in _as_tuple(kind))
-            self.diags.add(self.raw.loc(*path), f"{what} must be {names}, got {v!r}",
-                           f"write a {names} value or an expression over vars")
+            self.diags.add(self.raw.loc(*path), f"{what} must be {names}, got {_show(v)}",
+                           f"write {'an' if names[0] in 'aeiou' else 'a'} {names} value or an expression over vars")
             return _BAD
         if isinstance(v, float) and not math.isfinite(v):
             self.diags.add(self.raw.loc(*path), f"{what} must be finite, got {v!r}", "write a finite number")
@@ -253,7 +257,10 @@ def _show(v: Any) -> str:
         return "{" + ", ".join(f"{k}: {_show(x)}" for k, x in v.items()) + "}"
     if isinstance(v, bool) or v is None:
         return {True: "true", False: "false", None: "none"}[v]
-    return str(v)
+    if isinstance(v, Call):
+        args = [_show(a) for a in v.args] + [f"{k}={_show(a)}" for k, a in v.kwargs.items()]
+        return f"{v.name}({', '.join(args)})" if args else v.name
+    return str(v) if len(str(v)) <= 80 else str(v)[:80] + "..."
 
 
 _BAD = _Bad()
