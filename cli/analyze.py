@@ -27,6 +27,7 @@ from graphspec.ir import Graph, fmt_type
 from graphspec.ops import numel
 
 CONVENTION_NAMES = tuple(analysis.CONVENTIONS)
+PIPELINE = "none"  # inspect and flops show the IR as lowered unless --passes says otherwise
 
 set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                           help="Override a variable or field of the spec (repeatable): --set M=12.")
@@ -47,7 +48,7 @@ class Built:
 
 def _build(spec: str, overrides: tuple[str, ...], symbolic: bool, pass_opts: dict) -> Built:
     model = graphspec.load(spec, overrides, symbolic=symbolic)
-    graph, report = apply_passes(model.graph, **pass_opts)
+    graph, report = apply_passes(model.graph, **pass_opts, default=PIPELINE)
     return Built(model, graph, list(report or []), pass_opts)
 
 
@@ -57,7 +58,7 @@ def _graph_for(built: Built, conv: Convention) -> Graph:
     if g is built.model.graph:
         return built.graph
     quiet = {**built.pass_opts, "print_after": ()}
-    return apply_passes(g, **quiet)[0]
+    return apply_passes(g, **quiet, default=PIPELINE)[0]
 
 
 def _num(v: Any) -> str:
@@ -101,12 +102,57 @@ def _print_report(report: list) -> None:
         click.echo(f"# pass: {item}")
 
 
-def _module_rows(g: Graph, conv: Convention, depth: int | None) -> list[list[str]]:
-    rows = []
-    for path, v in analysis.by_module(g, conv, depth).items():
-        cls = g.modules.get(path)
-        rows.append([path or "(root)", cls.cls if cls else "", _num(v["params"]),
-                     _unit(v["params"], 1e6, 3), _num(v["macs"]), _unit(v["macs"], 1e9, 4)])
+def _own(g: Graph, conv: Convention) -> dict[str, dict]:
+    """{path: own params and MACs}: a node's MACs count where its parameters live (a conv
+    `patch_embed.proj` of module `patch_embed`), else in its module (a tied head in its own)."""
+    own: dict[str, dict] = {}
+    seen: set[str] = set()
+    for n in g:
+        pnames = analysis.node_params(g, n)
+        owners = {k.rsplit(".", 1)[0] for k in pnames}
+        key = n.name if owners == {n.name} else n.module or analysis._owner(n)
+        own.setdefault(key, {"params": 0, "macs": 0})["macs"] += analysis.node_cost(g, n, conv)
+        for k, shape in pnames.items():
+            if k not in seen:
+                seen.add(k)
+                path = k.rsplit(".", 1)[0] if "." in k else k
+                own.setdefault(path, {"params": 0, "macs": 0})["params"] += numel(shape)
+    return own
+
+
+def _module_rows(g: Graph, conv: Convention, depth: int) -> list[list[str]]:
+    """The module summary down to `depth`: each row the totals of its subtree (a parent is the
+    sum of its children and its own ops), children indented below their parent; rows of
+    nothing that are no module (an input, a residual add) are left out."""
+    analysis.macs(g, conv)  # refuses a convention the graph was not lowered for
+    totals: dict[str, dict] = {}
+    parent: dict[str, str | None] = {}
+    for key, v in _own(g, conv).items():
+        up = None
+        for d in range(1, depth + 1) if depth else [0]:
+            row = analysis._cut(key, d)
+            if row == up:
+                continue
+            parent.setdefault(row, up)
+            t = totals.setdefault(row, {"params": 0, "macs": 0})
+            t["params"] += v["params"]
+            t["macs"] += v["macs"]
+            up = row
+    kids: dict[str | None, list[str]] = {}
+    for row, up in parent.items():
+        kids.setdefault(up, []).append(row)
+    rows: list[list[str]] = []
+
+    def walk(up: str | None, level: int) -> None:
+        for path in kids.get(up, []):
+            v = {k: analysis._simplify(x) for k, x in totals[path].items()}
+            if path in g.modules or v["params"] != 0 or v["macs"] != 0:
+                cls = g.modules.get(path)
+                rows.append(["  " * level + (path or "(root)"), cls.cls if cls else "", _num(v["params"]),
+                             _unit(v["params"], 1e6, 3), _num(v["macs"]), _unit(v["macs"], 1e9, 4)])
+            walk(path, level + 1)
+
+    walk(None, 0)
     return rows
 
 
@@ -123,8 +169,8 @@ def specs() -> None:
             rows.append([path.stem, "error", "", "", str(e).splitlines()[0]])
             continue
         p, c = m.params(), m.macs()
-        rows.append([path.stem, _num(p), f"{p / 1e6:.1f}M", f"{c / 1e9:.3f}", m.spec.paper])
-    click.echo(_table(["spec", "params", "", "GMACs", "paper"], rows, right={1, 2, 3}))
+        rows.append([path.stem, _num(p), f"{p / 1e6:.1f}", f"{c / 1e9:.3f}", m.spec.paper])
+    click.echo(_table(["spec", "params", "Mparams", "GMACs", "paper"], rows, right={1, 2, 3}))
     click.echo(f"\n{len(rows)} specs in {graphspec.SPECS_DIR}. MACs per forward pass at the spec's "
                "input size (batch 1); see docs/conventions.md.")
 
@@ -140,7 +186,7 @@ def specs() -> None:
               help="Module depth of the summary (1: stages, 2: blocks).")
 @click.option("--convention", type=click.Choice([c for c in CONVENTION_NAMES if c != "swin-paper"]),
               default="macs", show_default=True, help="What the MACs column counts.")
-@pass_options
+@pass_options(default=PIPELINE)
 @user_errors
 def inspect(spec, overrides, fmt, symbolic, depth, convention, passes, disable_pass, print_after) -> None:
     """Print the IR of SPEC (a path or a bundled name) with shapes, params and MACs per node."""
@@ -172,7 +218,7 @@ def inspect(spec, overrides, fmt, symbolic, depth, convention, passes, disable_p
 def _summary(g: Graph, conv: Convention, depth: int) -> None:
     label = _cost_label(conv)
     rows = _module_rows(g, conv, depth)
-    click.echo(_table(["module", "class", "params", "M", label, f"G{label}"], rows, right={2, 3, 4, 5}))
+    click.echo(_table(["module", "class", "params", "Mparams", label, f"G{label}"], rows, right={2, 3, 4, 5}))
     p, c = analysis.param_count(g), analysis.macs(g, conv)
     munit = "" if _symbolic(p) else f" ({_unit(p, 1e6, 3)}M)"
     gunit = "" if _symbolic(c) else f" ({_unit(c, 1e9, 4)}G)"
@@ -195,7 +241,7 @@ def _symbolic(v: Any) -> bool:
                    "elementwise; flops: 2×MAC; swin-paper: no class token, no head (Swin Table 1 ViT).")
 @click.option("--depth", type=click.IntRange(min=0), default=1, show_default=True,
               help="Module depth of the table (1: stages/blocks, 2: blocks/sub-layers).")
-@pass_options
+@pass_options(default=PIPELINE)
 @user_errors
 def flops(spec, overrides, symbolic, check, convention, depth, passes, disable_pass, print_after) -> None:
     """Per-module parameters and MACs of SPEC, with totals; --check against `expect:`."""

@@ -19,12 +19,22 @@ import graphspec
 from graphspec.io import atomic_write
 
 
+def _default_pipeline() -> str:
+    """`default` (fused attention and qkv: official Swin's and timm's `attn.qkv` names), or
+    `none` where graphspec.passes is not installed."""
+    try:
+        import graphspec.passes  # noqa: F401
+    except ImportError:
+        return "none"
+    return "default"
+
+
 @click.command("codegen")
 @click.argument("spec")
 @click.option("-o", "--output", default="-", metavar="FILE", help="Write here (atomically); '-' for stdout.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a variable or field of the spec (repeatable): --set M=12.")
-@pass_options
+@pass_options(default=_default_pipeline())
 @user_errors
 def codegen(spec: str, output: str, overrides: tuple[str, ...], passes, disable_pass, print_after) -> None:
     """Write SPEC (a file or a bundled name) as a standalone PyTorch module."""
@@ -39,16 +49,6 @@ def codegen(spec: str, output: str, overrides: tuple[str, ...], passes, disable_
         return
     atomic_write(output, gen.source)
     click.echo(f"wrote {output}: class {gen.class_name}, {model.params():,} parameters", err=True)
-
-
-def _default_pipeline() -> str:
-    """`default` (fused attention and qkv: official Swin's and timm's `attn.qkv` names), or
-    `none` where graphspec.passes is not installed."""
-    try:
-        import graphspec.passes  # noqa: F401
-    except ImportError:
-        return "none"
-    return "default"
 
 
 COMMANDS = [codegen]

@@ -9,13 +9,32 @@ from __future__ import annotations
 import click
 
 
-def pass_options(fn):
+def pipelines_help(default: str | None = None) -> str:
+    """The --passes help, naming the passes of each pipeline from graphspec.passes' own table
+    (and the command's default pipeline, when given)."""
+    try:
+        from graphspec.passes.manager import PIPELINES
+    except ImportError:  # graphspec.passes not installed
+        PIPELINES = {}
+    named = [f"'{k}'" + (f" ({', '.join(v)})" if v else "") for k, v in PIPELINES.items()] or ["'none'"]
+    text = f"Pass pipeline: {', '.join(named)}, or a comma-separated list of passes."
+    if default is not None:
+        runs = ", ".join(PIPELINES.get(default, ())) or "no passes, the IR as lowered"
+        text += f" [default: '{default}' = {runs}]"
+    return text
+
+
+def pass_options(fn=None, *, default: str | None = None):
+    """--passes, --disable-pass, --print-after; `@pass_options(default="none")` also says in
+    --help what the command runs without --passes."""
+    if fn is None:
+        return lambda f: pass_options(f, default=default)
     fn = click.option("--print-after", "print_after", multiple=True, metavar="PASS",
                       help="Print the IR after this pass (repeatable).")(fn)
     fn = click.option("--disable-pass", "disable_pass", multiple=True, metavar="PASS",
                       help="Drop a pass from the pipeline (repeatable).")(fn)
     fn = click.option("--passes", "passes", default=None, metavar="P1,P2(M=7),...",
-                      help="Pass pipeline: 'none', 'default', or a comma-separated list.")(fn)
+                      help=pipelines_help(default))(fn)
     return fn
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -149,3 +150,90 @@ def test_flops_with_passes_keeps_the_figures(name):
     assert r.exit_code == 0, r.output
     assert "# pass: fuse_attention" in r.output
     assert "all figures match" in r.output
+
+
+# -- tables (issue 14) ----------------------------------------------------------------------
+def _rows(output: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """(header cells, [(indent, cells)]) of the first table in `output`, cut at the columns of
+    its dashed rule."""
+    lines = output.splitlines()
+    i = next(k for k, ln in enumerate(lines) if ln and set(ln.replace(" ", "")) == {"-"})
+    spans = [m.span() for m in re.finditer(r"-+", lines[i])]
+    spans[-1] = (spans[-1][0], None)
+
+    def cut(ln: str) -> list[str]:
+        return [ln[a:b].strip() for a, b in spans]
+
+    rows = []
+    for ln in lines[i + 1:]:
+        if not ln.strip():
+            break
+        rows.append((len(ln) - len(ln.lstrip()), cut(ln)))
+    return cut(lines[i - 1]), rows
+
+
+def _int(cell: str) -> int:
+    return int(cell.replace(",", ""))
+
+
+def test_unit_columns_are_named_and_every_column_has_a_header():
+    """"M" was both the window size and the millions column; `specs` had a column with no header."""
+    head, rows = _rows(run("specs").output)
+    assert head == ["spec", "params", "Mparams", "GMACs", "paper"]
+    swin = next(cells for _, cells in rows if cells[0] == "swin_t")
+    assert swin[1:4] == ["28,288,354", "28.3", "4.491"]
+    head, _ = _rows(run("flops", "swin_t").output)
+    assert head == ["module", "class", "params", "Mparams", "MACs", "GMACs"]
+    head, _ = _rows(run("flops", "vit_b16", "--convention", "flops").output)
+    assert head[3:] == ["Mparams", "FLOPs", "GFLOPs"]
+
+
+def test_parent_rows_sum_their_children():
+    """swin_t --depth 2: patch_embed = proj 4,704 (3·96·4·4 + 96) + norm 192 (2·96); a stage =
+    its blocks + patch merging (2 × 112,347 + 74,496 = 299,190 in stage 1)."""
+    _, rows = _rows(run("flops", "swin_t", "--depth", "2").output)
+    by = {cells[0]: (ind, _int(cells[2]), _int(cells[4])) for ind, cells in rows}
+    assert by["patch_embed"][1:] == (4_704 + 192, 14_450_688)
+    assert by["patch_embed.proj"] == (2, 4_704, 14_450_688)  # the conv's MACs where its weights are
+    assert by["layers.0"][1] == 2 * 112_347 + 74_496 == 299_190
+    for ind, cells in rows:
+        if ind == 0 and cells[0].startswith("layers."):
+            kids = [by[c[0]] for i, c in rows if i == 2 and c[0].startswith(cells[0] + ".")]
+            assert len(kids) >= 2
+            assert by[cells[0]][1:] == (sum(k[1] for k in kids), sum(k[2] for k in kids)), cells[0]
+
+
+@pytest.mark.parametrize("name", ["vit_b16", "bert_base", "detr_r50", "transformer_base", "setr_mla"])
+def test_module_table_partitions_the_totals(name):
+    """At depth 2 the unindented rows add up to the totals, and no parent has less than its
+    children (a parent also counts its own ops: Swin's bias table, a residual add under `all`)."""
+    out = run("flops", name, "--depth", "2", "--convention", "all").output
+    _, rows = _rows(out)
+    total = re.search(r"total: ([\d,]+) params \S+ ([\d,]+) MACs", out)
+    top = [(_int(c[2]), _int(c[4])) for ind, c in rows if ind == 0]
+    assert (sum(p for p, _ in top), sum(m for _, m in top)) == (_int(total[1]), _int(total[2]))
+    for k, (ind, cells) in enumerate(rows):
+        if ind == 0:
+            kids = []
+            for ind2, c in rows[k + 1:]:
+                if ind2 == 0:
+                    break
+                kids.append((_int(c[2]), _int(c[4])))
+            assert sum(p for p, _ in kids) <= _int(cells[2]) and sum(m for _, m in kids) <= _int(cells[4])
+    assert all(cells[1] or (cells[2], cells[4]) != ("0", "0") for _, cells in rows)  # no rows of nothing
+
+
+def test_help_names_the_default_passes(monkeypatch):
+    """From the pass manager's table, not a copy: inspect and flops run none by default, codegen
+    the default pipeline."""
+    from graphspec.cli.passes_opts import pipelines_help
+
+    from graphspec.passes.manager import PIPELINES
+
+    flat = lambda text: " ".join(text.split())  # noqa: E731  (click wraps help text)
+    for cmd in ("inspect", "flops"):
+        assert "[default: 'none' = no passes, the IR as lowered]" in flat(run(cmd, "--help").output)
+    assert f"[default: 'default' = {', '.join(PIPELINES['default'])}]" in flat(run("codegen", "--help").output)
+    assert f"'all' ({', '.join(PIPELINES['all'])})" in flat(run("inspect", "--help").output)
+    monkeypatch.setitem(PIPELINES, "default", ("cse",))
+    assert pipelines_help("default").endswith("[default: 'default' = cse]")
