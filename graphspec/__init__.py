@@ -61,10 +61,13 @@ class Model:
 def resolve_spec(path: str | Path) -> Path:
     """A spec path, or the name of a bundled spec (`swin_t`)."""
     p = Path(path)
-    if p.exists() or p.suffix:
+    try:
+        if p.exists() or p.suffix:
+            return p
+        bundled = SPECS_DIR / f"{p.name}.yaml"
+        return bundled if bundled.exists() else p
+    except (OSError, ValueError):  # a name too long for the file system: the loader reports it
         return p
-    bundled = SPECS_DIR / f"{p.name}.yaml"
-    return bundled if bundled.exists() else p
 
 
 def load(path: str | Path, overrides: list[str] | tuple[str, ...] = (), symbolic: bool = False) -> Model:

@@ -184,6 +184,18 @@ def test_backbone_spec_is_confined_and_regular(here):
         assert message in text and "fix: " in text
 
 
+@pytest.mark.parametrize("name, message", [
+    ("a" * 5000, "cannot read spec aaaa"),  # OSError: File name too long, before
+    ("sw\udcffin_t", "cannot read spec sw\\udcffin_t"),  # an undecodable byte in argv, printed escaped
+    ("/dev/zero", "/dev/zero is not a regular file"),
+    ("/tmp", "/tmp is not a regular file"),
+])
+def test_spec_argument_that_is_no_spec_file(name, message):
+    out = cli(["flops", name])
+    assert out.startswith("error: ") and message in out and "fix: " in out
+    assert len(out) < 400
+
+
 def test_missing_bundled_name_suggests_the_closest():
     out = cli(["flops", "swin_tt"])
     assert "error: cannot read spec swin_tt" in out

@@ -29,10 +29,12 @@ SAFE_TAGS = {"!"} | {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "
 
 
 def display(path: Path) -> str:
+    """`path` as messages print it: relative to the working directory, undecodable bytes escaped."""
     try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except (ValueError, OSError):
-        return str(path)
+        text = str(path.resolve().relative_to(Path.cwd()))
+    except (ValueError, OSError, RuntimeError):
+        text = str(path)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def mark(node: yaml.Node | yaml.Event, file: str) -> Loc:
@@ -42,6 +44,7 @@ def mark(node: yaml.Node | yaml.Event, file: str) -> Loc:
 def read_spec_file(path: Path, at: Loc | None = None) -> str:
     """The text of a spec file; `at` locates errors (the `extends:` that names it), if any."""
     file = display(path)
+    file = file if len(file) <= 120 else file[:120] + "..."
     fix = "name a spec file (YAML); bundled specs are listed by `graphspec specs`"
     try:
         st = os.stat(path)
