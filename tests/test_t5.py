@@ -86,3 +86,19 @@ def test_t5_base_parameters_on_meta():
     tables = [k for k, _ in hf.named_parameters() if "relative_attention_bias" in k]
     assert tables == ["encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
                       "decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"]
+
+
+def test_generated_attention_keeps_the_causal_mask_beside_a_bias():
+    """T5's decoder self-attention is fused with both a bias and the causal mask: the generated
+    file's `attention` helper must apply both, as the op's eval rule does."""
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 4, 7, 8) for _ in range(3))
+    bias = torch.randn(4, 7, 7)
+    want = get("attention").eval({}, q, k, v, bias, scale=1.0, causal=True, has_bias=True)
+    got = runtime().attention(q, k, v, bias=bias, scale=1.0, is_causal=True)
+    assert torch.allclose(got, want, atol=1e-6)
+    assert not torch.allclose(runtime().attention(q, k, v, bias=bias, scale=1.0), want, atol=1e-3)
+    from graphspec.ops.attention import _sdpa_call
+
+    attrs = dict(scale=1.0, dropout=0.0, causal=True, has_bias=True)
+    assert _sdpa_call(["q", "k", "v", "bias"], attrs) == "attention(q, k, v, bias=bias, scale=1.0, is_causal=True)"

@@ -154,6 +154,8 @@ def _sdpa_call(ops: list[str], a) -> str:
         named.append(f"bias={rest.pop(0)}")
     if rest:
         named.append(f"mask={rest.pop(0)}")
+    if not (a["causal"] == False):  # noqa: E712 - a bias and the causal mask (T5's decoder)
+        extra += f", is_causal={a['causal']}"
     return f"attention({q}, {k}, {v}, {', '.join(named)}{extra})"
 
 
