@@ -2,21 +2,31 @@
 
     graphspec build swin_t --target onnx -o build/swin_t-onnx
     build/swin_t-onnx/
-        model.onnx          # or model.so + weights.npz (llvm, cuda), model.py + weights.pt (torch)
-        manifest.json       # spec path and sha256, passes, params, MACs, versions, timings, cache key
+        model.onnx          # or model.so + weights.safetensors (llvm, cuda),
+                            #    model.py + weights.safetensors (torch)
+        manifest.json       # spec path and sha256, passes, params, MACs, versions, timings,
+                            # cache key, and the sha256 of every artifact (`files`)
 
-The whole directory is written by `graphspec.io.atomic_dir`: a failed build leaves the old
-directory (or nothing) in place. A rebuild whose cache key (spec bytes, overrides, target,
-passes, batch, tuning, seed, graphspec version) matches the manifest's is a cache hit and
-only updates the manifest's `cache` record. MetaSchedule databases live in `<dir>/tuning`
-(or `--tune-dir`) and are carried over to the rebuilt directory, so retuning is skipped.
+Without `-o` the directory is `build/<name>-<target>`, `<name>` the spec's name reduced to
+`[A-Za-z0-9._-]` (`name: ../../x` builds into `build/x-torch`). An existing directory that is
+not a graphspec build (no graphspec manifest) and not empty is never replaced unless `--force`
+says so; the current directory and its parents never are. The whole directory is written by
+`graphspec.io.atomic_dir` under a lock: a failed, killed or concurrent build leaves the old
+directory (or nothing) in place, and publishing is one atomic step. A rebuild whose cache key
+(spec bytes, overrides, target, passes, batch, tuning, seed, graphspec version) matches the
+manifest's, with every artifact still matching its sha256, is a cache hit and only updates the
+manifest's `cache` record. MetaSchedule databases live in `<dir>/tuning` (or `--tune-dir`) and
+are carried over to the rebuilt directory, so retuning is skipped. Before any weight is made,
+the memory it needs is checked against a budget (backends/budget.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
+import re
 import shutil
 import time
 from collections.abc import Callable, Mapping
@@ -27,14 +37,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from graphspec.backends import budget
+from graphspec.backends import manifest as mf
+from graphspec.backends.manifest import FORMAT, MANIFEST, TARGETS
 
 import graphspec
 from graphspec import analysis
-from graphspec.io import atomic_dir, atomic_write
-
-TARGETS = ("torch", "onnx", "llvm", "cuda")
-MANIFEST = "manifest.json"
-FORMAT = 1  # manifest format version
+from graphspec.io import atomic_dir, atomic_write, dir_lock, target_dir
 
 
 class BuildError(Exception):
@@ -134,39 +143,81 @@ def inputs_signature(graph) -> list[dict]:
              **({"vocab": int(vocab)} if n.dtype == "i64" and vocab else {})} for n in graph.inputs]
 
 
+def safe_name(name: str) -> str:
+    """A spec name as one path component: `[A-Za-z0-9._-]`, no leading dot, at most 64 chars."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("._")[:64].strip("._") or "model"
+
+
+def default_dir(name: str, target: str) -> Path:
+    return Path("build") / f"{safe_name(name)}-{target}"
+
+
 def _read_manifest(out: Path) -> dict | None:
+    """The manifest of a graphspec build directory (any format), else None."""
     try:
-        return json.loads((out / MANIFEST).read_text())
-    except (OSError, ValueError):
+        m = json.loads(mf._regular(out / MANIFEST, mf.MAX_MANIFEST, "the manifest"))
+    except (mf.ManifestError, ValueError, UnicodeDecodeError):
         return None
+    return m if isinstance(m, dict) and isinstance(m.get("format"), int) and "artifacts" in m else None
+
+
+def _check_replaceable(out: Path, force: bool) -> None:
+    """Refuse to replace a directory that is not a graphspec build (unless it is empty)."""
+    if not os.path.lexists(out):
+        return
+    if not out.is_dir():
+        raise BuildError(f"{out} exists and is not a directory; choose another -o")
+    if force or _read_manifest(out) is not None or not any(out.iterdir()):
+        return
+    raise BuildError(f"{out} is not a graphspec build directory (it has no graphspec {MANIFEST}) "
+                     "and is not empty: a build would replace everything in it; choose another "
+                     "-o, or pass --force to replace it")
+
+
+def _cache_hit(out: Path, key: str) -> dict | None:
+    old = _read_manifest(out)
+    if not old or mf.problems_of(old) or old.get("cache", {}).get("key") != key:
+        return None
+    try:
+        for role in old["artifacts"]:
+            mf.artifact(out, old, role)
+    except mf.ManifestError:
+        return None
+    return old
 
 
 def build(spec: str | Path, target: str, out: str | Path | None = None, *,
           overrides: tuple[str, ...] = (), pass_opts: Mapping | None = None,
           apply_passes: Callable | None = None, tune: int = 0, batch: str | int | None = None,
           seed: int = 0, tune_dir: str | Path | None = None, force: bool = False,
-          log: Callable[[str], None] | None = None) -> dict:
-    """Build `spec` for `target` into the directory `out`; returns the manifest."""
-    from graphspec.backends import targets as comp
-
+          memory_budget: str | None = None, log: Callable[[str], None] | None = None) -> dict:
+    """Build `spec` for `target` into the directory `out` (default: `default_dir`); returns
+    the manifest. `force` rebuilds a cache hit and replaces a directory that is no build."""
     log = log or (lambda s: None)
     check_target(target, tune)
     p = prepare(spec, overrides, pass_opts, batch, apply_passes)
     if tune and p.dynamic_batch:  # MetaSchedule measures kernels: it needs their shapes
         raise BuildError("--tune needs a static batch (MetaSchedule measures kernels of one shape): "
                          "give --batch N, or build --batch dynamic untuned")
-    out = Path(out) if out else Path("build") / f"{p.model.spec.name}-{target}"
-    key = cache_key(p, target, pass_opts, tune, seed)
-    old = _read_manifest(out)
-    if not force and old and old.get("cache", {}).get("key") == key and all(
-            (out / a).exists() for a in old.get("artifacts", {}).values()):
-        old["cache"].update(hit=True, hits=old["cache"].get("hits", 0) + 1,
-                            last_hit=_now())
-        atomic_write(out / MANIFEST, json.dumps(old, indent=1, default=str) + "\n")
-        return old
+    out = target_dir(out or default_dir(p.model.spec.name, target))
+    with dir_lock(out):
+        _check_replaceable(out, force)
+        key = cache_key(p, target, pass_opts, tune, seed)
+        old = None if force else _cache_hit(out, key)
+        if old:
+            old["cache"].update(hit=True, hits=old["cache"].get("hits", 0) + 1, last_hit=_now())
+            atomic_write(out / MANIFEST, json.dumps(old, indent=1, default=str) + "\n")
+            return old
+        budget.check(budget.graph_bytes(p.graph), f"building {p.model.spec.name!r}", memory_budget)
+        return _build(p, target, out, key, pass_opts, tune, seed, tune_dir, log)
+
+
+def _build(p: Prepared, target: str, out: Path, key: str, pass_opts, tune: int, seed: int,
+           tune_dir, log) -> dict:
+    from graphspec.backends import targets as comp
 
     timings = dict(p.timings)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, lock=False) as tmp:
         tdir = Path(tune_dir) if tune_dir else tmp / "tuning"
         if tune and not tune_dir and (out / "tuning").exists():
             shutil.copytree(out / "tuning", tdir)  # carry the database over to the new build
@@ -193,6 +244,7 @@ def build(spec: str | Path, target: str, out: str | Path | None = None, *,
             "outputs": list(p.graph.outputs),
             "weights": {"init": "random", "seed": seed},
             "artifacts": artifacts,
+            "files": {name: mf.file_record(tmp / name) for name in sorted(set(artifacts.values()))},
             **built.info,
             "versions": versions(),
             "timings_s": timings,
@@ -206,8 +258,6 @@ def build(spec: str | Path, target: str, out: str | Path | None = None, *,
 
 def _publishable(d: Path) -> None:
     """mkdtemp/mkstemp make 0700/0600 entries: give the build the modes of a normal directory."""
-    import os
-
     umask = os.umask(0)
     os.umask(umask)
     for p in [d, *d.rglob("*")]:
@@ -232,13 +282,14 @@ def random_inputs_for(manifest: Mapping, batch: int | None = None, seed: int = 1
     return out
 
 
-def load(build_dir: str | Path):
-    """(manifest, runner) for a build directory; runner(inputs dict) -> list of arrays."""
+def load(build_dir: str | Path, batch: int | None = None, memory_budget: str | None = None):
+    """(manifest, runner) for a build directory; runner(inputs dict) -> list of arrays.
+
+    The manifest is checked, and each artifact against its sha256, before anything is loaded
+    (backends/manifest.py); the weights and inputs must fit the memory budget."""
     from graphspec.backends import targets as comp
 
     build_dir = Path(build_dir)
-    m = _read_manifest(build_dir)
-    if m is None:
-        raise BuildError(f"{build_dir} is not a graphspec build directory (no readable {MANIFEST}); "
-                         "make one with `graphspec build SPEC --target ... -o DIR`")
+    m = mf.read(build_dir)
+    budget.check(budget.manifest_bytes(m, batch), f"running {build_dir}", memory_budget)
     return m, comp.load(build_dir, m)

@@ -284,7 +284,8 @@ def session(model_or_path, threads: int | None = None):
     opts.add_session_config_entry("session.set_denormal_as_zero", "1")
     if threads:
         opts.intra_op_num_threads = threads
-    src = model_or_path.SerializeToString() if hasattr(model_or_path, "SerializeToString") else str(model_or_path)
+    src = model_or_path.SerializeToString() if hasattr(model_or_path, "SerializeToString") else \
+        model_or_path if isinstance(model_or_path, bytes) else str(model_or_path)
     return ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"])
 
 

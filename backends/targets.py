@@ -5,10 +5,13 @@ numpy arrays, `save(dir)` writes the artifact files and `info` goes into the man
 by `graphspec build`, `graphspec verify` and benchmarks/bench_backends.py alike.
 
     target  artifact                         runs here
-    torch   model.py + weights.pt            yes (generated nn.Module)
+    torch   model.py + weights.safetensors   yes (generated nn.Module)
     onnx    model.onnx (weights inside)      yes (onnxruntime, CPU)
-    llvm    model.so + weights.npz           yes (TVM Relax VM)
-    cuda    model.so + weights.npz           needs an NVIDIA GPU; builds with nvcc alone
+    llvm    model.so + weights.safetensors   yes (TVM Relax VM)
+    cuda    model.so + weights.safetensors   needs an NVIDIA GPU; builds with nvcc alone
+
+`load(dir, manifest)` reads each artifact once, checks it against the manifest's sha256 and
+loads those bytes (backends/manifest.py); a torch or TVM build is code: run trusted ones only.
 """
 
 from __future__ import annotations
@@ -106,9 +109,9 @@ def _tvm(graph, params, target, dynamic_batch, tune, tune_dir, timings, log) -> 
 
     def save(d: Path) -> dict[str, str]:
         gt.export_library(ex, d / "model.so")
-        weights.save(params, d / "weights.npz")
+        weights.save(params, d / "weights.safetensors")
         atomic_write(d / "model.relax.py", low.script())
-        return {"library": "model.so", "weights": "weights.npz", "relax": "model.relax.py"}
+        return {"library": "model.so", "weights": "weights.safetensors", "relax": "model.relax.py"}
 
     info = {"tvm": {**binfo, "inputs": low.inputs, "params": low.params, "dynamic_batch": dynamic_batch,
                     "attention": low.attention},
@@ -160,30 +163,63 @@ def _torch(graph, params, spec, timings, log) -> Compiled:
 
 # -- loading a build directory ---------------------------------------------------------------
 def load(build_dir: Path, manifest: Mapping) -> Callable[[Inputs], list[np.ndarray]]:
+    """A runner for a build directory whose manifest `manifest.read` has checked."""
+    from graphspec.backends import manifest as mf
+
     target = manifest["target"]
     art = manifest["artifacts"]
     if target == "onnx":
         from graphspec.backends import onnx as gx
 
-        sess = gx.session(build_dir / art["model"])
+        data = mf.artifact(build_dir, manifest, "model")
+        try:
+            sess = gx.session(data)
+        except Exception as e:  # onnxruntime's own exception types
+            raise BuildError(f"{build_dir / art['model']} is not a model onnxruntime can load "
+                             f"({str(e).strip().splitlines()[0][:300]}); {mf.REBUILD}") from None
         return lambda inputs: sess.run(None, dict(inputs))
     if target in ("llvm", "cuda"):
-        from graphspec.backends import tvm as gt
-        from graphspec.backends import weights
-
-        if target == "cuda" and not gt.has_cuda_device():
-            raise BuildError("this is a cuda build and there is no CUDA GPU here to run it; "
-                             "run it on a GPU machine, or build --target llvm")
-        lib = gt.load_library(build_dir / art["library"])
-        info = manifest["tvm"]
-        r = gt.Runner(lib, info["params"], weights.load(build_dir / art["weights"]),
-                      device="cpu" if target == "llvm" else "cuda")
-        return lambda inputs: r(*(inputs[n] for n in info["inputs"]))
+        return _load_tvm(build_dir, manifest, target)
     if target == "torch":
         from graphspec.backends import torch as gtorch
 
         return gtorch.load(build_dir, manifest)
     raise BuildError(f"unknown target {target!r} in {build_dir}")
+
+
+def _load_tvm(build_dir: Path, manifest: Mapping, target: str):
+    import tempfile
+
+    from graphspec.backends import manifest as mf
+    from graphspec.backends import tvm as gt
+    from graphspec.backends import weights
+
+    if target == "cuda" and not gt.has_cuda_device():
+        raise BuildError("this is a cuda build and there is no CUDA GPU here to run it; "
+                         "run it on a GPU machine, or build --target llvm")
+    art, info = manifest["artifacts"], manifest["tvm"]
+    lib_bytes = mf.artifact(build_dir, manifest, "library")
+    where = build_dir / art["weights"]
+    try:
+        params = weights.load(mf.artifact(build_dir, manifest, "weights"))
+    except ValueError as e:
+        raise BuildError(f"{where}: {e}; {mf.REBUILD}") from None
+    missing = [n for n in info["params"] if n not in params]
+    unexpected = sorted(set(params) - set(info["params"]))
+    if missing or unexpected:
+        raise BuildError(f"{where} does not fit {build_dir / art['library']}: {len(missing)} missing "
+                         f"keys {missing[:4]}, {len(unexpected)} unexpected keys {unexpected[:4]} "
+                         f"(weights from another build?); {mf.REBUILD}")
+    # the verified bytes, from a private copy: nothing can change between the check and dlopen
+    with tempfile.TemporaryDirectory(prefix="graphspec-lib-") as d:
+        (Path(d) / "model.so").write_bytes(lib_bytes)
+        try:
+            lib = gt.load_library(Path(d) / "model.so")
+            r = gt.Runner(lib, info["params"], params, device="cpu" if target == "llvm" else "cuda")
+        except Exception as e:  # TVMError: a library or weights that do not fit
+            raise BuildError(f"{build_dir} cannot be loaded by TVM ({str(e).strip().splitlines()[-1][:300]}); "
+                             f"{mf.REBUILD}") from None
+    return lambda inputs: r(*(inputs[n] for n in info["inputs"]))
 
 
 def timed(run: Callable[[Inputs], list[np.ndarray]], inputs: Inputs, repeat: int = 5,

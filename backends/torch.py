@@ -1,8 +1,9 @@
 """The PyTorch target and the eager reference that every other backend is checked against.
 
 `generate(graph, spec, params)` writes what graphspec.codegen generates: a hand-readable
-`model.py` (which never imports graphspec) and `weights.pt`, a state dict whose keys are the
-IR's parameter names. `run_eager(graph, params, inputs)` is the reference: the generated
+`model.py` (which never imports graphspec) and `weights.safetensors`, the module's whole state
+dict (the IR's parameters under their names, and its persistent buffers), so that `load` can
+load it strictly and without pickle. `run_eager(graph, params, inputs)` is the reference: the generated
 module when codegen is available, else graphspec.interpret (the IR executed op by op by the
 ops' `eval` rules).
 """
@@ -109,15 +110,22 @@ class Generated:
         return _call(self.net, self.graph, inputs)
 
     def save(self, d: Path) -> dict[str, str]:
-        import io
-
-        import torch
+        from safetensors.torch import save
 
         atomic_write(d / "model.py", self.source)
-        buf = io.BytesIO()
-        torch.save(state_dict(self.params), buf)
-        atomic_write(d / "weights.pt", buf.getvalue())
-        return {"model": "model.py", "weights": "weights.pt"}
+        atomic_write(d / "weights.safetensors", save(unshared(self.net.state_dict())))
+        return {"model": "model.py", "weights": "weights.safetensors"}
+
+
+def unshared(sd: Mapping) -> dict:
+    """A state dict safetensors can write: tied tensors (GPT-2's head) copied apart."""
+    out, seen = {}, set()
+    for k, v in sd.items():
+        v = v.detach()
+        key = (v.untyped_storage().data_ptr(), v.storage_offset())
+        out[k] = v.clone().contiguous() if key in seen else v.contiguous()
+        seen.add(key)
+    return out
 
 
 def generate(graph, spec, params: Mapping[str, np.ndarray]) -> Generated:
@@ -133,18 +141,44 @@ def generate(graph, spec, params: Mapping[str, np.ndarray]) -> Generated:
 
 
 def load(build_dir: Path, manifest: Mapping):
-    """A runner for a torch build directory: imports model.py, loads weights.pt."""
+    """A runner for a torch build directory: imports model.py, loads weights.safetensors strictly.
+
+    NB: this executes model.py: run only build directories you trust (backends/manifest.py)."""
     import torch
+    from graphspec.backends import manifest as mf
+    from safetensors.torch import load as load_weights
 
     art = manifest["artifacts"]
-    src = (build_dir / art["model"]).read_text()
-    mod = load_source(src)
-    classes = [v for v in vars(mod).values() if isinstance(v, type) and issubclass(v, torch.nn.Module)
-               and v.__module__ == mod.__name__]
-    want = manifest.get("torch", {}).get("class")
-    cls = next((c for c in classes if c.__name__ == want), classes[-1])
-    net = cls()
-    net.load_state_dict(torch.load(build_dir / art["weights"]), strict=False)
+    src, raw = mf.artifact(build_dir, manifest, "model"), mf.artifact(build_dir, manifest, "weights")
+    where = build_dir / art["model"]
+    try:
+        mod = load_source(src.decode("utf-8"))
+        classes = [v for v in vars(mod).values() if isinstance(v, type)
+                   and issubclass(v, torch.nn.Module) and v.__module__ == mod.__name__]
+        if not classes:
+            raise TorchTargetError("it defines no nn.Module")
+        want = (manifest.get("torch") or {}).get("class")
+        net = next((c for c in classes if c.__name__ == want), classes[-1])()
+    except Exception as e:  # a damaged model.py: SyntaxError, NameError, ...
+        raise TorchTargetError(f"{where} cannot be imported ({type(e).__name__}: {e}); "
+                               f"{mf.REBUILD}") from None
+    where = build_dir / art["weights"]
+    try:
+        sd = load_weights(raw)
+    except Exception as e:  # safetensors' SafetensorError, or a builtin for a bad header
+        raise TorchTargetError(f"{where} is not a safetensors file ({e}); {mf.REBUILD}") from None
+    have = set(net.state_dict())
+    missing, unexpected = sorted(have - set(sd)), sorted(set(sd) - have)
+    if missing or unexpected:
+        raise TorchTargetError(f"{where} does not fit {where.parent / art['model']}: "
+                               f"{len(missing)} missing keys {missing[:4]}, {len(unexpected)} "
+                               f"unexpected keys {unexpected[:4]} (weights from another build?); "
+                               f"{mf.REBUILD}")
+    try:
+        net.load_state_dict(sd, strict=True)
+    except RuntimeError as e:  # size mismatch
+        raise TorchTargetError(f"{where} does not fit the model: {str(e).splitlines()[-1].strip()}; "
+                               f"{mf.REBUILD}") from None
     net.eval()
     names = [i["name"] for i in manifest["inputs"]]
 

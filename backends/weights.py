@@ -53,16 +53,19 @@ def random_inputs(graph: Graph, batch: int | None = None, seed: int = 1) -> dict
 
 
 def save(params: Mapping[str, np.ndarray], path: str | Path) -> Path:
-    """Weights as one .npz (IR names as keys), written atomically."""
-    import io
+    """Weights as one safetensors file (IR names as keys, no pickle), written atomically."""
+    from safetensors.numpy import save as dump
 
     from graphspec.io import atomic_write
 
-    buf = io.BytesIO()
-    np.savez(buf, **{k: np.asarray(v) for k, v in params.items()})
-    return atomic_write(path, buf.getvalue())
+    return atomic_write(path, dump({k: np.ascontiguousarray(v) for k, v in params.items()}))
 
 
-def load(path: str | Path) -> dict[str, np.ndarray]:
-    with np.load(path) as z:
-        return {k: z[k] for k in z.files}
+def load(data: bytes) -> dict[str, np.ndarray]:
+    """The arrays of a safetensors file's bytes; ValueError if they are not one."""
+    from safetensors.numpy import load as parse
+
+    try:
+        return parse(data)
+    except Exception as e:  # SafetensorsError, or a builtin for a header that is not JSON
+        raise ValueError(f"not a safetensors file ({e})") from None

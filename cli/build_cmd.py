@@ -7,8 +7,10 @@
     graphspec verify vit_b16 --targets torch,onnx,llvm --set L=2
 
 A build directory is written atomically and carries a manifest.json (backends/build.py). Bad
-targets, missing toolchains or devices and unwritable outputs exit with code 2 and leave no
-half-written directory; `verify` exits 1 when a backend disagrees with PyTorch eager.
+targets, missing toolchains or devices, unwritable outputs, a directory that is not a build, a
+model over the memory budget (backends/budget.py) and a damaged build directory given to `run`
+exit with code 2 and leave no half-written directory; `verify` exits 1 when a backend disagrees
+with the reference (the generated PyTorch module, run eagerly).
 """
 
 from __future__ import annotations
@@ -41,6 +43,10 @@ def _batch(ctx, param, value):
     return b
 
 
+budget_option = click.option("--memory-budget", default=None, metavar="SIZE",
+                             help="Refuse models whose weights and inputs need more (8G, 512MiB) "
+                                  "[default: $GRAPHSPEC_MEMORY_BUDGET, else min(50% of RAM, 16 GiB)].")
+
 batch_option = click.option("--batch", default=None, callback=_batch, metavar="B|dynamic",
                             help="Batch size (overrides the spec's), or 'dynamic' for a symbolic batch dim.")
 
@@ -50,13 +56,16 @@ def backend_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        from graphspec.backends.budget import BudgetError
+        from graphspec.backends.manifest import ManifestError
         from graphspec.backends.onnx import ExportError
         from graphspec.backends.torch import TorchTargetError
         from graphspec.backends.tvm import LowerError, ToolchainError
 
         try:
             return fn(*args, **kwargs)
-        except (BuildError, ToolchainError, ExportError, LowerError, TorchTargetError) as e:
+        except (BuildError, ToolchainError, ExportError, LowerError, TorchTargetError,
+                BudgetError, ManifestError) as e:
             raise UserError(str(e)) from None
 
     return wrapper
@@ -109,10 +118,13 @@ def _report_json(report) -> list:
               help="Where the tuning database lives [default: <output>/tuning, carried across rebuilds].")
 @batch_option
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random weights.")
-@click.option("--force", is_flag=True, help="Rebuild even when the cache says the build is up to date.")
+@click.option("--force", is_flag=True, help="Rebuild even when the cache says the build is up to date, "
+              "and replace an output directory that is not a graphspec build.")
+@budget_option
 @user_errors
 @backend_errors
-def build(spec, target, out, overrides, passes, disable_pass, print_after, tune, tune_dir, batch, seed, force):
+def build(spec, target, out, overrides, passes, disable_pass, print_after, tune, tune_dir, batch, seed, force,
+          memory_budget):
     """Compile SPEC for one target into a build directory (artifact + manifest.json)."""
     from graphspec.backends import build as b
 
@@ -124,8 +136,9 @@ def build(spec, target, out, overrides, passes, disable_pass, print_after, tune,
         return g, _report_json(rep)
 
     m = b.build(spec, target, out, overrides=tuple(overrides), pass_opts=opts, apply_passes=apply,
-                tune=tune, batch=batch, seed=seed, tune_dir=tune_dir, force=force, log=_progress)
-    where = out or f"build/{m['spec']['name']}-{target}"
+                tune=tune, batch=batch, seed=seed, tune_dir=tune_dir, force=force,
+                memory_budget=memory_budget, log=_progress)
+    where = out or b.default_dir(m["spec"]["name"], target)
     if m["cache"].get("hit"):
         click.echo(f"cached: {where} is up to date (cache key {m['cache']['key']}); nothing rebuilt")
         return
@@ -141,6 +154,10 @@ def build(spec, target, out, overrides, passes, disable_pass, print_after, tune,
     extra.append(f"{m['params']:,} params, {m['macs'] / 1e9:.3g} GMACs")
     click.echo(f"built {m['spec']['name']} for {target} -> {where} ({'; '.join(extra)}) "
                f"in {time.perf_counter() - t0:.1f}s")
+    if target == "llvm" and not tune:
+        click.echo("note: an untuned llvm build is a correctness baseline (serial scalar loops, "
+                   "e.g. 8.4 s per Swin-T image on a 2-core machine); `--tune N` (MetaSchedule "
+                   "trials, e.g. --tune 1100) is what makes it fast", err=True)
 
 
 # -- run -----------------------------------------------------------------------------------------
@@ -152,16 +169,22 @@ def build(spec, target, out, overrides, passes, disable_pass, print_after, tune,
 @click.option("--repeat", type=click.IntRange(min=0), default=3, show_default=True, help="Timed runs after a warm-up.")
 @click.option("-o", "--output", "out", type=click.Path(dir_okay=False), default=None,
               help="Save the outputs (.npy for one output, .npz otherwise).")
+@budget_option
 @user_errors
 @backend_errors
-def run(build_dir, input_, batch, repeat, out):
-    """Run a build directory once on an input and print its outputs and latency."""
+def run(build_dir, input_, batch, repeat, out, memory_budget):
+    """Run a build directory once on an input and print its outputs and latency.
+
+    A torch or llvm build directory is code (model.py, model.so): run only ones you trust.
+    Every artifact is checked against the sha256 in manifest.json before it is loaded."""
     from graphspec.backends import build as b
+    from graphspec.backends import manifest as mf
     from graphspec.backends.targets import timed
 
-    manifest, runner = b.load(build_dir)
-    if batch is not None and manifest.get("batch") != "dynamic" and batch != manifest.get("batch"):
-        raise UserError(f"{build_dir} was built for batch {manifest.get('batch')}; rebuild with --batch dynamic")
+    m = mf.read(Path(build_dir))
+    if batch is not None and m.get("batch") != "dynamic" and batch != m.get("batch"):
+        raise UserError(f"{build_dir} was built for batch {m.get('batch')}; rebuild with --batch dynamic")
+    manifest, runner = b.load(build_dir, batch, memory_budget)
     inputs = _inputs(manifest, input_, batch)
     outs, secs = timed(runner, inputs, repeat=max(repeat, 1))
     click.echo(f"{manifest['spec']['name']} [{manifest['target']}] "
@@ -224,13 +247,17 @@ def _inputs(manifest, input_: str, batch) -> dict:
 @click.option("--tol", type=float, default=1e-4, show_default=True, help="Max abs and relative error allowed.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@budget_option
 @user_errors
 @backend_errors
-def verify(spec, targets, overrides, passes, disable_pass, print_after, batch, tol, seed, as_json):
-    """Run one random input through each backend; print errors vs PyTorch eager and latency."""
+def verify(spec, targets, overrides, passes, disable_pass, print_after, batch, tol, seed, as_json,
+           memory_budget):
+    """Run one random input through each backend; print errors and latency against the reference:
+    the generated PyTorch module run eagerly (graphspec's IR interpreter where codegen is absent)."""
+    from graphspec.backends import budget
     from graphspec.backends import build as b
     from graphspec.backends import targets as tg
-    from graphspec.backends.torch import run_eager
+    from graphspec.backends.torch import codegen_available, run_eager
     from graphspec.backends.tvm import has_cuda_device
     from graphspec.backends.weights import random_inputs, random_params
 
@@ -246,6 +273,8 @@ def verify(spec, targets, overrides, passes, disable_pass, print_after, batch, t
     p = b.prepare(spec, tuple(overrides), _pass_opts(passes, disable_pass, print_after), batch,
                   lambda g, **o: _apply(g, **o))
     g = p.graph
+    budget.check(budget.graph_bytes(g), f"verifying {p.model.spec.name!r}", memory_budget)
+    reference = "generated PyTorch module (eager)" if codegen_available() else "graphspec IR interpreter"
     params = random_params(g, seed)
     x = random_inputs(g, seed=seed + 1)
     ref, ref_s = tg.timed(lambda i: run_eager(g, params, i, spec=p.model.spec), x)
@@ -259,10 +288,11 @@ def verify(spec, targets, overrides, passes, disable_pass, print_after, batch, t
         rows.append({"target": t, "max_abs": err, "rel": rel, "latency_ms": secs * 1e3,
                      "ok": err <= tol and rel <= tol})
     if as_json:
-        click.echo(json.dumps({"spec": p.model.spec.name, "tol": tol, "results": rows}, indent=1))
+        click.echo(json.dumps({"spec": p.model.spec.name, "tol": tol, "reference": reference,
+                               "results": rows}, indent=1))
     else:
         click.echo(f"{p.model.spec.name}: batch {x[g.inputs[0].name].shape[0]}, "
-                   f"{len(params)} parameter tensors, reference PyTorch eager, tol {tol:g}")
+                   f"{len(params)} parameter tensors, reference: {reference}, tol {tol:g}")
         click.echo(f"  {'target':8s} {'max-abs':>9s} {'rel':>9s} {'latency':>11s} {'vs eager':>9s}  status")
         for r in rows:
             ratio = rows[0]["latency_ms"] / r["latency_ms"] if r["latency_ms"] else float("nan")
