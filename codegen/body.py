@@ -12,6 +12,7 @@ left, counting readers already written into an unfinished statement.
 from __future__ import annotations
 
 import ast
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,6 +46,12 @@ class Code:
     loop: tuple[str, str] | None = None  # (loop variable, "self.blocks")
     chunk: tuple[tuple, int, int] | None = None  # (input ref, parts, index)
     default: str | None = None  # the value of this optional input when the caller gives none
+
+
+def _second(c: Code, k: int) -> str:
+    """The name hint of output `k` of a call: `x, y = ...` for two (not `x_1, x1` when x is
+    taken), `x, x1, ..., x5` for a sequence of layer outputs (DETR's decoder)."""
+    return c.hint if k == 0 else "y" if c.nout == 2 else f"{c.hint}{k}"
 
 
 def depth(text: str) -> int:
@@ -226,7 +233,7 @@ class Body:
             else:
                 text, used = self.expression(j)
                 self._release(used)
-                names = [self._name(f"{c.hint}{k}" if k else c.hint, k == 0) for k in range(c.nout)]
+                names = [self._name(_second(c, k), k == 0) for k in range(c.nout)]
                 for k, n in enumerate(names):
                     self._bind(("step", j, k), n)
                 self.lines.append(f"{', '.join(names)} = {text}")
@@ -257,10 +264,23 @@ class Body:
         self.lines.append(f"    {name} = {text}" + (f"  # {c.comment}" if c.comment else ""))
         self._bind(("step", j, 0), name)
 
+    def _tap(self, r: tuple, j: int, start: str) -> str:
+        """The stream variable a slice of blocks `[start:...]` runs on; when the value entering
+        it is read again (SETR's taps), it is kept first as `x6`: the output of 6 blocks."""
+        name = self._as_var(r)
+        others = [x for x in self.readers.get(r, []) if x != j and x not in self.done]
+        if not others and self.inflight[r] <= 0:
+            return name
+        keep = f"{name}{start}" if self._free(f"{name}{start}") else self.ns.create(f"{name}{start}")
+        self.lines.append(f"{self.indent}{keep} = {name}")
+        self._bind(r, keep)
+        return name
+
     def _loop(self, j: int, c: Code) -> None:
         self.done.add(j)
         extra = [self._as_var(r) for r in c.refs[1:]]
-        name = self._own(c.refs[0], j)
+        start = re.search(r"\[(\d*):", c.loop[1])
+        name = self._tap(c.refs[0], j, start.group(1) or "0") if start else self._own(c.refs[0], j)
         for r in c.refs:
             self.pending[r] -= 1
         lv, attr = c.loop

@@ -61,3 +61,26 @@ def test_match_refuses_arguments_of_another_kind():
     assert P.match({"m": 16}, "kv_heads") is None
     assert (role("out_features_1"), role("patch_size"), role("max_len")) == ("width", "spatial", None)
 
+
+
+def test_tapped_block_outputs_are_named_by_their_depth():
+    """SETR-MLA reads the outputs of blocks 6, 12, 18 and 24: the stream stays `x` through the
+    slices and each tap is kept as `x6`, `x12`, `x18` (they were `shortcut`, `shortcut_1`, ...,
+    with the stream itself renamed in every loop)."""
+    src = graphspec.load("setr_mla").codegen()
+    body = src[src.index("class SetrMla"):]
+    for a, b in ((0, 6), (6, 12), (12, 18), (18, 24)):
+        assert f"for blk in self.blocks[{a or ''}:{b}]:\n            x = blk(x)\n" in body
+    assert "x6 = x" in body and "x12 = x" in body and "x18 = x" in body
+    assert "return self.decode_head(x, x18, x12, x6)" in body
+    assert "shortcut" not in body
+
+
+def test_two_outputs_read_x_and_y():
+    """A call with two results is `x, y = ...`, never `x_1, x1` side by side; a run of layer
+    outputs keeps its numbers (DETR's decoder: x, x1, ..., x5)."""
+    setr = graphspec.load("setr_mla").codegen()
+    assert "x_1, y = self.streams[0](map_1)" in setr
+    assert not re.search(r"\bx1\b", setr)
+    detr = graphspec.load("detr_r50").codegen()
+    assert "x, x1, x2, x3, x4, x5 = self.decoder(self.query_embed.weight, memory)" in detr
