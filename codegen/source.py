@@ -74,6 +74,15 @@ INIT = {
         "        nn.init.ones_(m.weight)",
         "        nn.init.zeros_(m.bias)",
     ],
+    "kaiming": [
+        "def _init_weights(self, m):",
+        '    """As torchvision\'s ResNet: Conv2d ~ kaiming_normal(fan_out, relu); BatchNorm 1, 0."""',
+        "    if isinstance(m, nn.Conv2d):",
+        '        nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")',
+        "    elif isinstance(m, nn.BatchNorm2d):",
+        "        nn.init.ones_(m.weight)",
+        "        nn.init.zeros_(m.bias)",
+    ],
     "xavier": [
         "def _init_weights(self, m):",
         '    """As torch.nn.Transformer: zero bias, LayerNorm 1, 0 (matrices: Xavier, in __init__)."""',
@@ -225,11 +234,13 @@ def _freeze_lines(graph: Graph) -> list[str]:
 
 
 def init_scheme(graph: Graph) -> str:
-    """How the official code initializes this family: image models as timm/Swin, token models
-    with one stack as BERT/GPT, encoder-decoders as torch.nn.Transformer."""
+    """How the official code initializes this family: convolutional networks as torchvision's
+    ResNet, other image models as timm/Swin, token models with one stack as BERT/GPT,
+    encoder-decoders as torch.nn.Transformer."""
     inputs = graph.inputs
     if any(n.a.get("kind") == "image" for n in inputs):
-        return "trunc_normal"
+        cnn = any(n.op == "conv2d" for n in graph) and not any(n.op == "layer_norm" for n in graph)
+        return "kaiming" if cnn else "trunc_normal"
     return "xavier" if len(inputs) > 1 else "normal"
 
 

@@ -209,6 +209,20 @@ def test_init_follows_the_official_code():
     assert _std(gpt2.blocks[0].attn.proj.weight) == pytest.approx(0.02 / (2 * 12) ** 0.5, rel=0.1)
 
 
+def test_resnet_init_follows_torchvision():
+    """torchvision's ResNet (resnet.py): Conv2d ~ kaiming_normal(mode=fan_out, relu), so std
+    √(2 / fan_out), stem 7·7·64 = 3,136 -> 0.02525, a 3×3 conv of layer4 3·3·512 -> 0.01964;
+    BatchNorm weight 1, bias 0. It was the Swin init (a no-op on convs, the docstring said Swin)."""
+    torch.manual_seed(0)
+    src = graphspec.load("resnet50").codegen()
+    assert "torchvision's ResNet" in src and "Swin" not in src
+    net = graphspec.load("resnet50").to_torch()
+    assert _std(net.conv1.weight) == pytest.approx((2 / (64 * 7 * 7)) ** 0.5, rel=0.05)
+    assert _std(net.layer4[1].conv2.weight) == pytest.approx((2 / (512 * 3 * 3)) ** 0.5, rel=0.05)
+    bns = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(bns) == 53 and all(torch.all(m.weight == 1) and not m.bias.any() for m in bns)
+
+
 def test_generated_file_runs_in_a_fresh_interpreter(tmp_path):
     """The file of a bundled spec (Swin-T, full size) imports with nothing but torch and runs
     forward and backward."""
