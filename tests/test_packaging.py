@@ -6,6 +6,7 @@ a bug history (setuptools #4248, #2662), so both the wheel and the editable inst
 from a directory outside the repository so that the folders cannot be picked up from the cwd.
 """
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -39,8 +40,15 @@ def test_editable_install_maps_the_folders(tmp_path):
 
 
 def test_wheel_installs_under_the_namespace(tmp_path):
+    # built from a copy: setuptools writes build/ and *.egg-info into the source tree
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    for name in ("graphspec", "codegen", "backends", "cli", "specs"):
+        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
     wheels = tmp_path / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation",
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation",
                     "-q", "-w", str(wheels)], check=True, capture_output=True)
     (wheel,) = wheels.glob("graphspec-*.whl")
     target = tmp_path / "site"
