@@ -84,3 +84,9 @@ def test_two_outputs_read_x_and_y():
     assert not re.search(r"\bx1\b", setr)
     detr = graphspec.load("detr_r50").codegen()
     assert "x, x1, x2, x3, x4, x5 = self.decoder(self.query_embed.weight, memory)" in detr
+
+
+def test_pooling_arguments_are_named():
+    """`F.max_pool2d(x, 3, 2, 1)` made the reader recall the signature; torchvision writes
+    nn.MaxPool2d(kernel_size=3, stride=2, padding=1)."""
+    assert "F.max_pool2d(x, kernel_size=3, stride=2, padding=1)" in graphspec.load("resnet50").codegen()

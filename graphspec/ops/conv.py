@@ -73,7 +73,7 @@ class MaxPool2d:
         B, C, H, W = x
         return (B, C, floordiv(H + 2 * padding - kernel, stride) + 1, floordiv(W + 2 * padding - kernel, stride) + 1)
 
-    torch = Torch(call="F.max_pool2d({0}, {kernel}, {stride}, {padding})")
+    torch = Torch(call="F.max_pool2d({0}, kernel_size={kernel}, stride={stride}, padding={padding})")
 
     def eval(w, x, *, kernel, stride, padding=0):
         return F.max_pool2d(x, kernel, stride, padding)
