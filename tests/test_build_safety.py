@@ -207,3 +207,25 @@ def test_flops_and_inspect_allocate_nothing_at_7b_scale(monkeypatch):
     r = cli("flops", "gpt2", *big)
     assert r.exit_code == 0, r.output
     assert "6," in r.stdout  # 6.5e9 parameters appear in the table
+
+
+# -- rough edges ---------------------------------------------------------------------------------
+def test_untuned_llvm_build_prints_the_tune_hint(tmp_path):
+    r = cli("build", "gpt2", "--target", "llvm", "-o", tmp_path / "l", *GPT)
+    assert r.exit_code == 0, r.output
+    assert "correctness baseline" in r.stderr and "--tune N" in r.stderr
+    r = cli("build", "gpt2", "--target", "onnx", "-o", tmp_path / "o", *GPT)
+    assert r.exit_code == 0 and "--tune" not in r.stderr
+
+
+def test_verify_names_its_reference(monkeypatch):
+    """Issue: verify labelled its reference "PyTorch eager" whatever it ran."""
+    r = cli("verify", "gpt2", "--targets", "onnx", *GPT)
+    assert r.exit_code == 0, r.output
+    assert "reference: generated PyTorch module (eager)" in r.stdout.splitlines()[0]
+    from graphspec.backends import torch as gtorch
+
+    monkeypatch.setattr(gtorch, "codegen_available", lambda: False)  # run_eager interprets the IR
+    r = cli("verify", "gpt2", "--targets", "onnx", *GPT, "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["reference"] == "graphspec IR interpreter"
