@@ -308,6 +308,12 @@ def test_cli_exits_0_or_2_with_a_located_message(workdir, case, sets, command):
     ("name: !!python/objectx\n", "YAML tag !!python/objectx is not allowed"),  # an unknown tag on a scalar
     ("name: x\nvars: {a: 2001-02-30}\n", "day is out of range"),  # YAML timestamps are constructed
     ("name: x\nvars: {[1]: 2}\n", "expected a plain value here"),
+    ("name: x\nexpect: !!int \n", "cannot read this value: not a int"),  # IndexError in PyYAML (long profile)
+    ("name: x\ninput: image(224)\nbackbone: resnet(layers=[1, 1, 1, 1])\nembed: patches(16, dim=64)\n"
+     "encoder×1: {dim: 64, heads: 2}\n",
+     "a backbone's feature map reaches the transformer through `embed: project(...)`, not patches()"),  # ValueError
+    ("name: x\ninput: image(224)\nbackbone: resnet(layers=[1, 1, 1, 1])\nencoder×1: {dim: 64, heads: 2}\n",
+     "through `embed: project(...)`"),  # vit_b16 extending resnet50.yaml
     ("name: x\ninput: image(64)\nembed: patches(8, dim=8)\nencoder×1: {dim: 8, heads: 2, queries: 4}\n"
      "decoder×1: {dim: 8, heads: 2}\n", "belong to a decoder"),  # detr_r50 with encoder/decoder swapped
 ])

@@ -122,9 +122,9 @@ def _scalar(node: yaml.Node, file: str = "<spec>") -> Any:
                                f"(graphspec allows integers below 2**{MAX_BITS})", "write a smaller number")
         try:
             v = _SAFE.construct_object(node, deep=True)
-        except (yaml.YAMLError, ValueError, TypeError, OverflowError, KeyError) as e:  # 2001-02-30, !!bool maybe
+        except Exception as e:  # noqa: BLE001 - 2001-02-30, `!!bool maybe`, an empty `!!int`: the user's value
             problem = getattr(e, "problem", None) or (f"not a {node.tag.rsplit(':', 1)[-1]}"
-                                                       if isinstance(e, KeyError) else e)
+                                                       if isinstance(e, KeyError | IndexError) else e)
             raise SpecError.at(_mark(node, file), f"cannot read this value: {problem}",
                                "write a plain number, string or boolean") from None
         if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > MAX_BITS:

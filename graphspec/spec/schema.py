@@ -478,6 +478,11 @@ def _check_consistency(spec: ModelSpec, diags: Diagnostics) -> None:
         diags.add(spec.loc("embed"), "a class token does not fit windowed attention or patch merging (they tile "
                   "the H×W patch grid, which has no place for an extra token)",
                   "write cls_token=false and `head: classifier(classes, pool=mean)`, as Swin does")
+    if spec.backbone is not None and spec.stacks and e.kind != "project":  # the map is (B, C, H, W), not tokens
+        diags.add(spec.loc("embed") or spec.loc("backbone"), "a backbone's feature map reaches the transformer "
+                  "through `embed: project(...)`" + (f", not {e.kind}()" if e.kind != "none" else ""),
+                  "write `embed: project(dim=256, pos=sine2d)` "
+                  "as DETR does, or remove `backbone:`")
     if e.kind == "project" and spec.backbone is None:
         diags.add(spec.loc("embed"), "`project` embeds a backbone's feature map, but the spec has no `backbone:`",
                   "add `backbone: {spec: resnet50.yaml}` or use `embed: patches(...)`")
