@@ -200,6 +200,8 @@ def build(spec: str | Path, target: str, out: str | Path | None = None, *,
         raise BuildError("--tune needs a static batch (MetaSchedule measures kernels of one shape): "
                          "give --batch N, or build --batch dynamic untuned")
     out = target_dir(out or default_dir(p.model.spec.name, target))
+    _check_replaceable(out, force)  # before the lock (which creates the parent folder) and again
+    budget.check(budget.graph_bytes(p.graph), f"building {p.model.spec.name!r}", memory_budget)
     with dir_lock(out):
         _check_replaceable(out, force)
         key = cache_key(p, target, pass_opts, tune, seed)
@@ -208,7 +210,6 @@ def build(spec: str | Path, target: str, out: str | Path | None = None, *,
             old["cache"].update(hit=True, hits=old["cache"].get("hits", 0) + 1, last_hit=_now())
             atomic_write(out / MANIFEST, json.dumps(old, indent=1, default=str) + "\n")
             return old
-        budget.check(budget.graph_bytes(p.graph), f"building {p.model.spec.name!r}", memory_budget)
         return _build(p, target, out, key, pass_opts, tune, seed, tune_dir, log)
 
 

@@ -199,14 +199,21 @@ def test_memory_budget_flag_and_env(tmp_path, monkeypatch):
     assert r.exit_code == 2 and "running" in r.stderr and "over the budget" in r.stderr
 
 
-def test_flops_and_inspect_allocate_nothing_at_7b_scale(monkeypatch):
+def test_flops_and_inspect_allocate_nothing_at_7b_scale(monkeypatch, tmp_path):
     """A LLaMA-7B-sized GPT (d=4096, 32 layers, 32k vocab: ~6.6e9 params) with a 1 KiB budget."""
     monkeypatch.setenv("GRAPHSPEC_MEMORY_BUDGET", "1K")
     big = ["--set", "d=4096", "--set", "L=32", "--set", "h=32", "--set", "vocab=32000",
            "--set", "n_ctx=4096"]
     r = cli("flops", "gpt2", *big)
     assert r.exit_code == 0, r.output
-    assert "6," in r.stdout  # 6.5e9 parameters appear in the table
+    # V·d + n_ctx·d + L·(12d² + 13d) + 2d = 131,072,000 + 16,777,216 + 32·201,379,840 + 8,192
+    assert "201,379,840" in r.stdout and "6,592,012,288" in r.stdout
+    r = cli("inspect", "gpt2", *big)
+    assert r.exit_code == 0, r.output
+    monkeypatch.chdir(tmp_path)
+    r = cli("build", "gpt2", "--target", "onnx", *big)  # 6.6e9 × 4 B × 2 = 49.1 GiB
+    assert r.exit_code == 2 and "would need about 49.1 GiB" in r.stderr
+    assert list(tmp_path.iterdir()) == []  # a refused build creates nothing, not even build/
 
 
 # -- rough edges ---------------------------------------------------------------------------------
