@@ -108,7 +108,12 @@ def _tvm(graph, params, target, dynamic_batch, tune, tune_dir, timings, log) -> 
         return runner[0](*(inputs[n] for n in low.inputs))
 
     def save(d: Path) -> dict[str, str]:
-        gt.export_library(ex, d / "model.so")
+        try:
+            gt.export_library(ex, d / "model.so")
+        except OSError:
+            raise
+        except Exception as e:  # TVM runs the C compiler: a full disk shows up as its error
+            raise OSError(f"TVM could not write the library ({str(e).strip().splitlines()[-1][:300]})") from None
         weights.save(params, d / "weights.safetensors")
         atomic_write(d / "model.relax.py", low.script())
         return {"library": "model.so", "weights": "weights.safetensors", "relax": "model.relax.py"}

@@ -183,11 +183,14 @@ def clean_stale(path: Path) -> list[str]:
         kind = m[2] or m[3]
         if e == current:
             continue
-        if kind == "old" and not os.path.lexists(path):  # killed between the two renames
-            os.rename(e, path)
-            removed.append(f"{e.name} (restored as {path.name})")
+        try:
+            if kind == "old" and not os.path.lexists(path):  # killed between the two renames
+                os.rename(e, path)
+                removed.append(f"{e.name} (restored as {path.name})")
+                continue
+            _remove(e)
+        except OSError:  # not ours to remove after all (permissions): leave it
             continue
-        _remove(e)
         removed.append(e.name)
     return removed
 

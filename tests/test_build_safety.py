@@ -152,6 +152,20 @@ def test_full_disk_exit_2_old_build_untouched(tmp_path, monkeypatch, target):
     assert dotfiles(tmp_path) == []  # temporaries and the lock removed
 
 
+def test_library_export_failure_exit_2(tmp_path, monkeypatch):
+    """TVM writes model.so through the C compiler: its failure (a full disk) is not an OSError."""
+    from graphspec.backends import tvm as gt
+
+    def export(*a, **k):
+        raise RuntimeError("Compilation error:\n/usr/bin/ld: final link failed: No space left on device")
+
+    monkeypatch.setattr(gt, "export_library", export)
+    r = cli("build", "gpt2", "--target", "llvm", "-o", tmp_path / "l", *GPT)
+    assert r.exit_code == 2, r.output
+    assert "TVM could not write the library" in r.stderr and "No space left on device" in r.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_full_disk_on_first_build_leaves_nothing(tmp_path, monkeypatch):
     _enospc_after(monkeypatch, tmp_path, 0)
     r = cli("build", "gpt2", "--target", "onnx", "-o", tmp_path / "new", *GPT)
