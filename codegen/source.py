@@ -49,6 +49,20 @@ DOCS = {
     "Encoder": "The encoder: a stack of blocks (Vaswani et al. §3.1).",
     "Decoder": "The decoder: a stack of blocks that also attend to the encoder output (Vaswani et al. §3.1).",
     "Pooler": "BERT's pooler: tanh(W h_[CLS] + b) over the first token (Devlin et al. §3).",
+    "ResNet": "ResNet backbone (He et al. 2016, Table 1): 7×7 stem, max-pool, four stages of bottleneck blocks.",
+    "Bottleneck": "Bottleneck block (He et al. 2016 §4.1, Fig. 5): 1×1, 3×3 and 1×1 convolutions with "
+                  "BatchNorm, added to the identity or a projected shortcut, then ReLU.",
+    "ConvBNReLU": "Conv2d, BatchNorm and ReLU (mmseg's ConvModule in SETR's decoders).",
+    "NAIVEHead": "SETR-Naive decoder: tokens as a map, 1×1 conv-BN-ReLU, 1×1 classifier, bilinear "
+                 "upsampling to the image.",
+    "PUPHead": "SETR-PUP decoder (Zheng et al. 2021, Fig. 1b): conv-BN-ReLU and 2× bilinear upsampling, "
+               "alternating, then the classifier.",
+    "MLAStream": "One SETR-MLA stream (Zheng et al. 2021, Fig. 1c): 1×1 reduction, top-down sum with the "
+                 "previous stream, two 3×3 convolutions, 4× upsampling.",
+    "MLAHead": "SETR-MLA decoder (Zheng et al. 2021, Fig. 1c): four token streams as maps, aggregated "
+               "top-down, concatenated, classified, upsampled.",
+    "MLP": "DETR's box head (Carion et al. 2020 §3.2, prediction FFN): three Linear layers with ReLU, "
+           "sigmoid box coordinates.",
 }
 
 INIT = {

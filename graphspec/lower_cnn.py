@@ -112,7 +112,7 @@ def mla_taps(spec: Any, s: Any) -> tuple[int, ...]:
 
 def _conv_bn_relu(b: Any, x: str, out: int, k: int, name: str) -> str:
     """conv k×k (padding k//2) + BatchNorm (sync BN in the paper) + ReLU, as module `name`."""
-    with b.module(name, "ConvBNReLU", out=out, kernel=k):
+    with b.module(name, "ConvBNReLU", in_channels=b.shape(x)[1], out=out, kernel=k):  # mmseg ConvModule
         x = b.emit("conv2d", (x,), "conv", out_channels=out, kernel=k, stride=1, padding=k // 2, bias=False,
                    in_channels=b.shape(x)[1])
         x = b.emit("batch_norm", (x,), "bn", channels=out)

@@ -90,3 +90,19 @@ def test_pooling_arguments_are_named():
     """`F.max_pool2d(x, 3, 2, 1)` made the reader recall the signature; torchvision writes
     nn.MaxPool2d(kernel_size=3, stride=2, padding=1)."""
     assert "F.max_pool2d(x, kernel_size=3, stride=2, padding=1)" in graphspec.load("resnet50").codegen()
+
+
+def test_setr_conv_input_width_is_an_argument():
+    """SETR-Naive's head conv reads ViT-L's 1024 channels and writes 256: with no in_channels
+    argument it came out as nn.Conv2d(4 * out, out), a coincidence of 1024 = 4 · 256."""
+    src = graphspec.load("setr_naive").codegen()
+    assert "self.conv = nn.Conv2d(in_channels, out, kernel_size=kernel, bias=False)" in src
+    assert "ConvBNReLU(in_channels=1024, out=256, kernel=1)" in src
+
+
+@pytest.mark.parametrize("name", ["resnet50", "detr_r50", "setr_mla", "setr_naive", "setr_pup"])
+def test_every_class_has_a_docstring_of_its_own(name):
+    """No placeholder `Bottleneck of resnet50.`: each class says what it is and cites its source."""
+    src = graphspec.load(name).codegen()
+    placeholders = re.findall(r'^class (\w+)\(nn\.Module\):\n    """\w+ of \w+\."""', src, re.M)
+    assert not placeholders
