@@ -51,6 +51,23 @@ class Call:
     args: tuple = ()
     kwargs: dict = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        """The call as a spec writes it (`windowed(7, shift=true)`), so messages quote the spec."""
+        args = [spec_text(a) for a in self.args] + [f"{k}={spec_text(a)}" for k, a in self.kwargs.items()]
+        return f"{self.name}({', '.join(args)})" if args else self.name
+
+
+def spec_text(v: Any) -> str:
+    """A value as a spec writes it: `[causal, global]`, `true`, `none`, not Python's repr."""
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(spec_text(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k}: {spec_text(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, bool) or v is None:
+        return {True: "true", False: "false", None: "none"}[v]
+    text = repr(v) if isinstance(v, Call) else str(v)
+    return text if len(text) <= 80 else text[:80] + "..."
+
 
 def _div(a: Any, b: Any) -> Any:
     if isinstance(a, sympy.Basic) or isinstance(b, sympy.Basic):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from graphspec.spec.errors import Diagnostics, Loc, SpecError
-from graphspec.spec.expr import Call, ExprError, _suggest, evaluate
+from graphspec.spec.expr import Call, ExprError, _suggest, evaluate, spec_text
 from graphspec.spec.loader import RawSpec
 
 IDENT = re.compile(r"^[A-Za-z_]\w*$")
@@ -190,7 +190,8 @@ class _Reader:
             return name
         if c is not _BAD:
             close = difflib.get_close_matches(str(name), options, n=1)
-            self.diags.add(self.raw.loc(*path), f"{what} {name!r} is not one of {', '.join(options)}",
+            shown = repr(name) if isinstance(name, str) else _show(v)  # `[relu, gelu]`, not Call(...)
+            self.diags.add(self.raw.loc(*path), f"{what} {shown} is not one of {', '.join(options)}",
                            f"did you mean {close[0]!r}?" if close else f"use one of {', '.join(options)}")
         return _BAD
 
@@ -233,7 +234,7 @@ class _Reader:
                 self.diags.add(self.raw.loc(*path), f"{c.name}() has no argument {k!r}",
                                f"did you mean {close[0]!r}?" if close else
                                (f"{c.name}() takes {', '.join(names)}" if names else
-                                f"{c.name} takes no arguments: write `{c.name}`") +
+                                f"{c.name} takes no arguments; write {c.name}") +
                                (f"; `{k}` is an argument of {' and '.join(t + '()' for t in takers)}" if takers else ""))
                 continue
             out[k] = x
@@ -251,16 +252,7 @@ SECTION_EXAMPLES = {"input": "`input: tokens(seq_len)` or `input: image(img_size
 
 def _show(v: Any) -> str:
     """A spec value as the spec wrote it (`[causal, global]`), not as Python prints it."""
-    if isinstance(v, list):
-        return "[" + ", ".join(_show(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{k}: {_show(x)}" for k, x in v.items()) + "}"
-    if isinstance(v, bool) or v is None:
-        return {True: "true", False: "false", None: "none"}[v]
-    if isinstance(v, Call):
-        args = [_show(a) for a in v.args] + [f"{k}={_show(a)}" for k, a in v.kwargs.items()]
-        return f"{v.name}({', '.join(args)})" if args else v.name
-    return str(v) if len(str(v)) <= 80 else str(v)[:80] + "..."
+    return spec_text(v)
 
 
 _BAD = _Bad()
