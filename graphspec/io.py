@@ -18,6 +18,9 @@ Builds of one `path` are serialized by an exclusive `fcntl.flock` on `.NAME.lock
 a second build does not wait, it fails at once with an `OutputError` naming the holder's pid
 (exit code 2 in the CLI). Holding the lock, a build removes the temporaries that killed builds
 left (`.NAME.<pid>.*.tmp|.build|.lnk|.old` whose process is gone).
+
+NB: files are fsynced, the parent directory is not: publishing is atomic against kills and
+concurrent readers; after a power loss the filesystem's journal decides which build survives.
 """
 
 from __future__ import annotations
@@ -279,8 +282,8 @@ def atomic_dir(path: str | Path, *, lock: bool = True) -> Iterator[Path]:
         except (OSError, OutputError) as e:  # a full disk, a read-only or vanished folder
             shutil.rmtree(tmp, ignore_errors=True)
             why = e.strerror or e if isinstance(e, OSError) else str(e).replace(str(tmp), str(path))
-            raise OutputError(f"cannot write {path}: {why}; "
-                              f"{'its previous contents are untouched' if os.path.lexists(path) else 'nothing was written'}") from None
+            kept = "its previous contents are untouched" if os.path.lexists(path) else "nothing was written"
+            raise OutputError(f"cannot write {path}: {why}; {kept}") from None
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
