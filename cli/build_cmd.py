@@ -109,7 +109,8 @@ def _report_json(report) -> list:
 @click.option("--target", "-t", required=True, type=click.Choice(TARGETS),
               help="torch: model.py + weights; onnx: model.onnx; llvm / cuda: TVM model.so + weights.")
 @click.option("-o", "--output", "out", type=click.Path(file_okay=False), default=None,
-              help="Build directory [default: build/<spec>-<target>].")
+              help="Build directory [default: build/<spec name, reduced to A-Za-z0-9._->-<target>]. "
+                   "A directory that is not a graphspec build is not replaced without --force.")
 @set_option
 @pass_options
 @click.option("--tune", type=click.IntRange(min=0), default=0, metavar="N",
@@ -125,7 +126,10 @@ def _report_json(report) -> list:
 @backend_errors
 def build(spec, target, out, overrides, passes, disable_pass, print_after, tune, tune_dir, batch, seed, force,
           memory_budget):
-    """Compile SPEC for one target into a build directory (artifact + manifest.json)."""
+    """Compile SPEC for one target into a build directory (artifact + manifest.json).
+
+    The directory is replaced in one atomic step; a second build of the same directory while
+    one runs exits 2 at once (it does not wait), naming the running build's pid."""
     from graphspec.backends import build as b
 
     t0 = time.perf_counter()
