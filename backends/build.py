@@ -221,7 +221,7 @@ def _build(p: Prepared, target: str, out: Path, key: str, pass_opts, tune: int, 
     with atomic_dir(out, lock=False) as tmp:
         tdir = Path(tune_dir) if tune_dir else tmp / "tuning"
         if tune and not tune_dir and (out / "tuning").exists():
-            shutil.copytree(out / "tuning", tdir)  # carry the database over to the new build
+            shutil.copytree(out / "tuning", tdir, symlinks=True)  # carry the database over (links as links)
         from graphspec.backends.weights import random_params
 
         params = random_params(p.graph, seed)
