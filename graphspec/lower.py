@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import sympy
 
-from graphspec import lower_cnn
+from graphspec import lower_cnn, vocab
 from graphspec.ir import Graph, Node
 from graphspec.ops import ShapeError, get
 from graphspec.spec import Attn, ModelSpec, SpecError, StackSpec
 from graphspec.spec.errors import Loc
+from graphspec.vocab import attention, blocks, norms, positions, stages
 
 SYMBOLS = {name: sympy.Symbol(name, positive=True, integer=True) for name in ("B", "N", "T", "H", "W")}
 
@@ -166,12 +168,7 @@ def _patch_embed(b: Builder, spec: ModelSpec, img: str) -> tuple[str, tuple]:
     if e.cls_token:
         tok = b.emit("parameter", (), "cls_token", shape=(1, 1, e.dim), init="trunc_normal")
         x = b.emit("prepend", (tok, x), "with_cls")
-    if e.pos == "learned":
-        pe = b.emit("parameter", (), "pos_embed", shape=(1, b.shape(x)[1], e.dim), init="trunc_normal")
-        x = b.emit("add", (x, pe), "with_pos")
-    elif e.pos == "sinusoidal":
-        pe = b.emit("sinusoidal", (), "pos_encoding", length=b.shape(x)[1], dim=e.dim)
-        x = b.emit("add", (x, pe), "with_pos")
+    x = _pos(e).lower(b, positions.EmbedAt("patches", b.shape(x)[1], e.dim, e.max_len), x)
     if e.dropout:
         x = b.emit("dropout", (x,), "pos_drop", p=e.dropout)
     return x, (H, W)
@@ -181,21 +178,22 @@ def _token_embed(b: Builder, spec: ModelSpec, ids: str, first: bool) -> str:
     e = spec.embed
     b.loc = spec.loc("embed")
     N = b.shape(ids)[1]
+    pos = _pos(e)
+    if _flat_embedding(spec):  # Hugging Face's decoder-only LMs: one `embed_tokens` table at the root
+        x = b.emit("embedding", (ids,), "embed_tokens", num=e.vocab, dim=e.dim)
+        if e.scale:  # Gemma: embeddings times √d_model
+            x = b.emit("scale", (x,), "embed_scale", k=math.sqrt(e.dim))
+        if e.dropout:
+            x = b.emit("dropout", (x,), "embed_drop", p=e.dropout)
+        return x
     with b.module("embed", "TokenEmbedding", vocab=e.vocab, dim=e.dim, pos=e.pos, types=e.types,
                   norm=e.norm, scale=e.scale):
         x = b.emit("embedding", (ids,), "tokens", num=e.vocab, dim=e.dim, weights="embed.tokens")
         if e.scale:  # Vaswani §3.4: embeddings are multiplied by √d_model
             x = b.emit("scale", (x,), "scaled", k=math.sqrt(e.dim))
-        if e.pos == "sinusoidal":
-            pe = b.emit("sinusoidal", (), "pos_encoding", length=N, dim=e.dim)
-            x = b.emit("add", (x, pe), "with_pos")
-        elif e.pos == "learned":
-            if e.max_len is None:
-                raise SpecError.at(spec.loc("embed"), "learned positions need a table size",
-                                   "write pos=learned(max_len)")
-            pos = b.emit("positions", (), "position_ids", length=N)
-            pe = b.emit("embedding", (pos,), "pos", num=e.max_len, dim=e.dim, weights="embed.pos")
-            x = b.emit("add", (x, pe), "with_pos")
+        if e.pos == "learned" and e.max_len is None:
+            raise SpecError.at(spec.loc("embed"), "learned positions need a table size", "write pos=learned(max_len)")
+        x = pos.lower(b, positions.EmbedAt("tokens", N, e.dim, e.max_len), x)
         if e.types:
             tt = b.emit("zeros_like", (ids,), "token_type_ids")
             te = b.emit("embedding", (tt,), "types", num=e.types, dim=e.dim, weights="embed.types")
@@ -207,62 +205,85 @@ def _token_embed(b: Builder, spec: ModelSpec, ids: str, first: bool) -> str:
     return x
 
 
+def _pos(e) -> vocab.Use:
+    return e.pos_use or vocab.use("pos", e.pos, **({"max_len": e.max_len} if e.pos == "learned" else {}))
+
+
+def _flat_embedding(spec: ModelSpec) -> bool:
+    """`names: hf` on a plain token embedding (no added positions, types or norm)."""
+    e = spec.embed
+    return (bool(spec.stacks) and spec.stacks[0].names == "hf" and e.kind == "tokens" and not e.types
+            and not e.norm and (e.pos_use is None or positions.attention_only(e.pos_use) or e.pos == "none"))
+
+
 # -- transformer stacks ----------------------------------------------------------------------
 def _stack(b: Builder, spec: ModelSpec, s: StackSpec, x: str, grid: tuple | None, prefix: str,
            memory: str | None, pos: tuple = (None, None), taps: tuple = ()) -> tuple[str, list[str]]:
-    """A stack of blocks (and stages); returns the output and, with `aux`, every block's output
-    through the final norm (DETR's return_intermediate), or the outputs of the blocks numbered
-    in `taps` (1-based; SETR-MLA's streams)."""
+    """A stack of blocks (and stages), each built by the vocabulary's constructs; returns the
+    output and, with `aux`, every block's output through the final norm (DETR's
+    return_intermediate), or the outputs of the blocks numbered in `taps` (1-based; SETR-MLA)."""
     b.loc = s.loc
     staged = len(s.depths) > 1 or s.downsample != "none"
     total = sum(s.depths)
     dim = s.dim
     index = 0
     outs: list[str] = []
+    names = blocks.Names(s.names)
     scope = [prefix] if prefix else []
     b.scope.extend(scope)
     if prefix:
         b.g.set_module(prefix, "Encoder" if s.role == "encoder" else "Decoder")
+    masks = s.masks or (_mask_of(s.attention),)
+    placement = vocab.get("placement", s.norm) if s.block is None else None
+    items = s.block or blocks.items_of(vocab.Use(placement), memory is not None and s.cross)
+    norm_names = blocks.norm_names(vocab.Use(placement), names) if placement else ()
+    norm = s.norm_kind or vocab.use("norm", "layer_norm", eps=s.eps)
+    epos = spec.embed.pos_use
+    inner_pos = epos if epos is not None and positions.attention_only(epos) else None
+    mlp = s.mlp or vocab.use("mlp", "mlp", d_ff=s.d_ff, act=vocab.use("act", s.act), ratio=s.mlp_ratio)
+    down = vocab.Use(vocab.get("downsample", s.downsample))
     try:
         for si, (depth, heads) in enumerate(zip(s.depths, s.heads, strict=True)):
             stage_ctx = b.module(f"layers.{si}", "Stage", dim=dim, depth=depth, heads=heads) if staged else _null()
             with stage_ctx:
                 for bi in range(depth):
-                    dpr = s.drop_path * index / max(total - 1, 1)
-                    window = shift = None
-                    if s.attention.kind == "windowed":
-                        if grid is None:
-                            raise SpecError.at(s.loc, "windowed attention needs an image (a 2-D token grid)",
-                                               "use attention: global for token inputs")
-                        window, shift = s.attention.window, 0
-                        H, W = grid
-                        if _known(H) and _known(W) and min(H, W) <= window:  # official: one window, no shift
-                            window = min(H, W)
-                        elif s.attention.shift and bi % 2 == 1:
-                            shift = window // 2
-                        _check_window(spec, s, si, grid, window)
-                    with b.module(f"blocks.{bi}", "Block", dim=dim, heads=heads, window=window, shift=shift,
-                                  grid=grid, norm=s.norm):
-                        x = _block(b, s, x, dim, heads, window, shift, grid, memory, dpr, pos)
+                    mask = masks[index] if len(masks) > 1 else masks[0]
+                    at = blocks.BlockAt(grid, si, bi, spec.loc(s.role, "attention") or s.loc)
+                    plan = mask.hook("plan")(mask, at)
+                    window, shift = plan.get("window"), plan.get("shift")
+                    kvh = s.kv_heads or heads
+                    layer = blocks.Layer(
+                        dim=dim, heads=heads, kv_heads=kvh, head_dim=s.head_dim or _per_head(dim, heads), norm=norm,
+                        mask=mask, names=names, qkv_bias=s.qkv_bias, out_bias=s.out_bias, mlp_bias=s.mlp_bias,
+                        dropout=s.dropout, attn_dropout=s.attn_dropout, drop_path=s.drop_path * index / max(total - 1, 1),
+                        qk_norm=norm if s.qk_norm else None, softcap=s.softcap, pos=inner_pos,
+                        pos_q=pos[0] if s.pos_every_layer else None, mem_pos=pos[1] if s.pos_every_layer else None,
+                        memory=memory if s.cross else None, mlp=mlp, grid=grid, window=window, shift=shift)
+                    layer = replace(layer, pos_k=layer.pos_q)
+                    with b.module(f"{names.blocks}.{bi}", "Block", dim=dim, heads=heads, window=window,
+                                  shift=shift, grid=grid, norm=s.norm):
+                        x = blocks.run(b, layer, items, x, norm_names)
                     index += 1
                     if s.aux and s.final_norm and index < total:
-                        outs.append(b.emit("layer_norm", (x,), "norm", dim=dim, eps=s.eps, weights=b.child("norm")))
+                        outs.append(norms.apply(b, norm, x, "norm", weights=b.child("norm")))
                     elif index in taps:
                         outs.append(x)
-                if staged and s.downsample == "patch_merging" and si < len(s.depths) - 1:
-                    with b.module("downsample", "PatchMerging", dim=dim, grid=grid):
-                        H, W = grid
-                        x = b.emit("patch_merge", (x,), "merge", H=H, W=W)
-                        x = b.emit("layer_norm", (x,), "norm", dim=4 * dim, eps=s.eps)
-                        x = b.emit("linear", (x,), "reduction", out_features=2 * dim, bias=False,
-                                   in_features=4 * dim)
-                    grid = (_half(H), _half(W))
-                    dim *= 2
+                if staged and si < len(s.depths) - 1:
+                    x, grid, dim = down.lower(b, stages.StageAt(dim, grid, s.eps), x)
         if s.final_norm:
-            x = b.emit("layer_norm", (x,), "norm", dim=dim, eps=s.eps, **({"weights": b.child("norm")} if s.aux else {}))
+            x = norms.apply(b, norm, x, names.final_norm, **({"weights": b.child("norm")} if s.aux else {}))
     finally:
         del b.scope[len(b.scope) - len(scope):]
     return x, ([*outs, x] if s.aux else outs)
+
+
+def _mask_of(a: Attn) -> vocab.Use:
+    """A mask construct from today's `Attn` summary (StackSpecs built in Python)."""
+    if a.kind == "windowed":
+        return vocab.use("mask", "windowed", M=a.window, shift=a.shift)
+    if a.kind == "sliding":
+        return vocab.use("mask", "sliding", window=a.window)
+    return vocab.use("mask", a.kind)
 
 
 @contextmanager
@@ -274,100 +295,30 @@ def _known(d: Any) -> bool:
     return isinstance(d, int)
 
 
-def _half(d: Any) -> Any:
-    return d // 2 if isinstance(d, int) else d / 2
+def _per_head(dim: Any, heads: Any) -> Any:
+    """dim / heads, exact when symbolic (so that heads · head_dim is dim again)."""
+    return dim // heads if _known(dim) and _known(heads) else sympy.sympify(dim) / heads
 
 
-def _check_window(spec: ModelSpec, s: StackSpec, si: int, grid: tuple, window: int) -> None:
-    H, W = grid
-    if _known(H) and _known(W) and (H % window or W % window):
-        common = math.gcd(H, W)
-        divisors = [m for m in range(2, min(common, 4096) + 1) if common % m == 0]
-        raise SpecError.at(
-            spec.loc(s.role, "attention") or s.loc,
-            f"window {window} does not divide the {H}×{W} map of stage {si + 1}",
-            f"use a window in {divisors[:8]} (graphspec does not pad windows), or change img_size",
-        )
-
-
-def _block(b: Builder, s: StackSpec, x: str, dim: int, heads: int, window, shift, grid, memory, dpr,
-           pos: tuple = (None, None)) -> str:
-    """One transformer block; pre-LN: x = x + attn(norm1(x)); post-LN: x = norm1(x + attn(x)).
-    With `pos_every_layer` (DETR), pos[0] is added to the self-attention's queries and keys,
-    and pos[1] to the cross-attention's keys (the memory's positions)."""
-    self_pos, mem_pos = pos if s.pos_every_layer else (None, None)
-    pre = s.norm == "pre"
-    norms = ["norm1", "norm2", "norm3"] if (memory is not None and s.cross) else ["norm1", "norm2"]
-
-    def residual(x: str, sub, norm_name: str) -> str:
-        h = b.emit("layer_norm", (x,), norm_name, dim=dim, eps=s.eps) if pre else x
-        h = sub(h)
-        if s.dropout:
-            h = b.emit("dropout", (h,), "drop", p=s.dropout)
-        if dpr:
-            h = b.emit("drop_path", (h,), "drop_path", p=round(dpr, 6))
-        x = b.emit("add", (x, h), "residual")
-        return x if pre else b.emit("layer_norm", (x,), norm_name, dim=dim, eps=s.eps)
-
-    causal = s.attention.kind == "causal"
-    x = residual(x, lambda h: _attention(b, s, h, h, dim, heads, window, shift, grid, causal, "attn",
-                                         self_pos, self_pos), norms[0])
-    if memory is not None and s.cross:
-        x = residual(x, lambda h: _attention(b, s, h, memory, dim, heads, None, None, None, False, "cross_attn",
-                                             self_pos, mem_pos), norms[1])
-    x = residual(x, lambda h: _mlp(b, s, h, dim), norms[-1])
-    return x
-
-
-def _attention(b: Builder, s: StackSpec, x: str, kv: str, dim: int, heads: int, window, shift, grid,
+def _attention(b: Builder, s: Any, x: str, kv: str, dim: int, heads: int, window, shift, grid,
                causal: bool, local: str, pos_q: str | None = None, pos_k: str | None = None) -> str:
-    """Multi-head attention, unfused (Vaswani §3.2.2); windowed per Swin §3.2 when `window`.
-    `pos_q`/`pos_k` are added to the query/key inputs only, never to the values (DETR §3.2)."""
-    windowed = window is not None
-    if windowed:
-        H, W = grid
-        if shift:  # cyclic shift
-            x = b.emit("roll", (x,), "shifted", H=H, W=W, shift=-shift)
-        x = b.emit("window_partition", (x,), "windows", H=H, W=W, window=window)  # nW*B, M*M, C
-        kv = x
-    cls = "WindowAttention" if windowed else ("CrossAttention" if kv is not x else "Attention")
-    xq = b.emit("add", (x, pos_q), f"{local}_query") if pos_q is not None else x
-    xk = kv if pos_k is None else (xq if (kv is x and pos_k is pos_q) else b.emit("add", (kv, pos_k), f"{local}_key"))
-    with b.module(local, cls, dim=dim, heads=heads, window=window, causal=causal):
-        q = b.emit("linear", (xq,), "q", out_features=dim, bias=s.qkv_bias, in_features=dim)
-        k = b.emit("linear", (xk,), "k", out_features=dim, bias=s.qkv_bias, in_features=b.shape(kv)[-1])
-        v = b.emit("linear", (kv,), "v", out_features=dim, bias=s.qkv_bias, in_features=b.shape(kv)[-1])
-        qh = b.emit("split_heads", (q,), "q_heads", heads=heads)  # B, h, N, d
-        kh = b.emit("split_heads", (k,), "k_heads", heads=heads)
-        vh = b.emit("split_heads", (v,), "v_heads", heads=heads)
-        kt = b.emit("transpose", (kh,), "k_t", dims=(-2, -1))  # B, h, d, S
-        sc = b.emit("matmul", (qh, kt), "scores")  # B, h, N, S
-        sc = b.emit("scale", (sc,), "scaled", k=(dim // heads) ** -0.5)
-        if windowed:
-            bias = b.emit("rel_pos_bias", (), "rel_pos_bias", window=window, heads=heads, weights=b.path)
-            sc = b.emit("add", (sc, bias), "biased")
-            if shift:
-                m = b.emit("shift_mask", (), "shift_mask", H=grid[0], W=grid[1], window=window, shift=shift)
-                sc = b.emit("add_window_mask", (sc, m), "masked")
-        if causal:
-            sc = b.emit("causal_mask", (sc,), "masked")
-        p = b.emit("softmax", (sc,), "probs", dim=-1)
-        if s.attn_dropout:
-            p = b.emit("dropout", (p,), "attn_drop", p=s.attn_dropout)
-        o = b.emit("matmul", (p, vh), "context")  # B, h, N, d
-        o = b.emit("merge_heads", (o,), "merged")  # B, N, C
-        o = b.emit("linear", (o,), "proj", out_features=dim, bias=s.bias, in_features=dim)
-    if windowed:
-        o = b.emit("window_reverse", (o,), "unwindowed", H=grid[0], W=grid[1], window=window)
-        if shift:  # reverse cyclic shift
-            o = b.emit("roll", (o,), "unshifted", H=grid[0], W=grid[1], shift=shift)
-    return o
+    """Multi-head attention as whole models lower it (graphspec.vocab.attention.attend), for
+    tests and tools that build one block by hand: `s` needs qkv_bias, bias and attn_dropout."""
+    layer = blocks.Layer(dim=dim, heads=heads, kv_heads=heads, head_dim=_per_head(dim, heads),
+                         norm=vocab.use("norm", "layer_norm"), mask=vocab.use("mask", "causal" if causal else "global"),
+                         qkv_bias=getattr(s, "qkv_bias", True), out_bias=getattr(s, "bias", True),
+                         attn_dropout=getattr(s, "attn_dropout", 0.0), grid=grid, window=window, shift=shift)
+    if window is not None:
+        return attention.windows(b, layer, x, local)
+    on = (attention._causal,) if causal else ()
+    return attention.attend(b, layer, x, kv, local, pos_q=pos_q, pos_k=pos_k, on_scores=on, causal=causal)
 
 
 def lower_attention_block(dim: Any, heads: Any, grid: tuple, window: Any = None, shift: Any = 0,
-                          batch: Any = 1) -> Graph:
-    """One multi-head self-attention over an h×w token map (B, h·w, C), through the same
-    `_attention` as whole models: global (Swin Eq. 1, MSA) or with M×M windows (Eq. 2, W-MSA).
+                          batch: Any = 1, kv_heads: Any = None, mask: str | None = None, sliding: Any = None) -> Graph:
+    """One multi-head self-attention over a token sequence or h×w map (B, h·w, C), through the
+    same constructs as whole models: global (Swin Eq. 1, MSA), with M×M windows (Eq. 2, W-MSA),
+    grouped-query (`kv_heads`), causal or sliding-window (`mask`, `sliding`: the window W).
 
     Every argument may be a sympy symbol, so that the IR's MAC count can be compared with
     Ω(MSA) = 4hwC² + 2(hw)²C and Ω(W-MSA) = 4hwC² + 2M²hwC as identities.
@@ -376,27 +327,17 @@ def lower_attention_block(dim: Any, heads: Any, grid: tuple, window: Any = None,
     b.g.meta.update(spec="attention_block", symbolic=not all(_known(d) for d in (dim, heads, *grid)))
     b.g.set_module("", "AttentionBlock")
     h, w = grid
-    kind = "windowed" if window is not None else "global"
-    s = StackSpec(role="encoder", dim=dim, heads=(heads,), depths=(1,), d_ff=None, mlp_ratio=4.0,
-                  attention=Attn(kind, window, bool(shift)))
+    if mask is None:
+        mask = "windowed" if window is not None else "global"
+    m = (vocab.use("mask", "sliding", window=sliding) if mask == "sliding" else
+         vocab.use("mask", "windowed", M=window, shift=bool(shift)) if mask == "windowed" else vocab.use("mask", mask))
+    kvh = kv_heads or heads
+    layer = blocks.Layer(dim=dim, heads=heads, kv_heads=kvh, head_dim=_per_head(dim, heads), norm=vocab.use("norm", "layer_norm"),
+                         mask=m, grid=grid, window=window, shift=shift or None)
     x = b.emit("input", (), "x", shape=(batch, h * w, dim), kind="features")
-    y = _attention(b, s, x, x, dim, heads, window, shift or None, grid, False, "attn")
+    y = m.lower(b, layer, x, x, "attn")
     b.g.outputs = (y,)
     return b.g
-
-
-def _mlp(b: Builder, s: StackSpec, x: str, dim: int) -> str:
-    hidden = s.d_ff if s.d_ff is not None else int(dim * s.mlp_ratio)
-    with b.module("mlp", "Mlp", dim=dim, hidden=hidden, act=s.act):
-        h = b.emit("linear", (x,), "fc1", out_features=hidden, bias=s.bias, in_features=dim)
-        if s.act == "relu":
-            h = b.emit("relu", (h,), "act")
-        else:
-            h = b.emit("gelu", (h,), "act", approximate="tanh" if s.act == "gelu_tanh" else "none")
-        if s.dropout:
-            h = b.emit("dropout", (h,), "drop", p=s.dropout)
-        h = b.emit("linear", (h,), "fc2", out_features=dim, bias=s.bias, in_features=hidden)
-    return h
 
 
 # -- heads -------------------------------------------------------------------------------------
@@ -407,7 +348,7 @@ def _head(b: Builder, spec: ModelSpec, x: str) -> tuple[str, list[str]]:
     if h.kind == "lm":
         if h.tied:  # the output projection shares the token embedding (Vaswani §3.4, GPT)
             y = b.emit("linear", (x,), "lm_head", out_features=spec.embed.vocab, bias=h.bias, in_features=dim,
-                       weights="embed.tokens")
+                       weights="embed_tokens" if _flat_embedding(spec) else "embed.tokens")
         else:
             y = b.emit("linear", (x,), "lm_head", out_features=spec.embed.vocab, bias=h.bias, in_features=dim)
         return y, []

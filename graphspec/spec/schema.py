@@ -20,17 +20,21 @@ from graphspec.spec.loader import RawSpec
 IDENT = re.compile(r"^[A-Za-z_]\w*$")
 
 TOP_KEYS = {"name", "paper", "repo", "description", "vars", "input", "backbone", "embed", "encoder",
-            "decoder", "head", "expect", "dtype"}
+            "decoder", "head", "expect", "dtype", "names"}
 STACK_KEYS = {"layers", "dim", "heads", "d_ff", "mlp_ratio", "attention", "norm", "act", "bias",
               "qkv_bias", "dropout", "attn_dropout", "drop_path", "eps", "final_norm", "cross",
-              "depths", "downsample", "pos", "queries", "aux"}
+              "depths", "downsample", "pos", "queries", "aux",
+              "mlp", "placement", "block", "kv_heads", "head_dim", "out_bias", "mlp_bias", "qk_norm", "softcap"}
 MAX_BLOCKS = 4096  # per stack: every block is lowered, so absurd depths would never finish
-EXPECT_KEYS = {"params", "trainable_params", "macs", "macs_norms", "macs_swin_paper", "official_flops", "published"}
+EXPECT_KEYS = {"params", "trainable_params", "active_params", "macs", "macs_norms", "macs_unmasked",
+               "macs_swin_paper", "official_flops", "published"}
 
 
 @dataclass(frozen=True)
 class Attn:
-    kind: str = "global"  # global | causal | windowed
+    """The first block's mask, summarised (the masks themselves: `StackSpec.masks`)."""
+
+    kind: str = "global"  # global | causal | sliding | windowed
     window: int | None = None
     shift: bool = False  # shifted windows in every other block (SW-MSA)
 
@@ -57,7 +61,7 @@ class EmbedSpec:
     dim: int
     vocab: int | None = None
     patch: int | None = None
-    pos: str = "none"  # none | sinusoidal | learned | sine2d
+    pos: str = "none"  # the position scheme's name: none | sinusoidal | learned | sine2d | rope | alibi
     max_len: int | None = None
     types: int = 0
     norm: bool = False
@@ -65,6 +69,7 @@ class EmbedSpec:
     cls_token: bool = False
     dropout: float = 0.0
     eps: float = 1e-5
+    pos_use: Any = None  # the position construct (graphspec.vocab.Use); `pos` is its name
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,18 @@ class StackSpec:
     queries: int | None = None  # DETR: learned object queries feed the decoder
     aux: bool = False  # DETR: every decoder layer's output goes through the (shared) heads
     loc: Loc | None = None
+    # the open vocabulary (graphspec/vocab): None / () mean today's defaults
+    kv_heads: int | None = None  # GQA / MQA: k/v heads (None: = heads)
+    head_dim: int | None = None  # None: dim / heads
+    out_bias: bool = True
+    mlp_bias: bool = True
+    qk_norm: bool = False  # the norm kind over each head's q and k
+    softcap: float | None = None  # tanh soft-capping of the attention logits
+    norm_kind: Any = None  # Use of kind `norm` (None: layer_norm(eps))
+    mlp: Any = None  # Use of kind `mlp` (None: mlp(d_ff, act, ratio=mlp_ratio))
+    masks: tuple = ()  # Uses of kind `mask`: one for all blocks, or one per block
+    block: tuple | None = None  # free composition (graphspec/vocab/blocks.py); None: from `norm`
+    names: str = "graphspec"  # graphspec | hf (Hugging Face's decoder-layer names)
 
 
 @dataclass(frozen=True)
@@ -267,8 +284,6 @@ INPUTS = {"tokens": ("seq_len", "tgt_len", "batch"), "image": ("img_size", "chan
 EMBEDS = {"tokens": ("vocab", "dim", "pos", "types", "norm", "scale", "dropout", "eps"),
           "patches": ("patch", "dim", "pos", "cls_token", "norm", "dropout", "eps"),
           "project": ("dim", "pos", "dropout")}
-POS = {"none": (), "sinusoidal": (), "learned": ("max_len",), "sine2d": ()}
-ATTNS = {"global": (), "causal": (), "windowed": ("M", "shift"), "shifted_windows": ("M",)}
 HEADS = {"lm": ("tied", "bias"), "classifier": ("classes", "pool"), "pooler": (), "none": (),
          "detection": ("classes", "box_layers"), "segmentation": ("classes", "decoder", "channels")}
 
@@ -290,10 +305,11 @@ def validate(raw: RawSpec) -> ModelSpec:
     inp = _input(r, t.get("input"))
     emb = _embed(r, t.get("embed")) if "embed" in t or "backbone" not in t else EmbedSpec("none", dim=0)
     backbone = read_backbone(r, t["backbone"]) if "backbone" in t else None
+    names = r.choice(t.get("names", "graphspec"), ("names",), ("graphspec", "hf"), "naming scheme")
     stacks = []
     for role in ("encoder", "decoder"):
         if role in t:
-            s = _stack(r, role, t[role], has_encoder="encoder" in t)
+            s = read_stack(r, role, t[role], has_encoder="encoder" in t, names=names)
             if s is not None:
                 stacks.append(s)
     if not stacks and "backbone" not in t:
@@ -321,6 +337,7 @@ def validate(raw: RawSpec) -> ModelSpec:
 
 
 from graphspec.spec.backbone import read_backbone  # noqa: E402  (uses _Reader)
+from graphspec.spec.stack import check_vocab, read_stack  # noqa: E402  (uses StackSpec)
 
 
 def _input(r: _Reader, v: Any) -> InputSpec:
@@ -343,13 +360,10 @@ def _embed(r: _Reader, v: Any) -> EmbedSpec:
     kind, a = r.call(v, ("embed",), EMBEDS, "embedding")
     p = ("embed",)
     dim = r.typed(a.get("dim"), p, int, "embed dim", minimum=1) if "dim" in a else _missing(r, p, "dim", kind)
-    pos, max_len = "none", None
-    if "pos" in a:
-        pk, pa = r.call(a["pos"], p, POS, "position encoding")
-        pos = pk or "none"
-        if "max_len" in pa:
-            max_len = r.typed(pa["max_len"], p, int, "max_len", minimum=1)
-    common = dict(dim=dim, pos=pos, max_len=max_len,
+    from graphspec import vocab
+
+    pos_use = vocab.read(r, a.get("pos", "none"), p, "pos", "position encoding") or vocab.use("pos", "none")
+    common = dict(dim=dim, pos=pos_use.name, max_len=pos_use.get("max_len"), pos_use=pos_use,
                   norm=r.typed(a.get("norm", False), p, bool, "norm"),
                   dropout=r.typed(a.get("dropout", 0.0), p, float, "dropout", minimum=0),
                   eps=r.typed(a.get("eps", 1e-5), p, float, "eps"))
@@ -371,64 +385,6 @@ def _missing(r: _Reader, path: tuple, key: str, kind: str) -> Any:
         return _BAD
     r.diags.add(r.raw.loc(*path), f"{kind}() needs `{key}`", f"write {kind}(..., {key}=...)")
     return _BAD
-
-
-def _stack(r: _Reader, role: str, v: Any, has_encoder: bool) -> StackSpec | None:
-    p = (role,)
-    if not isinstance(v, dict):
-        r.diags.add(r.raw.loc(*p), f"`{role}` must be a mapping", f"write `{role}×N: {{dim: ..., heads: ...}}`")
-        return None
-    _unknown(r.diags, r.raw, p, set(v), STACK_KEYS, f"`{role}`")
-    g = lambda k, kind, what, d=None, **kw: (r.typed(v[k], p + (k,), kind, what, **kw) if k in v else d)
-    dim = g("dim", int, "dim", minimum=1)
-    if dim is None:
-        r.diags.add(r.raw.loc(*p), f"`{role}` needs `dim`", f"add `dim: 512` to `{role}`")
-    if "depths" in v:
-        depths = r.value(v["depths"], p + ("depths",))
-        heads = r.value(v.get("heads"), p + ("heads",))
-        if not (isinstance(depths, list) and all(isinstance(d, int) and d > 0 for d in depths)):
-            r.diags.add(r.raw.loc(*p, "depths"), "`depths` must be a list of positive ints", "e.g. [2, 2, 6, 2]")
-            depths = [1]
-        if not (isinstance(heads, list) and len(heads) == len(depths) and all(isinstance(h, int) and h > 0 for h in heads)):
-            r.diags.add(r.raw.loc(*p, "heads"), f"with `depths`, `heads` must be a list of {len(depths)} positive ints",
-                        "e.g. heads: [3, 6, 12, 24]")
-            heads = [1] * len(depths)
-    else:
-        layers = g("layers", int, "the repeat count", 1, minimum=1)
-        h = g("heads", int, "heads", None, minimum=1)
-        if h is None:
-            r.diags.add(r.raw.loc(*p), f"`{role}` needs `heads`", f"add `heads: 8` to `{role}`")
-        depths, heads = [layers], [h]
-    if all(isinstance(d, int) for d in depths) and sum(depths) > MAX_BLOCKS:
-        r.diags.add(r.raw.loc(*p, "depths") or r.raw.loc(*p, "layers") or r.raw.loc(*p),
-                    f"`{role}` has {sum(depths)} blocks; graphspec lowers every block and allows at most "
-                    f"{MAX_BLOCKS}", "use fewer layers")
-        depths = [1] * len(depths)
-    attn_default = "causal" if role == "decoder" else "global"
-    akind, aa = r.call(v.get("attention", attn_default), p + ("attention",), ATTNS, "attention")
-    attn = Attn(akind or "global")
-    if akind in ("windowed", "shifted_windows"):
-        M = r.typed(aa.get("M"), p + ("attention",), int, "window size M", minimum=1) if "M" in aa else _missing(
-            r, p + ("attention",), "M", akind)
-        shift = akind == "shifted_windows" or bool(aa.get("shift", False))
-        attn = Attn("windowed", M, shift)
-    d_ff = g("d_ff", int, "d_ff", None, minimum=1)
-    act = r.choice(v.get("act", "gelu"), p + ("act",), ("relu", "gelu", "gelu_tanh"), "activation")
-    norm = r.choice(v.get("norm", "pre"), p + ("norm",), ("pre", "post"), "norm placement")
-    down = r.choice(v.get("downsample", "none"), p + ("downsample",), ("none", "patch_merging"), "downsample")
-    cross = g("cross", bool, "cross", role == "decoder" and has_encoder)
-    bias = g("bias", bool, "bias", True)  # as Hugging Face's `bias`: off for q/k/v too unless `qkv_bias` says
-    return StackSpec(
-        role=role, dim=dim, heads=tuple(heads), depths=tuple(depths), d_ff=d_ff,
-        mlp_ratio=g("mlp_ratio", float, "mlp_ratio", 4.0, minimum=0), attention=attn,
-        norm=norm, act=act, bias=bias, qkv_bias=g("qkv_bias", bool, "qkv_bias", bias is not False),
-        dropout=g("dropout", float, "dropout", 0.0, minimum=0), attn_dropout=g("attn_dropout", float, "attn_dropout", 0.0, minimum=0),
-        drop_path=g("drop_path", float, "drop_path", 0.0, minimum=0), eps=g("eps", float, "eps", 1e-5),
-        final_norm=g("final_norm", bool, "final_norm", False), cross=cross, downsample=down,
-        pos_every_layer=r.choice(v.get("pos", "input"), p + ("pos",), ("input", "every_layer"), "pos") == "every_layer",
-        queries=g("queries", int, "queries", None, minimum=1), aux=g("aux", bool, "aux", False),
-        loc=r.raw.loc(*p, "$key") or r.raw.loc(*p),
-    )
 
 
 def _head(r: _Reader, v: Any) -> HeadSpec:
@@ -487,10 +443,11 @@ def _check_consistency(spec: ModelSpec, diags: Diagnostics) -> None:
     if e.kind == "tokens" and e.pos == "learned" and e.max_len and isinstance(i.seq_len, int) and i.seq_len > e.max_len:
         diags.add(spec.loc("input"), f"seq_len {i.seq_len} exceeds the learned position table ({e.max_len})",
                   f"use seq_len ≤ {e.max_len}")
+    check_vocab(spec, diags)
     for s in spec.stacks:
         dim = s.dim
         for si, h in enumerate(s.heads):
-            if isinstance(dim, int) and isinstance(h, int) and dim % h:
+            if isinstance(dim, int) and isinstance(h, int) and dim % h and not s.head_dim:
                 span = min(max(4, h), 2048)  # divisors of dim near h
                 ok = [x for x in range(max(1, h - span), min(dim, h + span) + 1) if dim % x == 0]
                 diags.add(spec.loc(s.role, "heads") or s.loc,

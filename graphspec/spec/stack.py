@@ -1,0 +1,201 @@
+"""Reading one `encoder:` / `decoder:` section into a `StackSpec`, through the vocabulary.
+
+Every construct-valued field (`attention`, `norm`, `placement`, `act`, `mlp`, `block`,
+`downsample`) is read with `graphspec.vocab.read`, so a new construct needs no change here.
+Compact forms stay sugar: `norm: pre` is placement pre with layer_norm(eps), `act: gelu` with
+`d_ff:`/`mlp_ratio:` is `mlp: mlp(d_ff, gelu)`. A per-layer attention is a list of one mask per
+block, or `pattern(m1, m2, ...)` repeated over the blocks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphspec import vocab
+from graphspec.spec.expr import Call
+from graphspec.spec.schema import MAX_BLOCKS, STACK_KEYS, Attn, StackSpec, _unknown
+
+NAMES = ("graphspec", "hf")
+
+
+def read_stack(r, role: str, v: Any, has_encoder: bool, names: str = "graphspec") -> StackSpec | None:
+    p = (role,)
+    if not isinstance(v, dict):
+        r.diags.add(r.raw.loc(*p), f"`{role}` must be a mapping", f"write `{role}×N: {{dim: ..., heads: ...}}`")
+        return None
+    _unknown(r.diags, r.raw, p, set(v), STACK_KEYS, f"`{role}`")
+    loc = lambda k: r.raw.loc(*p, k) or r.raw.loc(*p)  # noqa: E731
+    g = lambda k, kind, what, d=None, **kw: (r.typed(v[k], p + (k,), kind, what, **kw) if k in v else d)  # noqa: E731
+    dim = g("dim", int, "dim", minimum=1)
+    if dim is None:
+        r.diags.add(r.raw.loc(*p), f"`{role}` needs `dim`", f"add `dim: 512` to `{role}`")
+    if "depths" in v:
+        depths = r.value(v["depths"], p + ("depths",))
+        heads = r.value(v.get("heads"), p + ("heads",))
+        if not (isinstance(depths, list) and all(isinstance(d, int) and d > 0 for d in depths)):
+            r.diags.add(r.raw.loc(*p, "depths"), "`depths` must be a list of positive ints", "e.g. [2, 2, 6, 2]")
+            depths = [1]
+        if not (isinstance(heads, list) and len(heads) == len(depths) and all(isinstance(h, int) and h > 0 for h in heads)):
+            r.diags.add(r.raw.loc(*p, "heads"), f"with `depths`, `heads` must be a list of {len(depths)} positive ints",
+                        "e.g. heads: [3, 6, 12, 24]")
+            heads = [1] * len(depths)
+    else:
+        layers = g("layers", int, "the repeat count", 1, minimum=1)
+        h = g("heads", int, "heads", None, minimum=1)
+        if h is None:
+            r.diags.add(r.raw.loc(*p), f"`{role}` needs `heads`", f"add `heads: 8` to `{role}`")
+        depths, heads = [layers], [h]
+    if all(isinstance(d, int) for d in depths) and sum(depths) > MAX_BLOCKS:
+        r.diags.add(r.raw.loc(*p, "depths") or r.raw.loc(*p, "layers") or r.raw.loc(*p),
+                    f"`{role}` has {sum(depths)} blocks; graphspec lowers every block and allows at most "
+                    f"{MAX_BLOCKS}", "use fewer layers")
+        depths = [1] * len(depths)
+    total = sum(d for d in depths if isinstance(d, int))
+
+    masks = _masks(r, v.get("attention", "causal" if role == "decoder" else "global"), p + ("attention",), total)
+    attn = _attn_of(masks[0]) if masks else Attn()
+
+    # norm kind and placement: `norm: pre|post|parallel|sandwich` (sugar: LayerNorm with `eps:`)
+    # or `norm: rms_norm(1e-6)` with `placement:`
+    eps = g("eps", float, "eps", 1e-5)
+    norm_u = vocab.read(r, v.get("norm", "pre"), p + ("norm",), ("placement", "norm"), "norm")
+    placement = "pre"
+    if norm_u is not None and norm_u.kind == "placement":
+        placement, norm_u = norm_u.name, vocab.use("norm", "layer_norm", eps=eps)
+        if "placement" in v:
+            r.diags.add(loc("placement"), f"`norm: {placement}` already places the norms",
+                        f"write `norm: layer_norm(eps)` (or rms_norm) with `placement: {placement}`")
+    elif norm_u is not None:
+        if "eps" in v:
+            r.diags.add(loc("eps"), f"`eps:` and `norm: {norm_u.name}(...)` both set the norm",
+                        f"write the epsilon inside the norm: `norm: {norm_u.name}({v['eps']})`")
+        pl = vocab.read(r, v.get("placement", "pre"), p + ("placement",), "placement")
+        placement = pl.name if pl is not None else "pre"
+    block = _block(r, v["block"], p + ("block",)) if "block" in v else None
+    if block is not None:
+        placement = "custom"
+
+    # MLP: `mlp: glu(11008, silu)`, or the sugar d_ff / mlp_ratio / act
+    d_ff = g("d_ff", int, "d_ff", None, minimum=1)
+    ratio = g("mlp_ratio", float, "mlp_ratio", 4.0, minimum=0)
+    act = vocab.read(r, v.get("act", "gelu"), p + ("act",), "act", "activation")
+    if "mlp" in v:
+        mlp = vocab.read(r, v["mlp"], p + ("mlp",), "mlp", "MLP")
+        for k in ("d_ff", "mlp_ratio", "act"):
+            if k in v and mlp is not None:
+                r.diags.add(loc(k), f"`{k}:` and `mlp: {mlp.name}(...)` both set the MLP",
+                            f"write it inside the MLP, e.g. `mlp: {mlp.name}(d_ff, act)`")
+    else:
+        mlp = vocab.use("mlp", "mlp", d_ff=d_ff, act=act or vocab.use("act", "gelu"), ratio=ratio)
+
+    down = vocab.read(r, v.get("downsample", "none"), p + ("downsample",), "downsample")
+    cross = g("cross", bool, "cross", role == "decoder" and has_encoder)
+    bias = g("bias", bool, "bias", True)
+    pos = r.choice(v.get("pos", "input"), p + ("pos",), ("input", "every_layer"), "pos")
+    return StackSpec(
+        role=role, dim=dim, heads=tuple(heads), depths=tuple(depths), d_ff=d_ff, mlp_ratio=ratio, attention=attn,
+        norm=placement, act=act.name if act is not None else "gelu", bias=bias,
+        qkv_bias=g("qkv_bias", bool, "qkv_bias", bias), dropout=g("dropout", float, "dropout", 0.0, minimum=0),
+        attn_dropout=g("attn_dropout", float, "attn_dropout", 0.0, minimum=0),
+        drop_path=g("drop_path", float, "drop_path", 0.0, minimum=0), eps=eps,
+        final_norm=g("final_norm", bool, "final_norm", False), cross=cross,
+        downsample=down.name if down is not None else "none",
+        pos_every_layer=pos == "every_layer",
+        queries=g("queries", int, "queries", None, minimum=1), aux=g("aux", bool, "aux", False),
+        loc=r.raw.loc(*p, "$key") or r.raw.loc(*p),
+        kv_heads=g("kv_heads", int, "kv_heads", None, minimum=1), head_dim=g("head_dim", int, "head_dim", None, minimum=1),
+        out_bias=g("out_bias", bool, "out_bias", bias), mlp_bias=g("mlp_bias", bool, "mlp_bias", bias),
+        qk_norm=g("qk_norm", bool, "qk_norm", False),
+        softcap=g("softcap", float, "softcap", None, minimum=0), norm_kind=norm_u, mlp=mlp, masks=tuple(masks),
+        block=block, names=names,
+    )
+
+
+def _masks(r, v: Any, path: tuple, total: int) -> list:
+    """One mask for every block, a list with one per block, or `pattern(...)` repeated."""
+    val = r.value(v, path, calls=True) if isinstance(v, str) else v
+    if isinstance(val, Call) and val.name == "pattern":
+        if not val.args or val.kwargs:
+            r.diags.add(r.raw.loc(*path), "pattern() repeats its masks over the blocks and needs at least one",
+                        "write e.g. pattern(sliding(4096), global)")
+            return []
+        ms = [vocab.read(r, a, path, "mask", "attention") for a in val.args]
+        return [] if None in ms else [ms[i % len(ms)] for i in range(total)]
+    if isinstance(val, list):
+        ms = [vocab.read(r, a, path + (i,), "mask", "attention") for i, a in enumerate(val)]
+        if len(ms) != total:
+            r.diags.add(r.raw.loc(*path), f"the attention list has {len(ms)} entries for {total} blocks",
+                        f"give one mask per block ({total}), or repeat a shorter list with pattern(...)")
+            return []
+        return [] if None in ms else ms
+    m = vocab.read(r, val, path, "mask", "attention")
+    return [] if m is None else [m]
+
+
+def _attn_of(m) -> Attn:
+    """The first mask as today's `Attn` summary (global | causal | sliding | windowed)."""
+    if m.name in ("windowed", "shifted_windows"):
+        return Attn("windowed", m["M"], m.name == "shifted_windows" or bool(m.get("shift")))
+    return Attn(m.name, m.get("window"))
+
+
+def _block(r, v: Any, path: tuple) -> tuple | None:
+    """Free composition: a list of residual branches `[step, ...]` and bare steps."""
+    if not isinstance(v, list) or not v:
+        r.diags.add(r.raw.loc(*path), "`block` must be a list of residual branches and steps",
+                    "e.g. block: [[norm, attn], [norm, mlp]]")
+        return None
+    out: list = []
+    for i, item in enumerate(v):
+        if isinstance(item, list):
+            steps = [vocab.read(r, s, path + (i, j), "sublayer", "block step") for j, s in enumerate(item)]
+            if None in steps:
+                return None
+            out.append(tuple(steps))
+        else:
+            s = vocab.read(r, item, path + (i,), "sublayer", "block step")
+            if s is None:
+                return None
+            out.append(s)
+    if not any(isinstance(i, tuple) for i in out):
+        r.diags.add(r.raw.loc(*path), "`block` has no residual branch", "wrap sub-layers in a list: [[norm, attn]]")
+        return None
+    return tuple(out)
+
+
+
+def _has_attention(s: StackSpec) -> bool:
+    if s.block is None:
+        return True
+    steps = [u for item in s.block for u in (item if isinstance(item, tuple) else (item,))]
+    return any(u.name in ("attn", "cross_attn") or (u.name == "parallel" and "attn" in (u["a"].name, u["b"].name))
+               for u in steps)
+
+
+def check_vocab(spec, diags) -> None:
+    """Rules across the vocabulary's fields: GQA's head groups, the rotary dims of a head, a
+    position scheme that lives inside attention on a model that has some."""
+    from graphspec.vocab.positions import attention_only, rotary_dim
+
+    pos = spec.embed.pos_use
+    if attention_only(pos) and not any(_has_attention(s) for s in spec.stacks):
+        diags.add(spec.loc("embed"), f"`{pos.name}` acts inside attention, but no block of this model has attention",
+                  "use pos=learned(max_len) or pos=sinusoidal, or add `attn` to the block")
+    for s in spec.stacks:
+        for si, h in enumerate(s.heads):
+            if not isinstance(h, int) or not isinstance(s.dim, int):
+                continue
+            stage = f" (stage {si + 1})" if len(s.heads) > 1 else ""
+            kv = s.kv_heads or h
+            if h % kv:
+                ok = [d for d in range(1, h + 1) if h % d == 0]
+                diags.add(spec.loc(s.role, "kv_heads") or s.loc,
+                          f"{h} query heads do not split into {kv} k/v head groups{stage}",
+                          f"use kv_heads in {ok[-6:]} (a divisor of heads; 1 is multi-query attention)")
+            hd = s.head_dim or (s.dim // h if s.dim % h == 0 else None)
+            if pos is not None and pos.name == "rope" and hd:
+                r = rotary_dim(pos, hd)
+                if not isinstance(r, int) or r % 2 or r == 0:
+                    diags.add(spec.loc("embed"), f"rope rotates {pos['fraction']} × {hd} = {r} dims of each head, "
+                              "which is not an even number", "choose a fraction that gives an even count, e.g. "
+                              f"fraction={2 * max(1, round(pos['fraction'] * hd / 2)) / hd:g}")

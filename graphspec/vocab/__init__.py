@@ -1,0 +1,18 @@
+"""The spec vocabulary: constructs a spec names (norm kinds, masks, positions, MLPs, block
+placements, downsamplings), one registry, one module per kind. See registry.py."""
+
+from graphspec.ops import llm  # noqa: F401  (registers the op kinds the LLM constructs lower to)
+from graphspec.vocab import attention, blocks, mlps, norms, positions, stages  # noqa: F401  (registration)
+from graphspec.vocab.registry import (  # noqa: F401
+    ALIASES,
+    KINDS,
+    REQUIRED,
+    Arg,
+    Construct,
+    Use,
+    alias,
+    construct,
+    get,
+    read,
+    use,
+)

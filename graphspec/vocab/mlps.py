@@ -1,0 +1,114 @@
+"""Activations (`act: silu`) and MLP kinds (`mlp: glu(11008, silu)`, `moe(8, 2, expert=glu(...))`).
+
+Context of an MLP's lowering: the block's `Layer` (graphspec/vocab/blocks.py): `dim`, `mlp_bias`,
+`dropout`. The MLP builds module `mlp`; its linears keep Hugging Face's names where a family
+has them (`gate_proj/up_proj/down_proj`, Mixtral's router `gate` and `experts`)."""
+
+from __future__ import annotations
+
+from graphspec.vocab.registry import Arg, alias, construct
+
+ACT_OP = {"relu": ("relu", {}), "gelu": ("gelu", {"approximate": "none"}),
+          "gelu_tanh": ("gelu", {"approximate": "tanh"}), "silu": ("silu", {})}
+
+
+def _act(name: str, doc: str, example: str):
+    def lower(b, use, ctx, x):
+        op, attrs = ACT_OP[name]
+        return b.emit(op, (x,), "act", **attrs)
+
+    lower.__doc__ = doc
+    construct("act", name, example=example)(lower)
+
+
+_act("relu", "max(x, 0) (Vaswani et al. §3.3).", "act: relu")
+_act("gelu", "GELU, exact erf form (Hendrycks & Gimpel 2016; BERT, ViT, Swin).", "act: gelu")
+_act("gelu_tanh", "GELU, tanh approximation (GPT, GPT-2, Phi-2's gelu_new).", "act: gelu_tanh")
+_act("silu", "SiLU / swish x·σ(x) (Elfwing et al. 2018), the gate of SwiGLU.", "act: silu")
+
+for _w, _g in (("swiglu", "silu"), ("geglu", "gelu"), ("reglu", "relu")):
+    alias("act", _w, "a gated MLP, not an activation", f"write `mlp: glu(d_ff, {_g})` (Shazeer 2020)")
+alias("act", "glu", "is a gated MLP, not an activation", "write `mlp: glu(d_ff, act)`")
+alias("act", "moe", "is an MLP kind, not an activation", "write `mlp: moe(experts, top_k, expert=glu(d_ff, silu))`")
+alias("act", "swish", "is called silu here", "write `act: silu`")
+alias("act", "gelu_new", "is GELU's tanh approximation", "write `act: gelu_tanh`")
+alias("act", "gelu_pytorch_tanh", "is GELU's tanh approximation", "write `act: gelu_tanh`")
+alias("mlp", "swiglu", "is a gated MLP with SiLU", "write `mlp: glu(d_ff, silu)`")
+alias("mlp", "geglu", "is a gated MLP with GELU", "write `mlp: glu(d_ff, gelu)`")
+
+_D_FF = Arg("d_ff", int, None, minimum=1, doc="hidden width; default ratio × dim")
+_RATIO = Arg("ratio", float, 4.0, minimum=0, doc="hidden width / dim when d_ff is not given")
+GLU_CLASS = {"silu": "SwiGLU", "gelu": "GeGLU", "gelu_tanh": "GeGLU", "relu": "ReGLU"}
+
+
+def hidden(use, dim):
+    return use["d_ff"] if use["d_ff"] is not None else int(dim * use["ratio"])
+
+
+@construct("mlp", "mlp", _D_FF, Arg("act", "act", "gelu"), _RATIO, example="mlp: mlp(3072, gelu)",
+           module="Mlp", attr="mlp",
+           doc_class="Position-wise feed-forward network: Linear, activation, Linear (Vaswani et al. §3.3).")
+def mlp(b, use, ctx, x, local="mlp"):
+    """Linear, activation, Linear (Vaswani et al. §3.3): dim -> d_ff -> dim."""
+    dim, ff = ctx.dim, hidden(use, ctx.dim)
+    with b.module(local, "Mlp", dim=dim, hidden=ff, act=use["act"].name):
+        h = b.emit("linear", (x,), "fc1", out_features=ff, bias=ctx.mlp_bias, in_features=dim)
+        h = use["act"].lower(b, ctx, h)
+        if ctx.dropout:
+            h = b.emit("dropout", (h,), "drop", p=ctx.dropout)
+        return b.emit("linear", (h,), "fc2", out_features=dim, bias=ctx.mlp_bias, in_features=ff)
+
+
+@construct("mlp", "glu", _D_FF, Arg("act", "act", "silu"), _RATIO, example="mlp: glu(11008, silu)",
+           module="SwiGLU", attr="mlp",
+           doc_class="Gated MLP (Shazeer 2020, Eq. 6): down(act(gate(x)) * up(x)).")
+def glu(b, use, ctx, x, local="mlp"):
+    """Gated linear unit MLP (Shazeer 2020, "GLU Variants Improve Transformer", Eq. 6):
+    down(act(gate(x)) ⊙ up(x)); SwiGLU with silu (Llama, Mistral), GeGLU with gelu (Gemma)."""
+    dim, ff = ctx.dim, hidden(use, ctx.dim)
+    act = use["act"].name
+    with b.module(local, GLU_CLASS[act], dim=dim, hidden=ff, act=act):
+        g = b.emit("linear", (x,), "gate_proj", out_features=ff, bias=ctx.mlp_bias, in_features=dim)
+        u = b.emit("linear", (x,), "up_proj", out_features=ff, bias=ctx.mlp_bias, in_features=dim)
+        h = b.emit("mul", (use["act"].lower(b, ctx, g), u), "gated")
+        if ctx.dropout:
+            h = b.emit("dropout", (h,), "drop", p=ctx.dropout)
+        return b.emit("linear", (h,), "down_proj", out_features=dim, bias=ctx.mlp_bias, in_features=ff)
+
+
+def _check_moe(a):
+    out = []
+    if a["top_k"] > a["experts"]:
+        out.append(("top_k", f"top_k {a['top_k']} exceeds the {a['experts']} experts",
+                    f"use top_k ≤ {a['experts']} (Mixtral: moe(8, 2, ...))"))
+    if a["expert"].name == "moe":
+        out.append(("expert", "an expert cannot itself be a mixture", "write expert=glu(d_ff, silu)"))
+    elif a["expert"]["d_ff"] is None:
+        out.append(("expert", "the expert needs its width", "write expert=glu(d_ff, silu) with d_ff a number"))
+    return out
+
+
+@construct("mlp", "moe", Arg("experts", int, minimum=1, doc="number of experts E"),
+           Arg("top_k", int, minimum=1, doc="experts per token"),
+           Arg("expert", "mlp", doc="each expert's MLP, e.g. glu(14336, silu)"),
+           Arg("shared", int, 0, minimum=0, doc="always-on experts (DeepSeekMoE), one MLP of shared × d_ff"),
+           Arg("normalize", bool, True, doc="renormalise the top_k router weights to sum 1 (Mixtral)"),
+           check=_check_moe, example="mlp: moe(8, 2, expert=glu(14336, silu))", module="MoE", attr="mlp",
+           doc_class="Sparse mixture of experts (Mixtral §2.1): a linear router picks the top_k experts "
+                     "per token and weights their outputs.")
+def moe(b, use, ctx, x, local="mlp"):
+    """Sparse mixture of experts (Fedus et al. 2022; Mixtral, Jiang et al. 2024, §2.1): a linear
+    router `gate` scores E experts, each token runs its top_k. One `moe` op holds all experts
+    (HF's `experts.gate_up_proj`, `experts.down_proj`). MACs per token: router + top_k experts."""
+    dim, ex = ctx.dim, use["expert"]
+    ff, E = hidden(ex, dim), use["experts"]
+    with b.module(local, "MoE", dim=dim, experts=E, top_k=use["top_k"]):
+        logits = b.emit("linear", (x,), "gate", out_features=E, bias=False, in_features=dim)
+        y = b.emit("moe", (x, logits), "experts", experts=E, top_k=use["top_k"], dim=dim, d_ff=ff,
+                   gated=ex.name == "glu", normalize=use["normalize"], act=ex["act"].name)
+        if use["shared"]:
+            from graphspec.vocab.registry import Use
+
+            wide = Use(ex.construct, tuple({**ex.a, "d_ff": ff * use["shared"]}.items()))
+            y = b.emit("add", (y, wide.lower(b, ctx, x, "shared_experts")), "with_shared")
+        return y
