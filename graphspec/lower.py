@@ -269,7 +269,7 @@ def _stack(b: Builder, spec: ModelSpec, s: StackSpec, x: str, grid: tuple | None
                     elif index in taps:
                         outs.append(x)
                 if staged and si < len(s.depths) - 1:
-                    x, grid, dim = down.lower(b, stages.StageAt(dim, grid, s.eps), x)
+                    x, grid, dim = down.lower(b, stages.StageAt(dim, grid, s.eps, si, len(s.depths), norm=norm), x)
         if s.final_norm:
             x = norms.apply(b, norm, x, names.final_norm, **({"weights": b.child("norm")} if s.aux else {}))
     finally:

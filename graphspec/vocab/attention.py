@@ -23,10 +23,12 @@ from graphspec.vocab.registry import Arg, construct
 
 
 def attend(b, layer, x: str, kv: str, local: str, *, pos_q=None, pos_k=None, window=None, shift=None,
-           grid=None, on_scores: tuple[Callable, ...] = (), causal: bool = False) -> str:
+           grid=None, on_scores: tuple[Callable, ...] = (), causal: bool = False,
+           kv_fn: Callable | None = None) -> str:
     """Multi-head attention of queries from `x` over keys and values from `kv` (Vaswani §3.2.2);
     `pos_q`/`pos_k` are added to the query/key inputs only (DETR §3.2). `on_scores` are the
-    mask's edits of the logits, applied after the position scheme's."""
+    mask's edits of the logits, applied after the position scheme's; `kv_fn(b, kv) -> kv'`
+    transforms the key/value input inside the attention module (PVT's spatial reduction)."""
     dim, heads, kvh, hd = layer.dim, layer.heads, layer.kv_heads, layer.head_dim
     windowed = window is not None
     self_attn = kv is x
@@ -36,6 +38,8 @@ def attend(b, layer, x: str, kv: str, local: str, *, pos_q=None, pos_k=None, win
     extra = {k: v for k, v in (("kv_heads", kvh), ("head_dim", hd)) if v != (heads if k == "kv_heads" else dim // heads)}
     n = layer.names
     with b.module(local, cls, dim=dim, heads=heads, window=window, causal=causal, **extra):
+        if kv_fn is not None:
+            kv = xk = kv_fn(b, kv)
         kv_in = b.shape(kv)[-1]
         q = b.emit("linear", (xq,), n.q, out_features=heads * hd, bias=layer.qkv_bias, in_features=dim)
         k = b.emit("linear", (xk,), n.k, out_features=kvh * hd, bias=layer.qkv_bias, in_features=kv_in)

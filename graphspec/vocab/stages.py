@@ -16,6 +16,10 @@ class StageAt:
     dim: Any
     grid: tuple | None
     eps: float = 1e-5
+    stage: int = 0  # the stage that just ended (0-based)
+    stages: int = 1
+    next_dim: Any = None  # the next stage's width when the spec lists one per stage
+    norm: Any = None  # the stack's norm kind (a Use)
 
 
 def _half(d: Any) -> Any:
