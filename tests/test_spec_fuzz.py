@@ -320,5 +320,17 @@ def test_cli_exits_0_or_2_with_a_located_message(workdir, case, sets, command):
 def test_found_by_fuzzing(tmp_path, text, message):
     path = tmp_path / "s.yaml"
     path.write_text(text)
-    with pytest.raises(SpecError, match=re.escape(message)):
+    with pytest.raises(SpecError, match=re.escape(message)) as ei:
         graphspec.load(path)
+    assert_located(ei.value)
+
+
+@pytest.mark.parametrize("spec, overrides, message", [
+    ("setr_pup", ["embed.cls_token=" + "-" * 3000 + "1"], "the value of embed.cls_token is not an expression"),
+    ("vit_b16", ["embed.cls_token=f("], "the value of embed.cls_token is not an expression"),  # RecursionError
+    ("vit_b16", ["D=[1/0]"], "division by zero"),  # and not also `dim must be int, got [<invalid>]`
+])
+def test_found_by_fuzzing_set(spec, overrides, message):
+    with pytest.raises(SpecError, match=re.escape(message)) as ei:
+        graphspec.load(spec, overrides)
+    assert_located(ei.value)

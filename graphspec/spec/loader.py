@@ -278,7 +278,12 @@ def apply_overrides(raw: RawSpec, overrides: list[str] | tuple[str, ...]) -> Non
             continue
         parts = key.split(".")
         if len(parts) == 2 and isinstance(raw.tree.get(parts[0]), str):  # `--set embed.cls_token=false`
-            call = _set_call_argument(raw.tree[parts[0]], parts[1], value)
+            try:
+                call = _set_call_argument(raw.tree[parts[0]], parts[1], value)
+            except ValueError:
+                diags.add(loc, f"the value of {key} is not an expression graphspec can read",
+                          f"write e.g. --set {key}=false or a short arithmetic expression")
+                continue
             if call is not None:
                 raw.tree[parts[0]] = call
                 raw.locs[(parts[0],)] = loc  # an error in the call is most likely the new argument
@@ -318,25 +323,26 @@ def _set_value(text: str, file: str, diags: Diagnostics) -> Any:
 
 def _set_call_argument(text: str, name: str, value: Any) -> str | None:
     """`patches(16, dim=D, cls_token=true)` with argument `name` set to `value`, or None when
-    `text` is not a call form (`--set embed.cls_token=false`, `--set head.classes=10`)."""
+    `text` is not a call form (`--set embed.cls_token=false`, `--set head.classes=10`);
+    ValueError when `value` cannot be written into the call."""
     import ast
 
     try:
         tree = ast.parse(text.strip(), mode="eval")
-    except SyntaxError:
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
     if isinstance(tree.body, ast.Name):  # a bare construct name: `pooler`, `sinusoidal`
         tree.body = ast.Call(func=tree.body, args=[], keywords=[])
     if not (isinstance(tree.body, ast.Call) and isinstance(tree.body.func, ast.Name)):
         return None
     expr = {True: "true", False: "false", None: "none"}.get(value, value) if isinstance(value, bool | None) else value
-    try:
+    try:  # the value is checked when the call is evaluated; here it only has to parse
         new = ast.parse(str(expr), mode="eval").body
-    except SyntaxError:
-        return None
-    kws = [k for k in tree.body.keywords if k.arg != name]
-    tree.body.keywords = [*kws, ast.keyword(arg=name, value=new)]
-    return ast.unparse(tree)
+        kws = [k for k in tree.body.keywords if k.arg != name]
+        tree.body.keywords = [*kws, ast.keyword(arg=name, value=new)]
+        return ast.unparse(tree)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # `---...1` nests past the parser
+        raise ValueError(name) from None
 
 
 _TOP_LEVEL_SETTABLE = {"input", "embed", "encoder", "decoder", "head", "name", "dtype"}

@@ -176,7 +176,7 @@ class _Reader:
 
     def typed(self, v: Any, path: tuple, kind: type | tuple, what: str, *, minimum: float | None = None):
         v = self.value(v, path)
-        if v is _BAD:
+        if v is _BAD or (isinstance(v, list) and _BAD in v):  # reported where it went wrong
             return _BAD
         ok = isinstance(v, kind) and not (isinstance(v, bool) and bool not in _as_tuple(kind))
         if kind is float and isinstance(v, int) and not isinstance(v, bool):
