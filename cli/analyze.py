@@ -273,7 +273,10 @@ def _check(built: Built, overrides: tuple[str, ...]) -> int:
         got["params"] = analysis.param_count(built.graph)
     if "trainable_params" in expect:  # frozen parameters excluded (DETR's stem and layer1)
         got["trainable_params"] = analysis.param_count(built.graph, trainable=True)
-    for key, conv_name in (("macs", "macs"), ("macs_norms", "swin"), ("macs_swin_paper", "swin-paper")):
+    if "active_params" in expect:  # a mixture of experts: top_k of its experts per token
+        got["active_params"] = analysis.active_param_count(built.graph)
+    for key, conv_name in (("macs", "macs"), ("macs_norms", "swin"), ("macs_swin_paper", "swin-paper"),
+                           ("macs_unmasked", "unmasked")):
         if key in expect:
             conv = Convention.named(conv_name)
             got[key] = analysis.macs(_graph_for(built, conv), conv)

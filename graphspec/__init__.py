@@ -40,6 +40,10 @@ class Model:
     def params(self):
         return analysis.param_count(self.graph)
 
+    def active_params(self):
+        """Parameters one token uses (a mixture of experts: top_k of its experts)."""
+        return analysis.active_param_count(self.graph)
+
     def macs(self, convention: str = "macs"):
         conv = analysis.Convention.named(convention)
         return analysis.macs(analysis.counted_graph(self.spec, self.graph, conv), conv)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 import sympy
 
@@ -38,6 +39,7 @@ class Convention:
     elementwise: bool = False
     flops: bool = False  # report 2×MAC
     drop_cls_and_head: bool = False  # count the spec re-lowered without class token and head
+    unmasked: bool = False  # attention matmuls count only the (query, key) pairs a causal/sliding mask keeps
 
     @classmethod
     def named(cls, name: str) -> Convention:
@@ -53,6 +55,7 @@ CONVENTIONS = {
     "all": Convention(norms=True, softmax=True, elementwise=True),
     "flops": Convention(flops=True),  # 2 x MACs
     "swin-paper": Convention(drop_cls_and_head=True),  # Swin Table 1's ViT/DeiT: patch tokens only, no head
+    "unmasked": Convention(unmasked=True),  # causal N(N+1)/2, sliding Σᵢ min(i+1, W) pairs per head
 }
 
 SWIN_PAPER_VARIANT = "no_cls_no_head"
@@ -152,6 +155,17 @@ def param_count(g: Graph, trainable: bool = False):
     return _simplify(sum((numel(s) for k, s in parameters(g).items() if k not in skip), 0))
 
 
+def active_param_count(g: Graph):
+    """Parameters one token uses: a mixture of experts counts top_k of its E experts (its
+    router and everything else in full). Equal to `param_count` for a dense model."""
+    scale: dict[str, Any] = {}
+    for n in g:
+        if n.op == "moe":
+            for name in node_params(g, n):
+                scale[name] = sympy.Rational(n.a["top_k"], n.a["experts"])
+    return _simplify(sum((numel(s) * scale.get(k, 1) for k, s in parameters(g).items()), 0))
+
+
 def node_cost(g: Graph, n: Node, conv: Convention = Convention()):
     """The cost of one node under `conv` (MACs, or 2×MAC when conv.flops)."""
     opdef = get(n.op)
@@ -159,6 +173,10 @@ def node_cost(g: Graph, n: Node, conv: Convention = Convention()):
     cost = 0
     if opdef.has(MAC):
         cost = opdef.macs(n.shape, *in_shapes, **n.a)
+        if conv.unmasked and n.op in ("matmul", "attention"):
+            from graphspec.ops.llm import unmasked_share
+
+            cost = unmasked_share(g, n, cost)
     elif (conv.norms and opdef.has(NORM)) or (conv.softmax and opdef.has(SOFTMAX)) or (
             conv.elementwise and opdef.has(ELEMENTWISE)):
         cost = numel(n.shape)

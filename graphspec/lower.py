@@ -225,7 +225,7 @@ def _stack(b: Builder, spec: ModelSpec, s: StackSpec, x: str, grid: tuple | None
     b.loc = s.loc
     staged = len(s.depths) > 1 or s.downsample != "none"
     total = sum(s.depths)
-    dim = s.dim
+    dim = s.dims[0] if s.dims else s.dim
     index = 0
     outs: list[str] = []
     names = blocks.Names(s.names)
@@ -241,7 +241,11 @@ def _stack(b: Builder, spec: ModelSpec, s: StackSpec, x: str, grid: tuple | None
     epos = spec.embed.pos_use
     inner_pos = epos if epos is not None and positions.attention_only(epos) else None
     mlp = s.mlp or vocab.use("mlp", "mlp", d_ff=s.d_ff, act=vocab.use("act", s.act), ratio=s.mlp_ratio)
-    down = vocab.Use(vocab.get("downsample", s.downsample))
+    down = s.down_use or vocab.Use(vocab.get("downsample", s.downsample))
+    shared = None  # once per stack, before its blocks (T5's relative position bias)
+    if inner_pos is not None and inner_pos.hook("stack"):
+        shared = inner_pos.hook("stack")(b, inner_pos, masks[0], s.heads[0], x)
+    after_first = epos.hook("after_first_block") if epos is not None else None  # CPVT's PEG
     try:
         for si, (depth, heads) in enumerate(zip(s.depths, s.heads, strict=True)):
             stage_ctx = b.module(f"layers.{si}", "Stage", dim=dim, depth=depth, heads=heads) if staged else _null()
@@ -258,18 +262,22 @@ def _stack(b: Builder, spec: ModelSpec, s: StackSpec, x: str, grid: tuple | None
                         dropout=s.dropout, attn_dropout=s.attn_dropout, drop_path=s.drop_path * index / max(total - 1, 1),
                         qk_norm=norm if s.qk_norm else None, softcap=s.softcap, pos=inner_pos,
                         pos_q=pos[0] if s.pos_every_layer else None, mem_pos=pos[1] if s.pos_every_layer else None,
-                        memory=memory if s.cross else None, mlp=mlp, grid=grid, window=window, shift=shift)
+                        memory=memory if s.cross else None, mlp=s.mlps[si] if s.mlps else mlp, grid=grid,
+                        window=window, shift=shift, scale=s.scale, pos_state=shared)
                     layer = replace(layer, pos_k=layer.pos_q)
                     with b.module(f"{names.blocks}.{bi}", "Block", dim=dim, heads=heads, window=window,
                                   shift=shift, grid=grid, norm=s.norm):
                         x = blocks.run(b, layer, items, x, norm_names)
+                    if bi == 0 and after_first is not None:
+                        x = after_first(b, epos, stages.StageAt(dim, grid, s.eps, si, len(s.depths), norm=norm), x)
                     index += 1
                     if s.aux and s.final_norm and index < total:
                         outs.append(norms.apply(b, norm, x, "norm", weights=b.child("norm")))
                     elif index in taps:
                         outs.append(x)
                 if staged and si < len(s.depths) - 1:
-                    x, grid, dim = down.lower(b, stages.StageAt(dim, grid, s.eps, si, len(s.depths), norm=norm), x)
+                    nxt = s.dims[si + 1] if s.dims else None
+                    x, grid, dim = down.lower(b, stages.StageAt(dim, grid, s.eps, si, len(s.depths), nxt, norm), x)
         if s.final_norm:
             x = norms.apply(b, norm, x, names.final_norm, **({"weights": b.child("norm")} if s.aux else {}))
     finally:

@@ -42,6 +42,11 @@ PARAMS = {
     "setr_pup": 303_301_632 + 828 * 1024 + (9 * 256 * (1024 + 3 * 256) + 4 * 2 * 256 + 256 * 150 + 150),
     "setr_mla": 303_301_632 - 2 * 1024 + 828 * 1024 + 4 * (1024 * 512 + 9 * 512 * 512 + 9 * 512 * 256
                                                + 2 * (512 + 512 + 256)) + 1024 * 150 + 150,
+    # LLMs: Hugging Face's *ForCausalLM built from Config objects on the meta device (tests/test_llm_counts.py)
+    "llama2_7b": 6_738_415_616,
+    "mistral_7b": 7_241_732_096,
+    "mixtral_8x7b": 46_702_792_704,  # 12,879,925,248 active (router + 2 of 8 experts)
+    "phi2": 2_779_683_840,
 }
 
 # -- MACs, default convention (linear, conv, matmul; class token and head included) ------------
@@ -85,6 +90,16 @@ MACS = {
     "gpt": 15_152_775_168,
     # 12·931,135,488 + 128·768·50257 (tied head) = 11,173,625,856 + 4,940,464,128
     "gpt2": 16_114_089_984,
+    # LLMs at N = 128, per token: 32 layers of linears + the untied head 4096·32000 = 131,072,000;
+    # attention 32·2·128²·d (QKᵀ, ·V; causal and sliding counted dense, GQA's k/v repeated).
+    # Llama-2-7B: 32·(4·4096² + 3·4096·11008) + 131,072,000 = 6,607,077,376 per token
+    "llama2_7b": 128 * 6_607_077_376 + 32 * 2 * 128**2 * 4096,
+    # Mistral-7B: 32·(2·4096² + 2·4096·1024 + 3·4096·14336) + 131,072,000 = 7,110,393,856
+    "mistral_7b": 128 * 7_110_393_856 + 32 * 2 * 128**2 * 4096,
+    # Mixtral-8x7B: 32·(41,943,040 + router 4096·8 + 2 experts·3·4096·14336) + 131,072,000 = 12,748,587,008
+    "mixtral_8x7b": 128 * 12_748_587_008 + 32 * 2 * 128**2 * 4096,
+    # Phi-2: 32·(4·2560² + 2·2560·10240) + 2560·51200 = 2,647,654,400
+    "phi2": 128 * 2_647_654_400 + 32 * 2 * 128**2 * 2560,
 }
 
 # -- Swin official flops() (MACs + LayerNorm elements + the final-norm quirk) -------------------

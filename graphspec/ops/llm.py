@@ -258,3 +258,73 @@ class Moe:
             y = F.linear(h, w["down_proj"][e])
             out = out + y * (weight * hit).sum(-1, keepdim=True).to(x.dtype)
         return out
+
+
+# -- counting only the (query, key) pairs a mask keeps (analysis's `unmasked` convention) ------
+MASKS = ("causal_mask", "sliding_mask")
+_THROUGH = ("scale", "add", "softcap", "alibi", "add_window_mask", "dropout")
+
+
+def kept_pairs(N, S, window=None):
+    """(query, key) pairs a causal mask (window None) or a sliding window W keeps, queries aligned
+    with the last N of S keys: causal N(N+1)/2 when N = S, sliding Σᵢ min(i+1, W)."""
+    import sympy
+
+    half = (lambda v: v // 2) if isinstance(N, int) and isinstance(S, int) else (lambda v: v / 2)
+    if window is None:
+        return half(N * (N + 1)) + N * (S - N)
+    W = window
+    if isinstance(N, int) and isinstance(S, int):
+        return sum(min(i + 1 + S - N, W) for i in range(N)) if N != S else (
+            half(N * (N + 1)) if N <= W else half(W * (W + 1)) + (N - W) * W)
+    if sympy.simplify(sympy.sympify(N) - S) != 0:
+        raise ValueError("symbolic sliding-window pairs are counted for self-attention (N = S)")
+    return sympy.Piecewise((N * (N + 1) / 2, sympy.Le(N, W)), (W * (W + 1) // 2 + (N - W) * W, True))
+
+
+def mask_of(g, n):
+    """The causal or sliding mask node on the scores of attention matmul `n` (QKᵀ: the mask
+    follows it; ·V: its probabilities come from masked scores), or None."""
+    cur = n
+    for _ in range(16):  # QKᵀ: forward through the score edits to the mask
+        users = g.users(cur.name)
+        if len(users) != 1:
+            break
+        cur = users[0]
+        if cur.op in MASKS:
+            return cur
+        if cur.op not in _THROUGH:
+            break
+    cur = g[n.inputs[0]]  # ·V: back from the probabilities
+    while cur.op == "dropout":
+        cur = g[cur.inputs[0]]
+    if cur.op != "softmax":
+        return None
+    cur = g[cur.inputs[0]]
+    for _ in range(16):
+        if cur.op in MASKS:
+            return cur
+        if cur.op not in _THROUGH or not cur.inputs:
+            return None
+        cur = g[cur.inputs[0]]
+    return None
+
+
+def unmasked_share(g, n, macs):
+    """`macs` of attention matmul `n` (or a fused `attention`) scaled to the pairs its mask
+    keeps; unchanged without a causal or sliding mask."""
+    if n.op == "attention":
+        w = n.a.get("sliding")
+        if not w and not n.a.get("causal"):
+            return macs
+        N, S = g[n.inputs[0]].shape[-2], g[n.inputs[1]].shape[-2]
+    else:
+        m = mask_of(g, n)
+        if m is None:
+            return macs
+        w = m.a.get("window")
+        N, S = m.shape[-2], m.shape[-1]
+    kept = kept_pairs(N, S, w)
+    if all(isinstance(v, int) for v in (macs, kept, N, S)):
+        return macs * kept // (N * S)  # exact: macs is a multiple of N·S
+    return macs * kept / (N * S)

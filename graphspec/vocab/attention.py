@@ -17,6 +17,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import sympy
+
 from graphspec.spec.errors import SpecError
 from graphspec.vocab import norms
 from graphspec.vocab.registry import Arg, construct
@@ -54,8 +56,9 @@ def attend(b, layer, x: str, kv: str, local: str, *, pos_q=None, pos_k=None, win
         if self_attn and pos is not None and pos.hook("qk"):
             qh, kh = pos.hook("qk")(b, pos, layer, qh, kh)
         if kvh != heads:  # GQA: every k/v head serves heads/kv_heads query heads
-            kh = b.emit("repeat_kv", (kh,), "k_rep", groups=heads // kvh)  # B, h, S, d
-            vh = b.emit("repeat_kv", (vh,), "v_rep", groups=heads // kvh)
+            groups = heads // kvh if isinstance(heads, int) and isinstance(kvh, int) else sympy.sympify(heads) / kvh
+            kh = b.emit("repeat_kv", (kh,), "k_rep", groups=groups)  # B, h, S, d
+            vh = b.emit("repeat_kv", (vh,), "v_rep", groups=groups)
         kt = b.emit("transpose", (kh,), "k_t", dims=(-2, -1))  # B, h, d, S
         sc = b.emit("matmul", (qh, kt), "scores")  # B, h, N, S
         sc = b.emit("scale", (sc,), "scaled", k=layer.scale if layer.scale is not None else hd ** -0.5)

@@ -77,6 +77,7 @@ class Layer:
     softcap: float | None = None
     scale: float | None = None
     pos: Use | None = None  # the position scheme, when it acts inside attention
+    pos_state: Any = None  # what the scheme's `stack` hook made once per stack (T5's shared bias)
     pos_q: str | None = None  # DETR: positions added to queries and keys
     pos_k: str | None = None
     memory: str | None = None
