@@ -19,6 +19,7 @@ into a `lower.Builder` under its current module scope.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from graphspec.spec.errors import Loc, SpecError
@@ -37,16 +38,16 @@ def check_reduction(loc: Loc | None, grid: tuple, R: int, stage: int) -> None:
                            f"use R in {divisors(common)}, or change img_size")
 
 
-def reduce_kv(b: Any, x: str, grid: tuple, R: int, dim: int, eps: float) -> str:
+def reduce_kv(b: Any, x: str, grid: tuple, R: int, dim: int, norm: Callable[[Any, str], str]) -> str:
     """SR(x): (B, h·w, C) -> (B, h·w/R², C), as the attention's child module `sr` (its conv
-    `sr.proj`, its LayerNorm `sr.norm`): one input, one output, so that codegen keeps one
-    attention class for the stages with and without reduction (R = 1)."""
+    `sr.proj`, its norm `sr.norm`, made by `norm(b, x)`): one input, one output, so that codegen
+    keeps one attention class for the stages with and without reduction (R = 1)."""
     H, W = grid
     with b.module("sr", "SpatialReduction", dim=dim, ratio=R):
         m = b.emit("to_map", (x,), "map", H=H, W=W)  # B, C, h, w
         m = b.emit("conv2d", (m,), "proj", out_channels=dim, kernel=R, stride=R, in_channels=dim)  # B, C, h/R, w/R
         t = b.emit("to_tokens", (m,), "tokens")  # B, hw/R², C
-        return b.emit("layer_norm", (t,), "norm", dim=dim, eps=eps)
+        return norm(b, t)
 
 
 def peg(b: Any, x: str, grid: tuple, dim: int) -> str:
@@ -59,8 +60,8 @@ def peg(b: Any, x: str, grid: tuple, dim: int) -> str:
         return b.emit("add", (y, x), "residual")
 
 
-def patch_embed(b: Any, x: str, grid: tuple, kernel: int, stride: int, dim_in: int, dim: int, eps: float,
-                pos: str = "none", cls_token: bool = False) -> tuple[str, tuple]:
+def patch_embed(b: Any, x: str, grid: tuple, kernel: int, stride: int, dim_in: int, dim: int,
+                norm: Callable[[Any, str], str], pos: str = "none", cls_token: bool = False) -> tuple[str, tuple]:
     """PVT's patch embedding between stages, as module `downsample`: (B, h·w, C_in) ->
     (B, h'·w', C) with h' = (h − k)/s + 1, then the learned position table (and class token)."""
     H, W = grid
@@ -69,7 +70,7 @@ def patch_embed(b: Any, x: str, grid: tuple, kernel: int, stride: int, dim_in: i
         m = b.emit("conv2d", (m,), "proj", out_channels=dim, kernel=kernel, stride=stride, in_channels=dim_in)
         grid = tuple(b.shape(m)[2:])
         t = b.emit("to_tokens", (m,), "tokens")
-        t = b.emit("layer_norm", (t,), "norm", dim=dim, eps=eps)
+        t = norm(b, t)
         if cls_token:
             with b.module("cls", "ClassToken", dim=dim):
                 tok = b.emit("parameter", (), "token", shape=(1, 1, dim), init="trunc_normal")

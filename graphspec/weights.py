@@ -33,7 +33,7 @@ from graphspec.ir import Graph
 
 _P = r"(weight|bias)"
 _BN = r"(weight|bias|running_mean|running_var)"  # FrozenBatchNorm2d: all four are buffers
-_LAYER_PREFIXES = {"swin": ("swin.", ""), "vit": ("vit.", ""), "bert": ("bert.", ""),
+_LAYER_PREFIXES = {"pvt": ("pvt.encoder.", "encoder."), "t5": ("",), "swin": ("swin.", ""), "vit": ("vit.", ""), "bert": ("bert.", ""),
                    "gpt2": ("transformer.", ""), "torch_transformer": ("",), "detr": ("model.", "")}
 
 
@@ -129,6 +129,48 @@ RULES: dict[str, list[tuple[str, list[str], Any]]] = {
         (rf"(encoder|decoder)\.blocks\.(\d+)\.mlp\.fc2\.{_P}", ["{0}.layers.{1}.linear2.{2}"], "copy"),
         (rf"(encoder|decoder)\.norm\.{_P}", ["{0}.norm.{1}"], "copy"),
     ],
+    # Hugging Face PvtForImageClassification (PVT v1): per-stage `patch_embeddings.{i}` (stage 0's
+    # is graphspec's spec-level patch embedding; stages 1-3 graphspec's `layers.{i-1}.downsample`,
+    # which ends the stage before), blocks `block.{i}.{j}` with `attention.self.sequence_reduction`.
+    "pvt": [
+        (rf"patch_embed\.proj\.{_P}", ["patch_embeddings.0.projection.{0}"], "copy"),
+        (rf"patch_embed\.norm\.{_P}", ["patch_embeddings.0.layer_norm.{0}"], "copy"),
+        (r"pos_embed", ["patch_embeddings.0.position_embeddings"], "copy"),
+        (rf"layers\.(\d+)\.downsample\.proj\.{_P}", [lambda i, p: f"patch_embeddings.{int(i) + 1}.projection.{p}"], "copy"),
+        (rf"layers\.(\d+)\.downsample\.norm\.{_P}", [lambda i, p: f"patch_embeddings.{int(i) + 1}.layer_norm.{p}"], "copy"),
+        (r"layers\.(\d+)\.downsample\.pos_embed", [lambda i: f"patch_embeddings.{int(i) + 1}.position_embeddings"], "copy"),
+        (r"layers\.(\d+)\.downsample\.cls\.token", [lambda i: f"patch_embeddings.{int(i) + 1}.cls_token"], "copy"),
+        (rf"layers\.(\d+)\.blocks\.(\d+)\.norm1\.{_P}", ["block.{0}.{1}.layer_norm_1.{2}"], "copy"),
+        (rf"layers\.(\d+)\.blocks\.(\d+)\.norm2\.{_P}", ["block.{0}.{1}.layer_norm_2.{2}"], "copy"),
+        (rf"layers\.(\d+)\.blocks\.(\d+)\.attn\.q\.{_P}", ["block.{0}.{1}.attention.self.query.{2}"], "copy"),
+        (rf"layers\.(\d+)\.blocks\.(\d+)\.attn\.k\.{_P}", ["block.{0}.{1}.attention.self.key.{2}"], "copy"),
+        (rf"layers\.(\d+)\.blocks\.(\d+)\.attn\.v\.{_P}", ["block.{0}.{1}.attention.self.value.{2}"], "copy"),
+        (rf"layers\.(\d+)\.blocks\.(\d+)\.attn\.sr\.proj\.{_P}", ["block.{0}.{1}.attention.self.sequence_reduction.{2}"], "copy"),
+        (rf"layers\.(\d+)\.blocks\.(\d+)\.attn\.sr\.norm\.{_P}", ["block.{0}.{1}.attention.self.layer_norm.{2}"], "copy"),
+        (rf"layers\.(\d+)\.blocks\.(\d+)\.attn\.proj\.{_P}", ["block.{0}.{1}.attention.output.dense.{2}"], "copy"),
+        (rf"layers\.(\d+)\.blocks\.(\d+)\.mlp\.fc1\.{_P}", ["block.{0}.{1}.mlp.dense1.{2}"], "copy"),
+        (rf"layers\.(\d+)\.blocks\.(\d+)\.mlp\.fc2\.{_P}", ["block.{0}.{1}.mlp.dense2.{2}"], "copy"),
+        (rf"norm\.{_P}", ["layer_norm.{0}"], "copy"),
+        (rf"head\.{_P}", ["=classifier.{0}"], "copy"),
+    ],
+    # Hugging Face T5Model: `shared` embedding, blocks `block.{i}.layer.{0: self-attention,
+    # 1: cross-attention (decoder), last: feed-forward}`, the stack's bias table on block 0.
+    "t5": [
+        (r"embed\.tokens\.weight", ["=shared.weight"], "copy"),
+        (r"(encoder|decoder)\.relative_attention_bias\.weight",
+         ["{0}.block.0.layer.0.SelfAttention.relative_attention_bias.weight"], "copy"),
+        (r"(encoder|decoder)\.blocks\.(\d+)\.attn\.([qkv])\.weight", ["{0}.block.{1}.layer.0.SelfAttention.{2}.weight"], "copy"),
+        (r"(encoder|decoder)\.blocks\.(\d+)\.attn\.proj\.weight", ["{0}.block.{1}.layer.0.SelfAttention.o.weight"], "copy"),
+        (r"decoder\.blocks\.(\d+)\.cross_attn\.([qkv])\.weight", ["decoder.block.{0}.layer.1.EncDecAttention.{1}.weight"], "copy"),
+        (r"decoder\.blocks\.(\d+)\.cross_attn\.proj\.weight", ["decoder.block.{0}.layer.1.EncDecAttention.o.weight"], "copy"),
+        (r"(encoder|decoder)\.blocks\.(\d+)\.norm([123])\.weight",
+         [lambda s, i, n: f"{s}.block.{i}.layer.{int(n) - 1}.layer_norm.weight"], "copy"),
+        (r"encoder\.blocks\.(\d+)\.mlp\.fc1\.weight", ["encoder.block.{0}.layer.1.DenseReluDense.wi.weight"], "copy"),
+        (r"encoder\.blocks\.(\d+)\.mlp\.fc2\.weight", ["encoder.block.{0}.layer.1.DenseReluDense.wo.weight"], "copy"),
+        (r"decoder\.blocks\.(\d+)\.mlp\.fc1\.weight", ["decoder.block.{0}.layer.2.DenseReluDense.wi.weight"], "copy"),
+        (r"decoder\.blocks\.(\d+)\.mlp\.fc2\.weight", ["decoder.block.{0}.layer.2.DenseReluDense.wo.weight"], "copy"),
+        (r"(encoder|decoder)\.norm\.weight", ["{0}.final_layer_norm.weight"], "copy"),
+    ],
     # Hugging Face DetrForObjectDetection (transformers 5.x) with its own ResNetBackbone
     # (use_timm_backbone=False): stem `embedder.embedder`, bottleneck `layer.0/1/2` + `shortcut`.
     "detr": [
@@ -159,7 +201,7 @@ RULES: dict[str, list[tuple[str, list[str], Any]]] = {
     ],
 }
 
-HF_FAMILIES = {"swin": "swin", "vit": "vit", "bert": "bert", "gpt2": "gpt2", "detr": "detr"}
+HF_FAMILIES = {"pvt": "pvt", "t5": "t5", "swin": "swin", "vit": "vit", "bert": "bert", "gpt2": "gpt2", "detr": "detr"}
 
 
 class WeightError(KeyError):

@@ -36,6 +36,10 @@ PARAMS = {
     "gpt2": 124_439_808,  # openai/gpt-2 README (124M; the paper's 117M)
     "resnet50": 25_557_032,  # torchvision resnet50 num_params (BatchNorm affine counted)
     "detr_r50": 41_524_768,  # facebookresearch/detr, all parameters (FrozenBatchNorm2d = buffers)
+    # HF T5Model, the shared table once: 32128·768 + encoder 84,954,240 + decoder 113,275,008
+    "t5_base": 24_674_304 + 84_954_240 + 113_275_008,  # = 222,903,552 (paper: "about 220 million")
+    "pvt_small": 24_485_864,  # HF PvtForImageClassification (PVT Table 1: 24.5M)
+    "pvt_tiny": 13_229_288,  # HF PvtForImageClassification, depths 2-2-2-2 (13.2M)
     # SETR (no published count): ViT-L/16 without head 303,301,632 with its position table grown
     # from 197 to 1025 tokens (+828·1024), plus each decoder (see tests/test_setr.py)
     "setr_naive": 303_301_632 + 828 * 1024 + 301_206,
@@ -90,6 +94,11 @@ MACS = {
     "gpt": 15_152_775_168,
     # 12·931,135,488 + 128·768·50257 (tied head) = 11,173,625,856 + 4,940,464,128
     "gpt2": 16_114_089_984,
+    # T5-base at N = T = 128, d = 768, d_ff = 3072, no head: encoder 12·(4Nd² + 2N²d + 2N·d·d_ff)
+    # + decoder 12·(8Nd² + 4N²d + 2N·d·d_ff) = 12·931,135,488 + 12·1,258,291,200
+    "t5_base": 12 * 931_135_488 + 12 * 1_258_291_200,
+    "pvt_small": 3_815_701_504,  # = FlopCounterMode/2 on HF's PVT-Small, eager attention (Table 1: 3.8G)
+    "pvt_tiny": 1_932_911_616,  # PVT's formula with depths 2-2-2-2 (tests/test_pvt.py; Table 1: 1.9G)
     # LLMs at N = 128, per token: 32 layers of linears + the untied head 4096·32000 = 131,072,000;
     # attention 32·2·128²·d (QKᵀ, ·V; causal and sliding counted dense, GQA's k/v repeated).
     # Llama-2-7B: 32·(4·4096² + 3·4096·11008) + 131,072,000 = 6,607,077,376 per token

@@ -5,6 +5,7 @@ against torch, and the MAC formula of spatial-reduction attention."""
 from __future__ import annotations
 
 import importlib.util
+import math
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,75 @@ def test_depthwise_conv_matches_torch(stride, padding):
         assert torch.allclose(got, want, atol=1e-6)
         # MACs: numel(out)·k², what FlopCounterMode counts for a grouped conv (÷ 2)
         assert 2 * d.macs(tuple(want.shape), tuple(x.shape), **attrs) == counted_flops(conv, x)
+
+
+# -- the bundled specs against Hugging Face's PvtForImageClassification ---------------------------
+import graphspec  # noqa: E402
+from graphspec import analysis  # noqa: E402
+from graphspec.codegen import emit, load  # noqa: E402
+from graphspec.weights import from_graphspec, to_graphspec  # noqa: E402
+
+
+@pytest.mark.parametrize("name, depths", [("pvt_small", (3, 4, 6, 3)), ("pvt_tiny", (2, 2, 2, 2))])
+def test_parameters_to_the_unit_per_stage(name, depths):
+    hf = hf_ref.meta(transformers.PvtForImageClassification, hf_ref.pvt_config(depths))
+    m = graphspec.load(name)
+    assert m.params() == hf_ref.n_params(hf)
+    params = analysis.parameters(m.graph)
+
+    def rows(prefix: str) -> int:  # the IR's parameters under a module path
+        return sum(math.prod(shape) for name, shape in params.items() if name == prefix or name.startswith(prefix + "."))
+
+    enc = hf.pvt.encoder
+    for i, stage in enumerate(enc.block):
+        for j, blk in enumerate(stage):
+            assert rows(f"layers.{i}.blocks.{j}") == hf_ref.n_params(blk)
+    # stage 0's patch embedding is the spec's `embed`; those of stages 1-3 end the stage before
+    assert rows("patch_embed") + rows("pos_embed") == hf_ref.n_params(enc.patch_embeddings[0])
+    for i in (1, 2, 3):
+        assert rows(f"layers.{i - 1}.downsample") == hf_ref.n_params(enc.patch_embeddings[i])
+    assert rows("norm") + rows("head") == hf_ref.n_params(enc.layer_norm, hf.classifier) == 2 * 512 + 512 * 1000 + 1000
+
+
+def test_pvt_small_macs_against_the_formula():
+    # = FlopCounterMode/2 on HF's PVT-Small (test_pvt_small_macs_formula_against_flop_counter)
+    assert graphspec.load("pvt_small").macs() == pvt_macs((3, 4, 6, 3)) == 3_815_701_504
+    assert graphspec.load("pvt_tiny").macs() == pvt_macs((2, 2, 2, 2)) == 1_932_911_616
+
+
+SMALL_SETS = ["img_size=64", "classes=10", "encoder.dim=[8, 16, 24, 32]", "encoder.depths=[2, 1, 2, 1]",
+              "encoder.heads=[1, 2, 3, 4]", "encoder.mlp_ratio=[4, 4, 2, 2]",
+              "encoder.attention=spatial_reduction(R=[4, 2, 2, 1])", "embed.dim=8"]
+
+
+def perturbed(model, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.02 * torch.randn(p.shape, generator=g))
+    return model.eval()
+
+
+@pytest.mark.parametrize("passes", ["none", "default"])
+def test_small_pvt_matches_hf(passes):
+    """Four stages at 64²: reductions 4, 2, 2, 1 (maps 16, 8, 4, 2), patch embeddings with their
+    own position tables, the class token in the last stage; HF -> graphspec -> HF."""
+    torch.manual_seed(0)
+    m = graphspec.load("pvt_small", SMALL_SETS)
+    g = m.graph
+    if passes != "none":
+        from graphspec.passes import run_pipeline
+
+        g, _ = run_pipeline(g, passes, echo=lambda s: None)
+    gen = emit(g, m.spec)
+    net = getattr(load(gen.source), gen.class_name)().eval()
+    cfg = transformers.PvtConfig(**hf_ref.SMALL_PVT)
+    hf = perturbed(transformers.PvtForImageClassification(cfg))
+    net.load_state_dict(to_graphspec(hf, g), strict=True)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        want = hf(pixel_values=x).logits
+        got = net(x)
+        assert ((got - want).abs().max() / want.abs().max()).item() < 1e-5
+        back = from_graphspec(net.state_dict(), g, "pvt", like=hf.state_dict())
+        assert set(back) == set(hf.state_dict())

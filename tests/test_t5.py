@@ -102,3 +102,83 @@ def test_generated_attention_keeps_the_causal_mask_beside_a_bias():
 
     attrs = dict(scale=1.0, dropout=0.0, causal=True, has_bias=True)
     assert _sdpa_call(["q", "k", "v", "bias"], attrs) == "attention(q, k, v, bias=bias, scale=1.0, is_causal=True)"
+
+
+# -- the bundled spec against Hugging Face's T5Model ----------------------------------------------
+import graphspec  # noqa: E402
+from graphspec import analysis  # noqa: E402
+from graphspec.codegen import emit, load  # noqa: E402
+from graphspec.weights import from_graphspec, to_graphspec  # noqa: E402
+
+
+def ir_rows(name: str, overrides=(), depth: int = 2) -> dict[str, int]:
+    g = graphspec.load(name, list(overrides)).graph
+    return {k: v["params"] for k, v in analysis.by_module(g, depth=depth).items()}
+
+
+def test_t5_base_parameters_to_the_unit():
+    hf = hf_ref.meta(transformers.T5Model, hf_ref.t5_config())
+    m = graphspec.load("t5_base")
+    assert m.params() == hf_ref.n_params(hf) == 222_903_552
+    rows = ir_rows("t5_base", depth=2)
+    # one block of each stack, and the shared table (counted once, as parameters() yields it once)
+    assert rows["encoder.blocks.0"] == hf_ref.n_params(hf.encoder.block[1]) == 7_079_424
+    assert rows["decoder.blocks.0"] == hf_ref.n_params(hf.decoder.block[1]) == 9_439_488
+    assert rows["embed.tokens"] == hf_ref.n_params(hf.shared) == 32128 * 768
+    assert rows["encoder.relative_attention_bias"] == rows["decoder.relative_attention_bias"] == 32 * 12
+
+
+def test_t5_base_macs_formula_and_flop_counter_on_a_small_t5():
+    # N = T = 128: encoder 12·(4Nd² + 2N²d + 2N·d·d_ff), decoder 12·(8Nd² + 4N²d + 2N·d·d_ff)
+    N, d, f = 128, 768, 3072
+    enc, dec = 4 * N * d * d + 2 * N * N * d + 2 * N * d * f, 8 * N * d * d + 4 * N * N * d + 2 * N * d * f
+    assert (enc, dec) == (931_135_488, 1_258_291_200)
+    assert graphspec.load("t5_base").macs() == 12 * enc + 12 * dec == 26_273_120_256
+    from torch.utils.flop_counter import FlopCounterMode
+
+    cfg = transformers.T5Config(**hf_ref.SMALL_T5, attn_implementation="eager")
+    hf = transformers.T5Model(cfg).eval()
+    src, tgt = torch.zeros(1, 20, dtype=torch.long), torch.zeros(1, 13, dtype=torch.long)
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        hf(input_ids=src, decoder_input_ids=tgt)
+    assert fc.get_total_flops() == 2 * graphspec.load("t5_base", SMALL_SETS + ["seq_len=20", "tgt_len=13"]).macs()
+
+
+SMALL_SETS = ["d_model=32", "heads=4", "d_ff=64", "L=2", "vocab=100", "buckets=8", "max_distance=16"]
+
+
+def perturbed(model, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.02 * torch.randn(p.shape, generator=g))
+    return model.eval()
+
+
+@pytest.mark.parametrize("passes", ["none", "default"])
+def test_small_t5_matches_hf(passes):
+    """Relative buckets both ways (20 source tokens, past max_distance 16), the causal decoder
+    with its bias, cross-attention, RMSNorm, unscaled logits, the shared table; HF -> graphspec
+    -> HF."""
+    torch.manual_seed(0)
+    m = graphspec.load("t5_base", SMALL_SETS + ["seq_len=20", "tgt_len=13"])
+    g = m.graph
+    if passes != "none":
+        from graphspec.passes import run_pipeline
+
+        g, _ = run_pipeline(g, passes, echo=lambda s: None)
+    gen = emit(g, m.spec)
+    net = getattr(load(gen.source), gen.class_name)().eval()
+    cfg = transformers.T5Config(**hf_ref.SMALL_T5)
+    hf = perturbed(transformers.T5Model(cfg))
+    net.load_state_dict(to_graphspec(hf, g), strict=True)
+    src, tgt = torch.randint(0, 100, (2, 20)), torch.randint(0, 100, (2, 13))
+    with torch.no_grad():
+        want = hf(input_ids=src, decoder_input_ids=tgt).last_hidden_state
+        got = net(src, tgt)
+        assert ((got - want).abs().max() / want.abs().max()).item() < 1e-5
+        back = from_graphspec(net.state_dict(), g, "t5", like=hf.state_dict())
+        hf2 = transformers.T5Model(cfg).eval()
+        r = hf2.load_state_dict(back, strict=False)
+        assert not r.unexpected_keys
+        assert torch.allclose(hf2(input_ids=src, decoder_input_ids=tgt).last_hidden_state, want, atol=1e-6)

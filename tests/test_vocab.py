@@ -40,11 +40,13 @@ def spec_text(example: str) -> str:
     key, _, value = example.partition(": ")
     if key == "embed":
         return TOKENS.replace("\n  EXTRA", "").replace("embed: tokens(100, dim=32)", example.replace("32000, dim=4096", "100, dim=32").replace("dim=64", "dim=32"))
+    if key == "pos" and value == "conditional":  # needs a token map
+        return IMAGE.replace("\n  EXTRA", "").replace("dim=16)", f"dim=16, pos={value})", 1)
     if key == "pos":
         return TOKENS.replace("\n  EXTRA", "").replace("dim=32)", f"dim=32, pos={value})", 1)
     if key == "downsample":
         return IMAGE.replace("EXTRA", f"attention: windowed(4)\n  {example}")
-    if value.startswith(("windowed", "shifted_windows")):
+    if value.startswith(("windowed", "shifted_windows", "spatial_reduction")):
         return IMAGE.replace("EXTRA", example.replace("(7)", "(4)"))
     return TOKENS.replace("EXTRA", example)
 

@@ -30,6 +30,10 @@ from graphspec.passes.manager import register
 from graphspec.passes.pattern import Any, Match, Op, Pattern, Rule, rewrite_graph
 
 
+class _NO_MODULE:  # noqa: N801
+    a: dict = {}
+
+
 def _own_weights(n: Node) -> bool:
     return n.a.get("weights") is None
 
@@ -48,6 +52,9 @@ def _fuse(m: Match, tags: tuple[str, ...]):
     if len({n.module for n in lins}) != 1:
         return m.decline("projections belong to different modules")
     attn, width, bias = first.module, first.a["out_features"], first.a.get("bias", True)
+    if len(tags) == 3 and "sr_ratio" in m.g.modules.get(attn, _NO_MODULE).a:
+        return m.decline("PVT's attention keeps q apart from k|v in every stage (official `q` and `kv`), "
+                         "so that stages with and without spatial reduction share one class")
     local = "".join(tags)  # qkv or kv
     fused = m.fresh(f"{attn}.{local}" if attn else local)
     m.emit("linear", (src.name,), fused, like=first, out_features=len(tags) * width, bias=bias,

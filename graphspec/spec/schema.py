@@ -24,7 +24,8 @@ TOP_KEYS = {"name", "paper", "repo", "description", "vars", "input", "backbone",
 STACK_KEYS = {"layers", "dim", "heads", "d_ff", "mlp_ratio", "attention", "norm", "act", "bias",
               "qkv_bias", "dropout", "attn_dropout", "drop_path", "eps", "final_norm", "cross",
               "depths", "downsample", "pos", "queries", "aux",
-              "mlp", "placement", "block", "kv_heads", "head_dim", "out_bias", "mlp_bias", "qk_norm", "softcap"}
+              "mlp", "placement", "block", "kv_heads", "head_dim", "out_bias", "mlp_bias", "qk_norm", "softcap",
+              "scale"}
 MAX_BLOCKS = 4096  # per stack: every block is lowered, so absurd depths would never finish
 EXPECT_KEYS = {"params", "trainable_params", "active_params", "macs", "macs_norms", "macs_unmasked",
                "macs_swin_paper", "official_flops", "published"}
@@ -108,6 +109,10 @@ class StackSpec:
     masks: tuple = ()  # Uses of kind `mask`: one for all blocks, or one per block
     block: tuple | None = None  # free composition (graphspec/vocab/blocks.py); None: from `norm`
     names: str = "graphspec"  # graphspec | hf (Hugging Face's decoder-layer names)
+    dims: tuple = ()  # per-stage widths (`dim: [64, 128, 320, 512]`); (): dim, doubled by patch merging
+    mlps: tuple = ()  # per-stage MLPs (`mlp_ratio: [8, 8, 4, 4]`); (): `mlp` for every stage
+    down_use: Any = None  # the downsampling construct with its arguments (Use of kind `downsample`)
+    scale: float | None = None  # attention logit scale (None: 1/√head_dim; T5: 1)
 
 
 @dataclass(frozen=True)
@@ -447,6 +452,7 @@ def _check_consistency(spec: ModelSpec, diags: Diagnostics) -> None:
     for s in spec.stacks:
         dim = s.dim
         for si, h in enumerate(s.heads):
+            dim = s.dims[si] if len(s.dims) == len(s.heads) else dim  # per-stage widths (PVT)
             if isinstance(dim, int) and isinstance(h, int) and dim % h and not s.head_dim:
                 span = min(max(4, h), 2048)  # divisors of dim near h
                 ok = [x for x in range(max(1, h - span), min(dim, h + span) + 1) if dim % x == 0]

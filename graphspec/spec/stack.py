@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from graphspec import vocab
+from graphspec.spec import stages
 from graphspec.spec.expr import Call
 from graphspec.spec.schema import MAX_BLOCKS, STACK_KEYS, Attn, StackSpec, _unknown
 
@@ -26,7 +27,7 @@ def read_stack(r, role: str, v: Any, has_encoder: bool, names: str = "graphspec"
     _unknown(r.diags, r.raw, p, set(v), STACK_KEYS, f"`{role}`")
     loc = lambda k: r.raw.loc(*p, k) or r.raw.loc(*p)  # noqa: E731
     g = lambda k, kind, what, d=None, **kw: (r.typed(v[k], p + (k,), kind, what, **kw) if k in v else d)  # noqa: E731
-    dim = g("dim", int, "dim", minimum=1)
+    dim = 1 if stages.is_list(v.get("dim")) else g("dim", int, "dim", minimum=1)  # per stage: below
     if dim is None:
         r.diags.add(r.raw.loc(*p), f"`{role}` needs `dim`", f"add `dim: 512` to `{role}`")
     if "depths" in v:
@@ -51,8 +52,11 @@ def read_stack(r, role: str, v: Any, has_encoder: bool, names: str = "graphspec"
                     f"{MAX_BLOCKS}", "use fewer layers")
         depths = [1] * len(depths)
     total = sum(d for d in depths if isinstance(d, int))
+    dims = stages.per_stage(r, v["dim"], p + ("dim",), len(depths), int, "dim") if stages.is_list(v.get("dim")) else ()
+    dim = dims[0] if dims else dim
 
-    masks = _masks(r, v.get("attention", "causal" if role == "decoder" else "global"), p + ("attention",), total)
+    masks = _masks(r, v.get("attention", "causal" if role == "decoder" else "global"), p + ("attention",), total,
+                   depths)
     attn = _attn_of(masks[0]) if masks else Attn()
 
     # norm kind and placement: `norm: pre|post|parallel|sandwich` (sugar: LayerNorm with `eps:`)
@@ -77,7 +81,9 @@ def read_stack(r, role: str, v: Any, has_encoder: bool, names: str = "graphspec"
 
     # MLP: `mlp: glu(11008, silu)`, or the sugar d_ff / mlp_ratio / act
     d_ff = g("d_ff", int, "d_ff", None, minimum=1)
-    ratio = g("mlp_ratio", float, "mlp_ratio", 4.0, minimum=0)
+    ratios = (stages.per_stage(r, v["mlp_ratio"], p + ("mlp_ratio",), len(depths), (int, float), "mlp_ratio")
+              if stages.is_list(v.get("mlp_ratio")) else ())
+    ratio = float(ratios[0]) if ratios else g("mlp_ratio", float, "mlp_ratio", 4.0, minimum=0)
     act = vocab.read(r, v.get("act", "gelu"), p + ("act",), "act", "activation")
     if "mlp" in v:
         mlp = vocab.read(r, v["mlp"], p + ("mlp",), "mlp", "MLP")
@@ -87,6 +93,8 @@ def read_stack(r, role: str, v: Any, has_encoder: bool, names: str = "graphspec"
                             f"write it inside the MLP, e.g. `mlp: {mlp.name}(d_ff, act)`")
     else:
         mlp = vocab.use("mlp", "mlp", d_ff=d_ff, act=act or vocab.use("act", "gelu"), ratio=ratio)
+    mlps = tuple(vocab.use("mlp", "mlp", d_ff=d_ff, act=act or vocab.use("act", "gelu"), ratio=float(x))
+                 for x in ratios) if ratios and "mlp" not in v else ()
 
     down = vocab.read(r, v.get("downsample", "none"), p + ("downsample",), "downsample")
     cross = g("cross", bool, "cross", role == "decoder" and has_encoder)
@@ -107,13 +115,19 @@ def read_stack(r, role: str, v: Any, has_encoder: bool, names: str = "graphspec"
         out_bias=g("out_bias", bool, "out_bias", bias), mlp_bias=g("mlp_bias", bool, "mlp_bias", bias),
         qk_norm=g("qk_norm", bool, "qk_norm", False),
         softcap=g("softcap", float, "softcap", None, minimum=0), norm_kind=norm_u, mlp=mlp, masks=tuple(masks),
-        block=block, names=names,
+        block=block, names=names, dims=dims, mlps=mlps, down_use=down,
+        scale=g("scale", float, "scale", None, minimum=0),
     )
 
 
-def _masks(r, v: Any, path: tuple, total: int) -> list:
-    """One mask for every block, a list with one per block, or `pattern(...)` repeated."""
+def _masks(r, v: Any, path: tuple, total: int, depths: list) -> list:
+    """One mask for every block, a list with one per block, `pattern(...)` repeated, or one per
+    stage from list-valued arguments (`spatial_reduction(R=[8, 4, 2, 1])`)."""
     val = r.value(v, path, calls=True) if isinstance(v, str) else v
+    if stages.has_lists(val) and val.name != "pattern":
+        calls = stages.stage_calls(r, val, path, depths)
+        ms = [vocab.read(r, c, path, "mask", "attention") for c in calls] if calls else [None]
+        return [] if None in ms else [m for m, d in zip(ms, depths, strict=True) for _ in range(d)]
     if isinstance(val, Call) and val.name == "pattern":
         if not val.args or val.kwargs:
             r.diags.add(r.raw.loc(*path), "pattern() repeats its masks over the blocks and needs at least one",

@@ -10,6 +10,7 @@ from graphspec.spec.errors import SpecError
 from graphspec.vocab import norms
 from graphspec.vocab.attention import attend
 from graphspec.vocab.registry import Arg, construct
+from graphspec.vocab.registry import use as make_use
 
 
 def _plan_sr(use, at) -> dict:
@@ -30,14 +31,15 @@ def spatial_reduction(b, use, layer, x, kv, local):
     token, keys and values from the map reduced R× per side, SR(x) = Norm(Reshape(x, R)·W_S)
     (a stride-R conv and the stack's norm, `attn.sr`): QKᵀ and ·V cost 2·hw·(hw/R²)·C instead
     of 2(hw)²C. R = 1 is global attention (PVT's last stage)."""
-    R = use["R"]
-    if R == 1:
-        return attend(b, layer, x, kv, local)
+    R, path = use["R"], b.child(local)
 
     def reduce(b, h):
         return pyramid.reduce_kv(b, h, layer.grid, R, layer.dim, lambda b, t: norms.apply(b, layer.norm, t, "norm"))
 
-    return attend(b, layer, x, kv, local, kv_fn=reduce)
+    y = attend(b, layer, x, kv, local, kv_fn=reduce if R > 1 else None)
+    info = b.g.modules[path]  # `sr_ratio` marks it: fuse_qkv keeps q apart from k|v (the official `q`, `kv`)
+    b.g.set_module(path, info.cls, **{**dict(info.a), "sr_ratio": R})
+    return y
 
 
 @construct("downsample", "patch_embed", Arg("kernel", int, 2, minimum=1, doc="conv kernel"),
@@ -54,14 +56,15 @@ def patch_embed(b, use, at, x):
     stride = use["stride"] or use["kernel"]
     last = at.stage == at.stages - 2
     nxt = at.next_dim if at.next_dim is not None else 2 * at.dim
+    norm = at.norm or make_use("norm", "layer_norm", eps=at.eps)
     return (*pyramid.patch_embed(b, x, at.grid, use["kernel"], stride, at.dim, nxt,
-                                 lambda b, t: norms.apply(b, at.norm, t, "norm"), pos=use["pos"],
+                                 lambda b, t: norms.apply(b, norm, t, "norm"), pos=use["pos"],
                                  cls_token=use["cls_token"] and last), nxt)
 
 
 def _peg(b, use, at, x):
     if at.grid is None:
-        raise SpecError.at(at.loc, "conditional positions need a 2-D token map (an image)",
+        raise SpecError.at(getattr(at, "loc", None), "conditional positions need a 2-D token map (an image)",
                            "use pos=learned or sinusoidal for token inputs")
     return pyramid.peg(b, x, at.grid, at.dim)
 

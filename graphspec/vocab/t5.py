@@ -37,7 +37,7 @@ def _check(a):
 @construct("pos", "relative_buckets", Arg("num_buckets", int, 32, minimum=4, doc="buckets (both directions)"),
            Arg("max_distance", int, 128, minimum=1, doc="distances beyond share the last bucket"),
            check=_check, hooks={"stack": _stack_bias, "scores": _add_bias},
-           example="embed: tokens(32128, dim=768, pos=relative_buckets(32, 128))")
+           example="pos: relative_buckets(32, 128)")
 def relative_buckets(b, use, ctx, x):
     """T5's relative position bias (Raffel et al. 2020, §2.1): a learned scalar per head and
     bucket of j − i on the attention logits, one table per stack shared by its layers; nothing
