@@ -87,7 +87,8 @@ def _rejoin_flow(node: yaml.MappingNode, file: str, diags: Diagnostics) -> list:
     while i < len(pairs):
         knode, vnode = pairs[i]
         i += 1
-        text = vnode.value if isinstance(vnode, yaml.ScalarNode) and vnode.style is None else ""
+        plain = isinstance(knode, yaml.ScalarNode) and isinstance(vnode, yaml.ScalarNode) and vnode.style is None
+        text = vnode.value if plain else ""
         if text.count("(") > text.count(")"):
             parts, j = [text], i
             while j < len(pairs) and _fragment(pairs[j]) and "".join(parts).count("(") > "".join(parts).count(")"):

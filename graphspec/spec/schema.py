@@ -176,7 +176,8 @@ class _Reader:
                 self.diags.add(loc, f"{e} in {text if len(text) <= 80 else text[:80] + '...'!r}", e.fix)
                 return _BAD
         if isinstance(v, list):
-            return [self.value(x, path + (i,), calls=calls) for i, x in enumerate(v)]
+            out = [self.value(x, path + (i,), calls=calls) for i, x in enumerate(v)]
+            return _BAD if any(x is _BAD for x in out) else out  # reported at the element already
         return v
 
     def typed(self, v: Any, path: tuple, kind: type | tuple, what: str, *, minimum: float | None = None):

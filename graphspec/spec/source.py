@@ -125,8 +125,27 @@ def compose(text: str, file: str) -> yaml.Node | None:
     return node
 
 
+_BRACKETS = re.compile(r"""[\[\]{}]|"(?:[^"\\]|\\.)*"|'(?:[^']|'')*'|(?:^|(?<=\s))#[^\n]*""", re.M)
+
+
+def _check_brackets(text: str, file: str) -> None:
+    """Flow brackets nested deeper than MAX_DEPTH, found in the text: PyYAML's scanner would
+    take about a second over `[[[...` before its first event (strings and comments skipped)."""
+    depth = 0
+    for m in _BRACKETS.finditer(text):
+        if m[0] in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = text.count("\n", 0, m.start()) + 1
+                raise SpecError.at(Loc(file, line, m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1),
+                                   f"the spec nests deeper than {MAX_DEPTH} levels", "flatten the structure")
+        elif m[0] in "]}":
+            depth = max(0, depth - 1)
+
+
 def _scan(text: str, file: str) -> None:
     """Depth, size and tags from the YAML events, before the (recursive) composer sees them."""
+    _check_brackets(text, file)
     depth, count = 0, 0
     try:
         for ev in yaml.parse(text, Loader=yaml.SafeLoader):
