@@ -1,6 +1,7 @@
 """PVT (Wang et al. 2021, "Pyramid Vision Transformer", arXiv:2102.12122): parameters and MACs of
-Hugging Face's PvtForImageClassification (configs, no hub), the depthwise conv of CPVT's PEG
-against torch, and the MAC formula of spatial-reduction attention."""
+Hugging Face's PvtForImageClassification (configs, no hub) against the bundled specs and a
+formula, a small PVT's generated module with HF weights against HF, spatial-reduction attention
+as a sympy identity, the depthwise conv of CPVT's PEG against torch, and located errors."""
 
 from __future__ import annotations
 
@@ -12,9 +13,13 @@ import pytest
 import torch
 
 transformers = pytest.importorskip("transformers")
+from graphspec.codegen import emit, load  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
+import graphspec  # noqa: E402
+from graphspec import analysis  # noqa: E402
 from graphspec.ops import get  # noqa: E402
+from graphspec.weights import from_graphspec, to_graphspec  # noqa: E402
 
 
 def _load(name: str):
@@ -109,10 +114,6 @@ def test_depthwise_conv_matches_torch(stride, padding):
 
 
 # -- the bundled specs against Hugging Face's PvtForImageClassification ---------------------------
-import graphspec  # noqa: E402
-from graphspec import analysis  # noqa: E402
-from graphspec.codegen import emit, load  # noqa: E402
-from graphspec.weights import from_graphspec, to_graphspec  # noqa: E402
 
 
 @pytest.mark.parametrize("name, depths", [("pvt_small", (3, 4, 6, 3)), ("pvt_tiny", (2, 2, 2, 2))])
@@ -178,3 +179,81 @@ def test_small_pvt_matches_hf(passes):
         assert ((got - want).abs().max() / want.abs().max()).item() < 1e-5
         back = from_graphspec(net.state_dict(), g, "pvt", like=hf.state_dict())
         assert set(back) == set(hf.state_dict())
+
+
+# -- bad input: one located message with a fix each, exit code 2 ----------------------------------
+@pytest.mark.parametrize("override, message, fix", [
+    ("encoder.attention=spatial_reduction(R=[8, 4, 3, 1])",
+     "reduction ratio R=3 does not divide the 14×14 map of stage 3", "use R in [1, 2, 7, 14]"),
+    ("encoder.attention=spatial_reduction(R=[8, 4, 2])",
+     "the per-stage list `R` has 3 entries for 4 stages", "give 4 values, one per stage"),
+    ("encoder.dim=[64, 128, 320]", "`dim` gives one value per stage: 4 stages (`depths`), got 3 entries",
+     "give 4 positive values"),
+    ("encoder.mlp_ratio=[8, 8, 4, 4, 4]", "`mlp_ratio` gives one value per stage: 4 stages (`depths`), got 5",
+     "give 4 positive values"),
+])
+def test_bad_pyramid_input_is_one_located_error(override, message, fix):
+    from graphspec.spec import SpecError
+
+    with pytest.raises(SpecError) as e:
+        graphspec.load("pvt_small", [override])
+    (d,) = e.value.diagnostics
+    assert message in d.message and fix in d.fix
+    assert d.loc.file == f"--set {override}"
+
+
+def test_cli_exits_2_on_a_reduction_that_does_not_divide(tmp_path):
+    import subprocess
+    import sys
+
+    spec = tmp_path / "bad.yaml"
+    text = (graphspec.SPECS_DIR / "pvt_small.yaml").read_text(encoding="utf-8")
+    spec.write_text(text.replace("R=[8, 4, 2, 1]", "R=[8, 4, 2, 3]"), encoding="utf-8")
+    r = subprocess.run([sys.executable, "-m", "graphspec.cli.main", "flops", str(spec)], capture_output=True, text=True)
+    assert r.returncode == 2, r.stderr
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if "attention:" in t)
+    assert f"bad.yaml:{line}:" in r.stderr and "R=3 does not divide the 7×7 map of stage 4" in r.stderr
+    assert "fix: use R in [1, 7]" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_conditional_positions_need_a_token_map(tmp_path):
+    from graphspec.spec import SpecError
+
+    p = tmp_path / "peg.yaml"
+    p.write_text("name: x\ninput: tokens(16)\nembed: tokens(100, dim=32, pos=conditional)\n"
+                 "encoder×2: {dim: 32, heads: 4}\n", encoding="utf-8")
+    with pytest.raises(SpecError, match="conditional positions need a 2-D token map") as e:
+        graphspec.load(p)
+    assert e.value.diagnostics[0].loc.line == 4 and "pos=learned" in e.value.diagnostics[0].fix
+
+
+# -- SRA as a sympy identity through the real lowering path ------------------------------------------
+def test_spatial_reduction_attention_is_pvt_eq():
+    """Ω(SRA) = 2hwC² (q, proj) + 2hwC²/R² (k, v on hw/R² tokens) + 2(hw)²C/R² (QKᵀ, ·V)
+    + hwC² (the reduction conv: (h/R)(w/R) outputs · C · C·R²), PVT §3.3, built by the
+    `spatial_reduction` construct's own lowering."""
+    import sympy
+
+    from graphspec import vocab
+    from graphspec.lower import Builder
+    from graphspec.vocab.blocks import Layer
+
+    h, w, C, R, heads = sympy.symbols("h w C R heads", positive=True, integer=True)
+    b = Builder("sra")
+    b.g.set_module("", "SRA")
+    x = b.emit("input", (), "x", shape=(1, h * w, C), kind="features")
+    mask = vocab.use("mask", "spatial_reduction", R=R)
+    layer = Layer(dim=C, heads=heads, kv_heads=heads, head_dim=C / heads, norm=vocab.use("norm", "layer_norm"),
+                  mask=mask, grid=(h, w))
+    b.g.outputs = (mask.lower(b, layer, x, x, "attn"),)
+    terms = {n.name: analysis.node_cost(b.g, n) for n in b.g if analysis.node_cost(b.g, n)}
+    assert set(terms) == {f"attn.{t}" for t in ("q", "k", "v", "proj", "sr.proj", "scores", "context")}, terms
+    assert sympy.simplify(terms["attn.sr.proj"] - h * w * C**2) == 0  # (hw/R²) positions · C · C·R²
+    assert sympy.simplify(terms["attn.k"] + terms["attn.v"] - 2 * h * w * C**2 / R**2) == 0
+    assert sympy.simplify(terms["attn.scores"] - (h * w) ** 2 * C / R**2) == 0  # hw queries × hw/R² keys × C
+    omega = 2 * h * w * C**2 + 2 * h * w * C**2 / R**2 + 2 * (h * w) ** 2 * C / R**2 + h * w * C**2
+    assert sympy.simplify(analysis.macs(b.g) - omega) == 0
+    # R = 1 is global attention, Swin's Eq. (1) Ω(MSA) = 4hwC² + 2(hw)²C, plus the (then absent) conv
+    assert sympy.simplify(omega.subs(R, 1) - h * w * C**2 - (4 * h * w * C**2 + 2 * (h * w) ** 2 * C)) == 0
+    # PVT-S stage 1 (56², C = 64, R = 8): 3·12,845,056 + 401,408 + 19,668,992 = 58,605,568
+    assert omega.subs({h: 56, w: 56, C: 64, R: 8}) == 58_605_568

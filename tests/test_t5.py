@@ -1,5 +1,6 @@
 """T5 (Raffel et al. 2020): the relative position buckets and their bias op against Hugging Face's
-T5Attention, and T5-base's parameter count on the meta device."""
+T5Attention; the bundled t5_base against T5Model on the meta device (parameters to the unit) and
+FlopCounterMode; a small T5's generated module with HF weights against HF, both ways."""
 
 from __future__ import annotations
 
@@ -11,11 +12,15 @@ import pytest
 import torch
 
 transformers = pytest.importorskip("transformers")
+from graphspec.codegen import emit, load  # noqa: E402
 from graphspec.codegen.fx import runtime  # noqa: E402
 from transformers.models.t5.modeling_t5 import T5Attention  # noqa: E402
 
+import graphspec  # noqa: E402
+from graphspec import analysis  # noqa: E402
 from graphspec.ops import get  # noqa: E402
 from graphspec.ops.t5 import relative_buckets  # noqa: E402
+from graphspec.weights import from_graphspec, to_graphspec  # noqa: E402
 
 
 def _load(name: str):
@@ -105,10 +110,6 @@ def test_generated_attention_keeps_the_causal_mask_beside_a_bias():
 
 
 # -- the bundled spec against Hugging Face's T5Model ----------------------------------------------
-import graphspec  # noqa: E402
-from graphspec import analysis  # noqa: E402
-from graphspec.codegen import emit, load  # noqa: E402
-from graphspec.weights import from_graphspec, to_graphspec  # noqa: E402
 
 
 def ir_rows(name: str, overrides=(), depth: int = 2) -> dict[str, int]:

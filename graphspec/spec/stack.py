@@ -83,7 +83,8 @@ def read_stack(r, role: str, v: Any, has_encoder: bool, names: str = "graphspec"
     d_ff = g("d_ff", int, "d_ff", None, minimum=1)
     ratios = (stages.per_stage(r, v["mlp_ratio"], p + ("mlp_ratio",), len(depths), (int, float), "mlp_ratio")
               if stages.is_list(v.get("mlp_ratio")) else ())
-    ratio = float(ratios[0]) if ratios else g("mlp_ratio", float, "mlp_ratio", 4.0, minimum=0)
+    ratio = float(ratios[0]) if ratios else 4.0 if stages.is_list(v.get("mlp_ratio")) else g(
+        "mlp_ratio", float, "mlp_ratio", 4.0, minimum=0)
     act = vocab.read(r, v.get("act", "gelu"), p + ("act",), "act", "activation")
     if "mlp" in v:
         mlp = vocab.read(r, v["mlp"], p + ("mlp",), "mlp", "MLP")

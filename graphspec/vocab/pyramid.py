@@ -36,7 +36,7 @@ def spatial_reduction(b, use, layer, x, kv, local):
     def reduce(b, h):
         return pyramid.reduce_kv(b, h, layer.grid, R, layer.dim, lambda b, t: norms.apply(b, layer.norm, t, "norm"))
 
-    y = attend(b, layer, x, kv, local, kv_fn=reduce if R > 1 else None)
+    y = attend(b, layer, x, kv, local, kv_fn=None if R == 1 else reduce)
     info = b.g.modules[path]  # `sr_ratio` marks it: fuse_qkv keeps q apart from k|v (the official `q`, `kv`)
     b.g.set_module(path, info.cls, **{**dict(info.a), "sr_ratio": R})
     return y
@@ -64,7 +64,7 @@ def patch_embed(b, use, at, x):
 
 def _peg(b, use, at, x):
     if at.grid is None:
-        raise SpecError.at(getattr(at, "loc", None), "conditional positions need a 2-D token map (an image)",
+        raise SpecError.at(b.loc, "conditional positions need a 2-D token map (an image)",
                            "use pos=learned or sinusoidal for token inputs")
     return pyramid.peg(b, x, at.grid, at.dim)
 
