@@ -78,6 +78,9 @@ def _window(m: Match, M: int, shift: bool):
         return m.decline(f"{block or attn}: no H×W token grid (token input)")
     region = [n for n in m.g if n.module == attn or n.module.startswith(attn + ".")]
     inside = {n.name for n in region}
+    if any(n.op == "to_map" for n in region):
+        return m.decline(f"{attn} reshapes its input to a map (PVT's spatial reduction): its keys and values "
+                         "are not tokens of the query's windows")
     ext = list(dict.fromkeys(i for n in region for i in n.inputs if i not in inside))
     if len(ext) != 1:
         return m.decline(f"{attn} reads {len(ext)} tensors ({', '.join(ext)}), not one token map "
