@@ -275,7 +275,7 @@ def apply_overrides(raw: RawSpec, overrides: list[str] | tuple[str, ...]) -> Non
             continue
         if key in raw.tree.get("vars", {}):
             raw.tree["vars"][key] = value
-            raw.locs[("vars", key)] = loc
+            _relocate(raw, ("vars", key), loc)
             continue
         parts = key.split(".")
         if len(parts) == 2 and isinstance(raw.tree.get(parts[0]), str):  # `--set embed.cls_token=false`
@@ -307,8 +307,15 @@ def apply_overrides(raw: RawSpec, overrides: list[str] | tuple[str, ...]) -> Non
             diags.add(loc, f"override {key!r} names no variable or spec field", fix)
             continue
         node[parts[-1]] = value
-        raw.locs[tuple(parts)] = loc
+        _relocate(raw, tuple(parts), loc)
     diags.raise_if_any()
+
+
+def _relocate(raw: RawSpec, path: Path_, loc: Loc) -> None:
+    """`path` and everything under it now come from `loc` (the spec file's marks are stale)."""
+    for p in [p for p in raw.locs if p[:len(path)] == path]:
+        del raw.locs[p]
+    raw.locs[path] = loc
 
 
 def _set_value(text: str, file: str, diags: Diagnostics) -> Any:

@@ -180,6 +180,11 @@ class _Reader:
             return _BAD if any(x is _BAD for x in out) else out  # reported at the element already
         return v
 
+    @staticmethod
+    def invalid(v: Any) -> bool:
+        """Whether `v` is the value of a mistake already reported (report nothing more about it)."""
+        return v is _BAD
+
     def typed(self, v: Any, path: tuple, kind: type | tuple, what: str, *, minimum: float | None = None):
         v = self.value(v, path)
         if v is _BAD or (isinstance(v, list) and _BAD in v):  # reported where it went wrong

@@ -17,6 +17,8 @@ def is_list(raw: Any) -> bool:
 def per_stage(r, raw: Any, path: tuple, n: int, kind: type | tuple, what: str, minimum: float = 0) -> tuple:
     """The n per-stage values of the list `raw` at `path`, or () with a diagnostic."""
     val = r.value(raw, path)
+    if r.invalid(val):  # an entry's own error is reported already
+        return ()
     ok = isinstance(val, list) and len(val) == n and all(
         isinstance(x, kind) and not isinstance(x, bool) and x > minimum for x in val)
     if not ok:
