@@ -31,8 +31,8 @@ from graphspec.ir import Graph
 
 HELPER_ORDER = ("window_partition", "window_reverse", "roll_tokens", "shift_mask", "add_window_mask",
                 "relative_position_index", "patch_merge", "causal_mask", "sinusoidal", "sine_pos_2d", "attention",
-                "relative_buckets", "FrozenBatchNorm2d", "DropPath")
-HELPER_DEPS = {"shift_mask": ("window_partition",)}
+                "relative_buckets", "relative_bias", "FrozenBatchNorm2d", "DropPath")
+HELPER_DEPS = {"shift_mask": ("window_partition",), "relative_bias": ("relative_buckets",)}
 WIDTH = 100
 
 DOCS = {

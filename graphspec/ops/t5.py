@@ -55,9 +55,8 @@ class RelativeBucketBias:
         return {"weight": (num_buckets, heads)}
 
     torch = Torch(init="nn.Embedding({num_buckets}, {heads})",
-                  call="self.{mod}(relative_buckets({0}.shape[1], {bidirectional}, {num_buckets}, {max_distance}, "
-                       "{0}.device)).permute(2, 0, 1)",
-                  helpers=("relative_buckets",), comment="h, N, N")
+                  call="relative_bias(self.{mod}, {0}.shape[1], {bidirectional}, {max_distance})",
+                  helpers=("relative_bias", "relative_buckets"))
 
     def eval(w, x, *, heads, bidirectional=True, num_buckets=32, max_distance=128):
         idx = th.from_numpy(relative_buckets(x.shape[1], bidirectional, num_buckets, max_distance))
