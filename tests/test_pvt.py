@@ -257,3 +257,27 @@ def test_spatial_reduction_attention_is_pvt_eq():
     assert sympy.simplify(omega.subs(R, 1) - h * w * C**2 - (4 * h * w * C**2 + 2 * (h * w) ** 2 * C)) == 0
     # PVT-S stage 1 (56², C = 64, R = 8): 3·12,845,056 + 401,408 + 19,668,992 = 58,605,568
     assert omega.subs({h: 56, w: 56, C: 64, R: 8}) == 58_605_568
+
+
+def test_pvt_small_is_a_polynomial_in_the_image_size():
+    import sympy
+
+    from graphspec.lower import SYMBOLS
+
+    B, H = SYMBOLS["B"], SYMBOLS["H"]
+    macs = graphspec.load("pvt_small", symbolic=True).macs()
+    assert sympy.degree(macs, H) == 4  # (hw)·(hw/R²) attention: quartic in H, as ViT's
+    for size in (224, 448):
+        assert macs.subs({B: 1, H: size}) == graphspec.load("pvt_small", [f"img_size={size}"]).macs()
+    assert macs.subs({B: 1, H: 224}) == pvt_macs((3, 4, 6, 3)) == 3_815_701_504
+
+
+def test_per_stage_attention_arguments_serve_windows_too():
+    """A per-stage list of any attention argument: Swin-T with M = 7 written per stage is Swin-T."""
+    m = graphspec.load("swin_t", ["encoder.attention=shifted_windows(M=[7, 7, 7, 7])"])
+    assert (m.params(), m.macs()) == (28_288_354, 4_490_566_656)
+    from graphspec.spec import SpecError
+
+    with pytest.raises(SpecError, match="window 5 does not divide the 7×7 map of stage 4") as e:
+        graphspec.load("swin_t", ["encoder.attention=shifted_windows(M=[7, 7, 7, 5])"])
+    assert "use a window in [7]" in e.value.diagnostics[0].fix

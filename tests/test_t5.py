@@ -183,3 +183,19 @@ def test_small_t5_matches_hf(passes):
         r = hf2.load_state_dict(back, strict=False)
         assert not r.unexpected_keys
         assert torch.allclose(hf2(input_ids=src, decoder_input_ids=tgt).last_hidden_state, want, atol=1e-6)
+
+
+def test_t5_base_is_a_polynomial_in_source_and_target_lengths():
+    import sympy
+
+    from graphspec.lower import SYMBOLS
+
+    B, N, T = SYMBOLS["B"], SYMBOLS["N"], SYMBOLS["T"]
+    d, f = 768, 3072
+    macs = graphspec.load("t5_base", symbolic=True).macs()
+    # QKᵀ and ·V: 12 encoder layers 2N²d, 12 decoder layers 2T²d (self) + 2NTd (cross);
+    # linears per source token: encoder q, k, v, o + MLP 4d² + 2d·f and the decoder's cross k, v
+    # 2d² (they read the memory); per target token: self q, k, v, o + cross q, o 6d² + MLP 2d·f
+    want = 12 * (2 * N**2 * d + 2 * T**2 * d + 2 * N * T * d + (6 * d * d + 2 * d * f) * N + (6 * d * d + 2 * d * f) * T)
+    assert sympy.expand(macs - B * want) == 0
+    assert macs.subs({B: 1, N: 128, T: 128}) == 26_273_120_256
