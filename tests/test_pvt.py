@@ -225,6 +225,11 @@ def test_conditional_positions_need_a_token_map(tmp_path):
     with pytest.raises(SpecError, match="conditional positions need a 2-D token map") as e:
         graphspec.load(p)
     assert e.value.diagnostics[0].loc.line == 4 and "pos=learned" in e.value.diagnostics[0].fix
+    p.write_text("name: x\ninput: image(32)\nembed: patches(4, dim=32, cls_token=true, pos=conditional)\n"
+                 "encoder×2: {dim: 32, heads: 4}\nhead: classifier(10)\n", encoding="utf-8")
+    with pytest.raises(SpecError, match="convolve the 8×8 token map, but the stage has 65 tokens") as e:
+        graphspec.load(p)
+    assert "drop cls_token" in e.value.diagnostics[0].fix
 
 
 # -- SRA as a sympy identity through the real lowering path ------------------------------------------

@@ -66,6 +66,11 @@ def _peg(b, use, at, x):
     if at.grid is None:
         raise SpecError.at(b.loc, "conditional positions need a 2-D token map (an image)",
                            "use pos=learned or sinusoidal for token inputs")
+    H, W = at.grid
+    N = b.shape(x)[1]
+    if isinstance(N, int) and isinstance(H * W, int) and N != H * W:
+        raise SpecError.at(b.loc, f"conditional positions convolve the {H}×{W} token map, but the stage has {N} "
+                           "tokens (a class token?)", "drop cls_token, or pool with head: classifier(pool=mean)")
     return pyramid.peg(b, x, at.grid, at.dim)
 
 
