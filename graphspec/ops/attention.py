@@ -146,6 +146,11 @@ def _sdpa_call(ops: list[str], a) -> str:
     extra = f", scale={a['scale']}"
     if not (a["dropout"] == 0.0):
         extra += f", dropout_p={a['dropout']} if self.training else 0.0"
+    if a.get("kv_heads") is not None:
+        extra += ", enable_gqa=True"  # k, v keep their kv_heads (GQA §2); SDPA shares them
+    if a.get("sliding"):  # the causal band as an additive mask (Mistral 7B §2)
+        keep = f"sliding_mask({q}.new_zeros({q}.size(-2), {k}.size(-2)), {a['sliding']})"
+        return f"F.scaled_dot_product_attention({q}, {k}, {v}, {keep}{extra})"
     if not rest:
         causal = "" if a["causal"] == False else f", is_causal={a['causal']}"  # noqa: E712 (attribute expression)
         return f"F.scaled_dot_product_attention({q}, {k}, {v}{causal}{extra})"
@@ -165,25 +170,38 @@ class Attention:
 
     Operands: q, k, v, then the optional additive `bias` (h, N, S) and `mask` (nW, N, S), in
     that order, as flagged by `has_bias` / `has_mask`. `windows` is nW when a window mask is
-    present (the batch dim is B·nW). MACs: QKᵀ and ·V, 2·B·h·N·S·d, as if unfused.
+    present (the batch dim is B·nW). Optional attributes (absent unless set): `kv_heads` (GQA
+    §2: k and v have kv_heads heads, each shared by h/kv_heads query heads, as HF's repeat_kv),
+    `sliding` W (Mistral §2: query i sees keys i-W < j ≤ i; in place of `causal`). MACs: QKᵀ
+    and ·V, 2·B·h·N·S·d, as if unfused (the k/v heads repeated).
     """
 
     defaults = {"causal": False, "has_bias": False, "has_mask": False, "windows": 1, "dropout": 0.0}
 
-    def shape(q, k, v, *rest, scale, causal=False, has_bias=False, has_mask=False, windows=1, dropout=0.0):
+    def shape(q, k, v, *rest, scale, causal=False, has_bias=False, has_mask=False, windows=1, dropout=0.0,
+              kv_heads=None, sliding=None):
         if q[-1] != k[-1] or k[-2] != v[-2]:
             raise ShapeError(f"attention: q {q}, k {k}, v {v} do not agree")
+        if kv_heads is not None and (k[-3] != kv_heads or v[-3] != kv_heads
+                                     or (isinstance(q[-3], int) and q[-3] % kv_heads)):
+            raise ShapeError(f"attention: {q[-3]} query heads cannot share k {k}, v {v} in {kv_heads} groups")
         return (*q[:-1], v[-1])
 
     def macs(out, q, k, v, *rest, **_):
         return 2 * numel(q[:-1]) * k[-2] * q[-1]  # QKᵀ + ·V. NB: softmax, scale, bias not counted
 
-    torch = Torch(call=lambda ops, a: _sdpa_call(ops, a), helpers=("attention",))
+    torch = Torch(call=lambda ops, a: _sdpa_call(ops, a), helpers=("attention", "sliding_mask"))
 
-    def eval(w, q, k, v, *rest, scale, causal=False, has_bias=False, has_mask=False, windows=1, dropout=0.0):
+    def eval(w, q, k, v, *rest, scale, causal=False, has_bias=False, has_mask=False, windows=1, dropout=0.0,
+             kv_heads=None, sliding=None):
         # The unfused rules in the same order, so that fusion changes no bit. NB: dropout is the
         # identity at inference.
+        from graphspec.ops.llm import SlidingMask
+
         rest = list(rest)
+        if kv_heads is not None:  # GQA: each k/v head serves h/kv_heads query heads
+            groups = q.shape[-3] // kv_heads
+            k, v = k.repeat_interleave(groups, dim=-3), v.repeat_interleave(groups, dim=-3)
         s = (q @ k.transpose(-2, -1)) * scale  # B, h, N, S
         if has_bias:
             s = s + rest.pop(0)
@@ -191,12 +209,21 @@ class Attention:
             s = AddWindowMask.eval(w, s, rest.pop(0))
         if causal:
             s = causal_fill(s)
+        if sliding:
+            s = SlidingMask.eval(w, s, window=sliding)
         return s.softmax(dim=-1) @ v
 
-    def onnx(e, q, k, v, *rest, scale, causal=False, has_bias=False, has_mask=False, windows=1, dropout=0.0):
-        # ONNX Attention (opset 23) takes (B, h, N, d) as is; bias and mask become one additive
-        # attn_mask broadcast to (B·nW, h, N, S).
+    def onnx(e, q, k, v, *rest, scale, causal=False, has_bias=False, has_mask=False, windows=1, dropout=0.0,
+             kv_heads=None, sliding=None):
+        # ONNX Attention (opset 23) takes (B, h, N, d) as is, k/v with kv_heads heads (its GQA);
+        # bias, window mask and sliding band become one additive attn_mask (B·nW, h, N, S).
+        from graphspec.ops.llm import sliding_keep
+
         bias, mask = _bias_and_mask(rest, has_bias, has_mask)  # (h, N, S), (nW, N, S)
+        if sliding:
+            N, S = e.shape(q)[-2], e.shape(k)[-2]
+            band = e.const(np.where(sliding_keep(N, S, sliding), 0.0, -np.inf).astype(np.float32), "sliding_mask")
+            bias = band if bias is None else e("Add", bias, band)
         if mask is not None:
             nW, N, S = e.shape(mask)
             m = e.value(mask)
@@ -205,10 +232,16 @@ class Attention:
             bias = m if e.static_batch(q, 1 * nW) else e("Tile", m, e.batch_shape(q, 1, 1, 1, divide=nW))
         return e("Attention", q, k, v, bias, scale=float(scale), is_causal=int(causal))
 
-    def relax(e, q, k, v, *rest, scale, causal=False, has_bias=False, has_mask=False, windows=1, dropout=0.0):
-        # relax.op.nn.attention wants (B, N, h, d): transpose in and out.
+    def relax(e, q, k, v, *rest, scale, causal=False, has_bias=False, has_mask=False, windows=1, dropout=0.0,
+              kv_heads=None, sliding=None):
+        # relax.op.nn.attention wants (B, N, h, d): transpose in and out. GQA's k/v heads are
+        # repeated first (HF's repeat_kv), the sliding band joins the bias as a constant.
+        from graphspec.ops.llm import sliding_keep
+
         bias, mask = _bias_and_mask(rest, has_bias, has_mask)
         h, N, S = e.shape(q)[1], e.shape(q)[2], e.shape(k)[2]
+        if kv_heads is not None:
+            k, v = (e("repeat", t, h // kv_heads, axis=1) for t in (k, v))
         if bias is not None:
             bias = e("reshape", bias, (1, h, N, S))
         if mask is not None:
@@ -218,6 +251,10 @@ class Attention:
             B = e.dims(q)[0] // nW
             m = e("broadcast_to", m, (B, nW, h, N, S))
             bias = e("reshape", m, (-1, h, N, S))  # B·nW, h, N, S
+        if sliding:
+            band = np.where(sliding_keep(N, S, sliding), 0.0, -np.inf).astype(np.float32)
+            band = e.const(np.broadcast_to(band, (1, h, N, S)).copy())
+            bias = band if bias is None else e("add", bias, band)
         if e.decompose_attention:  # matmuls MetaSchedule can tune (it cannot build nn.attention's)
             s = e("multiply", e("matmul", q, e("permute_dims", k, [0, 1, 3, 2])), e.scalar(scale))
             s = s if bias is None else e("add", s, bias)  # B, h, N, S

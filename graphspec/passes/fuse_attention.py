@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from graphspec.ir import Node
 from graphspec.passes.manager import register
-from graphspec.passes.pattern import Any, Match, Maybe, Op, Pattern, Rule, rewrite_graph
+from graphspec.passes.pattern import Alt, Any, Match, Maybe, Op, Pattern, Rule, rewrite_graph
 
 
 def _last_two_dims(n: Node) -> bool:
@@ -44,14 +44,16 @@ def _over_last_dim(n: Node) -> bool:
 
 def attention_pattern(q: Pattern | None = None, k: Pattern | None = None, v: Pattern | None = None) -> Pattern:
     """The unfused attention core; q, k, v default to `Any` captures (like Relax's
-    `make_attention_pattern`). Captures: q, k, v, k_t, scores, scaled, bias, biased, mask,
-    masked, causal, probs, attn_drop, context."""
+    `make_attention_pattern`). Captures: q, k, v, k_rep, v_rep, k_t, scores, scaled, bias,
+    biased, mask, masked, capped, causal | sliding, probs, attn_drop, context."""
     q, k, v = q or Any("q"), k or Any("k"), v or Any("v")
+    k, v = Maybe("repeat_kv", k, name="k_rep"), Maybe("repeat_kv", v, name="v_rep")  # GQA §2
     s = Op("matmul", q, Op("transpose", k, name="k_t", where=_last_two_dims), name="scores")
     s = Maybe("scale", s, name="scaled")
     s = Maybe("add", s, Any("bias"), name="biased", commutative=True)
     s = Maybe("add_window_mask", s, Any("mask"), name="masked")
-    s = Maybe("causal_mask", s, name="causal")
+    s = Maybe("softcap", s, name="capped")
+    s = Alt(Op("causal_mask", s, name="causal"), Op("sliding_mask", s, name="sliding"), s)
     p = Op("softmax", s, name="probs", where=_over_last_dim)
     p = Maybe("dropout", p, name="attn_drop")
     return Op("matmul", p, v, name="context")
@@ -76,12 +78,21 @@ def _fuse(m: Match):
     if mask is not None:
         windows = mask.shape[0]
         operands.append(mask.name)
+    extra = {}
+    if ("k_rep" in m) != ("v_rep" in m) or ("k_rep" in m and m["k_rep"].a["groups"] != m["v_rep"].a["groups"]):
+        return m.decline("keys and values are not repeated alike (GQA shares each k/v head)")
+    if "k_rep" in m:  # GQA: k, v keep their kv_heads; the fused op shares them (enable_gqa)
+        extra["kv_heads"] = k.shape[-3]
+    if "capped" in m:  # NB: c·tanh(s/c) has no F.scaled_dot_product_attention / ONNX Attention form here
+        return m.decline(f"%{m['capped'].name}: a logit soft-cap stays unfused (SDPA has no softcap)")
+    if "sliding" in m:
+        extra["sliding"] = m["sliding"].a["window"]
     drop = m.get("attn_drop")
     name = m.fresh(f"{m.root.module}.attention" if m.root.module else "attention")
     return m.emit("attention", operands, name,
                   scale=m["scaled"].a["k"] if "scaled" in m else 1.0,
                   causal="causal" in m, has_bias=bias is not None, has_mask=mask is not None,
-                  windows=windows, dropout=drop.a["p"] if drop is not None else 0.0)
+                  windows=windows, dropout=drop.a["p"] if drop is not None else 0.0, **extra)
 
 
 ROWS = [Rule(attention_pattern(), _fuse, anchor="softmax")]
