@@ -28,10 +28,12 @@ from graphspec.codegen.program import CodegenError, ModuleTree, localize_constan
 
 from graphspec import analysis
 from graphspec.ir import Graph
+from graphspec.vocab.registry import class_doc
 
 HELPER_ORDER = ("window_partition", "window_reverse", "roll_tokens", "shift_mask", "add_window_mask",
                 "relative_position_index", "patch_merge", "causal_mask", "sinusoidal", "sine_pos_2d", "attention",
-                "relative_buckets", "relative_bias", "FrozenBatchNorm2d", "DropPath")
+                "relative_buckets", "relative_bias", "FrozenBatchNorm2d", "DropPath", "apply_rotary", "sliding_mask", "alibi",
+                "Experts")
 HELPER_DEPS = {"shift_mask": ("window_partition",), "relative_bias": ("relative_buckets",)}
 WIDTH = 100
 
@@ -162,7 +164,7 @@ class Emitter:
             if info.a.get("norm") == "post":
                 return "Transformer block with post-norm residuals, x = norm(x + f(x)) (Vaswani et al. §3.1)."
             return "Transformer block with pre-norm residuals, x = x + f(norm(x))."
-        return docstring_text(DOCS.get(info.cls, f"{info.cls} of {self.graph.name}."))
+        return docstring_text(DOCS.get(info.cls) or class_doc(info.cls) or f"{info.cls} of {self.graph.name}.")
 
     # -- the file ---------------------------------------------------------------------------------
     def source(self) -> Generated:
@@ -261,7 +263,8 @@ def init_scheme(graph: Graph) -> str:
 def _gpt2_like(graph: Graph) -> bool:
     blocks = [m for m in graph.modules.values() if m.cls == "Block"]
     return bool(blocks) and all(m.a.get("norm") == "pre" for m in blocks) and any(
-        n.op == "causal_mask" or (n.op == "attention" and n.a.get("causal")) for n in graph)
+        n.op == "causal_mask" or (n.op == "attention" and n.a.get("causal")) for n in graph) and any(
+        n.name.endswith(("attn.proj", "mlp.fc2")) for n in graph if n.op == "linear")  # GPT-2's names
 
 
 def _layout(c: Rendered) -> dict:

@@ -34,7 +34,8 @@ from graphspec.ir import Graph
 _P = r"(weight|bias)"
 _BN = r"(weight|bias|running_mean|running_var)"  # FrozenBatchNorm2d: all four are buffers
 _LAYER_PREFIXES = {"pvt": ("pvt.encoder.", "encoder."), "t5": ("",), "swin": ("swin.", ""), "vit": ("vit.", ""), "bert": ("bert.", ""),
-                   "gpt2": ("transformer.", ""), "torch_transformer": ("",), "detr": ("model.", "")}
+                   "gpt2": ("transformer.", ""), "torch_transformer": ("",), "detr": ("model.", ""),
+                   "llama": ("model.", ""), "phi": ("model.", "")}
 
 
 def _stage(i: str, j: str) -> str:
@@ -199,9 +200,18 @@ RULES: dict[str, list[tuple[str, list[str], Any]]] = {
         (rf"class_embed\.{_P}", ["=class_labels_classifier.{0}"], "copy"),
         (rf"bbox_embed\.layers\.(\d+)\.{_P}", ["=bbox_predictor.layers.{0}.{1}"], "copy"),
     ],
+    # Decoder-only LLMs declared with `names: hf` keep Hugging Face's names: `model.` + the name
+    # (`layers.0.self_attn.q_proj.weight`, `mlp.experts.gate_up_proj`), `lm_head` as is.
+    "llama": [(r"(.+)", ["{0}"], "copy")],
+    "phi": [  # Phi calls the output projection `dense` and the final norm `final_layernorm`
+        (rf"layers\.(\d+)\.self_attn\.o_proj\.{_P}", ["layers.{0}.self_attn.dense.{1}"], "copy"),
+        (rf"norm\.{_P}", ["final_layernorm.{0}"], "copy"),
+        (r"(.+)", ["{0}"], "copy"),
+    ],
 }
 
-HF_FAMILIES = {"pvt": "pvt", "t5": "t5", "swin": "swin", "vit": "vit", "bert": "bert", "gpt2": "gpt2", "detr": "detr"}
+HF_FAMILIES = {"pvt": "pvt", "t5": "t5", "swin": "swin", "vit": "vit", "bert": "bert", "gpt2": "gpt2", "detr": "detr",
+               "llama": "llama", "mistral": "llama", "mixtral": "llama", "phi": "phi"}
 
 
 class WeightError(KeyError):

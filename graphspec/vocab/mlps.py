@@ -6,7 +6,7 @@ has them (`gate_proj/up_proj/down_proj`, Mixtral's router `gate` and `experts`).
 
 from __future__ import annotations
 
-from graphspec.vocab.registry import Arg, alias, construct
+from graphspec.vocab.registry import CLASS_DOCS, Arg, alias, construct
 
 ACT_OP = {"relu": ("relu", {}), "gelu": ("gelu", {"approximate": "none"}),
           "gelu_tanh": ("gelu", {"approximate": "tanh"}), "silu": ("silu", {})}
@@ -39,6 +39,8 @@ alias("mlp", "geglu", "is a gated MLP with GELU", "write `mlp: glu(d_ff, gelu)`"
 _D_FF = Arg("d_ff", int, None, minimum=1, doc="hidden width; default ratio × dim")
 _RATIO = Arg("ratio", float, 4.0, minimum=0, doc="hidden width / dim when d_ff is not given")
 GLU_CLASS = {"silu": "SwiGLU", "gelu": "GeGLU", "gelu_tanh": "GeGLU", "relu": "ReGLU"}
+CLASS_DOCS.update({"GeGLU": "Gated MLP with GELU (Shazeer 2020, Eq. 6): down(gelu(gate(x)) * up(x)).",
+                   "ReGLU": "Gated MLP with ReLU (Shazeer 2020, Eq. 6): down(relu(gate(x)) * up(x))."})
 
 
 def hidden(use, dim):
@@ -61,7 +63,7 @@ def mlp(b, use, ctx, x, local="mlp"):
 
 @construct("mlp", "glu", _D_FF, Arg("act", "act", "silu"), _RATIO, example="mlp: glu(11008, silu)",
            module="SwiGLU", attr="mlp",
-           doc_class="Gated MLP (Shazeer 2020, Eq. 6): down(act(gate(x)) * up(x)).")
+           doc_class="SwiGLU (Shazeer 2020, Eq. 6): down(silu(gate(x)) * up(x)), as Llama's MLP.")
 def glu(b, use, ctx, x, local="mlp"):
     """Gated linear unit MLP (Shazeer 2020, "GLU Variants Improve Transformer", Eq. 6):
     down(act(gate(x)) ⊙ up(x)); SwiGLU with silu (Llama, Mistral), GeGLU with gelu (Gemma)."""

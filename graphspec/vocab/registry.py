@@ -192,13 +192,16 @@ def names(kind: str) -> list[str]:
     return list(KINDS.get(kind, {}))
 
 
+CLASS_DOCS: dict[str, str] = {}  # module classes a construct builds besides its `module` (GeGLU)
+
+
 def class_doc(cls: str) -> str | None:
     """The generated-code docstring of an IR module class a construct builds."""
     for table in KINDS.values():
         for c in table.values():
             if c.module == cls and c.doc_class:
                 return c.doc_class
-    return None
+    return CLASS_DOCS.get(cls)
 
 
 # -- reading a construct from a spec value ---------------------------------------------------
