@@ -211,6 +211,8 @@ def check_vocab(spec, diags) -> None:
             if pos is not None and pos.name == "rope" and hd:
                 r = rotary_dim(pos, hd)
                 if not isinstance(r, int) or r % 2 or r == 0:
-                    diags.add(spec.loc("embed"), f"rope rotates {pos['fraction']} × {hd} = {r} dims of each head, "
-                              "which is not an even number", "choose a fraction that gives an even count, e.g. "
-                              f"fraction={2 * max(1, round(pos['fraction'] * hd / 2)) / hd:g}")
+                    lo = 2 * int(pos["fraction"] * hd // 2)
+                    ok = [f"fraction={c / hd:g}" for c in (lo, lo + 2) if 0 < c <= hd]
+                    diags.add(spec.loc("embed"), f"rope rotates {pos['fraction']} × {hd} = {r:g} dims of each head, "
+                              "which is not an even number", "choose a fraction that gives an even count: "
+                              + " or ".join(ok))
