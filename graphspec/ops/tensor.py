@@ -277,6 +277,32 @@ class Chunk:
         return e.item(t, index)
 
 
+@op("split", SHAPE_ONLY)
+class Split:
+    """Part `index` of slices of widths `sizes` of the last dim (GQA's fused q|k|v: h·d, kv·d,
+    kv·d, as Hugging Face's fused layouts order them); passes.fuse_qkv splits with it where the
+    parts differ in width (`chunk` where they are equal)."""
+
+    def shape(x, *, sizes, index):
+        if isinstance(x[-1], int) and sum(sizes) != x[-1]:
+            raise ShapeError(f"split of width {x[-1]} into {list(sizes)}")
+        return (*x[:-1], sizes[index])
+
+    torch = Torch(call=lambda ops, a: f"{ops[0]}.split([{', '.join(map(str, a['sizes']))}], dim=-1)[{a['index']}]")
+
+    def eval(w, x, *, sizes, index):
+        return x.split(list(sizes), dim=-1)[index]
+
+    # One Split / split serves all the parts of a tensor, as for `chunk`.
+    def onnx(e, x, *, sizes, index):
+        return e.cached(("split", x, tuple(sizes)), lambda: e("Split", x, e.ints(*sizes), axis=-1,
+                                                                outputs=len(sizes)))[index]
+
+    def relax(e, x, *, sizes, index):
+        cuts = [sum(sizes[:i + 1]) for i in range(len(sizes) - 1)]
+        return e.item(e.cached(("split", x, tuple(sizes)), lambda: e("split", x, cuts, axis=-1)), index)
+
+
 def recipe_shape(recipe: tuple) -> tuple:
     """The shape of a constant's recipe `(op, attrs, operand recipes)`, by the ops' own rules."""
     name, attrs, operands = recipe

@@ -27,7 +27,7 @@ from __future__ import annotations
 from graphspec.ir import Node
 from graphspec.passes.fuse_attention import attention_pattern, fused_attention_pattern
 from graphspec.passes.manager import register
-from graphspec.passes.pattern import Any, Match, Op, Pattern, Rule, rewrite_graph
+from graphspec.passes.pattern import Any, Match, Maybe, Op, Pattern, Rule, rewrite_graph
 
 
 class _NO_MODULE:  # noqa: N801
@@ -39,28 +39,41 @@ def _own_weights(n: Node) -> bool:
 
 
 def _heads(tag: str, src: Pattern) -> Pattern:
-    """split_heads(linear(src)), capturing the linear as `<tag>_proj`."""
-    return Op("split_heads", Op("linear", src, name=f"{tag}_proj", where=_own_weights), name=f"{tag}_heads")
+    """split_heads(linear(src)), capturing the linear as `<tag>_proj`, then an optional per-head
+    norm (qk_norm) and rotary embedding (RoPE acts on the heads, after the projection)."""
+    p = Op("split_heads", Op("linear", src, name=f"{tag}_proj", where=_own_weights), name=f"{tag}_heads")
+    if tag == "v":
+        return p
+    p = Maybe(("rms_norm", "layer_norm"), p, name=f"{tag}_norm")
+    return Maybe("rotary", p, name=f"{tag}_rot")
 
 
 def _fuse(m: Match, tags: tuple[str, ...]):
     lins = [m[f"{t}_proj"] for t in tags]
     src = m.node(lins[0].inputs[0])
     first = lins[0]
-    if len({(n.a["out_features"], n.a.get("bias", True)) for n in lins}) != 1:
-        return m.decline(f"projections {[n.name for n in lins]} differ in width or bias")
+    widths = [n.a["out_features"] for n in lins]
+    if len({n.a.get("bias", True) for n in lins}) != 1:
+        return m.decline(f"projections {[n.name for n in lins]} differ in bias (one linear has one bias flag)")
+    if len({n.a["in_features"] for n in lins}) != 1:
+        return m.decline(f"projections {[n.name for n in lins]} differ in input width")
+    if any(n.local != t for n, t in zip(lins, tags, strict=True)):  # NB: names: hf (q_proj, k_proj, v_proj)
+        return m.decline(f"projections {[n.local for n in lins]} are not named {list(tags)}: graphspec.weights "
+                         f"maps a fused `{''.join(tags)}` to {', '.join(tags)} only, so they stay apart")
     if len({n.module for n in lins}) != 1:
         return m.decline("projections belong to different modules")
-    attn, width, bias = first.module, first.a["out_features"], first.a.get("bias", True)
+    attn, bias = first.module, first.a.get("bias", True)
     if len(tags) == 3 and "sr_ratio" in m.g.modules.get(attn, _NO_MODULE).a:
         return m.decline("PVT's attention keeps q apart from k|v in every stage (official `q` and `kv`), "
                          "so that stages with and without spatial reduction share one class")
     local = "".join(tags)  # qkv or kv
     fused = m.fresh(f"{attn}.{local}" if attn else local)
-    m.emit("linear", (src.name,), fused, like=first, out_features=len(tags) * width, bias=bias,
+    m.emit("linear", (src.name,), fused, like=first, out_features=sum(widths), bias=bias,
            in_features=src.shape[-1])
+    even = len(set(widths)) == 1  # GQA: q is h·d wide, k and v kv·d (uneven chunks, q|k|v order)
     for i, n in enumerate(lins):
-        m.put(n.evolve(op="chunk", inputs=(fused,), attrs={"parts": len(tags), "index": i}))
+        op, attrs = ("chunk", {"parts": len(tags), "index": i}) if even else ("split", {"sizes": tuple(widths), "index": i})
+        m.put(n.evolve(op=op, inputs=(fused,), attrs=attrs))
     for p in ("weight", "bias") if bias else ("weight",):
         m.rename_params(f"{fused}.{p}", [f"{n.name}.{p}" for n in lins])
     return {}  # the chunks keep the projections' names: users need no rewiring
