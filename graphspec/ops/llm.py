@@ -1,6 +1,6 @@
 """Op kinds of today's decoder-only language models: RMSNorm, SiLU and the gated MLP's product,
 rotary position embedding, grouped-query attention's shared k/v heads, sliding-window masks,
-logit soft-capping, ALiBi, and a mixture of experts.
+logit soft-capping and ALiBi (the mixture of experts: graphspec/ops/moe.py).
 
     RMSNorm      Zhang & Sennrich 2019, Eq. 4: x / √(mean(x²) + ε) · (offset + w)
     GLU          Shazeer 2020, "GLU Variants Improve Transformer", Eq. 6 (SwiGLU)
@@ -9,7 +9,6 @@ logit soft-capping, ALiBi, and a mixture of experts.
     sliding_mask Beltagy et al. 2020, Longformer §3.1; Mistral 7B §2 (query i sees i-W < j ≤ i)
     softcap      Gemma 2 report §2: tanh(s / c) · c on the attention logits
     alibi        Press et al. 2022, ALiBi §3: s + m_h · (j - i)
-    moe          Fedus et al. 2022 / Mixtral (Jiang et al. 2024) §2.1: top-k of E experts per token
 """
 
 from __future__ import annotations
@@ -21,14 +20,12 @@ import numpy as np
 from graphspec.ops.registry import (
     ELEMENTWISE,
     HAS_PARAMS,
-    MAC,
     NORM,
     SHAPE_ONLY,
     F,
     ShapeError,
     Torch,
     broadcast,
-    numel,
     op,
     th,
 )
@@ -50,6 +47,26 @@ def apply_rotary(x, theta: float, rotary_dim: int, interleaved: bool = False):
         x1, x2 = rot.chunk(2, -1)
         rotated = th.cat((-x2, x1), -1)
     return th.cat((rot * cos + rotated * sin, rest), -1)
+
+
+def rotary_tables(N: int, d: int, rotary_dim: int, theta: float, interleaved: bool = False):
+    """(cos, sin, P) for the ONNX and Relax emitters: cos/sin (N, d) f32 over the whole head (1
+    and 0 on the dims that do not rotate) and the (d, d) signed permutation with
+    rotate(x) = x @ P on the rotated dims, so that rotary(x) = x·cos + (x @ P)·sin."""
+    r = rotary_dim
+    inv = (1.0 / theta ** (np.arange(0, r, 2, dtype=np.float32) / np.float32(r))).astype(np.float32)
+    freqs = np.outer(np.arange(N, dtype=np.float32), inv).astype(np.float32)  # N, r/2
+    emb = np.repeat(freqs, 2, -1) if interleaved else np.concatenate([freqs, freqs], -1)
+    cos = np.ones((N, d), np.float32)
+    sin = np.zeros((N, d), np.float32)
+    cos[:, :r], sin[:, :r] = np.cos(emb), np.sin(emb)
+    P = np.zeros((d, d), np.float32)
+    for j in range(r // 2):
+        if interleaved:  # (x0, x1) -> (-x1, x0)
+            P[2 * j + 1, 2 * j], P[2 * j, 2 * j + 1] = -1.0, 1.0
+        else:  # (x1, x2) -> (-x2, x1), halves
+            P[j + r // 2, j], P[j, j + r // 2] = -1.0, 1.0
+    return cos, sin, P
 
 
 def sliding_keep(N: int, S: int, window: int):
@@ -100,6 +117,17 @@ class RMSNorm:
     def eval(w, x, *, eps=1e-6, offset=0, **_):
         return x * th.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * (offset + w["weight"])
 
+    def onnx(e, x, *, eps=1e-6, offset=0, **_):
+        ms = e("ReduceMean", e("Mul", x, x), e.ints(-1), keepdims=1)
+        y = e("Div", x, e("Sqrt", e("Add", ms, e.scalar(eps))))
+        w = e.param("weight")
+        return e("Mul", y, e("Add", w, e.scalar(offset)) if offset else w)
+
+    def relax(e, x, *, eps=1e-6, offset=0, **_):
+        w = e.param("weight")
+        w = e("add", w, e.scalar(offset)) if offset else w
+        return e("nn.rms_norm", x, w, axes=[-1], epsilon=float(eps))
+
 
 @op("silu", ELEMENTWISE)
 class Silu:
@@ -113,6 +141,12 @@ class Silu:
     def eval(w, x):
         return F.silu(x)
 
+    def onnx(e, x):
+        return e("Mul", x, e("Sigmoid", x))
+
+    def relax(e, x):
+        return e("nn.silu", x)
+
 
 @op("mul", ELEMENTWISE)
 class Mul:
@@ -125,6 +159,12 @@ class Mul:
 
     def eval(w, a, b):
         return a * b
+
+    def onnx(e, a, b):
+        return e("Mul", a, b)
+
+    def relax(e, a, b):
+        return e("multiply", a, b)
 
 
 @op("rotary", ELEMENTWISE)
@@ -148,6 +188,20 @@ class Rotary:
     def eval(w, x, *, theta, rotary_dim, interleaved=False):
         return apply_rotary(x, theta, rotary_dim, interleaved)
 
+    # x·cos + (x @ P)·sin with constant (N, d) tables and the (d, d) rotation P: no slicing
+    def onnx(e, x, *, theta, rotary_dim, interleaved=False):
+        N, d = e.shape(x)[-2:]
+        cos, sin, P = rotary_tables(N, d, rotary_dim, theta, interleaved)
+        tag = f"rope_{N}x{d}_{rotary_dim}_{theta:g}{'_i' if interleaved else ''}"
+        rot = e("MatMul", x, e.const(P, f"{tag}_P"))
+        return e("Add", e("Mul", x, e.const(cos, f"{tag}_cos")), e("Mul", rot, e.const(sin, f"{tag}_sin")))
+
+    def relax(e, x, *, theta, rotary_dim, interleaved=False):
+        N, d = e.shape(x)[-2:]
+        cos, sin, P = rotary_tables(N, d, rotary_dim, theta, interleaved)
+        rot = e("matmul", x, e.const(P))
+        return e("add", e("multiply", x, e.const(cos)), e("multiply", rot, e.const(sin)))
+
 
 @op("repeat_kv", SHAPE_ONLY)
 class RepeatKv:
@@ -162,6 +216,14 @@ class RepeatKv:
 
     def eval(w, x, *, groups):
         return x.repeat_interleave(groups, dim=1)
+
+    def onnx(e, x, *, groups):
+        _, kv, S, d = e.shape(x)
+        y = e("Tile", e("Unsqueeze", x, e.ints(2)), e.ints(1, 1, groups, 1, 1))  # B, kv, g, S, d
+        return e("Reshape", y, e.ints(0, kv * groups, S, d))
+
+    def relax(e, x, *, groups):
+        return e("repeat", x, groups, axis=1)
 
 
 @op("sliding_mask", ELEMENTWISE)
@@ -179,6 +241,14 @@ class SlidingMask:
         keep = th.from_numpy(sliding_keep(N, S, window)).to(x.device)
         return x.masked_fill(~keep, float("-inf"))
 
+    def onnx(e, x, *, window):
+        N, S = e.shape(x)[-2:]
+        return e("Where", e.const(sliding_keep(N, S, window), f"sliding_{N}x{S}_{window}"), x, e.scalar(float("-inf")))
+
+    def relax(e, x, *, window):
+        N, S = e.shape(x)[-2:]
+        return e("where", e.const(sliding_keep(N, S, window)), x, e.scalar(float("-inf")))
+
 
 @op("softcap", ELEMENTWISE)
 class Softcap:
@@ -191,6 +261,12 @@ class Softcap:
 
     def eval(w, x, *, cap):
         return th.tanh(x / cap) * cap
+
+    def onnx(e, x, *, cap):
+        return e("Mul", e("Tanh", e("Div", x, e.scalar(cap))), e.scalar(cap))
+
+    def relax(e, x, *, cap):
+        return e("multiply", e("tanh", e("divide", x, e.scalar(cap))), e.scalar(cap))
 
 
 @op("alibi", ELEMENTWISE)
@@ -207,57 +283,13 @@ class Alibi:
     def eval(w, x, *, heads):
         return x + th.from_numpy(alibi_table(heads, x.shape[-2], x.shape[-1])).to(x.device)
 
+    def onnx(e, x, *, heads):
+        N, S = e.shape(x)[-2:]
+        return e("Add", x, e.const(alibi_table(heads, N, S), f"alibi_{heads}_{N}x{S}"))
 
-@op("moe", HAS_PARAMS, MAC)
-class Moe:
-    """Mixture of experts (Mixtral §2.1): x (..., d) and router logits (..., E) -> (..., d).
-    Each token goes to the `top_k` experts of highest softmax probability, weighted by those
-    probabilities (renormalised to sum 1 when `normalize`). A gated expert is
-    down(act(gate(x)) ⊙ up(x)), its gate and up stacked as HF's `gate_up_proj` (E, 2·ff, d);
-    an ungated one is down(act(up(x))).
-
-    MACs per token: top_k experts (3·d·ff gated, 2·d·ff not); the router is its own `linear`.
-    NB: what a token does not use is not counted (`params` counts every expert; analysis's
-    `active_param_count` counts top_k of them)."""
-
-    defaults = {"gated": True, "normalize": True, "act": "silu"}
-
-    def shape(x, logits, *, experts, top_k, dim, d_ff, gated=True, normalize=True, act="silu"):
-        if logits[-1] != experts or top_k > experts:
-            raise ShapeError(f"moe: {experts} experts, top {top_k}, router logits {logits}")
-        return x
-
-    def params(x, logits, *, experts, d_ff, gated=True, **_):
-        d = x[-1]
-        up = {"gate_up_proj": (experts, 2 * d_ff, d)} if gated else {"up_proj": (experts, d_ff, d)}
-        return {**up, "down_proj": (experts, d, d_ff)}
-
-    def macs(out, x, logits, *, top_k, d_ff, gated=True, **_):
-        return numel(x[:-1]) * top_k * (3 if gated else 2) * x[-1] * d_ff  # NB: unrouted experts not counted
-
-    torch = Torch(init="Experts({experts}, {top_k}, {dim}, {d_ff}, act={act}, gated={gated}, normalize={normalize})",
-                  call="self.{mod}({0}, {1})", helpers=("Experts",))
-
-    def eval(w, x, logits, *, experts, top_k, dim, d_ff, gated=True, normalize=True, act="silu"):
-        probs = logits.float().softmax(-1)
-        weight, index = probs.topk(top_k, dim=-1)  # ..., k
-        if normalize:
-            weight = weight / weight.sum(-1, keepdim=True)
-        fn = {"silu": F.silu, "gelu": F.gelu, "relu": F.relu,
-              "gelu_tanh": lambda t: F.gelu(t, approximate="tanh")}[act]
-        out = th.zeros_like(x)
-        for e in range(experts):
-            hit = (index == e)  # ..., k
-            if not bool(hit.any()):
-                continue
-            if gated:
-                g, u = F.linear(x, w["gate_up_proj"][e]).chunk(2, -1)
-                h = fn(g) * u
-            else:
-                h = fn(F.linear(x, w["up_proj"][e]))
-            y = F.linear(h, w["down_proj"][e])
-            out = out + y * (weight * hit).sum(-1, keepdim=True).to(x.dtype)
-        return out
+    def relax(e, x, *, heads):
+        N, S = e.shape(x)[-2:]
+        return e("add", x, e.const(alibi_table(heads, N, S)))
 
 
 # -- counting only the (query, key) pairs a mask keeps (analysis's `unmasked` convention) ------
