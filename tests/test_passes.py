@@ -31,10 +31,11 @@ def attention_modules(g) -> int:
 
 
 def shared_projections(g) -> int:
-    """Attention modules where two or three of the q, k, v projections read one tensor."""
+    """Attention modules where two or three of the q, k, v projections read one tensor (HF-named
+    q_proj/k_proj/v_proj stay apart: graphspec.weights maps a fused qkv to q, k, v only)."""
     n = 0
     for path, m in g.modules.items():
-        if m.cls.endswith("Attention"):
+        if m.cls.endswith("Attention") and f"{path}.q" in g:
             n += len({g[f"{path}.{t}"].inputs for t in "qkv"}) < 3
     return n
 
