@@ -22,6 +22,19 @@ After:
         %attn.shift_mask, scale=0.176777, causal=False, has_bias=True, has_mask=True, windows=64,
         dropout=0) : f32[64,3,49,32]
 
+The open vocabulary's forms fuse too: GQA's repeat_kv on k and v is absorbed (attribute
+`kv_heads`; k and v keep their kv heads, so the generated code calls
+F.scaled_dot_product_attention(..., enable_gqa=True) and never materialises the repeated
+(B, h, S, d) copies, and ONNX Attention-23 takes them as they are); a sliding-window mask
+becomes `sliding=W` (Mistral §2); RoPE stays before the fused core on q and k (it rotates the
+inputs of QKᵀ, it is not part of it); T5's unscaled scores give scale=1 with the bucket bias as
+the bias operand; PVT's spatially reduced k/v simply have S ≠ N. A logit soft-cap declines
+(F.scaled_dot_product_attention has none). Mistral's core after fusion:
+
+    %attn.attention = attention(%attn.q_rot, %attn.k_rot, %attn.v_heads, scale=0.353553,
+        causal=False, has_bias=False, has_mask=False, windows=1, dropout=0, kv_heads=2,
+        sliding=5) : f32[1,8,12,8]
+
 MACs are unchanged: the fused op counts QKᵀ and ·V as the two matmuls did. Every softmax that
 ends up outside an `attention` is reported with the matcher's reason.
 """

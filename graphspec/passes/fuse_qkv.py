@@ -20,6 +20,15 @@ After:
 Parameters are renamed, not changed: `attn.qkv.weight` is `attn.q.weight`, `attn.k.weight` and
 `attn.v.weight` stacked along dim 0 (the pass declares it; interpret.rename_params applies it),
 so MACs and the parameter count stay the same. Works before or after fuse_attention.
+
+Grouped-query attention (q h·d wide, k and v kv·d) packs q|k|v in that order (Hugging Face's
+fused layouts) into one linear of width (h + 2·kv)·d, split unevenly:
+
+    %attn.k = split(%attn.qkv, sizes=(64, 16, 16), index=1) : f32[2,12,16]
+
+q and k may pass a per-head norm (qk_norm) and the rotary embedding on their way to the
+attention. Projections named as Hugging Face names them (`names: hf`: q_proj, k_proj, v_proj)
+stay apart, with the reason: graphspec.weights maps a fused `qkv` to q, k and v only.
 """
 
 from __future__ import annotations
