@@ -247,7 +247,8 @@ class ClassEmitter:
         if len(owned) != 1:
             raise CodegenError(f"{self.d.cls}: instances keep the parameters of %{node.name} as {sorted(owned)}")
         rel = owned.pop()
-        if weights and "." in rel and not re.fullmatch(r"\w+\.\d+", rel):  # another module's (a tied head)
+        tied = weights in self.g and self.g[weights].op != node.op  # a root-level table (`embed_tokens`)
+        if weights and (("." in rel and not re.fullmatch(r"\w+\.\d+", rel)) or tied):  # another module's (a tied head)
             call = t.shared
             if call is None:
                 raise CodegenError(f"op {node.op!r} (%{node.name}) shares {weights} but has no `shared` template")

@@ -116,3 +116,51 @@ def test_generated_llama_reads_like_hand_written_code():
         assert piece in src, piece
     _, _, src = generated("mixtral_8x7b", "none")
     assert "class Experts" in src and "class MoE" in src and "self.gate = nn.Linear(" in src
+
+
+QWEN3_LIKE = """\
+name: qwen3_like
+names: hf
+input: tokens(12)
+embed: tokens(120, dim=64, pos=rope(10000))
+decoder×2:
+  dim: 64
+  heads: 4
+  kv_heads: 2
+  head_dim: 24
+  qk_norm: true
+  norm: rms_norm(1e-6)
+  mlp: glu(96, silu)
+  bias: false
+  final_norm: true
+head: lm(tied=true)
+"""
+
+
+@pytest.mark.parametrize("passes", PASSES)
+def test_qk_norm_head_dim_and_tied_head_match_qwen3(tmp_path, passes):
+    """A spec written in the DSL only (no bundled spec): Qwen3's per-head q/k RMSNorm, a head_dim
+    (24) that is not dim/heads (16), GQA and a head tied to `embed_tokens`."""
+    cfg = transformers.Qwen3Config(vocab_size=120, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                                   num_attention_heads=4, num_key_value_heads=2, head_dim=24, rms_norm_eps=1e-6,
+                                   tie_word_embeddings=True, attn_implementation="eager")
+    torch.manual_seed(0)
+    hf = transformers.Qwen3ForCausalLM(cfg).eval()
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in hf.parameters():
+            p.add_(0.02 * torch.randn(p.shape, generator=g))
+    (tmp_path / "q.yaml").write_text(QWEN3_LIKE)
+    m = graphspec.load(tmp_path / "q.yaml")
+    assert m.params() == sum(p.numel() for p in hf.parameters())
+    graph = m.graph
+    if passes != "none":
+        from graphspec.passes import run_pipeline
+
+        graph, _ = run_pipeline(graph, passes)
+    gen = emit(graph, m.spec)
+    net = getattr(load(gen.source), gen.class_name)().eval()
+    net.load_state_dict(to_graphspec(hf, graph, "llama"), strict=True)
+    ids = torch.randint(0, 120, (2, 12), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        assert rel_err(net(ids), hf(input_ids=ids).logits) < RTOL
