@@ -170,7 +170,11 @@ class Emitter:
     def source(self) -> Generated:
         root = self.rendered[self.classes.of[""].uid]
         scheme = init_scheme(self.graph)
-        root.methods.append(INIT[scheme])
+        init = INIT[scheme]
+        if any(n.op == "layer_norm" and n.a.get("bias") is False for n in self.graph):  # layer_norm(bias=false)
+            at = len(init) - 1 - init[::-1].index("        nn.init.zeros_(m.bias)")
+            init = [*init[:at], "        if m.bias is not None:", "            nn.init.zeros_(m.bias)", *init[at + 1:]]
+        root.methods.append(init)
         root.init.append("self.apply(self._init_weights)")
         root.init += _freeze_lines(self.graph)
         if scheme == "xavier":

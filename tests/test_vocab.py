@@ -126,3 +126,23 @@ def test_use_reads_defaults():
     u = vocab.use("pos", "rope")
     assert u["theta"] == 10000.0 and u["fraction"] == 1.0 and u["interleaved"] is False
     assert str(vocab.use("mask", "sliding", window=4096)) == "sliding(window=4096)"
+
+
+def test_layer_norm_without_bias(tmp_path):
+    """layer_norm(bias=false) drops β from the count, the generated module and the interpreter."""
+    import torch
+    from graphspec.codegen import emit, load
+
+    from graphspec.interpret import init_params, run
+
+    m = load_with(tmp_path, "norm: layer_norm(1e-5, bias=false); final_norm: true")
+    with_bias = load_with(tmp_path, "norm: layer_norm(1e-5); final_norm: true")
+    assert with_bias.params() - m.params() == 2 * (2 * 32) + 32  # 2 blocks × 2 norms + the final norm
+    gen = emit(m.graph, m.spec)
+    net = getattr(load(gen.source), gen.class_name)().eval()
+    params = init_params(m.graph)
+    net.load_state_dict(params, strict=True)
+    ids = torch.randint(0, 100, (1, 16))
+    with torch.no_grad():
+        assert torch.allclose(next(iter(run(m.graph, {m.graph.inputs[0].name: ids}, params).values())), net(ids),
+                              atol=1e-5)

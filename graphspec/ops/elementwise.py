@@ -220,16 +220,21 @@ class LayerNorm:
     def shape(x, *, eps=1e-5, weights=None, **_):
         return x
 
-    def params(x, **_):
-        return {"weight": (x[-1],), "bias": (x[-1],)}
+    # `bias=False` (an attribute only when given: OLMo, layer_norm(bias=false)) drops β
+    def params(x, *, bias=True, **_):
+        return {"weight": (x[-1],), **({"bias": (x[-1],)} if bias else {})}
 
-    torch = Torch(init="nn.LayerNorm({dim}, eps={eps})", call="self.{mod}({0})")
+    torch = Torch(init=lambda a: f"nn.LayerNorm({a['dim']}, eps={a['eps']}"
+                  + ("" if a.get("bias", True) == True else ", bias=False") + ")",  # noqa: E712
+                  call="self.{mod}({0})")
 
     def eval(w, x, *, eps=1e-5, **_):
-        return F.layer_norm(x, (x.shape[-1],), w["weight"], w["bias"], eps)
+        return F.layer_norm(x, (x.shape[-1],), w["weight"], w.get("bias"), eps)
 
-    def onnx(e, x, *, eps=1e-5, weights=None, **_):
-        return e("LayerNormalization", x, e.param("weight"), e.param("bias"), axis=-1, epsilon=float(eps))
+    def onnx(e, x, *, eps=1e-5, weights=None, bias=True, **_):
+        b = e.param("bias") if bias else None
+        return e("LayerNormalization", x, e.param("weight"), b, axis=-1, epsilon=float(eps))
 
-    def relax(e, x, *, eps=1e-5, weights=None, **_):
-        return e("nn.layer_norm", x, e.param("weight"), e.param("bias"), axes=[-1], epsilon=float(eps))
+    def relax(e, x, *, eps=1e-5, weights=None, bias=True, **_):
+        b = e.param("bias") if bias else e("zeros_like", e.param("weight"))
+        return e("nn.layer_norm", x, e.param("weight"), b, axes=[-1], epsilon=float(eps))
