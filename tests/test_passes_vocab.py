@@ -226,3 +226,16 @@ def test_attention_facets_match_sdpa_with_repeated_heads(kv, sliding, causal):
         ex, _ = gt.build(low, "llvm")
         for a, b in zip(gt.Runner(ex, low.params, {})(*(x[n] for n in low.inputs)), refs, strict=True):
             np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("spec, overrides", [("mistral_7b", ("window=48",)), ("llama2_7b", ()), ("t5_base", ())])
+def test_unmasked_convention_reads_the_fused_masks(spec, overrides):
+    """The `unmasked` convention counts the pairs the causal / sliding mask keeps, unfused (from
+    the mask node) and fused (from the attribute): the same figure, below the dense one."""
+    g = graphspec.load(spec, list(overrides)).graph
+    out, _ = run_pipeline(g, "default")
+    unmasked = analysis.CONVENTIONS["unmasked"]
+    assert analysis.macs(out, unmasked) == analysis.macs(g, unmasked) < analysis.macs(g)
+    if spec == "mistral_7b":  # N = 128, W = 48: Σᵢ min(i+1, 48) = 48·49/2 + 80·48 = 5,016 pairs of 128²
+        saved = 32 * 2 * 4096 * (128 * 128 - 5016)
+        assert analysis.macs(g) - analysis.macs(out, unmasked) == saved
