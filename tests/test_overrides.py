@@ -104,3 +104,17 @@ def test_override_of_unknown_name_suggests():
         graphspec.load("vit_b16", ["img_sz=384"])
     with pytest.raises(SpecError, match=r"--set encoder\.nope=1:1:1: error: unknown key 'nope'|names no variable"):
         graphspec.load("vit_b16", ["encoder.nope=1"])
+
+
+def test_set_names_switches_the_naming_scheme_and_keeps_the_counts():
+    hf = graphspec.load("llama2_7b", ["L=1"])
+    ours = graphspec.load("llama2_7b", ["L=1", "names=graphspec"])
+    assert hf.params() == ours.params() and hf.macs() == ours.macs()
+    assert "layers.0.self_attn.q_proj.weight" in analysis.parameters(hf.graph)
+    assert "layers.0.self_attn.q_proj.weight" not in analysis.parameters(ours.graph)
+
+
+def test_an_unsettable_top_level_key_is_not_suggested_as_itself():
+    r = CliRunner().invoke(main, ["flops", "gpt2", "--set", "expect=1"])
+    assert r.exit_code == 2
+    assert "names no variable or spec field" in r.output and "did you mean 'expect'" not in r.output

@@ -300,7 +300,7 @@ def apply_overrides(raw: RawSpec, overrides: list[str] | tuple[str, ...]) -> Non
             import difflib
 
             known = list(raw.tree.get("vars", {})) + [k for k in raw.tree if k != "vars"]
-            close = difflib.get_close_matches(parts[0], known, n=1)
+            close = [c for c in difflib.get_close_matches(parts[0], known, n=2) if c != parts[0]][:1]
             fix = f"did you mean {close[0]!r}?" if close else (
                 "set a variable from `vars:` (" + ", ".join(raw.tree.get("vars", {})) + ") or a section "
                 "field such as encoder.attention")
@@ -353,4 +353,4 @@ def _set_call_argument(text: str, name: str, value: Any) -> str | None:
         raise ValueError(name) from None
 
 
-_TOP_LEVEL_SETTABLE = {"input", "embed", "encoder", "decoder", "head", "name", "dtype"}
+_TOP_LEVEL_SETTABLE = {"input", "embed", "encoder", "decoder", "head", "name", "dtype", "names"}
