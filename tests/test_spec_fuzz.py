@@ -68,8 +68,11 @@ PATHS = ["/etc/passwd", "/dev/zero", "../swin_t.yaml", "fifo.yaml", "dir.yaml", 
 TEXTS = ["\udc80", "\ud800x", "a\0b", "é", "\u202e", "\x85", "\ufeff", "×", "\U0001f600"]
 NUMBERS = st.sampled_from(["0", "1", "2", "3", "7", "12", "-5", "2.5", "1e20", "99999999", "65536", "4096", *HUGE]) | \
     st.integers(min_value=-3, max_value=5000).map(str)
+# NB: allow_subnormal=False: onnxruntime sessions (and TVM) made earlier in the same pytest process
+# set flush-to-zero, and Hypothesis then refuses to draw subnormal floats (FloatingPointError).
 VALUES = st.recursive(
-    st.integers(-10**6, 10**6) | st.integers(-2**300, 2**300) | st.floats() | st.booleans() | st.none()
+    st.integers(-10**6, 10**6) | st.integers(-2**300, 2**300) | st.floats(allow_subnormal=False) | st.booleans()
+    | st.none()
     | st.sampled_from(HUGE + NESTS + TEXTS + ["causal", "windowed(7)", "windowed(7, shift=true)", "global",
                                               "causal(window=4096)", "tokens(10, dim=8)", "segmentation(10)"])
     | st.text(max_size=12),
