@@ -53,3 +53,13 @@ SMALL_T5 = dict(vocab_size=100, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_d
 SMALL_PVT = dict(image_size=64, depths=[2, 1, 2, 1], hidden_sizes=[8, 16, 24, 32], num_attention_heads=[1, 2, 3, 4],
                  sequence_reduction_ratios=[4, 2, 2, 1], mlp_ratios=[4, 4, 2, 2], patch_sizes=[4, 2, 2, 2],
                  strides=[4, 2, 2, 2], num_labels=10)
+
+
+def perturbed(model, seed=0):
+    """Move every parameter off its default init (zero biases, unit norms) by N(0, 0.02²) noise, so
+    that a weight mapped to the wrong place shows in the output; eval mode."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.02 * torch.randn(p.shape, generator=g))
+    return model.eval()

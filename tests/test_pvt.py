@@ -148,14 +148,6 @@ SMALL_SETS = ["img_size=64", "classes=10", "encoder.dim=[8, 16, 24, 32]", "encod
               "encoder.attention=spatial_reduction(R=[4, 2, 2, 1])", "embed.dim=8"]
 
 
-def perturbed(model, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.02 * torch.randn(p.shape, generator=g))
-    return model.eval()
-
-
 @pytest.mark.parametrize("passes", ["none", "default"])
 def test_small_pvt_matches_hf(passes):
     """Four stages at 64²: reductions 4, 2, 2, 1 (maps 16, 8, 4, 2), patch embeddings with their
@@ -170,7 +162,7 @@ def test_small_pvt_matches_hf(passes):
     gen = emit(g, m.spec)
     net = getattr(load(gen.source), gen.class_name)().eval()
     cfg = transformers.PvtConfig(**hf_ref.SMALL_PVT)
-    hf = perturbed(transformers.PvtForImageClassification(cfg))
+    hf = hf_ref.perturbed(transformers.PvtForImageClassification(cfg))
     net.load_state_dict(to_graphspec(hf, g), strict=True)
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():

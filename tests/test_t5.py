@@ -148,14 +148,6 @@ def test_t5_base_macs_formula_and_flop_counter_on_a_small_t5():
 SMALL_SETS = ["d_model=32", "heads=4", "d_ff=64", "L=2", "vocab=100", "buckets=8", "max_distance=16"]
 
 
-def perturbed(model, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.02 * torch.randn(p.shape, generator=g))
-    return model.eval()
-
-
 @pytest.mark.parametrize("passes", ["none", "default"])
 def test_small_t5_matches_hf(passes):
     """Relative buckets both ways (20 source tokens, past max_distance 16), the causal decoder
@@ -171,7 +163,7 @@ def test_small_t5_matches_hf(passes):
     gen = emit(g, m.spec)
     net = getattr(load(gen.source), gen.class_name)().eval()
     cfg = transformers.T5Config(**hf_ref.SMALL_T5)
-    hf = perturbed(transformers.T5Model(cfg))
+    hf = hf_ref.perturbed(transformers.T5Model(cfg))
     net.load_state_dict(to_graphspec(hf, g), strict=True)
     src, tgt = torch.randint(0, 100, (2, 20)), torch.randint(0, 100, (2, 13))
     with torch.no_grad():
