@@ -23,6 +23,7 @@ MAX_DEPTH = 3  # nested calls in one expression
 MAX_LEN = 90  # characters of one expression before its deepest operand becomes a statement
 
 ROLES = {"q_heads": "q", "k_heads": "k", "v_heads": "v", "q": "q", "k": "k", "v": "v", "qkv": "qkv",
+         "q_proj": "q", "k_proj": "k", "v_proj": "v", "qkv_proj": "qkv",
          "scores": "attn", "scaled": "attn", "biased": "attn", "masked": "attn", "probs": "attn",
          "attn_drop": "attn", "weights": "attn", "rel_pos_bias": "bias", "memory": "memory",
          "attention": "x", "context": "x"}
@@ -289,10 +290,12 @@ class Body:
         self._bind(("step", j, 0), name)
 
     def _chunks(self, j: int, c: Code) -> None:
-        """`q, k, v = qkv.chunk(3, dim=-1)` for the parts of one fused projection."""
-        src, parts, _ = c.chunk
+        """`q, k, v = qkv.chunk(3, dim=-1)` (or `.split([64, 16, 16], dim=-1)`) for the parts of
+        one fused projection."""
+        src, parts, _ = c.chunk  # parts: a count (chunk) or the widths (split: GQA's q|k|v)
+        n = len(parts) if isinstance(parts, tuple) else parts
         group = sorted((cc.chunk[2], k) for k, cc in enumerate(self.codes) if cc.chunk and cc.chunk[0] == src)
-        if [i for i, _ in group] != list(range(parts)):
+        if [i for i, _ in group] != list(range(n)):
             raise AssertionError(f"chunks {group} do not cover {parts} parts")
         text, used, _ = self.operand(src)
         self._release(used)
@@ -302,4 +305,5 @@ class Body:
             self.done.add(k)
             names.append(self._name(self.codes[k].hint, False))
             self._bind(("step", k, 0), names[-1])
-        self.lines.append(f"{', '.join(names)} = {text}.chunk({parts}, dim=-1)")
+        call = f"split({list(parts)}, dim=-1)" if isinstance(parts, tuple) else f"chunk({parts}, dim=-1)"
+        self.lines.append(f"{', '.join(names)} = {text}.{call}")

@@ -275,8 +275,8 @@ class ClassEmitter:
         if t.comment:
             code.comment = t.comment(dict(node.a)) if callable(t.comment) else t.comment
             code.statement = True
-        if node.op == "chunk":
-            code.chunk = (ms.refs[0], node.a["parts"], node.a["index"])
+        if node.op in ("chunk", "split"):  # split: GQA's uneven q|k|v widths (a tuple of sizes)
+            code.chunk = (ms.refs[0], node.a["parts"] if node.op == "chunk" else tuple(node.a["sizes"]), node.a["index"])
         if self._optional(ms):
             code.default, code.statement = self._optional(ms), True
         if optional and node.op not in BUILT_AS_IDENTITY:

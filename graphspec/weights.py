@@ -16,7 +16,9 @@ the pattern's groups, or a function of them where an index shifts (DETR's `layer
 
 Both layouts of graphspec's attention work: three projections `attn.q/k/v` (unfused), or one
 `attn.qkv` of width 3C (after `passes.fuse_qkv`; `cross_attn.kv` of width 2C, DETR's `attn.qk`);
-a fused tensor is the concatenation of its parts along dim 0.
+a fused tensor is the concatenation of its parts along dim 0, cut where the `chunk`/`split` nodes
+that read it say (GQA's q is heads·hd rows, k and v kv_heads·hd; `names: hf` fuses into
+`self_attn.qkv_proj`).
 
     sd = to_graphspec(hf_model, graph)                # HF -> graphspec, for load_state_dict
     hf_sd = from_graphspec(gen.state_dict(), graph, "gpt2", like=hf_model.state_dict())
@@ -248,13 +250,31 @@ def _fmt(name: Any, groups: tuple) -> str:
 def _layout(graph: Graph) -> dict[str, list[str]]:
     """graphspec parameter or buffer -> the unfused names it stands for (one, or q/k/v for a
     fused qkv)."""
-    out = {}
+    return {name: [c for c, _ in parts] for name, parts in _parts(graph).items()}
+
+
+_FUSED = re.compile(r"(.*)\.(qkv|qk|kv)(_proj)?\.(weight|bias)")
+
+
+def _parts(graph: Graph) -> dict[str, list[tuple[str, int | None]]]:
+    """graphspec parameter or buffer -> [(unfused name, rows along dim 0)]: one whole tensor
+    (rows None), or the parts of a projection fused by `passes.fuse_qkv` (`attn.qkv`, `attn.kv`,
+    DETR's `attn.qk`; `self_attn.qkv_proj` under `names: hf`), in q|k|v order. A part's rows are
+    the width of the `chunk`/`split` node that reads it (GQA: q is heads·hd wide, k and v
+    kv_heads·hd), so an uneven fused tensor is cut where its parts really end."""
+    out: dict[str, list[tuple[str, int | None]]] = {}
     for name in [*parameters(graph), *buffers(graph)]:
-        m = re.fullmatch(r"(.*)\.(qkv|qk|kv)\.(weight|bias)", name)
-        if m:  # fuse_qkv: q|k|v, k|v of cross-attention (both read the encoder output), q|k of DETR
-            out[name] = [f"{m[1]}.{p}.{m[3]}" for p in m[2]]
-        else:
-            out[name] = [name]
+        m = _FUSED.fullmatch(name)
+        if not m:
+            out[name] = [(name, None)]
+            continue
+        owner, suffix = name[: -len(m[4]) - 1], m[3] or ""
+        readers = sorted((u for u in graph.users(owner) if u.op in ("chunk", "split")), key=lambda u: u.a["index"]) \
+            if owner in graph else []
+        if len(readers) == len(m[2]):  # the chunks keep the projections' names (q_proj, ...)
+            out[name] = [(f"{u.name}.{m[4]}", u.shape[-1]) for u in readers]
+        else:  # no graph node to read widths from: equal parts
+            out[name] = [(f"{m[1]}.{p}{suffix}.{m[4]}", None) for p in m[2]]
     return out
 
 
@@ -312,10 +332,11 @@ def from_graphspec(state: Mapping[str, Any], graph: Graph, family: str, like: Ma
     packed: dict[str, dict[int, Any]] = {}
     packed_how: dict[str, str] = {}
     out: dict[str, Any] = {}
-    for name, canon in _layout(graph).items():
+    for name, canon in _parts(graph).items():
         t = state[name]
-        chunks = t.chunk(len(canon), 0) if len(canon) > 1 else [t]
-        for c, part in zip(canon, chunks, strict=True):
+        rows = [r for _, r in canon]
+        chunks = [t] if len(canon) == 1 else t.split(rows, 0) if None not in rows else t.chunk(len(canon), 0)
+        for (c, _), part in zip(canon, chunks, strict=True):
             try:
                 names, how = _rule(family, c)
                 key = _target(names, family, like)

@@ -74,6 +74,8 @@ def rel_err(a, b) -> float:
 def test_generated_module_matches_hugging_face(name, passes):
     hf = hf_model(name)
     graph, net, _ = generated(name, passes)
+    if passes != "none":  # fuse_qkv packed q_proj|k_proj|v_proj (GQA: (h + 2·kv)·d rows) into qkv_proj
+        assert "layers.0.self_attn.qkv_proj" in graph and "layers.0.self_attn.q_proj.weight" not in net.state_dict()
     net.load_state_dict(to_graphspec(hf, graph), strict=True)
     ids = torch.randint(0, 120, (2, 12), generator=torch.Generator().manual_seed(2))
     with torch.no_grad():

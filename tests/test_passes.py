@@ -31,12 +31,13 @@ def attention_modules(g) -> int:
 
 
 def shared_projections(g) -> int:
-    """Attention modules where two or three of the q, k, v projections read one tensor (HF-named
-    q_proj/k_proj/v_proj stay apart: graphspec.weights maps a fused qkv to q, k, v only)."""
+    """Attention modules where two or three of the q, k, v projections read one tensor (also
+    HF-named q_proj/k_proj/v_proj, which fuse into qkv_proj)."""
     n = 0
     for path, m in g.modules.items():
-        if m.cls.endswith("Attention") and f"{path}.q" in g:
-            n += len({g[f"{path}.{t}"].inputs for t in "qkv"}) < 3
+        for s in ("", "_proj"):
+            if m.cls.endswith("Attention") and f"{path}.q{s}" in g:
+                n += len({g[f"{path}.{t}{s}"].inputs for t in "qkv"}) < 3
     return n
 
 
@@ -74,7 +75,7 @@ def test_qkv_fusion_keeps_macs_and_parameters(spec, order):
     assert r.applied == shared_projections(g)
     assert analysis.macs(out) == analysis.macs(g)
     assert analysis.param_count(out) == analysis.param_count(g)
-    fused = [x.name for x in out if x.op == "linear" and x.local in ("qkv", "kv", "qk")]
+    fused = [x.name for x in out if x.op == "linear" and x.local in ("qkv", "kv", "qk", "qkv_proj")]
     assert len(fused) == r.applied
     assert all(f"{name}.weight" in r.renames for name in fused)
 

@@ -168,7 +168,7 @@ def test_gqa_qkv_is_one_linear_split_unevenly(tmp_path):
         params = rename_params(params, r.renames)
     close(run(out, x, params), ref)
     gen = emit(out, m.spec)
-    assert "enable_gqa=True" in gen.source and "qkv.split([64, 16, 16], dim=-1)" in gen.source
+    assert "enable_gqa=True" in gen.source and "q, k, v = self.qkv(x).split([64, 16, 16], dim=-1)" in gen.source
     net = getattr(load(gen.source), gen.class_name)().eval()
     net.load_state_dict(params, strict=True)
     with torch.no_grad():
@@ -176,10 +176,16 @@ def test_gqa_qkv_is_one_linear_split_unevenly(tmp_path):
     torch.testing.assert_close(got, ref["lm_head"], atol=1e-5, rtol=1e-5)
 
 
-def test_hf_named_projections_stay_apart_with_the_reason():
-    _, (r,) = run_pipeline(lowered("mistral_7b", True), "fuse_qkv")
-    assert r.applied == 0
-    assert any("are not named ['q', 'k', 'v']" in why for _, why in r.declined)
+def test_hf_named_projections_fuse_into_qkv_proj():
+    """names: hf (q_proj, k_proj, v_proj) fuse into Phi-3's `qkv_proj`, split (64, 16, 16) on
+    Mistral's GQA; graphspec.weights cuts the tensor at those widths (tests/test_llm_numerics.py
+    maps HF's state dict in and out through it)."""
+    g = lowered("mistral_7b", True)
+    out, (r,) = run_pipeline(g, "fuse_qkv")
+    assert r.applied == 2 and r.declined == []
+    a = "layers.0.self_attn"
+    assert fmt_node(out[f"{a}.v_proj"]).startswith(f"%{a}.v_proj = split(%{a}.qkv_proj, sizes=(64, 16, 16), index=2)")
+    assert r.renames[f"{a}.qkv_proj.weight"] == (f"{a}.q_proj.weight", f"{a}.k_proj.weight", f"{a}.v_proj.weight")
 
 
 # -- the fused op's facets against an independent reference ----------------------------------

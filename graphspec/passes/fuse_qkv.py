@@ -28,7 +28,9 @@ fused layouts) into one linear of width (h + 2·kv)·d, split unevenly:
 
 q and k may pass a per-head norm (qk_norm) and the rotary embedding on their way to the
 attention. Projections named as Hugging Face names them (`names: hf`: q_proj, k_proj, v_proj)
-stay apart, with the reason: graphspec.weights maps a fused `qkv` to q, k and v only.
+fuse into `qkv_proj` (Phi-3's name); graphspec.weights cuts a fused tensor at the widths of the
+split nodes that read it, so Hugging Face's separate q_proj/k_proj/v_proj map in and out exactly.
+Other names stay apart, with the reason.
 """
 
 from __future__ import annotations
@@ -66,16 +68,18 @@ def _fuse(m: Match, tags: tuple[str, ...]):
         return m.decline(f"projections {[n.name for n in lins]} differ in bias (one linear has one bias flag)")
     if len({n.a["in_features"] for n in lins}) != 1:
         return m.decline(f"projections {[n.name for n in lins]} differ in input width")
-    if any(n.local != t for n, t in zip(lins, tags, strict=True)):  # NB: names: hf (q_proj, k_proj, v_proj)
-        return m.decline(f"projections {[n.local for n in lins]} are not named {list(tags)}: graphspec.weights "
-                         f"maps a fused `{''.join(tags)}` to {', '.join(tags)} only, so they stay apart")
+    suffix = "_proj" if lins[0].local == f"{tags[0]}_proj" else ""  # names: hf (q_proj, k_proj, v_proj)
+    if any(n.local != t + suffix for n, t in zip(lins, tags, strict=True)):
+        return m.decline(f"projections {[n.local for n in lins]} are not named {[t + suffix for t in tags]}: "
+                         f"graphspec.weights maps a fused `{''.join(tags)}{suffix}` to those names only, "
+                         "so they stay apart")
     if len({n.module for n in lins}) != 1:
         return m.decline("projections belong to different modules")
     attn, bias = first.module, first.a.get("bias", True)
     if len(tags) == 3 and "sr_ratio" in m.g.modules.get(attn, _NO_MODULE).a:
         return m.decline("PVT's attention keeps q apart from k|v in every stage (official `q` and `kv`), "
                          "so that stages with and without spatial reduction share one class")
-    local = "".join(tags)  # qkv or kv
+    local = "".join(tags) + suffix  # qkv or kv; qkv_proj as Phi-3 names it
     fused = m.fresh(f"{attn}.{local}" if attn else local)
     m.emit("linear", (src.name,), fused, like=first, out_features=sum(widths), bias=bias,
            in_features=src.shape[-1])
