@@ -236,6 +236,9 @@ def _symbolic(v: Any) -> bool:
 @set_option
 @symbolic_option
 @click.option("--check", is_flag=True, help="Compare with the spec's `expect:` block; exit 1 on a mismatch.")
+@click.option("--formulas", is_flag=True,
+              help="Each attention sub-layer's IR MACs next to the paper's formula (Swin Eq. 1-2, PVT, GQA, "
+                   "sliding windows) and the global version of windowed attention; exit 1 if one disagrees.")
 @click.option("--convention", type=click.Choice(CONVENTION_NAMES), default="macs", show_default=True,
               help="macs: torchvision/papers; swin: + LayerNorm (official flops()); all: + softmax and "
                    "elementwise; flops: 2×MAC; swin-paper: no class token, no head (Swin Table 1 ViT).")
@@ -243,10 +246,15 @@ def _symbolic(v: Any) -> bool:
               help="Module depth of the table (1: stages/blocks, 2: blocks/sub-layers).")
 @pass_options(default=PIPELINE)
 @user_errors
-def flops(spec, overrides, symbolic, check, convention, depth, passes, disable_pass, print_after) -> None:
+def flops(spec, overrides, symbolic, check, formulas, convention, depth, passes, disable_pass, print_after) -> None:
     """Per-module parameters and MACs of SPEC, with totals; --check against `expect:`."""
     if check and symbolic:
         raise UserError("--check compares exact integers: drop --symbolic")
+    if formulas:  # checks symbolically and at the spec's size: --symbolic is implied
+        from graphspec.cli import formulas_cmd
+
+        sys.exit(formulas_cmd.run(spec, overrides, convention, dict(passes=passes, disable_pass=disable_pass,
+                                                                    print_after=print_after)))
     built = _build(spec, overrides, symbolic, dict(passes=passes, disable_pass=disable_pass,
                                                    print_after=print_after))
     conv = _convention(convention)
