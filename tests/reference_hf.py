@@ -63,3 +63,52 @@ def perturbed(model, seed=0):
         for p in model.parameters():
             p.add_(0.02 * torch.randn(p.shape, generator=g))
     return model.eval()
+
+
+# `graphspec import` (tests/test_hf_import.py): per model_type, the Config class, the model class
+# a config without `architectures` stands for, and two settings beside the defaults that change
+# the model (a published size, and options: biases, GQA, head_dim, tied heads, windows, experts).
+IMPORT_FAMILIES = {
+    "gpt2": ("GPT2Config", "GPT2LMHeadModel", [dict(n_embd=1024, n_layer=24, n_head=16),
+                                               dict(tie_word_embeddings=False, n_inner=2048, activation_function="relu",
+                                                    n_positions=256, scale_attn_weights=False)]),
+    "bert": ("BertConfig", "BertModel", [dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                                              intermediate_size=4096),
+                                         dict(type_vocab_size=1, vocab_size=50000, max_position_embeddings=1024,
+                                              hidden_act="relu")]),
+    "vit": ("ViTConfig", "ViTModel", [dict(architectures=["ViTForImageClassification"], num_labels=10,
+                                           image_size=384, patch_size=32),
+                                      dict(qkv_bias=False, hidden_size=384, num_attention_heads=6,
+                                           intermediate_size=1536, num_channels=1)]),
+    "swin": ("SwinConfig", "SwinModel", [dict(architectures=["SwinForImageClassification"], num_labels=1000,
+                                              embed_dim=128, depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32]),
+                                         dict(image_size=384, window_size=12, qkv_bias=False, mlp_ratio=2.0)]),
+    "llama": ("LlamaConfig", "LlamaForCausalLM", [dict(num_key_value_heads=8, attention_bias=True, mlp_bias=True),
+                                                  dict(tie_word_embeddings=True, hidden_size=2048, head_dim=128,
+                                                       num_attention_heads=32, num_hidden_layers=4)]),
+    "mistral": ("MistralConfig", "MistralForCausalLM", [dict(sliding_window=None, num_key_value_heads=32),
+                                                        dict(head_dim=64, num_hidden_layers=8, vocab_size=32768)]),
+    "mixtral": ("MixtralConfig", "MixtralForCausalLM", [dict(num_local_experts=4, num_experts_per_tok=1),
+                                                        dict(sliding_window=4096, num_key_value_heads=4,
+                                                             num_hidden_layers=4)]),
+    "qwen2": ("Qwen2Config", "Qwen2ForCausalLM", [dict(num_key_value_heads=4, tie_word_embeddings=True),
+                                                  dict(hidden_size=896, num_attention_heads=14, num_key_value_heads=2,
+                                                       intermediate_size=4864, num_hidden_layers=24)]),
+    "gemma": ("GemmaConfig", "GemmaForCausalLM", [dict(hidden_size=2048, intermediate_size=16384, num_hidden_layers=18,
+                                                       num_attention_heads=8, num_key_value_heads=1, head_dim=256),
+                                                  dict(attention_bias=True, num_hidden_layers=4)]),
+    "phi": ("PhiConfig", "PhiForCausalLM", [dict(hidden_size=2560, intermediate_size=10240, num_hidden_layers=32,
+                                                 rope_parameters={"rope_theta": 10000.0, "partial_rotary_factor": 0.4,
+                                                                  "rope_type": "default"}),
+                                            dict(num_key_value_heads=8, num_hidden_layers=4)]),
+    "t5": ("T5Config", "T5Model", [dict(**T5_BASE), dict(d_kv=32, num_decoder_layers=3)]),
+    "pvt": ("PvtConfig", "PvtForImageClassification", [dict(depths=[3, 4, 6, 3]),
+                                                       dict(qkv_bias=False, num_labels=10, mlp_ratios=[4, 4, 4, 4])]),
+}
+
+
+def hf_classes(model_type: str, settings: dict | None = None):
+    """(Config class, model class) for an import case: `architectures` picks the model class."""
+    cfg_cls, model_cls, _ = IMPORT_FAMILIES[model_type]
+    arch = (settings or {}).get("architectures")
+    return getattr(transformers, cfg_cls), getattr(transformers, arch[0] if arch else model_cls)

@@ -1,0 +1,181 @@
+"""`graphspec import`, `graphspec export --format hf`, `graphspec import-weights`: to and from
+Hugging Face.
+
+    graphspec import config.json -o llama.yaml            # a HF config -> a readable spec
+    graphspec export gpt2 --format hf -o out/              # out/config.json (AutoConfig loads it)
+    graphspec export gpt2 --format hf -o out/ --weights build/gpt2-torch   # + out/model.safetensors
+    graphspec import-weights gpt2 hf/model.safetensors -o weights.safetensors
+
+Config files and weights are data: JSON (at most 1 MiB) and safetensors only, never a pickle.
+Outputs are published atomically (graphspec/io.py) and an existing one is replaced only with
+--force. An option graphspec cannot express, or weights that do not fit, exit 2 naming it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+import click
+from graphspec.cli.main import UserError, user_errors
+
+import graphspec
+from graphspec.io import atomic_dir, atomic_write
+
+MAX_WEIGHTS = 64 << 30
+
+
+def _refuse_existing(path: Path, force: bool) -> None:
+    if os.path.lexists(path) and not force:
+        raise UserError(f"{path} exists; graphspec does not replace it without --force")
+
+
+def _checked_spec(text: str, name: str) -> graphspec.Model:
+    """The imported spec loaded, so that what is written is a spec graphspec reads."""
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / f"{name}.yaml"
+        p.write_text(text)
+        return graphspec.load(p)
+
+
+@click.command("import")
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", default="-", metavar="FILE", help="Write the spec here (atomically); '-' for stdout.")
+@click.option("--name", default=None, help="The spec's name (default: the config's model_type).")
+@click.option("--force", is_flag=True, help="Replace an existing output file.")
+@user_errors
+def import_cmd(config: Path, output: str, name: str | None, force: bool) -> None:
+    """A Hugging Face CONFIG (config.json) as a graphspec spec."""
+    from graphspec.interchange.config import read_config
+    from graphspec.interchange.hf_import import from_hf_config
+    from graphspec.spec.source import display, read_spec_file
+
+    if name is not None and not name.replace("_", "").replace("-", "").isalnum():
+        raise UserError(f"--name {name!r}: use letters, digits, '_' and '-'")
+    data = read_config(config)
+    text = from_hf_config(data, name=name, file=display(config), text=read_spec_file(config))
+    model = _checked_spec(text, name or str(data["model_type"]))
+    if output == "-":
+        click.echo(text, nl=False)
+        return
+    _refuse_existing(Path(output), force)
+    atomic_write(output, text)
+    click.echo(f"wrote {output}: {model.params():,} parameters", err=True)
+
+
+def _read_weights(path: Path) -> dict:
+    """Tensors of a safetensors file (or of a build directory's weights.safetensors)."""
+    import torch
+
+    from graphspec.backends.weights import load
+
+    if path.is_dir():
+        path = path / "weights.safetensors"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as e:
+        raise UserError(f"cannot read weights {path}: {e.strerror or e}") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_WEIGHTS:
+            raise UserError(f"weights {path}: not a regular file of at most {MAX_WEIGHTS:,} bytes")
+        data = f.read()
+    try:
+        arrays = load(data)
+    except ValueError as e:
+        raise UserError(f"weights {path}: {e}; graphspec reads safetensors only (no pickle)") from None
+    return {k: torch.from_numpy(v.copy()) for k, v in arrays.items()}
+
+
+def _graph_for(model: graphspec.Model, keys: set[str]):
+    """The graph whose parameters the weights are named after: unfused, or after the default
+    passes (a torch build's, with a fused `attn.qkv`)."""
+    from graphspec.analysis import buffers, parameters
+
+    graphs = [model.graph]
+    try:
+        from graphspec.passes import run_pipeline
+
+        graphs.append(run_pipeline(model.graph, "default")[0])
+    except ImportError:
+        pass
+    for g in graphs:
+        if set(parameters(g)) <= keys <= set(parameters(g)) | set(buffers(g)):
+            return g
+    want = set(parameters(graphs[0]))
+    raise UserError(f"the weights are not {model.spec.name}'s: missing {sorted(want - keys)[:4]}, "
+                    f"unexpected {sorted(keys - want)[:4]}")
+
+
+@click.command("export")
+@click.argument("spec")
+@click.option("--format", "fmt", type=click.Choice(["hf"]), required=True, help="hf: a Hugging Face model directory.")
+@click.option("-o", "--output", required=True, metavar="DIR", help="The directory to write (atomically).")
+@click.option("--weights", type=click.Path(path_type=Path), default=None,
+              help="A build directory or a safetensors file of graphspec-named weights: writes model.safetensors.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a variable or field of the spec.")
+@click.option("--force", is_flag=True, help="Replace an existing output directory.")
+@user_errors
+def export_cmd(spec: str, fmt: str, output: str, weights: Path | None, overrides: tuple[str, ...], force: bool) -> None:
+    """SPEC as a Hugging Face model directory (config.json [+ model.safetensors])."""
+    from graphspec.interchange.hf_export import ExportError, to_hf_config, to_hf_weights
+
+    model = graphspec.load(spec, overrides)
+    out = Path(output)
+    _refuse_existing(out, force)
+    try:
+        cfg = to_hf_config(model)
+        hf = None
+        if weights is not None:
+            state = _read_weights(weights)
+            hf = to_hf_weights(state, _graph_for(model, set(state)), cfg)
+    except ExportError as e:
+        raise UserError(str(e)) from None
+    except ImportError as e:
+        raise UserError(f"exporting weights needs transformers ({e}); pip install transformers") from None
+    with atomic_dir(out) as tmp:
+        (tmp / "config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+        if hf is not None:
+            from safetensors.torch import save_file
+
+            save_file({k: v.contiguous() for k, v in hf.items()}, str(tmp / "model.safetensors"),
+                      metadata={"format": "pt"})
+    what = f"config.json ({cfg['architectures'][0]})" + (f", model.safetensors ({len(hf)} tensors)" if hf else "")
+    click.echo(f"wrote {output}: {what}", err=True)
+
+
+@click.command("import-weights")
+@click.argument("spec")
+@click.argument("weights", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", required=True, metavar="FILE", help="graphspec-named weights.safetensors to write.")
+@click.option("--passes", type=click.Choice(["none", "default"]), default="none",
+              help="Name the weights for the unfused IR (none) or after the default passes (fused qkv).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a variable or field of the spec.")
+@click.option("--force", is_flag=True, help="Replace an existing output file.")
+@user_errors
+def import_weights_cmd(spec: str, weights: Path, output: str, passes: str, overrides: tuple[str, ...],
+                       force: bool) -> None:
+    """Hugging Face WEIGHTS (model.safetensors) renamed for SPEC's generated module."""
+    from graphspec.interchange.hf_export import ExportError, family, to_graphspec_weights
+
+    model = graphspec.load(spec, overrides)
+    _refuse_existing(Path(output), force)
+    graph = model.graph
+    if passes == "default":
+        from graphspec.passes import run_pipeline
+
+        graph = run_pipeline(graph, "default")[0]
+    try:
+        out = to_graphspec_weights(_read_weights(weights), graph, family(model.spec))
+    except ExportError as e:
+        raise UserError(str(e)) from None
+    from safetensors.torch import save
+
+    atomic_write(output, save({k: v.contiguous() for k, v in out.items()}))
+    click.echo(f"wrote {output}: {len(out)} tensors named for {model.spec.name} (passes: {passes})", err=True)
+
+
+COMMANDS = [import_cmd, export_cmd, import_weights_cmd]

@@ -1,0 +1,254 @@
+"""A spec as a Hugging Face model directory: `config.json`, and `model.safetensors` from weights.
+
+    cfg = to_hf_config(graphspec.load("gpt2"))            # {"model_type": "gpt2", ...}
+    export_hf(model, "out/", weights={...})               # out/config.json, out/model.safetensors
+
+`to_hf_config` reads the family off the spec (GPT-2: learned positions and a tied LM head;
+BERT: token types and a pooler; ViT: patches and a class token; `names: hf` decoders: Llama,
+Mistral (a sliding window), Mixtral (experts), Qwen2 (q/k/v biases only), Gemma (RMSNorm
+(1 + w) and a scaled embedding), Phi (a parallel block)) and writes its config. It then checks
+its own answer: the config, imported back (`from_hf_config`), must lower to the same IR as the
+spec, node for node (ops, attributes, shapes; source locations aside). A spec that uses a
+construct the family's config has no key for (a soft-cap, a per-layer pattern, a free block)
+fails that check and is an error, never a config of a different model.
+
+Weights are mapped with graphspec/weights.py (`from_graphspec`), onto the parameter names of
+the HF model class built from the config on the meta device (transformers is needed for
+that step only), and written as safetensors (no pickle).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from graphspec.interchange.hf_import import from_hf_config
+from graphspec.spec.errors import SpecError
+
+ACT_OUT = {"gelu": "gelu", "gelu_tanh": "gelu_new", "relu": "relu", "silu": "silu"}
+GEMMA_ACT = {"gelu_tanh": "gelu_pytorch_tanh"}
+
+
+class ExportError(Exception):
+    """The spec cannot be written as a Hugging Face config (a user error: exit code 2)."""
+
+
+def _d_ff(st) -> int:
+    mlp = st.mlp
+    if mlp is not None and mlp.name == "moe":
+        mlp = mlp.get("expert")
+    d_ff = mlp.get("d_ff") if mlp is not None else st.d_ff
+    return int(d_ff if d_ff is not None else (mlp.get("ratio") if mlp is not None else st.mlp_ratio) * st.dim)
+
+
+def _act(st) -> str:
+    mlp = st.mlp
+    if mlp is not None and mlp.name == "moe":
+        mlp = mlp.get("expert")
+    return mlp.get("act") if mlp is not None else st.act
+
+
+def family(spec) -> str:
+    """The Hugging Face `model_type` whose config can describe `spec` (ExportError otherwise)."""
+    e, stacks, head = spec.embed, spec.stacks, spec.head
+    if len(stacks) == 1:
+        st = stacks[0]
+        norm = st.norm_kind.name if st.norm_kind is not None else "layer_norm"
+        mlp = st.mlp.name if st.mlp is not None else "mlp"
+        if e.kind == "tokens" and e.pos == "rope" and st.role == "decoder" and st.names == "hf":
+            if norm == "layer_norm" and st.norm == "parallel":
+                return "phi"
+            if norm == "rms_norm" and st.norm_kind.get("offset") == 1:
+                return "gemma"
+            if mlp == "moe":
+                return "mixtral"
+            if any(m.name == "sliding" for m in st.masks):
+                return "mistral"
+            if st.qkv_bias and not st.out_bias:
+                return "qwen2"
+            return "llama"
+        if e.kind == "tokens" and e.pos == "learned" and st.role == "decoder" and head.kind in ("lm", "none"):
+            return "gpt2"
+        if e.kind == "tokens" and e.pos == "learned" and st.role == "encoder" and head.kind == "pooler":
+            return "bert"
+        if e.kind == "patches" and e.cls_token and len(st.depths) == 1 and head.kind in ("classifier", "pooler"):
+            return "vit"
+    raise ExportError(f"{spec.name}: no Hugging Face family graphspec exports describes this spec; exported are "
+                      "gpt2, bert, vit and the `names: hf` decoders llama, mistral, mixtral, qwen2, gemma, phi")
+
+
+def _gpt2(spec) -> dict:
+    e, st, h = spec.embed, spec.stacks[0], spec.head
+    return dict(architectures=["GPT2LMHeadModel" if h.kind == "lm" else "GPT2Model"], vocab_size=e.vocab,
+                n_positions=e.max_len, n_embd=st.dim, n_layer=sum(st.depths), n_head=st.heads[0], n_inner=_d_ff(st),
+                activation_function=ACT_OUT.get(_act(st), _act(st)), resid_pdrop=st.dropout, embd_pdrop=e.dropout,
+                attn_pdrop=st.attn_dropout, layer_norm_epsilon=st.eps, tie_word_embeddings=bool(h.tied),
+                scale_attn_weights=st.scale is None)
+
+
+def _bert(spec) -> dict:
+    e, st = spec.embed, spec.stacks[0]
+    return dict(architectures=["BertModel"], vocab_size=e.vocab, hidden_size=st.dim, num_hidden_layers=sum(st.depths),
+                num_attention_heads=st.heads[0], intermediate_size=_d_ff(st), hidden_act=ACT_OUT.get(_act(st), _act(st)),
+                hidden_dropout_prob=st.dropout, attention_probs_dropout_prob=st.attn_dropout,
+                max_position_embeddings=e.max_len, type_vocab_size=e.types, layer_norm_eps=st.eps)
+
+
+def _vit(spec) -> dict:
+    e, st, h, i = spec.embed, spec.stacks[0], spec.head, spec.input
+    cfg = dict(architectures=["ViTForImageClassification" if h.kind == "classifier" else "ViTModel"],
+               hidden_size=st.dim, num_hidden_layers=sum(st.depths), num_attention_heads=st.heads[0],
+               intermediate_size=_d_ff(st), hidden_act=ACT_OUT.get(_act(st), _act(st)),
+               hidden_dropout_prob=e.dropout, attention_probs_dropout_prob=st.attn_dropout, layer_norm_eps=st.eps,
+               image_size=i.img_size, patch_size=e.patch, num_channels=i.channels, qkv_bias=bool(st.qkv_bias))
+    if h.kind == "classifier":
+        cfg.update(num_labels=h.classes, id2label={str(k): f"LABEL_{k}" for k in range(h.classes)},
+                   label2id={f"LABEL_{k}": k for k in range(h.classes)})
+    return cfg
+
+
+def _llm(spec, mt: str) -> dict:
+    e, st, h = spec.embed, spec.stacks[0], spec.head
+    rope = e.pos_use.a
+    cls = {"llama": "Llama", "mistral": "Mistral", "mixtral": "Mixtral", "qwen2": "Qwen2", "gemma": "Gemma",
+           "phi": "Phi"}[mt]
+    hd = st.head_dim or st.dim // st.heads[0]
+    cfg = dict(architectures=[f"{cls}ForCausalLM" if h.kind == "lm" else f"{cls}Model"], vocab_size=e.vocab,
+               hidden_size=st.dim, intermediate_size=_d_ff(st), num_hidden_layers=sum(st.depths),
+               num_attention_heads=st.heads[0], num_key_value_heads=st.kv_heads or st.heads[0],
+               hidden_act=ACT_OUT.get(_act(st), _act(st)), tie_word_embeddings=bool(h.tied),
+               attention_dropout=st.attn_dropout, max_position_embeddings=max(2048, spec.input.seq_len or 0),
+               rope_parameters={"rope_theta": float(rope["theta"]), "rope_type": "default"})
+    if mt != "phi":
+        cfg["head_dim"] = hd
+        cfg["rms_norm_eps"] = float(st.norm_kind.get("eps"))
+    if mt in ("llama", "gemma"):
+        cfg["attention_bias"] = bool(st.qkv_bias)
+    if mt == "llama":
+        cfg["mlp_bias"] = bool(st.mlp_bias)
+    if mt == "gemma":
+        cfg["hidden_act"] = GEMMA_ACT.get(_act(st), _act(st))
+    if mt in ("mistral", "mixtral"):
+        slid = [m for m in st.masks if m.name == "sliding"]
+        cfg["sliding_window"] = slid[0].get("window") if slid else None
+    if mt == "mixtral":
+        cfg.update(num_local_experts=st.mlp.get("experts"), num_experts_per_tok=st.mlp.get("top_k"),
+                   router_jitter_noise=0.0)
+    if mt == "qwen2":
+        cfg["use_sliding_window"] = False
+    if mt == "phi":
+        cfg.update(layer_norm_eps=float(st.norm_kind.get("eps")), resid_pdrop=st.dropout, embd_pdrop=e.dropout)
+        cfg["rope_parameters"]["partial_rotary_factor"] = float(rope["fraction"])
+    return cfg
+
+
+def to_hf_config(model) -> dict:
+    """The Hugging Face config (a JSON-able dict) of `model` (graphspec.Model), checked by
+    importing it back: ExportError where the config would describe another model."""
+    spec = model.spec
+    mt = family(spec)
+    cfg = {"model_type": mt, **(_llm(spec, mt) if mt in ("llama", "mistral", "mixtral", "qwen2", "gemma", "phi")
+                                 else {"gpt2": _gpt2, "bert": _bert, "vit": _vit}[mt](spec))}
+    _check_round_trip(model, cfg)
+    return cfg
+
+
+def _ir_lines(graph) -> list[str]:
+    lines = str(graph).splitlines()[1:]
+    return [re.sub(r"\s+#.*$", "", ln) for ln in lines]
+
+
+def _check_round_trip(model, cfg: dict) -> None:
+    import tempfile
+    from pathlib import Path
+
+    import graphspec
+
+    try:
+        text = from_hf_config(cfg, name=model.spec.name)
+    except SpecError as e:
+        raise ExportError(f"{model.spec.name}: the {cfg['model_type']} config graphspec would write is not one it "
+                          f"can read back:\n{e}") from None
+    i = model.spec.input
+    sets = [f"batch={i.batch}"] + ([f"seq_len={i.seq_len}"] + ([f"tgt_len={i.tgt_len}"] if "tgt_len=" in text else [])
+                                   if i.kind == "tokens" else [])
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "imported.yaml"
+        p.write_text(text)
+        back = graphspec.load(p, sets)
+    a, b = _ir_lines(model.graph), _ir_lines(back.graph)
+    if a != b:
+        diff = next((f"spec: {x}\n  config: {y}" for x, y in zip(a, b) if x != y),
+                    f"{len(a)} nodes in the spec, {len(b)} from the config")
+        raise ExportError(f"{model.spec.name}: a {cfg['model_type']} config cannot describe this spec exactly; "
+                          f"the first difference in the IR:\n  {diff}")
+
+
+def hf_model_class(cfg: dict):
+    import transformers
+
+    return getattr(transformers, cfg["architectures"][0])
+
+
+def hf_like(cfg: dict) -> dict[str, Any]:
+    """The HF model's state dict for `cfg`, on the meta device (names and shapes, no memory)."""
+    import torch
+    import transformers
+
+    config = transformers.AutoConfig.for_model(**cfg)
+    with torch.device("meta"):
+        return hf_model_class(cfg)(config).state_dict()
+
+
+def weight_family(mt: str) -> str:
+    from graphspec.weights import HF_FAMILIES
+
+    return HF_FAMILIES.get(mt, "llama")
+
+
+def to_hf_weights(state: dict, graph, cfg: dict) -> dict:
+    """graphspec-named tensors (of `graph`'s parameters) -> the HF model's names, checked against
+    the HF model's own keys (ExportError names what is missing or left over)."""
+    from graphspec.weights import WeightError, from_graphspec
+
+    like = hf_like(cfg)
+    tied = _tied(cfg, like)
+    try:
+        out = from_graphspec(state, graph, weight_family(cfg["model_type"]),
+                             like={k: v for k, v in like.items() if k not in tied})
+    except (WeightError, KeyError) as e:
+        raise ExportError(f"the weights do not fit the {cfg['model_type']} model: {e}") from None
+    missing = sorted(set(like) - set(out) - tied)
+    extra = sorted(set(out) - set(like))
+    if missing or extra:
+        raise ExportError(f"the weights do not fit {cfg['architectures'][0]}: missing {missing[:5]}, unexpected {extra[:5]}")
+    for k, v in out.items():
+        if tuple(v.shape) != tuple(like[k].shape):
+            raise ExportError(f"weight {k}: shape {tuple(v.shape)}, {cfg['architectures'][0]} wants {tuple(like[k].shape)}")
+    return out
+
+
+def _tied(cfg: dict, like: dict) -> set[str]:
+    """The LM head's weight where it is the token embedding's (HF's save_pretrained leaves it out)."""
+    return {"lm_head.weight"} & set(like) if cfg.get("tie_word_embeddings", cfg["model_type"] == "gpt2") else set()
+
+
+def to_graphspec_weights(sd: dict, graph, mt: str) -> dict:
+    """A Hugging Face state dict (from model.safetensors) named as `graph`'s parameters; every
+    parameter found with its shape, every HF tensor used (ExportError otherwise)."""
+    from graphspec.analysis import tensors
+    from graphspec.weights import WeightError, name_map, to_graphspec
+
+    fam = weight_family(mt)
+    try:
+        out = to_graphspec(sd, graph, fam)
+        used = {n for names in name_map(graph, fam, like=sd).values() for n in names}
+    except (WeightError, KeyError) as e:
+        raise ExportError(f"the Hugging Face weights do not fit {graph.name}: {e}") from None
+    extra = sorted(set(sd) - used - {"lm_head.weight"})
+    if extra:
+        raise ExportError(f"the Hugging Face weights have tensors {graph.name} has no place for: {extra[:5]}")
+    for k, shape in tensors(graph).items():
+        if k in out and tuple(out[k].shape) != tuple(int(d) for d in shape):
+            raise ExportError(f"weight {k}: shape {tuple(out[k].shape)}, {graph.name} wants {tuple(shape)}")
+    return out

@@ -1,0 +1,225 @@
+"""A Hugging Face `config.json` as a readable graphspec spec (`graphspec import CONFIG.json`).
+
+    text = from_hf_config(json.load(open("config.json")))        # YAML text, like specs/*.yaml
+    graphspec.load(path_of(text))                                # params = the HF model's
+
+One function per `model_type` (`_gpt2`, `_bert`, ..., `_llm` for the Llama-like families) reads
+the keys that shape the model through `config.Reader` (typed, defaulted as the HF Config class
+of transformers 5 defaults them) and writes the spec with the vocabulary of graphspec/vocab.
+An option whose value graphspec cannot express (`rope_scaling`, a `hidden_act` it has no
+activation for, Qwen2's `use_sliding_window`, ...) or does not know is an error naming it and
+its value; nothing is dropped silently. The head follows `architectures[0]` (e.g.
+LlamaForCausalLM: `lm`, ViTForImageClassification: `classifier`); without it, the family's
+base model (GPT-2, Llama & co.: the causal LM; BERT, ViT: with the pooler; Swin, T5: none).
+DETR is not imported (its backbone is a separate spec; see `_unsupported`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphspec.interchange.config import Reader, show
+from graphspec.interchange.defaults import DEFAULTS, FAMILY_IGNORED
+from graphspec.spec.errors import Loc, SpecError
+
+ACTS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu_fast": None,
+        "relu": "relu", "silu": "silu", "swish": "silu"}
+ACT_FIX = "graphspec has gelu (erf), gelu_tanh (gelu_new, gelu_pytorch_tanh), relu and silu"
+
+
+class Spec:
+    """The pieces of a spec, rendered in the bundled specs' layout."""
+
+    def __init__(self, name: str, comment: list[str]):
+        self.name, self.comment = name, comment
+        self.names_hf = False
+        self.vars: list[tuple[str, Any]] = []
+        self.input = self.embed = self.head = ""
+        self.stacks: list[tuple[str, list[tuple[str, Any]]]] = []
+
+    def var(self, name: str, value: Any) -> str:
+        self.vars.append((name, value))
+        return name
+
+    def text(self) -> str:
+        out = [f"# {c}" if c else "#" for c in self.comment]
+        out.append(f"name: {self.name}")
+        if self.names_hf:
+            out.append("names: hf")
+        out.append("vars: " + ", ".join(f"{k}={num(v)}" for k, v in self.vars))
+        out += [f"input: {self.input}", f"embed: {self.embed}"]
+        for key, fields in self.stacks:
+            out.append(f"{key}:")
+            out += [f"  {k}: {v if isinstance(v, str) else num(v)}" for k, v in fields]
+        out.append(f"head: {self.head}")
+        return "\n".join(out) + "\n"
+
+
+def num(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float) and v.is_integer() and abs(v) < 1e15:
+        return str(int(v))
+    if isinstance(v, list):
+        return "[" + ", ".join(num(x) for x in v) + "]"
+    return repr(v) if isinstance(v, float) else str(v)
+
+
+def _act(r: Reader, key: str) -> str:
+    v = r.str(key, "gelu")
+    act = ACTS.get(v)
+    if act is None:
+        r.error(key, f"option {key} = {show(v)} is not expressible in graphspec: no such activation", ACT_FIX)
+        return "gelu"
+    return act
+
+
+def _head(r: Reader, family: str, heads: dict[str, str], default: str) -> str:
+    """The spec's head for `architectures[0]` (its family's base model without one)."""
+    arch = r.raw("architectures")
+    if arch in (None, []):
+        return heads[default]
+    if not (isinstance(arch, list) and all(isinstance(a, str) for a in arch)):
+        r.error("architectures", f"architectures must be a list of class names, not {show(arch)}")
+        return heads[default]
+    if arch[0] not in heads:
+        r.error("architectures", f"option architectures = {show(arch)} is not expressible in graphspec: "
+                f"{arch[0]} has a head graphspec does not build",
+                f"graphspec builds {', '.join(sorted(heads))} for {family}; remove `architectures` to import {default}")
+        return heads[default]
+    return heads[arch[0]]
+
+
+def _classes(r: Reader) -> int:
+    labels = r.data.get("id2label")
+    if isinstance(labels, dict) and labels:
+        return len(labels)
+    n = r.data.get("num_labels", r.defaults.get("num_labels", 2))
+    return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 2
+
+
+def _seq(r: Reader, key: str) -> int:
+    return min(128, r.int(key) or 128)
+
+
+def _gpt2(r: Reader, s: Spec) -> None:
+    d = r.int("n_embd")
+    s.var("vocab", r.int("vocab_size")), s.var("d", d), s.var("L", r.int("n_layer")), s.var("h", r.int("n_head"))
+    s.var("d_ff", r.int("n_inner", optional=True) or 4 * d)
+    s.var("n_ctx", r.int("n_positions")), s.var("seq_len", _seq(r, "n_positions")), s.var("batch", 1)
+    r.expect("scale_attn_by_inverse_layer_idx", (False,), "attention scaled by 1/layer index")
+    r.expect("add_cross_attention", (False,), "GPT-2 with cross-attention")
+    r.raw("reorder_and_upcast_attn")  # numerics of fp16 training only
+    tied = r.bool("tie_word_embeddings", True)
+    s.input = "tokens(seq_len)"
+    s.embed = f"tokens(vocab, dim=d, pos=learned(n_ctx), dropout={num(r.float('embd_pdrop', default=0))})"
+    fields = [("dim", "d"), ("heads", "h"), ("d_ff", "d_ff"), ("norm", "pre"), ("act", _act(r, "activation_function")),
+              ("dropout", r.float("resid_pdrop", default=0)), ("attn_dropout", r.float("attn_pdrop", default=0)),
+              ("eps", r.float("layer_norm_epsilon"))]
+    if not r.bool("scale_attn_weights", True):
+        fields.append(("scale", 1))
+    s.stacks.append(("decoder×L", fields + [("final_norm", True)]))
+    lm = f"lm(tied={num(tied)})"
+    s.head = _head(r, "gpt2", {"GPT2LMHeadModel": lm, "GPT2Model": "none"}, "GPT2LMHeadModel")
+
+
+def _bert(r: Reader, s: Spec) -> None:
+    s.var("vocab", r.int("vocab_size")), s.var("H", r.int("hidden_size")), s.var("L", r.int("num_hidden_layers"))
+    s.var("A", r.int("num_attention_heads")), s.var("d_ff", r.int("intermediate_size"))
+    s.var("max_len", r.int("max_position_embeddings")), s.var("seq_len", _seq(r, "max_position_embeddings"))
+    s.var("batch", 1)
+    r.expect("is_decoder", (False,), "BERT as a causal decoder")
+    r.expect("add_cross_attention", (False,), "BERT with cross-attention")
+    r.expect("position_embedding_type", ("absolute",), "only absolute (learned) positions are built")
+    r.raw("tie_word_embeddings")  # BertModel has no LM head to tie
+    eps, drop = r.float("layer_norm_eps"), r.float("hidden_dropout_prob", default=0)
+    types = r.int("type_vocab_size")
+    s.input = "tokens(seq_len)"
+    s.embed = f"tokens(vocab, dim=H, pos=learned(max_len), types={types}, norm=true, eps={num(eps)}, dropout={num(drop)})"
+    s.stacks.append(("encoder×L", [("dim", "H"), ("heads", "A"), ("d_ff", "d_ff"), ("norm", "post"),
+                                   ("act", _act(r, "hidden_act")), ("eps", eps), ("dropout", drop),
+                                   ("attn_dropout", r.float("attention_probs_dropout_prob", default=0))]))
+    s.head = _head(r, "bert", {"BertModel": "pooler"}, "BertModel")
+
+
+def _vit(r: Reader, s: Spec) -> None:
+    d = r.int("hidden_size")
+    s.var("img_size", r.int("image_size")), s.var("patch", r.int("patch_size")), s.var("D", d)
+    s.var("L", r.int("num_hidden_layers")), s.var("h", r.int("num_attention_heads"))
+    s.var("d_ff", r.int("intermediate_size")), s.var("classes", _classes(r)), s.var("batch", 1)
+    r.raw("encoder_stride")  # ViTForMaskedImageModeling's decoder only
+    if r.int("pooler_output_size", optional=True) not in (None, d):
+        r.error("pooler_output_size", f"option pooler_output_size = {r.data['pooler_output_size']} is not expressible "
+                f"in graphspec: the pooler keeps the width ({d})")
+    r.expect("pooler_act", ("tanh",), "the pooler is tanh(W h + b)")
+    channels = r.int("num_channels")
+    s.input = "image(img_size)" if channels == 3 else f"image(img_size, channels={channels})"
+    s.embed = f"patches(patch, dim=D, cls_token=true, pos=learned, dropout={num(r.float('hidden_dropout_prob', default=0))})"
+    fields = [("dim", "D"), ("heads", "h"), ("d_ff", "d_ff"), ("norm", "pre"), ("act", _act(r, "hidden_act")),
+              ("eps", r.float("layer_norm_eps")), ("attn_dropout", r.float("attention_probs_dropout_prob", default=0))]
+    if not r.bool("qkv_bias", True):
+        fields.append(("qkv_bias", False))
+    s.stacks.append(("encoder×L", fields + [("final_norm", True)]))
+    s.head = _head(r, "vit", {"ViTForImageClassification": "classifier(classes, pool=cls)", "ViTModel": "pooler"},
+                   "ViTModel")
+
+
+def _swin(r: Reader, s: Spec) -> None:
+    depths = r.ints("depths")
+    s.var("img_size", r.int("image_size")), s.var("patch", r.int("patch_size")), s.var("C", r.int("embed_dim"))
+    s.var("M", r.int("window_size")), s.var("classes", _classes(r)), s.var("batch", 1)
+    r.expect("use_absolute_embeddings", (False,), "Swin with absolute position embeddings")
+    for k in ("encoder_stride", "num_layers", "hidden_size", "stage_names", "out_features", "out_indices"):
+        r.raw(k)  # derived, or the backbone / masked-image-modeling API only
+    eps = r.float("layer_norm_eps")
+    channels = r.int("num_channels")
+    s.input = "image(img_size)" if channels == 3 else f"image(img_size, channels={channels})"
+    s.embed = f"patches(patch, dim=C, norm=true, eps={num(eps)})"
+    fields = [("dim", "C"), ("depths", depths), ("heads", r.ints("num_heads", len(depths))),
+              ("attention", "shifted_windows(M)"), ("downsample", "patch_merging"),
+              ("mlp_ratio", r.float("mlp_ratio")), ("norm", "pre"), ("act", _act(r, "hidden_act")), ("eps", eps),
+              ("dropout", r.float("hidden_dropout_prob", default=0)),
+              ("attn_dropout", r.float("attention_probs_dropout_prob", default=0)),
+              ("drop_path", r.float("drop_path_rate", default=0))]
+    if not r.bool("qkv_bias", True):
+        fields.append(("qkv_bias", False))
+    s.stacks.append(("encoder", fields + [("final_norm", True)]))
+    s.head = _head(r, "swin", {"SwinForImageClassification": "classifier(classes, pool=mean)", "SwinModel": "none"},
+                   "SwinModel")
+
+
+from graphspec.interchange.hf_import_llm import _llm, _pvt, _t5  # noqa: E402  (they use Spec, _act, _head)
+
+BUILDERS = {"gpt2": _gpt2, "bert": _bert, "vit": _vit, "swin": _swin, "llama": _llm, "mistral": _llm,
+            "mixtral": _llm, "qwen2": _llm, "gemma": _llm, "phi": _llm, "t5": _t5, "pvt": _pvt}
+_unsupported = {"detr": "DETR's ResNet backbone is a separate spec (specs/resnet50.yaml) and its config a timm or HF "
+                        "backbone config; start from specs/detr_r50.yaml with --set instead"}
+
+
+def supported() -> list[str]:
+    return sorted(BUILDERS)
+
+
+def from_hf_config(config: dict, name: str | None = None, file: str = "<config>", text: str | None = None) -> str:
+    """The spec (YAML text) of the model a Hugging Face config describes; SpecError naming every
+    option graphspec cannot express."""
+    if not isinstance(config, dict):
+        raise SpecError.at(Loc(file, 1, 1), f"a config is a JSON object, not {type(config).__name__}")
+    mt = config.get("model_type")
+    if mt in _unsupported:
+        raise SpecError.at(Loc(file, 1, 1), f"model_type {mt!r} is not imported: {_unsupported[mt]}")
+    if mt not in BUILDERS:
+        raise SpecError.at(Reader(config, {}, file, text).loc("model_type"),
+                           f"model_type {show(mt)} is not one graphspec imports",
+                           f"supported model types: {', '.join(supported())}")
+    r = Reader(config, DEFAULTS[mt], file, text, FAMILY_IGNORED.get(mt, set()))
+    arch = config.get("architectures")
+    cls = arch[0] if isinstance(arch, list) and arch and isinstance(arch[0], str) else None
+    spec_name = name or mt
+    s = Spec(spec_name, [f"Imported from a Hugging Face `{mt}` config" + (f" ({cls})" if cls else "")
+                         + " by `graphspec import`.",
+                         "Parameter names follow graphspec's weight map for this family (graphspec/weights.py);",
+                         "dropout rates are carried where the spec has them, token ids and init settings are not."])
+    BUILDERS[mt](r, s)
+    r.finish(mt)
+    return s.text()

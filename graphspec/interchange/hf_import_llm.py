@@ -1,0 +1,184 @@
+"""The importers of the open vocabulary's families: Llama-like decoders, T5 and PVT.
+
+`_llm` covers llama, mistral, mixtral, qwen2, gemma and phi, which differ only in data (as in
+LitGPT's config): the norm kind (RMSNorm, Gemma's (1 + w), Phi's LayerNorm), its placement
+(Phi's parallel block), the MLP (SwiGLU / GeGLU, Mixtral's experts, Phi's GELU MLP), biases,
+grouped-query heads, the rotary fraction, a sliding window and the tied head.
+"""
+
+from __future__ import annotations
+
+from graphspec.interchange.config import Reader, show
+from graphspec.interchange.hf_import import Spec, _act, _classes, _head, _seq, num
+
+LM_CLASSES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "mixtral": "MixtralForCausalLM",
+              "qwen2": "Qwen2ForCausalLM", "gemma": "GemmaForCausalLM", "phi": "PhiForCausalLM"}
+
+
+def _rope(r: Reader, partial: bool) -> tuple[float, float]:
+    """(theta, rotary fraction) from transformers 5's `rope_parameters` or the older top-level
+    `rope_theta` / `rope_scaling` / `partial_rotary_factor`."""
+    if "rope_parameters" in r.data or not any(k in r.data for k in ("rope_theta", "rope_scaling")):
+        rp = r.raw("rope_parameters")
+        if not isinstance(rp, dict):
+            r.error("rope_parameters", f"rope_parameters must be an object, not {show(rp)}")
+            return 10000.0, 1.0
+        known = {"rope_theta", "rope_type", "partial_rotary_factor"} if partial else {"rope_theta", "rope_type"}
+        for k in sorted(set(rp) - known):
+            r.error("rope_parameters", f"option rope_parameters.{k} = {show(rp[k])} is not expressible in graphspec: "
+                    "graphspec's rope has a base (theta) and a rotary fraction only",
+                    "remove it for plain RoPE, or write the spec by hand")
+        if rp.get("rope_type", "default") != "default":
+            r.error("rope_parameters", f"option rope_parameters.rope_type = {show(rp.get('rope_type'))} is not "
+                    "expressible in graphspec: only the default RoPE (no scaling)", "use rope_type 'default'")
+        theta, frac = rp.get("rope_theta", 10000.0), rp.get("partial_rotary_factor", 1.0)
+    else:
+        r.raw("rope_scaling") if "rope_scaling" in r.data else None
+        if r.data.get("rope_scaling") is not None:
+            r.error("rope_scaling", f"option rope_scaling = {show(r.data['rope_scaling'])} is not expressible in "
+                    "graphspec: only unscaled RoPE", "remove rope_scaling (null) for plain RoPE")
+        theta = r.float("rope_theta", default=10000.0)
+        frac = r.float("partial_rotary_factor", default=1.0) if partial else 1.0
+    for k, v in (("rope_theta", theta), ("partial_rotary_factor", frac)):
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0:
+            r.error("rope_parameters", f"{k} must be a positive number, not {show(v)}")
+            return 10000.0, 1.0
+    return float(theta), float(frac)
+
+
+def _llm(r: Reader, s: Spec) -> None:
+    mt = r.data["model_type"]
+    phi, gemma, moe = mt == "phi", mt == "gemma", mt == "mixtral"
+    s.names_hf = True
+    d, h = r.int("hidden_size"), r.int("num_attention_heads")
+    kv = r.int("num_key_value_heads", optional=True) or h
+    head_dim = None if phi else r.int("head_dim", optional=True)
+    s.var("vocab", r.int("vocab_size")), s.var("d", d), s.var("L", r.int("num_hidden_layers")), s.var("h", h)
+    s.var("kv", kv), s.var("d_ff", r.int("intermediate_size"))
+    if moe:
+        s.var("experts", r.int("num_local_experts")), s.var("top_k", r.int("num_experts_per_tok"))
+        for k in ("output_router_logits", "router_aux_loss_coef", "router_jitter_noise"):
+            r.raw(k)  # training only (the load-balancing loss, jitter noise)
+    r.int("max_position_embeddings")  # RoPE has no table; recorded nowhere else
+    s.var("seq_len", _seq(r, "max_position_embeddings")), s.var("batch", 1)
+    r.raw("pretraining_tp")  # a slicing of the same matmuls
+    theta, frac = _rope(r, partial=phi)
+    pos = f"rope({num(theta)}" + (f", fraction={num(frac)})" if frac != 1.0 else ")")
+    act_key = "hidden_activation" if gemma and r.data.get("hidden_activation") is not None else "hidden_act"
+    if gemma:
+        r.raw("hidden_activation")
+    act = _act(r, act_key)
+    tied = r.bool("tie_word_embeddings", False)
+    drop = r.float("embd_pdrop", default=0) if phi else 0.0
+    s.input = "tokens(seq_len)"
+    s.embed = f"tokens(vocab, dim=d, pos={pos}" + (", scale=true" if gemma else "") + \
+        (f", dropout={num(drop)}" if drop else "") + ")"
+    f = [("dim", "d"), ("heads", "h")]
+    if kv != h:
+        f.append(("kv_heads", "kv"))
+    if head_dim is not None and head_dim * h != d:
+        f.append(("head_dim", head_dim))
+    masks = _masks(r, mt)
+    if masks:
+        f.append(("attention", masks))
+    if phi:
+        f += [("norm", f"layer_norm({num(r.float('layer_norm_eps'))})"), ("placement", "parallel"),
+              ("mlp", f"mlp(d_ff, {act})")]
+        r.expect("qk_layernorm", (False,), "Phi's per-head q/k LayerNorm is not mapped to HF's names")
+        if r.float("resid_pdrop", default=0):
+            f.append(("dropout", r.float("resid_pdrop")))
+    else:
+        eps = num(r.float("rms_norm_eps"))
+        f.append(("norm", f"rms_norm({eps}, offset=1)" if gemma else f"rms_norm({eps})"))
+        f.append(("mlp", f"moe(experts, top_k, expert=glu(d_ff, {act}))" if moe else f"glu(d_ff, {act})"))
+        attn_bias = r.bool("attention_bias") if mt in ("llama", "gemma") else False
+        mlp_bias = r.bool("mlp_bias") if mt == "llama" else False
+        if mt == "qwen2":  # q, k, v with biases, o_proj and the MLP without
+            f += [("bias", False), ("qkv_bias", True)]
+        elif not (attn_bias or mlp_bias):
+            f.append(("bias", False))
+        else:
+            f += [("qkv_bias", attn_bias), ("out_bias", attn_bias), ("mlp_bias", mlp_bias)]
+        if gemma and r.data.get("use_bidirectional_attention") not in (None, False):
+            r.error("use_bidirectional_attention", "option use_bidirectional_attention = true is not expressible in "
+                    "graphspec's import: a Gemma decoder is causal")
+        r.raw("use_bidirectional_attention") if gemma else None
+    if r.float("attention_dropout", default=0):
+        f.append(("attn_dropout", r.float("attention_dropout")))
+    s.stacks.append(("decoder×L", f + [("final_norm", True)]))
+    lm = f"lm(tied={num(tied)}" + (", bias=true)" if phi else ")")
+    cls = LM_CLASSES[mt]
+    s.head = _head(r, mt, {cls: lm, cls.replace("ForCausalLM", "Model"): "none"}, cls)
+
+
+def _masks(r: Reader, mt: str) -> str | None:
+    """The attention mask: causal (the decoder's default: None), or Mistral's sliding(W)."""
+    if mt in ("mistral", "mixtral"):
+        w = r.int("sliding_window", optional=True)
+        return None if w is None else f"sliding({w})"
+    if mt == "qwen2":
+        r.expect("use_sliding_window", (False,), "Qwen2's sliding window above max_window_layers is not imported",
+                 "set use_sliding_window to false (its released models do)")
+        r.raw("sliding_window"), r.raw("max_window_layers")
+        lt = r.raw("layer_types")
+        if lt is not None and (not isinstance(lt, list) or any(t != "full_attention" for t in lt)):
+            r.error("layer_types", f"option layer_types = {show(lt)} is not expressible in graphspec's import: "
+                    "only full attention in every layer", "use 'full_attention' for every layer")
+    return None
+
+
+def _t5(r: Reader, s: Spec) -> None:
+    d, h, kv = r.int("d_model"), r.int("num_heads"), r.int("d_kv")
+    L = r.int("num_layers")
+    s.var("d_model", d), s.var("heads", h), s.var("d_ff", r.int("d_ff")), s.var("L", L)
+    s.var("L_dec", r.int("num_decoder_layers", optional=True) or L)
+    s.var("vocab", r.int("vocab_size")), s.var("buckets", r.int("relative_attention_num_buckets"))
+    s.var("max_distance", r.int("relative_attention_max_distance")), s.var("seq_len", 128), s.var("tgt_len", 128)
+    r.expect("feed_forward_proj", ("relu",), "T5 v1.1's gated feed-forward (wi_0, wi_1) is not mapped",
+             "graphspec imports feed_forward_proj 'relu' (T5 v1.0)")
+    r.raw("dense_act_fn"), r.raw("is_gated_act")  # derived from feed_forward_proj
+    r.expect("is_decoder", (False,), "T5 as a decoder only")
+    r.raw("tie_word_embeddings"), r.raw("scale_decoder_outputs")  # the LM head's, which T5Model has not
+    eps = num(r.float("layer_norm_epsilon"))
+    drop = r.float("dropout_rate", default=0)
+    s.input = "tokens(seq_len, tgt_len=tgt_len)"
+    s.embed = "tokens(vocab, dim=d_model, pos=relative_buckets(buckets, max_distance))"
+    f = [("dim", "d_model"), ("heads", "heads")] + ([("head_dim", kv)] if kv * h != d else []) + \
+        [("mlp", "mlp(d_ff, relu)"), ("bias", False), ("norm", f"rms_norm({eps})"), ("scale", 1)] + \
+        ([("dropout", drop)] if drop else []) + [("final_norm", True)]
+    s.stacks += [("encoder×L", f), ("decoder×L_dec", f)]
+    s.head = _head(r, "t5", {"T5Model": "none"}, "T5Model")
+
+
+def _pvt(r: Reader, s: Spec) -> None:
+    n = r.int("num_encoder_blocks")
+    depths, dims = r.ints("depths", n), r.ints("hidden_sizes", n)
+    heads, ratios = r.ints("num_attention_heads", n), r.ints("sequence_reduction_ratios", n)
+    patches, strides = r.ints("patch_sizes", n), r.ints("strides", n)
+    mlp = r.numbers("mlp_ratios", n)
+    s.var("img_size", r.int("image_size")), s.var("classes", _classes(r)), s.var("batch", 1)
+    if patches[0] != strides[0]:
+        r.error("strides", f"option strides = {show(strides)} is not expressible in graphspec: the first patch "
+                f"embedding is a stride-patch convolution (patch {patches[0]}, stride {strides[0]})")
+    if len(set(patches[1:])) > 1 or len(set(strides[1:])) > 1:
+        r.error("patch_sizes", f"option patch_sizes = {show(patches)} / strides = {show(strides)} is not expressible "
+                "in graphspec: stages 2 and later share one patch_embed(kernel, stride)")
+    eps = num(r.float("layer_norm_eps"))
+    channels = r.int("num_channels")
+    s.input = "image(img_size)" if channels == 3 else f"image(img_size, channels={channels})"
+    s.embed = f"patches({patches[0]}, dim={dims[0]}, norm=true, pos=learned, eps={eps})"
+    f = [("dim", dims), ("depths", depths), ("heads", heads), ("mlp_ratio", mlp),
+         ("attention", f"spatial_reduction(R={num(ratios)})")]
+    if n > 1:
+        f.append(("downsample", f"patch_embed({patches[1]}, stride={strides[1]}, pos=learned, cls_token=true)"))
+    f += [("norm", f"layer_norm({eps})"), ("act", _act(r, "hidden_act"))]
+    if not r.bool("qkv_bias", True):
+        f.append(("qkv_bias", False))
+    for k, key in (("dropout", "hidden_dropout_prob"), ("attn_dropout", "attention_probs_dropout_prob"),
+                   ("drop_path", "drop_path_rate")):
+        v = r.float(key, default=0)
+        if v:
+            f.append((k, v))
+    s.stacks.append(("encoder", f + [("final_norm", True)]))
+    s.head = _head(r, "pvt", {"PvtForImageClassification": "classifier(classes, pool=cls)", "PvtModel": "none"},
+                   "PvtForImageClassification")

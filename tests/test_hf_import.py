@@ -1,0 +1,199 @@
+"""`graphspec import`: Hugging Face configs become specs of the same model.
+
+Every supported model_type, its Config class with the defaults and with two other settings
+(tests/reference_hf.py: IMPORT_FAMILIES), written with `to_json_file` as a model repository
+ships it, imports to a spec whose parameter count equals the HF model built on the meta device,
+to the unit. Small configs of GPT-2, Llama, Mixtral, Qwen2, ViT and T5 import to specs whose
+generated module, given the HF model's weights (graphspec.weights), computes HF's output
+(≤ 1e-5 relative). Options graphspec cannot express are exit-2 errors naming them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+transformers = pytest.importorskip("transformers")
+from graphspec.cli.main import main  # noqa: E402
+from graphspec.codegen import emit, load  # noqa: E402
+
+import graphspec  # noqa: E402
+from graphspec.interchange import from_hf_config, supported  # noqa: E402
+from graphspec.interchange.defaults import DEFAULTS  # noqa: E402
+from graphspec.weights import to_graphspec  # noqa: E402
+
+
+def _reference():
+    spec = importlib.util.spec_from_file_location("graphspec_test_reference_hf", Path(__file__).with_name("reference_hf.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+_ref = _reference()
+IMPORT_FAMILIES, hf_classes, meta, n_params, perturbed = (_ref.IMPORT_FAMILIES, _ref.hf_classes, _ref.meta,
+                                                          _ref.n_params, _ref.perturbed)
+
+CASES = [(mt, i) for mt, (_, _, settings) in IMPORT_FAMILIES.items() for i in range(1 + len(settings))]
+
+
+def settings(mt: str, i: int) -> dict:
+    return {} if i == 0 else IMPORT_FAMILIES[mt][2][i - 1]
+
+
+def imported(tmp_path, cfg, name="imported"):
+    """`cfg` written by to_json_file, imported, and the spec loaded."""
+    path = tmp_path / "config.json"
+    cfg.to_json_file(str(path))
+    text = from_hf_config(json.loads(path.read_text()), file=str(path), text=path.read_text())
+    (tmp_path / f"{name}.yaml").write_text(text)
+    return graphspec.load(tmp_path / f"{name}.yaml"), text
+
+
+@pytest.mark.parametrize("mt,i", CASES, ids=[f"{mt}-{i}" for mt, i in CASES])
+def test_imported_params_equal_hf_meta_model(tmp_path, mt, i):
+    cfg_cls, model_cls = hf_classes(mt, settings(mt, i))
+    cfg = cfg_cls(**settings(mt, i))
+    m, text = imported(tmp_path, cfg)
+    assert f"Imported from a Hugging Face `{mt}` config" in text
+    assert m.params() == n_params(meta(model_cls, cfg))
+
+
+def test_every_family_is_covered():
+    assert sorted(IMPORT_FAMILIES) == supported()
+
+
+@pytest.mark.parametrize("mt", sorted(DEFAULTS))
+def test_defaults_are_the_config_classes(mt):
+    """A key a config file leaves out means the HF class's default; graphspec's table says the
+    same (None where HF derives the value: num_key_value_heads = heads, head_dim = d / heads)."""
+    cfg = getattr(transformers, IMPORT_FAMILIES[mt][0])()
+    for key, value in DEFAULTS[mt].items():
+        if value is None or not hasattr(cfg, key) or key == "layer_types":
+            continue
+        got = getattr(cfg, key)
+        assert (list(got) if isinstance(got, tuple) else got) == value, key
+
+
+def test_spec_reads_like_the_bundled_ones():
+    text = from_hf_config({**transformers.MistralConfig().to_dict(), "architectures": ["MistralForCausalLM"]})
+    assert text.startswith("# Imported from a Hugging Face `mistral` config (MistralForCausalLM)")
+    for line in ("names: hf", "embed: tokens(vocab, dim=d, pos=rope(10000))", "  kv_heads: kv",
+                 "  attention: sliding(4096)", "  mlp: glu(d_ff, silu)", "head: lm(tied=false)"):
+        assert line in text.splitlines(), line
+
+
+def rel_err(a, b) -> float:
+    return ((a - b).abs().max() / b.abs().max()).item()
+
+
+TINY = dict(vocab_size=120, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=8,
+            num_key_value_heads=2, attention_dropout=0.0)
+NUMERICS = {
+    "gpt2": (dict(vocab_size=100, n_embd=64, n_layer=2, n_head=4, n_positions=64, resid_pdrop=0.0, embd_pdrop=0.0,
+                  attn_pdrop=0.0), "ids"),
+    "llama": (dict(TINY, attention_bias=True), "ids"),
+    "mixtral": (dict(TINY, num_local_experts=4, num_experts_per_tok=2, router_jitter_noise=0.0,
+                     experts_implementation="eager"), "ids"),
+    "qwen2": (dict(TINY, tie_word_embeddings=True), "ids"),
+    "vit": (dict(image_size=32, patch_size=8, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                 intermediate_size=128, architectures=["ViTForImageClassification"], num_labels=10), "image"),
+    "t5": (dict(vocab_size=100, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=4,
+                relative_attention_num_buckets=8, relative_attention_max_distance=16, dropout_rate=0.0), "t5"),
+}
+
+
+@pytest.mark.parametrize("mt", sorted(NUMERICS))
+def test_imported_small_config_computes_what_hf_computes(tmp_path, mt):
+    kw, kind = NUMERICS[mt]
+    cfg_cls, model_cls = hf_classes(mt, kw)
+    cfg = cfg_cls(**kw, attn_implementation="eager")
+    torch.manual_seed(0)
+    hf = perturbed(model_cls(cfg))
+    m, _ = imported(tmp_path, cfg)
+    assert m.params() == n_params(hf)
+    gen = emit(m.graph, m.spec)
+    net = getattr(load(gen.source), gen.class_name)().eval()
+    net.load_state_dict(to_graphspec(hf, m.graph), strict=True)
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        if kind == "ids":
+            ids = torch.randint(0, 100, (2, 12), generator=g)
+            got, want = net(ids), hf(input_ids=ids).logits
+        elif kind == "image":
+            x = torch.randn(2, 3, 32, 32, generator=g)
+            got, want = net(x), hf(pixel_values=x).logits
+        else:
+            src, tgt = torch.randint(0, 100, (2, 10), generator=g), torch.randint(0, 100, (2, 6), generator=g)
+            got, want = net(src, tgt), hf(input_ids=src, decoder_input_ids=tgt).last_hidden_state
+    assert rel_err(got, want) <= 1e-5
+
+
+def run_import(tmp_path, config, *args):
+    path = tmp_path / "config.json"
+    path.write_text(config if isinstance(config, str) else json.dumps(config, indent=2))
+    return CliRunner().invoke(main, ["import", str(path), *args])
+
+
+BAD = [  # (config, the words the message must hold)
+    ({**transformers.LlamaConfig().to_dict(), "rope_parameters": {"rope_type": "linear", "factor": 2.0,
+                                                                   "rope_theta": 10000.0}}, "rope_type"),
+    ({"model_type": "llama", "rope_theta": 10000.0, "rope_scaling": {"type": "dynamic", "factor": 2.0}},
+     "option rope_scaling"),
+    ({"model_type": "gpt2", "activation_function": "gelu_fast"}, "option activation_function = \"gelu_fast\""),
+    ({"model_type": "gpt2", "scale_attn_by_inverse_layer_idx": True}, "option scale_attn_by_inverse_layer_idx"),
+    ({"model_type": "qwen2", "use_sliding_window": True}, "option use_sliding_window = true"),
+    ({"model_type": "t5", "feed_forward_proj": "gated-gelu"}, "option feed_forward_proj = \"gated-gelu\""),
+    ({"model_type": "bert", "architectures": ["BertForMaskedLM"]}, "option architectures"),
+    ({"model_type": "phi", "qk_layernorm": True}, "option qk_layernorm"),
+    ({"model_type": "swin", "use_absolute_embeddings": True}, "option use_absolute_embeddings"),
+    ({"model_type": "vit", "pooler_act": "relu"}, "option pooler_act"),
+    ({"model_type": "pvt", "strides": [4, 2, 1, 2]}, "option patch_sizes"),
+    ({"model_type": "llama", "my_new_option": 3}, "option my_new_option = 3 is not known"),
+    ({"model_type": "gpt2", "n_embd": "768"}, "n_embd must be an integer"),
+    ({"model_type": "gpt2", "n_layer": True}, "n_layer must be an integer"),
+    ({"model_type": "swin", "depths": [2, "2"]}, "depths must be a list"),
+    ({"model_type": "whisper"}, "supported model types: bert, gemma, gpt2, llama, mistral, mixtral, phi, pvt"),
+    ({"model_type": "detr"}, "specs/detr_r50.yaml"),
+    ({"hidden_size": 64}, "model_type null is not one graphspec imports"),
+    ("[1, 2]", "a config is a JSON object"),
+    ("{'model_type': 'gpt2'}", "not a JSON config"),
+    ('{"model_type": "gpt2", "n_embd": NaN}', "not a JSON config"),
+    ('{"model_type": "gpt2", "a": ' + "[" * 40 + "]" * 40 + "}", "nested more than 16 levels"),
+    ('{"model_type": "gpt2", "pad": "' + "x" * (1 << 20) + '"}', "at most 1,048,576"),
+]
+
+
+@pytest.mark.parametrize("config,words", BAD, ids=[str(i) for i in range(len(BAD))])
+def test_unexpressible_or_bad_configs_exit_2_naming_the_option(tmp_path, config, words):
+    r = run_import(tmp_path, config, "-o", str(tmp_path / "spec.yaml"))
+    assert r.exit_code == 2, r.output
+    assert words in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "spec.yaml").exists()
+
+
+def test_errors_are_located_at_the_option(tmp_path):
+    cfg = transformers.GPT2Config(activation_function="gelu_fast").to_dict()
+    r = run_import(tmp_path, cfg)
+    line = next(i for i, ln in enumerate(json.dumps(cfg, indent=2).splitlines(), 1) if '"activation_function"' in ln)
+    assert f"config.json:{line}:3: error: option activation_function" in r.output
+
+
+def test_cli_writes_once_and_replaces_only_with_force(tmp_path):
+    out = tmp_path / "gpt2.yaml"
+    cfg = transformers.GPT2Config(n_layer=2).to_dict()
+    r = run_import(tmp_path, cfg, "-o", str(out), "--name", "gpt2_small")
+    assert r.exit_code == 0, r.output
+    assert graphspec.load(out).params() == n_params(meta(transformers.GPT2LMHeadModel, transformers.GPT2Config(n_layer=2)))
+    assert "name: gpt2_small" in out.read_text()
+    before = out.read_text()
+    r = run_import(tmp_path, {**cfg, "n_layer": 3}, "-o", str(out))
+    assert r.exit_code == 2 and "--force" in r.output and out.read_text() == before
+    r = run_import(tmp_path, {**cfg, "n_layer": 3}, "-o", str(out), "--force")
+    assert r.exit_code == 0 and "L=3" in out.read_text()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporaries left
