@@ -6,7 +6,9 @@
 
 Only `main` is tuned (the weight transforms run once): every kernel, light ones (norms,
 softmax, transposes) with a few trials each, matmul/conv kernels with the rest. A work dir
-that already holds a database is reused: only the kernels it lacks are tuned.
+that already holds a database is reused: only the kernels it lacks are tuned. With `rpc=`
+(an address from backends/rpc.py) candidates are measured on the RPC servers a TVM tracker
+hands out instead of here; they are still built here.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from graphspec.backends.rpc import RPCAddress, probe
+from graphspec.backends.rpc import current as current_rpc
 from graphspec.backends.tvm import Lowered, schedulable, target, use_cpu_threads
 
 HEAVY_OPS = ("matmul", "conv2d")  # the kernels worth most trials
@@ -112,7 +116,8 @@ class _Builder:
 
 def tune(lowered: Lowered, work_dir: str | Path, trials: int, *, kind: str = "llvm",
          op_names: Sequence[str] = HEAVY_OPS, light_share: float = LIGHT_SHARE,
-         timeout_s: float = 120.0, build_timeout_s: float = 60.0, log: Callable[[str], None] | None = None) -> tuple[Any, dict]:
+         timeout_s: float = 120.0, build_timeout_s: float = 60.0, log: Callable[[str], None] | None = None,
+         rpc: RPCAddress | None = None) -> tuple[Any, dict]:
     """MetaSchedule-tune the kernels of `lowered` into `work_dir`, or reuse the database already
     there (then no trial runs). Returns (database, info) for the manifest.
 
@@ -127,11 +132,16 @@ def tune(lowered: Lowered, work_dir: str | Path, trials: int, *, kind: str = "ll
        the heaviest are tuned, one trial or more each.
 
     A database already in `work_dir` is reused; kernels it lacks (and only those) are tuned,
-    each with the trials a fresh run would give it."""
+    each with the trials a fresh run would give it.
+
+    With `rpc` (default: `backends.rpc.current()`, which the CLI's --rpc sets) candidates are
+    still built here but measured on the tracker's servers for that key, one at a time per free
+    server; the tracker is probed first, and only when there is something to tune."""
     from tvm.s_tir import meta_schedule as ms
     from tvm.s_tir.analysis import estimate_tir_flops
 
     info_threads = use_cpu_threads()  # the measuring workers run kernels as Runner will
+    rpc = rpc or current_rpc()
     tgt = target(kind)
     work_dir = Path(work_dir)
     mod = tuning_module(lowered, tgt)
@@ -146,7 +156,8 @@ def tune(lowered: Lowered, work_dir: str | Path, trials: int, *, kind: str = "ll
     info: dict[str, Any] = {"work_dir": str(work_dir), "trials_requested": trials, "kernels": len(every),
                             "heavy_kernels": len(heavy), "kernels_tuned": [t.task_name for t in heavy_chosen],
                             "light_kernels_tuned": len(light_chosen), "trials_per_light_kernel": per_light,
-                            "ops": list(op_names), "threads": info_threads}
+                            "ops": list(op_names), "threads": info_threads,
+                            "runner": {"kind": "rpc", "tracker": rpc.tracker, "key": rpc.key} if rpc else {"kind": "local"}}
     before: dict[str, Any] = {}  # the summary of the tuning that made an existing database
     existing = (work_dir / "database_tuning_record.json").exists()
     if existing:
@@ -156,18 +167,27 @@ def tune(lowered: Lowered, work_dir: str | Path, trials: int, *, kind: str = "ll
                     kernels_in_db=len(every) - len(missing))
         if (work_dir / SUMMARY).exists():  # what the tuning that made this database cost
             before = info["tuned_by"] = json.loads((work_dir / SUMMARY).read_text())
-        if not missing:
-            if log:
-                log(f"[tune] reusing {info['records']} records from {work_dir}: no new trials")
-            return db, info
         # Kernels the database lacks (a changed op lowering, a new spec sharing the directory):
         # tune only those, each with the trials a fresh run would give it.
         heavy_trials = round(heavy_trials * sum(t in missing for t in heavy_chosen) / max(len(heavy_chosen), 1))
         light_chosen = [t for t in light_chosen if t in missing]
         heavy_chosen = [t for t in heavy_chosen if t in missing]
+        # NB: with a budget smaller than the kernels, some kernels are never tuned and stay
+        # missing: a database that has every kernel this budget tunes is complete
+        if not light_chosen and not heavy_chosen:
+            if log:
+                log(f"[tune] reusing {info['records']} records from {work_dir}: no new trials"
+                    + (f" ({len(missing)} kernel(s) this budget does not tune)" if missing else ""))
+            return db, info
         if log:
             log(f"[tune] {info['records']} records in {work_dir}; {len(missing)} kernel(s) missing from it "
-                f"({', '.join(t.task_name for t in missing[:4])}{', ...' if len(missing) > 4 else ''}): tuning those")
+                f"({', '.join(t.task_name for t in missing[:4])}{', ...' if len(missing) > 4 else ''}): tuning "
+                f"{len(light_chosen) + len(heavy_chosen)} of them")
+    if rpc:  # before any trial: an unreachable tracker or no server exits at once, never hangs
+        info["runner"].update(probe(rpc, kind))
+        if log:
+            log(f"[tune] measuring on {info['runner']['free']} free of {info['runner']['servers']} RPC server(s) "
+                f"with key {rpc.key!r} at the tracker {rpc.tracker}")
     work_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     rounds = [(light_chosen, per_light * len(light_chosen), per_light, "light"),
@@ -195,7 +215,7 @@ def tune(lowered: Lowered, work_dir: str | Path, trials: int, *, kind: str = "ll
                     tasks=contexts, task_weights=weights, work_dir=str(work_dir), max_trials_global=budget,
                     # spread few trials over the kernels rather than spending them all on the first
                     num_trials_per_iter=per_iter, builder=builder.make(),
-                    runner=ms.runner.LocalRunner(timeout_sec=timeout_s))
+                    runner=_runner(rpc, timeout_s, info["runner"].get("free", 1)))
     finally:
         builder.close()
         ms_logger.setLevel(level)
@@ -209,11 +229,28 @@ def tune(lowered: Lowered, work_dir: str | Path, trials: int, *, kind: str = "ll
                "light_kernels_tuned": before.get("light_kernels_tuned", len(light_chosen)),
                "trials_per_light_kernel": per_light,
                "heavy_kernels_tuned": before.get("heavy_kernels_tuned", len(heavy_chosen)),
-               "incremental_runs": before.get("incremental_runs", 0) + 1 if before else 0}
+               "incremental_runs": before.get("incremental_runs", 0) + 1 if before else 0,
+               "runners": sorted({*before.get("runners", ["local"] if before else []), _runner_name(rpc)})}
     (work_dir / SUMMARY).write_text(json.dumps(summary, indent=1))
     if existing:
         info["tuned_by"] = summary
     return db, info
+
+
+def _runner(rpc: RPCAddress | None, timeout_s: float, workers: int):
+    """LocalRunner, or an RPCRunner with one measuring worker per free server (RPCRunner's
+    default is one in all); `timeout_s` bounds each candidate's session there."""
+    from tvm.s_tir import meta_schedule as ms
+
+    if rpc is None:
+        return ms.runner.LocalRunner(timeout_sec=timeout_s)
+    config = ms.runner.RPCConfig(tracker_host=rpc.host, tracker_port=rpc.port, tracker_key=rpc.key,
+                                 session_timeout_sec=max(int(timeout_s), 1))
+    return ms.runner.RPCRunner(rpc_config=config, max_workers=max(workers, 1))
+
+
+def _runner_name(rpc: RPCAddress | None) -> str:
+    return f"rpc {rpc}" if rpc else "local"
 
 
 def _drop_handlers(logger: logging.Logger) -> None:

@@ -2,6 +2,7 @@
 
     graphspec build swin_t --target onnx -o build/swin_t-onnx --batch dynamic
     graphspec build swin_t --target llvm --tune 64           # MetaSchedule, database kept in DIR/tuning
+    graphspec build swin_t --target llvm --tune 64 --rpc 10.0.0.5:9190:xeon  # measured on RPC servers
     graphspec build swin_t --target cuda                     # needs nvcc; runs only on a GPU
     graphspec run build/swin_t-onnx --input random
     graphspec verify vit_b16 --targets torch,onnx,llvm --set L=2
@@ -43,6 +44,17 @@ def _batch(ctx, param, value):
     return b
 
 
+def _rpc(ctx, param, value):
+    if value is None:
+        return None
+    from graphspec.backends.rpc import RPCError, parse
+
+    try:
+        return parse(value)
+    except RPCError as e:
+        raise click.BadParameter(str(e)) from None
+
+
 budget_option = click.option("--memory-budget", default=None, metavar="SIZE",
                              help="Refuse models whose weights and inputs need more (8G, 512MiB) "
                                   "[default: $GRAPHSPEC_MEMORY_BUDGET, else min(50% of RAM, 16 GiB)].")
@@ -59,13 +71,14 @@ def backend_errors(fn):
         from graphspec.backends.budget import BudgetError
         from graphspec.backends.manifest import ManifestError
         from graphspec.backends.onnx import ExportError
+        from graphspec.backends.rpc import RPCError
         from graphspec.backends.torch import TorchTargetError
         from graphspec.backends.tvm import LowerError, ToolchainError
 
         try:
             return fn(*args, **kwargs)
         except (BuildError, ToolchainError, ExportError, LowerError, TorchTargetError,
-                BudgetError, ManifestError) as e:
+                BudgetError, ManifestError, RPCError) as e:
             raise UserError(str(e)) from None
 
     return wrapper
@@ -117,6 +130,9 @@ def _report_json(report) -> list:
               help="MetaSchedule trials (llvm); the database is reused by later builds.")
 @click.option("--tune-dir", type=click.Path(file_okay=False), default=None,
               help="Where the tuning database lives [default: <output>/tuning, carried across rebuilds].")
+@click.option("--rpc", default=None, callback=_rpc, metavar="HOST:PORT:KEY",
+              help="With --tune: measure candidates on the RPC servers registered with KEY at the TVM "
+                   "tracker HOST:PORT (built here); the tracker is probed first.")
 @batch_option
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random weights.")
 @click.option("--force", is_flag=True, help="Rebuild even when the cache says the build is up to date, "
@@ -124,14 +140,17 @@ def _report_json(report) -> list:
 @budget_option
 @user_errors
 @backend_errors
-def build(spec, target, out, overrides, passes, disable_pass, print_after, tune, tune_dir, batch, seed, force,
-          memory_budget):
+def build(spec, target, out, overrides, passes, disable_pass, print_after, tune, tune_dir, rpc, batch, seed,
+          force, memory_budget):
     """Compile SPEC for one target into a build directory (artifact + manifest.json).
 
     The directory is replaced in one atomic step; a second build of the same directory while
     one runs exits 2 at once (it does not wait), naming the running build's pid."""
     from graphspec.backends import build as b
+    from graphspec.backends.rpc import measured_on
 
+    if rpc and not tune:
+        raise UserError(f"--rpc {rpc} measures tuning candidates: give --tune N too")
     t0 = time.perf_counter()
     opts = _pass_opts(passes, disable_pass, print_after)
 
@@ -139,9 +158,10 @@ def build(spec, target, out, overrides, passes, disable_pass, print_after, tune,
         g, rep = _apply(graph, **o)
         return g, _report_json(rep)
 
-    m = b.build(spec, target, out, overrides=tuple(overrides), pass_opts=opts, apply_passes=apply,
-                tune=tune, batch=batch, seed=seed, tune_dir=tune_dir, force=force,
-                memory_budget=memory_budget, log=_progress)
+    with measured_on(rpc):  # metaschedule.tune() measures on the tracker's servers
+        m = b.build(spec, target, out, overrides=tuple(overrides), pass_opts=opts, apply_passes=apply,
+                    tune=tune, batch=batch, seed=seed, tune_dir=tune_dir, force=force,
+                    memory_budget=memory_budget, log=_progress)
     where = out or b.default_dir(m["spec"]["name"], target)
     if m["cache"].get("hit"):
         click.echo(f"cached: {where} is up to date (cache key {m['cache']['key']}); nothing rebuilt")
@@ -155,6 +175,9 @@ def build(spec, target, out, overrides, passes, disable_pass, print_after, tune,
         t = m["tuning"]
         extra.append(f"tuning: {'reused ' + str(t['records']) + ' records, no new trials' if t.get('reused') else str(t.get('new_trials')) + ' trials'}"
                      f", {t.get('applied')} of {t.get('prim_funcs')} kernels tuned")
+        if t.get("runner", {}).get("kind") == "rpc" and not t.get("reused"):
+            extra.append(f"measured on {t['runner']['free']} RPC server(s) with key {t['runner']['key']!r} "
+                         f"at {t['runner']['tracker']}")
     extra.append(f"{m['params']:,} params, {m['macs'] / 1e9:.3g} GMACs")
     click.echo(f"built {m['spec']['name']} for {target} -> {where} ({'; '.join(extra)}) "
                f"in {time.perf_counter() - t0:.1f}s")

@@ -1,0 +1,222 @@
+"""`graphspec build --tune N --rpc HOST:PORT:KEY`: MetaSchedule measured on TVM RPC servers.
+
+A real tracker and two servers (`python -m tvm.exec.rpc_tracker`, `python -m tvm.exec.rpc_server`)
+run on 127.0.0.1 as subprocesses for this module; each server's log shows the sessions it
+served (one per measured candidate, plus the probe's), which is how the tests tell that the
+records came from the RPC runner and not from a local one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from graphspec.cli.main import main
+
+pytest.importorskip("tvm")
+pytest.importorskip("tornado")  # TVM's tracker needs it (graphspec's tvm extra)
+
+from graphspec.backends import rpc  # noqa: E402
+
+GPT = ["--set", "vocab=100", "--set", "d=32", "--set", "L=1", "--set", "h=2", "--set", "n_ctx=16",
+       "--set", "seq_len=8"]
+KEY = "graphspec-test"
+
+
+def cli(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def manifest(d):
+    return json.loads((d / "manifest.json").read_text())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(args, log, env):
+    # own process group: the tracker and the servers fork workers, killed with them
+    return subprocess.Popen([sys.executable, "-m", *args], stdout=log, stderr=subprocess.STDOUT,
+                            env=env, start_new_session=True)
+
+
+def _stop(p: subprocess.Popen) -> None:
+    if p.poll() is None:
+        os.killpg(p.pid, signal.SIGTERM)
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A tracker and two servers registered under KEY; yields (address, server log paths)."""
+    d = tmp_path_factory.mktemp("rpc")
+    env = {**os.environ, "TVM_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}  # 2 servers on 2 cores
+    port = free_port()
+    addr = rpc.parse(f"127.0.0.1:{port}:{KEY}")
+    procs, logs = [], []
+    try:
+        with open(d / "tracker.log", "w") as log:
+            procs.append(_start(["tvm.exec.rpc_tracker", "--host", "127.0.0.1", "--port", str(port),
+                                 "--port-end", str(port + 1)], log, env))
+        deadline = time.monotonic() + 60  # importing tvm takes ~10 s on a loaded 2-core machine
+        while True:  # the servers retry a tracker that is not up only every 5 s: wait for it first
+            try:
+                rpc._tracker_summary(addr, 1.0)
+                break
+            except rpc.RPCError:
+                if procs[0].poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"the tracker did not start: {(d / 'tracker.log').read_text()[-2000:]}")
+                time.sleep(0.5)
+        for i in range(2):
+            logs.append(d / f"server{i}.log")
+            sp = free_port()
+            with open(logs[-1], "w") as log:
+                procs.append(_start(["tvm.exec.rpc_server", "--host", "127.0.0.1", "--port", str(sp),
+                                     "--port-end", str(sp + 20), "--tracker", addr.tracker, "--key", KEY],
+                                    log, env))
+        while rpc._servers(rpc._tracker_summary(addr, 2.0)).get(KEY, 0) < 2:
+            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                pytest.fail("the RPC servers did not register: " + " | ".join(p.read_text()[-500:] for p in logs))
+            time.sleep(0.5)
+        yield addr, logs
+    finally:
+        for p in procs:
+            _stop(p)
+
+
+def sessions(logs) -> list[int]:
+    """Sessions each server has served (one line per session in its log)."""
+    return [p.read_text().count("start serving") for p in logs]
+
+
+@pytest.mark.slow
+def test_tuning_measured_on_rpc_servers_and_reused(cluster, tmp_path):
+    """--tune 8 --rpc: the 8 records are measured on the two servers (their logs show the
+    sessions), the manifest says so, the tuned library equals the untuned one to 1e-5, and a
+    rebuild reuses the database: no new trial and no new session on any server."""
+    addr, logs = cluster
+    plain, tuned = tmp_path / "plain", tmp_path / "tuned"
+    assert cli("build", "gpt2", "--target", "llvm", "-o", plain, *GPT).exit_code == 0
+    before = sessions(logs)
+    r = cli("build", "gpt2", "--target", "llvm", "-o", tuned, *GPT, "--tune", 8, "--rpc", addr)
+    assert r.exit_code == 0, r.output
+    m = manifest(tuned)
+    t = m["tuning"]
+    assert t["runner"] == {**t["runner"], "kind": "rpc", "tracker": addr.tracker, "key": KEY, "servers": 2}
+    assert t["reused"] is False and t["new_trials"] == 8 and t["records"] == 8 and t["applied"] >= 1
+    served = [a - b for a, b in zip(sessions(logs), before, strict=True)]
+    # one session per measured candidate, plus the probe's; both servers took part
+    assert sum(served) == t["new_trials"] + 1, served
+    assert all(n > 0 for n in served), served
+    assert f"measured on 2 RPC server(s) with key '{KEY}'" in r.stdout
+    summary = json.loads((tuned / "tuning" / "graphspec_tuning.json").read_text())
+    assert summary["runners"] == [f"rpc {addr}"] and summary["new_trials"] == 8
+
+    x = np.random.default_rng(0).integers(0, 100, (1, 8))
+    np.save(tmp_path / "ids.npy", x)
+    outs = []
+    for d in (plain, tuned):
+        assert cli("run", d, "--input", tmp_path / "ids.npy", "-o", tmp_path / f"{d.name}.npy").exit_code == 0
+        outs.append(np.load(tmp_path / f"{d.name}.npy"))
+    np.testing.assert_allclose(outs[1], outs[0], rtol=1e-5, atol=1e-5)
+
+    before = sessions(logs)
+    r = cli("build", "gpt2", "--target", "llvm", "-o", tuned, *GPT, "--tune", 8, "--rpc", addr, "--force")
+    assert r.exit_code == 0, r.output
+    assert "reusing 8 records" in r.stderr and "no new trials" in r.stdout
+    t2 = manifest(tuned)["tuning"]
+    assert t2["reused"] is True and t2["new_trials"] == 0 and t2["applied"] == t["applied"]
+    assert t2["tuned_by"]["runners"] == [f"rpc {addr}"]
+    assert sessions(logs) == before  # nothing to measure: not even the probe ran
+    # the reused build does no MetaSchedule search at all (only task extraction): 8 measured
+    # trials took tens of seconds here
+    assert manifest(tuned)["timings_s"]["tune"] < m["timings_s"]["tune"] / 2
+
+
+def test_probe_reports_servers_and_refuses_an_unknown_key(cluster):
+    addr, _ = cluster
+    p = rpc.probe(addr, "llvm", timeout_s=10)
+    assert p["servers"] == 2 and 1 <= p["free"] <= 2
+    other = rpc.RPCAddress(addr.host, addr.port, "no-such-key")
+    t0 = time.monotonic()
+    with pytest.raises(rpc.RPCError) as e:
+        rpc.probe(other, "llvm", timeout_s=2)
+    assert time.monotonic() - t0 < 5
+    msg = str(e.value)
+    assert "no RPC server is registered with key 'no-such-key'" in msg and addr.tracker in msg
+    assert f"{KEY} (2)" in msg and f"--tracker {addr.tracker} --key no-such-key" in msg
+
+
+def test_unreachable_tracker_exits_2_quickly(tmp_path):
+    """Nothing on the port: exit 2 naming host:port and the key, no output directory; the probe
+    itself takes well under a second (the rest is loading and lowering the spec)."""
+    port = free_port()  # closed again: connections are refused
+    out = tmp_path / "out"
+    t0 = time.monotonic()
+    r = cli("build", "gpt2", "--target", "llvm", "-o", out, *GPT, "--tune", 8, "--rpc", f"127.0.0.1:{port}:k1")
+    assert time.monotonic() - t0 < 60
+    assert r.exit_code == 2, r.output
+    assert f"cannot reach the RPC tracker at 127.0.0.1:{port} (key 'k1')" in r.stderr
+    assert "Traceback" not in r.output and not out.exists()
+    assert [p.name for p in tmp_path.iterdir()] == []  # no temporary build directory left
+
+    t0 = time.monotonic()
+    with pytest.raises(rpc.RPCError, match=f"127.0.0.1:{port}"):
+        rpc.probe(rpc.parse(f"127.0.0.1:{port}:k1"), timeout_s=3)
+    assert time.monotonic() - t0 < 1
+
+
+def test_silent_peer_times_out():
+    """A port that accepts and never answers (not a tracker): RPCError after the timeout."""
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen()
+        conns = []
+        threading.Thread(target=lambda: conns.append(srv.accept()), daemon=True).start()
+        addr = rpc.parse(f"127.0.0.1:{srv.getsockname()[1]}:k")
+        t0 = time.monotonic()
+        with pytest.raises(rpc.RPCError, match="did not answer within 1 s"):
+            rpc.probe(addr, timeout_s=1)
+        assert time.monotonic() - t0 < 4
+        for c, _ in conns:
+            c.close()
+
+
+@pytest.mark.parametrize("value, why", [
+    ("localhost", "is not HOST:PORT:KEY"),
+    ("localhost:9190", "is not HOST:PORT:KEY"),
+    ("localhost:port:key", "is not HOST:PORT:KEY"),
+    ("localhost:9190:", "is not HOST:PORT:KEY"),
+    ("localhost:9190:a b", "is not HOST:PORT:KEY"),
+    ("::1:9190:k", "is not HOST:PORT:KEY"),
+    ("localhost:0:k", "port 0 is not in 1..65535"),
+    ("localhost:70000:k", "port 70000 is not in 1..65535"),
+])
+def test_malformed_rpc_exits_2(tmp_path, value, why):
+    r = cli("build", "gpt2", "--target", "llvm", "-o", tmp_path / "o", *GPT, "--tune", 8, "--rpc", value)
+    assert r.exit_code == 2 and "Invalid value for '--rpc'" in r.output and why in r.output, r.output
+    assert "Traceback" not in r.output and not (tmp_path / "o").exists()
+
+
+def test_parse_and_rpc_without_tune(tmp_path):
+    assert rpc.parse("10.0.0.5:9190:xeon") == rpc.RPCAddress("10.0.0.5", 9190, "xeon")
+    a = rpc.parse("[::1]:9190:gpu.a100")
+    assert (a.host, a.port, a.key, str(a)) == ("::1", 9190, "gpu.a100", "[::1]:9190:gpu.a100")
+    r = cli("build", "gpt2", "--target", "llvm", "-o", tmp_path / "o", *GPT, "--rpc", "127.0.0.1:9190:k")
+    assert r.exit_code == 2 and "give --tune N too" in r.output and not (tmp_path / "o").exists()
