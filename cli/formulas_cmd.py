@@ -69,8 +69,7 @@ def _verdict(row: formulas.Row) -> str:
     if row.formula is None:
         return "NO FORMULA (add a row to graphspec/formulas.FORMULAS)"
     bad = [d for d in row.diffs if d != 0]
-    return "identity" if not bad else f"DIFFERS: IR − formula = {bad[0]}" + (
-        f" (and {len(bad) - 1} more)" if len(bad) > 1 else "")
+    return "identity" if not bad else f"DIFFERS: IR − formula = {bad[0]} ({len(bad)} of {len(row.diffs)} sub-layers)"
 
 
 def _print_rows(num: Variant, sym: Variant | None, conv: Convention) -> list[str]:
@@ -136,7 +135,7 @@ def _print_global(spec, overrides, pass_opts, conv, num: Variant, sym: Variant |
             failures.append(f"global − windowed of {r[0]}: IR {r[4]}, formulas {r[5]}")
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for j, r in enumerate(rows):
-        click.echo("  ".join(c.rjust(wd) if 2 <= i <= 5 else c.ljust(wd) for i, (c, wd) in enumerate(zip(r, widths))).rstrip())
+        click.echo("  ".join(c.rjust(wd) if 2 <= i <= 5 else c.ljust(wd) for i, (c, wd) in enumerate(zip(r, widths, strict=True))).rstrip())
         if j == 0:
             click.echo("  ".join("-" * wd for wd in widths))
     click.echo(f"model total: windowed {_num(num.total)} {label}, global {_num(gnum.total)}, "

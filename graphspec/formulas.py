@@ -29,14 +29,16 @@ from graphspec.ops import numel
 # (positive, integer) B, N, H of graphspec.lower.SYMBOLS, whatever their names.
 h, w, C, M, R, S, W = sympy.symbols("h w C M R S W", positive=True)
 hd, gd = sympy.symbols("hd gd", positive=True)  # query width heads·d, key/value width kv_heads·d
+MACS = Convention()
 hw = h * w  # tokens per sample: the map h×w, or N tokens (then h = N, w = 1)
 
 
 def sliding_pairs(n, window):
     """(query, key) pairs a causal sliding window W keeps over n tokens (Mistral 7B §2):
     Σᵢ min(i+1, W) = n(n+1)/2 while n ≤ W, else W(W+1)/2 + (n−W)·W."""
-    return sympy.Piecewise((n * (n + 1) / 2, sympy.Le(n, window)),
-                           (window * (window + 1) / 2 + (n - window) * window, True))
+    n, window, half = sympy.sympify(n), sympy.sympify(window), sympy.Rational(1, 2)
+    return sympy.Piecewise((n * (n + 1) * half, sympy.Le(n, window)),
+                           (window * (window + 1) * half + (n - window) * window, True))
 
 
 @dataclass(frozen=True)
@@ -176,7 +178,7 @@ def _group(g: Graph, path: str) -> str:
     return ""
 
 
-def sites(g: Graph, batch, conv: Convention = Convention()) -> list[Site]:
+def sites(g: Graph, batch, conv: Convention = MACS) -> list[Site]:
     """Every attention sub-layer of `g`, in graph order."""
     cores: dict[str, list] = {}
     for n in g:
@@ -227,7 +229,7 @@ class Row:
         return analysis._simplify(sum((s.macs for s in self.sites), 0))
 
 
-def check(g: Graph, batch, conv: Convention = Convention()) -> list[Row]:
+def check(g: Graph, batch, conv: Convention = MACS) -> list[Row]:
     """The sites of `g` grouped by stage, formula and dims, each with IR − formula."""
     rows: dict[tuple, Row] = {}
     for s in sites(g, batch, conv):
