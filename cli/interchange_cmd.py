@@ -69,7 +69,6 @@ def import_cmd(config: Path, output: str, name: str | None, force: bool) -> None
 def _read_weights(path: Path) -> dict:
     """Tensors of a safetensors file (or of a build directory's weights.safetensors)."""
     import torch
-
     from graphspec.backends.weights import load
 
     if path.is_dir():
@@ -105,7 +104,7 @@ def _graph_for(model: graphspec.Model, keys: set[str]):
     for g in graphs:
         if set(parameters(g)) <= keys <= set(parameters(g)) | set(buffers(g)):
             return g
-    want = set(parameters(graphs[0]))
+    want = min((set(parameters(g)) for g in graphs), key=lambda w: len(w ^ keys))  # the nearer naming
     raise UserError(f"the weights are not {model.spec.name}'s: missing {sorted(want - keys)[:4]}, "
                     f"unexpected {sorted(keys - want)[:4]}")
 

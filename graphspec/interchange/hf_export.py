@@ -45,7 +45,8 @@ def _act(st) -> str:
     mlp = st.mlp
     if mlp is not None and mlp.name == "moe":
         mlp = mlp.get("expert")
-    return mlp.get("act") if mlp is not None else st.act
+    act = mlp.get("act") if mlp is not None else st.act
+    return getattr(act, "name", act)  # a Use of kind `act`, or its name
 
 
 def family(spec) -> str:
@@ -83,7 +84,7 @@ def _gpt2(spec) -> dict:
                 n_positions=e.max_len, n_embd=st.dim, n_layer=sum(st.depths), n_head=st.heads[0], n_inner=_d_ff(st),
                 activation_function=ACT_OUT.get(_act(st), _act(st)), resid_pdrop=st.dropout, embd_pdrop=e.dropout,
                 attn_pdrop=st.attn_dropout, layer_norm_epsilon=st.eps, tie_word_embeddings=bool(h.tied),
-                scale_attn_weights=st.scale is None)
+                scale_attn_weights=st.scale is None, bos_token_id=e.vocab - 1, eos_token_id=e.vocab - 1)  # 50256
 
 
 def _bert(spec) -> dict:
@@ -178,7 +179,7 @@ def _check_round_trip(model, cfg: dict) -> None:
         back = graphspec.load(p, sets)
     a, b = _ir_lines(model.graph), _ir_lines(back.graph)
     if a != b:
-        diff = next((f"spec: {x}\n  config: {y}" for x, y in zip(a, b) if x != y),
+        diff = next((f"spec: {x}\n  config: {y}" for x, y in zip(a, b, strict=False) if x != y),
                     f"{len(a)} nodes in the spec, {len(b)} from the config")
         raise ExportError(f"{model.spec.name}: a {cfg['model_type']} config cannot describe this spec exactly; "
                           f"the first difference in the IR:\n  {diff}")
