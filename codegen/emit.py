@@ -34,6 +34,7 @@ LOOP_VARS = {"blocks": "blk", "layers": "layer"}
 # token types are zeros unless given, as in Hugging Face's BertModel). Parents thread it down
 # to a child called once; the IR, and so ONNX and TVM, keep the default.
 OPTIONAL_INPUTS = {"token_type_ids": "zeros_like"}  # value name -> the op that computes its default
+BUFFER = re.compile(r'self\.register_buffer\("(\w+)", (.*), persistent=False\)')
 
 
 @dataclass
@@ -49,6 +50,7 @@ class Rendered:
     params: list[Param]
     methods: list[str] = field(default_factory=list)
     optional: list[str] = field(default_factory=list)  # NOTE: [Optional inputs]
+    buffer_resets: list[str] = field(default_factory=list)  # NOTE: [Meta-device construction]
 
 
 class Attrs(Mapping):
@@ -86,6 +88,7 @@ class ClassEmitter:
         self.pre: list[str] = []
         self.lines: list[str] = []
         self.buffers: dict[int, str] = {}  # step -> buffer attribute (optional ones)
+        self.buffer_resets: list[str] = []  # `self.name = expr` recomputing each non-persistent buffer
         self.cache: dict[tuple, AttrExpr] = {}
         self.shared_modules: dict[str, str] = {}  # init text -> attribute (parameter-free modules)
         self.built: set[str] = set()
@@ -136,7 +139,7 @@ class ClassEmitter:
             known = [v for v in vals.values() if v is not DONT_CARE]
             lit = not self._params_in(e)
             out = AttrExpr(e, known[0] if lit and known else None) if lit else AttrExpr(e)
-            if ctx == "fwd" and not lit:
+            if ctx in ("fwd", "reset") and not lit:  # "reset": a method other than forward (reset_buffers)
                 out = AttrExpr(self.fwd(e, name if name in ("H", "W") else
                                         HINTS.get((node.op, name)) or name))
         self.cache[key] = out
@@ -263,6 +266,10 @@ class ClassEmitter:
                 text = f"{text} if {self.cond(j, present, GUARD_NAMES.get(node.op, name))} else None"
                 self.buffers[j] = name
             self.lines.append(f'self.register_buffer("{name}", {text}, persistent=False)')
+            again = fill(t.call, [], Attrs(self, j, "reset"))  # NOTE: [Meta-device construction]
+            if optional:
+                again = f"{again} if {self.fwd(self.cond(j, present, GUARD_NAMES.get(node.op, name)), 'flag')} else None"
+            self.buffer_resets.append(f"self.{name} = {again}")
             code.fn = lambda ops, name=name: f"self.{name}"
             return code
         else:
@@ -326,7 +333,7 @@ class ClassEmitter:
                     init = fill(t.init, [], Attrs(self, j, "init"), init=True)
                     self.lines.append(f'self.{identifier(holder)} = nn.ParameterDict({{"{identifier(leaf)}": {init}}})')
                     for line in t.setup:
-                        self.lines.append(fill(line, [], Attrs(self, j, "init", mod=mod)))
+                        self._setup(line, j, mod)
                 return mod
             mod = identifier(rel)
             if mod in self.built:  # the second call of a module (the Transformer's shared embedding)
@@ -342,8 +349,16 @@ class ClassEmitter:
         if init is not None:
             self.lines.append(f"self.{mod} = {init.replace('_mod_', mod)}")
         for line in t.setup:
-            self.lines.append(fill(line, [], Attrs(self, j, "init", mod=mod)))
+            self._setup(line, j, mod)
         return mod
+
+    def _setup(self, line: str, j: int, mod: str) -> None:
+        """One `__init__` statement of an op's template; a buffer it registers is also recomputed
+        by `reset_buffers` (NOTE: [Meta-device construction])."""
+        self.lines.append(fill(line, [], Attrs(self, j, "init", mod=mod)))
+        m = BUFFER.fullmatch(fill(line, [], Attrs(self, j, "reset", mod=mod)))
+        if m:
+            self.buffer_resets.append(f"self.{m[1]} = {m[2]}")
 
     def _module_list(self, rel: str) -> str:
         """`layers[1]`: an element of a list of modules kept on this module (DETR's MLP); the
@@ -467,4 +482,4 @@ class ClassEmitter:
         init = self.store_lines + self.pre + self.lines
         fwd = self.inputs + [f"{n}=None" for n in self.optional]
         return Rendered(self.em.class_name(self.d), self.em.doc(self.d), sig, init, fwd, body, params,
-                        optional=list(self.optional))
+                        optional=list(self.optional), buffer_resets=list(self.buffer_resets))

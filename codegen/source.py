@@ -174,18 +174,22 @@ class Emitter:
         if any(n.op == "layer_norm" and n.a.get("bias") is False for n in self.graph):  # layer_norm(bias=false)
             at = len(init) - 1 - init[::-1].index("        nn.init.zeros_(m.bias)")
             init = [*init[:at], "        if m.bias is not None:", "            nn.init.zeros_(m.bias)", *init[at + 1:]]
-        root.methods.append(init)
-        root.init.append("self.apply(self._init_weights)")
-        root.init += _freeze_lines(self.graph)
+        tail = ["self.apply(self._init_weights)"]
         if scheme == "xavier":
-            root.init += ["for p in self.parameters():", "    if p.dim() > 1:", "        nn.init.xavier_uniform_(p)"]
+            tail += ["for p in self.parameters():", "    if p.dim() > 1:", "        nn.init.xavier_uniform_(p)"]
         elif scheme == "normal" and _gpt2_like(self.graph):
             n = sum(1 for m in self.graph.modules.values() if m.cls == "Block")
-            root.init += [
+            tail += [
                 "for name, p in self.named_parameters():  # GPT-2 §2.3: residual projections scaled by 1/√N",
                 '    if name.endswith(("attn.proj.weight", "mlp.fc2.weight")):',
                 f"        nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * {n}))",
             ]
+        buffers = any(c.buffer_resets for c in self.rendered.values())
+        own = [ln for c in self.rendered.values() for ln in _reset_methods(c, c is root)]  # the root's own
+        root.methods.append(_init_weights_method(own, tail, buffers))
+        root.init.append("self.init_weights(reset_submodules=False)  # the submodules initialised themselves")
+        root.init += _freeze_lines(self.graph)
+        root.methods.append(init)
         unknown = set(self.helpers) - set(HELPER_ORDER)
         if unknown:
             raise CodegenError(f"torch templates name helpers that helpers.py.j2 lacks: {sorted(unknown)}")
@@ -230,6 +234,59 @@ class Emitter:
 
 def _num(v) -> str:
     return f"{v:,}" if isinstance(v, int) else comment_text(str(v))
+
+
+# NOTE: [Meta-device construction] A generated model builds under `with torch.device("meta")`
+# without allocating (every tensor of `__init__` is a parameter or buffer made by a factory that
+# the device context redirects; nothing reads tensor data), then `model.to_empty(device=...)` and
+# `model.init_weights()` give it the constructor's initialisation: each module's
+# `reset_parameters` touches its own parameters only (torch's modules have theirs), the model-wide
+# scheme (`_init_weights`) runs over all, and each module's `reset_buffers` recomputes its
+# non-persistent buffers (index tables, masks) on the parameters' device. Those statements come
+# from the op templates: `nn.init.*(self.x, ...)` lines become `reset_parameters`, and each
+# `register_buffer(..., persistent=False)` is also written as an assignment (codegen/emit.py).
+INIT_LINE = re.compile(r"nn\.init\.\w+_\(self\.")
+
+
+def _reset_methods(c: Rendered, root: bool) -> list[str]:
+    """Move a class's own `nn.init` statements into `reset_parameters` (the root's into
+    `init_weights`: returned), and write `reset_buffers` from its buffer assignments."""
+    own = [ln for ln in c.init if INIT_LINE.match(ln)]
+    if own:
+        last = max(i for i, ln in enumerate(c.init) if INIT_LINE.match(ln))
+        keep = [ln for i, ln in enumerate(c.init) if i > last or not INIT_LINE.match(ln)]
+        if not root:
+            keep.insert(last - len(own) + 1, "self.reset_parameters()")
+            c.methods.append(["def reset_parameters(self):", '    """This module\'s own parameters, as constructed."""',
+                              *("    " + ln for ln in own)])
+        c.init[:] = keep
+    if c.buffer_resets:
+        c.methods.append(["def reset_buffers(self):",
+                          '    """The non-persistent buffers again, on the current default device (after to_empty)."""',
+                          *("    " + w for ln in c.buffer_resets for w in wrap(ln))])
+    return own if root else []
+
+
+def _init_weights_method(own: list[str], tail: list[str], buffers: bool) -> list[str]:
+    """The model's `init_weights` (NOTE: [Meta-device construction])."""
+    out = [
+        "def init_weights(self, reset_submodules: bool = True):",
+        '    """The default initialisation, in place: after `to_empty(device=...)` of a model built on',
+        '    the meta device, every parameter as the constructor draws it and every buffer recomputed."""',
+        "    if reset_submodules:",
+        "        for m in self.modules():",
+        '            if m is not self and hasattr(m, "reset_parameters"):',
+        "                m.reset_parameters()",
+        *("    " + ln for ln in own),
+        *("    " + ln for ln in tail),
+    ]
+    if buffers:
+        out += ["    if reset_submodules:",
+                "        with torch.device(next(self.parameters()).device):",
+                "            for m in self.modules():",
+                '                if hasattr(m, "reset_buffers"):',
+                "                    m.reset_buffers()"]
+    return out
 
 
 def _freeze_lines(graph: Graph) -> list[str]:

@@ -97,13 +97,22 @@ class BertBase(nn.Module):
         self.embed = TokenEmbedding(vocab=30522, dim=768, types=2)
         self.blocks = nn.ModuleList(Block(dim=768, num_heads=12) for _ in range(12))
         self.pooler = Pooler(dim=768)
-        self.apply(self._init_weights)
+        self.init_weights(reset_submodules=False)  # the submodules initialised themselves
 
     def forward(self, input_ids, token_type_ids=None):
         x = self.embed(input_ids, token_type_ids)
         for blk in self.blocks:
             x = blk(x)
         return x, self.pooler(x)
+
+    def init_weights(self, reset_submodules: bool = True):
+        """The default initialisation, in place: after `to_empty(device=...)` of a model built on
+        the meta device, every parameter as the constructor draws it and every buffer recomputed."""
+        if reset_submodules:
+            for m in self.modules():
+                if m is not self and hasattr(m, "reset_parameters"):
+                    m.reset_parameters()
+        self.apply(self._init_weights)
 
     def _init_weights(self, m):
         """BERT / GPT init: Linear and Embedding ~ N(0, 0.02²), zero bias; LayerNorm 1, 0."""

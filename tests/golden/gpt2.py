@@ -98,16 +98,25 @@ class Gpt2(nn.Module):
         self.embed = TokenEmbedding(vocab=50257, dim=768)
         self.blocks = nn.ModuleList(Block(dim=768, num_heads=12) for _ in range(12))
         self.norm = nn.LayerNorm(768, eps=1e-05)
-        self.apply(self._init_weights)
-        for name, p in self.named_parameters():  # GPT-2 §2.3: residual projections scaled by 1/√N
-            if name.endswith(("attn.proj.weight", "mlp.fc2.weight")):
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * 12))
+        self.init_weights(reset_submodules=False)  # the submodules initialised themselves
 
     def forward(self, input_ids):
         x = self.embed(input_ids)
         for blk in self.blocks:
             x = blk(x)
         return F.linear(self.norm(x), self.embed.tokens.weight)
+
+    def init_weights(self, reset_submodules: bool = True):
+        """The default initialisation, in place: after `to_empty(device=...)` of a model built on
+        the meta device, every parameter as the constructor draws it and every buffer recomputed."""
+        if reset_submodules:
+            for m in self.modules():
+                if m is not self and hasattr(m, "reset_parameters"):
+                    m.reset_parameters()
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():  # GPT-2 §2.3: residual projections scaled by 1/√N
+            if name.endswith(("attn.proj.weight", "mlp.fc2.weight")):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * 12))
 
     def _init_weights(self, m):
         """BERT / GPT init: Linear and Embedding ~ N(0, 0.02²), zero bias; LayerNorm 1, 0."""

@@ -101,7 +101,11 @@ class WindowAttention(nn.Module):
 
     def __init__(self, dim, num_heads, window_size, input_resolution, shift_size):
         super().__init__()
+        self.window_size = window_size
         self.num_heads = num_heads
+        self.H = input_resolution[0]
+        self.W = input_resolution[1]
+        self.shift_size = shift_size
         self.scale = (dim // num_heads) ** -0.5
         H, W = input_resolution
         self.q = nn.Linear(dim, dim)
@@ -113,7 +117,7 @@ class WindowAttention(nn.Module):
         self.register_buffer(
             "relative_position_index", relative_position_index(window_size), persistent=False
         )
-        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+        self.reset_parameters()
         self.register_buffer(
             "shift_mask",
             shift_mask(H, W, window_size, shift_size) if shift_size else None,
@@ -133,6 +137,19 @@ class WindowAttention(nn.Module):
         x = attn @ v
         x = x.transpose(1, 2).flatten(2)  # B, N, C
         return self.proj(x)
+
+    def reset_parameters(self):
+        """This module's own parameters, as constructed."""
+        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+
+    def reset_buffers(self):
+        """The non-persistent buffers again, on the current default device (after to_empty)."""
+        self.relative_position_index = relative_position_index(self.window_size)
+        self.shift_mask = (
+            shift_mask(self.H, self.W, self.window_size, self.shift_size)
+            if self.shift_size
+            else None
+        )
 
 
 class Mlp(nn.Module):
@@ -240,13 +257,27 @@ class SwinT(nn.Module):
         )
         self.norm = nn.LayerNorm(768, eps=1e-05)
         self.head = nn.Linear(768, 1000)
-        self.apply(self._init_weights)
+        self.init_weights(reset_submodules=False)  # the submodules initialised themselves
 
     def forward(self, image):
         x = self.patch_embed(image)
         for layer in self.layers:
             x = layer(x)
         return self.head(self.norm(x).mean(dim=1))
+
+    def init_weights(self, reset_submodules: bool = True):
+        """The default initialisation, in place: after `to_empty(device=...)` of a model built on
+        the meta device, every parameter as the constructor draws it and every buffer recomputed."""
+        if reset_submodules:
+            for m in self.modules():
+                if m is not self and hasattr(m, "reset_parameters"):
+                    m.reset_parameters()
+        self.apply(self._init_weights)
+        if reset_submodules:
+            with torch.device(next(self.parameters()).device):
+                for m in self.modules():
+                    if hasattr(m, "reset_buffers"):
+                        m.reset_buffers()
 
     def _init_weights(self, m):
         """timm / official Swin init: Linear ~ trunc_normal(std=0.02), zero bias; LayerNorm 1, 0."""
