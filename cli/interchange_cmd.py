@@ -33,12 +33,19 @@ def _refuse_existing(path: Path, force: bool) -> None:
         raise UserError(f"{path} exists; graphspec does not replace it without --force")
 
 
-def _checked_spec(text: str, name: str) -> graphspec.Model:
-    """The imported spec loaded, so that what is written is a spec graphspec reads."""
+def _checked_spec(text: str, name: str, config: str) -> graphspec.Model:
+    """The imported spec loaded, so that what is written is a spec graphspec reads; its errors
+    (a window that does not divide a map: HF pads, graphspec does not) located at the config."""
+    from graphspec.spec.errors import Diagnostic, Loc, SpecError
+
     with tempfile.TemporaryDirectory() as d:
         p = Path(d) / f"{name}.yaml"
         p.write_text(text)
-        return graphspec.load(p)
+        try:
+            return graphspec.load(p)
+        except SpecError as e:
+            raise SpecError([Diagnostic(Loc(config, 1, 1), f"graphspec cannot build the model this config describes: "
+                                        f"{x.message}", x.fix) for x in e.diagnostics]) from None
 
 
 @click.command("import")
@@ -57,7 +64,7 @@ def import_cmd(config: Path, output: str, name: str | None, force: bool) -> None
         raise UserError(f"--name {name!r}: use letters, digits, '_' and '-'")
     data = read_config(config)
     text = from_hf_config(data, name=name, file=display(config), text=read_spec_file(config))
-    model = _checked_spec(text, name or str(data["model_type"]))
+    model = _checked_spec(text, name or str(data["model_type"]), display(config))
     if output == "-":
         click.echo(text, nl=False)
         return

@@ -77,3 +77,10 @@ def resolve_spec(path: str | Path) -> Path:
 def load(path: str | Path, overrides: list[str] | tuple[str, ...] = (), symbolic: bool = False) -> Model:
     spec = load_spec(str(resolve_spec(path)), overrides)
     return Model(spec, lower(spec, symbolic=symbolic))
+
+
+def from_hf_config(config: dict, name: str | None = None) -> str:
+    """A Hugging Face config (the dict of a config.json) as spec text (graphspec.interchange)."""
+    from graphspec.interchange import from_hf_config as convert
+
+    return convert(config, name=name)

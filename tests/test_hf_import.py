@@ -81,7 +81,7 @@ def test_defaults_are_the_config_classes(mt):
 
 
 def test_spec_reads_like_the_bundled_ones():
-    text = from_hf_config({**transformers.MistralConfig().to_dict(), "architectures": ["MistralForCausalLM"]})
+    text = graphspec.from_hf_config({**transformers.MistralConfig().to_dict(), "architectures": ["MistralForCausalLM"]})
     assert text.startswith("# Imported from a Hugging Face `mistral` config (MistralForCausalLM)")
     for line in ("names: hf", "embed: tokens(vocab, dim=d, pos=rope(10000))", "  kv_heads: kv",
                  "  attention: sliding(4096)", "  mlp: glu(d_ff, silu)", "head: lm(tied=false)"):
@@ -103,6 +103,17 @@ NUMERICS = {
     "qwen2": (dict(TINY, tie_word_embeddings=True), "ids"),
     "vit": (dict(image_size=32, patch_size=8, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
                  intermediate_size=128, architectures=["ViTForImageClassification"], num_labels=10), "image"),
+    "mistral": (dict(TINY, sliding_window=5), "ids"),
+    "gemma": (dict(TINY, head_dim=16, hidden_act="gelu_pytorch_tanh"), "ids"),
+    "phi": (dict(TINY, num_key_value_heads=8, resid_pdrop=0.0, embd_pdrop=0.0,
+                 rope_parameters={"rope_theta": 10000.0, "partial_rotary_factor": 0.5, "rope_type": "default"}), "ids"),
+    "bert": (dict(vocab_size=100, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+                  max_position_embeddings=64, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0), "bert"),
+    "swin": (dict(image_size=32, patch_size=4, embed_dim=16, depths=[2, 2], num_heads=[2, 4], window_size=4,
+                  architectures=["SwinForImageClassification"], num_labels=10, drop_path_rate=0.0), "image"),
+    "pvt": (dict(image_size=32, depths=[1, 1], hidden_sizes=[8, 16], num_attention_heads=[1, 2], num_encoder_blocks=2,
+                 sequence_reduction_ratios=[2, 1], mlp_ratios=[4, 4], patch_sizes=[4, 2], strides=[4, 2],
+                 num_labels=10), "image"),
     "t5": (dict(vocab_size=100, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=4,
                 relative_attention_num_buckets=8, relative_attention_max_distance=16, dropout_rate=0.0), "t5"),
 }
@@ -125,6 +136,11 @@ def test_imported_small_config_computes_what_hf_computes(tmp_path, mt):
         if kind == "ids":
             ids = torch.randint(0, 100, (2, 12), generator=g)
             got, want = net(ids), hf(input_ids=ids).logits
+        elif kind == "bert":
+            ids = torch.randint(0, 100, (2, 12), generator=g)
+            out = hf(input_ids=ids)
+            (got, pooled), want = net(ids), out.last_hidden_state
+            assert rel_err(pooled, out.pooler_output) <= 1e-5
         elif kind == "image":
             x = torch.randn(2, 3, 32, 32, generator=g)
             got, want = net(x), hf(pixel_values=x).logits
@@ -154,6 +170,7 @@ BAD = [  # (config, the words the message must hold)
     ({"model_type": "swin", "use_absolute_embeddings": True}, "option use_absolute_embeddings"),
     ({"model_type": "vit", "pooler_act": "relu"}, "option pooler_act"),
     ({"model_type": "pvt", "strides": [4, 2, 1, 2]}, "option patch_sizes"),
+    ({"model_type": "swin", "image_size": 200}, "window 7 does not divide the 50×50 map"),
     ({"model_type": "llama", "my_new_option": 3}, "option my_new_option = 3 is not known"),
     ({"model_type": "gpt2", "n_embd": "768"}, "n_embd must be an integer"),
     ({"model_type": "gpt2", "n_layer": True}, "n_layer must be an integer"),
