@@ -30,6 +30,7 @@ from graphspec.backends import rpc  # noqa: E402
 GPT = ["--set", "vocab=100", "--set", "d=32", "--set", "L=1", "--set", "h=2", "--set", "n_ctx=16",
        "--set", "seq_len=8"]
 KEY = "graphspec-test"
+FAR = "graphspec-test-far"  # a server that registers an address nobody can reach (TEST-NET-1)
 
 
 def cli(*args):
@@ -64,7 +65,8 @@ def _stop(p: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    """A tracker and two servers registered under KEY; yields (address, server log paths)."""
+    """A tracker, two servers registered under KEY and one under FAR; yields (address, the KEY
+    servers' log paths)."""
     d = tmp_path_factory.mktemp("rpc")
     env = {**os.environ, "TVM_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}  # 2 servers on 2 cores
     port = free_port()
@@ -83,14 +85,15 @@ def cluster(tmp_path_factory):
                 if procs[0].poll() is not None or time.monotonic() > deadline:
                     pytest.fail(f"the tracker did not start: {(d / 'tracker.log').read_text()[-2000:]}")
                 time.sleep(0.5)
-        for i in range(2):
-            logs.append(d / f"server{i}.log")
+        for i, (key, extra) in enumerate([(KEY, []), (KEY, []), (FAR, ["--custom-addr", "192.0.2.1"])]):
             sp = free_port()
-            with open(logs[-1], "w") as log:
+            with open(d / f"server{i}.log", "w") as log:
                 procs.append(_start(["tvm.exec.rpc_server", "--host", "127.0.0.1", "--port", str(sp),
-                                     "--port-end", str(sp + 20), "--tracker", addr.tracker, "--key", KEY],
-                                    log, env))
-        while rpc._servers(rpc._tracker_summary(addr, 2.0)).get(KEY, 0) < 2:
+                                     "--port-end", str(sp + 20), "--tracker", addr.tracker, "--key", key,
+                                     *extra], log, env))
+        logs = [d / "server0.log", d / "server1.log"]
+        want = {KEY: 2, FAR: 1}
+        while any(rpc._servers(rpc._tracker_summary(addr, 2.0)).get(k, 0) < n for k, n in want.items()):
             if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
                 pytest.fail("the RPC servers did not register: " + " | ".join(p.read_text()[-500:] for p in logs))
             time.sleep(0.5)
@@ -161,6 +164,13 @@ def test_probe_reports_servers_and_refuses_an_unknown_key(cluster):
     msg = str(e.value)
     assert "no RPC server is registered with key 'no-such-key'" in msg and addr.tracker in msg
     assert f"{KEY} (2)" in msg and f"--tracker {addr.tracker} --key no-such-key" in msg
+
+    # registered, free, but at an address this machine cannot connect to: the probe's session fails
+    far = rpc.RPCAddress(addr.host, addr.port, FAR)
+    t0 = time.monotonic()
+    with pytest.raises(rpc.RPCError, match=f"key '{FAR}' from the tracker {addr.tracker}"):
+        rpc.probe(far, "llvm", timeout_s=2)
+    assert time.monotonic() - t0 < 5
 
 
 def test_unreachable_tracker_exits_2_quickly(tmp_path):
