@@ -74,8 +74,16 @@ def family(spec) -> str:
             return "bert"
         if e.kind == "patches" and e.cls_token and len(st.depths) == 1 and head.kind in ("classifier", "pooler"):
             return "vit"
+        if e.kind == "patches" and st.downsample == "patch_merging" and st.attention.kind == "windowed" \
+                and head.kind in ("classifier", "none"):
+            return "swin"
+        if e.kind == "patches" and st.attention.kind == "spatial_reduction" and head.kind in ("classifier", "none"):
+            return "pvt"
+    if len(stacks) == 2 and e.kind == "tokens" and e.pos == "relative_buckets" and head.kind == "none":
+        return "t5"
     raise ExportError(f"{spec.name}: no Hugging Face family graphspec exports describes this spec; exported are "
-                      "gpt2, bert, vit and the `names: hf` decoders llama, mistral, mixtral, qwen2, gemma, phi")
+                      "gpt2, bert, vit, swin, pvt, t5 and the `names: hf` decoders llama, mistral, mixtral, qwen2, "
+                      "gemma, phi")
 
 
 def _gpt2(spec) -> dict:
@@ -106,6 +114,57 @@ def _vit(spec) -> dict:
         cfg.update(num_labels=h.classes, id2label={str(k): f"LABEL_{k}" for k in range(h.classes)},
                    label2id={f"LABEL_{k}": k for k in range(h.classes)})
     return cfg
+
+
+def _labels(h) -> dict:
+    return dict(num_labels=h.classes, id2label={str(k): f"LABEL_{k}" for k in range(h.classes)},
+                label2id={f"LABEL_{k}": k for k in range(h.classes)}) if h.kind == "classifier" else {}
+
+
+def _swin(spec) -> dict:
+    e, st, h, i = spec.embed, spec.stacks[0], spec.head, spec.input
+    return dict(architectures=["SwinForImageClassification" if h.kind == "classifier" else "SwinModel"],
+                image_size=i.img_size, patch_size=e.patch, num_channels=i.channels, embed_dim=st.dim,
+                depths=list(st.depths), num_heads=list(st.heads), window_size=st.attention.window,
+                mlp_ratio=float(st.mlp.get("ratio") if st.mlp is not None else st.mlp_ratio),
+                qkv_bias=bool(st.qkv_bias), hidden_act=ACT_OUT.get(_act(st), _act(st)), layer_norm_eps=st.eps,
+                hidden_dropout_prob=st.dropout, attention_probs_dropout_prob=st.attn_dropout,
+                drop_path_rate=st.drop_path, **_labels(h))
+
+
+def _pvt(spec) -> dict:
+    e, st, h, i = spec.embed, spec.stacks[0], spec.head, spec.input
+    n = len(st.depths)
+    first = [sum(st.depths[:k]) for k in range(n)]  # the first block of each stage
+    down = st.down_use.a if st.down_use is not None else {"kernel": 1, "stride": 1}
+    return dict(architectures=["PvtForImageClassification" if h.kind == "classifier" else "PvtModel"],
+                image_size=i.img_size, num_channels=i.channels, num_encoder_blocks=n, depths=list(st.depths),
+                hidden_sizes=list(st.dims or [st.dim] * n), num_attention_heads=list(st.heads),
+                sequence_reduction_ratios=[st.masks[b].get("R") for b in first],
+                mlp_ratios=_whole([m.get("ratio") for m in st.mlps] if st.mlps else [st.mlp_ratio] * n, "mlp_ratio"),
+                patch_sizes=[e.patch] + [down["kernel"]] * (n - 1), strides=[e.patch] + [down["stride"]] * (n - 1),
+                hidden_act=ACT_OUT.get(_act(st), _act(st)), layer_norm_eps=float(st.norm_kind.get("eps")),
+                qkv_bias=bool(st.qkv_bias), hidden_dropout_prob=st.dropout,
+                attention_probs_dropout_prob=st.attn_dropout, drop_path_rate=st.drop_path,
+                **(_labels(h) or {"num_labels": 1000}))
+
+
+def _whole(xs: list, what: str) -> list[int]:
+    """PvtConfig holds integer MLP ratios only."""
+    if any(float(x) != int(x) for x in xs):
+        raise ExportError(f"{what} {xs}: a PVT config holds whole ratios only")
+    return [int(x) for x in xs]
+
+
+def _t5(spec) -> dict:
+    e, (enc, dec) = spec.embed, spec.stacks
+    return dict(architectures=["T5Model"], vocab_size=e.vocab, d_model=enc.dim,
+                d_kv=enc.head_dim or enc.dim // enc.heads[0], d_ff=_d_ff(enc), num_layers=sum(enc.depths),
+                num_decoder_layers=sum(dec.depths), num_heads=enc.heads[0],
+                relative_attention_num_buckets=e.pos_use.get("num_buckets"),
+                relative_attention_max_distance=e.pos_use.get("max_distance"), dropout_rate=enc.dropout,
+                layer_norm_epsilon=float(enc.norm_kind.get("eps")), feed_forward_proj="relu",
+                is_encoder_decoder=True)
 
 
 def _llm(spec, mt: str) -> dict:
@@ -149,7 +208,8 @@ def to_hf_config(model) -> dict:
     spec = model.spec
     mt = family(spec)
     cfg = {"model_type": mt, **(_llm(spec, mt) if mt in ("llama", "mistral", "mixtral", "qwen2", "gemma", "phi")
-                                 else {"gpt2": _gpt2, "bert": _bert, "vit": _vit}[mt](spec))}
+                                 else {"gpt2": _gpt2, "bert": _bert, "vit": _vit, "swin": _swin, "pvt": _pvt,
+                                       "t5": _t5}[mt](spec))}
     _check_round_trip(model, cfg)
     return cfg
 
@@ -176,7 +236,11 @@ def _check_round_trip(model, cfg: dict) -> None:
     with tempfile.TemporaryDirectory() as d:
         p = Path(d) / "imported.yaml"
         p.write_text(text)
-        back = graphspec.load(p, sets)
+        try:
+            back = graphspec.load(p, sets)
+        except SpecError as e:
+            raise ExportError(f"{model.spec.name}: the {cfg['model_type']} config graphspec would write does not "
+                              f"load back at this input size:\n{e}") from None
     a, b = _ir_lines(model.graph), _ir_lines(back.graph)
     if a != b:
         diff = next((f"spec: {x}\n  config: {y}" for x, y in zip(a, b, strict=False) if x != y),
@@ -191,14 +255,19 @@ def hf_model_class(cfg: dict):
     return getattr(transformers, cfg["architectures"][0])
 
 
-def hf_like(cfg: dict) -> dict[str, Any]:
-    """The HF model's state dict for `cfg`, on the meta device (names and shapes, no memory)."""
+def hf_like(cfg: dict) -> tuple[dict[str, Any], set[str]]:
+    """The HF model's state dict for `cfg`, on the meta device (names and shapes, no memory), and
+    its tied keys: second names of one tensor (GPT-2's `lm_head`, T5's `embed_tokens`), which
+    HF's save_pretrained leaves out as well."""
     import torch
     import transformers
 
     config = transformers.AutoConfig.for_model(**cfg)
     with torch.device("meta"):
-        return hf_model_class(cfg)(config).state_dict()
+        model = hf_model_class(cfg)(config)
+    sd = model.state_dict()
+    own = {n for n, _ in model.named_parameters()} | {n for n, _ in model.named_buffers()}
+    return sd, set(sd) - own
 
 
 def weight_family(mt: str) -> str:
@@ -212,8 +281,7 @@ def to_hf_weights(state: dict, graph, cfg: dict) -> dict:
     the HF model's own keys (ExportError names what is missing or left over)."""
     from graphspec.weights import WeightError, from_graphspec
 
-    like = hf_like(cfg)
-    tied = _tied(cfg, like)
+    like, tied = hf_like(cfg)
     try:
         out = from_graphspec(state, graph, weight_family(cfg["model_type"]),
                              like={k: v for k, v in like.items() if k not in tied})
@@ -227,11 +295,6 @@ def to_hf_weights(state: dict, graph, cfg: dict) -> dict:
         if tuple(v.shape) != tuple(like[k].shape):
             raise ExportError(f"weight {k}: shape {tuple(v.shape)}, {cfg['architectures'][0]} wants {tuple(like[k].shape)}")
     return out
-
-
-def _tied(cfg: dict, like: dict) -> set[str]:
-    """The LM head's weight where it is the token embedding's (HF's save_pretrained leaves it out)."""
-    return {"lm_head.weight"} & set(like) if cfg.get("tie_word_embeddings", cfg["model_type"] == "gpt2") else set()
 
 
 def to_graphspec_weights(sd: dict, graph, mt: str) -> dict:

@@ -134,6 +134,7 @@ def _t5(r: Reader, s: Spec) -> None:
     s.var("L_dec", r.int("num_decoder_layers", optional=True) or L)
     s.var("vocab", r.int("vocab_size")), s.var("buckets", r.int("relative_attention_num_buckets"))
     s.var("max_distance", r.int("relative_attention_max_distance")), s.var("seq_len", 128), s.var("tgt_len", 128)
+    s.var("batch", 1)
     r.expect("feed_forward_proj", ("relu",), "T5 v1.1's gated feed-forward (wi_0, wi_1) is not mapped",
              "graphspec imports feed_forward_proj 'relu' (T5 v1.0)")
     r.raw("dense_act_fn"), r.raw("is_gated_act")  # derived from feed_forward_proj
