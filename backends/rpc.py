@@ -69,7 +69,8 @@ def parse(value: str) -> RPCAddress:
 def _tracker_summary(addr: RPCAddress, timeout_s: float) -> dict:
     """The tracker's summary (queue and servers), through one socket with a timeout.
     NB: tvm.rpc.connect_tracker retries a refused connection for 60 s and blocks without a
-    timeout on a peer that never answers: this speaks the tracker protocol itself."""
+    timeout on a peer that never answers: this speaks the tracker protocol itself. NB: the
+    host name's lookup is the system resolver's, not bounded by `timeout_s`."""
     from tvm.rpc import base
 
     where = f"the RPC tracker at {addr.tracker}"
