@@ -43,6 +43,8 @@ class Variant:
 
 def _variants(spec, overrides, pass_opts, conv) -> tuple[Variant, Variant | None, str]:
     num = Variant(spec, overrides, False, pass_opts, conv)
+    if not num.rows:  # no attention: nothing to lower symbolically
+        return num, None, ""
     try:
         sym = Variant(spec, overrides, True, pass_opts, conv)
     except (graphspec.SpecError, ValueError, TypeError) as e:  # a construct with no symbolic form
