@@ -194,3 +194,14 @@ def test_a_torch_build_directory_holds_no_pickle_and_exports(tmp_path):
     with torch.no_grad():
         want = net(x)
         assert (hf.eval()(input_ids=x).logits - want).abs().max().item() <= 1e-5 * want.abs().max().item()
+
+
+def test_force_replaces_an_export_in_one_step(tmp_path):
+    out = tmp_path / "hf"
+    overrides = SMALL["gpt2"][0]
+    assert cli("export", "gpt2", "--format", "hf", "-o", out, *sets(overrides)).exit_code == 0
+    assert json.loads((out / "config.json").read_text())["n_layer"] == 2
+    r = cli("export", "gpt2", "--format", "hf", "-o", out, "--force", *sets([o.replace("L=2", "L=3") for o in overrides]))
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "config.json").read_text())["n_layer"] == 3
+    assert [p.name for p in tmp_path.iterdir() if p.name != ".hf.lock"] == ["hf"]  # no temporaries left
