@@ -174,3 +174,16 @@ def test_fused_attention_reads_the_same(spec, extra, kind):
     r = run(spec, "--formulas", "--passes", "default", *extra)
     assert r.exit_code == 0, r.output
     assert kind in r.output and "DIFFERS" not in r.output
+
+
+def test_swin_b_384_with_m12():
+    """Swin-B at 384² with 12×12 windows: Eq. (2) at M = 12, and the last stage's 12×12 map is one
+    window, so global costs the same there (Swin §3.2)."""
+    r = run("swin_b_384", "--formulas")
+    assert r.exit_code == 0, r.output
+    assert "h = 96, w = 96, C = 128, M = 12" in r.output and r.output.count("identity (integers)") == 4
+    stages = [(96, 128, 2), (48, 256, 2), (24, 512, 18), (12, 1024, 2)]
+    # 2·2·9216·128·9072 + 2·2·2304·256·2160 + 18·2·576·512·432 + 0
+    diff = sum(d * 2 * s * s * c * (s * s - 144) for s, c, d in stages)
+    assert diff == 42_807_066_624 + 5_096_079_360 + 4_586_471_424 == 52_489_617_408
+    assert f"global − windowed {diff:,} MACs" in r.output
