@@ -187,3 +187,12 @@ def test_swin_b_384_with_m12():
     diff = sum(d * 2 * s * s * c * (s * s - 144) for s, c, d in stages)
     assert diff == 42_807_066_624 + 5_096_079_360 + 4_586_471_424 == 52_489_617_408
     assert f"global − windowed {diff:,} MACs" in r.output
+
+
+def test_gqa_with_a_head_width_other_than_c_over_h():
+    """head_dim 24 ≠ 64/4 (Qwen3, Gemma): hd = 96, gd = 48 in Ω(GQA)."""
+    m = graphspec.load("mistral_7b", [*SMALL_MISTRAL, "decoder.head_dim=24"])
+    rows = formulas.check(m.graph, 1)
+    assert [(r.formula.name, r.ok) for r in rows] == [("Ω(GQA)", True)]
+    # 2·12·64·(96 + 48) + 2·12²·96 = 221,184 + 27,648 = 248,832 = FlopCounterMode / 2
+    assert rows[0].sites[0].macs == 248_832 == _gqa_flop_counter(12, 64, 4, 2, 24)
