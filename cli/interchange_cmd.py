@@ -78,17 +78,28 @@ def _read_weights(path: Path) -> dict:
     import torch
     from graphspec.backends.weights import load
 
-    if path.is_dir():
-        path = path / "weights.safetensors"
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError as e:
-        raise UserError(f"cannot read weights {path}: {e.strerror or e}") from None
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_WEIGHTS:
-            raise UserError(f"weights {path}: not a regular file of at most {MAX_WEIGHTS:,} bytes")
-        data = f.read()
+    if path.is_dir():  # a build directory: its manifest's weights, checked against their sha256
+        from graphspec.backends.manifest import ManifestError, artifact, read
+
+        try:
+            m = read(path)
+            if "weights" not in m["artifacts"]:
+                raise UserError(f"{path} is a {m.get('target', '?')} build without a weights.safetensors "
+                                "(an ONNX build keeps its weights in model.onnx); build --target torch")
+            data = artifact(path, m, "weights")
+        except ManifestError as e:
+            raise UserError(str(e)) from None
+        path = path / m["artifacts"]["weights"]
+    else:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        except OSError as e:
+            raise UserError(f"cannot read weights {path}: {e.strerror or e}") from None
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_WEIGHTS:
+                raise UserError(f"weights {path}: not a regular file of at most {MAX_WEIGHTS:,} bytes")
+            data = f.read()
     try:
         arrays = load(data)
     except ValueError as e:

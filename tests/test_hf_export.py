@@ -184,6 +184,13 @@ def test_a_torch_build_directory_holds_no_pickle_and_exports(tmp_path):
         assert not head.startswith(PICKLE_MAGIC) and p.suffix not in (".pt", ".pth", ".bin", ".pkl", ".ckpt"), p
     r = cli("export", "gpt2", "--format", "hf", "-o", tmp_path / "hf", "--weights", tmp_path / "build", *sets(overrides))
     assert r.exit_code == 0, r.output
+    w = tmp_path / "build" / "weights.safetensors"
+    saved = w.read_bytes()
+    w.write_bytes(saved[:-8])  # a truncated artifact: the manifest's sha256 no longer matches
+    r = cli("export", "gpt2", "--format", "hf", "-o", tmp_path / "hf2", "--weights", tmp_path / "build",
+            *sets(overrides))
+    assert r.exit_code == 2 and "sha256" in r.output and not (tmp_path / "hf2").exists(), r.output
+    w.write_bytes(saved)
     hf, info = transformers.GPT2LMHeadModel.from_pretrained(tmp_path / "hf", output_loading_info=True)
     assert not info["missing_keys"] and not info["unexpected_keys"]
     from safetensors.torch import load_file
