@@ -250,6 +250,8 @@ def flops(spec, overrides, symbolic, check, formulas, convention, depth, passes,
     """Per-module parameters and MACs of SPEC, with totals; --check against `expect:`."""
     if check and symbolic:
         raise UserError("--check compares exact integers: drop --symbolic")
+    if formulas and check:
+        raise UserError("--formulas and --check are two reports: run them one at a time")
     if formulas:  # checks symbolically and at the spec's size: --symbolic is implied
         from graphspec.cli import formulas_cmd
 
