@@ -112,3 +112,45 @@ def hf_classes(model_type: str, settings: dict | None = None):
     cfg_cls, model_cls, _ = IMPORT_FAMILIES[model_type]
     arch = (settings or {}).get("architectures")
     return getattr(transformers, cfg_cls), getattr(transformers, arch[0] if arch else model_cls)
+
+
+# config.json files as model repositories ship them (transformers 4.x: top-level `rope_theta`,
+# `rope_scaling: null`, `partial_rotary_factor`, `torch_dtype`), with the bundled spec each
+# should reproduce: openai-community/gpt2, meta-llama/Llama-2-7b-hf, mistralai/Mistral-7B-v0.1,
+# mistralai/Mixtral-8x7B-v0.1, microsoft/phi-2.
+PUBLISHED_CONFIGS = {
+    "gpt2": {"activation_function": "gelu_new", "architectures": ["GPT2LMHeadModel"], "attn_pdrop": 0.1,
+             "bos_token_id": 50256, "embd_pdrop": 0.1, "eos_token_id": 50256, "initializer_range": 0.02,
+             "layer_norm_epsilon": 1e-05, "model_type": "gpt2", "n_ctx": 1024, "n_embd": 768, "n_head": 12,
+             "n_layer": 12, "n_positions": 1024, "resid_pdrop": 0.1, "summary_activation": None,
+             "summary_first_dropout": 0.1, "summary_proj_to_labels": True, "summary_type": "cls_index",
+             "summary_use_proj": True, "task_specific_params": {"text-generation": {"do_sample": True, "max_length": 50}},
+             "vocab_size": 50257},
+    "llama2_7b": {"architectures": ["LlamaForCausalLM"], "bos_token_id": 1, "eos_token_id": 2, "hidden_act": "silu",
+                  "hidden_size": 4096, "initializer_range": 0.02, "intermediate_size": 11008,
+                  "max_position_embeddings": 4096, "model_type": "llama", "num_attention_heads": 32,
+                  "num_hidden_layers": 32, "num_key_value_heads": 32, "pretraining_tp": 1, "rms_norm_eps": 1e-05,
+                  "rope_scaling": None, "tie_word_embeddings": False, "torch_dtype": "float16",
+                  "transformers_version": "4.31.0.dev0", "use_cache": True, "vocab_size": 32000},
+    "mistral_7b": {"architectures": ["MistralForCausalLM"], "bos_token_id": 1, "eos_token_id": 2, "hidden_act": "silu",
+                   "hidden_size": 4096, "initializer_range": 0.02, "intermediate_size": 14336,
+                   "max_position_embeddings": 32768, "model_type": "mistral", "num_attention_heads": 32,
+                   "num_hidden_layers": 32, "num_key_value_heads": 8, "rms_norm_eps": 1e-05, "rope_theta": 10000.0,
+                   "sliding_window": 4096, "tie_word_embeddings": False, "torch_dtype": "bfloat16",
+                   "transformers_version": "4.34.0.dev0", "use_cache": True, "vocab_size": 32000},
+    "mixtral_8x7b": {"architectures": ["MixtralForCausalLM"], "attention_dropout": 0.0, "bos_token_id": 1,
+                     "eos_token_id": 2, "hidden_act": "silu", "hidden_size": 4096, "initializer_range": 0.02,
+                     "intermediate_size": 14336, "max_position_embeddings": 32768, "model_type": "mixtral",
+                     "num_attention_heads": 32, "num_experts_per_tok": 2, "num_hidden_layers": 32,
+                     "num_key_value_heads": 8, "num_local_experts": 8, "output_router_logits": False,
+                     "rms_norm_eps": 1e-05, "rope_theta": 1000000.0, "router_aux_loss_coef": 0.02,
+                     "sliding_window": None, "tie_word_embeddings": False, "torch_dtype": "bfloat16",
+                     "transformers_version": "4.36.0.dev0", "use_cache": True, "vocab_size": 32000},
+    "phi2": {"architectures": ["PhiForCausalLM"], "attention_dropout": 0.0, "bos_token_id": 50256, "embd_pdrop": 0.0,
+             "eos_token_id": 50256, "hidden_act": "gelu_new", "hidden_size": 2560, "initializer_range": 0.02,
+             "intermediate_size": 10240, "layer_norm_eps": 1e-05, "max_position_embeddings": 2048, "model_type": "phi",
+             "num_attention_heads": 32, "num_hidden_layers": 32, "num_key_value_heads": 32,
+             "partial_rotary_factor": 0.4, "qk_layernorm": False, "resid_pdrop": 0.1, "rope_scaling": None,
+             "rope_theta": 10000.0, "tie_word_embeddings": False, "torch_dtype": "float16",
+             "transformers_version": "4.37.0", "use_cache": True, "vocab_size": 51200},
+}

@@ -214,3 +214,32 @@ def test_cli_writes_once_and_replaces_only_with_force(tmp_path):
     r = run_import(tmp_path, {**cfg, "n_layer": 3}, "-o", str(out), "--force")
     assert r.exit_code == 0 and "L=3" in out.read_text()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporaries left
+
+
+def ir(graph) -> list[str]:
+    """The IR's lines without the source locations."""
+    return [ln.split("  #")[0] for ln in str(graph).splitlines()[1:]]
+
+
+@pytest.mark.parametrize("spec", sorted(_ref.PUBLISHED_CONFIGS))
+def test_published_config_reproduces_the_bundled_spec(tmp_path, spec):
+    """Real config.json files (transformers 4.x keys) import to the bundled spec's model: the
+    same IR node for node (Phi-2's config carries resid_pdrop 0.1, which the bundled spec
+    leaves out: there parameters and MACs only)."""
+    cfg = _ref.PUBLISHED_CONFIGS[spec]
+    (tmp_path / "i.yaml").write_text(from_hf_config(cfg))
+    bundled = graphspec.load(spec)
+    got = graphspec.load(tmp_path / "i.yaml", [f"seq_len={bundled.spec.input.seq_len}"])
+    assert (got.params(), got.macs()) == (bundled.params(), bundled.macs())
+    assert got.params() == bundled.spec.expect["params"]  # the published count (gpt2: 124,439,808)
+    if spec != "phi2":
+        assert ir(got.graph) == ir(bundled.graph)
+
+
+@pytest.mark.parametrize("mt", sorted(DEFAULTS))
+def test_a_config_of_model_type_only_means_the_defaults(tmp_path, mt):
+    """Older transformers write only what differs from the defaults: {"model_type": mt} is the
+    default model."""
+    (tmp_path / "a.yaml").write_text(from_hf_config({"model_type": mt}))
+    cfg_cls, model_cls = hf_classes(mt)
+    assert graphspec.load(tmp_path / "a.yaml").params() == n_params(meta(model_cls, cfg_cls()))
