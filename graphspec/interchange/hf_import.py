@@ -50,7 +50,8 @@ class Spec:
         out += [f"input: {self.input}", f"embed: {self.embed}"]
         for key, fields in self.stacks:
             out.append(f"{key}:")
-            out += [f"  {k}: {v if isinstance(v, str) else num(v)}" for k, v in fields]
+            out += [f"  {k}: {v if isinstance(v, str) else num(v)}" for k, v in fields
+                    if not (k in ("dropout", "attn_dropout", "drop_path") and v == 0)]  # the default
         out.append(f"head: {self.head}")
         return "\n".join(out) + "\n"
 
@@ -63,6 +64,10 @@ def num(v: Any) -> str:
     if isinstance(v, list):
         return "[" + ", ".join(num(x) for x in v) + "]"
     return repr(v) if isinstance(v, float) else str(v)
+
+
+def _drop(p: float) -> str:
+    return f", dropout={num(p)}" if p else ""
 
 
 def _act(r: Reader, key: str) -> str:
@@ -112,7 +117,7 @@ def _gpt2(r: Reader, s: Spec) -> None:
     r.raw("reorder_and_upcast_attn")  # numerics of fp16 training only
     tied = r.bool("tie_word_embeddings", True)
     s.input = "tokens(seq_len)"
-    s.embed = f"tokens(vocab, dim=d, pos=learned(n_ctx), dropout={num(r.float('embd_pdrop', default=0))})"
+    s.embed = f"tokens(vocab, dim=d, pos=learned(n_ctx){_drop(r.float('embd_pdrop', default=0))})"
     fields = [("dim", "d"), ("heads", "h"), ("d_ff", "d_ff"), ("norm", "pre"), ("act", _act(r, "activation_function")),
               ("dropout", r.float("resid_pdrop", default=0)), ("attn_dropout", r.float("attn_pdrop", default=0)),
               ("eps", r.float("layer_norm_epsilon"))]
@@ -135,7 +140,7 @@ def _bert(r: Reader, s: Spec) -> None:
     eps, drop = r.float("layer_norm_eps"), r.float("hidden_dropout_prob", default=0)
     types = r.int("type_vocab_size")
     s.input = "tokens(seq_len)"
-    s.embed = f"tokens(vocab, dim=H, pos=learned(max_len), types={types}, norm=true, eps={num(eps)}, dropout={num(drop)})"
+    s.embed = f"tokens(vocab, dim=H, pos=learned(max_len), types={types}, norm=true, eps={num(eps)}{_drop(drop)})"
     s.stacks.append(("encoder×L", [("dim", "H"), ("heads", "A"), ("d_ff", "d_ff"), ("norm", "post"),
                                    ("act", _act(r, "hidden_act")), ("eps", eps), ("dropout", drop),
                                    ("attn_dropout", r.float("attention_probs_dropout_prob", default=0))]))
@@ -154,7 +159,7 @@ def _vit(r: Reader, s: Spec) -> None:
     r.expect("pooler_act", ("tanh",), "the pooler is tanh(W h + b)")
     channels = r.int("num_channels")
     s.input = "image(img_size)" if channels == 3 else f"image(img_size, channels={channels})"
-    s.embed = f"patches(patch, dim=D, cls_token=true, pos=learned, dropout={num(r.float('hidden_dropout_prob', default=0))})"
+    s.embed = f"patches(patch, dim=D, cls_token=true, pos=learned{_drop(r.float('hidden_dropout_prob', default=0))})"
     fields = [("dim", "D"), ("heads", "h"), ("d_ff", "d_ff"), ("norm", "pre"), ("act", _act(r, "hidden_act")),
               ("eps", r.float("layer_norm_eps")), ("attn_dropout", r.float("attention_probs_dropout_prob", default=0))]
     if not r.bool("qkv_bias", True):
