@@ -76,19 +76,32 @@ def phase(timings: dict[str, float], name: str, log: Callable[[str], None] | Non
         log(f"[{name}] done in {timings[name]:.2f}s")
 
 
-def check_target(target: str, tune: int = 0) -> None:
-    """Refuse a bad target or a missing toolchain before any work is done."""
-    if target not in TARGETS:
-        raise BuildError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+def check_target(target: str, tune: int = 0, dtype: str = "fp32", arch: str | None = None) -> tuple[str, str | None]:
+    """Refuse a bad target, arch or dtype, or a missing toolchain or GPU, before any work is done;
+    returns (target, arch): `cuda:sm_90` is ("cuda", "sm_90"), a cuda build without an arch gets
+    `backends.cuda.cuda_arch()` (the local GPU's, else sm_90)."""
+    from graphspec.backends.targets import check_dtype, parse_target
+
+    if str(target).partition(":")[0] not in TARGETS:
+        raise BuildError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)} (cuda:sm_90 names the arch)")
+    target, arch = parse_target(target, arch)
+    check_dtype(dtype)
     if target == "cuda":
-        from graphspec.backends.tvm import ToolchainError, check_cuda_toolchain
+        from graphspec.backends.cuda import cuda_arch
+        from graphspec.backends.tvm import ToolchainError, check_cuda_toolchain, has_cuda_device
 
         try:
             check_cuda_toolchain()
+            arch = cuda_arch(arch)
         except ToolchainError as e:
             raise BuildError(str(e)) from None
-    if tune and target != "llvm":
-        raise BuildError(f"--tune runs MetaSchedule on this machine: it supports --target llvm, not {target}")
+        if tune and not has_cuda_device():
+            raise BuildError("--tune with --target cuda runs MetaSchedule on this machine's GPU, and there is "
+                             "none here (tvm.cuda().exist is False): build untuned (DLight's default GPU "
+                             "schedules), or tune on the GPU machine and carry its database (--tune-dir DIR)")
+    elif tune and target != "llvm":
+        raise BuildError(f"--tune runs MetaSchedule on this machine: it supports --target llvm or cuda, not {target}")
+    return target, arch
 
 
 def prepare(spec: str | Path, overrides: tuple[str, ...] = (), pass_opts: Mapping | None = None,
@@ -110,14 +123,15 @@ def prepare(spec: str | Path, overrides: tuple[str, ...] = (), pass_opts: Mappin
     return Prepared(path, sha, ov, model, graph, list(report or []), dynamic, timings)
 
 
-def cache_key(p: Prepared, target: str, pass_opts: Mapping | None, tune: int, seed: int) -> str:
-    from graphspec.backends.tvm import CUDA_ARCH, llvm_cpu
+def cache_key(p: Prepared, target: str, pass_opts: Mapping | None, tune: int, seed: int,
+              dtype: str = "fp32", arch: str | None = None) -> str:
+    from graphspec.backends.tvm import llvm_cpu
 
     opts = {k: v for k, v in dict(pass_opts or {}).items() if k != "print_after"}
     blob = json.dumps({"spec": p.spec_sha256, "overrides": list(p.overrides), "target": target,
                        "passes": opts, "dynamic": p.dynamic_batch, "tune": tune, "seed": seed,
-                       "graphspec": graphspec.__version__,
-                       "cuda_arch": CUDA_ARCH if target == "cuda" else None,
+                       "graphspec": graphspec.__version__, "dtype": dtype,
+                       "cuda_arch": arch if target == "cuda" else None,
                        "mcpu": llvm_cpu() if target == "llvm" else None},  # a library for another CPU
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -190,11 +204,13 @@ def build(spec: str | Path, target: str, out: str | Path | None = None, *,
           overrides: tuple[str, ...] = (), pass_opts: Mapping | None = None,
           apply_passes: Callable | None = None, tune: int = 0, batch: str | int | None = None,
           seed: int = 0, tune_dir: str | Path | None = None, force: bool = False,
-          memory_budget: str | None = None, log: Callable[[str], None] | None = None) -> dict:
+          memory_budget: str | None = None, log: Callable[[str], None] | None = None,
+          dtype: str = "fp32", arch: str | None = None) -> dict:
     """Build `spec` for `target` into the directory `out` (default: `default_dir`); returns
-    the manifest. `force` rebuilds a cache hit and replaces a directory that is no build."""
+    the manifest. `force` rebuilds a cache hit and replaces a directory that is no build.
+    `target` may name the cuda arch (`cuda:sm_90`, or `arch`); `dtype` is fp32, fp16 or bf16."""
     log = log or (lambda s: None)
-    check_target(target, tune)
+    target, arch = check_target(target, tune, dtype, arch)
     p = prepare(spec, overrides, pass_opts, batch, apply_passes)
     if tune and p.dynamic_batch:  # MetaSchedule measures kernels: it needs their shapes
         raise BuildError("--tune needs a static batch (MetaSchedule measures kernels of one shape): "
@@ -204,17 +220,17 @@ def build(spec: str | Path, target: str, out: str | Path | None = None, *,
     budget.check(budget.graph_bytes(p.graph), f"building {p.model.spec.name!r}", memory_budget)
     with dir_lock(out):
         _check_replaceable(out, force)
-        key = cache_key(p, target, pass_opts, tune, seed)
+        key = cache_key(p, target, pass_opts, tune, seed, dtype, arch)
         old = None if force else _cache_hit(out, key)
         if old:
             old["cache"].update(hit=True, hits=old["cache"].get("hits", 0) + 1, last_hit=_now())
             atomic_write(out / MANIFEST, json.dumps(old, indent=1, default=str) + "\n")
             return old
-        return _build(p, target, out, key, pass_opts, tune, seed, tune_dir, log)
+        return _build(p, target, out, key, pass_opts, tune, seed, tune_dir, log, dtype, arch)
 
 
 def _build(p: Prepared, target: str, out: Path, key: str, pass_opts, tune: int, seed: int,
-           tune_dir, log) -> dict:
+           tune_dir, log, dtype: str = "fp32", arch: str | None = None) -> dict:
     from graphspec.backends import targets as comp
 
     timings = dict(p.timings)
@@ -226,7 +242,8 @@ def _build(p: Prepared, target: str, out: Path, key: str, pass_opts, tune: int, 
 
         params = random_params(p.graph, seed)
         built = comp.compile(p.graph, params, target, dynamic_batch=p.dynamic_batch, tune=tune,
-                             tune_dir=tdir, spec=p.model.spec, timings=timings, log=log)
+                             tune_dir=tdir, spec=p.model.spec, timings=timings, log=log, dtype=dtype,
+                             arch=arch)
         if "tuning" in built.info and not tune_dir:
             built.info["tuning"]["work_dir"] = str(out / "tuning")  # where it lives once published
         with phase(timings, "save", log):
@@ -236,6 +253,8 @@ def _build(p: Prepared, target: str, out: Path, key: str, pass_opts, tune: int, 
             "spec": {"path": str(p.spec_path), "sha256": p.spec_sha256, "name": p.model.spec.name,
                      "overrides": list(p.overrides)},
             "target": target,
+            "dtype": dtype,  # weights and activations (norm/softmax statistics in float32)
+            "arch": arch,  # the CUDA architecture of a cuda build's kernels, else None
             "batch": "dynamic" if p.dynamic_batch else int(p.graph.inputs[0].shape[0]),
             "passes": {"options": {k: v for k, v in dict(pass_opts or {}).items()},
                        "report": p.pass_report},

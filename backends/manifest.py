@@ -25,6 +25,7 @@ FORMAT = 2  # 2: safetensors weights and a sha256 per artifact
 MAX_MANIFEST = 16 << 20
 MAX_ARTIFACT = 64 << 30
 TARGETS = ("torch", "onnx", "llvm", "cuda")
+DTYPES = ("fp32", "fp16", "bf16")  # `dtype`: weights and activations (backends/targets.py)
 REBUILD = "rebuild it with `graphspec build SPEC --target ... -o DIR`"
 
 
@@ -116,6 +117,10 @@ def problems_of(m) -> list[str]:
         out.append("`inputs` is empty")
     if not all(_is(o, str) for o in m["outputs"]):
         out.append("`outputs` must be a list of names")
+    if m.get("dtype", "fp32") not in DTYPES:  # absent in builds made before --dtype: fp32
+        out.append(f"`dtype` must be one of {', '.join(DTYPES)}")
+    if not (m.get("arch") is None or (_is(m["arch"], str) and m["target"] == "cuda")):
+        out.append("`arch` names the CUDA architecture of a cuda build (else null)")
     b = m.get("batch")
     if not (b == "dynamic" or (_is(b, int) and b > 0)):
         out.append("`batch` must be a positive integer or 'dynamic'")

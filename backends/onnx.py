@@ -176,8 +176,9 @@ class Emitter:
 
 
 def export(graph: Graph, params: Mapping[str, np.ndarray], *, dynamic_batch: bool = False,
-           opset: int = OPSET, check: bool = True):
-    """The IR as an `onnx.ModelProto`; `params` maps IR parameter names to arrays."""
+           opset: int = OPSET, check: bool = True, dtype: str = "float32"):
+    """The IR as an `onnx.ModelProto`; `params` maps IR parameter names to arrays. With `dtype`
+    float16 or bfloat16 the model is converted after export (`to_half`)."""
     import onnx
     from onnx import helper, numpy_helper
 
@@ -222,6 +223,8 @@ def export(graph: Graph, params: Mapping[str, np.ndarray], *, dynamic_batch: boo
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)],
                               producer_name="graphspec", producer_version=_version())
     model.ir_version = min(model.ir_version, 10)  # onnxruntime 1.2x reads IR ≤ 10
+    if dtype != "float32":
+        to_half(model, dtype)
     if check:
         onnx.checker.check_model(model, full_check=True)
     return model
@@ -256,6 +259,76 @@ def _value_info(n: Node, dynamic_batch: bool):
     return helper.make_tensor_value_info(n.name, elem, dims)
 
 
+HALF = {"float16": 10, "bfloat16": 16}  # TensorProto.FLOAT16, TensorProto.BFLOAT16
+FP32_NODES = ("Softmax",)  # computed in float32 between Casts; LayerNormalization's stash_type=1 already is,
+# and Attention gets softmax_precision=FLOAT
+
+
+def to_half(model, dtype: str) -> None:
+    """Convert an exported float32 model in place: float initializers, graph inputs and outputs,
+    Cast-to-float and float constants become `dtype`, so every float tensor is in it; Softmax runs
+    in float32 between two Casts, Attention's softmax in float32 (softmax_precision), and LayerNormalization/RMSNormalization keep their float32
+    statistics (stash_type=1, the default). See backends/tvm.py [Half precision].
+
+    NB: onnxruntime's CPU provider has float16 kernels for these ops but no bfloat16 ones (its
+    CUDA provider has both): a bfloat16 model is valid ONNX that runs on GPUs (`session` says so)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    elem = HALF[dtype]
+    np_half = _np_half(dtype)
+    for i, t in enumerate(model.graph.initializer):
+        if t.data_type == TensorProto.FLOAT:
+            model.graph.initializer[i].CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t).astype(np_half), t.name))
+    for v in (*model.graph.input, *model.graph.output):
+        if v.type.tensor_type.elem_type == TensorProto.FLOAT:
+            v.type.tensor_type.elem_type = elem
+    nodes = []
+    for n in model.graph.node:
+        for a in n.attribute:
+            if n.op_type == "Cast" and a.name == "to" and a.i == TensorProto.FLOAT:
+                a.i = elem
+            if a.type == a.TENSOR and a.t.data_type == TensorProto.FLOAT:
+                a.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(a.t).astype(np_half), a.t.name))
+        if n.op_type == "Attention":  # opset 23: the softmax inside in float32
+            n.attribute.append(helper.make_attribute("softmax_precision", TensorProto.FLOAT))
+        if n.op_type in FP32_NODES:
+            x32, y32 = f"{n.input[0]}/fp32", f"{n.output[0]}/fp32"
+            nodes.append(helper.make_node("Cast", [n.input[0]], [x32], name=x32, to=TensorProto.FLOAT))
+            out = n.output[0]
+            n.input[0], n.output[0] = x32, y32
+            nodes += [n, helper.make_node("Cast", [y32], [out], name=f"{out}/cast", to=elem)]
+        else:
+            nodes.append(n)
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+
+
+def _np_half(dtype: str):
+    if dtype == "bfloat16":
+        import ml_dtypes
+
+        return ml_dtypes.bfloat16
+    return np.float16
+
+
+def input_dtype(sess, name: str):
+    """The numpy dtype onnxruntime wants for input `name` of `sess`."""
+    t = next(i.type for i in sess.get_inputs() if i.name == name)
+    return {"tensor(float16)": np.float16, "tensor(float)": np.float32, "tensor(int64)": np.int64,
+            "tensor(bfloat16)": _np_half("bfloat16")}.get(t, None)
+
+
+def run_session(sess, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+    """Run with float inputs cast to the model's input types; half outputs come back float32."""
+    feed = {}
+    for k, v in inputs.items():
+        want = input_dtype(sess, k)
+        v = np.asarray(v)
+        feed[k] = v.astype(want) if want is not None and v.dtype != want else v
+    return [o.astype(np.float32) if o.dtype == np.float16 or o.dtype.kind == "V" else o
+            for o in sess.run(None, feed)]
+
+
 def _version() -> str:
     import graphspec
 
@@ -286,12 +359,26 @@ def session(model_or_path, threads: int | None = None):
         opts.intra_op_num_threads = threads
     src = model_or_path.SerializeToString() if hasattr(model_or_path, "SerializeToString") else \
         model_or_path if isinstance(model_or_path, bytes) else str(model_or_path)
-    return ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"])
+    try:
+        return ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime's own exception types
+        if "NOT_IMPLEMENTED" not in str(e) or not _input_types(src):
+            raise
+        raise ExportError("this ONNX model is bfloat16, and onnxruntime's CPU provider has no bfloat16 "
+                          "kernels (MatMul, Add, Softmax, ...): run it with the CUDA provider on a GPU, "
+                          "or build --dtype fp16 or fp32") from None
+
+
+def _input_types(src) -> bool:
+    """True when a serialized model (bytes or path) takes a bfloat16 input."""
+    import onnx
+
+    m = onnx.load_from_string(src) if isinstance(src, bytes) else onnx.load(src, load_external_data=False)
+    return any(i.type.tensor_type.elem_type == HALF["bfloat16"] for i in m.graph.input)
 
 
 def run(model_or_path, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-    s = session(model_or_path)
-    return s.run(None, {k: np.asarray(v) for k, v in inputs.items()})
+    return run_session(session(model_or_path), inputs)
 
 
 def node_count(model) -> int:

@@ -30,6 +30,36 @@ from graphspec.backends.build import BuildError, phase
 from graphspec.io import atomic_write
 
 Inputs = Mapping[str, np.ndarray]
+# --dtype: weights and activations; norm/softmax statistics and matmul accumulators stay float32
+# where PyTorch keeps them so (backends/tvm.py [Half precision]); every target takes it
+DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+
+
+def check_dtype(dtype: str) -> str:
+    """The TVM/numpy name of a --dtype (fp32 -> float32), or BuildError naming the choices."""
+    if dtype not in DTYPES:
+        raise BuildError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}")
+    return DTYPES[dtype]
+
+
+def parse_target(target: str, arch: str | None = None) -> tuple[str, str | None]:
+    """`cuda:sm_90` -> ("cuda", "sm_90"); `cuda` with `arch` -> ("cuda", arch); others (t, None).
+    BuildError for an arch on a target other than cuda, two different archs, or an unknown one."""
+    kind, _, suffix = str(target).partition(":")
+    if suffix and arch and suffix != arch:
+        raise BuildError(f"--target {target} and --arch {arch} name two architectures; give one")
+    arch = suffix or arch
+    if arch and kind != "cuda":
+        raise BuildError(f"--arch {arch} applies to --target cuda only, not {kind}")
+    if kind == "cuda":
+        from graphspec.backends.cuda import check_arch
+        from graphspec.backends.tvm import ToolchainError
+
+        try:
+            arch = check_arch(arch) if arch else None
+        except ToolchainError as e:
+            raise BuildError(str(e)) from None
+    return kind, arch
 
 
 @dataclass
@@ -43,29 +73,33 @@ class Compiled:
 
 def compile(graph, params: Mapping[str, np.ndarray], target: str, *, dynamic_batch: bool = False,
             tune: int = 0, tune_dir: str | Path | None = None, spec: Any = None,
-            timings: dict[str, float] | None = None, log: Callable[[str], None] | None = None) -> Compiled:
+            timings: dict[str, float] | None = None, log: Callable[[str], None] | None = None,
+            dtype: str = "fp32", arch: str | None = None) -> Compiled:
+    """`target` may carry the cuda arch (`cuda:sm_90`); `dtype` is fp32, fp16 or bf16."""
     timings = {} if timings is None else timings
+    target, arch = parse_target(target, arch)
+    dt = check_dtype(dtype)
     if target == "onnx":
-        return _onnx(graph, params, dynamic_batch, timings, log)
+        return _onnx(graph, params, dynamic_batch, timings, log, dt)
     if target in ("llvm", "cuda"):
-        return _tvm(graph, params, target, dynamic_batch, tune, tune_dir, timings, log)
+        return _tvm(graph, params, target, dynamic_batch, tune, tune_dir, timings, log, dt, arch)
     if target == "torch":
-        return _torch(graph, params, spec, timings, log)
+        return _torch(graph, params, spec, timings, log, dt)
     raise BuildError(f"unknown target {target!r}")
 
 
 # -- onnx ------------------------------------------------------------------------------------
-def _onnx(graph, params, dynamic_batch, timings, log) -> Compiled:
+def _onnx(graph, params, dynamic_batch, timings, log, dtype="float32") -> Compiled:
     from graphspec.backends import onnx as gx
 
     with phase(timings, "export", log):
-        model = gx.export(graph, params, dynamic_batch=dynamic_batch)
+        model = gx.export(graph, params, dynamic_batch=dynamic_batch, dtype=dtype)
     sess: list[Any] = []
 
     def run(inputs: Inputs) -> list[np.ndarray]:
         if not sess:
             sess.append(gx.session(model))
-        return sess[0].run(None, dict(inputs))
+        return gx.run_session(sess[0], inputs)
 
     def save(d: Path) -> dict[str, str]:
         gx.save(model, d / "model.onnx")
@@ -73,17 +107,18 @@ def _onnx(graph, params, dynamic_batch, timings, log) -> Compiled:
 
     ops = Counter(n.op_type for n in model.graph.node)
     info = {"onnx": {"opset": gx.OPSET, "nodes": len(model.graph.node), "initializers": len(model.graph.initializer),
-                     "ops": dict(ops.most_common())}}
+                     "dtype": dtype, "ops": dict(ops.most_common())}}
     return Compiled("onnx", run, save, info, handle=model)
 
 
 # -- tvm -------------------------------------------------------------------------------------
-def _tvm(graph, params, target, dynamic_batch, tune, tune_dir, timings, log) -> Compiled:
+def _tvm(graph, params, target, dynamic_batch, tune, tune_dir, timings, log, dtype="float32",
+         arch=None) -> Compiled:
     from graphspec.backends import tvm as gt
     from graphspec.backends import weights
 
     with phase(timings, "lower", log):  # tuned: attention as matmuls, which MetaSchedule can tune
-        low = gt.lower(graph, dynamic_batch=dynamic_batch, attention="matmul" if tune else "op")
+        low = gt.lower(graph, dynamic_batch=dynamic_batch, attention="matmul" if tune else "op", dtype=dtype)
     db, tinfo = None, None
     if tune:
         if tune_dir is None:
@@ -92,8 +127,15 @@ def _tvm(graph, params, target, dynamic_batch, tune, tune_dir, timings, log) -> 
             from graphspec.backends.metaschedule import tune as ms_tune
 
             db, tinfo = ms_tune(low, tune_dir, tune, kind=target, log=log)
+    kernels: dict[str, dict[str, bytes]] = {}
     with phase(timings, "compile", log):
-        ex, binfo = gt.build(low, target, database=db)
+        ex, binfo = gt.build(low, target, database=db, arch=arch)
+        if target == "cuda":  # [CUDA kernels ahead of time]: SASS and PTX for the arch, by nvcc
+            from graphspec.backends.cuda import compile_kernels, ptx_target
+
+            kernels = compile_kernels(ex, binfo["arch"])
+            binfo["kernel_sources"] = sorted(kernels)
+            binfo["ptx_targets"] = sorted({ptx_target(k["ptx"]) or "?" for k in kernels.values()})
     if tinfo is not None:
         tinfo.update(prim_funcs=binfo.pop("prim_funcs", None), applied=binfo.pop("tuned_funcs", None),
                      prepacked_weights=binfo.pop("prepacked_weights", None),
@@ -104,7 +146,12 @@ def _tvm(graph, params, target, dynamic_batch, tune, tune_dir, timings, log) -> 
         if not runner:
             if target == "cuda" and not gt.has_cuda_device():
                 raise BuildError("the cuda build cannot run here: no CUDA GPU (tvm.cuda().exist is False)")
-            runner.append(gt.Runner(ex, low.params, params, device="cpu" if target == "llvm" else "cuda"))
+            if kernels:
+                from graphspec.backends.cuda import use_kernels
+
+                use_kernels({k: v["cubin"] for k, v in kernels.items()})
+            runner.append(gt.Runner(ex, low.params, params, device="cpu" if target == "llvm" else "cuda",
+                                    dtype=dtype))
         return runner[0](*(inputs[n] for n in low.inputs))
 
     def save(d: Path) -> dict[str, str]:
@@ -114,12 +161,18 @@ def _tvm(graph, params, target, dynamic_batch, tune, tune_dir, timings, log) -> 
             raise
         except Exception as e:  # TVM runs the C compiler: a full disk shows up as its error
             raise OSError(f"TVM could not write the library ({str(e).strip().splitlines()[-1][:300]})") from None
-        weights.save(params, d / "weights.safetensors")
+        weights.save(params, d / "weights.safetensors")  # float32 masters, cast to the build's dtype at load
         atomic_write(d / "model.relax.py", low.script())
-        return {"library": "model.so", "weights": "weights.safetensors", "relax": "model.relax.py"}
+        art = {"library": "model.so", "weights": "weights.safetensors", "relax": "model.relax.py"}
+        for i, key in enumerate(sorted(kernels)):  # one cuda module per library in practice
+            tag = "" if i == 0 else f".{i}"
+            for fmt in ("cubin", "ptx"):
+                atomic_write(d / f"model{tag}.{fmt}", kernels[key][fmt])
+                art[f"{fmt}{tag}"] = f"model{tag}.{fmt}"
+        return art
 
     info = {"tvm": {**binfo, "inputs": low.inputs, "params": low.params, "dynamic_batch": dynamic_batch,
-                    "attention": low.attention},
+                    "attention": low.attention, "dtype": dtype},
             **({"tuning": tinfo} if tinfo is not None else {})}
     return Compiled(target, run, save, info, handle=(ex, low))
 
@@ -154,11 +207,11 @@ class _progress:
 
 
 # -- torch -----------------------------------------------------------------------------------
-def _torch(graph, params, spec, timings, log) -> Compiled:
+def _torch(graph, params, spec, timings, log, dtype="float32") -> Compiled:
     from graphspec.backends import torch as gtorch
 
     with phase(timings, "codegen", log):
-        gen = gtorch.generate(graph, spec, params)
+        gen = gtorch.generate(graph, spec, params, dtype=dtype)
 
     def run(inputs: Inputs) -> list[np.ndarray]:
         return gen.run(inputs)
@@ -179,10 +232,12 @@ def load(build_dir: Path, manifest: Mapping) -> Callable[[Inputs], list[np.ndarr
         data = mf.artifact(build_dir, manifest, "model")
         try:
             sess = gx.session(data)
+        except gx.ExportError as e:
+            raise BuildError(f"{build_dir / art['model']}: {e}") from None
         except Exception as e:  # onnxruntime's own exception types
             raise BuildError(f"{build_dir / art['model']} is not a model onnxruntime can load "
                              f"({str(e).strip().splitlines()[0][:300]}); {mf.REBUILD}") from None
-        return lambda inputs: sess.run(None, dict(inputs))
+        return lambda inputs: gx.run_session(sess, inputs)
     if target in ("llvm", "cuda"):
         return _load_tvm(build_dir, manifest, target)
     if target == "torch":
@@ -218,9 +273,18 @@ def _load_tvm(build_dir: Path, manifest: Mapping, target: str):
     # the verified bytes, from a private copy: nothing can change between the check and dlopen
     with tempfile.TemporaryDirectory(prefix="graphspec-lib-") as d:
         (Path(d) / "model.so").write_bytes(lib_bytes)
+        kernels = {}
+        for role, key in zip(sorted(r for r in art if r.startswith("cubin")), info.get("kernel_sources") or [],
+                             strict=False):
+            kernels[key] = mf.artifact(build_dir, manifest, role)
         try:
+            if kernels:
+                from graphspec.backends.cuda import use_kernels
+
+                use_kernels(kernels)
             lib = gt.load_library(Path(d) / "model.so")
-            r = gt.Runner(lib, info["params"], params, device="cpu" if target == "llvm" else "cuda")
+            r = gt.Runner(lib, info["params"], params, device="cpu" if target == "llvm" else "cuda",
+                          dtype=info.get("dtype", "float32"))
         except Exception as e:  # TVMError: a library or weights that do not fit
             raise BuildError(f"{build_dir} cannot be loaded by TVM ({str(e).strip().splitlines()[-1][:300]}); "
                              f"{mf.REBUILD}") from None

@@ -71,7 +71,16 @@ def state_dict(params: Mapping[str, np.ndarray]) -> dict:
     return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in params.items()}
 
 
-def module_from_source(source: str, graph, params: Mapping[str, np.ndarray]):
+TORCH_DTYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16"}
+
+
+def torch_dtype(dtype: str):
+    import torch
+
+    return getattr(torch, TORCH_DTYPES[dtype])
+
+
+def module_from_source(source: str, graph, params: Mapping[str, np.ndarray], dtype: str = "float32"):
     import torch
 
     mod = load_source(source)
@@ -81,21 +90,31 @@ def module_from_source(source: str, graph, params: Mapping[str, np.ndarray]):
     if missing or unexpected:
         raise TorchTargetError(f"generated module's state dict differs from the IR's parameters: "
                                f"missing {missing[:3]}, unexpected {list(unexpected)[:3]}")
-    return net.eval().to(torch.float32)
+    # NB: half-precision modules are the float32 module cast, as `model.to(torch.bfloat16)`:
+    # PyTorch's layer_norm, softmax, GELU and matmul kernels compute in float32 inside (opmath)
+    return net.eval().to(torch.float32 if dtype == "float32" else torch_dtype(dtype))
 
 
 def _is_buffer(net, key: str) -> bool:
     return key in dict(net.named_buffers())
 
 
-def _call(net, graph, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+def _call(net, graph, inputs: Mapping[str, np.ndarray], dtype: str = "float32") -> list[np.ndarray]:
+    return call(net, [inputs[n.name] for n in graph.inputs], dtype)
+
+
+def call(net, args, dtype: str = "float32") -> list[np.ndarray]:
+    """`net(*args)` without grad: float inputs in `dtype`, float outputs back as float32 arrays."""
     import torch
 
+    def arg(a):
+        t = torch.from_numpy(np.ascontiguousarray(a))
+        return t.to(torch_dtype(dtype)) if t.is_floating_point() and dtype != "float32" else t
+
     with torch.no_grad():
-        args = [torch.from_numpy(np.ascontiguousarray(inputs[n.name])) for n in graph.inputs]
-        out = net(*args)
+        out = net(*(arg(a) for a in args))
     outs = out if isinstance(out, (tuple, list)) else [out]
-    return [o.detach().numpy() for o in outs]
+    return [(o.float() if o.is_floating_point() else o).detach().numpy() for o in outs]
 
 
 @dataclass
@@ -105,9 +124,10 @@ class Generated:
     graph: Any
     params: Mapping[str, np.ndarray]
     info: dict = field(default_factory=dict)
+    dtype: str = "float32"
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        return _call(self.net, self.graph, inputs)
+        return _call(self.net, self.graph, inputs, self.dtype)
 
     def save(self, d: Path) -> dict[str, str]:
         from safetensors.torch import save
@@ -128,16 +148,21 @@ def unshared(sd: Mapping) -> dict:
     return out
 
 
-def generate(graph, spec, params: Mapping[str, np.ndarray]) -> Generated:
+def generate(graph, spec, params: Mapping[str, np.ndarray], dtype: str = "float32") -> Generated:
     cg = _codegen()
     if cg is None:
         raise TorchTargetError("the torch target needs graphspec.codegen, which is not available in "
                                "this installation")
     source = cg.generate(graph, spec)
-    net = module_from_source(source, graph, params)
+    net = module_from_source(source, graph, params, dtype)
     cls = type(net).__name__
+    if dtype != "float32":
+        from graphspec.codegen.dtype import with_dtype
+
+        source = with_dtype(source, cls, dtype)
     return Generated(source, net, graph, params,
-                     {"class": cls, "lines": source.count("\n"), "inputs": [n.name for n in graph.inputs]})
+                     {"class": cls, "lines": source.count("\n"), "inputs": [n.name for n in graph.inputs],
+                      "dtype": dtype}, dtype)
 
 
 def load(build_dir: Path, manifest: Mapping):
@@ -181,21 +206,23 @@ def load(build_dir: Path, manifest: Mapping):
                                f"{mf.REBUILD}") from None
     net.eval()
     names = [i["name"] for i in manifest["inputs"]]
+    dtype = (manifest.get("torch") or {}).get("dtype", "float32")
+    if dtype != "float32":  # the weights file holds them in dtype; load_state_dict cast them up
+        net.to(torch_dtype(dtype))
 
     def run(inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        with torch.no_grad():
-            out = net(*(torch.from_numpy(np.ascontiguousarray(inputs[n])) for n in names))
-        outs = out if isinstance(out, (tuple, list)) else [out]
-        return [o.numpy() for o in outs]
+        return call(net, [inputs[n] for n in names], dtype)
 
     return run
 
 
 def run_eager(graph, params: Mapping[str, np.ndarray], inputs: Mapping[str, np.ndarray],
-              spec: Any = None) -> list[np.ndarray]:
+              spec: Any = None, dtype: str = "float32") -> list[np.ndarray]:
     """PyTorch eager outputs of `graph`, in `graph.outputs` order (the reference)."""
     if spec is not None and codegen_available():
-        return generate(graph, spec, params).run(inputs)
+        return generate(graph, spec, params, dtype).run(inputs)
+    if dtype != "float32":
+        raise TorchTargetError(f"a {dtype} eager reference needs graphspec.codegen")
     import torch
 
     from graphspec import interpret

@@ -40,7 +40,16 @@ from graphspec.ir import Graph, Node
 from graphspec.ops import get
 
 DTYPES = {"f32": "float32", "i64": "int64"}
-CUDA_ARCH = os.environ.get("GRAPHSPEC_CUDA_ARCH", "sm_80")  # A100; H100 is sm_90
+# NOTE: [Half precision] With dtype float16 or bfloat16, weights, inputs and activations are
+# in that type, and where PyTorch computes in float32 inside a half-precision op (its
+# `opmath` type: the statistics of layer_norm/rms_norm, softmax, GELU/SiLU/tanh, reductions,
+# the accumulators of matmul and conv, as cuBLAS does) the Relax ops below do too: their
+# operands are cast up, the op runs in float32 and its result is cast back (`FP32_OPS`;
+# matmul/linear/conv2d get out_dtype=float32). Fused attention is lowered as matmuls then.
+FP32_OPS = frozenset({"nn.layer_norm", "nn.rms_norm", "nn.group_norm", "nn.batch_norm", "nn.softmax",
+                      "nn.gelu", "nn.gelu_tanh", "nn.silu", "sigmoid", "tanh", "rsqrt", "exp", "sqrt",
+                      "mean", "sum", "image.resize2d"})
+ACCUMULATE_FP32 = frozenset({"matmul", "linear", "nn.conv2d"})
 
 
 class LowerError(ValueError):
@@ -55,17 +64,18 @@ class Emitter:
     """What an op's `relax` facet sees: op emission, constants, parameters and shapes."""
 
     def __init__(self, graph: Graph, params: Mapping[str, tuple], dynamic_batch: bool,
-                 decompose_attention: bool = False):
+                 decompose_attention: bool = False, dtype: str = "float32"):
         from tvm import relax, tirx
 
         self.relax = relax
+        self.dtype = dtype  # of weights and activations (see [Half precision])
         self.graph = graph
         self.param_shapes = params
         self.dynamic_batch = dynamic_batch
         # fused attention as relax.op.nn.attention (default), or as matmul/softmax/matmul
         self.decompose_attention = decompose_attention
         self.batch_var = tirx.Var("B", "int64") if dynamic_batch else None
-        self.bb = relax.BlockBuilder()
+        self.bb = relax.BlockBuilder() if dtype == "float32" else _HalfBuilder(relax.BlockBuilder(), self)
         self.inputs: list[Any] = []
         self.params: dict[str, Any] = {}
         self.shapes: dict[Any, tuple] = {}
@@ -77,19 +87,39 @@ class Emitter:
         fn: Any = self.relax.op
         for part in op.split("."):
             fn = getattr(fn, part)
+        if self.dtype != "float32" and op in ACCUMULATE_FP32:
+            if op == "linear" and len(args) > 2 and args[2] is not None:  # bias added to the fp32 sum
+                args = (args[0], args[1], self.up(args[2]), *args[3:])
+            return self.down(self.bb.emit(fn(*args, **{**attrs, "out_dtype": "float32"})))
+        if self.dtype != "float32" and op in FP32_OPS:
+            return self.down(self.bb.emit(fn(*(self.up(a) for a in args), **attrs)))
         return self.bb.emit(fn(*args, **attrs))
+
+    def _retype(self, x: Any, src: str, dst: str):
+        ty = getattr(x, "ty", None) if isinstance(x, self.relax.Expr) else None
+        if getattr(ty, "dtype", None) != src:
+            return x
+        return self.bb.emit(self.relax.op.astype(x, dst))
+
+    def up(self, x: Any):
+        """`x` in float32 when it is a tensor of the half type (else as it is)."""
+        return self._retype(x, self.dtype, "float32")
+
+    def down(self, x: Any):
+        """`x` back in the half type when it is a float32 tensor."""
+        return self._retype(x, "float32", self.dtype)
 
     def item(self, tup: Any, index: int):
         return self.bb.emit(self.relax.TupleGetItem(tup, index))
 
     def const(self, value: Any):
         arr = np.asarray(value)
-        if arr.dtype == np.float64:
-            arr = arr.astype(np.float32)
+        if arr.dtype.kind == "f":
+            arr = arr.astype(np_dtype(self.dtype))
         return self.relax.const(arr)
 
     def scalar(self, value: float, dtype: str = "f32"):
-        return self.relax.const(value, DTYPES[dtype])
+        return self.relax.const(value, self.dtype if dtype == "f32" else DTYPES[dtype])
 
     def param(self, key: str = ""):
         """The function parameter holding the current node's parameter `key`."""
@@ -98,7 +128,7 @@ class Emitter:
         name = f"{owner}.{key}" if key else owner
         if name not in self.params:
             shape = self.param_shapes[name]
-            self.params[name] = self.relax.Var(name, self.relax.TensorType(shape, "float32"))
+            self.params[name] = self.relax.Var(name, self.relax.TensorType(shape, self.dtype))
         return self.params[name]
 
     def input(self):
@@ -106,7 +136,7 @@ class Emitter:
         shape = list(n.shape)
         if self.dynamic_batch:
             shape[0] = self.batch_var
-        v = self.relax.Var(n.name, self.relax.TensorType(shape, DTYPES[n.dtype]))
+        v = self.relax.Var(n.name, self.relax.TensorType(shape, self.dtype if n.dtype == "f32" else DTYPES[n.dtype]))
         self.inputs.append(v)
         return v
 
@@ -126,6 +156,7 @@ class Emitter:
         -88.4, is an exact 0: masked scores stay 0."""
         return self.bb.emit_te(_softmax_te, x, axis)
 
+
     def shape(self, x: Any) -> tuple:
         """The IR shape of `x` (an operand of the current node)."""
         return self.shapes[x]
@@ -133,6 +164,32 @@ class Emitter:
     def dims(self, x: Any) -> list:
         """The Relax shape of `x`: ints or PrimExprs (the batch var under dynamic batch)."""
         return list(x.ty.shape.values)
+
+class _HalfBuilder:
+    """A BlockBuilder whose `emit_te` runs TE functions (TOPI's fast_erf, the softmax above) in
+    float32 on half-precision operands and casts the result back ([Half precision]); every
+    other call goes to the BlockBuilder."""
+
+    def __init__(self, bb: Any, e: Emitter):
+        self._bb, self._e = bb, e
+
+    def __getattr__(self, name: str):
+        return getattr(self._bb, name)
+
+    def emit_te(self, fn: Callable, *args: Any, **kwargs: Any):
+        return self._e.down(self._bb.emit_te(fn, *(self._e.up(a) for a in args), **kwargs))
+
+
+NP_DTYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16"}
+
+
+def np_dtype(dtype: str):
+    """The numpy dtype of a TVM float dtype (bfloat16 through ml_dtypes, which TVM requires)."""
+    if dtype == "bfloat16":
+        import ml_dtypes
+
+        return ml_dtypes.bfloat16
+    return np.dtype(NP_DTYPES[dtype])
 
 
 def _softmax_te(x: Any, axis: int):
@@ -163,27 +220,37 @@ class Lowered:
     outputs: list[str]
     dynamic_batch: bool = False
     attention: str = "op"  # how fused attention was lowered: "op" (nn.attention) or "matmul"
+    dtype: str = "float32"  # of weights, inputs and activations ([Half precision])
 
     def script(self) -> str:
         return self.mod.script()
 
 
-def lower(graph: Graph, *, dynamic_batch: bool = False, attention: str = "op") -> Lowered:
+def lower(graph: Graph, *, dynamic_batch: bool = False, attention: str = "op",
+          dtype: str = "float32") -> Lowered:
     """The IR as a Relax IRModule (weights as function parameters).
 
     `attention="op"` lowers the fused `attention` op to relax.op.nn.attention; "matmul" spells
     it out (QKᵀ, scale, bias, softmax, ·V) for MetaSchedule, which cannot build candidate
     schedules of nn.attention's TIR in TVM 0.27 ("Buffer T_reshape_global is used before its
-    definition"), so that tuned llvm builds tune the attention matmuls too."""
+    definition"), so that tuned llvm builds tune the attention matmuls too.
+
+    `dtype` (float32, float16, bfloat16) is the type of the weights, inputs and activations
+    (see [Half precision]); half-precision attention is always lowered as matmuls, whose
+    accumulators are float32 (nn.attention's TOPI compute would sum QKᵀ in the half type)."""
     if attention not in ("op", "matmul"):
         raise ValueError(f"attention lowering {attention!r}: use 'op' or 'matmul'")
+    if dtype not in NP_DTYPES:
+        raise ValueError(f"dtype {dtype!r}: use one of {', '.join(NP_DTYPES)}")
+    if dtype != "float32":
+        attention = "matmul"
     from tvm import relax
 
     missing = sorted({n.op for n in graph if get(n.op).relax is None})
     if missing:
         raise LowerError(f"no Relax emitter for op kind(s) {', '.join(missing)}; "
                          "add a `relax` facet beside the op's rules in graphspec/ops")
-    e = Emitter(graph, tensors(graph), dynamic_batch, decompose_attention=attention == "matmul")
+    e = Emitter(graph, tensors(graph), dynamic_batch, decompose_attention=attention == "matmul", dtype=dtype)
     env: dict[str, Any] = {}
 
     # The signature is known only after the body (parameters appear as ops ask for them), so
@@ -207,13 +274,13 @@ def lower(graph: Graph, *, dynamic_batch: bool = False, attention: str = "op") -
     main = mod["main"].with_attr("num_input", len(inputs))
     mod["main"] = main
     return Lowered(mod, [str(v.name) for v in inputs], list(e.params),
-                   list(graph.outputs), dynamic_batch, attention)
+                   list(graph.outputs), dynamic_batch, attention, dtype)
 
 
 # -- targets and building ------------------------------------------------------------------------
-def target(kind: str):
-    """`llvm` (this CPU: its instruction set and all its cores) or `cuda` (sm_80 unless
-    GRAPHSPEC_CUDA_ARCH says otherwise).
+def target(kind: str, arch: str | None = None):
+    """`llvm` (this CPU: its instruction set and all its cores) or `cuda` for `arch` (sm_90;
+    default: `cuda_arch()`).
 
     NB: without `mcpu`, LLVM emits baseline x86-64 (SSE2): MetaSchedule's best Swin-T matmuls
     then top out near 35 GMAC/s on a machine where PyTorch's reach 165 (AVX-512). So the host's
@@ -225,7 +292,9 @@ def target(kind: str):
         return tvm.target.Target({"kind": "llvm", "mcpu": llvm_cpu(), "num-cores": cpu_threads()})
     if kind == "cuda":
         check_cuda_toolchain()
-        return tvm.target.Target({"kind": "cuda", "arch": CUDA_ARCH}, host="llvm")
+        from graphspec.backends.cuda import cuda_arch
+
+        return tvm.target.Target({"kind": "cuda", "arch": arch or cuda_arch()}, host="llvm")
     raise ValueError(f"unknown TVM target {kind!r}; use llvm or cuda")
 
 
@@ -377,7 +446,8 @@ def schedulable(lowered: Lowered, tgt: Any, stats: dict | None = None):
         return relax.transform.AttachAttrLayoutFreeBuffers()(mod)
 
 
-def build(lowered: Lowered, kind: str = "llvm", *, database: Any = None) -> tuple[Any, dict]:
+def build(lowered: Lowered, kind: str = "llvm", *, database: Any = None,
+          arch: str | None = None) -> tuple[Any, dict]:
     """Compile for `kind` -> (executable, info). With a MetaSchedule `database` the tuned
     schedules are applied and the weights they read in a blocked layout are prepacked by
     `main_transform_params`; info["tuned_funcs"] counts the PrimFuncs that got a schedule, so
@@ -387,8 +457,11 @@ def build(lowered: Lowered, kind: str = "llvm", *, database: Any = None) -> tupl
     import tvm
     from tvm import relax, tirx
 
-    tgt = target(kind)
-    info: dict[str, Any] = {"target": str(tgt.kind.name), "arch": CUDA_ARCH if kind == "cuda" else None,
+    from graphspec.backends.cuda import cuda_arch
+
+    arch = cuda_arch(arch) if kind == "cuda" else None
+    tgt = target(kind, arch)
+    info: dict[str, Any] = {"target": str(tgt.kind.name), "arch": arch, "dtype": lowered.dtype,
                             "mcpu": str(tgt.attrs.get("mcpu", "")) if kind == "llvm" else None,
                             "threads": cpu_threads() if kind == "llvm" else None}
     if database is None:
@@ -423,6 +496,7 @@ class Runner:
     param_names: Sequence[str]
     params: Mapping[str, np.ndarray]
     device: str = "cpu"
+    dtype: str = "float32"  # of the weights and float inputs the executable takes; outputs come back as float32
     _vm: Any = field(default=None, repr=False)
     _weights: Any = field(default=None, repr=False)
 
@@ -436,22 +510,30 @@ class Runner:
             raise ToolchainError("no CUDA GPU here: a cuda build can be made but not run")
         self.dev = dev
         self._vm = relax.VirtualMachine(self.executable, dev)
-        ws = [tvm.runtime.tensor(np.ascontiguousarray(self.params[n]), dev) for n in self.param_names]
+        ws = [tvm.runtime.tensor(self._cast(self.params[n]), dev) for n in self.param_names]
         self._weights = list(self._vm["main_transform_params"](ws))  # main's trailing params
 
     def __call__(self, *inputs: np.ndarray) -> list[np.ndarray]:
         import tvm
 
-        args = [tvm.runtime.tensor(np.ascontiguousarray(x), self.dev) for x in inputs]
+        args = [tvm.runtime.tensor(self._cast(x), self.dev) for x in inputs]
         out = self._vm["main"](*args, *self._weights)
-        return [o.numpy() for o in out] if isinstance(out, (list, tuple)) or not hasattr(out, "numpy") \
+        outs = [o.numpy() for o in out] if isinstance(out, (list, tuple)) or not hasattr(out, "numpy") \
             else [out.numpy()]
+        return [o.astype(np.float32) if o.dtype.kind == "V" or o.dtype == np.float16 else o for o in outs] \
+            if self.dtype != "float32" else outs
+
+    def _cast(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        if self.dtype != "float32" and x.dtype.kind == "f":
+            x = x.astype(np_dtype(self.dtype))
+        return np.ascontiguousarray(x)
 
     def time(self, *inputs: np.ndarray, number: int = 5, repeat: int = 3) -> float:
         """Median seconds per call (VM time_evaluator)."""
         import tvm
 
-        args = [tvm.runtime.tensor(np.ascontiguousarray(x), self.dev) for x in inputs]
+        args = [tvm.runtime.tensor(self._cast(x), self.dev) for x in inputs]
         self._vm.set_input("main", *args, *self._weights)
         t = self._vm.time_evaluator("invoke_stateful", self.dev, number=number, repeat=repeat)("main")
         return float(t.median)
@@ -476,9 +558,14 @@ def cuda_kernels(executable: Any) -> list[str]:
 
 
 def cuda_source(executable: Any) -> str:
+    return "\n".join(cuda_source_modules(executable))
+
+
+def cuda_source_modules(executable: Any) -> list[str]:
+    """The CUDA source of each cuda module a built executable imports (see backends/cuda.py)."""
     mods, stack = [], [executable.mod if hasattr(executable, "mod") else executable]
     while stack:
         m = stack.pop()
         mods.append(m)
         stack.extend(m.imports)
-    return "\n".join(m.inspect_source() for m in mods if m.kind == "cuda")
+    return [m.inspect_source() for m in mods if m.kind == "cuda"]

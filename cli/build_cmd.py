@@ -4,6 +4,7 @@
     graphspec build swin_t --target llvm --tune 64           # MetaSchedule, database kept in DIR/tuning
     graphspec build swin_t --target llvm --tune 64 --rpc 10.0.0.5:9190:xeon  # measured on RPC servers
     graphspec build swin_t --target cuda                     # needs nvcc; runs only on a GPU
+    graphspec build swin_t --target cuda:sm_90 --dtype bf16  # Hopper kernels, bfloat16
     graphspec run build/swin_t-onnx --input random
     graphspec verify vit_b16 --targets torch,onnx,llvm --set L=2
 
@@ -54,6 +55,19 @@ def _rpc(ctx, param, value):
     except RPCError as e:
         raise click.BadParameter(str(e)) from None
 
+
+def _target(ctx, param, value):
+    """A target name, optionally with its cuda arch (cuda:sm_90); the arch is checked by build."""
+    if value is not None and value.partition(":")[0] not in TARGETS:
+        raise click.BadParameter(f"{value!r} is not one of {', '.join(TARGETS)} (cuda:sm_90 names the arch)")
+    return value
+
+
+dtype_option = click.option("--dtype", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp32",
+                            show_default=True,
+                            help="Weights and activations; norm/softmax statistics and matmul "
+                                 "accumulators stay float32, as in PyTorch. ONNX bf16 runs on GPUs only "
+                                 "(onnxruntime's CPU provider lacks bf16 kernels).")
 
 budget_option = click.option("--memory-budget", default=None, metavar="SIZE",
                              help="Refuse models whose weights and inputs need more (8G, 512MiB) "
@@ -119,8 +133,13 @@ def _report_json(report) -> list:
 # -- build -------------------------------------------------------------------------------------
 @click.command()
 @click.argument("spec")
-@click.option("--target", "-t", required=True, type=click.Choice(TARGETS),
-              help="torch: model.py + weights; onnx: model.onnx; llvm / cuda: TVM model.so + weights.")
+@click.option("--target", "-t", required=True, callback=_target, metavar="|".join(TARGETS),
+              help="torch: model.py + weights; onnx: model.onnx; llvm / cuda: TVM model.so + weights. "
+                   "cuda:ARCH names the GPU architecture (cuda:sm_90).")
+@click.option("--arch", default=None, metavar="sm_XX",
+              help="CUDA architecture of a cuda build's kernels [default: $GRAPHSPEC_CUDA_ARCH, else the "
+                   "local GPU's (nvidia-smi), else sm_90 (H100/H200)].")
+@dtype_option
 @click.option("-o", "--output", "out", type=click.Path(file_okay=False), default=None,
               help="Build directory [default: build/<spec name, reduced to A-Za-z0-9._->-<target>]. "
                    "A directory that is not a graphspec build is not replaced without --force.")
@@ -140,8 +159,8 @@ def _report_json(report) -> list:
 @budget_option
 @user_errors
 @backend_errors
-def build(spec, target, out, overrides, passes, disable_pass, print_after, tune, tune_dir, rpc, batch, seed,
-          force, memory_budget):
+def build(spec, target, arch, dtype, out, overrides, passes, disable_pass, print_after, tune, tune_dir, rpc,
+          batch, seed, force, memory_budget):
     """Compile SPEC for one target into a build directory (artifact + manifest.json).
 
     The directory is replaced in one atomic step; a second build of the same directory while
@@ -161,7 +180,8 @@ def build(spec, target, out, overrides, passes, disable_pass, print_after, tune,
     with measured_on(rpc):  # metaschedule.tune() measures on the tracker's servers
         m = b.build(spec, target, out, overrides=tuple(overrides), pass_opts=opts, apply_passes=apply,
                     tune=tune, batch=batch, seed=seed, tune_dir=tune_dir, force=force,
-                    memory_budget=memory_budget, log=_progress)
+                    memory_budget=memory_budget, log=_progress, dtype=dtype, arch=arch)
+    target = m["target"]
     where = out or b.default_dir(m["spec"]["name"], target)
     if m["cache"].get("hit"):
         click.echo(f"cached: {where} is up to date (cache key {m['cache']['key']}); nothing rebuilt")
@@ -170,7 +190,10 @@ def build(spec, target, out, overrides, passes, disable_pass, print_after, tune,
     if "onnx" in m:
         extra.append(f"{m['onnx']['nodes']} ONNX nodes")
     if m.get("tvm", {}).get("cuda_kernels"):
-        extra.append(f"{m['tvm']['cuda_kernels']} CUDA kernels")
+        extra.append(f"{m['tvm']['cuda_kernels']} CUDA kernels for {m.get('arch')} "
+                     f"(PTX .target {', '.join(m['tvm'].get('ptx_targets') or ['?'])})")
+    if m.get("dtype", "fp32") != "fp32":
+        extra.append(m["dtype"])
     if "tuning" in m:
         t = m["tuning"]
         extra.append(f"tuning: {'reused ' + str(t['records']) + ' records, no new trials' if t.get('reused') else str(t.get('new_trials')) + ' trials'}"

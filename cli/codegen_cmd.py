@@ -35,8 +35,11 @@ def _default_pipeline() -> str:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a variable or field of the spec (repeatable): --set M=12.")
 @pass_options(default=_default_pipeline())
+@click.option("--dtype", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp32", show_default=True,
+              help="fp16/bf16: the file adds DTYPE and build(), which returns the model in that precision.")
 @user_errors
-def codegen(spec: str, output: str, overrides: tuple[str, ...], passes, disable_pass, print_after) -> None:
+def codegen(spec: str, output: str, overrides: tuple[str, ...], passes, disable_pass, print_after,
+            dtype: str) -> None:
     """Write SPEC (a file or a bundled name) as a standalone PyTorch module."""
     model = graphspec.load(spec, overrides)
     graph, _ = apply_passes(model.graph, passes, disable_pass, print_after, default=_default_pipeline())
@@ -44,10 +47,13 @@ def codegen(spec: str, output: str, overrides: tuple[str, ...], passes, disable_
         gen = emit(graph, model.spec)
     except CodegenError as e:
         raise UserError(f"cannot write {spec} as PyTorch: {e}") from None
+    from graphspec.codegen.dtype import with_dtype
+
+    source = with_dtype(gen.source, gen.class_name, dtype)
     if output == "-":
-        click.echo(gen.source, nl=False)
+        click.echo(source, nl=False)
         return
-    atomic_write(output, gen.source)
+    atomic_write(output, source)
     click.echo(f"wrote {output}: class {gen.class_name}, {model.params():,} parameters", err=True)
 
 
