@@ -60,8 +60,6 @@ def import_cmd(config: Path, output: str, name: str | None, force: bool) -> None
     from graphspec.interchange.hf_import import from_hf_config
     from graphspec.spec.source import display, read_spec_file
 
-    if name is not None and not name.replace("_", "").replace("-", "").isalnum():
-        raise UserError(f"--name {name!r}: use letters, digits, '_' and '-'")
     data = read_config(config)
     text = from_hf_config(data, name=name, file=display(config), text=read_spec_file(config))
     model = _checked_spec(text, name or str(data["model_type"]), display(config))

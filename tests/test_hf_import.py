@@ -194,6 +194,17 @@ def test_unexpressible_or_bad_configs_exit_2_naming_the_option(tmp_path, config,
     assert not (tmp_path / "spec.yaml").exists()
 
 
+def test_strings_of_the_config_cannot_write_yaml(tmp_path):
+    """`architectures` goes into the header comment only as a class name; --name is checked."""
+    cfg = {"model_type": "gpt2", "n_layer": 1, "architectures": ["GPT2LMHeadModel\nhead: none"]}
+    r = run_import(tmp_path, cfg)
+    assert r.exit_code == 2 and "option architectures" in r.output
+    with pytest.raises(graphspec.SpecError, match="spec name"):
+        from_hf_config({"model_type": "gpt2"}, name="x\nhead: none")
+    r = run_import(tmp_path, {"model_type": "gpt2"}, "--name", "a b")
+    assert r.exit_code == 2 and "spec name" in r.output
+
+
 def test_errors_are_located_at_the_option(tmp_path):
     cfg = transformers.GPT2Config(activation_function="gelu_fast").to_dict()
     r = run_import(tmp_path, cfg)

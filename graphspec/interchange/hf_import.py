@@ -16,6 +16,7 @@ DETR is not imported (its backbone is a separate spec; see `_unsupported`).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from graphspec.interchange.config import Reader, show
@@ -217,9 +218,12 @@ def from_hf_config(config: dict, name: str | None = None, file: str = "<config>"
         raise SpecError.at(Reader(config, {}, file, text).loc("model_type"),
                            f"model_type {show(mt)} is not one graphspec imports",
                            f"supported model types: {', '.join(supported())}")
+    if name is not None and not (isinstance(name, str) and re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", name)):
+        raise SpecError.at(Loc(file, 1, 1), f"spec name {show(name)}: use 1 to 100 letters, digits, '_', '.' or '-'")
     r = Reader(config, DEFAULTS[mt], file, text, FAMILY_IGNORED.get(mt, set()))
     arch = config.get("architectures")
     cls = arch[0] if isinstance(arch, list) and arch and isinstance(arch[0], str) else None
+    cls = cls if cls and re.fullmatch(r"[A-Za-z_]\w{0,99}", cls) else None  # the comment holds a class name only
     spec_name = name or mt
     s = Spec(spec_name, [f"Imported from a Hugging Face `{mt}` config" + (f" ({cls})" if cls else "")
                          + " by `graphspec import`.",
