@@ -1,0 +1,301 @@
+"""Training a generated module (issue #16 part 3): `graphspec train SPEC`, or from Python
+
+    losses = train("gpt2", TrainConfig(steps=10, batch=8, parallel="fsdp"), overrides=["L=2"])
+    losses = train(spec, config, dataset=my_dataset)   # a torch Dataset of (input, target) pairs
+
+Single process, or one process per device under `torchrun --nproc-per-node N` (gloo on CPU,
+NCCL on GPUs). The model is built on the meta device, moved with `to_empty`, initialised by its
+`init_weights()` from `seed` (the same full model on every rank, so N processes start where one
+does), then parallelized (graphspec/parallel.py). Synthetic data: random tokens with a
+next-token loss for token models, random images with a classification loss for image models —
+one global batch per step drawn from (seed, step) and split across the ranks, so the losses do
+not depend on the world size. Checkpoints are torch.distributed.checkpoint directories
+`ckpt_dir/step-K` beside `ckpt_dir/graphspec.json` (the model's fingerprint: a resume from
+another spec is refused). MFU = 3 × 2 × MACs (graphspec/analysis.py) per sample × samples/s ÷
+(peak × processes).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+import graphspec
+from graphspec import analysis
+from graphspec.parallel import ParallelConfig, ParallelError, block_paths, parallelize
+
+CPU_PEAK_TFLOPS = 1.0  # per process, when --peak-tflops is not given on a CPU (a stated guess)
+GPU_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense bf16 tensor-core peaks
+
+
+class TrainError(ValueError):
+    """A user mistake (the CLI prints it and exits with code 2)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 10
+    batch: int = 8  # global batch: split evenly across the processes
+    lr: float = 3e-4
+    dtype: str = "fp32"  # fp32 | bf16 (FSDP: bf16 parameters, fp32 reduction; otherwise autocast)
+    parallel: str = "none"  # none | fsdp | ddp
+    checkpoint: str | int = "none"  # activation checkpointing: none | block | every k-th block
+    compile: bool = False
+    ckpt_every: int = 0  # save every K steps (0: never)
+    ckpt_dir: str | None = None
+    resume: bool = False
+    seed: int = 0
+    peak_tflops: float | None = None  # per device
+    passes: str = "default"
+
+
+@dataclass
+class Task:
+    kind: str  # "lm" | "classify"
+    shape: tuple[int, ...]  # one sample's input shape
+    classes: int  # vocabulary (lm) or classes
+
+
+def task_of(graph) -> Task:
+    """What synthetic data the model takes: token ids (B, N) -> logits (B, N, V), or an image
+    (B, C, H, W) -> logits (B, classes)."""
+    ins, outs = graph.inputs, [graph[o] for o in graph.outputs]
+    if len(ins) != 1 or len(outs) != 1 or not all(isinstance(d, int) for d in ins[0].shape + outs[0].shape):
+        raise TrainError(f"{graph.name}: train takes models of one input and one output (token ids -> "
+                         f"next-token logits, or an image -> class logits); this one has {len(ins)} and {len(outs)}")
+    x, y = ins[0], outs[0]
+    if x.dtype == "i64" and len(x.shape) == 2 and len(y.shape) == 3:
+        return Task("lm", tuple(x.shape[1:]), y.shape[-1])
+    if x.a.get("kind") == "image" and len(y.shape) == 2:
+        return Task("classify", tuple(x.shape[1:]), y.shape[-1])
+    raise TrainError(f"{graph.name}: no synthetic task for input {tuple(x.shape)} -> output {tuple(y.shape)}; "
+                     "pass a dataset from Python (graphspec.train.train(..., dataset=...))")
+
+
+def synthetic_batch(task: Task, seed: int, step: int, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The global batch of step `step`: the same on every rank and for every world size."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    if task.kind == "lm":
+        ids = torch.randint(task.classes, (batch, *task.shape), generator=g)
+        return ids, ids
+    return torch.randn(batch, *task.shape, generator=g), torch.randint(task.classes, (batch,), generator=g)
+
+
+def loss_fn(task: Task, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    if task.kind == "lm":  # next-token prediction: position i predicts token i + 1
+        return F.cross_entropy(out[:, :-1].flatten(0, 1).float(), target[:, 1:].flatten())
+    return F.cross_entropy(out.float(), target)
+
+
+def _dist() -> tuple[int, int, torch.device]:
+    """Rank, world size and device; joins torchrun's process group (gloo on CPU, NCCL on GPUs)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    cuda = torch.cuda.is_available()
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    device = torch.device("cuda", local) if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    if world > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if cuda else "gloo", timeout=datetime.timedelta(seconds=120))
+    return rank, world, device
+
+
+def fingerprint(source: str) -> str:
+    return hashlib.sha256(source.encode()).hexdigest()
+
+
+def _check_ckpt(ckpt_dir: Path, name: str, fp: str) -> int:
+    """The last saved step in `ckpt_dir` (0: none), after checking it holds this model."""
+    meta = ckpt_dir / "graphspec.json"
+    if not meta.exists():
+        return 0
+    try:
+        info = json.loads(meta.read_text())
+    except (OSError, ValueError) as e:
+        raise TrainError(f"{meta}: not a graphspec checkpoint record ({e})") from e
+    if info.get("fingerprint") != fp:
+        raise TrainError(f"{ckpt_dir} holds a checkpoint of {info.get('spec')!r} (another model or other "
+                         f"options than {name!r}); use another --ckpt-dir")
+    return int(info.get("step", 0))
+
+
+def _save(ckpt_dir: Path, step: int, model, optim, name: str, fp: str, rank: int) -> None:
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+
+    msd, osd = get_state_dict(model, optim)
+    dcp.save({"model": msd, "optim": osd}, checkpoint_id=str(ckpt_dir / f"step-{step}"))
+    if rank == 0:  # the record names the last complete checkpoint: written after it, atomically
+        from graphspec.io import atomic_write
+
+        atomic_write(ckpt_dir / "graphspec.json", json.dumps({"spec": name, "fingerprint": fp, "step": step}) + "\n")
+
+
+def _load(ckpt_dir: Path, step: int, model, optim) -> None:
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+    msd, osd = get_state_dict(model, optim)
+    state = {"model": msd, "optim": osd}
+    dcp.load(state, checkpoint_id=str(ckpt_dir / f"step-{step}"))
+    set_state_dict(model, optim, model_state_dict=state["model"], optim_state_dict=state["optim"])
+
+
+def peak_flops(config: TrainConfig, device: torch.device) -> tuple[float, str]:
+    """Peak FLOP/s per device and where the figure comes from."""
+    if config.peak_tflops is not None:
+        return config.peak_tflops * 1e12, "--peak-tflops"
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        for k, v in GPU_PEAK_TFLOPS.items():
+            if k in name:
+                return v * 1e12, f"{k} dense bf16 peak"
+        return 100e12, "an assumed 100 TFLOP/s"
+    return CPU_PEAK_TFLOPS * 1e12, f"an assumed {CPU_PEAK_TFLOPS:g} TFLOP/s per CPU process"
+
+
+def build(spec, overrides=(), passes: str = "default"):
+    """(graphspec.Model, generated source, model class) of a spec."""
+    from graphspec.codegen import emit, load
+    from graphspec.passes import run_pipeline
+
+    m = graphspec.load(spec, overrides=list(overrides))
+    graph = run_pipeline(m.graph, passes)[0] if passes != "none" else m.graph
+    gen = emit(graph, m.spec)
+    return graphspec.Model(m.spec, graph), gen.source, getattr(load(gen.source), gen.class_name)
+
+
+def check(config: TrainConfig, world: int) -> None:
+    """Options that cannot work, before any process group or model exists."""
+    if config.steps < 1 or config.batch < 1:
+        raise TrainError(f"--steps {config.steps} and --batch {config.batch} must be at least 1")
+    if config.batch % world:
+        raise TrainError(f"the global batch {config.batch} does not split over {world} processes; "
+                         f"use a multiple of {world}")
+    if config.dtype not in ("fp32", "bf16"):
+        raise TrainError(f"--dtype {config.dtype}: use fp32 or bf16")
+    if config.parallel != "none" and world == 1 and not torch.distributed.is_initialized():
+        raise TrainError(f"--{config.parallel} needs several processes: run under torchrun --nproc-per-node N "
+                         "or pass --nproc N")
+    ParallelConfig(mode=config.parallel, checkpoint=config.checkpoint)  # raises ParallelError on bad values
+    if (config.ckpt_every or config.resume) and not config.ckpt_dir:
+        raise TrainError("--ckpt-every and --resume need --ckpt-dir DIR")
+
+
+def preflight(spec, config: TrainConfig, overrides=(), world: int = 1, dataset=None):
+    """Every check that needs no process group: options, the spec, its task, the plan, the
+    checkpoint directory. Returns (graph, source, class, start step); raises TrainError,
+    ParallelError or SpecError."""
+    check(config, world)
+    model, source, cls = build(spec, overrides, config.passes)
+    graph = model.graph
+    if dataset is None:
+        task_of(graph)
+    if config.parallel == "fsdp" and not block_paths(graph):
+        raise ParallelError(f"{graph.name}: FSDP shards per block, and the spec has no repeated blocks "
+                            "(no list of layers); use --ddp or one process")
+    ckpt_dir = Path(config.ckpt_dir) if config.ckpt_dir else None
+    name = graph.meta.get("spec") or graph.name
+    last = _check_ckpt(ckpt_dir, name, fingerprint(source)) if ckpt_dir else 0  # refuses another model's
+    if config.resume and last == 0:
+        raise TrainError(f"--resume: {ckpt_dir} holds no checkpoint")
+    return graph, source, cls, last if config.resume else 0
+
+
+def train(spec, config: TrainConfig = TrainConfig(), overrides=(), dataset=None,
+          log: Callable[[str], None] | None = print, loss: Callable | None = None) -> list[float]:
+    """Train `spec`'s generated module; returns the loss of each step run (global mean).
+    `dataset`: a torch Dataset of (input, target) pairs instead of synthetic data; `loss(out,
+    target)` instead of cross-entropy over the last dimension."""
+    criterion = loss
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    graph, source, cls, start = preflight(spec, config, overrides, world, dataset)
+    rank, world, device = _dist()
+    task = task_of(graph) if dataset is None else None
+    name = graph.meta.get("spec") or graph.name
+    fp = fingerprint(source)
+    say = log if (log and rank == 0) else (lambda s: None)
+    ckpt_dir = Path(config.ckpt_dir) if config.ckpt_dir else None
+
+    with torch.device("meta"):
+        model = cls()
+    model.to_empty(device=device)
+    torch.manual_seed(config.seed)
+    with torch.no_grad():
+        model.init_weights()
+    bf16 = config.dtype == "bf16"
+    pc = ParallelConfig(mode=config.parallel, checkpoint=config.checkpoint, compile=config.compile,
+                        param_dtype=torch.bfloat16 if bf16 and config.parallel == "fsdp" else None)
+    net = parallelize(model, graph, pc)
+    optim = torch.optim.AdamW(net.parameters(), lr=config.lr)
+    if start:
+        _load(ckpt_dir, start, net, optim)
+        say(f"resumed from {ckpt_dir / f'step-{start}'}")
+    autocast = bf16 and config.parallel != "fsdp"
+
+    per = config.batch // world
+    batches = _loader(dataset, per, rank, world, config.seed) if dataset is not None else None
+    B0 = graph.inputs[0].shape[0]
+    flops_sample = 3 * 2 * analysis.macs(graph) / B0  # training = forward + 2 × forward (backward)
+    peak, peak_src = peak_flops(config, device)
+    unit = "tokens" if task and task.kind == "lm" else "images" if task else "samples"
+    per_sample = task.shape[0] if task and task.kind == "lm" else 1
+    say(f"{name}: {analysis.param_count(graph):,} params, {world} process(es), global batch {config.batch}, "
+        f"{config.parallel}, {config.dtype}; MFU against {peak / 1e12:g} TFLOP/s ({peak_src})")
+    losses: list[float] = []
+    net.train()
+    for step in range(start + 1, config.steps + 1):
+        t0 = time.perf_counter()
+        if batches is None:
+            x, y = synthetic_batch(task, config.seed, step, config.batch)
+            x, y = x[rank * per:(rank + 1) * per].to(device), y[rank * per:(rank + 1) * per].to(device)
+        else:
+            x, y = (t.to(device) for t in next(batches))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            out = net(x)
+        value = criterion(out, y) if criterion else loss_fn(task, out, y) if task else F.cross_entropy(
+            out.flatten(0, -2).float(), y.flatten())  # a dataset's (input, target): class targets per position
+        optim.zero_grad(set_to_none=True)
+        value.backward()
+        optim.step()
+        value = value.detach()
+        if world > 1:
+            torch.distributed.all_reduce(value)
+            value /= world
+        losses.append(float(value))
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        dt = time.perf_counter() - t0
+        mfu = flops_sample * config.batch / dt / (peak * world)
+        say(f"step {step}/{config.steps}  loss {losses[-1]:.4f}  {config.batch * per_sample / dt:,.0f} {unit}/s  "
+            f"MFU {100 * mfu:.2f}%  ({dt * 1000:.0f} ms)")
+        if ckpt_dir and config.ckpt_every and step % config.ckpt_every == 0:
+            _save(ckpt_dir, step, net, optim, name, fp, rank)
+    return losses
+
+
+def _loader(dataset, per: int, rank: int, world: int, seed: int):
+    """Endless batches of a user's dataset, this rank's share of each global batch."""
+    from torch.utils.data import DataLoader, DistributedSampler
+
+    if len(dataset) < per * world:
+        raise TrainError(f"the dataset has {len(dataset)} samples, fewer than one global batch ({per * world})")
+    sampler = DistributedSampler(dataset, world, rank, shuffle=True, seed=seed, drop_last=True)
+    epoch = 0
+    while True:
+        sampler.set_epoch(epoch)
+        yield from DataLoader(dataset, batch_size=per, sampler=sampler, drop_last=True)
+        epoch += 1
+
+
+__all__ = ["ParallelError", "TrainConfig", "TrainError", "Task", "train", "task_of", "synthetic_batch"]

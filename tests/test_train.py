@@ -1,0 +1,150 @@
+"""`graphspec train` and graphspec.train (issue #16 part 3): two processes (torchrun, gloo, CPU)
+under DDP and FSDP2 give the losses of one process with the same global batch and seed; the
+sharded checkpoint resumes to the same next loss; bad input exits 2 before anything starts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from graphspec.cli.main import main
+
+from graphspec.train import TrainConfig, synthetic_batch, task_of, train
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+from train_worker import SWIN  # noqa: E402
+
+TINY_GPT = """\
+name: tiny_gpt
+vars: vocab=256, d=32, L=2, h=4, n_ctx=64, seq_len=16, batch=1
+input: tokens(seq_len)
+embed: tokens(vocab, dim=d, pos=learned(n_ctx))
+decoder×L: {dim: d, heads: h, d_ff: 4*d, norm: pre, act: gelu_tanh, eps: 1e-5, final_norm: true}
+head: lm(tied=true)
+"""
+FLAT = """\
+name: flat
+vars: img_size=32, classes=10, batch=1
+input: image(img_size)
+embed: patches(8, dim=32, norm=true)
+encoder: {dim: 32, heads: 2}
+head: classifier(classes, pool=mean)
+"""
+CASES = ["gpt:ddp", "gpt:fsdp", "swin:ddp", "swin:fsdp"]
+
+
+@pytest.fixture(scope="module")
+def specs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("specs")
+    (d / "tiny_gpt.yaml").write_text(TINY_GPT)
+    (d / "flat.yaml").write_text(FLAT)
+    return d
+
+
+@pytest.fixture(scope="module")
+def two_processes(specs, tmp_path_factory):
+    """One torchrun launch for all four cases (each: 3 steps with a checkpoint at 2, then a resume)."""
+    d = tmp_path_factory.mktemp("dist")
+    out = d / "losses.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+           str(HERE / "train_worker.py"), str(out), str(d / "ckpt"), ",".join(CASES), str(specs / "tiny_gpt.yaml")]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+@pytest.fixture(scope="module")
+def one_process(specs):
+    return {"gpt": train(str(specs / "tiny_gpt.yaml"), TrainConfig(steps=3, batch=4, seed=1), log=None),
+            "swin": train("swin_t", TrainConfig(steps=3, batch=4, seed=1), overrides=SWIN, log=None)}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_two_processes_give_the_losses_of_one(case, two_processes, one_process):
+    ref = one_process[case.split(":")[0]]
+    got = two_processes[case]["losses"]
+    assert len(got) == 3 and ref[0] != ref[1]  # three steps that train
+    assert got == pytest.approx(ref, rel=1e-5)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_sharded_checkpoint_resumes_to_the_same_next_loss(case, two_processes):
+    r = two_processes[case]
+    assert r["resumed"] == pytest.approx(r["losses"][2:], rel=1e-5)
+
+
+def test_synthetic_batch_does_not_depend_on_the_world():
+    task = task_of(__import__("graphspec").load("swin_t", overrides=SWIN).graph)
+    assert task.kind == "classify" and task.shape == (3, 32, 32) and task.classes == 10
+    x, y = synthetic_batch(task, 1, 2, 4)
+    x2, y2 = synthetic_batch(task, 1, 2, 4)
+    assert torch.equal(x, x2) and torch.equal(y, y2) and x.shape == (4, 3, 32, 32)
+    assert not torch.equal(x, synthetic_batch(task, 1, 3, 4)[0])
+
+
+def test_a_users_dataset_trains(specs):
+    """A torch Dataset plugged in from Python: the loop memorises four fixed sequences."""
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(256, (4, 16), generator=g)
+
+    class NextToken(torch.utils.data.Dataset):
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            return ids[i, :-1], ids[i, 1:]
+
+    losses = train(str(specs / "tiny_gpt.yaml"), TrainConfig(steps=30, batch=4, lr=1e-2), dataset=NextToken(), log=None)
+    assert losses[-1] < 0.5 * losses[0], losses
+
+
+def run_cli(args, env=None):
+    return CliRunner().invoke(main, ["train", *args], env=env)
+
+
+def test_cli_trains_and_prints_a_line_per_step(specs):
+    r = run_cli([str(specs / "tiny_gpt.yaml"), "--steps", "2", "--batch", "2", "--peak-tflops", "2"])
+    assert r.exit_code == 0, r.output
+    lines = [ln for ln in r.output.splitlines() if ln.startswith("step ")]
+    assert len(lines) == 2 and all("loss" in ln and "tokens/s" in ln and "MFU" in ln for ln in lines)
+    assert "2 TFLOP/s (--peak-tflops)" in r.output
+
+
+@pytest.mark.parametrize("args, env, message", [
+    (["--nproc", "64"], None, "this machine has"),
+    (["--nproc", "3"], {"WORLD_SIZE": "2"}, "torchrun started 2"),
+    (["--batch", "3", "--nproc", "2"], None, "does not split over 2"),
+    (["--ddp"], None, "needs several processes"),
+    (["--ckpt-every", "2"], None, "need --ckpt-dir"),
+    (["--activation-checkpointing", "sometimes"], None, "activation checkpointing 'sometimes'"),
+])
+def test_bad_options_exit_2(specs, args, env, message):
+    r = run_cli([str(specs / "tiny_gpt.yaml"), *args], env=env)
+    assert r.exit_code == 2, r.output
+    assert message in r.output and "Traceback" not in r.output
+
+
+def test_fsdp_without_repeated_blocks_exits_2(specs):
+    r = run_cli([str(specs / "flat.yaml"), "--fsdp", "--nproc", "2"])
+    assert r.exit_code == 2 and "no repeated blocks" in r.output, r.output
+
+
+def test_resume_from_another_specs_checkpoint_exits_2(specs, tmp_path):
+    ckpt = tmp_path / "ckpt"
+    r = run_cli([str(specs / "tiny_gpt.yaml"), "--steps", "1", "--batch", "2", "--ckpt-every", "1",
+                 "--ckpt-dir", str(ckpt)])
+    assert r.exit_code == 0, r.output
+    assert (ckpt / "step-1").is_dir() and json.loads((ckpt / "graphspec.json").read_text())["step"] == 1
+    r = run_cli(["swin_t", *sum((["--set", s] for s in SWIN), []), "--steps", "2", "--batch", "2",
+                 "--ckpt-dir", str(ckpt), "--resume"])
+    assert r.exit_code == 2 and "holds a checkpoint of 'tiny_gpt'" in r.output, r.output
+    r = run_cli([str(specs / "tiny_gpt.yaml"), "--steps", "2", "--ckpt-dir", str(tmp_path / "empty"), "--resume"])
+    assert r.exit_code == 2 and "holds no checkpoint" in r.output, r.output
