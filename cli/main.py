@@ -53,7 +53,7 @@ def main() -> None:
 def _register() -> None:
     import importlib
 
-    for mod in ("analyze", "codegen_cmd", "build_cmd", "interchange_cmd", "plot_cmd"):
+    for mod in ("analyze", "codegen_cmd", "build_cmd", "interchange_cmd", "plot_cmd", "train_cmd"):
         try:
             m = importlib.import_module(f"graphspec.cli.{mod}")
         except ModuleNotFoundError as e:
