@@ -172,16 +172,32 @@ def test_weights_that_do_not_fit_or_are_pickles_exit_2(tmp_path):
 PICKLE_MAGIC = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05", b"PK\x03\x04")  # pickle protocols, torch.save's zip
 
 
-def test_a_torch_build_directory_holds_no_pickle_and_exports(tmp_path):
-    overrides = SMALL["gpt2"][0]
-    r = cli("build", "gpt2", "--target", "torch", "-o", tmp_path / "build", *sets(overrides))
-    if r.exit_code != 0:
-        pytest.fail(r.output)
-    files = sorted(p for p in (tmp_path / "build").rglob("*") if p.is_file())
+def no_pickle(build):
+    files = sorted(p for p in build.rglob("*") if p.is_file())
     assert "weights.safetensors" in [p.name for p in files]
     for p in files:
         head = p.read_bytes()[:4]
         assert not head.startswith(PICKLE_MAGIC) and p.suffix not in (".pt", ".pth", ".bin", ".pkl", ".ckpt"), p
+
+
+def test_an_llvm_build_directory_holds_no_pickle_and_exports(tmp_path):
+    """The TVM build's model.so + weights.safetensors (≈ 15 s: one tiny untuned compile)."""
+    pytest.importorskip("tvm")
+    overrides = ["vocab=100", "d=32", "L=1", "h=2", "n_ctx=16", "seq_len=8"]
+    r = cli("build", "gpt2", "--target", "llvm", "-o", tmp_path / "build", *sets(overrides))
+    assert r.exit_code == 0, r.output
+    no_pickle(tmp_path / "build")
+    r = cli("export", "gpt2", "--format", "hf", "-o", tmp_path / "hf", "--weights", tmp_path / "build", *sets(overrides))
+    assert r.exit_code == 0, r.output
+    _, info = transformers.GPT2LMHeadModel.from_pretrained(tmp_path / "hf", output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+
+
+def test_a_torch_build_directory_holds_no_pickle_and_exports(tmp_path):
+    overrides = SMALL["gpt2"][0]
+    r = cli("build", "gpt2", "--target", "torch", "-o", tmp_path / "build", *sets(overrides))
+    assert r.exit_code == 0, r.output
+    no_pickle(tmp_path / "build")
     r = cli("export", "gpt2", "--format", "hf", "-o", tmp_path / "hf", "--weights", tmp_path / "build", *sets(overrides))
     assert r.exit_code == 0, r.output
     w = tmp_path / "build" / "weights.safetensors"
