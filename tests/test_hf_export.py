@@ -228,3 +228,43 @@ def test_force_replaces_an_export_in_one_step(tmp_path):
     assert r.exit_code == 0, r.output
     assert json.loads((out / "config.json").read_text())["n_layer"] == 3
     assert [p.name for p in tmp_path.iterdir() if p.name != ".hf.lock"] == ["hf"]  # no temporaries left
+
+
+def _same(a, b) -> bool:
+    return (list(a) if isinstance(a, tuple) else a) == (list(b) if isinstance(b, tuple) else b)
+
+
+def test_import_then_export_gives_back_the_config():
+    """HF config -> graphspec import -> export: every key the importer reads comes back with its
+    value, for every family and setting of tests/test_hf_import.py. Not carried: a value HF
+    derives when it is null (n_inner, head_dim: written out), `max_position_embeddings` of RoPE
+    models (RoPE has no table; written as max(2048, seq_len)); a Mistral without a window is
+    written as Llama, the same model."""
+    import importlib.util
+    import tempfile
+    from pathlib import Path
+
+    from graphspec.interchange import from_hf_config
+    from graphspec.interchange.defaults import DEFAULTS
+    from graphspec.interchange.hf_export import to_hf_config
+
+    spec = importlib.util.spec_from_file_location("graphspec_test_reference_hf2", Path(__file__).with_name("reference_hf.py"))
+    ref = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ref)
+    checked = 0
+    with tempfile.TemporaryDirectory() as d:
+        for mt, (_, _, settings) in ref.IMPORT_FAMILIES.items():
+            for s in [{}, *settings]:
+                cfg_cls, _ = ref.hf_classes(mt, s)
+                before = cfg_cls(**s)
+                (Path(d) / "s.yaml").write_text(from_hf_config(before.to_dict()))
+                out = to_hf_config(graphspec.load(Path(d) / "s.yaml"))
+                assert out["model_type"] == (mt if mt != "mistral" or before.sliding_window else "llama")
+                after = transformers.AutoConfig.for_model(**out)
+                for key in DEFAULTS[mt]:
+                    if getattr(before, key, None) is None or key in ("max_position_embeddings", "layer_types") or \
+                            not hasattr(after, key):
+                        continue
+                    assert _same(getattr(after, key), getattr(before, key)), (mt, s, key)
+                    checked += 1
+    assert checked > 400
