@@ -10,7 +10,7 @@ import time
 
 import pytest
 import torch
-from graphspec.codegen import generate, load
+from graphspec.codegen import load
 
 import graphspec
 from graphspec.passes import run_pipeline
