@@ -215,7 +215,7 @@ def tune(lowered: Lowered, work_dir: str | Path, trials: int, *, kind: str = "ll
                     tasks=contexts, task_weights=weights, work_dir=str(work_dir), max_trials_global=budget,
                     # spread few trials over the kernels rather than spending them all on the first
                     num_trials_per_iter=per_iter, builder=builder.make(),
-                    runner=_runner(rpc, timeout_s, info["runner"].get("free", 1)))
+                    runner=_runner(rpc, timeout_s, min(info["runner"].get("free", 1), per_iter)))
     finally:
         builder.close()
         ms_logger.setLevel(level)
@@ -239,7 +239,8 @@ def tune(lowered: Lowered, work_dir: str | Path, trials: int, *, kind: str = "ll
 
 def _runner(rpc: RPCAddress | None, timeout_s: float, workers: int):
     """LocalRunner, or an RPCRunner with one measuring worker per free server (RPCRunner's
-    default is one in all); `timeout_s` bounds each candidate's session there."""
+    default is one in all), at most one per candidate of a batch (each worker is a process
+    that imports tvm); `timeout_s` bounds each candidate's session there."""
     from tvm.s_tir import meta_schedule as ms
 
     if rpc is None:
