@@ -71,38 +71,71 @@ def import_cmd(config: Path, output: str, name: str | None, force: bool) -> None
     click.echo(f"wrote {output}: {model.params():,} parameters", err=True)
 
 
-def _read_weights(path: Path) -> dict:
-    """Tensors of a safetensors file (or of a build directory's weights.safetensors)."""
-    import torch
-    from graphspec.backends.weights import load
-
-    if path.is_dir():  # a build directory: its manifest's weights, checked against their sha256
-        from graphspec.backends.manifest import ManifestError, artifact, read
-
-        try:
-            m = read(path)
-            if "weights" not in m["artifacts"]:
-                raise UserError(f"{path} is a {m.get('target', '?')} build without a weights.safetensors "
-                                "(an ONNX build keeps its weights in model.onnx); build --target torch")
-            data = artifact(path, m, "weights")
-        except ManifestError as e:
-            raise UserError(str(e)) from None
-        path = path / m["artifacts"]["weights"]
-    else:
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-        except OSError as e:
-            raise UserError(f"cannot read weights {path}: {e.strerror or e}") from None
-        with os.fdopen(fd, "rb") as f:
-            st = os.fstat(f.fileno())
-            if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_WEIGHTS:
-                raise UserError(f"weights {path}: not a regular file of at most {MAX_WEIGHTS:,} bytes")
-            data = f.read()
+def _file_bytes(path: Path) -> bytes:
     try:
-        arrays = load(data)
-    except ValueError as e:
-        raise UserError(f"weights {path}: {e}; graphspec reads safetensors only (no pickle)") from None
-    return {k: torch.from_numpy(v.copy()) for k, v in arrays.items()}
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as e:
+        raise UserError(f"cannot read weights {path}: {e.strerror or e}") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_WEIGHTS:
+            raise UserError(f"weights {path}: not a regular file of at most {MAX_WEIGHTS:,} bytes")
+        return f.read()
+
+
+def _parse(data: bytes, path: Path) -> dict:
+    """The tensors of safetensors bytes, in their dtype (bf16 included); never a pickle."""
+    from safetensors.torch import load
+
+    try:
+        return load(data)
+    except Exception as e:  # SafetensorsError, or a builtin for a header that is not JSON
+        raise UserError(f"weights {path}: not a safetensors file ({str(e)[:200]}); graphspec reads "
+                        "safetensors only (no pickle)") from None
+
+
+def _read_weights(path: Path) -> dict:
+    """Tensors of a safetensors file, or of a build directory's weights.safetensors (read through
+    its manifest: confined to the directory, sha256 as recorded)."""
+    if not path.is_dir():
+        return _parse(_file_bytes(path), path)
+    from graphspec.backends.manifest import ManifestError, artifact, read
+
+    try:
+        m = read(path)
+        if "weights" not in m["artifacts"]:
+            raise UserError(f"{path} is a {m.get('target', '?')} build without a weights.safetensors "
+                            "(an ONNX build keeps its weights in model.onnx); build --target torch")
+        return _parse(artifact(path, m, "weights"), path / m["artifacts"]["weights"])
+    except ManifestError as e:
+        raise UserError(str(e)) from None
+
+
+INDEX = "model.safetensors.index.json"
+
+
+def _read_hf_weights(path: Path) -> dict:
+    """A Hugging Face checkpoint: model.safetensors, or a model directory with one or with
+    sharded `model-0000i-of-0000n.safetensors` listed in model.safetensors.index.json (shard
+    names must be plain file names inside the directory)."""
+    if not path.is_dir():
+        return _parse(_file_bytes(path), path)
+    if (path / "model.safetensors").exists():
+        return _read_hf_weights(path / "model.safetensors")
+    if not (path / INDEX).exists():
+        raise UserError(f"{path} holds neither model.safetensors nor {INDEX} (a pytorch_model.bin is a pickle: "
+                        "graphspec does not read it; convert it with safetensors first)")
+    try:
+        index = json.loads(_file_bytes(path / INDEX))
+        shards = sorted(set(index["weight_map"].values()))
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise UserError(f"{path / INDEX}: not a safetensors index ({e})") from None
+    out: dict = {}
+    for name in shards:
+        if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+            raise UserError(f"{path / INDEX}: shard {name!r} is not a file name inside {path}")
+        out.update(_read_hf_weights(path / name))
+    return out
 
 
 def _graph_for(model: graphspec.Model, keys: set[str]):
@@ -164,7 +197,7 @@ def export_cmd(spec: str, fmt: str, output: str, weights: Path | None, overrides
 
 @click.command("import-weights")
 @click.argument("spec")
-@click.argument("weights", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("weights", type=click.Path(path_type=Path))
 @click.option("-o", "--output", required=True, metavar="FILE", help="graphspec-named weights.safetensors to write.")
 @click.option("--passes", type=click.Choice(["none", "default"]), default="none",
               help="Name the weights for the unfused IR (none) or after the default passes (fused qkv).")
@@ -173,7 +206,8 @@ def export_cmd(spec: str, fmt: str, output: str, weights: Path | None, overrides
 @user_errors
 def import_weights_cmd(spec: str, weights: Path, output: str, passes: str, overrides: tuple[str, ...],
                        force: bool) -> None:
-    """Hugging Face WEIGHTS (model.safetensors) renamed for SPEC's generated module."""
+    """Hugging Face WEIGHTS (model.safetensors, or a model directory, sharded or not) renamed for
+    SPEC's generated module."""
     from graphspec.interchange.hf_export import ExportError, family, to_graphspec_weights
 
     model = graphspec.load(spec, overrides)
@@ -184,7 +218,7 @@ def import_weights_cmd(spec: str, weights: Path, output: str, passes: str, overr
 
         graph = run_pipeline(graph, "default")[0]
     try:
-        out = to_graphspec_weights(_read_weights(weights), graph, family(model.spec))
+        out = to_graphspec_weights(_read_hf_weights(weights), graph, family(model.spec))
     except ExportError as e:
         raise UserError(str(e)) from None
     from safetensors.torch import save

@@ -268,3 +268,35 @@ def test_import_then_export_gives_back_the_config():
                     assert _same(getattr(after, key), getattr(before, key)), (mt, s, key)
                     checked += 1
     assert checked > 400
+
+
+def test_import_weights_reads_sharded_and_bf16_checkpoints(tmp_path):
+    """A HF model directory with sharded safetensors (model.safetensors.index.json), and bf16
+    tensors (most released LLM checkpoints), kept in their dtype."""
+    overrides, _, kind = SMALL["llama2_7b"]
+    assert cli("export", "llama2_7b", "--format", "hf", "-o", tmp_path / "cfg", *sets(overrides)).exit_code == 0
+    torch.manual_seed(0)
+    hf = transformers.LlamaForCausalLM(transformers.AutoConfig.from_pretrained(tmp_path / "cfg")).eval()
+    hf.save_pretrained(tmp_path / "sharded", max_shard_size="20KB")
+    assert (tmp_path / "sharded" / "model.safetensors.index.json").exists()
+    w = tmp_path / "w.safetensors"
+    r = cli("import-weights", "llama2_7b", tmp_path / "sharded", "-o", w, *sets(overrides))
+    assert r.exit_code == 0, r.output
+    from safetensors.torch import load_file
+
+    net = generated("llama2_7b", overrides, "none").eval()
+    net.load_state_dict(load_file(str(w)), strict=True)
+    x = example(kind, 4)
+    with torch.no_grad():
+        want = hf_out(hf, x, kind)
+        assert (net(*x) - want).abs().max().item() <= 1e-5 * want.abs().max().item()
+    hf.to(torch.bfloat16).save_pretrained(tmp_path / "bf16")
+    r = cli("import-weights", "llama2_7b", tmp_path / "bf16", "-o", tmp_path / "w16.safetensors", *sets(overrides))
+    assert r.exit_code == 0, r.output
+    got = load_file(str(tmp_path / "w16.safetensors"))
+    assert got["layers.0.self_attn.q_proj.weight"].dtype == torch.bfloat16
+    assert torch.equal(got["layers.0.self_attn.q_proj.weight"], hf.model.layers[0].self_attn.q_proj.weight)
+    (tmp_path / "bin").mkdir()
+    torch.save(hf.state_dict(), tmp_path / "bin" / "pytorch_model.bin")
+    r = cli("import-weights", "llama2_7b", tmp_path / "bin", "-o", tmp_path / "w2.safetensors", *sets(overrides))
+    assert r.exit_code == 2 and "pickle" in r.output
