@@ -25,7 +25,7 @@ from graphspec.codegen.program import CodegenError, ModuleTree, Program, Step
 
 from graphspec.ops import CONSTANT, SOURCE, get
 
-PASS_THROUGH = frozenset({"roll", "dropout", "drop_path", "causal_mask", "add_window_mask"})
+PASS_THROUGH = frozenset({"roll", "dropout", "drop_path", "causal_mask", "sliding_mask", "add_window_mask"})
 ABSENT = ("absent",)
 
 
@@ -184,18 +184,36 @@ class Classes:
         merged = ClassDef(d.cls, paths, d.n_in, d.n_out, steps, [], {}, uid=d.uid)
         merged.iouts = {q: [_remap(r, old_idx) for r in rs] for q, rs in d.iouts.items()}
         merged.iouts[p] = [_remap(r, new_idx) for r in outs]
-        for ms in steps:
+        for m, ms in enumerate(steps):
             if len(ms.per) < len(paths) and not _skippable(ms):
                 return None
-            ms.refs = self._choose(steps, paths, ms.irefs)
+            ms.refs = self._choose(steps, paths, ms.irefs, self._chain(steps, m, paths))
             if ms.refs is None:
                 return None
         merged.outputs = self._choose(steps, paths, merged.iouts)
         return merged if merged.outputs is not None else None
 
     @staticmethod
-    def _choose(steps: list[MStep], paths: list[str], irefs: dict[str, list[tuple]]) -> list[tuple] | None:
-        """Merged operand refs that every instance reads, looking through its absent steps."""
+    def _chain(steps: list[MStep], m: int, paths: list[str]) -> list[tuple]:
+        """For an optional pass-through op, the optional pass-through ops just before it that none of
+        its instances has, nearest first: per-layer masks (Gemma-2's sliding and causal layers)
+        read as one chain `x -> sliding_mask -> causal_mask`, each skipped where absent."""
+        ms = steps[m]
+        if ms.kind != "op" or len(ms.per) == len(paths) or ms.first.node.op not in PASS_THROUGH:
+            return []
+        out = []
+        for k in range(m - 1, -1, -1):
+            s = steps[k]
+            if s.kind != "op" or s.first.node.op not in PASS_THROUGH or set(s.per) & set(ms.per):
+                break
+            out.append(("step", k, 0))
+        return out
+
+    @staticmethod
+    def _choose(steps: list[MStep], paths: list[str], irefs: dict[str, list[tuple]],
+                prefer: list[tuple] = ()) -> list[tuple] | None:
+        """Merged operand refs that every instance reads, looking through its absent steps (the
+        first operand tries `prefer` first)."""
 
         def resolve(q: str, ref: tuple) -> tuple:
             while ref[0] == "step" and q not in steps[ref[1]].per:
@@ -208,7 +226,7 @@ class Classes:
         width = max(len(r) for r in irefs.values())
         out = []
         for o in range(width):
-            cands = list(dict.fromkeys(r[o] for r in irefs.values() if len(r) > o))
+            cands = list(dict.fromkeys([*(prefer if o == 0 else ()), *(r[o] for r in irefs.values() if len(r) > o)]))
             for c in cands:
                 if all(resolve(q, c) == (irefs[q][o] if len(irefs[q]) > o else ABSENT) for q in irefs):
                     out.append(c)

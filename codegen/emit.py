@@ -23,10 +23,13 @@ from graphspec.codegen.program import CodegenError, base_name
 from graphspec.ops import CONSTANT, HAS_PARAMS, SOURCE, get
 
 # Attribute values at which an op is the identity: where such a step is absent, this is its value.
-IDENTITY = {"roll": {"shift": 0}, "shift_mask": {"shift": 0}, "dropout": {"p": 0.0}, "drop_path": {"p": 0.0}}
+IDENTITY = {"roll": {"shift": 0}, "shift_mask": {"shift": 0}, "dropout": {"p": 0.0}, "drop_path": {"p": 0.0},
+            "sliding_mask": {"window": None}}  # a global/causal layer among sliding ones (Gemma-2): window None
 BUILT_AS_IDENTITY = frozenset({"dropout", "drop_path"})  # absent = constructed with p=0
-GUARD_NAMES = {"roll": "shift", "shift_mask": "shift", "causal_mask": "causal", "add_window_mask": "mask"}
-HINTS = {("scale", "k"): "scale", ("attention", "scale"): "scale", ("attention", "dropout"): "attn_drop"}
+GUARD_NAMES = {"roll": "shift", "shift_mask": "shift", "causal_mask": "causal", "add_window_mask": "mask",
+               "sliding_mask": "sliding_window"}
+HINTS = {("scale", "k"): "scale", ("attention", "scale"): "scale", ("attention", "dropout"): "attn_drop",
+         ("sliding_mask", "window"): "sliding_window", ("attention", "sliding"): "sliding_window"}
 TABLES = {"tokens": "vocab", "types": "types", "pos": "max_len"}  # an embedding's length, by its name
 LOOP_VARS = {"blocks": "blk", "layers": "layer"}
 # NOTE: [Optional inputs] A value the IR computes that a caller may give instead: the forward
@@ -62,9 +65,8 @@ class Attrs(Mapping):
     def __getitem__(self, name: str) -> AttrExpr:
         if name in self.extra:
             return AttrExpr(self.extra[name])
-        node = self.ce.d.steps[self.j].first.node
-        if name not in node.a:
-            raise KeyError(name)
+        if all(name not in s.node.a for s in self.ce.d.steps[self.j].per.values()):
+            raise KeyError(name)  # an attribute some instances lack is None there (a causal layer's `sliding`)
         return self.ce.attr(self.j, name, self.ctx)
 
     def __iter__(self):
@@ -105,7 +107,7 @@ class ClassEmitter:
     def _values(self, j: int, name: str) -> dict[str, Any]:
         ms = self.d.steps[j]
         ident = IDENTITY.get(ms.first.node.op, {})
-        return {q: (ms.per[q].node.a[name] if q in ms.per else ident.get(name, DONT_CARE)) for q in self.d.paths}
+        return {q: (ms.per[q].node.a.get(name) if q in ms.per else ident.get(name, DONT_CARE)) for q in self.d.paths}
 
     def attr(self, j: int, name: str, ctx: str) -> AttrExpr:
         key = (j, name, ctx)
@@ -291,6 +293,8 @@ class ClassEmitter:
             if bufs:
                 code.guard = f"self.{bufs[0]} is not None"
             else:
+                if node.op == "sliding_mask":  # the per-layer window argument (None: a causal layer) guards it
+                    self.attr(j, "window", "fwd")
                 code.guard = self.fwd(self.cond(j, present, GUARD_NAMES.get(node.op, code.hint)), "flag")
         return code
 

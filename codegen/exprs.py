@@ -185,7 +185,8 @@ class Params:
             if hint not in (p.source, p.name) and RENAME.get(hint) != p.name:
                 continue
             vals = [p.values.get(q, DONT_CARE) for q in self.paths]
-            if all(isinstance(v, bool | int) for v in vals) and all(bool(p.values[q]) == present[q] for q in self.paths):
+            if all(isinstance(v, bool | int) or v is None for v in vals) and \
+                    all(bool(p.values[q]) == present[q] for q in self.paths):  # None: Gemma-2's global layers
                 p.used = True
                 return p.name
         return None

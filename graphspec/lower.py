@@ -359,6 +359,8 @@ def _head(b: Builder, spec: ModelSpec, x: str) -> tuple[str, list[str]]:
                        weights="embed_tokens" if _flat_embedding(spec) else "embed.tokens")
         else:
             y = b.emit("linear", (x,), "lm_head", out_features=spec.embed.vocab, bias=h.bias, in_features=dim)
+        if h.softcap:  # final logit soft-capping, tanh(z / cap)·cap (Gemma 2 §2; HF final_logit_softcapping)
+            y = b.emit("softcap", (y,), "logits", cap=h.softcap)
         return y, []
     if h.kind == "classifier" and len(b.shape(x)) == 4:  # a CNN: global average pool, torchvision's `fc`
         pooled = b.emit("global_pool", (x,), "avgpool")

@@ -355,10 +355,10 @@ def from_graphspec(state: Mapping[str, Any], graph: Graph, family: str, like: Ma
     for key, parts in packed.items():
         whole = torch.cat([parts[k] for k in range(3)], 0)
         out[key] = whole.t() if packed_how[key] == "T_part" else whole
-    if like is not None:  # tied weights the target stores twice (GPT-2's lm_head)
+    if like is not None:  # tied weights the target stores twice (GPT-2's lm_head; Gemma's, Qwen's embed_tokens)
         for key in like:
             if key not in out and key == "lm_head.weight":
-                wte = next(k for k in out if k.endswith("wte.weight"))
+                wte = next(k for k in out if k.endswith(("wte.weight", "embed_tokens.weight")))
                 out[key] = out[wte]
     return {k: v.detach().clone().contiguous() for k, v in out.items()}
 

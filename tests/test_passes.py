@@ -60,6 +60,9 @@ def test_attention_fusion_fires_on_every_attention(spec):
     g = lowered(spec)
     out, (r,) = run_pipeline(g, "fuse_attention")
     n = attention_modules(g)  # self, causal, cross, windowed and shifted-window attention
+    if any(x.op == "softcap" for x in g):  # Gemma 2: SDPA has no logit soft-cap, so it stays unfused
+        assert r.applied == 0 and len(r.declined) == n and all("soft-cap" in why for _, why in r.declined)
+        return
     assert r.applied == n and r.declined == []
     assert sum(1 for x in out if x.op == "attention") == n
     assert not any(x.op == "softmax" for x in out)

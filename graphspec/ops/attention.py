@@ -148,8 +148,12 @@ def _sdpa_call(ops: list[str], a) -> str:
         extra += f", dropout_p={a['dropout']} if self.training else 0.0"
     if a.get("kv_heads") is not None:
         extra += ", enable_gqa=True"  # k, v keep their kv_heads (GQA §2); SDPA shares them
-    if a.get("sliding"):  # the causal band as an additive mask (Mistral 7B §2)
-        keep = f"sliding_mask({q}.new_zeros({q}.size(-2), {k}.size(-2)), {a['sliding']})"
+    sliding = a.get("sliding")
+    if sliding is not None and not sliding.known:  # per layer (Gemma-2): a window, or None and causal
+        keep = f"sliding_mask({q}.new_zeros({q}.size(-2), {k}.size(-2)), {sliding}) if {sliding} else None"
+        return f"F.scaled_dot_product_attention({q}, {k}, {v}, {keep}, is_causal={a['causal']}{extra})"
+    if sliding:  # the causal band as an additive mask (Mistral 7B §2)
+        keep = f"sliding_mask({q}.new_zeros({q}.size(-2), {k}.size(-2)), {sliding})"
         return f"F.scaled_dot_product_attention({q}, {k}, {v}, {keep}{extra})"
     if not rest:
         causal = "" if a["causal"] == False else f", is_causal={a['causal']}"  # noqa: E712 (attribute expression)

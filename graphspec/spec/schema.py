@@ -125,6 +125,7 @@ class HeadSpec:
     pool: str = "cls"
     tied: bool = True
     bias: bool = False
+    softcap: float | None = None  # lm: tanh soft-capping of the final logits (Gemma 2)
 
 
 @dataclass(frozen=True)
@@ -295,7 +296,7 @@ INPUTS = {"tokens": ("seq_len", "tgt_len", "batch"), "image": ("img_size", "chan
 EMBEDS = {"tokens": ("vocab", "dim", "pos", "types", "norm", "scale", "dropout", "eps"),
           "patches": ("patch", "dim", "pos", "cls_token", "norm", "dropout", "eps"),
           "project": ("dim", "pos", "dropout")}
-HEADS = {"lm": ("tied", "bias"), "classifier": ("classes", "pool"), "pooler": (), "none": (),
+HEADS = {"lm": ("tied", "bias", "softcap"), "classifier": ("classes", "pool"), "pooler": (), "none": (),
          "detection": ("classes", "box_layers"), "segmentation": ("classes", "decoder", "channels")}
 
 
@@ -410,7 +411,9 @@ def _head(r: _Reader, v: Any) -> HeadSpec:
         if tied is True and bias is True:  # the shared weight is the embedding's, which has no bias
             r.diags.add(r.raw.loc(*p), "a tied LM head has no bias of its own (it reuses the token "
                         "embedding's weight)", "write lm(tied=false, bias=true) or lm(tied=true)")
-        return HeadSpec("lm", tied=tied, bias=bias)
+        cap = a.get("softcap")
+        cap = None if cap is None else r.typed(cap, p, float, "softcap", minimum=1e-6)
+        return HeadSpec("lm", tied=tied, bias=bias, softcap=cap)
     if kind == "detection":  # DETR: class linear (classes incl. "no object") and a box MLP
         return HeadSpec("detection", classes=r.typed(a.get("classes", 92), p, int, "classes", minimum=1),
                         box_layers=r.typed(a.get("box_layers", 3), p, int, "box_layers", minimum=1))
