@@ -161,6 +161,8 @@ BAD = [  # (config, the words the message must hold)
                                                                    "rope_theta": 10000.0}}, "rope_type"),
     ({"model_type": "llama", "rope_theta": 10000.0, "rope_scaling": {"type": "dynamic", "factor": 2.0}},
      "option rope_scaling"),
+    ({"model_type": "llama", "rope_parameters": {"rope_theta": 5e5, "rope_type": "default"}, "rope_theta": 1e4},
+     "option rope_theta = 10000.0 contradicts rope_parameters"),
     ({"model_type": "gpt2", "activation_function": "gelu_fast"}, "option activation_function = \"gelu_fast\""),
     ({"model_type": "gpt2", "scale_attn_by_inverse_layer_idx": True}, "option scale_attn_by_inverse_layer_idx"),
     ({"model_type": "qwen2", "use_sliding_window": True}, "option use_sliding_window = true"),

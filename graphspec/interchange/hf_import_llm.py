@@ -32,9 +32,12 @@ def _rope(r: Reader, partial: bool) -> tuple[float, float]:
             r.error("rope_parameters", f"option rope_parameters.rope_type = {show(rp.get('rope_type'))} is not "
                     "expressible in graphspec: only the default RoPE (no scaling)", "use rope_type 'default'")
         theta, frac = rp.get("rope_theta", 10000.0), rp.get("partial_rotary_factor", 1.0)
+        for k, v in (("rope_theta", theta), ("partial_rotary_factor", frac), ("rope_scaling", None)):
+            if k in r.data and r.raw(k) != v:  # a legacy key beside rope_parameters must agree with it
+                r.error(k, f"option {k} = {show(r.data[k])} contradicts rope_parameters ({show(rp)})",
+                        "keep one of them")
     else:
-        r.raw("rope_scaling") if "rope_scaling" in r.data else None
-        if r.data.get("rope_scaling") is not None:
+        if r.raw("rope_scaling") is not None:
             r.error("rope_scaling", f"option rope_scaling = {show(r.data['rope_scaling'])} is not expressible in "
                     "graphspec: only unscaled RoPE", "remove rope_scaling (null) for plain RoPE")
         theta = r.float("rope_theta", default=10000.0)
@@ -99,10 +102,9 @@ def _llm(r: Reader, s: Spec) -> None:
             f.append(("bias", False))
         else:
             f += [("qkv_bias", attn_bias), ("out_bias", attn_bias), ("mlp_bias", mlp_bias)]
-        if gemma and r.data.get("use_bidirectional_attention") not in (None, False):
+        if gemma and r.raw("use_bidirectional_attention") not in (None, False):
             r.error("use_bidirectional_attention", "option use_bidirectional_attention = true is not expressible in "
                     "graphspec's import: a Gemma decoder is causal")
-        r.raw("use_bidirectional_attention") if gemma else None
     if r.float("attention_dropout", default=0):
         f.append(("attn_dropout", r.float("attention_dropout")))
     s.stacks.append(("decoder×L", f + [("final_norm", True)]))
