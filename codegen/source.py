@@ -33,7 +33,7 @@ from graphspec.vocab.registry import class_doc
 HELPER_ORDER = ("window_partition", "window_reverse", "roll_tokens", "shift_mask", "add_window_mask",
                 "relative_position_index", "patch_merge", "causal_mask", "sinusoidal", "sine_pos_2d", "attention",
                 "relative_buckets", "relative_bias", "FrozenBatchNorm2d", "DropPath", "apply_rotary", "sliding_mask", "alibi",
-                "Experts")
+                "OffsetRMSNorm", "Experts")
 HELPER_DEPS = {"shift_mask": ("window_partition",), "relative_bias": ("relative_buckets",)}
 WIDTH = 100
 
@@ -163,6 +163,10 @@ class Emitter:
                         "then an MLP, each in a pre-norm residual.")
             if info.a.get("norm") == "post":
                 return "Transformer block with post-norm residuals, x = norm(x + f(x)) (Vaswani et al. §3.1)."
+            if info.a.get("norm") == "sandwich":
+                return "Transformer block with sandwich norms, x = x + norm(f(norm(x))) (Gemma 2 §2)."
+            if info.a.get("norm") == "parallel":
+                return "Transformer block with a parallel residual, x = x + attn(norm(x)) + mlp(norm(x)) (GPT-J)."
             return "Transformer block with pre-norm residuals, x = x + f(norm(x))."
         return docstring_text(DOCS.get(info.cls) or class_doc(info.cls) or f"{info.cls} of {self.graph.name}.")
 

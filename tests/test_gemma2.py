@@ -124,3 +124,21 @@ def test_every_construct_matters():
             m = graphspec.load("gemma2_2b", SMALL_SET + change)
             out = run(m.graph, {m.graph.inputs[0].name: ids}, to_graphspec(hf, m.graph, "llama"))
             assert rel_err(next(iter(out.values())), want) > 1e-3, change
+
+
+def test_offset_norms_start_at_hugging_faces_init():
+    """rms_norm(offset=1) weights start at 0, as Gemma2RMSNorm's, so that (1 + w) = 1 — built
+    directly, and on the meta device then `to_empty` + `init_weights()`."""
+    torch.manual_seed(0)
+    hf = transformers.Gemma2ForCausalLM(config(**SMALL))
+    want = {k.removeprefix("model."): v for k, v in hf.state_dict().items() if "norm" in k}
+    assert want and all(torch.equal(v, torch.zeros_like(v)) for v in want.values())
+    _, net, src = generated("none")
+    assert "class OffsetRMSNorm(nn.RMSNorm)" in src and "self.input_layernorm(x)" in src
+    with torch.device("meta"):
+        lazy = type(net)()
+    lazy.to_empty(device="cpu")
+    lazy.init_weights()
+    for model in (net, lazy):
+        got = {k: v for k, v in model.state_dict().items() if "norm" in k}
+        assert set(got) == set(want) and all(torch.equal(got[k], want[k]) for k in want)

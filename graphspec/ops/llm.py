@@ -110,9 +110,11 @@ class RMSNorm:
     def params(x, **_):
         return {"weight": (x[-1],)}
 
-    torch = Torch(init="nn.RMSNorm({dim}, eps={eps})",
-                  call=lambda ops, a: f"self.{a['mod']}({ops[0]})" if a["offset"] == 0 else
-                  f"F.rms_norm({ops[0]}, ({a['dim']},), self.{a['mod']}.weight + {a['offset']}, {a['eps']})")
+    # offset ≠ 0: the OffsetRMSNorm helper, w initialised at 1 − offset (Gemma's (1 + w): w = 0, HF's
+    # GemmaRMSNorm), so that a freshly built model scales by 1 as nn.RMSNorm does
+    torch = Torch(init=lambda a: f"nn.RMSNorm({a['dim']}, eps={a['eps']})" if a["offset"] == 0 else
+                  f"OffsetRMSNorm({a['dim']}, eps={a['eps']}, offset={a['offset']})",
+                  call="self.{mod}({0})", helpers=("OffsetRMSNorm",))
 
     def eval(w, x, *, eps=1e-6, offset=0, **_):
         return x * th.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * (offset + w["weight"])
