@@ -119,6 +119,7 @@ RULES: dict[str, list[tuple[str, list[str], Any]]] = {
         (r"blocks\.(\d+)\.mlp\.fc2\.weight", ["h.{0}.mlp.c_proj.weight"], "T"),
         (r"blocks\.(\d+)\.mlp\.fc2\.bias", ["h.{0}.mlp.c_proj.bias"], "copy"),
         (rf"norm\.{_P}", ["ln_f.{0}"], "copy"),
+        (r"lm_head\.weight", ["=lm_head.weight"], "copy"),  # head: lm(tied=false) (tie_word_embeddings false)
     ],
     "torch_transformer": [
         (r"(encoder|decoder)\.blocks\.(\d+)\.attn\.([qkv])\.weight", ["{0}.layers.{1}.self_attn.in_proj_weight"], "qkv"),

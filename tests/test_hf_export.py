@@ -304,15 +304,16 @@ def test_import_weights_reads_sharded_and_bf16_checkpoints(tmp_path):
 
 TINY_LLM = dict(vocab_size=100, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=8,
                 num_key_value_heads=2)
-IMPORTED = {"qwen2": dict(TINY_LLM, tie_word_embeddings=True), "gemma": dict(TINY_LLM, head_dim=16),
+IMPORTED = {"gpt2": dict(vocab_size=100, n_embd=64, n_layer=2, n_head=4, n_positions=64, tie_word_embeddings=False),
+            "qwen2": dict(TINY_LLM, tie_word_embeddings=True), "gemma": dict(TINY_LLM, head_dim=16),
             "mixtral": dict(TINY_LLM, num_local_experts=4, num_experts_per_tok=2),
             "phi": dict(TINY_LLM, num_key_value_heads=8), "mistral": dict(TINY_LLM, sliding_window=5)}
 
 
 @pytest.mark.parametrize("mt", sorted(IMPORTED))
 def test_imported_llm_exports_its_weights_back(tmp_path, mt):
-    """The other decoder families, from an imported config: the generated module's weights,
-    exported, load in the family's ForCausalLM and give the same logits."""
+    """The other decoder families (and GPT-2 with its own head), from an imported config: the
+    generated module's weights, exported, load in the family's ForCausalLM, same logits."""
     from graphspec.interchange import from_hf_config
 
     cfg = transformers.AutoConfig.for_model(mt, **IMPORTED[mt])

@@ -97,6 +97,8 @@ TINY = dict(vocab_size=120, hidden_size=64, intermediate_size=96, num_hidden_lay
 NUMERICS = {
     "gpt2": (dict(vocab_size=100, n_embd=64, n_layer=2, n_head=4, n_positions=64, resid_pdrop=0.0, embd_pdrop=0.0,
                   attn_pdrop=0.0), "ids"),
+    "gpt2-untied": (dict(vocab_size=100, n_embd=64, n_layer=2, n_head=4, n_positions=64, resid_pdrop=0.0,
+                         embd_pdrop=0.0, attn_pdrop=0.0, tie_word_embeddings=False, activation_function="gelu"), "ids"),
     "llama": (dict(TINY, attention_bias=True), "ids"),
     "mixtral": (dict(TINY, num_local_experts=4, num_experts_per_tok=2, router_jitter_noise=0.0,
                      experts_implementation="eager"), "ids"),
@@ -122,7 +124,7 @@ NUMERICS = {
 @pytest.mark.parametrize("mt", sorted(NUMERICS))
 def test_imported_small_config_computes_what_hf_computes(tmp_path, mt):
     kw, kind = NUMERICS[mt]
-    cfg_cls, model_cls = hf_classes(mt, kw)
+    cfg_cls, model_cls = hf_classes(mt.split("-")[0], kw)
     cfg = cfg_cls(**kw, attn_implementation="eager")
     torch.manual_seed(0)
     hf = perturbed(model_cls(cfg))
@@ -169,6 +171,7 @@ BAD = [  # (config, the words the message must hold)
     ({"model_type": "t5", "feed_forward_proj": "gated-gelu"}, "option feed_forward_proj = \"gated-gelu\""),
     ({"model_type": "bert", "architectures": ["BertForMaskedLM"]}, "option architectures"),
     ({"model_type": "phi", "qk_layernorm": True}, "option qk_layernorm"),
+    ({"model_type": "phi", "tie_word_embeddings": True}, "option tie_word_embeddings = true"),
     ({"model_type": "swin", "use_absolute_embeddings": True}, "option use_absolute_embeddings"),
     ({"model_type": "vit", "pooler_act": "relu"}, "option pooler_act"),
     ({"model_type": "pvt", "strides": [4, 2, 1, 2]}, "option patch_sizes"),

@@ -72,6 +72,9 @@ def _llm(r: Reader, s: Spec) -> None:
         r.raw("hidden_activation")
     act = _act(r, act_key)
     tied = r.bool("tie_word_embeddings", False)
+    if phi and tied:
+        r.error("tie_word_embeddings", "option tie_word_embeddings = true is not expressible in graphspec for phi: "
+                "Phi's head keeps its own bias, and a tied head in graphspec has none", "use false (phi-1.5, phi-2)")
     drop = r.float("embd_pdrop", default=0) if phi else 0.0
     s.input = "tokens(seq_len)"
     s.embed = f"tokens(vocab, dim=d, pos={pos}" + (", scale=true" if gemma else "") + \
