@@ -96,9 +96,10 @@ def check_target(target: str, tune: int = 0, dtype: str = "fp32", arch: str | No
         except ToolchainError as e:
             raise BuildError(str(e)) from None
         if tune and not has_cuda_device():
-            raise BuildError("--tune with --target cuda runs MetaSchedule on this machine's GPU, and there is "
-                             "none here (tvm.cuda().exist is False): build untuned (DLight's default GPU "
-                             "schedules), or tune on the GPU machine and carry its database (--tune-dir DIR)")
+            raise BuildError("--tune with --target cuda: tuning needs the GPU (MetaSchedule measures every "
+                             "candidate kernel on this machine's GPU), and there is none here (tvm.cuda().exist "
+                             "is False); build untuned (DLight's default GPU schedules), or tune on the GPU "
+                             "machine and carry its database here (--tune-dir DIR is reused)")
     elif tune and target != "llvm":
         raise BuildError(f"--tune runs MetaSchedule on this machine: it supports --target llvm or cuda, not {target}")
     return target, arch

@@ -21,9 +21,10 @@ import re
 import shutil
 import subprocess
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from graphspec.backends.tvm import ToolchainError, cuda_source_modules
+from graphspec.backends.tvm import ToolchainError, check_cuda_toolchain, cuda_source_modules
 
 # sm_XX codes nvcc 13 compiles for (`nvcc --list-gpu-code`; it dropped sm_5x-sm_70), and the
 # arch-specific "a" variants of Hopper and Blackwell
@@ -67,19 +68,30 @@ def _gencode(arch: str, code: str) -> list[str]:
 
 
 def compile_kernels(executable: Any, arch: str) -> dict[str, dict[str, bytes]]:
-    """{sha256 of a CUDA source: {"cubin": SASS for `arch`, "ptx": its PTX}} for every cuda
-    module of a built executable, compiled by nvcc with TVM's own flags."""
+    """{sha256 of a CUDA source: {"ptx": its PTX for `arch`, "cubin": that PTX assembled to SASS}}
+    for every cuda module of a built executable: nvcc with TVM's own flags makes the PTX, ptxas
+    (with TVM's ptxas options) the cubin, so the front end runs once per source."""
+    import tempfile
+
     import tvm
     from tvm.support import nvcc
 
+    ptxas = Path(check_cuda_toolchain()).with_name("ptxas")
+    flags = [f for f in nvcc._ptxas_option_flags() if f != "-v"]
     out: dict[str, dict[str, bytes]] = {}
     for src in cuda_source_modules(executable):
         key = source_key(src)
         try:
             with tvm.target.Target({"kind": "cuda", "arch": arch}):  # nvcc.py reads the current target
-                out[key] = {fmt: bytes(nvcc.compile_cuda(src, fmt, _gencode(arch, code), compiler="nvcc"))
-                            for fmt, code in (("cubin", "sm"), ("ptx", "compute"))}
-        except RuntimeError as e:  # nvcc's error text
+                ptx = bytes(nvcc.compile_cuda(src, "ptx", _gencode(arch, "compute"), compiler="nvcc"))
+            with tempfile.TemporaryDirectory(prefix="graphspec-ptxas-") as d:
+                (Path(d) / "k.ptx").write_bytes(ptx)
+                r = subprocess.run([str(ptxas), f"-arch={arch}", "-O3", *flags, str(Path(d) / "k.ptx"),
+                                    "-o", str(Path(d) / "k.cubin")], capture_output=True, text=True)
+                if r.returncode:
+                    raise RuntimeError(r.stderr.strip() or "ptxas failed")
+                out[key] = {"ptx": ptx, "cubin": (Path(d) / "k.cubin").read_bytes()}
+        except (RuntimeError, OSError) as e:  # nvcc's / ptxas' error text
             raise ToolchainError(f"nvcc could not compile the CUDA kernels for {arch}: "
                                  f"{str(e).strip().splitlines()[-1][:300]}") from None
     return out

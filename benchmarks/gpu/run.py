@@ -1,0 +1,335 @@
+"""The half of the GPU check that runs on the device: verify, then measure, in one process.
+
+    python benchmarks/gpu/run.py --pack build/gpu_pack --out "$OUT"     # (device.sh does this)
+
+Installs nothing from a registry: the carried apache-tvm-ffi wheel goes in with `pip --no-index`,
+the TVM runtime is the pack's tvm_runtime/tvm, imported with TVM_USE_RUNTIME_LIB=1 (no compiler
+library). Needs only numpy and torch besides; graphspec itself is not imported here.
+
+For each build (model x dtype): the weights are drawn from the build's seed exactly as
+graphspec.backends.weights.random_params draws them (tests/test_gpu_prepare.py checks that);
+the reference is graphspec's generated PyTorch module with those weights, on the GPU, in the
+build's dtype (fp32: TF32 off). TVM's library must match it: fp32 within 1e-4 of max |ref|,
+bf16 within 4e-2 of the fp32 module's output (and the bf16 module's own error is printed beside
+it). Then images/s at batch 64 and latency at batch 1 for TVM (DLight), PyTorch eager,
+torch.compile and onnxruntime's CUDA provider (the generated module exported by torch.onnx)
+where they work, interleaved round by round, timed with CUDA events. MFU = 2 x graphspec's MACs
+per image x images/s / peak, with NVIDIA's H200 dense peaks: 989 TFLOP/s bf16 tensor core,
+67 TFLOP/s fp32 (no tensor cores). The markdown goes to OUT/gpu.md, raw rows to OUT/gpu.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import glob
+import hashlib
+import json
+import lzma
+import os
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+PEAK = {"bf16": 989e12, "fp32": 67e12}  # NVIDIA H200 datasheet, dense (bf16 1,979 TFLOPS is with sparsity)
+TOL = {"fp32": 1e-4, "bf16": 4e-2}
+T0 = time.perf_counter()
+
+
+def log(msg: str) -> None:
+    print(f"[{time.perf_counter() - T0:6.1f}s] {msg}", flush=True)
+
+
+# -- weights: graphspec.backends.weights.random_params, from the recipe ------------------------
+def random_params(recipe: list, seed: int) -> dict[str, np.ndarray]:
+    """The same arrays graphspec.backends.weights.random_params(graph, seed) returns."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, shape in recipe:
+        shape = tuple(shape)
+        leaf = name.rsplit(".", 1)[-1]
+        if leaf == "running_var":
+            a = rng.uniform(0.5, 1.5, shape)
+        elif leaf == "bias":
+            a = rng.normal(0.0, 0.02, shape)
+        elif leaf == "weight" and len(shape) == 1:
+            a = 1.0 + rng.normal(0.0, 0.1, shape)
+        else:
+            a = rng.normal(0.0, 0.02 if len(shape) > 1 else 0.1, shape)
+        out[name] = a.astype(np.float32)
+    return out
+
+
+# -- the TVM runtime, without the compiler -------------------------------------------------------
+def setup_tvm(pack: Path, work: Path) -> dict:
+    """Install the carried wheel, unpack the runtime, load CUDA's sidecar; returns what it used."""
+    site = work / "site"
+    if not (site / "tvm_ffi").exists():
+        wheel = next(pack.glob("apache_tvm_ffi-*.whl"))
+        subprocess.run([sys.executable, "-m", "pip", "install", "--no-index", "--no-deps", "--quiet",
+                        "--target", str(site), str(wheel)], check=True)
+    sys.path[:0] = [str(pack / "tvm_runtime"), str(site)]  # the runtime-only tvm package, tvm_ffi
+    os.environ["TVM_USE_RUNTIME_LIB"] = "1"
+    used = {"cudart": load_cudart(pack)}
+    import tvm  # noqa: F401
+    import tvm_ffi
+
+    lib = pack / "tvm_runtime" / "tvm" / "lib" / "libtvm_runtime_cuda.so"
+    ctypes.CDLL(str(lib), mode=ctypes.RTLD_GLOBAL)  # runtime-only mode skips the backends' sidecars
+    used["tvm_runtime_only"] = bool(getattr(tvm, "_RUNTIME_ONLY", False))
+    used["tvm_ffi"] = getattr(tvm_ffi, "__version__", "?")
+    return used
+
+
+def load_cudart(pack: Path) -> str:
+    """libcudart.so.13 (libtvm_runtime_cuda.so's DT_NEEDED): torch's own if it ships one, else the pack's."""
+    import torch
+
+    roots = [Path(torch.__file__).parents[1] / "nvidia", Path(torch.__file__).parent / "lib"]
+    found = [p for r in roots for p in glob.glob(str(r / "**" / "libcudart.so.13*"), recursive=True)]
+    path = found[0] if found else str(pack / "libcudart.so.13")
+    ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+    return path
+
+
+def use_kernels(kernels: dict[str, bytes]) -> None:
+    """TVM compiles a library's CUDA source at load through this callback: hand it the cubin
+    prepare.py's nvcc made from that very source (backends/cuda.py, [CUDA kernels ahead of time])."""
+    import tvm_ffi
+
+    def lookup(code):
+        key = hashlib.sha256(str(code).encode()).hexdigest()
+        if key not in kernels:
+            raise RuntimeError(f"no precompiled kernels for CUDA source {key[:12]}")
+        return kernels[key]
+
+    tvm_ffi.register_global_func("tvm_callback_cuda_compile", lookup, override=True)
+
+
+class TVMModel:
+    """A graphspec TVM library on `device` ("cuda", or "cpu" for an llvm build in the dry run),
+    its weights transformed once; called with a torch tensor, returns one (DLPack both ways)."""
+
+    def __init__(self, d: Path, info: dict, params: dict, work: Path, torch_dtype, device: str = "cuda"):
+        import torch
+        import tvm
+        from tvm.runtime import vm as rvm
+
+        lib = work / f"{d.name}.so"
+        lib.write_bytes(lzma.decompress((d / "model.so.xz").read_bytes()))
+        if info["tvm"].get("kernel_sources"):
+            use_kernels({info["tvm"]["kernel_sources"][0]: (d / "model.cubin").read_bytes()})
+        self.dev = tvm.cuda(0) if device == "cuda" else tvm.cpu(0)
+        self.vm = rvm.VirtualMachine(tvm.runtime.load_module(str(lib)), self.dev)
+        ws = [self._tvm(torch.from_numpy(params[n]).to(device, torch_dtype)) for n in info["tvm"]["params"]]
+        self.weights = list(self.vm["main_transform_params"](ws))
+        self.main = self.vm["main"]
+
+    def _tvm(self, t):
+        """A TVM tensor on the torch tensor's memory (DLPack), or a copy where TVM's 64-byte
+        alignment rule is not met (a CPU tensor, a view)."""
+        import tvm
+
+        t = t.contiguous()
+        if t.data_ptr() % 64 == 0:
+            return tvm.runtime.from_dlpack(t)
+        a = tvm.runtime.empty(tuple(t.shape), str(t.dtype).replace("torch.", ""), self.dev)
+        __import__("torch").from_dlpack(a).copy_(t)
+        return a
+
+    def __call__(self, x):
+        import torch
+
+        out = self.main(self._tvm(x), *self.weights)
+        return torch.from_dlpack(out[0] if isinstance(out, (list, tuple)) else out)
+
+
+def reference(d: Path, info: dict, params: dict, torch_dtype, device: str = "cuda"):
+    """The generated module with the build's weights, on `device`, in `torch_dtype`."""
+    import importlib.util
+
+    import torch
+
+    spec = importlib.util.spec_from_file_location(f"gs_{d.name.replace('-', '_')}", d / "model.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    net = getattr(mod, info["class"])()
+    missing, unexpected = net.load_state_dict({k: torch.from_numpy(v) for k, v in params.items()}, strict=False)
+    buffers = dict(net.named_buffers())
+    if [k for k in missing if k not in buffers] or unexpected:
+        raise RuntimeError(f"state dict mismatch: {missing[:3]} {unexpected[:3]}")
+    return net.eval().to(device, torch_dtype)
+
+
+def time_rounds(fns: dict, x, rounds: int, iters: int) -> dict[str, float]:
+    """Median ms per call of each fn, interleaved: every round times each fn `iters` times."""
+    import torch
+
+    per: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for k, f in fns.items():
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            for _ in range(iters):
+                f(x)
+            end.record()
+            end.synchronize()
+            per[k].append(start.elapsed_time(end) / iters)
+    return {k: float(np.median(v)) for k, v in per.items()}
+
+
+def onnx_runner(net, x, work: Path, name: str):
+    """onnxruntime's CUDA provider on the generated module exported by torch.onnx, else None + why."""
+    import onnxruntime as ort
+    import torch
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        return None, "onnxruntime has no CUDAExecutionProvider here"
+    path = work / f"{name}.onnx"
+    torch.onnx.export(net, (x,), str(path), input_names=["x"], output_names=["y"], opset_version=17,
+                      dynamic_axes={"x": {0: "b"}}, dynamo=False)
+    sess = ort.InferenceSession(str(path), providers=["CUDAExecutionProvider"])
+
+    def run(t):
+        b = sess.io_binding()
+        t = t.contiguous()
+        b.bind_input("x", "cuda", 0, {torch.float32: np.float32, torch.float16: np.float16}[t.dtype],
+                     list(t.shape), t.data_ptr())
+        b.bind_output("y", "cuda")
+        sess.run_with_iobinding(b)
+        return b
+
+    return run, None
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pack", default="build/gpu_pack")
+    ap.add_argument("--out", default=os.environ.get("OUT", "out"))
+    ap.add_argument("--work", default="/tmp/graphspec_gpu")
+    ap.add_argument("--budget", type=float, default=420.0, help="seconds; later measurements are skipped")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--compile-dtypes", default="bf16", help="dtypes measured with torch.compile too "
+                    "(each compile of Swin-T/ViT-B costs ~a minute per batch size)")
+    a = ap.parse_args(argv)
+    pack, out, work = Path(a.pack), Path(a.out), Path(a.work)
+    out.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
+    import torch
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    index = json.loads((pack / "index.json").read_text())
+    env = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__, "cuda": torch.version.cuda,
+           "driver": torch._C._cuda_getDriverVersion() if hasattr(torch._C, "_cuda_getDriverVersion") else None,
+           "python": sys.version.split()[0]}
+    rows, checks, notes = [], [], []
+    try:
+        env.update(setup_tvm(pack, work))
+    except Exception as e:  # noqa: BLE001  (report and go on with the torch rows)
+        notes.append(f"TVM runtime setup failed: {type(e).__name__}: {e}")
+        traceback.print_exc()
+    log(f"env {env}")
+    for key, b in index["builds"].items():
+        d = pack / key
+        info = json.loads((d / "build.json").read_text())
+        dt = info["dtype"]
+        tdt = torch.bfloat16 if dt == "bf16" else torch.float16 if dt == "fp16" else torch.float32
+        params = random_params(info["weights"], info["seed"])
+        shape = info["inputs"][0]["shape"]
+        x8 = torch.from_numpy(np.random.default_rng(1).standard_normal((8, *shape)).astype(np.float32)).cuda()
+        ref32 = reference(d, info, params, torch.float32)
+        with torch.no_grad():
+            y32 = ref32(x8).float()
+        del ref32
+        eager = reference(d, info, params, tdt)
+        fns = {}
+        with torch.no_grad():
+            y_eager = eager(x8.to(tdt)).float()
+        scale = float(y32.abs().max())
+        checks.append({"build": key, "backend": "eager", "rel_vs_fp32": float((y_eager - y32).abs().max()) / scale})
+        fns["eager"] = lambda t, m=eager: m(t)
+        if "tvm_runtime_only" in env:
+            try:
+                tv = TVMModel(d, info, params, work, tdt)
+                y = tv(x8.to(tdt)).float()
+                rel = float((y - y32).abs().max()) / scale
+                ok = rel <= TOL[dt]
+                checks.append({"build": key, "backend": "tvm", "rel_vs_fp32": rel,
+                               "rel_vs_eager": float((y - y_eager).abs().max()) / scale, "ok": ok})
+                log(f"{key}: tvm vs fp32 module rel {rel:.2e} ({'ok' if ok else 'MISMATCH'})")
+                if ok:
+                    fns["tvm"] = tv
+            except Exception as e:  # noqa: BLE001
+                notes.append(f"{key}: TVM failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}")
+                traceback.print_exc()
+        if dt in a.compile_dtypes.split(",") and time.perf_counter() - T0 < a.budget * 0.6:
+            fns["torch.compile"] = torch.compile(eager, dynamic=False)  # compiled per batch at warm-up
+        try:
+            r, why = onnx_runner(eager, x8[:1].to(tdt), work, key)
+            if r:
+                fns["onnxruntime"] = r
+            else:
+                notes.append(f"{key}: onnxruntime: {why}")
+        except Exception as e:  # noqa: BLE001
+            notes.append(f"{key}: onnxruntime failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+        for batch, iters in ((64, 10), (1, 50)):
+            if time.perf_counter() - T0 > a.budget:
+                notes.append(f"{key} batch {batch}: skipped (time budget {a.budget:.0f}s)")
+                continue
+            x = torch.randn(batch, *shape, device="cuda", dtype=tdt)
+            with torch.no_grad():
+                live = {}
+                for k, f in fns.items():  # warm-up (and compile) each; drop what fails
+                    try:
+                        f(x)
+                        f(x)
+                        live[k] = f
+                    except Exception as e:  # noqa: BLE001
+                        notes.append(f"{key} batch {batch} {k}: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+                torch.cuda.synchronize()
+                ms = time_rounds(live, x, a.rounds, iters)
+            for k, v in ms.items():
+                ips = batch / (v / 1e3)
+                mfu = 2 * info["macs_per_image"] * ips / PEAK.get(dt, PEAK["fp32"])
+                rows.append({"model": info["spec"], "dtype": dt, "batch": batch, "backend": k, "ms": v,
+                             "images_s": ips, "mfu": mfu})
+                log(f"{key} b{batch} {k:14s} {v:8.3f} ms  {ips:10.1f} img/s  MFU {mfu:.2%}")
+        del eager, fns
+        torch.cuda.empty_cache()
+    write(out, env, index, rows, checks, notes, a)
+    return 0 if all(c.get("ok", True) for c in checks) else 1
+
+
+def write(out: Path, env, index, rows, checks, notes, a) -> None:
+    (out / "gpu.json").write_text(json.dumps({"env": env, "rows": rows, "checks": checks, "notes": notes},
+                                             indent=1) + "\n")
+    lines = ["# GPU check: TVM (DLight) vs PyTorch eager, torch.compile, onnxruntime CUDA", "",
+             f"Measured by `bash benchmarks/gpu/device.sh` on {env.get('gpu')} (torch {env.get('torch')}, "
+             f"CUDA {env.get('cuda')}, driver {env.get('driver')}); pack built with arch {index['arch']} "
+             f"at {index['created']}. One process, backends interleaved over {a.rounds} rounds, CUDA events; "
+             "MFU against the H200's dense peaks (bf16 989 TFLOP/s, fp32 67 TFLOP/s).", "",
+             "## Verification (batch 8, max |err| / max |fp32 reference|)", "",
+             "| build | backend | vs fp32 module | vs same-dtype eager | status |", "| --- | --- | ---: | ---: | --- |"]
+    for c in checks:
+        st = "" if "ok" not in c else ("ok" if c["ok"] else "MISMATCH")
+        lines.append(f"| {c['build']} | {c['backend']} | {c['rel_vs_fp32']:.2e} | "
+                     f"{c.get('rel_vs_eager', float('nan')):.2e} | {st} |")
+    lines += ["", "## Speed", "", "| model | dtype | batch | backend | ms | images/s | MFU |",
+              "| --- | --- | ---: | --- | ---: | ---: | ---: |"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['dtype']} | {r['batch']} | {r['backend']} | {r['ms']:.3f} | "
+                     f"{r['images_s']:,.0f} | {r['mfu']:.2%} |")
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
+    (out / "gpu.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

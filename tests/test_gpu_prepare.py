@@ -1,0 +1,165 @@
+"""The GPU check's two halves (benchmarks/gpu/), dry-run on this GPU-less machine.
+
+- the device half's weights are graphspec's: run.random_params(recipe) == weights.random_params;
+- the packed runtime loads with TVM_USE_RUNTIME_LIB=1 (no libtvm_compiler.so in the pack, none
+  loaded) in a fresh process and runs an llvm build through run.py's own TVMModel, matching
+  graphspec's generated PyTorch module (run.py's reference) to 1e-4 relative in fp32;
+- a cuda:sm_90 bf16 build of a small ViT has its kernels compiled for sm_90 (`.target sm_90`
+  in the PTX; the cubin's ELF names sm_90 where cuobjdump exists) and packs far below 64 MiB;
+- on a machine with a CUDA GPU the cuda build also runs and matches (skipped here).
+"""
+
+from __future__ import annotations
+
+import json
+import lzma
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks" / "gpu"))
+import prepare  # noqa: E402
+import run as device  # noqa: E402
+
+pytest.importorskip("tvm")
+VIT = ["img_size=32", "patch=8", "D=64", "L=1", "h=4", "classes=10"]
+
+
+def test_device_weights_are_graphspecs():
+    import graphspec
+    from graphspec.analysis import tensors
+    from graphspec.backends.weights import random_params
+
+    g = graphspec.load("swin_t", ["img_size=32", "patch=2", "M=4", "C=48"]).graph
+    recipe = [[n, list(s)] for n, s in tensors(g).items()]
+    want, got = random_params(g, 3), device.random_params(recipe, 3)
+    assert list(want) == list(got)
+    assert all(np.array_equal(want[k], got[k]) for k in want)
+
+
+@pytest.fixture(scope="module")
+def llvm_pack(tmp_path_factory):
+    import graphspec.cli.main  # noqa: F401  (first: importing build_cmd alone leaves the CLI half-registered)
+    from graphspec.backends import build as b
+    from graphspec.cli.build_cmd import _apply
+
+    tmp = tmp_path_factory.mktemp("gpu_pack")
+    out = tmp / "builds" / "vit-fp32"
+    b.build("vit_b16", "llvm", out, overrides=tuple(VIT), batch="dynamic", apply_passes=lambda g, **o: _apply(g),
+            pass_opts={})
+    pack = tmp / "pack"
+    prepare.model_files("vit_b16", "fp32", VIT, out, pack / "vit_b16-fp32")
+    prepare.pack_tvm(pack)
+    return pack
+
+
+def test_pack_has_runtime_only(llvm_pack):
+    lib = llvm_pack / "tvm_runtime" / "tvm" / "lib"
+    assert (lib / "libtvm_runtime.so").exists() and (lib / "libtvm_runtime_cuda.so").exists()
+    assert not (lib / "libtvm_compiler.so").exists()
+    assert prepare.size(llvm_pack) < 24 << 20  # the runtime is 16 MiB; the full pack's limit is 64
+
+
+SCRIPT = """
+import json, os, sys
+from pathlib import Path
+import numpy as np, torch
+pack, work = Path(sys.argv[1]), Path(sys.argv[2])
+sys.path[:0] = [str(pack / "tvm_runtime"), sys.argv[3]]
+os.environ["TVM_USE_RUNTIME_LIB"] = "1"
+import tvm
+import run as device
+assert Path(tvm.__file__).is_relative_to(pack), tvm.__file__
+assert tvm._RUNTIME_ONLY and "tvm_compiler" not in tvm.base._LOADED_LIBS, tvm.base._LOADED_LIBS
+d = pack / "vit_b16-fp32"
+info = json.loads((d / "build.json").read_text())
+params = device.random_params(info["weights"], info["seed"])
+x = torch.from_numpy(np.random.default_rng(1).standard_normal((3, *info["inputs"][0]["shape"])).astype(np.float32))
+ref = device.reference(d, info, params, torch.float32, device="cpu")
+with torch.no_grad():
+    want = ref(x)
+got = device.TVMModel(d, info, params, work, torch.float32, device="cpu")(x)
+print(json.dumps({"rel": float((got - want).abs().max() / want.abs().max()), "shape": list(got.shape)}))
+"""
+
+
+def test_runtime_only_import_runs_llvm_build(llvm_pack, tmp_path):
+    env = {**os.environ, "TVM_USE_RUNTIME_LIB": "1", "OMP_NUM_THREADS": "1", "TVM_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-c", SCRIPT, str(llvm_pack), str(tmp_path), str(ROOT / "benchmarks" / "gpu")],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res["shape"] == [3, 10]  # dynamic batch: the library was built for any B
+    assert res["rel"] <= 1e-4, res
+
+
+@pytest.fixture(scope="module")
+def cuda_pack(tmp_path_factory):
+    if not shutil.which("nvcc"):
+        pytest.skip("no nvcc: cuda builds need the CUDA toolkit")
+    tmp = tmp_path_factory.mktemp("gpu_cuda")
+    out = prepare.build_one("vit_b16", "bf16", "sm_90", VIT, tmp / "builds", force=True)
+    pack = tmp / "pack"
+    info = prepare.model_files("vit_b16", "bf16", VIT, out, pack / "vit_b16-bf16")
+    return pack, out, info
+
+
+def test_cuda_build_targets_sm_90(cuda_pack):
+    pack, out, info = cuda_pack
+    d = pack / "vit_b16-bf16"
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["target"] == "cuda" and m["arch"] == "sm_90" and m["dtype"] == "bf16"
+    assert m["tvm"]["dtype"] == "bfloat16" and m["tvm"]["cuda_kernels"] > 10
+    ptx = lzma.decompress((d / "model.ptx.xz").read_bytes())
+    assert prepare_ptx_target(ptx) == "sm_90"
+    assert b".target sm_80" not in ptx and b"bf16" in ptx  # bfloat16 arithmetic in the kernels
+    cubin = (d / "model.cubin").read_bytes()
+    assert cubin[:4] == b"\x7fELF"
+    if shutil.which("cuobjdump"):
+        listing = subprocess.run(["cuobjdump", "-lelf", str(d / "model.cubin")], capture_output=True, text=True)
+        assert "sm_90" in listing.stdout + listing.stderr
+    assert prepare.size(pack) < 8 << 20  # library compressed, no weights
+    assert not list(pack.rglob("*.safetensors"))
+
+
+def prepare_ptx_target(ptx: bytes):
+    from graphspec.backends.cuda import ptx_target
+
+    return ptx_target(ptx)
+
+
+def test_cuda_build_runs_on_a_gpu(cuda_pack, tmp_path):
+    torch = pytest.importorskip("torch")
+    from graphspec.backends.tvm import has_cuda_device
+
+    if not (torch.cuda.is_available() and has_cuda_device()):
+        pytest.skip("no CUDA GPU here: the device half runs on the GPU machine (benchmarks/gpu/README.md)")
+    pack, out, info = cuda_pack
+    d = pack / "vit_b16-bf16"
+    params = device.random_params(info["weights"], info["seed"])
+    x = torch.randn(4, *info["inputs"][0]["shape"], device="cuda")
+    ref = device.reference(d, info, params, torch.float32)
+    got = device.TVMModel(d, info, params, tmp_path, torch.bfloat16)(x.to(torch.bfloat16)).float()
+    with torch.no_grad():
+        want = ref(x)
+    assert float((got - want).abs().max() / want.abs().max()) <= device.TOL["bf16"]
+
+
+def test_tune_cuda_without_gpu_is_exit_2(tmp_path):
+    from click.testing import CliRunner
+    from graphspec.backends.tvm import has_cuda_device
+    from graphspec.cli.main import main as cli
+
+    if not shutil.which("nvcc") or has_cuda_device():
+        pytest.skip("needs nvcc and no GPU")
+    sets = [a for s in VIT for a in ("--set", s)]
+    r = CliRunner().invoke(cli, ["build", "vit_b16", *sets, "-t", "cuda:sm_90", "--tune", "8", "--batch", "1",
+                                 "-o", str(tmp_path / "t")])
+    assert r.exit_code == 2 and "tuning" in r.output.lower() and "GPU" in r.output, r.output
+    assert not (tmp_path / "t").exists()
