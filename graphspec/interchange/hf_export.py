@@ -12,6 +12,10 @@ spec, node for node (ops, attributes, shapes; source locations aside). A spec th
 construct the family's config has no key for (a soft-cap, a per-layer pattern, a free block)
 fails that check and is an error, never a config of a different model.
 
+NB: what a spec does not hold is written as HF's default or derived value: RoPE models'
+`max_position_embeddings` (RoPE has no table) as max(2048, seq_len); a Mistral without a window
+is written as Llama (the same model); token ids as the family's defaults (GPT-2: vocab - 1).
+
 Weights are mapped with graphspec/weights.py (`from_graphspec`), onto the parameter names of
 the HF model class built from the config on the meta device (transformers is needed for
 that step only), and written as safetensors (no pickle).
