@@ -205,6 +205,13 @@ def preflight(spec, config: TrainConfig, overrides=(), world: int = 1, dataset=N
         raise ParallelError(f"{graph.name}: FSDP shards per block, and the spec has no repeated blocks "
                             "(no list of layers); use --ddp or one process")
     ckpt_dir = Path(config.ckpt_dir) if config.ckpt_dir else None
+    if ckpt_dir and config.ckpt_every:
+        try:
+            ckpt_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise TrainError(f"--ckpt-dir {ckpt_dir}: {e.strerror or e}") from e
+        if not os.access(ckpt_dir, os.W_OK):
+            raise TrainError(f"--ckpt-dir {ckpt_dir}: not writable")
     name = graph.meta.get("spec") or graph.name
     last = _check_ckpt(ckpt_dir, name, fingerprint(source)) if ckpt_dir else 0  # refuses another model's
     if config.resume and last == 0:

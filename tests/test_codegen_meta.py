@@ -132,3 +132,17 @@ def test_constructor_still_initialises_once():
     n = p["blocks.0.attn.proj.weight"].numel()
     assert abs(float(p["blocks.0.attn.proj.weight"].std()) - 0.02 / math.sqrt(16)) < 6 * 0.005 / math.sqrt(n)
     assert abs(float(p["blocks.0.mlp.fc1.weight"].std()) - 0.02) < 6 * 0.02 / math.sqrt(4 * n)
+
+
+BUNDLED = sorted(p.stem for p in graphspec.SPECS_DIR.glob("*.yaml"))
+
+
+@pytest.mark.parametrize("spec", BUNDLED)
+def test_every_bundled_spec_builds_on_meta(spec):
+    """Nothing in a generated `__init__` reads tensor data or allocates outside the device
+    context: every parameter and buffer of every bundled model is on the meta device."""
+    m = graphspec.load(spec)
+    with torch.device("meta"):
+        model = model_class(spec, [], "none")()
+    assert all(p.is_meta for p in model.parameters()) and all(b.is_meta for b in model.buffers())
+    assert sum(p.numel() for p in model.parameters()) == m.params()

@@ -125,6 +125,7 @@ def test_cli_trains_and_prints_a_line_per_step(specs):
     (["--ddp"], None, "needs several processes"),
     (["--ckpt-every", "2"], None, "need --ckpt-dir"),
     (["--activation-checkpointing", "sometimes"], None, "activation checkpointing 'sometimes'"),
+    (["--ckpt-every", "1", "--ckpt-dir", "/proc/graphspec-ckpt"], None, "--ckpt-dir /proc/graphspec-ckpt"),
 ])
 def test_bad_options_exit_2(specs, args, env, message):
     r = run_cli([str(specs / "tiny_gpt.yaml"), *args], env=env)
