@@ -56,6 +56,15 @@ def test_wheel_installs_under_the_namespace(tmp_path):
                     str(wheel)], check=True, capture_output=True)
     assert not (target / "codegen").exists() and not (target / "cli").exists()
     assert (target / "graphspec" / "codegen" / "__init__.py").exists()
+    # every package folder of the source tree is in the wheel (graphspec.vocab once was not: the
+    # editable install hid it, because it imports from the source folders)
+    mapped = {"graphspec": "graphspec", "codegen": "graphspec/codegen", "backends": "graphspec/backends",
+              "cli": "graphspec/cli", "specs": "graphspec/specs"}
+    wanted = {(Path(mapped[top]) / init.parent.relative_to(ROOT / top)).as_posix()
+              for top in mapped for init in (ROOT / top).rglob("__init__.py")
+              if "__pycache__" not in init.parts}
+    missing = sorted(w for w in wanted if not (target / w / "__init__.py").exists())
+    assert not missing, f"packages missing from the wheel (add them to pyproject's packages): {missing}"
     codegen_file, specs, generic = _probe(tmp_path, env_path=str(target))
     assert Path(codegen_file).is_relative_to(target)
     assert specs.startswith("['bert_base.yaml'")
