@@ -92,8 +92,17 @@ def _remap(ref: tuple, idx: dict[int, int]) -> tuple:
     return ("step", idx[ref[1]], ref[2]) if ref[0] == "step" else ref
 
 
+def _as_calls(prog: Program) -> Program:
+    """`prog` with each loop over a one-element list written as the call of that element."""
+    steps = [Step("call", s.ins, s.outs, attr=s.attr, index=0, children=s.children)
+             if s.kind == "loop" and s.whole and len(s.children) == 1 else s for s in prog.steps]
+    return prog if steps == prog.steps else Program(prog.path, prog.inputs, prog.outputs, steps)
+
+
 def _skippable(ms: MStep) -> bool:
     s = ms.first
+    if s.kind == "loop":  # the rest of a list after its first element: empty in a one-block stage
+        return s.tail
     if s.kind == "op":
         d = get(s.node.op)
         return s.node.op in PASS_THROUGH or (d.has(SOURCE) and d.has(CONSTANT) and not s.ins)
@@ -139,29 +148,53 @@ class Classes:
         cls = self.tree.g.modules[p].cls
         for d in self.defs:
             if d.cls == cls:
-                merged = self._merge(d, p, prog)
+                merged = self._merge(d, p, prog) or self._merge_as_calls(d, p, prog)
                 if merged is not None:
                     self.of.update({q: d for q in merged.paths})
                     d.__dict__.update(merged.__dict__)
                     return
+        d = self._new(cls, p, prog, len(self.defs))
+        self.defs.append(d)
+        self.of[p] = d
+
+    def _new(self, cls: str, p: str, prog: Program, uid: int) -> ClassDef:
         refs, outs = _ref_form(prog)
         steps = [MStep(s.kind, k, {p: s}, {p: r}) for s, k, r in zip(prog.steps, self.keys(prog), refs, strict=True)]
         for ms in steps:
             ms.refs = ms.irefs[p]
-        d = ClassDef(cls, [p], len(prog.inputs), len(prog.outputs), steps, outs, {p: outs}, uid=len(self.defs))
-        self.defs.append(d)
-        self.of[p] = d
+        return ClassDef(cls, [p], len(prog.inputs), len(prog.outputs), steps, outs, {p: outs}, uid=uid)
+
+    def _merge_as_calls(self, d: ClassDef, p: str, prog: Program) -> ClassDef | None:
+        """The merge again with every one-element list run as a call of its element: a one-block
+        stage with a PEG after its first block (Twins) reads `self.blocks[0](x)`, then an empty
+        `for blk in self.blocks[1:]`, like the deeper stages."""
+        progs = [_as_calls(self.tree.program(q, 0)) for q in d.paths] + [_as_calls(prog)]
+        if all(a is b for a, b in zip(progs, [*(self.tree.program(q, 0) for q in d.paths), prog], strict=True)):
+            return None
+        paths = [*d.paths, p]
+        out = self._new(d.cls, paths[0], progs[0], d.uid)
+        for q, pr in zip(paths[1:], progs[1:], strict=True):
+            out = self._merge(out, q, pr)
+            if out is None:
+                return None
+        return out
 
     def _merge(self, d: ClassDef, p: str, prog: Program) -> ClassDef | None:
+        """d and p's program as one class: unmatched steps of d first, else p's first (a one-block
+        stage's downsample after the tail of the blocks that a deeper stage runs)."""
+        return self._merge_ordered(d, p, prog, True) or self._merge_ordered(d, p, prog, False)
+
+    def _merge_ordered(self, d: ClassDef, p: str, prog: Program, d_first: bool) -> ClassDef | None:
         if len(prog.inputs) != d.n_in or len(prog.outputs) != d.n_out:
             return None
         keys = self.keys(prog)
         pairs = _lcs([s.key for s in d.steps], keys)
-        # merged order: walk both sequences, unmatched steps of d first
+        # merged order: walk both sequences, unmatched steps of d first (or of p)
         order: list[tuple[int | None, int | None]] = []
         i = j = 0
         for a, b in pairs + [(len(d.steps), len(keys))]:
-            order += [(x, None) for x in range(i, a)] + [(None, y) for y in range(j, b)]
+            mine, theirs = [(x, None) for x in range(i, a)], [(None, y) for y in range(j, b)]
+            order += mine + theirs if d_first else theirs + mine
             if a < len(d.steps):
                 order.append((a, b))
             i, j = a + 1, b + 1
@@ -195,16 +228,17 @@ class Classes:
 
     @staticmethod
     def _chain(steps: list[MStep], m: int, paths: list[str]) -> list[tuple]:
-        """For an optional pass-through op, the optional pass-through ops just before it that none of
+        """For an optional skippable step, the optional skippable steps just before it that none of
         its instances has, nearest first: per-layer masks (Gemma-2's sliding and causal layers)
-        read as one chain `x -> sliding_mask -> causal_mask`, each skipped where absent."""
+        read as one chain `x -> sliding_mask -> causal_mask`, a stage's tail of blocks and its
+        downsample as `x -> blocks[1:] -> downsample`, each skipped where absent."""
         ms = steps[m]
-        if ms.kind != "op" or len(ms.per) == len(paths) or ms.first.node.op not in PASS_THROUGH:
+        if len(ms.per) == len(paths) or not _skippable(ms):
             return []
         out = []
         for k in range(m - 1, -1, -1):
             s = steps[k]
-            if s.kind != "op" or s.first.node.op not in PASS_THROUGH or set(s.per) & set(ms.per):
+            if len(s.per) == len(paths) or not _skippable(s) or set(s.per) & set(ms.per):
                 break
             out.append(("step", k, 0))
         return out

@@ -443,7 +443,7 @@ class ClassEmitter:
 
     def loop_code(self, j: int, ms: MStep) -> Code:
         s = ms.first
-        if len(ms.per) < len(self.d.paths):
+        if len(ms.per) < len(self.d.paths) and not s.tail:
             raise CodegenError(f"{self.d.cls}: the list {s.attr} is missing in some instances")
         attr = identifier(s.attr)
         if self.em.is_sequential(self.em.classes.of[s.children[0]]):
@@ -453,7 +453,9 @@ class ClassEmitter:
             if attr not in self.built:
                 self.built.add(attr)
                 self.lines.append(f"self.{attr} = {self._list(s.attr, {q: ms.per[q].children[0] for q in ms.per})}")
-            span = f"{s.index or ''}:{s.index + len(s.children)}"
+            ends = {ms.per[q].index + len(ms.per[q].children) for q in ms.per}
+            open_end = s.tail and (len(ends) > 1 or len(ms.per) < len(self.d.paths))  # stages of different depths
+            span = f"{s.index or ''}:" if open_end else f"{s.index or ''}:{s.index + len(s.children)}"
             return Code("loop", list(ms.refs), loop=(lv, f"self.{attr}[{span}]"))
         kid = self.em.class_of(s.children[0])
         kids = {q: ms.per[q].children for q in self.d.paths}

@@ -38,6 +38,7 @@ class Step:
     index: int | None = None  # call: position in a ModuleList
     children: tuple[str, ...] = ()  # call: (path,); loop: every path of the list, in order
     whole: bool = True  # loop: over the whole list (else a slice from `index`)
+    tail: bool = False  # loop: a slice to the end of the list (`self.blocks[1:]`: after a PEG, Twins)
 
     @property
     def key(self) -> tuple:
@@ -45,7 +46,8 @@ class Step:
         if self.kind == "op":
             return ("op", self.node.op, base_name(self.node.local))
         if self.kind == "loop":
-            return ("loop", self.attr, None if self.whole else (self.index, len(self.children)))
+            # a tail slice keys by its start only: stages of different depths share one class
+            return ("loop", self.attr, None if self.whole else (self.index, "tail" if self.tail else len(self.children)))
         return (self.kind, self.attr, self.index)
 
 
@@ -255,9 +257,10 @@ def _collapse_loops(tree: ModuleTree, p: str, steps: list[Step], outputs: list[s
                     break
                 run.append(r)
             whole = s.index == 0 and len(run) == n
-            if (whole or len(run) > 1) and not _escapes(run, steps, outputs):
+            tail = not whole and s.index + len(run) == n  # the rest of a list whose head ran before
+            if (whole or len(run) > 1 or tail) and not _escapes(run, steps, outputs):
                 out.append(Step("loop", list(s.ins), list(run[-1].outs), attr=s.attr, index=s.index,
-                                children=tuple(r.children[0] for r in run), whole=whole))
+                                children=tuple(r.children[0] for r in run), whole=whole, tail=tail))
                 i += len(run)
                 continue
         out.append(s)

@@ -34,7 +34,7 @@ input: image(32)
 embed: patches(4, dim=16, norm=true, pos=conditional)
 encoder:
   dim: [16, 32]
-  depths: [2, 2]  # NB: a stage of one block would end at the PEG, and codegen wants one Stage class
+  depths: [2, 2]  # any depths work (tests/test_vocab_peg.py: 1, 2 or 3 blocks per stage in one Stage class)
   heads: [1, 2]
   downsample: patch_embed(2, stride=2)
 head: classifier(10, pool=mean)
