@@ -455,9 +455,8 @@ def build(lowered: Lowered, kind: str = "llvm", *, database: Any = None,
     weights whose layout a schedule rewrote, info["padded_matmuls"] the matmuls `pad_rows`
     padded. info["threads"]: the CPU threads its kernels will run on (`cpu_threads`)."""
     import tvm
-    from tvm import relax, tirx
-
     from graphspec.backends.cuda import cuda_arch
+    from tvm import relax, tirx
 
     arch = cuda_arch(arch) if kind == "cuda" else None
     tgt = target(kind, arch)

@@ -13,6 +13,8 @@ would be 0.5 off), and its outputs must differ from fp32 (it really ran in half 
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from graphspec.backends import targets as tg
@@ -64,8 +66,8 @@ def test_torch_half_matches_fp32(case, dtype):
 @pytest.mark.parametrize("dtype", ["fp16", "bf16"])
 def test_llvm_half_matches_fp32(case, dtype):
     name, m, g, params, x, ref = case
-    if (name, dtype) in (("swin", "bf16"), ("vit", "fp16")):  # 44 s / 11 s of LLVM compile here
-        pytest.skip("CI time: Swin is checked in fp16 and ViT in bf16")
+    if name == "swin" and not os.environ.get("GRAPHSPEC_SLOW"):  # 35-44 s of LLVM compile each here
+        pytest.skip("CI time: Swin's half llvm builds run with GRAPHSPEC_SLOW=1")
     c = tg.compile(g, params, "llvm", dtype=dtype)
     assert c.info["tvm"]["dtype"] == tg.DTYPES[dtype]
     # weights really are half: main's parameters are declared in the dtype

@@ -1,9 +1,10 @@
 """The GPU check's two halves (benchmarks/gpu/), dry-run on this GPU-less machine.
 
 - the device half's weights are graphspec's: run.random_params(recipe) == weights.random_params;
-- the packed runtime loads with TVM_USE_RUNTIME_LIB=1 (no libtvm_compiler.so in the pack, none
-  loaded) in a fresh process and runs an llvm build through run.py's own TVMModel, matching
-  graphspec's generated PyTorch module (run.py's reference) to 1e-4 relative in fp32;
+- run.py itself, in a fresh process with TVM_USE_RUNTIME_LIB=1, on a pack of an llvm build (the
+  dry run, --device cpu): the pack's runtime-only tvm is the one imported (no libtvm_compiler.so
+  in the pack, none loaded), TVM matches graphspec's generated PyTorch module to 1e-4 relative in
+  fp32, and the timing table is written;
 - a cuda:sm_90 bf16 build of a small ViT has its kernels compiled for sm_90 (`.target sm_90`
   in the PTX; the cubin's ELF names sm_90 where cuobjdump exists) and packs far below 64 MiB;
 - on a machine with a CUDA GPU the cuda build also runs and matches (skipped here).
@@ -32,9 +33,10 @@ VIT = ["img_size=32", "patch=8", "D=64", "L=1", "h=4", "classes=10"]
 
 
 def test_device_weights_are_graphspecs():
+    from graphspec.backends.weights import random_params
+
     import graphspec
     from graphspec.analysis import tensors
-    from graphspec.backends.weights import random_params
 
     g = graphspec.load("swin_t", ["img_size=32", "patch=2", "M=4", "C=48"]).graph
     recipe = [[n, list(s)] for n, s in tensors(g).items()]
@@ -56,6 +58,8 @@ def llvm_pack(tmp_path_factory):
     pack = tmp / "pack"
     prepare.model_files("vit_b16", "fp32", VIT, out, pack / "vit_b16-fp32")
     prepare.pack_tvm(pack)
+    index = {"arch": None, "created": "test", "builds": {"vit_b16-fp32": {"spec": "vit_b16", "dtype": "fp32"}}}
+    (pack / "index.json").write_text(json.dumps(index))
     return pack
 
 
@@ -66,37 +70,25 @@ def test_pack_has_runtime_only(llvm_pack):
     assert prepare.size(llvm_pack) < 24 << 20  # the runtime is 16 MiB; the full pack's limit is 64
 
 
-SCRIPT = """
-import json, os, sys
-from pathlib import Path
-import numpy as np, torch
-pack, work = Path(sys.argv[1]), Path(sys.argv[2])
-sys.path[:0] = [str(pack / "tvm_runtime"), sys.argv[3]]
-os.environ["TVM_USE_RUNTIME_LIB"] = "1"
-import tvm
-import run as device
-assert Path(tvm.__file__).is_relative_to(pack), tvm.__file__
-assert tvm._RUNTIME_ONLY and "tvm_compiler" not in tvm.base._LOADED_LIBS, tvm.base._LOADED_LIBS
-d = pack / "vit_b16-fp32"
-info = json.loads((d / "build.json").read_text())
-params = device.random_params(info["weights"], info["seed"])
-x = torch.from_numpy(np.random.default_rng(1).standard_normal((3, *info["inputs"][0]["shape"])).astype(np.float32))
-ref = device.reference(d, info, params, torch.float32, device="cpu")
-with torch.no_grad():
-    want = ref(x)
-got = device.TVMModel(d, info, params, work, torch.float32, device="cpu")(x)
-print(json.dumps({"rel": float((got - want).abs().max() / want.abs().max()), "shape": list(got.shape)}))
-"""
-
-
-def test_runtime_only_import_runs_llvm_build(llvm_pack, tmp_path):
+def test_device_half_dry_run_on_cpu(llvm_pack, tmp_path):
+    """run.py end to end in a fresh process with TVM_USE_RUNTIME_LIB=1: the pack's runtime-only tvm
+    (not the venv's), weights from the seed, TVM = the generated module (1e-4), the timing table."""
     env = {**os.environ, "TVM_USE_RUNTIME_LIB": "1", "OMP_NUM_THREADS": "1", "TVM_NUM_THREADS": "1"}
-    r = subprocess.run([sys.executable, "-c", SCRIPT, str(llvm_pack), str(tmp_path), str(ROOT / "benchmarks" / "gpu")],
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu" / "run.py"), "--pack", str(llvm_pack),
+                        "--out", str(out), "--work", str(tmp_path / "work"), "--device", "cpu",
+                        "--compile-dtypes", "", "--batches", "4,1", "--rounds", "2"],
                        capture_output=True, text=True, env=env, timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
-    res = json.loads(r.stdout.strip().splitlines()[-1])
-    assert res["shape"] == [3, 10]  # dynamic batch: the library was built for any B
-    assert res["rel"] <= 1e-4, res
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    res = json.loads((out / "gpu.json").read_text())
+    assert Path(res["env"]["tvm_file"]).is_relative_to(llvm_pack), res["env"]
+    assert res["env"]["tvm_runtime_only"] is True
+    tvm_check = next(c for c in res["checks"] if c["backend"] == "tvm")
+    assert tvm_check["ok"] and tvm_check["rel_vs_fp32"] <= 1e-4, tvm_check
+    got = {(row["backend"], row["batch"]) for row in res["rows"]}
+    assert got == {("eager", 4), ("tvm", 4), ("eager", 1), ("tvm", 1)}, got
+    md = (out / "gpu.md").read_text()
+    assert "| vit_b16-fp32 | tvm |" in md and "images/s" in md
 
 
 @pytest.fixture(scope="module")

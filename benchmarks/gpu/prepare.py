@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import lzma
-import os
 import shutil
 import subprocess
 import sys
@@ -60,9 +59,10 @@ def build_one(spec: str, dtype: str, arch: str, sets: list[str], work: Path, for
 
 def model_files(spec: str, dtype: str, sets: list[str], build: Path, dest: Path) -> dict:
     """The generated reference module, the weight recipe, and the library (compressed)."""
+    from graphspec.codegen import emit
+
     import graphspec
     from graphspec.analysis import tensors
-    from graphspec.codegen import emit
     from graphspec.passes import run_pipeline
 
     m1 = graphspec.load(spec, [*sets, "batch=1"])
@@ -119,14 +119,22 @@ def ffi_wheel(dest: Path, cache: Path) -> Path:
 
 
 def cudart(dest: Path) -> str | None:
-    """Carry the CUDA 13 runtime libtvm_runtime_cuda.so links, for a device whose torch lacks it."""
-    home = os.environ.get("CUDA_HOME") or str(Path(shutil.which("nvcc") or "/usr/local/cuda/bin/nvcc").resolve().parents[1])
-    for lib in (Path(home) / "lib", Path(home) / "lib64", Path(home) / "targets/x86_64-linux/lib"):
-        f = lib / "libcudart.so.13"
-        if f.exists():
-            shutil.copyfile(f.resolve(), dest / "libcudart.so.13")
-            return str(f)
-    return None
+    """Carry the CUDA 13 runtime libtvm_runtime_cuda.so links (where ldd finds it here), for a
+    device whose torch ships another one."""
+    import re
+
+    import tvm
+
+    lib = Path(tvm.__file__).parent / "lib" / "libtvm_runtime_cuda.so"
+    try:
+        found = re.search(r"libcudart\.so\.13 => (\S+)", subprocess.run(["ldd", str(lib)], capture_output=True,
+                                                                       text=True).stdout)
+    except OSError:
+        found = None
+    if not found or not Path(found.group(1)).exists():
+        return None
+    shutil.copyfile(Path(found.group(1)).resolve(), dest / "libcudart.so.13")
+    return found.group(1)
 
 
 def size(p: Path) -> int:

@@ -65,21 +65,25 @@ def random_params(recipe: list, seed: int) -> dict[str, np.ndarray]:
 
 
 # -- the TVM runtime, without the compiler -------------------------------------------------------
-def setup_tvm(pack: Path, work: Path) -> dict:
-    """Install the carried wheel, unpack the runtime, load CUDA's sidecar; returns what it used."""
+def setup_tvm(pack: Path, work: Path, device: str = "cuda") -> dict:
+    """Install the carried wheel (unless tvm_ffi is there already), put the pack's runtime-only
+    tvm first on sys.path, load CUDA's sidecar library; returns what it used."""
+    import importlib.util
+
     site = work / "site"
-    if not (site / "tvm_ffi").exists():
+    if importlib.util.find_spec("tvm_ffi") is None and not (site / "tvm_ffi").exists():
         wheel = next(pack.glob("apache_tvm_ffi-*.whl"))
         subprocess.run([sys.executable, "-m", "pip", "install", "--no-index", "--no-deps", "--quiet",
                         "--target", str(site), str(wheel)], check=True)
     sys.path[:0] = [str(pack / "tvm_runtime"), str(site)]  # the runtime-only tvm package, tvm_ffi
     os.environ["TVM_USE_RUNTIME_LIB"] = "1"
-    used = {"cudart": load_cudart(pack)}
+    used = {"cudart": load_cudart(pack) if device == "cuda" else None}
     import tvm  # noqa: F401
     import tvm_ffi
 
-    lib = pack / "tvm_runtime" / "tvm" / "lib" / "libtvm_runtime_cuda.so"
-    ctypes.CDLL(str(lib), mode=ctypes.RTLD_GLOBAL)  # runtime-only mode skips the backends' sidecars
+    if device == "cuda":  # runtime-only mode skips the backends' sidecar libraries
+        ctypes.CDLL(str(pack / "tvm_runtime" / "tvm" / "lib" / "libtvm_runtime_cuda.so"), mode=ctypes.RTLD_GLOBAL)
+    used["tvm_file"] = tvm.__file__
     used["tvm_runtime_only"] = bool(getattr(tvm, "_RUNTIME_ONLY", False))
     used["tvm_ffi"] = getattr(tvm_ffi, "__version__", "?")
     return used
@@ -167,19 +171,26 @@ def reference(d: Path, info: dict, params: dict, torch_dtype, device: str = "cud
 
 
 def time_rounds(fns: dict, x, rounds: int, iters: int) -> dict[str, float]:
-    """Median ms per call of each fn, interleaved: every round times each fn `iters` times."""
+    """Median ms per call of each fn, interleaved: every round times each fn `iters` times
+    (CUDA events on the GPU; the CPU clock in the dry run)."""
     import torch
 
     per: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(rounds):
         for k, f in fns.items():
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            for _ in range(iters):
-                f(x)
-            end.record()
-            end.synchronize()
-            per[k].append(start.elapsed_time(end) / iters)
+            if x.is_cuda:
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                for _ in range(iters):
+                    f(x)
+                end.record()
+                end.synchronize()
+                per[k].append(start.elapsed_time(end) / iters)
+            else:
+                t0 = time.perf_counter()
+                for _ in range(iters):
+                    f(x)
+                per[k].append((time.perf_counter() - t0) * 1e3 / iters)
     return {k: float(np.median(v)) for k, v in per.items()}
 
 
@@ -214,6 +225,9 @@ def main(argv=None) -> int:
     ap.add_argument("--work", default="/tmp/graphspec_gpu")
     ap.add_argument("--budget", type=float, default=420.0, help="seconds; later measurements are skipped")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--batches", default="64,1", help="throughput batch, latency batch")
+    ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"],
+                    help="cpu: the dry run on llvm builds (tests/test_gpu_prepare.py)")
     ap.add_argument("--compile-dtypes", default="bf16", help="dtypes measured with torch.compile too "
                     "(each compile of Swin-T/ViT-B costs ~a minute per batch size)")
     a = ap.parse_args(argv)
@@ -225,29 +239,32 @@ def main(argv=None) -> int:
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     index = json.loads((pack / "index.json").read_text())
-    env = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__, "cuda": torch.version.cuda,
-           "driver": torch._C._cuda_getDriverVersion() if hasattr(torch._C, "_cuda_getDriverVersion") else None,
+    dev = a.device
+    gpu = dev == "cuda"
+    env = {"gpu": torch.cuda.get_device_name(0) if gpu else "cpu (dry run)", "torch": torch.__version__,
+           "cuda": torch.version.cuda,
+           "driver": torch._C._cuda_getDriverVersion() if gpu and hasattr(torch._C, "_cuda_getDriverVersion") else None,
            "python": sys.version.split()[0]}
     rows, checks, notes = [], [], []
     try:
-        env.update(setup_tvm(pack, work))
+        env.update(setup_tvm(pack, work, dev))
     except Exception as e:  # noqa: BLE001  (report and go on with the torch rows)
         notes.append(f"TVM runtime setup failed: {type(e).__name__}: {e}")
         traceback.print_exc()
     log(f"env {env}")
-    for key, b in index["builds"].items():
+    for key in index["builds"]:
         d = pack / key
         info = json.loads((d / "build.json").read_text())
         dt = info["dtype"]
         tdt = torch.bfloat16 if dt == "bf16" else torch.float16 if dt == "fp16" else torch.float32
         params = random_params(info["weights"], info["seed"])
         shape = info["inputs"][0]["shape"]
-        x8 = torch.from_numpy(np.random.default_rng(1).standard_normal((8, *shape)).astype(np.float32)).cuda()
-        ref32 = reference(d, info, params, torch.float32)
+        x8 = torch.from_numpy(np.random.default_rng(1).standard_normal((8, *shape)).astype(np.float32)).to(dev)
+        ref32 = reference(d, info, params, torch.float32, dev)
         with torch.no_grad():
             y32 = ref32(x8).float()
         del ref32
-        eager = reference(d, info, params, tdt)
+        eager = reference(d, info, params, tdt, dev)
         fns = {}
         with torch.no_grad():
             y_eager = eager(x8.to(tdt)).float()
@@ -256,7 +273,7 @@ def main(argv=None) -> int:
         fns["eager"] = lambda t, m=eager: m(t)
         if "tvm_runtime_only" in env:
             try:
-                tv = TVMModel(d, info, params, work, tdt)
+                tv = TVMModel(d, info, params, work, tdt, dev)
                 y = tv(x8.to(tdt)).float()
                 rel = float((y - y32).abs().max()) / scale
                 ok = rel <= TOL[dt]
@@ -271,18 +288,19 @@ def main(argv=None) -> int:
         if dt in a.compile_dtypes.split(",") and time.perf_counter() - T0 < a.budget * 0.6:
             fns["torch.compile"] = torch.compile(eager, dynamic=False)  # compiled per batch at warm-up
         try:
-            r, why = onnx_runner(eager, x8[:1].to(tdt), work, key)
+            r, why = onnx_runner(eager, x8[:1].to(tdt), work, key) if gpu else (None, "the dry run measures no onnxruntime")
             if r:
                 fns["onnxruntime"] = r
             else:
                 notes.append(f"{key}: onnxruntime: {why}")
         except Exception as e:  # noqa: BLE001
             notes.append(f"{key}: onnxruntime failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
-        for batch, iters in ((64, 10), (1, 50)):
+        big, small = (int(v) for v in a.batches.split(","))
+        for batch, iters in ((big, 10), (small, 50)):
             if time.perf_counter() - T0 > a.budget:
                 notes.append(f"{key} batch {batch}: skipped (time budget {a.budget:.0f}s)")
                 continue
-            x = torch.randn(batch, *shape, device="cuda", dtype=tdt)
+            x = torch.randn(batch, *shape, device=dev, dtype=tdt)
             with torch.no_grad():
                 live = {}
                 for k, f in fns.items():  # warm-up (and compile) each; drop what fails
@@ -292,7 +310,8 @@ def main(argv=None) -> int:
                         live[k] = f
                     except Exception as e:  # noqa: BLE001
                         notes.append(f"{key} batch {batch} {k}: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
-                torch.cuda.synchronize()
+                if gpu:
+                    torch.cuda.synchronize()
                 ms = time_rounds(live, x, a.rounds, iters)
             for k, v in ms.items():
                 ips = batch / (v / 1e3)
@@ -301,7 +320,8 @@ def main(argv=None) -> int:
                              "images_s": ips, "mfu": mfu})
                 log(f"{key} b{batch} {k:14s} {v:8.3f} ms  {ips:10.1f} img/s  MFU {mfu:.2%}")
         del eager, fns
-        torch.cuda.empty_cache()
+        if gpu:
+            torch.cuda.empty_cache()
     write(out, env, index, rows, checks, notes, a)
     return 0 if all(c.get("ok", True) for c in checks) else 1
 
@@ -314,6 +334,7 @@ def write(out: Path, env, index, rows, checks, notes, a) -> None:
              f"CUDA {env.get('cuda')}, driver {env.get('driver')}); pack built with arch {index['arch']} "
              f"at {index['created']}. One process, backends interleaved over {a.rounds} rounds, CUDA events; "
              "MFU against the H200's dense peaks (bf16 989 TFLOP/s, fp32 67 TFLOP/s).", "",
+             f"Command: `python benchmarks/gpu/run.py {' '.join(sys.argv[1:])}`", "",
              "## Verification (batch 8, max |err| / max |fp32 reference|)", "",
              "| build | backend | vs fp32 module | vs same-dtype eager | status |", "| --- | --- | ---: | ---: | --- |"]
     for c in checks:
