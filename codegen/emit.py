@@ -195,6 +195,8 @@ class ClassEmitter:
                 out.append(ns.create(identifier(n.local)))
             elif n.dtype == "i64":
                 out.append(ns.create("ids"))
+            elif n.op == "relative_bucket_bias":  # Hugging Face's T5 name for the stack's shared bias
+                out.append(ns.create("position_bias"))
             elif i > 0 and (n.module == "encoder" or n.module.startswith("encoder.")):
                 out.append(ns.create("memory"))
             else:

@@ -204,7 +204,8 @@ class ModuleTree:
             # the residual stream first (a value some `add` inside reads), then the latest made:
             # a decoder block is called as block(x, memory) whatever order the passes left
             added = {i for n in members if n.op == "add" for i in n.inputs}
-            inputs.sort(key=lambda v: (v not in added, -self.pos[v]))
+            bias = {v for v in inputs if self.g[v].op == "relative_bucket_bias"}  # T5's position_bias comes second
+            inputs.sort(key=lambda v: (v in bias, v not in added, -self.pos[v]))
             outputs = [n.name for n in members
                        if n.name in self.g.outputs or any(u.name not in inside for u in self.g.users(n.name))]
         # units: own ops, and child calls (one unit per child call)

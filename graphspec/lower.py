@@ -243,13 +243,17 @@ def _stack(b: Builder, spec: ModelSpec, s: StackSpec, x: str, grid: tuple | None
     mlp = s.mlp or vocab.use("mlp", "mlp", d_ff=s.d_ff, act=vocab.use("act", s.act), ratio=s.mlp_ratio)
     down = s.down_use or vocab.Use(vocab.get("downsample", s.downsample))
     shared = None  # once per stack, before its blocks (T5's relative position bias)
-    if inner_pos is not None and inner_pos.hook("stack"):
-        shared = inner_pos.hook("stack")(b, inner_pos, masks[0], s.heads[0], x)
+    stack_hook = inner_pos.hook("stack") if inner_pos is not None else None
+    if stack_hook:
+        shared = stack_hook(b, inner_pos, masks[0], s.heads[0], x)
     after_first = epos.hook("after_first_block") if epos is not None else None  # CPVT's PEG
     try:
         for si, (depth, heads) in enumerate(zip(s.depths, s.heads, strict=True)):
             stage_ctx = b.module(f"layers.{si}", "Stage", dim=dim, depth=depth, heads=heads) if staged else _null()
             with stage_ctx:
+                if stack_hook and si > 0 and (heads != s.heads[si - 1] or b.shape(x)[1] != b.shape(shared)[-1]):
+                    # per-stage heads (or a new length): the stage's own table, `layers.{si}.relative_attention_bias`
+                    shared = stack_hook(b, inner_pos, masks[index] if len(masks) > 1 else masks[0], heads, x)
                 for bi in range(depth):
                     mask = masks[index] if len(masks) > 1 else masks[0]
                     at = blocks.BlockAt(grid, si, bi, spec.loc(s.role, "attention") or s.loc)
