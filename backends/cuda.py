@@ -121,14 +121,14 @@ def use_kernels(kernels: Mapping[str, bytes]) -> None:
         return
     previous = tvm_ffi.get_global_func("tvm_callback_cuda_compile", allow_missing=True)
 
-    def compile_or_lookup(code: str):
+    def compile_or_lookup(code: str, *rest):
         found = _KERNELS.get(source_key(str(code)))
         if found is not None:
             return found
         if previous is None:
             raise RuntimeError("this CUDA source was not compiled ahead of time and there is no CUDA "
                                "compiler here (tvm_callback_cuda_compile); rebuild the library")
-        return previous(code)
+        return previous(code, *rest)
 
     tvm_ffi.register_global_func("tvm_callback_cuda_compile", compile_or_lookup, override=True)
     _REGISTERED.append(True)

@@ -116,8 +116,32 @@ def test_cuda_build_targets_sm_90(cuda_pack):
     if shutil.which("cuobjdump"):
         listing = subprocess.run(["cuobjdump", "-lelf", str(d / "model.cubin")], capture_output=True, text=True)
         assert "sm_90" in listing.stdout + listing.stderr
+    # the cubin is keyed by the sha256 of the CUDA source the library embeds (TVM compiles that
+    # source at load through tvm_callback_cuda_compile; backends/cuda.py answers with the cubin)
+    key = m["tvm"]["kernel_sources"][0]
+    src = embedded_source((out / "model.so").read_bytes(), key)
+    assert src is not None, "the library embeds no CUDA source with the cubin's key"
+    import tvm_ffi
+    from graphspec.backends.cuda import use_kernels
+
+    use_kernels({key: cubin})
+    assert bytes(tvm_ffi.get_global_func("tvm_callback_cuda_compile")(src.decode())) == cubin
     assert prepare.size(pack) < 8 << 20  # library compressed, no weights
     assert not list(pack.rglob("*.safetensors"))
+
+
+def embedded_source(lib: bytes, key: str) -> bytes | None:
+    """The CUDA source in a TVM library whose sha256 is `key` (a length-prefixed string there)."""
+    import hashlib
+
+    at = lib.find(b"#ifdef __CUDACC_RTC__")
+    while at >= 0:
+        for start in range(at - 8, at + 1):
+            n = int.from_bytes(lib[start - 8:start], "little")
+            if 0 < n <= len(lib) - start and hashlib.sha256(lib[start:start + n]).hexdigest() == key:
+                return lib[start:start + n]
+        at = lib.find(b"#ifdef __CUDACC_RTC__", at + 1)
+    return None
 
 
 def prepare_ptx_target(ptx: bytes):
