@@ -144,3 +144,25 @@ def test_codegen_dtype_file(tmp_path):
     assert {p.dtype for p in net.parameters()} == {torch.bfloat16}
     y = net(torch.randn(2, 3, 32, 32, dtype=torch.bfloat16))
     assert y.dtype == torch.bfloat16 and y.shape == (2, 10)
+
+
+def test_cli_half_builds_record_and_run(tmp_path):
+    """`build --dtype` records it in the manifest; `run` feeds the half build (inputs cast) and a
+    bf16 ONNX build is refused on the CPU with a clear message (exit 2)."""
+    import json
+
+    from click.testing import CliRunner
+    from graphspec.cli.main import main as cli
+
+    sets = [a for s in SMALL["vit"][1] if not s.startswith("batch") for a in ("--set", s)] + ["--set", "L=1"]
+    for target, dtype in (("onnx", "fp16"), ("llvm", "bf16"), ("onnx", "bf16")):
+        out = tmp_path / f"{target}-{dtype}"
+        r = CliRunner().invoke(cli, ["build", "vit_b16", *sets, "-t", target, "--dtype", dtype, "-o", str(out)])
+        assert r.exit_code == 0, r.output
+        m = json.loads((out / "manifest.json").read_text())
+        assert m["dtype"] == dtype and m["arch"] is None
+        r = CliRunner().invoke(cli, ["run", str(out), "--repeat", "1"])
+        if (target, dtype) == ("onnx", "bf16"):
+            assert r.exit_code == 2 and "no bfloat16" in r.output and "CUDA provider" in r.output, r.output
+        else:
+            assert r.exit_code == 0 and "head: float32[1, 10]" in r.output, r.output
