@@ -208,7 +208,7 @@ def class_doc(cls: str) -> str | None:
 def read(r, v: Any, path: tuple, kinds: str | tuple[str, ...], what: str | None = None) -> Use | None:
     """The construct named by the spec value `v` at `path`, of one of `kinds`, with validated
     arguments; None (and a diagnostic in `r.diags`) when it is not one. `r` is the section
-    reader (`graphspec.spec.schema._Reader`)."""
+    reader (`graphspec.spec.reader._Reader`)."""
     kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
     what = what or kinds[0]
     loc = r.raw.loc(*path)
