@@ -37,7 +37,7 @@ embed: patches(8, dim=32, norm=true)
 encoder: {dim: 32, heads: 2}
 head: classifier(classes, pool=mean)
 """
-CASES = ["gpt:ddp", "gpt:fsdp", "swin:ddp", "swin:fsdp"]
+CASES = ["gpt:ddp", "gpt:fsdp", "swin:ddp", "swin:fsdp", "gpt:fsdp:block"]  # :block = activation checkpointing
 
 
 @pytest.fixture(scope="module")
