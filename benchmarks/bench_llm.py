@@ -2,7 +2,7 @@
 Mixtral-style model, forward and one training step, batch 1 and 8, side by side.
 
     python benchmarks/bench_llm.py            # writes benchmarks/results/llm.md
-    python benchmarks/bench_llm.py --quick    # fewer repeats: benchmarks/results/llm_quick.md
+    python benchmarks/bench_llm.py --quick    # batch 1, 3 repeats: benchmarks/results/llm_quick.md
 
 CPU, fp32, 1 thread by default (--threads; this machine is shared), N = 256. Each case runs the
 HF model and the generated module alternately, repeat by repeat, after one warm-up each, so that
@@ -110,14 +110,16 @@ def case(hf, net, B: int, reps: int) -> list[tuple]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="3 repeats instead of 5")
+    ap.add_argument("--quick", action="store_true", help="batch 1 only, 3 repeats")
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batches", default="1,8")
     ap.add_argument("--models", default="llama,mixtral")
+    ap.add_argument("--output", help="results file (default: results/llm.md, --quick: results/llm_quick.md)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    reps = 3 if args.quick else 5
-    batches = [int(b) for b in args.batches.split(",")]
+    reps = 3 if args.quick else args.repeats
+    batches = [1] if args.quick else [int(b) for b in args.batches.split(",")]
     load_start = os.getloadavg()[0]
     rows = []
     for name in args.models.split(","):
@@ -151,7 +153,7 @@ def main() -> None:
         lines.append(f"| {name} | {B} | {what} | {c_hf:,.0f} | {c_gen:,.0f} | {c_hf / c_gen:.2f}x "
                      f"| {lo:.2f}–{hi:.2f} "
                      f"| {w_hf:,.0f} | {w_gen:,.0f} | {w_hf / w_gen:.2f}x |")
-    out = ROOT / "results" / ("llm_quick.md" if args.quick else "llm.md")
+    out = Path(args.output) if args.output else ROOT / "results" / ("llm_quick.md" if args.quick else "llm.md")
     out.write_text("\n".join(lines) + "\n")
     print(f"wrote {out}")
 
