@@ -83,6 +83,10 @@ SMALL = [  # small variants of families whose init differs: GPT-2 (normal, resid
     ("vit_b16", ["img_size=64", "D=64", "L=2", "h=4", "classes=10"], "default"),
     ("mixtral_8x7b", ["vocab=512", "d=64", "L=2", "h=4", "kv=2", "d_ff=96", "experts=4", "seq_len=16"], "default"),
     ("t5_base", ["d_model=64", "heads=4", "d_ff=128", "L=2", "vocab=512", "seq_len=16", "tgt_len=16"], "default"),
+    # PVT: position tables in the stage classes (their reset_parameters), a cls token
+    ("pvt_tiny", [], "default"),
+    # DETR: FrozenBatchNorm2d's buffers, torchvision's kaiming convs, the query table
+    ("detr_r50", ["height=64", "width=64", "d=32", "h=4", "d_ff=64", "L=1", "queries=10", "classes=5"], "default"),
 ]
 
 
