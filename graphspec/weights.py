@@ -215,7 +215,7 @@ RULES: dict[str, list[tuple[str, list[str], Any]]] = {
 
 HF_FAMILIES = {"pvt": "pvt", "t5": "t5", "swin": "swin", "vit": "vit", "bert": "bert", "gpt2": "gpt2", "detr": "detr",
                "llama": "llama", "mistral": "llama", "mixtral": "llama", "phi": "phi",
-               "qwen2": "llama", "gemma": "llama"}
+               "qwen2": "llama", "gemma": "llama", "gemma2": "llama", "qwen3": "llama"}
 
 
 class WeightError(KeyError):

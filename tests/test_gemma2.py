@@ -92,7 +92,7 @@ def test_generated_module_matches_gemma2(passes):
     assert hf.config.layer_types[:2] == ["sliding_attention", "full_attention"]
     graph, net, src = generated(passes)
     assert src.count("class Block(") == 1 and "sliding_window=4 if i % 2 == 0 else None" in src
-    net.load_state_dict(to_graphspec(hf, graph, "llama"), strict=True)
+    net.load_state_dict(to_graphspec(hf, graph), strict=True)
     ids = torch.randint(0, 120, (2, 12), generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         want = hf(input_ids=ids).logits
@@ -108,7 +108,7 @@ def test_interpreter_matches_gemma2():
     m = graphspec.load("gemma2_2b", SMALL_SET)
     ids = torch.randint(0, 120, (2, 12), generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
-        out = run(m.graph, {m.graph.inputs[0].name: ids}, to_graphspec(hf, m.graph, "llama"))
+        out = run(m.graph, {m.graph.inputs[0].name: ids}, to_graphspec(hf, m.graph))
         assert rel_err(next(iter(out.values())), hf(input_ids=ids).logits) < RTOL
 
 
@@ -122,7 +122,7 @@ def test_every_construct_matters():
         for change in (["decoder.attention=causal"], ["decoder.attention=pattern(causal, sliding(4))"],
                        ["cap=50"], ["final_cap=30"]):
             m = graphspec.load("gemma2_2b", SMALL_SET + change)
-            out = run(m.graph, {m.graph.inputs[0].name: ids}, to_graphspec(hf, m.graph, "llama"))
+            out = run(m.graph, {m.graph.inputs[0].name: ids}, to_graphspec(hf, m.graph))
             assert rel_err(next(iter(out.values())), want) > 1e-3, change
 
 
@@ -157,7 +157,7 @@ def test_onnx_matches_gemma2(passes):
         from graphspec.passes import run_pipeline
 
         graph, _ = run_pipeline(graph, passes)
-    params = {k: v.numpy() for k, v in to_graphspec(hf, graph, "llama").items()}
+    params = {k: v.numpy() for k, v in to_graphspec(hf, graph).items()}
     ids = torch.randint(0, 120, (2, 12), generator=torch.Generator().manual_seed(5))
     (got,) = gx.run(gx.export(graph, params), {graph.inputs[0].name: ids.numpy()})
     with torch.no_grad():
