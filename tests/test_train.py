@@ -133,6 +133,11 @@ def test_bad_options_exit_2(specs, args, env, message):
     assert message in r.output and "Traceback" not in r.output
 
 
+def test_a_model_without_a_synthetic_task_exits_2():
+    r = run_cli(["bert_base", "--set", "L=1", "--steps", "1"])  # (hidden states, pooled): no single logits
+    assert r.exit_code == 2 and "one input and one output" in r.output, r.output
+
+
 def test_fsdp_without_repeated_blocks_exits_2(specs):
     r = run_cli([str(specs / "flat.yaml"), "--fsdp", "--nproc", "2"])
     assert r.exit_code == 2 and "no repeated blocks" in r.output, r.output
