@@ -51,10 +51,13 @@ def _devices() -> tuple[int, str]:
 @click.option("--seed", default=0, show_default=True, type=int, help="initialisation and synthetic data")
 @click.option("--peak-tflops", default=None, type=float,
               help="peak TFLOP/s per device for MFU (default: H100/H200 989, A100 312 bf16; 1 per CPU process)")
+@click.option("--init", "init", type=click.Choice(["full", "sharded"]), default="full", show_default=True,
+              help="full: each rank initialises the whole model (one process's weights); sharded (FSDP): "
+                   "only its shards, from the meta device")
 @click.option("--nproc", default=None, type=int, help="processes to launch (torchrun --standalone) when not under torchrun")
 @user_errors
 def train_cmd(spec, overrides, passes, steps, batch, lr, dtype, parallel, ac, compile_, ckpt_every, ckpt_dir,
-              resume, seed, peak_tflops, nproc):
+              resume, seed, peak_tflops, init, nproc):
     """Train SPEC's generated module: random tokens with a next-token loss, or random images with a
     classification loss. One line per step: loss, tokens or images per second, and MFU from
     graphspec's exact FLOPs (3 x forward, 2 FLOPs per MAC) against --peak-tflops."""
@@ -76,7 +79,7 @@ def train_cmd(spec, overrides, passes, steps, batch, lr, dtype, parallel, ac, co
     try:
         config = TrainConfig(steps=steps, batch=batch, lr=lr, dtype=dtype, parallel=parallel or "none",
                              checkpoint=_ac(ac), compile=compile_, ckpt_every=ckpt_every, ckpt_dir=ckpt_dir,
-                             resume=resume, seed=seed, peak_tflops=peak_tflops, passes=passes)
+                             resume=resume, seed=seed, peak_tflops=peak_tflops, passes=passes, init=init)
         if nproc is not None and nproc > 1 and not under_torchrun:
             preflight(spec, config, overrides, world)  # bad input exits 2 here, before any process starts
             args = [a for a in _without_nproc(sys.argv[1:])]

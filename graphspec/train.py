@@ -56,6 +56,9 @@ class TrainConfig:
     seed: int = 0
     peak_tflops: float | None = None  # per device
     passes: str = "default"
+    init: str = "full"  # full: every rank initialises the whole model, then shards (one process's
+    # weights exactly); sharded (FSDP): shard on the meta device, then each rank initialises its
+    # shards only (torchtitan's order: memory of a shard, not of the model; other random draws)
 
 
 @dataclass
@@ -188,6 +191,8 @@ def check(config: TrainConfig, world: int) -> None:
         raise TrainError(f"--{config.parallel} needs several processes: run under torchrun --nproc-per-node N "
                          "or pass --nproc N")
     ParallelConfig(mode=config.parallel, checkpoint=config.checkpoint)  # raises ParallelError on bad values
+    if config.init not in ("full", "sharded") or (config.init == "sharded" and config.parallel != "fsdp"):
+        raise TrainError(f"--init {config.init}: use full, or sharded with --fsdp")
     if (config.ckpt_every or config.resume) and not config.ckpt_dir:
         raise TrainError("--ckpt-every and --resume need --ckpt-dir DIR")
 
@@ -234,16 +239,20 @@ def train(spec, config: TrainConfig = TrainConfig(), overrides=(), dataset=None,
     say = log if (log and rank == 0) else (lambda s: None)
     ckpt_dir = Path(config.ckpt_dir) if config.ckpt_dir else None
 
+    bf16 = config.dtype == "bf16"
+    pc = ParallelConfig(mode=config.parallel, checkpoint=config.checkpoint, compile=config.compile,
+                        param_dtype=torch.bfloat16 if bf16 and config.parallel == "fsdp" else None)
+    sharded = config.init == "sharded"
     with torch.device("meta"):
         model = cls()
+    if sharded:
+        net = parallelize(model, graph, pc)  # DTensor shards, still on the meta device
     model.to_empty(device=device)
     torch.manual_seed(config.seed)
     with torch.no_grad():
         model.init_weights()
-    bf16 = config.dtype == "bf16"
-    pc = ParallelConfig(mode=config.parallel, checkpoint=config.checkpoint, compile=config.compile,
-                        param_dtype=torch.bfloat16 if bf16 and config.parallel == "fsdp" else None)
-    net = parallelize(model, graph, pc)
+    if not sharded:
+        net = parallelize(model, graph, pc)
     optim = torch.optim.AdamW(net.parameters(), lr=config.lr)
     if start:
         _load(ckpt_dir, start, net, optim)

@@ -38,6 +38,7 @@ encoder: {dim: 32, heads: 2}
 head: classifier(classes, pool=mean)
 """
 CASES = ["gpt:ddp", "gpt:fsdp", "swin:ddp", "swin:fsdp", "gpt:fsdp:block"]  # :block = activation checkpointing
+SHARDED = "gpt:fsdp:none:sharded"  # initialised shard by shard from the meta device: other draws
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,7 @@ def two_processes(specs, tmp_path_factory):
     out = d / "losses.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-           str(HERE / "train_worker.py"), str(out), str(d / "ckpt"), ",".join(CASES), str(specs / "tiny_gpt.yaml")]
+           str(HERE / "train_worker.py"), str(out), str(d / "ckpt"), ",".join([*CASES, SHARDED]), str(specs / "tiny_gpt.yaml")]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return json.loads(out.read_text())
@@ -78,6 +79,15 @@ def test_two_processes_give_the_losses_of_one(case, two_processes, one_process):
 @pytest.mark.parametrize("case", CASES)
 def test_sharded_checkpoint_resumes_to_the_same_next_loss(case, two_processes):
     r = two_processes[case]
+    assert r["resumed"] == pytest.approx(r["losses"][2:], rel=1e-5)
+
+
+def test_sharded_init_trains_from_the_same_distribution(two_processes, one_process):
+    """--init sharded draws each rank's shards itself, so the weights differ from one process's;
+    a random model's first loss is near ln(vocab) = ln 256 = 5.545 either way, and it resumes."""
+    ref, r = one_process["gpt"], two_processes[SHARDED]
+    assert r["losses"] != pytest.approx(ref, rel=1e-5)  # other weights
+    assert r["losses"][0] == pytest.approx(ref[0], rel=0.02) and abs(r["losses"][0] - 5.545) < 0.1
     assert r["resumed"] == pytest.approx(r["losses"][2:], rel=1e-5)
 
 
@@ -124,6 +134,7 @@ def test_cli_trains_and_prints_a_line_per_step(specs):
     (["--batch", "3", "--nproc", "2"], None, "does not split over 2"),
     (["--ddp"], None, "needs several processes"),
     (["--ckpt-every", "2"], None, "need --ckpt-dir"),
+    (["--init", "sharded"], None, "sharded with --fsdp"),
     (["--activation-checkpointing", "sometimes"], None, "activation checkpointing 'sometimes'"),
     (["--ckpt-every", "1", "--ckpt-dir", "/proc/graphspec-ckpt"], None, "--ckpt-dir /proc/graphspec-ckpt"),
 ])

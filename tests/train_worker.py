@@ -17,10 +17,11 @@ def main(out: str, ckpt_root: str, cases: str, gpt_spec: str) -> None:
 
     results = {}
     for case in cases.split(","):
-        spec, mode, *ac = case.split(":")  # gpt:fsdp:block — with activation checkpointing
+        spec, mode, *more = case.split(":")  # gpt:fsdp:block — activation checkpointing; :none:sharded — init
         spec_path, sets = SPECS[spec]
         ckpt = str(Path(ckpt_root) / case.replace(":", "-"))
-        opts = {"parallel": mode, "seed": 1, "checkpoint": ac[0] if ac else "none"}
+        ac, init = (more + ["none", "full"][len(more):])[:2]
+        opts = {"parallel": mode, "seed": 1, "checkpoint": ac, "init": init}
         losses = train(spec_path, TrainConfig(steps=3, batch=4, ckpt_every=2, ckpt_dir=ckpt, **opts),
                        overrides=sets, log=None)
         resumed = train(spec_path, TrainConfig(steps=3, batch=4, ckpt_dir=ckpt, resume=True, **opts),
