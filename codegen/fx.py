@@ -107,7 +107,8 @@ def to_fx(graph: Graph) -> fx.GraphModule:
         if weights and weights == n.module and t.setup:  # parameters on the owning module (Swin's table)
             for line in t.setup:
                 exec(fill(line, [], _literal_attrs(n)), {**ns, "self": _owner(root, owner := n.module)})  # noqa: S102
-        elif weights and weights != n.name and "." in _relative(n.module, weights):  # a tied head
+        elif weights and weights != n.name and ("." in _relative(n.module, weights)  # a tied head
+                                                or (weights in graph and graph[weights].op != n.op)):  # embed_tokens
             call, extra["weights"] = t.shared, "self." + weights
         elif t.init is not None or t.setup:  # a module (or parameter) of its own, or one built before
             path = weights if weights in built else n.name

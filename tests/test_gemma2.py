@@ -163,3 +163,17 @@ def test_onnx_matches_gemma2(passes):
     with torch.no_grad():
         want = hf(input_ids=ids).logits
     assert rel_err(torch.from_numpy(got), want) < 1e-4
+
+
+def test_fx_module_matches_gemma2():
+    """graphspec.codegen.fx (one fx node per IR node) with HF's weights: the tied head reads
+    `embed_tokens.weight` (it called the embedding on the hidden states before)."""
+    from graphspec.codegen.fx import to_fx
+
+    hf = hf_small()
+    m = graphspec.load("gemma2_2b", SMALL_SET)
+    gm = to_fx(m.graph)
+    gm.load_state_dict(to_graphspec(hf, m.graph), strict=True)
+    ids = torch.randint(0, 120, (2, 12), generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        assert rel_err(gm(ids), hf(input_ids=ids).logits) < RTOL
