@@ -177,3 +177,20 @@ def test_fx_module_matches_gemma2():
     ids = torch.randint(0, 120, (2, 12), generator=torch.Generator().manual_seed(6))
     with torch.no_grad():
         assert rel_err(gm(ids), hf(input_ids=ids).logits) < RTOL
+
+
+def test_tvm_llvm_matches_gemma2():
+    """TVM Relax built for llvm (untuned) with HF's weights matches HF's logits (1e-4)."""
+    pytest.importorskip("tvm")
+    from graphspec.backends import tvm as gt
+    from graphspec.passes import run_pipeline
+
+    hf = hf_small()
+    graph, _ = run_pipeline(graphspec.load("gemma2_2b", SMALL_SET).graph, "default")
+    params = {k: v.numpy() for k, v in to_graphspec(hf, graph).items()}
+    ids = torch.randint(0, 120, (2, 12), generator=torch.Generator().manual_seed(7))
+    low = gt.lower(graph)
+    ex, _ = gt.build(low, "llvm")
+    (got,) = gt.Runner(ex, low.params, params)(ids.numpy())
+    with torch.no_grad():
+        assert rel_err(torch.from_numpy(got), hf(input_ids=ids).logits) < 1e-4
