@@ -480,7 +480,14 @@ def build(lowered: Lowered, kind: str = "llvm", *, database: Any = None,
         packed = sum((Counter(str(p.ty.shape) for p in mod["main"].params) - shapes).values())
         info.update(prim_funcs=len(funcs), prepacked_weights=packed,
                     tuned_funcs=sum(1 for f in funcs if f.attrs and f.attrs.get("tirx.is_scheduled")))
-    ex = tvm.compile(mod, target=tgt)
+    try:
+        ex = tvm.compile(mod, target=tgt)
+    except Exception as e:  # noqa: BLE001  (TVMError, ScheduleError: a schedule rule that failed)
+        last = str(e).strip().splitlines()
+        where = next((ln for ln in last if "Error" in ln), last[-1] if last else type(e).__name__)
+        hint = ("; DLight's fp16 tensor-core matmul schedule fails on a symbolic batch in TVM 0.27: give a "
+                "static --batch N" if lowered.dynamic_batch and kind == "cuda" else "")
+        raise LowerError(f"TVM could not compile the model for {kind} ({where.strip()[:300]}){hint}") from None
     if kind == "cuda":
         info["cuda_kernels"] = len(cuda_kernels(ex))
     return ex, info

@@ -88,7 +88,7 @@ def test_device_half_dry_run_on_cpu(llvm_pack, tmp_path):
     got = {(row["backend"], row["batch"]) for row in res["rows"]}
     assert got == {("eager", 4), ("tvm", 4), ("eager", 1), ("tvm", 1)}, got
     md = (out / "gpu.md").read_text()
-    assert "| vit_b16-fp32 | tvm |" in md and "images/s" in md
+    assert "| vit_b16-fp32 | 4 | tvm |" in md and "| vit_b16 | fp32 | 1 | tvm |" in md and "images/s" in md
 
 
 @pytest.fixture(scope="module")

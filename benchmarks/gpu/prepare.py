@@ -1,10 +1,11 @@
 """The half of the GPU check that runs here: build, pack, check the size (see README.md).
 
-    python benchmarks/gpu/prepare.py                    # Swin-T and ViT-B/16, fp32 + bf16 -> build/gpu_pack
+    python benchmarks/gpu/prepare.py     # Swin-T, ViT-B/16; fp32, fp16, bf16; batch 64 and 1 -> build/gpu_pack
     python benchmarks/gpu/prepare.py --models swin_t --dtypes bf16 --set C=48 --out DIR   # smaller
 
-For each model and dtype it builds `--target cuda:ARCH --batch dynamic` (one library serves
-batch 64 and batch 1), writes the generated PyTorch module (graphspec codegen, the device's
+For each model, dtype and batch (64, 1) it builds `--target cuda:ARCH --batch B` (static: DLight
+schedules fp16 matmuls on tensor cores only with static shapes, and its tensor-core rule fails on
+a symbolic batch), writes the generated PyTorch module (graphspec codegen, the device's
 reference) and the parameter names and shapes in the order graphspec.backends.weights draws
 them (the weights are generated on the device from the seed: none are carried), and packs
 
@@ -13,7 +14,7 @@ them (the weights are generated on the device from the seed: none are carried), 
         tvm_runtime/tvm/                # the apache-tvm package without libtvm_compiler.so
         apache_tvm_ffi-...-cp312-...whl # installed there with pip --no-index
         libcudart.so.13                 # what libtvm_runtime_cuda.so links, if the device lacks it
-        <model>-<dtype>/model.so.xz, model.cubin, model.ptx.xz, model.py, build.json
+        <model>-<dtype>-b<batch>/model.so.xz, model.cubin, model.ptx.xz, model.py, build.json
 
 and refuses (exit 2) a pack of 64 MiB or more. The run tool carries the folder to the device.
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import lzma
+import re
 import shutil
 import subprocess
 import sys
@@ -41,10 +43,13 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def build_one(spec: str, dtype: str, arch: str, sets: list[str], work: Path, force: bool) -> Path:
-    out = work / f"{spec}-{dtype}"
-    cmd = [sys.executable, "-c", "from graphspec.cli.main import main; main()", "build", spec, "--target", f"cuda:{arch}",
-           "--dtype", dtype, "--batch", "dynamic", "-o", str(out)]
+def build_one(spec: str, dtype: str, arch: str, sets: list[str], work: Path, force: bool,
+              batch: str = "dynamic") -> Path:
+    """`graphspec build SPEC --target cuda:ARCH --dtype D --batch B` into work/<spec>-<dtype>-b<B>;
+    SystemExit with the build's message if it fails."""
+    out = work / f"{spec}-{dtype}-b{batch}"
+    cmd = [sys.executable, "-c", "from graphspec.cli.main import main; main()", "build", spec,
+           "--target", f"cuda:{arch}", "--dtype", dtype, "--batch", str(batch), "-o", str(out)]
     for s in sets:
         cmd += ["--set", s]
     if force:
@@ -52,8 +57,9 @@ def build_one(spec: str, dtype: str, arch: str, sets: list[str], work: Path, for
     t0 = time.perf_counter()
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode:
-        raise SystemExit(f"error: building {spec} {dtype} failed:\n{r.stderr[-2000:]}")
-    log(f"built {spec} {dtype} for {arch} in {time.perf_counter() - t0:.1f}s: {r.stdout.strip()}")
+        raise SystemExit(f"error: building {spec} {dtype} batch {batch} failed: "
+                         f"{(r.stderr.strip().splitlines() or ['?'])[-1][:600]}")
+    log(f"built {spec} {dtype} batch {batch} for {arch} in {time.perf_counter() - t0:.1f}s: {r.stdout.strip()}")
     return out
 
 
@@ -76,7 +82,7 @@ def model_files(spec: str, dtype: str, sets: list[str], build: Path, dest: Path)
             (dest / f"{name}.xz").write_bytes(lzma.compress((build / name).read_bytes(), preset=6))
     if (build / "model.cubin").exists():
         shutil.copyfile(build / "model.cubin", dest / "model.cubin")
-    info = {"spec": spec, "overrides": sets, "dtype": dtype, "arch": manifest["arch"],
+    info = {"spec": spec, "overrides": sets, "dtype": dtype, "arch": manifest["arch"], "batch": manifest["batch"],
             "class": gen.class_name, "macs_per_image": int(m1.macs()), "params": int(m1.params()),
             "seed": manifest["weights"]["seed"],
             "weights": [[n, [int(d) for d in s]] for n, s in tensors(graph).items()],
@@ -84,6 +90,8 @@ def model_files(spec: str, dtype: str, sets: list[str], build: Path, dest: Path)
             "tvm": {k: manifest["tvm"].get(k) for k in ("inputs", "params", "dtype", "kernel_sources",
                                                         "cuda_kernels", "ptx_targets", "attention")},
             "timings_s": manifest["timings_s"], "versions": manifest["versions"]}
+    ptx = (build / "model.ptx").read_text() if (build / "model.ptx").exists() else ""
+    info["tensor_core_instructions"] = len(re.findall(r"\b(?:wmma|mma\.sync|wgmma)\.", ptx))
     (dest / "build.json").write_text(json.dumps(info, indent=1) + "\n")
     return info
 
@@ -121,8 +129,6 @@ def ffi_wheel(dest: Path, cache: Path) -> Path:
 def cudart(dest: Path) -> str | None:
     """Carry the CUDA 13 runtime libtvm_runtime_cuda.so links (where ldd finds it here), for a
     device whose torch ships another one."""
-    import re
-
     import tvm
 
     lib = Path(tvm.__file__).parent / "lib" / "libtvm_runtime_cuda.so"
@@ -144,7 +150,9 @@ def size(p: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", default="swin_t,vit_b16")
-    ap.add_argument("--dtypes", default="fp32,bf16")
+    ap.add_argument("--dtypes", default="fp32,fp16,bf16")
+    ap.add_argument("--batches", default="64,1", help="one library per batch ('dynamic': one for all; "
+                    "DLight's fp16 tensor-core matmuls need a static batch in TVM 0.27)")
     ap.add_argument("--arch", default="sm_90")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--out", default=str(ROOT / "build" / "gpu_pack"))
@@ -158,13 +166,22 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True)
     t0 = time.perf_counter()
     index = {"arch": a.arch, "builds": {}, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    index["failed"] = {}
     for spec in a.models.split(","):
         for dtype in a.dtypes.split(","):
-            b = build_one(spec, dtype, a.arch, a.sets, work, a.force)
-            info = model_files(spec, dtype, a.sets, b, out / f"{spec}-{dtype}")
-            index["builds"][f"{spec}-{dtype}"] = {"spec": spec, "dtype": dtype,
-                                                 "compile_s": info["timings_s"].get("compile"),
-                                                 "kernels": info["tvm"]["cuda_kernels"]}
+            for batch in a.batches.split(","):
+                key = f"{spec}-{dtype}-b{batch}"
+                try:
+                    b = build_one(spec, dtype, a.arch, a.sets, work, a.force, batch)
+                except SystemExit as e:  # one failed build leaves the others measurable
+                    log(str(e))
+                    index["failed"][key] = str(e)
+                    continue
+                info = model_files(spec, dtype, a.sets, b, out / key)
+                index["builds"][key] = {"spec": spec, "dtype": dtype, "batch": info["batch"],
+                                        "compile_s": info["timings_s"].get("compile"),
+                                        "kernels": info["tvm"]["cuda_kernels"],
+                                        "tensor_core_instructions": info["tensor_core_instructions"]}
     pack_tvm(out)
     index["ffi_wheel"] = ffi_wheel(out, Path(a.wheels)).name
     index["cudart"] = cudart(out)
