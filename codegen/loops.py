@@ -85,6 +85,8 @@ class Loops:
         if all(len(lst) >= 2 and all(x is DONT_CARE or _eq(x, lst[i % 2]) for i, x in enumerate(lst)) for lst in lists):
             a = P.expr({q: lst[0] for q, lst in v.items()}, hint)
             b = P.expr({q: lst[1] for q, lst in v.items()}, hint)
+            if (a, b) in (("True", "False"), ("False", "True")):  # Gemma-2's alternating causal layers
+                return f"i % 2 == {0 if a == 'True' else 1}"
             return f"{paren(a, 1)} if i % 2 == 0 else {paren(b, 1)}"
         if ce.root:
             (lst,) = lists
