@@ -27,11 +27,11 @@ def model_class(spec: str, sets: list[str], passes: str = "default"):
 
 def meta_build_seconds(cls) -> tuple[float, torch.nn.Module]:
     best, model = math.inf, None
-    for _ in range(2):  # the better of two: this machine is shared
-        t = time.perf_counter()
+    for _ in range(2):  # the better of two, in CPU time: this machine is shared (wall time at
+        t = time.process_time()  # load 5 was up to 1.8 s for what takes 0.2-0.6 s alone)
         with torch.device("meta"):
             model = cls()
-        best = min(best, time.perf_counter() - t)
+        best = min(best, time.process_time() - t)
     return best, model
 
 
@@ -59,7 +59,7 @@ def test_meta_build_is_fast_and_allocates_nothing(spec, sets, params):
     assert all(p.is_meta for p in model.parameters()) and all(b.is_meta for b in model.buffers())
     assert sum(p.numel() for p in model.parameters()) == params
     assert peak < 64 * 2**20, f"{peak / 2**20:.0f} MiB traced while building {spec} on meta"  # 4·params bytes if real
-    assert seconds < 1.0, f"{spec} took {seconds:.2f} s on the meta device"
+    assert seconds < 1.0, f"{spec} took {seconds:.2f} s of CPU time on the meta device"
 
 
 def kind(name: str) -> str:
