@@ -53,15 +53,17 @@ def _checked_spec(text: str, name: str, config: str) -> graphspec.Model:
 @click.option("-o", "--output", default="-", metavar="FILE", help="Write the spec here (atomically); '-' for stdout.")
 @click.option("--name", default=None, help="The spec's name (default: the config's model_type).")
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
+@click.option("--base", is_flag=True,
+              help="Import the base model (BertModel, T5Model, ...) whatever head `architectures` declares.")
 @user_errors
-def import_cmd(config: Path, output: str, name: str | None, force: bool) -> None:
+def import_cmd(config: Path, output: str, name: str | None, force: bool, base: bool) -> None:
     """A Hugging Face CONFIG (config.json) as a graphspec spec."""
     from graphspec.interchange.config import read_config
     from graphspec.interchange.hf_import import from_hf_config
     from graphspec.spec.source import display, read_spec_file
 
     data = read_config(config)
-    text = from_hf_config(data, name=name, file=display(config), text=read_spec_file(config))
+    text = from_hf_config(data, name=name, file=display(config), text=read_spec_file(config), base=base)
     model = _checked_spec(text, name or str(data["model_type"]), display(config))
     if output == "-":
         click.echo(text, nl=False)

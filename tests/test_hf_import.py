@@ -118,6 +118,10 @@ NUMERICS = {
                  num_labels=10), "image"),
     "t5": (dict(vocab_size=100, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=4,
                 relative_attention_num_buckets=8, relative_attention_max_distance=16, dropout_rate=0.0), "t5"),
+    # T5ForConditionalGeneration without the d_model^-0.5 rescale: `lm(tied=true)` on the shared embedding
+    "t5-lm": (dict(vocab_size=100, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=4,
+                   relative_attention_num_buckets=8, relative_attention_max_distance=16, dropout_rate=0.0,
+                   scale_decoder_outputs=False, architectures=["T5ForConditionalGeneration"]), "t5-lm"),
 }
 
 
@@ -148,7 +152,8 @@ def test_imported_small_config_computes_what_hf_computes(tmp_path, mt):
             got, want = net(x), hf(pixel_values=x).logits
         else:
             src, tgt = torch.randint(0, 100, (2, 10), generator=g), torch.randint(0, 100, (2, 6), generator=g)
-            got, want = net(src, tgt), hf(input_ids=src, decoder_input_ids=tgt).last_hidden_state
+            out = hf(input_ids=src, decoder_input_ids=tgt)
+            got, want = net(src, tgt), out.logits if kind == "t5-lm" else out.last_hidden_state
     assert rel_err(got, want) <= 1e-5
 
 
@@ -259,3 +264,85 @@ def test_a_config_of_model_type_only_means_the_defaults(tmp_path, mt):
     (tmp_path / "a.yaml").write_text(from_hf_config({"model_type": mt}))
     cfg_cls, model_cls = hf_classes(mt)
     assert graphspec.load(tmp_path / "a.yaml").params() == n_params(meta(model_cls, cfg_cls()))
+
+
+# The config.json files of google-bert/bert-base-uncased and google-t5/t5-base as their model
+# repositories ship them (copied from the hub's file view; no download here). Each declares a
+# task head: BertForMaskedLM, T5ForConditionalGeneration.
+BERT_BASE_UNCASED = {
+    "architectures": ["BertForMaskedLM"], "attention_probs_dropout_prob": 0.1, "gradient_checkpointing": False,
+    "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "hidden_size": 768, "initializer_range": 0.02,
+    "intermediate_size": 3072, "layer_norm_eps": 1e-12, "max_position_embeddings": 512, "model_type": "bert",
+    "num_attention_heads": 12, "num_hidden_layers": 12, "pad_token_id": 0, "position_embedding_type": "absolute",
+    "transformers_version": "4.6.0.dev0", "type_vocab_size": 2, "use_cache": True, "vocab_size": 30522}
+T5_BASE_CONFIG = {
+    "architectures": ["T5ForConditionalGeneration"], "d_ff": 3072, "d_kv": 64, "d_model": 768,
+    "decoder_start_token_id": 0, "dropout_rate": 0.1, "eos_token_id": 1, "initializer_factor": 1.0,
+    "is_encoder_decoder": True, "layer_norm_epsilon": 1e-06, "model_type": "t5", "n_positions": 512,
+    "num_heads": 12, "num_layers": 12, "output_past": True, "pad_token_id": 0, "relative_attention_num_buckets": 32,
+    "task_specific_params": {
+        "summarization": {"early_stopping": True, "length_penalty": 2.0, "max_length": 200, "min_length": 30,
+                          "no_repeat_ngram_size": 3, "num_beams": 4, "prefix": "summarize: "},
+        "translation_en_to_de": {"early_stopping": True, "max_length": 300, "num_beams": 4,
+                                 "prefix": "translate English to German: "}},
+    "vocab_size": 32128}
+# (config, bundled spec of the base model, HF base class, words naming what is not expressible)
+TASK_HEADS = {"bert": (BERT_BASE_UNCASED, "bert_base", "BertModel", "the masked-LM head"),
+              "t5": (T5_BASE_CONFIG, "t5_base", "T5Model", "d_model^-0.5")}
+
+
+@pytest.mark.parametrize("mt", sorted(TASK_HEADS))
+def test_published_task_head_config_is_refused_then_imported_with_base(tmp_path, mt):
+    """bert-base-uncased's and t5-base's own config.json: refused naming the head and the --base
+    hint; with --base, the base model: HF's BertModel / T5Model count (109,482,240 / 222,903,552,
+    the bundled specs' published figures) and the bundled spec's MACs."""
+    cfg, bundled, base_cls, words = TASK_HEADS[mt]
+    out = tmp_path / "spec.yaml"
+    r = run_import(tmp_path, cfg, "-o", str(out))
+    assert r.exit_code == 2 and words in r.output and "graphspec import --base" in r.output, r.output
+    assert "option architectures" in r.output and not out.exists()
+    r = run_import(tmp_path, cfg, "-o", str(out), "--base")
+    assert r.exit_code == 0, r.output
+    text = out.read_text()
+    assert f"# --base: {cfg['architectures'][0]}'s head was left out: " in text and words in text.split("name:")[0]
+    assert f"# This spec is the base model, {base_cls}." in text
+    got, ref = graphspec.load(out), graphspec.load(bundled)
+    hf_cfg = getattr(transformers, IMPORT_FAMILIES[mt][0]).from_dict(cfg)
+    assert got.params() == n_params(meta(getattr(transformers, base_cls), hf_cfg)) == ref.spec.expect["params"]
+    assert got.macs() == ref.macs()
+
+
+@pytest.mark.parametrize("mt,arch", [("bert", "BertForMaskedLM"), ("t5", "T5ForConditionalGeneration")])
+def test_to_json_file_with_a_task_head(tmp_path, mt, arch):
+    """The Config class with `architectures` set, written by to_json_file: refused; base=True gives
+    the base model's count. T5 without the rescale (scale_decoder_outputs false) is exact as
+    `lm(tied=true)`: T5ForConditionalGeneration's count (its lm_head is the shared embedding)."""
+    cfg_cls = getattr(transformers, IMPORT_FAMILIES[mt][0])
+    cfg = cfg_cls(architectures=[arch], num_hidden_layers=2) if mt == "bert" else cfg_cls(architectures=[arch])
+    path = tmp_path / "config.json"
+    cfg.to_json_file(str(path))
+    data = json.loads(path.read_text())
+    with pytest.raises(graphspec.SpecError, match="graphspec import --base"):
+        from_hf_config(data)
+    (tmp_path / "b.yaml").write_text(from_hf_config(data, base=True))
+    base_cls = getattr(transformers, IMPORT_FAMILIES[mt][1])
+    assert graphspec.load(tmp_path / "b.yaml").params() == n_params(meta(base_cls, cfg))
+    if mt == "t5":
+        cfg = cfg_cls(architectures=[arch], scale_decoder_outputs=False)
+        cfg.to_json_file(str(path))
+        text = from_hf_config(json.loads(path.read_text()))
+        assert text.endswith("head: lm(tied=true)\n")
+        (tmp_path / "lm.yaml").write_text(text)
+        assert graphspec.load(tmp_path / "lm.yaml").params() == n_params(meta(transformers.T5ForConditionalGeneration,
+                                                                                 cfg))
+        legacy = {**json.loads(path.read_text()), "tie_word_embeddings": False}
+        legacy.pop("scale_decoder_outputs")
+        with pytest.raises(graphspec.SpecError, match="untied lm_head to transformers 4"):
+            from_hf_config(legacy)
+
+
+def test_base_without_a_task_head_is_the_base_model():
+    """--base always means the base model: GPT2LMHeadModel's config gives GPT2Model (no head)."""
+    text = from_hf_config({"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"]}, base=True)
+    assert "head: none" in text.splitlines() and "GPT2LMHeadModel's head was left out" in text
+    assert "left out" not in from_hf_config({"model_type": "gpt2", "architectures": ["GPT2Model"]}, base=True)

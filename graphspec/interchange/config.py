@@ -96,6 +96,9 @@ class Reader:
         self.ignored = IGNORED | set(ignored)
         self.used: set[str] = set()
         self.diags = Diagnostics()
+        self.base = False  # `graphspec import --base`: the family's base model, whatever head is declared
+        self.left_out: str | None = None  # the declared class whose head --base left out
+        self.base_class = ""  # and the base model's class
 
     def loc(self, key: str) -> Loc:
         """The line of `"key":` in the file's text (1:1 when it is not there)."""

@@ -59,4 +59,5 @@ DEFAULTS: dict[str, dict] = {
 FAMILY_IGNORED: dict[str, set[str]] = {
     "gpt2": {"summary_type", "summary_use_proj", "summary_activation", "summary_proj_to_labels",
              "summary_first_dropout", "n_ctx"},
+    "t5": {"n_positions", "output_past"},  # t5-base's config.json: unused by T5 (relative positions), use_cache
 }

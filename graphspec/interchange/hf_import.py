@@ -80,20 +80,41 @@ def _act(r: Reader, key: str) -> str:
     return act
 
 
-def _head(r: Reader, family: str, heads: dict[str, str], default: str) -> str:
-    """The spec's head for `architectures[0]` (its family's base model without one)."""
+# What the task heads graphspec does not build compute, for the refusal and for --base's comment.
+HEADS_LEFT_OUT = {
+    "BertForMaskedLM": "the masked-LM head (dense, GELU, LayerNorm, then a decoder tied to the word embeddings "
+                       "with its own bias)",
+    "BertForPreTraining": "the masked-LM head and the next-sentence classifier",
+    "BertLMHeadModel": "a causal LM head (BERT as a decoder)",
+    "T5ForConditionalGeneration": "the LM head: the decoder output times d_model^-0.5 (scale_decoder_outputs), then "
+                                  "the projection tied to the shared embedding; graphspec's `lm` head has no such "
+                                  "scale",
+}
+CLASS_NAME = re.compile(r"[A-Za-z_]\w{0,99}")
+
+
+def _head(r: Reader, family: str, heads: dict[str, str], default: str, why: dict[str, str] | None = None) -> str:
+    """The spec's head for `architectures[0]` (its family's base model without one; with
+    `r.base`, the base model whatever is declared, noting the class whose head is left out).
+    `why` says, per class, what makes its head inexpressible."""
     arch = r.raw("architectures")
+    base = next(k for k in heads if "For" not in k and "LMHead" not in k)  # GPT2Model, BertModel, ...
     if arch in (None, []):
-        return heads[default]
+        return heads[base if r.base else default]
     if not (isinstance(arch, list) and all(isinstance(a, str) for a in arch)):
         r.error("architectures", f"architectures must be a list of class names, not {show(arch)}")
         return heads[default]
-    if arch[0] not in heads:
-        r.error("architectures", f"option architectures = {show(arch)} is not expressible in graphspec: "
-                f"{arch[0]} has a head graphspec does not build",
-                f"graphspec builds {', '.join(sorted(heads))} for {family}; remove `architectures` to import {default}")
+    cls = arch[0]
+    if r.base and CLASS_NAME.fullmatch(cls):
+        r.left_out, r.base_class = (cls if cls != base else None), base
+        return heads[base]
+    if cls not in heads:
+        what = (why or {}).get(cls) or HEADS_LEFT_OUT.get(cls) or f"{cls} has a head graphspec does not build"
+        r.error("architectures", f"option architectures = {show(arch)} is not expressible in graphspec: {what}",
+                f"import the base model {base} with `graphspec import --base` (Python: from_hf_config(cfg, "
+                f"base=True)); graphspec builds {', '.join(sorted(heads))} for {family}")
         return heads[default]
-    return heads[arch[0]]
+    return heads[cls]
 
 
 def _classes(r: Reader) -> int:
@@ -206,9 +227,11 @@ def supported() -> list[str]:
     return sorted(BUILDERS)
 
 
-def from_hf_config(config: dict, name: str | None = None, file: str = "<config>", text: str | None = None) -> str:
+def from_hf_config(config: dict, name: str | None = None, file: str = "<config>", text: str | None = None,
+                   base: bool = False) -> str:
     """The spec (YAML text) of the model a Hugging Face config describes; SpecError naming every
-    option graphspec cannot express."""
+    option graphspec cannot express. `base`: the family's base model (BertModel, T5Model, ...)
+    whatever head `architectures` declares; the spec's header says which head was left out."""
     if not isinstance(config, dict):
         raise SpecError.at(Loc(file, 1, 1), f"a config is a JSON object, not {type(config).__name__}")
     mt = config.get("model_type")
@@ -221,6 +244,7 @@ def from_hf_config(config: dict, name: str | None = None, file: str = "<config>"
     if name is not None and not (isinstance(name, str) and re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", name)):
         raise SpecError.at(Loc(file, 1, 1), f"spec name {show(name)}: use 1 to 100 letters, digits, '_', '.' or '-'")
     r = Reader(config, DEFAULTS[mt], file, text, FAMILY_IGNORED.get(mt, set()))
+    r.base = bool(base)
     arch = config.get("architectures")
     cls = arch[0] if isinstance(arch, list) and arch and isinstance(arch[0], str) else None
     cls = cls if cls and re.fullmatch(r"[A-Za-z_]\w{0,99}", cls) else None  # the comment holds a class name only
@@ -231,4 +255,8 @@ def from_hf_config(config: dict, name: str | None = None, file: str = "<config>"
                          "dropout rates are carried where the spec has them, token ids and init settings are not."])
     BUILDERS[mt](r, s)
     r.finish(mt)
+    if r.left_out:
+        what = HEADS_LEFT_OUT.get(r.left_out, "its task head")
+        s.comment[1:1] = [f"--base: {r.left_out}'s head was left out: {what}.",
+                          f"This spec is the base model, {r.base_class}."]
     return s.text()

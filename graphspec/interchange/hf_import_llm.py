@@ -144,7 +144,7 @@ def _t5(r: Reader, s: Spec) -> None:
              "graphspec imports feed_forward_proj 'relu' (T5 v1.0)")
     r.raw("dense_act_fn"), r.raw("is_gated_act")  # derived from feed_forward_proj
     r.expect("is_decoder", (False,), "T5 as a decoder only")
-    r.raw("tie_word_embeddings"), r.raw("scale_decoder_outputs")  # the LM head's, which T5Model has not
+    head, why = _t5_lm_head(r)
     eps = num(r.float("layer_norm_epsilon"))
     drop = r.float("dropout_rate", default=0)
     s.input = "tokens(seq_len, tgt_len=tgt_len)"
@@ -153,7 +153,23 @@ def _t5(r: Reader, s: Spec) -> None:
         [("mlp", "mlp(d_ff, relu)"), ("bias", False), ("norm", f"rms_norm({eps})"), ("scale", 1)] + \
         ([("dropout", drop)] if drop else []) + [("final_norm", True)]
     s.stacks += [("encoder×L", f), ("decoder×L_dec", f)]
-    s.head = _head(r, "t5", {"T5Model": "none"}, "T5Model")
+    s.head = _head(r, "t5", {"T5Model": "none", **head}, "T5Model", why)
+
+
+def _t5_lm_head(r: Reader) -> tuple[dict[str, str], dict[str, str]]:
+    """T5ForConditionalGeneration's head, where graphspec's `lm` expresses it exactly. In
+    transformers 5 the head is always tied to `shared` (T5Config forces tie_word_embeddings) and
+    scales the decoder output by d_model^-0.5 when `scale_decoder_outputs` (absent: unless the
+    file says tie_word_embeddings false, T5 v1.1's flag). Unscaled, it is `lm(tied=true)`; the
+    scale has no place in `lm`, and an untied file means another head to transformers 4."""
+    tie = r.bool("tie_word_embeddings", True)
+    scale = r.bool("scale_decoder_outputs", True) if "scale_decoder_outputs" in r.data else tie
+    if not tie:
+        return {}, {"T5ForConditionalGeneration": "tie_word_embeddings = false means an untied lm_head to "
+                    "transformers 4 but the shared embedding to transformers 5 (T5Config forces the tie)"}
+    if scale:
+        return {}, {}  # HEADS_LEFT_OUT says why: the d_model^-0.5 rescale
+    return {"T5ForConditionalGeneration": "lm(tied=true)"}, {}
 
 
 def _pvt(r: Reader, s: Spec) -> None:
