@@ -64,11 +64,14 @@ def test_imported_params_equal_hf_meta_model(tmp_path, mt, i):
     assert m.params() == n_params(meta(model_cls, cfg))
 
 
+FAMILIES = sorted(set(DEFAULTS) - {"detr"})  # detr: tests/test_hf_import_detr.py (its backbone needs timm or a ResNetConfig)
+
+
 def test_every_family_is_covered():
-    assert sorted(IMPORT_FAMILIES) == supported()
+    assert sorted(IMPORT_FAMILIES) == FAMILIES == [mt for mt in supported() if mt != "detr"]
 
 
-@pytest.mark.parametrize("mt", sorted(DEFAULTS))
+@pytest.mark.parametrize("mt", FAMILIES)
 def test_defaults_are_the_config_classes(mt):
     """A key a config file leaves out means the HF class's default; graphspec's table says the
     same (None where HF derives the value: num_key_value_heads = heads, head_dim = d / heads)."""
@@ -185,8 +188,8 @@ BAD = [  # (config, the words the message must hold)
     ({"model_type": "gpt2", "n_embd": "768"}, "n_embd must be an integer"),
     ({"model_type": "gpt2", "n_layer": True}, "n_layer must be an integer"),
     ({"model_type": "swin", "depths": [2, "2"]}, "depths must be a list"),
-    ({"model_type": "whisper"}, "supported model types: bert, gemma, gpt2, llama, mistral, mixtral, phi, pvt"),
-    ({"model_type": "detr"}, "specs/detr_r50.yaml"),
+    ({"model_type": "whisper"}, "supported model types: bert, detr, gemma, gpt2, llama, mistral, mixtral, phi, pvt"),
+    ({"model_type": "detr", "dilation": True}, "option dilation = true"),
     ({"hidden_size": 64}, "model_type null is not one graphspec imports"),
     ("[1, 2]", "a config is a JSON object"),
     ("{'model_type': 'gpt2'}", "not a JSON config"),
@@ -257,7 +260,7 @@ def test_published_config_reproduces_the_bundled_spec(tmp_path, spec):
         assert ir(got.graph) == ir(bundled.graph)
 
 
-@pytest.mark.parametrize("mt", sorted(DEFAULTS))
+@pytest.mark.parametrize("mt", FAMILIES)
 def test_a_config_of_model_type_only_means_the_defaults(tmp_path, mt):
     """Older transformers write only what differs from the defaults: {"model_type": mt} is the
     default model."""

@@ -53,6 +53,11 @@ DEFAULTS: dict[str, dict] = {
                 strides=[4, 2, 2, 2], num_attention_heads=[1, 2, 5, 8], mlp_ratios=[8, 8, 4, 4], hidden_act="gelu",
                 hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, drop_path_rate=0.0, layer_norm_eps=1e-6,
                 qkv_bias=True, num_labels=1000),
+    "detr": dict(backbone_config=None, backbone=None, use_timm_backbone=True, backbone_kwargs=None, num_channels=3,
+                 num_queries=100, encoder_layers=6, encoder_ffn_dim=2048, encoder_attention_heads=8, decoder_layers=6,
+                 decoder_ffn_dim=2048, decoder_attention_heads=8, encoder_layerdrop=0.0, decoder_layerdrop=0.0,
+                 activation_function="relu", d_model=256, dropout=0.1, attention_dropout=0.0, activation_dropout=0.0,
+                 auxiliary_loss=False, position_embedding_type="sine", dilation=False, num_labels=2),
 }
 
 # Keys of one family that change nothing graphspec builds (the pre-training heads' settings).

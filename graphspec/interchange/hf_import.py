@@ -11,7 +11,7 @@ activation for, Qwen2's `use_sliding_window`, ...) or does not know is an error 
 its value; nothing is dropped silently. The head follows `architectures[0]` (e.g.
 LlamaForCausalLM: `lm`, ViTForImageClassification: `classifier`); without it, the family's
 base model (GPT-2, Llama & co.: the causal LM; BERT, ViT: with the pooler; Swin, T5: none).
-DETR is not imported (its backbone is a separate spec; see `_unsupported`).
+DETR (hf_import_detr.py) writes its ResNet backbone inline.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class Spec:
         self.name, self.comment = name, comment
         self.names_hf = False
         self.vars: list[tuple[str, Any]] = []
-        self.input = self.embed = self.head = ""
+        self.input = self.backbone = self.embed = self.head = ""
         self.stacks: list[tuple[str, list[tuple[str, Any]]]] = []
 
     def var(self, name: str, value: Any) -> str:
@@ -48,7 +48,10 @@ class Spec:
         if self.names_hf:
             out.append("names: hf")
         out.append("vars: " + ", ".join(f"{k}={num(v)}" for k, v in self.vars))
-        out += [f"input: {self.input}", f"embed: {self.embed}"]
+        out.append(f"input: {self.input}")
+        if self.backbone:
+            out.append(f"backbone: {self.backbone}")
+        out.append(f"embed: {self.embed}")
         for key, fields in self.stacks:
             out.append(f"{key}:")
             out += [f"  {k}: {v if isinstance(v, str) else num(v)}" for k, v in fields
@@ -215,12 +218,11 @@ def _swin(r: Reader, s: Spec) -> None:
                    "SwinModel")
 
 
-from graphspec.interchange.hf_import_llm import _llm, _pvt, _t5  # noqa: E402  (they use Spec, _act, _head)
+from graphspec.interchange.hf_import_detr import _detr  # noqa: E402  (they use Spec, _act, _head)
+from graphspec.interchange.hf_import_llm import _llm, _pvt, _t5  # noqa: E402
 
 BUILDERS = {"gpt2": _gpt2, "bert": _bert, "vit": _vit, "swin": _swin, "llama": _llm, "mistral": _llm,
-            "mixtral": _llm, "qwen2": _llm, "gemma": _llm, "phi": _llm, "t5": _t5, "pvt": _pvt}
-_unsupported = {"detr": "DETR's ResNet backbone is a separate spec (specs/resnet50.yaml) and its config a timm or HF "
-                        "backbone config; start from specs/detr_r50.yaml with --set instead"}
+            "mixtral": _llm, "qwen2": _llm, "gemma": _llm, "phi": _llm, "t5": _t5, "pvt": _pvt, "detr": _detr}
 
 
 def supported() -> list[str]:
@@ -235,8 +237,6 @@ def from_hf_config(config: dict, name: str | None = None, file: str = "<config>"
     if not isinstance(config, dict):
         raise SpecError.at(Loc(file, 1, 1), f"a config is a JSON object, not {type(config).__name__}")
     mt = config.get("model_type")
-    if mt in _unsupported:
-        raise SpecError.at(Loc(file, 1, 1), f"model_type {mt!r} is not imported: {_unsupported[mt]}")
     if mt not in BUILDERS:
         raise SpecError.at(Reader(config, {}, file, text).loc("model_type"),
                            f"model_type {show(mt)} is not one graphspec imports",
