@@ -5,7 +5,8 @@ counts are checked against DetrForObjectDetection / DetrModel built on the meta 
 transformers' own ResNet (use_timm_backbone false, a ResNetConfig), the torchvision v1.5
 bottleneck ResNet that timm's resnet50/101 also are (tests/test_detr.py checks that HF DETR's
 count equals detr_r50's 41,524,768). Where timm is installed, the timm form is built too.
-A small imported DETR computes HF's logits and boxes with HF's weights mapped in.
+A small imported DETR computes HF's logits and boxes with HF's weights mapped in; a small
+exported one loads in DetrForObjectDetection and computes the generated module's output.
 """
 
 from __future__ import annotations
@@ -180,7 +181,45 @@ def test_segmentation_with_base_is_detr_model(tmp_path):
     assert m.params() == n_params(hf_detr(transformers.DetrModel)[1])
 
 
-def test_export_of_detr_is_refused(tmp_path):
+def test_export_of_detr_with_auxiliary_outputs_is_refused(tmp_path):
+    """detr_r50's `aux: true` is the official decoder, not HF's auxiliary_loss one."""
     r = CliRunner().invoke(main, ["export", "detr_r50", "--format", "hf", "-o", str(tmp_path / "out")])
-    assert r.exit_code == 2 and "no Hugging Face family graphspec exports" in r.output, r.output
+    assert r.exit_code == 2 and "--set decoder.aux=false" in r.output and "Traceback" not in r.output, r.output
     assert not (tmp_path / "out").exists()
+
+
+def test_exported_detr_loads_in_hugging_face(tmp_path):
+    """A small detr_r50 (aux off, 1 + 1 layers, ResNet 1-1-1-1, 64×96) with graphspec's random
+    weights: config.json + model.safetensors load in DetrForObjectDetection with no missing or
+    unexpected keys (transformers' ResNet: no timm needed) and give the generated module's output."""
+    from safetensors.torch import save_file
+
+    from graphspec.interpret import init_params
+
+    sets = ["decoder.aux=false", "height=64", "width=96", "L=1", "backbone.layers=[1, 1, 1, 1]"]
+    m = graphspec.load("detr_r50", sets)
+    state = init_params(m.graph, seed=0)  # FrozenBatchNorm2d statistics too
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "w.safetensors"))
+    out = tmp_path / "hf"
+    r = CliRunner().invoke(main, ["export", "detr_r50", *[a for x in sets for a in ("--set", x)], "--format", "hf",
+                                  "-o", str(out), "--weights", str(tmp_path / "w.safetensors")])
+    assert r.exit_code == 0, r.output
+    hf, info = transformers.DetrForObjectDetection.from_pretrained(str(out), output_loading_info=True)
+    assert not any(info.values()), info
+    assert n_params(hf) == m.params()
+    net = m.to_torch().eval()
+    net.load_state_dict(state, strict=True)
+    x = torch.randn(2, 3, 64, 96, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        logits, boxes = net(x)
+        want = hf.eval()(pixel_values=x, pixel_mask=torch.ones(2, 64, 96, dtype=torch.long))
+    torch.testing.assert_close(logits, want.logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(boxes, want.pred_boxes, atol=1e-5, rtol=1e-5)
+    # and back: import-weights gives graphspec's tensors, bit for bit
+    r = CliRunner().invoke(main, ["import-weights", "detr_r50", str(out / "model.safetensors"), "-o",
+                                  str(tmp_path / "back.safetensors"), *[a for x in sets for a in ("--set", x)]])
+    assert r.exit_code == 0, r.output
+    from safetensors.torch import load_file
+
+    back = load_file(str(tmp_path / "back.safetensors"))
+    assert set(back) == set(state) and all(torch.equal(back[k], state[k]) for k in state)

@@ -6,7 +6,8 @@
 `to_hf_config` reads the family off the spec (GPT-2: learned positions and a tied LM head;
 BERT: token types and a pooler; ViT: patches and a class token; `names: hf` decoders: Llama,
 Mistral (a sliding window), Mixtral (experts), Qwen2 (q/k/v biases only), Gemma (RMSNorm
-(1 + w) and a scaled embedding), Phi (a parallel block)) and writes its config. It then checks
+(1 + w) and a scaled embedding), Phi (a parallel block); DETR: a ResNet backbone and object
+queries, written with transformers' own ResNet and auxiliary_loss false) and writes its config. It then checks
 its own answer: the config, imported back (`from_hf_config`), must lower to the same IR as the
 spec, node for node (ops, attributes, shapes; source locations aside). A spec that uses a
 construct the family's config has no key for (a soft-cap, a per-layer pattern, a free block)
@@ -85,9 +86,12 @@ def family(spec) -> str:
             return "pvt"
     if len(stacks) == 2 and e.kind == "tokens" and e.pos == "relative_buckets" and head.kind == "none":
         return "t5"
+    if len(stacks) == 2 and spec.backbone is not None and e.kind == "project" and stacks[1].queries \
+            and head.kind in ("detection", "none"):
+        return "detr"
     raise ExportError(f"{spec.name}: no Hugging Face family graphspec exports describes this spec; exported are "
-                      "gpt2, bert, vit, swin, pvt, t5 and the `names: hf` decoders llama, mistral, mixtral, qwen2, "
-                      "gemma, phi")
+                      "gpt2, bert, vit, swin, pvt, t5, detr and the `names: hf` decoders llama, mistral, mixtral, "
+                      "qwen2, gemma, phi")
 
 
 def _gpt2(spec) -> dict:
@@ -171,6 +175,33 @@ def _t5(spec) -> dict:
                 is_encoder_decoder=True)
 
 
+def _detr(spec) -> dict:
+    """DetrForObjectDetection / DetrModel with transformers' own ResNet (no timm needed to load it)."""
+    (enc, dec), h, bb = spec.stacks, spec.head, spec.backbone
+    n = len(bb.layers)
+    if dec.aux:
+        raise ExportError(f"{spec.name}: its decoder has auxiliary outputs (aux: true, the official DETR's); HF's "
+                          "auxiliary_loss decoder norms the states it passes on, a different model. Export the "
+                          "same parameters without them: --set decoder.aux=false")
+    if h.kind == "detection" and h.box_layers != 3:
+        raise ExportError(f"{spec.name}: DETR's box MLP has 3 layers, this spec's {h.box_layers}")
+    cfg = dict(architectures=["DetrForObjectDetection" if h.kind == "detection" else "DetrModel"],
+               use_timm_backbone=False, use_pretrained_backbone=False, backbone=None,
+               backbone_config=dict(model_type="resnet", depths=list(bb.layers), embedding_size=bb.width,
+                                    hidden_sizes=[4 * bb.width * 2 ** i for i in range(n)], layer_type="bottleneck",
+                                    hidden_act="relu", downsample_in_first_stage=False, downsample_in_bottleneck=False,
+                                    out_features=[f"stage{n}"]),
+               d_model=enc.dim, encoder_layers=sum(enc.depths), decoder_layers=sum(dec.depths),
+               encoder_attention_heads=enc.heads[0], decoder_attention_heads=dec.heads[0],
+               encoder_ffn_dim=_d_ff(enc), decoder_ffn_dim=_d_ff(dec), num_queries=dec.queries,
+               activation_function=ACT_OUT.get(_act(enc), _act(enc)), dropout=enc.dropout,
+               attention_dropout=enc.attn_dropout, activation_dropout=enc.dropout, auxiliary_loss=False)
+    if h.kind == "detection":  # `classes` counts the "no object" logit
+        cfg.update(num_labels=h.classes - 1, id2label={str(k): f"LABEL_{k}" for k in range(h.classes - 1)},
+                   label2id={f"LABEL_{k}": k for k in range(h.classes - 1)})
+    return cfg
+
+
 def _llm(spec, mt: str) -> dict:
     e, st, h = spec.embed, spec.stacks[0], spec.head
     rope = e.pos_use.a
@@ -213,7 +244,7 @@ def to_hf_config(model) -> dict:
     mt = family(spec)
     cfg = {"model_type": mt, **(_llm(spec, mt) if mt in ("llama", "mistral", "mixtral", "qwen2", "gemma", "phi")
                                  else {"gpt2": _gpt2, "bert": _bert, "vit": _vit, "swin": _swin, "pvt": _pvt,
-                                       "t5": _t5}[mt](spec))}
+                                       "t5": _t5, "detr": _detr}[mt](spec))}
     _check_round_trip(model, cfg)
     return cfg
 
@@ -237,6 +268,8 @@ def _check_round_trip(model, cfg: dict) -> None:
     i = model.spec.input
     sets = [f"batch={i.batch}"] + ([f"seq_len={i.seq_len}"] + ([f"tgt_len={i.tgt_len}"] if "tgt_len=" in text else [])
                                    if i.kind == "tokens" else [])
+    if cfg["model_type"] == "detr":  # the importer writes detr_r50's 800×1066
+        sets += [f"height={i.hw[0]}", f"width={i.hw[1]}"]
     with tempfile.TemporaryDirectory() as d:
         p = Path(d) / "imported.yaml"
         p.write_text(text)
