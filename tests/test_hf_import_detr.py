@@ -165,6 +165,9 @@ BAD = [  # (changes to facebook/detr-resnet-50's config, the words the message m
     ({"activation_function": "gelu_fast"}, "option activation_function = \"gelu_fast\""),
     ({"architectures": ["DetrForSegmentation"]}, "mask head"),
     ({"my_option": 1}, "option my_option = 1 is not known"),
+    ({"use_timm_backbone": False}, "names a checkpoint on the hub"),
+    ({"use_timm_backbone": "yes"}, "use_timm_backbone must be true or false"),
+    ({"num_hidden_layers": 3}, "option num_hidden_layers = 3 contradicts encoder_layers = 6"),
 ]
 
 

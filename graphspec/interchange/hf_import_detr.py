@@ -82,7 +82,7 @@ def _detr(r: Reader, s: Spec) -> None:
 def _backbone(r: Reader) -> list[int]:
     """The ResNet's blocks per stage, from whichever form the config gives (see the docstring)."""
     bc = r.raw("backbone_config")
-    timm, name = r.raw("use_timm_backbone"), r.raw("backbone")
+    timm, name = r.bool("use_timm_backbone", True), r.raw("backbone")
     kwargs = r.raw("backbone_kwargs")
     if kwargs not in (None, {}):
         ok = isinstance(kwargs, dict) and set(kwargs) <= {"out_indices", "in_chans", "output_stride"} and \
@@ -92,7 +92,10 @@ def _backbone(r: Reader) -> list[int]:
             r.error("backbone_kwargs", f"option backbone_kwargs = {show(kwargs)} is not expressible in graphspec: "
                     "DETR reads the last stage of an undilated RGB ResNet", "remove backbone_kwargs")
     if bc is None:
-        if timm is False:  # transformers' default ResNet (ResNetConfig(out_features=["stage4"]))
+        if not timm and name is not None:
+            r.error("backbone", f"option backbone = {show(name)} with use_timm_backbone false names a checkpoint "
+                    "on the hub, which graphspec does not read", "give its backbone_config (a ResNetConfig) instead")
+        if not timm:  # transformers' default ResNet (ResNetConfig(out_features=["stage4"]))
             return _hf_resnet(r, {})
         return _timm(r, "backbone", name if name is not None else "resnet50", {})
     if name is not None:
