@@ -114,8 +114,8 @@ def _head(r: Reader, family: str, heads: dict[str, str], default: str, why: dict
     if cls not in heads:
         what = (why or {}).get(cls) or HEADS_LEFT_OUT.get(cls) or f"{cls} has a head graphspec does not build"
         r.error("architectures", f"option architectures = {show(arch)} is not expressible in graphspec: {what}",
-                f"import the base model {base} with `graphspec import --base` (Python: from_hf_config(cfg, "
-                f"base=True)); graphspec builds {', '.join(sorted(heads))} for {family}")
+                f"import the base model {base} with `graphspec import --base` (Python: graphspec.interchange."
+                f"from_hf_config(cfg, base=True)); graphspec builds {', '.join(sorted(heads))} for {family}")
         return heads[default]
     return heads[cls]
 
