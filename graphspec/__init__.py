@@ -79,8 +79,9 @@ def load(path: str | Path, overrides: list[str] | tuple[str, ...] = (), symbolic
     return Model(spec, lower(spec, symbolic=symbolic))
 
 
-def from_hf_config(config: dict, name: str | None = None) -> str:
-    """A Hugging Face config (the dict of a config.json) as spec text (graphspec.interchange)."""
+def from_hf_config(config: dict, name: str | None = None, base: bool = False) -> str:
+    """A Hugging Face config (the dict of a config.json) as spec text (graphspec.interchange);
+    `base`: the family's base model where the config declares a head graphspec cannot build."""
     from graphspec.interchange import from_hf_config as convert
 
-    return convert(config, name=name)
+    return convert(config, name=name, base=base)

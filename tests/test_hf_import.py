@@ -349,3 +349,14 @@ def test_base_without_a_task_head_is_the_base_model():
     text = from_hf_config({"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"]}, base=True)
     assert "head: none" in text.splitlines() and "GPT2LMHeadModel's head was left out" in text
     assert "left out" not in from_hf_config({"model_type": "gpt2", "architectures": ["GPT2Model"]}, base=True)
+
+
+def test_top_level_entry_point_takes_base(tmp_path):
+    """graphspec.from_hf_config(cfg, base=True) is the Python form of `graphspec import --base`:
+    BertForMaskedLM's head is refused, the base model imports with BertModel's parameter count."""
+    cfg = transformers.BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                  intermediate_size=64, architectures=["BertForMaskedLM"])
+    with pytest.raises(graphspec.SpecError, match="BertForMaskedLM"):
+        graphspec.from_hf_config(cfg.to_dict())
+    (tmp_path / "bert.yaml").write_text(graphspec.from_hf_config(cfg.to_dict(), base=True))
+    assert graphspec.load(tmp_path / "bert.yaml").params() == n_params(meta(transformers.BertModel, cfg))
