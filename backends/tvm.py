@@ -25,8 +25,6 @@ MetaSchedule is in backends/metaschedule.py; `build(..., database=db)` applies i
 
 from __future__ import annotations
 
-import os
-import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +32,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from graphspec.backends.tvm_env import (  # noqa: F401  (re-exported: callers import them from here)
+    ToolchainError,
+    check_cuda_toolchain,
+    cpu_threads,
+    cuda_kernels,
+    cuda_source,
+    cuda_source_modules,
+    has_cuda_device,
+    llvm_cpu,
+    target,
+    use_cpu_threads,
+)
+from graphspec.backends.tvm_schedule import (  # noqa: F401
+    ROW_MULTIPLE,
+    awkward_rows,
+    pad_rows,
+    prepare,
+    schedulable,
+)
 
 from graphspec.analysis import tensors
 from graphspec.ir import Graph, Node
@@ -55,9 +72,6 @@ ACCUMULATE_FP32 = frozenset({"matmul", "linear", "nn.conv2d"})
 class LowerError(ValueError):
     """The IR uses something the Relax lowering cannot express."""
 
-
-class ToolchainError(RuntimeError):
-    """A target's toolchain or device is missing (no nvcc, no GPU): a user error."""
 
 
 class Emitter:
@@ -277,175 +291,7 @@ def lower(graph: Graph, *, dynamic_batch: bool = False, attention: str = "op",
                    list(graph.outputs), dynamic_batch, attention, dtype)
 
 
-# -- targets and building ------------------------------------------------------------------------
-def target(kind: str, arch: str | None = None):
-    """`llvm` (this CPU: its instruction set and all its cores) or `cuda` for `arch` (sm_90;
-    default: `cuda_arch()`).
-
-    NB: without `mcpu`, LLVM emits baseline x86-64 (SSE2): MetaSchedule's best Swin-T matmuls
-    then top out near 35 GMAC/s on a machine where PyTorch's reach 165 (AVX-512). So the host's
-    CPU is named, as `-mcpu=native` would; a library built so needs that instruction set where
-    it runs. GRAPHSPEC_LLVM_MCPU=x86-64 (or another LLVM CPU name) builds for another machine."""
-    import tvm
-
-    if kind == "llvm":
-        return tvm.target.Target({"kind": "llvm", "mcpu": llvm_cpu(), "num-cores": cpu_threads()})
-    if kind == "cuda":
-        check_cuda_toolchain()
-        from graphspec.backends.cuda import cuda_arch
-
-        return tvm.target.Target({"kind": "cuda", "arch": arch or cuda_arch()}, host="llvm")
-    raise ValueError(f"unknown TVM target {kind!r}; use llvm or cuda")
-
-
-def cpu_threads() -> int:
-    """Threads for TVM's CPU kernels: TVM_NUM_THREADS if set, else the physical cores this
-    process may run on (what PyTorch and onnxruntime use by default)."""
-    if os.environ.get("TVM_NUM_THREADS", "").isdigit():
-        return max(1, int(os.environ["TVM_NUM_THREADS"]))
-    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
-    cores = set()
-    for c in cpus:
-        topo = Path(f"/sys/devices/system/cpu/cpu{c}/topology")
-        try:
-            cores.add(((topo / "physical_package_id").read_text().strip(), (topo / "core_id").read_text().strip()))
-        except OSError:  # no sysfs topology: count logical CPUs
-            cores.add(("cpu", str(c)))
-    return max(1, len(cores))
-
-
-def use_cpu_threads() -> int:
-    """Make TVM's CPU runtime use `cpu_threads()` threads, in this process and the ones it starts
-    (MetaSchedule's measuring workers); returns the count. Call before the first kernel runs.
-
-    NB: left alone, TVM's thread pool takes half the logical CPUs on x86, assuming two
-    hyper-threads per core: on this 2-vCPU machine (one thread per core) every kernel ran on
-    one core while PyTorch used two, and tuning measured schedules on one core too."""
-    n = cpu_threads()
-    os.environ["TVM_NUM_THREADS"] = str(n)
-    return n
-
-
-def llvm_cpu() -> str:
-    """The LLVM CPU name llvm builds target: GRAPHSPEC_LLVM_MCPU, else this machine's."""
-    from tvm.target import codegen
-
-    name = os.environ.get("GRAPHSPEC_LLVM_MCPU") or codegen.llvm_get_system_cpu()
-    if not codegen.llvm_is_valid_cpu(name, codegen.llvm_get_system_triple()):
-        raise ToolchainError(f"LLVM does not know the CPU {name!r} (GRAPHSPEC_LLVM_MCPU); "
-                             "use a name such as x86-64, skylake-avx512 or native's")
-    return name
-
-
-def check_cuda_toolchain() -> str:
-    """The path of nvcc, or ToolchainError with the fix."""
-    import shutil
-
-    nvcc = shutil.which("nvcc") or (os.path.join(os.environ["CUDA_HOME"], "bin", "nvcc")
-                                    if os.environ.get("CUDA_HOME") else None)
-    if not nvcc or not os.path.exists(nvcc):
-        raise ToolchainError("the cuda target needs nvcc (the CUDA toolkit) on PATH; "
-                             "install it or set CUDA_HOME, or build for llvm")
-    return nvcc
-
-
-def has_cuda_device() -> bool:
-    try:
-        import tvm
-
-        return bool(tvm.cuda(0).exist)
-    except Exception:  # noqa: BLE001  (no runtime, no driver)
-        return False
-
-
-def prepare(lowered: Lowered):
-    """The module as built: weight-only work lifted into `main_transform_params`."""
-    from tvm import relax
-
-    return relax.transform.LiftTransformParams()(lowered.mod)
-
-
-ROW_MULTIPLE = 8  # pad_rows pads a matmul's rows to a multiple of this
-
-
-def awkward_rows(n: int) -> bool:
-    """True for a row count whose only split is n = 1 × n: a prime factor above 16 and not a
-    multiple of ROW_MULTIPLE (ViT's 197 tokens, ViT-H/14's 257); 196 or 3136 are not."""
-    if n < 32 or n % ROW_MULTIPLE == 0:
-        return False
-    m, p, big = n, 2, 1
-    while p * p <= m:
-        while m % p == 0:
-            m //= p
-            big = p
-        p += 1
-    return max(big, m) > 16
-
-
-def pad_rows(mod: Any, stats: dict | None = None):
-    """Rewrite `matmul(x, W)` with a 2-D weight W and awkward row count (`awkward_rows`) as
-    `pad(x)` to the next multiple of ROW_MULTIPLE rows -> matmul -> `strided_slice` back.
-
-    NB: MetaSchedule tiles a loop only by exact divisors of its extent (SamplePerfectTile): a
-    197-row matmul can only be split 1 × 197, so ViT-B/16's projections keep a whole column of
-    rows per tile. Measured, fc2 (197×3072 @ 3072×768), 64 trials each, 2 threads: 115 GFLOP/s
-    at 197 rows, 186 at 200 (the zero rows cost 1.5 %). Padding inside the kernel with
-    `sch.pad_einsum` reached 104. No kernel is added: FuseOps folds each slice into its matmul's
-    epilogue (bias, residual, GELU) and each pad into the kernel that makes the matmul's input
-    (a layer norm, the previous GELU epilogue). `stats["padded_matmuls"]` counts them."""
-    import tvm
-    from tvm import relax, tirx
-    from tvm.relax.expr_functor import PyExprMutator, mutator
-
-    matmul = tvm.ir.Op.get("relax.matmul")
-
-    @mutator
-    class PadRows(PyExprMutator):
-        def visit_call_(self, call):
-            call = super().visit_call_(call)
-            if call.op != matmul:
-                return call
-            x, w = call.args
-            xs, ws = x.ty, w.ty
-            if ws.ndim != 2 or xs.ndim < 2 or xs.shape is None:
-                return call
-            n = xs.shape.values[-2]
-            if not isinstance(n, tirx.IntImm) or not awkward_rows(int(n)):
-                return call
-            n = int(n)
-            extra = -n % ROW_MULTIPLE
-            widths = [0, 0] * (xs.ndim - 2) + [0, extra, 0, 0]
-            padded[0] += 1
-            xp = self.builder_.emit(relax.op.nn.pad(x, widths))
-            yp = self.builder_.emit(relax.op.matmul(xp, w, out_dtype=call.attrs.out_dtype))
-            return relax.op.strided_slice(yp, axes=[xs.ndim - 2], begin=[0], end=[n])
-
-    padded = [0]
-    for gv, f in list(mod.functions.items()):
-        if isinstance(f, relax.Function) and str(gv.name_hint) == "main":
-            mod[gv] = PadRows().visit_expr(f)
-    if stats is not None:
-        stats["padded_matmuls"] = padded[0]
-    return mod
-
-
-def schedulable(lowered: Lowered, tgt: Any, stats: dict | None = None):
-    """The module MetaSchedule tunes and tuned builds apply its records to: weight-only work
-    lifted, legalized and fused (the "zero" pipeline), with `main`'s weights marked layout-free.
-
-    Layout-free weights let a tuned schedule keep them in the blocked layout its loops read
-    (MetaSchedule's RewriteLayout): the repacking becomes part of `main_transform_params`, run
-    once at load, instead of each matmul striding through a row-major weight. Measured on Swin-T's
-    stage-3 fc1 (196×384 @ 384×1536, 64 trials each): 124 GMAC/s prepacked, 105 not. The
-    attribute is part of a kernel's workload, so tuning and building must both come through here.
-    Matmuls with an awkward row count (ViT's 197 tokens) are padded first (`pad_rows`)."""
-    from tvm import relax
-
-    with tgt:
-        mod = relax.get_pipeline("zero")(pad_rows(prepare(lowered), stats))  # no database current: nothing applied
-        return relax.transform.AttachAttrLayoutFreeBuffers()(mod)
-
-
+# -- building (targets and toolchains: backends/tvm_env.py; what is tuned: backends/tvm_schedule.py)
 def build(lowered: Lowered, kind: str = "llvm", *, database: Any = None,
           arch: str | None = None) -> tuple[Any, dict]:
     """Compile for `kind` -> (executable, info). With a MetaSchedule `database` the tuned
@@ -555,23 +401,3 @@ def load_library(path: str | Path):
     import tvm
 
     return tvm.runtime.load_module(str(path))
-
-
-def cuda_kernels(executable: Any) -> list[str]:
-    """Names of the CUDA `__global__` kernels in a built executable (empty for llvm builds)."""
-    src = cuda_source(executable)
-    return re.findall(r'extern "C" __global__ void (?:__launch_bounds__\(\d+\) )?(\w+)\(', src)
-
-
-def cuda_source(executable: Any) -> str:
-    return "\n".join(cuda_source_modules(executable))
-
-
-def cuda_source_modules(executable: Any) -> list[str]:
-    """The CUDA source of each cuda module a built executable imports (see backends/cuda.py)."""
-    mods, stack = [], [executable.mod if hasattr(executable, "mod") else executable]
-    while stack:
-        m = stack.pop()
-        mods.append(m)
-        stack.extend(m.imports)
-    return [m.inspect_source() for m in mods if m.kind == "cuda"]

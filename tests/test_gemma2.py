@@ -183,6 +183,7 @@ def test_tvm_llvm_matches_gemma2():
     """TVM Relax built for llvm (untuned) with HF's weights matches HF's logits (1e-4)."""
     pytest.importorskip("tvm")
     from graphspec.backends import tvm as gt
+
     from graphspec.passes import run_pipeline
 
     hf = hf_small()
