@@ -35,7 +35,11 @@ hw = h * w  # tokens per sample: the map h×w, or N tokens (then h = N, w = 1)
 
 def sliding_pairs(n, window):
     """(query, key) pairs a causal sliding window W keeps over n tokens (Mistral 7B §2):
-    Σᵢ min(i+1, W) = n(n+1)/2 while n ≤ W, else W(W+1)/2 + (n−W)·W."""
+    Σᵢ min(i+1, W) = n(n+1)/2 while n ≤ W, else W(W+1)/2 + (n−W)·W.
+
+    NB: the same closed form as graphspec/ops/llm.py `kept_pairs`, written again on purpose: this
+    is the paper's side of the identity check, and calling the op's own count would make it
+    compare the IR with itself."""
     n, window, half = sympy.sympify(n), sympy.sympify(window), sympy.Rational(1, 2)
     return sympy.Piecewise((n * (n + 1) * half, sympy.Le(n, window)),
                            (window * (window + 1) * half + (n - window) * window, True))
