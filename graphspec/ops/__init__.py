@@ -1,9 +1,9 @@
 """Op kinds, one family per module: dense (linear, conv2d, matmul, embedding), elementwise
-(pointwise and norms), attention (heads, fused attention, Swin windows), llm and moe (RMSNorm,
-rotary, GQA, sliding masks, experts), tensor (sources and token plumbing). Importing this
-package fills `REGISTRY`."""
+(pointwise and norms), attention (heads, fused attention), windows (Swin's windows, cyclic
+shift, relative position bias), llm and moe (RMSNorm, rotary, GQA, sliding masks, experts),
+tensor (sources and token plumbing). Importing this package fills `REGISTRY`."""
 
-from graphspec.ops import attention, conv, dense, elementwise, llm, moe, t5, tensor, vision  # noqa: F401  (registration)
+from graphspec.ops import attention, conv, dense, elementwise, llm, moe, t5, tensor, vision, windows  # noqa: F401  (registration)
 from graphspec.ops.registry import (  # noqa: F401
     CONSTANT,
     ELEMENTWISE,
