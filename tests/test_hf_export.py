@@ -237,9 +237,9 @@ def _same(a, b) -> bool:
 def test_import_then_export_gives_back_the_config():
     """HF config -> graphspec import -> export: every key the importer reads comes back with its
     value, for every family and setting of tests/test_hf_import.py. Not carried: a value HF
-    derives when it is null (n_inner, head_dim: written out), `max_position_embeddings` of RoPE
-    models (RoPE has no table; written as max(2048, seq_len)); a Mistral without a window is
-    written as Llama, the same model."""
+    derives when it is null (n_inner, head_dim: written out); a Mistral without a window is
+    written as Llama, the same model. RoPE models' `max_position_embeddings` comes back through
+    `rope(max_len=)`."""
     import importlib.util
     import tempfile
     from pathlib import Path
@@ -262,7 +262,7 @@ def test_import_then_export_gives_back_the_config():
                 assert out["model_type"] == (mt if mt != "mistral" or before.sliding_window else "llama")
                 after = transformers.AutoConfig.for_model(**out)
                 for key in DEFAULTS[mt]:
-                    if getattr(before, key, None) is None or key in ("max_position_embeddings", "layer_types") or \
+                    if getattr(before, key, None) is None or key == "layer_types" or \
                             not hasattr(after, key):
                         continue
                     assert _same(getattr(after, key), getattr(before, key)), (mt, s, key)

@@ -86,7 +86,7 @@ def test_defaults_are_the_config_classes(mt):
 def test_spec_reads_like_the_bundled_ones():
     text = graphspec.from_hf_config({**transformers.MistralConfig().to_dict(), "architectures": ["MistralForCausalLM"]})
     assert text.startswith("# Imported from a Hugging Face `mistral` config (MistralForCausalLM)")
-    for line in ("names: hf", "embed: tokens(vocab, dim=d, pos=rope(10000))", "  kv_heads: kv",
+    for line in ("names: hf", "embed: tokens(vocab, dim=d, pos=rope(10000, max_len=131072))", "  kv_heads: kv",
                  "  attention: sliding(4096)", "  mlp: glu(d_ff, silu)", "head: lm(tied=false)"):
         assert line in text.splitlines(), line
 

@@ -14,7 +14,8 @@ construct the family's config has no key for (a soft-cap, a per-layer pattern, a
 fails that check and is an error, never a config of a different model.
 
 NB: what a spec does not hold is written as HF's default or derived value: RoPE models'
-`max_position_embeddings` (RoPE has no table) as max(2048, seq_len); a Mistral without a window
+`max_position_embeddings` is `rope(max_len=)` (the context trained for; an imported spec and the
+bundled LLMs have it), else max(2048, seq_len) (RoPE has no table); a Mistral without a window
 is written as Llama (the same model); token ids as the family's defaults (GPT-2: vocab - 1).
 
 Weights are mapped with graphspec/weights.py (`from_graphspec`), onto the parameter names of
@@ -212,7 +213,8 @@ def _llm(spec, mt: str) -> dict:
                hidden_size=st.dim, intermediate_size=_d_ff(st), num_hidden_layers=sum(st.depths),
                num_attention_heads=st.heads[0], num_key_value_heads=st.kv_heads or st.heads[0],
                hidden_act=ACT_OUT.get(_act(st), _act(st)), tie_word_embeddings=bool(h.tied),
-               attention_dropout=st.attn_dropout, max_position_embeddings=max(2048, spec.input.seq_len or 0),
+               attention_dropout=st.attn_dropout,
+               max_position_embeddings=rope.get("max_len") or max(2048, spec.input.seq_len or 0),
                rope_parameters={"rope_theta": float(rope["theta"]), "rope_type": "default"})
     if mt != "phi":
         cfg["head_dim"] = hd

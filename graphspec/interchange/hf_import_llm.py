@@ -62,11 +62,12 @@ def _llm(r: Reader, s: Spec) -> None:
         s.var("experts", r.int("num_local_experts")), s.var("top_k", r.int("num_experts_per_tok"))
         for k in ("output_router_logits", "router_aux_loss_coef", "router_jitter_noise"):
             r.raw(k)  # training only (the load-balancing loss, jitter noise)
-    r.int("max_position_embeddings")  # RoPE has no table; recorded nowhere else
+    ctx = r.int("max_position_embeddings")  # RoPE has no table: rope(max_len=) records it, export writes it back
     s.var("seq_len", _seq(r, "max_position_embeddings")), s.var("batch", 1)
     r.raw("pretraining_tp")  # a slicing of the same matmuls
     theta, frac = _rope(r, partial=phi)
-    pos = f"rope({num(theta)}" + (f", fraction={num(frac)})" if frac != 1.0 else ")")
+    pos = f"rope({num(theta)}" + (f", fraction={num(frac)}" if frac != 1.0 else "") + \
+        (f", max_len={ctx}" if ctx else "") + ")"
     act_key = "hidden_activation" if gemma and r.data.get("hidden_activation") is not None else "hidden_act"
     if gemma:
         r.raw("hidden_activation")

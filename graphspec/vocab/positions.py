@@ -80,11 +80,15 @@ def rotary_dim(use, head_dim):
 @construct("pos", "rope", Arg("theta", float, 10000.0, minimum=0, exclusive=True, doc="base of the angles"),
            Arg("fraction", float, 1.0, doc="share of each head's dims that rotate (Phi-2: 0.4)"),
            Arg("interleaved", bool, False, doc="rotate pairs (x0, x1) as GPT-J, not halves as Llama"),
+           Arg("max_len", int, None, minimum=1,
+               doc="context length trained for (HF's max_position_embeddings); no table, no params"),
            check=_check_rope, hooks={"qk": _rope_qk},
            example="embed: tokens(32000, dim=4096, pos=rope(10000))")
 def rope(b, use, ctx, x):
     """Rotary position embedding (Su et al. 2021, RoFormer §3.4): q and k of every
-    self-attention rotated by position; nothing is added to the embedding."""
+    self-attention rotated by position; nothing is added to the embedding. `max_len` records
+    the context length the model was trained for (Llama-2: 4096) and changes nothing built;
+    `graphspec export --format hf` writes it as max_position_embeddings."""
     return x
 
 
