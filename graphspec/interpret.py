@@ -28,7 +28,7 @@ import torch
 
 from graphspec.analysis import buffers, parameters
 from graphspec.ir import Graph, Node
-from graphspec.ops import get
+from graphspec.ops import NORM, get
 
 
 class InterpretError(RuntimeError):
@@ -52,8 +52,11 @@ def init_params(g: Graph, seed: int = 0) -> dict[str, torch.Tensor]:
 
     Matrices ~ N(0, 1/fan_in) so that activations stay O(1) through deep stacks; vectors named
     `*.weight` (norm scales, frozen BN's too) ~ 1 + N(0, 0.1²), `*.running_var` ~ U(0.5, 1.5),
-    other vectors (biases, `*.running_mean`) ~ N(0, 0.1²).
+    other vectors (biases, `*.running_mean`) ~ N(0, 0.1²). A norm that scales by (offset + w)
+    (Gemma's rms_norm(offset=1)) draws w ~ 1 - offset + N(0, 0.1²): centred on the generated
+    module's init (w = 0, as HF's Gemma2RMSNorm), so its scale is ~1 like every other norm's.
     """
+    offsets = _norm_offsets(g)
     out = {}
     for name, shape in {**parameters(g), **buffers(g)}.items():
         dims = [_int(d, name) for d in shape]
@@ -65,11 +68,17 @@ def init_params(g: Graph, seed: int = 0) -> dict[str, torch.Tensor]:
         if len(dims) >= 2:
             t = t / math.sqrt(math.prod(dims[1:]))
         elif name.endswith(".weight"):
-            t = 1 + 0.1 * t
+            t = 1 - offsets.get(name, 0) + 0.1 * t
         else:
             t = 0.1 * t
         out[name] = t
     return out
+
+
+def _norm_offsets(g: Graph) -> dict[str, float]:
+    """{full name of the scale: offset} of the norms that scale by (offset + w)."""
+    return {f"{n.a.get('weights') or n.name}.weight": n.a["offset"] for n in g
+            if NORM in get(n.op).props and n.a.get("offset")}
 
 
 def random_inputs(g: Graph, seed: int = 0) -> dict[str, torch.Tensor]:

@@ -1,4 +1,5 @@
-"""Hugging Face reference models of the T5 and PVT families, built from Config objects (no hub).
+"""Hugging Face reference models of the T5 and PVT families, built from Config objects (no hub),
+and graphspec's side of a logits comparison with any of them.
 
     cfg = t5_base()                       # transformers.T5Config of T5-base
     n_params(meta(transformers.T5Model, cfg)) == 222_903_552
@@ -7,12 +8,23 @@
 full-size models cost nothing); `small_*` are the configs the numerics tests run. Counting
 follows `model.parameters()`, which yields a tied or shared tensor once (T5's `shared`
 embedding is the encoder's and the decoder's `embed_tokens`).
+
+A comparison (tests/test_llm_numerics.py, test_gemma2.py):
+
+    hf = random_hf(transformers.LlamaForCausalLM, cfg)      # seed 0, then perturbed(seed=1)
+    graph, net, src = generated(graphspec.load("llama2_7b", SMALL_SET), "default")
+    assert hf_logits_error(hf, net, graph, ids) < 1e-5      # HF's weights mapped in, strict
+    assert round_trip_mismatches(net, graph, "llama", hf) == []
 """
 
 from __future__ import annotations
 
 import torch
 import transformers
+from graphspec.codegen import emit, load
+
+from graphspec.interpret import run
+from graphspec.weights import from_graphspec, to_graphspec
 
 # T5-base (Raffel et al. 2020, Table 14 "Base": d_model 768, d_ff 3072, d_kv 64, 12 heads, 12 + 12
 # layers; 32 buckets, max distance 128; the SentencePiece vocabulary padded to 32128).
@@ -63,6 +75,56 @@ def perturbed(model, seed=0):
         for p in model.parameters():
             p.add_(0.02 * torch.randn(p.shape, generator=g))
     return model.eval()
+
+
+def random_hf(cls, cfg, seed=0, noise_seed=1):
+    """`cls(cfg)` with its own random init under torch's global `seed`, then `perturbed`."""
+    torch.manual_seed(seed)
+    return perturbed(cls(cfg), seed=noise_seed)
+
+
+# -- graphspec's side ----------------------------------------------------------------------
+def pipeline(graph, passes: str):
+    """`graph` after the pass pipeline `passes` ("none": as lowered)."""
+    if passes == "none":
+        return graph
+    from graphspec.passes import run_pipeline
+
+    return run_pipeline(graph, passes)[0]
+
+
+def generated(m, passes: str = "none"):
+    """(graph, module, source): the loaded spec `m`'s graph after `passes` and the generated
+    PyTorch module built from it (its own init), in eval mode."""
+    graph = pipeline(m.graph, passes)
+    gen = emit(graph, m.spec)
+    return graph, getattr(load(gen.source), gen.class_name)().eval(), gen.source
+
+
+def rel_err(got, want) -> float:
+    """max |got - want| / max |want|."""
+    return ((got - want).abs().max() / want.abs().max()).item()
+
+
+def hf_logits_error(hf, net, graph, ids, family=None) -> float:
+    """HF's weights mapped into `net` by graphspec.weights (strict), both run on the token `ids`:
+    the relative error (`rel_err`) of net's logits against HF's."""
+    net.load_state_dict(to_graphspec(hf, graph, family), strict=True)
+    with torch.no_grad():
+        return rel_err(net(ids), hf(input_ids=ids).logits)
+
+
+def interpreted(graph, ids, params):
+    """The IR interpreter's first output on the token `ids` with `params` (by full name)."""
+    return next(iter(run(graph, {graph.inputs[0].name: ids}, params).values()))
+
+
+def round_trip_mismatches(net, graph, family, hf) -> list[str]:
+    """net's state dict mapped back to HF's names: the keys missing, extra or not equal bit for
+    bit to HF's own tensors ([] when the mapping is exact both ways)."""
+    back, want = from_graphspec(net.state_dict(), graph, family, like=hf.state_dict()), hf.state_dict()
+    return sorted(k for k in set(back) | set(want) if k not in back or k not in want
+                  or not torch.equal(back[k], want[k]))
 
 
 # `graphspec import` (tests/test_hf_import.py): per model_type, the Config class, the model class

@@ -18,17 +18,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from graphspec.codegen import emit, load
 
 import graphspec
-from graphspec.interpret import run
+from graphspec.interpret import init_params
 from graphspec.weights import from_graphspec, to_graphspec
 
 transformers = pytest.importorskip("transformers")
 _ref = importlib.util.spec_from_file_location("graphspec_test_reference_hf", Path(__file__).with_name("reference_hf.py"))
 hf_ref = importlib.util.module_from_spec(_ref)
 _ref.loader.exec_module(hf_ref)
-meta, n_params, perturbed = hf_ref.meta, hf_ref.n_params, hf_ref.perturbed
+meta, n_params, rel_err, interpreted = hf_ref.meta, hf_ref.n_params, hf_ref.rel_err, hf_ref.interpreted
 
 # Gemma 2 2B as released (Table 1 of the paper; HF's config): query_pre_attn_scalar 256 = head_dim
 GEMMA2_2B = dict(vocab_size=256000, hidden_size=2304, intermediate_size=9216, num_hidden_layers=26,
@@ -47,12 +46,7 @@ def config(**kw):
 
 
 def hf_small():
-    torch.manual_seed(0)
-    return perturbed(transformers.Gemma2ForCausalLM(config(**SMALL)), seed=1)
-
-
-def rel_err(a, b) -> float:
-    return ((a - b).abs().max() / b.abs().max()).item()
+    return hf_ref.random_hf(transformers.Gemma2ForCausalLM, config(**SMALL))
 
 
 def test_gemma2_2b_params_equal_hugging_face_on_meta():
@@ -76,14 +70,7 @@ def test_macs_equal_flop_counter_on_two_layers():
 
 
 def generated(passes: str):
-    m = graphspec.load("gemma2_2b", SMALL_SET)
-    graph = m.graph
-    if passes != "none":
-        from graphspec.passes import run_pipeline
-
-        graph, _ = run_pipeline(graph, passes)
-    gen = emit(graph, m.spec)
-    return graph, getattr(load(gen.source), gen.class_name)().eval(), gen.source
+    return hf_ref.generated(graphspec.load("gemma2_2b", SMALL_SET), passes)
 
 
 @pytest.mark.parametrize("passes", ["none", "default"])
@@ -92,15 +79,9 @@ def test_generated_module_matches_gemma2(passes):
     assert hf.config.layer_types[:2] == ["sliding_attention", "full_attention"]
     graph, net, src = generated(passes)
     assert src.count("class Block(") == 1 and "sliding_window=4 if i % 2 == 0 else None" in src
-    net.load_state_dict(to_graphspec(hf, graph), strict=True)
     ids = torch.randint(0, 120, (2, 12), generator=torch.Generator().manual_seed(2))
-    with torch.no_grad():
-        want = hf(input_ids=ids).logits
-        got = net(ids)
-    assert rel_err(got, want) < RTOL
-    back = from_graphspec(net.state_dict(), graph, "llama", like=hf.state_dict())
-    assert set(back) == set(hf.state_dict())
-    assert all(torch.equal(back[k], v) for k, v in hf.state_dict().items())
+    assert hf_ref.hf_logits_error(hf, net, graph, ids) < RTOL
+    assert hf_ref.round_trip_mismatches(net, graph, "llama", hf) == []
 
 
 def test_interpreter_matches_gemma2():
@@ -108,8 +89,7 @@ def test_interpreter_matches_gemma2():
     m = graphspec.load("gemma2_2b", SMALL_SET)
     ids = torch.randint(0, 120, (2, 12), generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
-        out = run(m.graph, {m.graph.inputs[0].name: ids}, to_graphspec(hf, m.graph))
-        assert rel_err(next(iter(out.values())), hf(input_ids=ids).logits) < RTOL
+        assert rel_err(interpreted(m.graph, ids, to_graphspec(hf, m.graph)), hf(input_ids=ids).logits) < RTOL
 
 
 def test_every_construct_matters():
@@ -122,8 +102,7 @@ def test_every_construct_matters():
         for change in (["decoder.attention=causal"], ["decoder.attention=pattern(causal, sliding(4))"],
                        ["cap=50"], ["final_cap=30"]):
             m = graphspec.load("gemma2_2b", SMALL_SET + change)
-            out = run(m.graph, {m.graph.inputs[0].name: ids}, to_graphspec(hf, m.graph))
-            assert rel_err(next(iter(out.values())), want) > 1e-3, change
+            assert rel_err(interpreted(m.graph, ids, to_graphspec(hf, m.graph)), want) > 1e-3, change
 
 
 def test_offset_norms_start_at_hugging_faces_init():
@@ -144,6 +123,35 @@ def test_offset_norms_start_at_hugging_faces_init():
         assert set(got) == set(want) and all(torch.equal(got[k], want[k]) for k in want)
 
 
+def test_interpreter_draw_agrees_with_generated_module_and_hugging_face():
+    """init_params draws each rms_norm(offset=1) scale w around the generated module's init, 0
+    (HF's too), as it draws an nn.RMSNorm's around 1: (offset + w) ≈ 1 either way (it drew
+    1 + N(0, 0.1²) before, a scale of 2). With one seed's draw, the interpreter, the generated
+    module and Gemma2ForCausalLM agree. Gemma 2's own caps (50, 30): at this draw's scale the
+    small test caps saturate (every logit ±0.2)."""
+    for name, sets in (("gemma2_2b", SMALL_SET), ("llama2_7b", ["vocab=120", "d=64", "d_ff=96", "L=2", "h=8"])):
+        m = graphspec.load(name, sets)
+        params = init_params(m.graph, seed=0)
+        _, net, _ = hf_ref.generated(m)
+        norms = {k: v for k, v in net.state_dict().items() if "norm" in k}
+        assert len(norms) == {"gemma2_2b": 4 * 4 + 1, "llama2_7b": 2 * 2 + 1}[name]
+        for k, init in norms.items():  # 0.1·N(0, 1) over 64 entries: |mean| < 0.03, max < 0.37 here
+            assert (params[k] - init).mean().abs() < 0.1 and (params[k] - init).abs().max() < 0.5, (name, k)
+    m = graphspec.load("gemma2_2b", SMALL_SET + ["cap=50", "final_cap=30"])
+    params = init_params(m.graph, seed=0)
+    graph, net, _ = hf_ref.generated(m)
+    net.load_state_dict(params, strict=True)
+    hf = transformers.Gemma2ForCausalLM(config(**{**SMALL, "attn_logit_softcapping": 50.0,
+                                                  "final_logit_softcapping": 30.0})).eval()
+    hf.load_state_dict(from_graphspec(params, graph, "llama", like=hf.state_dict()), strict=True)
+    ids = torch.randint(0, 120, (2, 12), generator=torch.Generator().manual_seed(8))
+    with torch.no_grad():
+        want = hf(input_ids=ids).logits
+        assert want.abs().max() > 1  # not squashed by the cap
+        assert rel_err(interpreted(graph, ids, params), want) < RTOL
+        assert rel_err(net(ids), want) < RTOL
+
+
 @pytest.mark.parametrize("passes", ["none", "default"])
 def test_onnx_matches_gemma2(passes):
     """onnxruntime runs the exported graph (sliding and global layers, both soft-caps, sandwich
@@ -152,11 +160,7 @@ def test_onnx_matches_gemma2(passes):
     from graphspec.backends import onnx as gx
 
     hf = hf_small()
-    graph = graphspec.load("gemma2_2b", SMALL_SET).graph
-    if passes != "none":
-        from graphspec.passes import run_pipeline
-
-        graph, _ = run_pipeline(graph, passes)
+    graph = hf_ref.pipeline(graphspec.load("gemma2_2b", SMALL_SET).graph, passes)
     params = {k: v.numpy() for k, v in to_graphspec(hf, graph).items()}
     ids = torch.randint(0, 120, (2, 12), generator=torch.Generator().manual_seed(5))
     (got,) = gx.run(gx.export(graph, params), {graph.inputs[0].name: ids.numpy()})
@@ -184,10 +188,8 @@ def test_tvm_llvm_matches_gemma2():
     pytest.importorskip("tvm")
     from graphspec.backends import tvm as gt
 
-    from graphspec.passes import run_pipeline
-
     hf = hf_small()
-    graph, _ = run_pipeline(graphspec.load("gemma2_2b", SMALL_SET).graph, "default")
+    graph = hf_ref.pipeline(graphspec.load("gemma2_2b", SMALL_SET).graph, "default")
     params = {k: v.numpy() for k, v in to_graphspec(hf, graph).items()}
     ids = torch.randint(0, 120, (2, 12), generator=torch.Generator().manual_seed(7))
     low = gt.lower(graph)
