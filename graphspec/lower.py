@@ -25,6 +25,7 @@ from graphspec.ops import ShapeError, get
 from graphspec.spec import Attn, ModelSpec, SpecError, StackSpec
 from graphspec.spec.errors import Loc
 from graphspec.vocab import attention, blocks, norms, positions, stages
+from graphspec.vocab.heads import HeadAt, use_of
 
 SYMBOLS = {name: sympy.Symbol(name, positive=True, integer=True) for name in ("B", "N", "T", "H", "W")}
 
@@ -92,7 +93,6 @@ def lower(spec: ModelSpec, symbolic: bool = False) -> Graph:
     encoder = next((s for s in spec.stacks if s.role == "encoder"), None)
     decoder = next((s for s in spec.stacks if s.role == "decoder"), None)
     two = encoder is not None and decoder is not None
-    outputs: list[str] = []
 
     pos = None
     if inp.kind == "image":
@@ -132,18 +132,8 @@ def lower(spec: ModelSpec, symbolic: bool = False) -> Graph:
             tgt = b.emit("input", (), "tgt", shape=(B, T), kind="tokens")
             x = _token_embed(b, spec, tgt, first=False)
         x, _ = _stack(b, spec, decoder, x, None, prefix="decoder" if two else "", memory=memory)
-    if spec.head.kind == "segmentation":
-        b.loc = spec.loc("head")
-        b.g.outputs = (lower_cnn.segmentation_head(b, spec, outs or [x], b.g.meta["grid"]),)
-        return b.g
-    if spec.head.kind == "detection":
-        b.loc = spec.loc("head")
-        b.g.outputs = tuple(lower_cnn.detection_head(b, spec, outs or [x]))
-        return b.g
-    x, extra = _head(b, spec, x)
-    outputs.append(x)
-    outputs.extend(extra)
-    b.g.outputs = tuple(outputs)
+    b.loc = spec.loc("head")
+    b.g.outputs = tuple(use_of(spec.head).lower(b, HeadAt(spec, outs), x))
     return b.g
 
 
@@ -350,33 +340,3 @@ def lower_attention_block(dim: Any, heads: Any, grid: tuple, window: Any = None,
     y = m.lower(b, layer, x, x, "attn")
     b.g.outputs = (y,)
     return b.g
-
-
-# -- heads -------------------------------------------------------------------------------------
-def _head(b: Builder, spec: ModelSpec, x: str) -> tuple[str, list[str]]:
-    h = spec.head
-    b.loc = spec.loc("head")
-    dim = b.shape(x)[-1]
-    if h.kind == "lm":
-        if h.tied:  # the output projection shares the token embedding (Vaswani §3.4, GPT)
-            y = b.emit("linear", (x,), "lm_head", out_features=spec.embed.vocab, bias=h.bias, in_features=dim,
-                       weights="embed_tokens" if _flat_embedding(spec) else "embed.tokens")
-        else:
-            y = b.emit("linear", (x,), "lm_head", out_features=spec.embed.vocab, bias=h.bias, in_features=dim)
-        if h.softcap:  # final logit soft-capping, tanh(z / cap)·cap (Gemma 2 §2; HF final_logit_softcapping)
-            y = b.emit("softcap", (y,), "logits", cap=h.softcap)
-        return y, []
-    if h.kind == "classifier" and len(b.shape(x)) == 4:  # a CNN: global average pool, torchvision's `fc`
-        pooled = b.emit("global_pool", (x,), "avgpool")
-        return b.emit("linear", (pooled,), "fc", out_features=h.classes, bias=True, in_features=b.shape(x)[1]), []
-    if h.kind == "classifier":
-        pooled = b.emit("select" if h.pool == "cls" else "mean", (x,), "pool", **({"index": 0} if h.pool == "cls" else {"dim": 1}))
-        y = b.emit("linear", (pooled,), "head", out_features=h.classes, bias=True, in_features=dim)
-        return y, []
-    if h.kind == "pooler":  # BERT: tanh(W h_[CLS] + b)
-        with b.module("pooler", "Pooler", dim=dim):
-            first = b.emit("select", (x,), "first", index=0)
-            y = b.emit("linear", (first,), "dense", out_features=dim, bias=True, in_features=dim)
-            y = b.emit("tanh", (y,), "act")
-        return x, [y]
-    return x, []

@@ -44,6 +44,8 @@ def spec_text(example: str) -> str:
         return IMAGE.replace("\n  EXTRA", "").replace("dim=16)", f"dim=16, pos={value})", 1)
     if key == "pos":
         return TOKENS.replace("\n  EXTRA", "").replace("dim=32)", f"dim=32, pos={value})", 1)
+    if key == "head":  # a head replaces the spec's own
+        return TOKENS.replace("\n  EXTRA", "").replace("head: lm(tied=true)", example)
     if key == "downsample":
         return IMAGE.replace("EXTRA", f"attention: windowed(4)\n  {example}")
     if value.startswith(("windowed", "shifted_windows", "spatial_reduction")):

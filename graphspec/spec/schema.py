@@ -31,8 +31,6 @@ INPUTS = {"tokens": ("seq_len", "tgt_len", "batch"), "image": ("img_size", "chan
 EMBEDS = {"tokens": ("vocab", "dim", "pos", "types", "norm", "scale", "dropout", "eps"),
           "patches": ("patch", "dim", "pos", "cls_token", "norm", "dropout", "eps"),
           "project": ("dim", "pos", "dropout")}
-HEADS = {"lm": ("tied", "bias", "softcap"), "classifier": ("classes", "pool"), "pooler": (), "none": (),
-         "detection": ("classes", "box_layers"), "segmentation": ("classes", "decoder", "channels")}
 
 
 def validate(raw: RawSpec) -> ModelSpec:
@@ -85,6 +83,7 @@ def validate(raw: RawSpec) -> ModelSpec:
 
 from graphspec.spec.backbone import read_backbone  # noqa: E402  (uses _Reader)
 from graphspec.spec.stack import check_vocab, read_stack  # noqa: E402  (uses StackSpec)
+from graphspec.vocab import heads  # noqa: E402  (the head constructs)
 
 
 def _input(r: _Reader, v: Any) -> InputSpec:
@@ -135,28 +134,12 @@ def _missing(r: _Reader, path: tuple, key: str, kind: str) -> Any:
 
 
 def _head(r: _Reader, v: Any) -> HeadSpec:
-    kind, a = r.call(v, ("head",), HEADS, "head")
-    p = ("head",)
-    if kind == "classifier":
-        classes = r.typed(a.get("classes", r.env.get("classes", 1000)), p, int, "classes", minimum=1)
-        pool = r.choice(a.get("pool", "cls"), p, ("cls", "mean"), "pooling")
-        return HeadSpec("classifier", classes=classes, pool=pool)
-    if kind == "lm":
-        tied, bias = r.typed(a.get("tied", True), p, bool, "tied"), r.typed(a.get("bias", False), p, bool, "bias")
-        if tied is True and bias is True:  # the shared weight is the embedding's, which has no bias
-            r.diags.add(r.raw.loc(*p), "a tied LM head has no bias of its own (it reuses the token "
-                        "embedding's weight)", "write lm(tied=false, bias=true) or lm(tied=true)")
-        cap = a.get("softcap")
-        cap = None if cap is None else r.typed(cap, p, float, "softcap", minimum=1e-6)
-        return HeadSpec("lm", tied=tied, bias=bias, softcap=cap)
-    if kind == "detection":  # DETR: class linear (classes incl. "no object") and a box MLP
-        return HeadSpec("detection", classes=r.typed(a.get("classes", 92), p, int, "classes", minimum=1),
-                        box_layers=r.typed(a.get("box_layers", 3), p, int, "box_layers", minimum=1))
-    if kind == "segmentation":  # SETR: a convolutional decoder back to the image resolution
-        return HeadSpec("segmentation", classes=r.typed(a.get("classes", 150), p, int, "classes", minimum=1),
-                        decoder=r.choice(a.get("decoder", "naive"), p, ("naive", "pup", "mla"), "decoder"),
-                        channels=r.typed(a.get("channels", 256), p, int, "channels", minimum=1))
-    return HeadSpec(kind or "none")
+    """`head:` through the vocabulary (graphspec/vocab/heads.py): the construct and its arguments."""
+    kind, a = r.call(v, ("head",), heads.params(), "head")
+    use = heads.read(r, kind, a, ("head",))
+    if use is None:
+        return HeadSpec(kind or "none")
+    return HeadSpec(kind, use=use, **{k: x for k, x in use.args if k in HeadSpec.__dataclass_fields__})
 
 
 def _check_consistency(spec: ModelSpec, diags: Diagnostics) -> None:

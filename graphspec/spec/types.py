@@ -119,6 +119,7 @@ class HeadSpec:
     tied: bool = True
     bias: bool = False
     softcap: float | None = None  # lm: tanh soft-capping of the final logits (Gemma 2)
+    use: Any = field(default=None, repr=False)  # the head construct (graphspec/vocab/heads.py)
 
 
 @dataclass(frozen=True)

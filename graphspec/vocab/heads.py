@@ -1,0 +1,188 @@
+"""Output heads (`head: lm(tied=true)`, `classifier(1000, pool=mean)`, `mlm(gelu, eps=1e-12)`).
+
+A head reads the last stack's output `x` (B, N, d) (or a CNN's map) and gives the model's
+outputs. Context of a head's lowering: `HeadAt(spec, taps)`, the spec (its embedding's vocab
+and the name of the token table a tied head shares) and the per-layer outputs some heads decode
+(DETR's decoder layers, SETR's MLA streams). A head returns the graph's outputs, first the one
+`graphspec run` shows.
+
+`head:` is read as a call form with `graphspec.spec.reader._Reader.call` (so that `--set
+head.classes=21841` may repeat a positional argument by name), then each argument is checked
+against its `Arg` here (`read`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphspec.vocab.registry import KINDS, REQUIRED, Arg, Use, construct
+
+
+@dataclass(frozen=True)
+class HeadAt:
+    spec: Any  # graphspec.spec.ModelSpec
+    taps: list[str] = field(default_factory=list)  # per-layer outputs (DETR, SETR-MLA); [] otherwise
+
+
+def _tied_name(spec) -> str:
+    """The token table a tied head reads: `embed_tokens` at the root under `names: hf`."""
+    from graphspec.lower import _flat_embedding
+
+    return "embed_tokens" if _flat_embedding(spec) else "embed.tokens"
+
+
+def _check_lm(a: dict) -> list:
+    if a["tied"] is True and a["bias"] is True:  # the shared weight is the embedding's, which has no bias
+        return [("bias", "a tied LM head has no bias of its own (it reuses the token embedding's weight)",
+                 "write lm(tied=false, bias=true) or lm(tied=true)")]
+    return []
+
+
+@construct("head", "lm", Arg("tied", bool, True, doc="share the token embedding's weight (counted once)"),
+           Arg("bias", bool, False, doc="a bias of size vocab (untied heads only)"),
+           Arg("softcap", float, None, minimum=1e-6, doc="tanh(z / cap)·cap on the logits (Gemma 2)"),
+           Arg("scale", float, None, doc="multiply the final hidden state by this before the "
+               "projection (T5: d_model**-0.5)"),
+           check=_check_lm, example="head: lm(tied=true)")
+def lm(b, use, ctx, x):
+    """Logits over the vocabulary: Linear d -> vocab, tied to the token embedding (Vaswani §3.4,
+    GPT) or its own; `scale` first multiplies the hidden state (T5ForConditionalGeneration's
+    d_model^-0.5 before its tied head), `softcap` caps the logits (Gemma 2 §2)."""
+    spec, dim = ctx.spec, b.shape(x)[-1]
+    if use["scale"] is not None:  # NB: elementwise, no MAC under `macs` (one per element under `all`)
+        x = b.emit("scale", (x,), "lm_scale", k=use["scale"])
+    if use["tied"]:
+        y = b.emit("linear", (x,), "lm_head", out_features=spec.embed.vocab, bias=use["bias"], in_features=dim,
+                   weights=_tied_name(spec))
+    else:
+        y = b.emit("linear", (x,), "lm_head", out_features=spec.embed.vocab, bias=use["bias"], in_features=dim)
+    if use["softcap"]:  # final logit soft-capping, tanh(z / cap)·cap (Gemma 2 §2; HF final_logit_softcapping)
+        y = b.emit("softcap", (y,), "logits", cap=use["softcap"])
+    return (y,)
+
+
+@construct("head", "classifier", Arg("classes", int, 1000, minimum=1, doc="number of classes; default the "
+                                     "spec's `classes` variable, else 1000"),
+           Arg("pool", str, "cls", choices=("cls", "mean"), doc="the class token (cls) or the token mean"),
+           hooks={"defaults": lambda env: {"classes": env.get("classes", 1000)}},
+           example="head: classifier(10, pool=mean)")
+def classifier(b, use, ctx, x):
+    """Linear d -> classes on the class token (`cls`, ViT) or the token mean (`mean`, Swin); on a
+    CNN's map, global average pooling and torchvision's `fc`."""
+    if len(b.shape(x)) == 4:  # a CNN: global average pool, torchvision's `fc`
+        pooled = b.emit("global_pool", (x,), "avgpool")
+        return (b.emit("linear", (pooled,), "fc", out_features=use["classes"], bias=True, in_features=b.shape(x)[1]),)
+    cls = use["pool"] == "cls"
+    pooled = b.emit("select" if cls else "mean", (x,), "pool", **({"index": 0} if cls else {"dim": 1}))
+    return (b.emit("linear", (pooled,), "head", out_features=use["classes"], bias=True, in_features=b.shape(x)[-1]),)
+
+
+@construct("head", "pooler", example="head: pooler")
+def pooler(b, use, ctx, x):
+    """BERT's pooler tanh(W h_[CLS] + b) (Devlin et al. §3), returned beside the sequence output."""
+    dim = b.shape(x)[-1]
+    with b.module("pooler", "Pooler", dim=dim):
+        first = b.emit("select", (x,), "first", index=0)
+        y = b.emit("linear", (first,), "dense", out_features=dim, bias=True, in_features=dim)
+        y = b.emit("tanh", (y,), "act")
+    return (x, y)
+
+
+@construct("head", "none", example="head: none")
+def none(b, use, ctx, x):
+    """No head: the last stack's output (after its final norm, if any)."""
+    return (x,)
+
+
+@construct("head", "detection", Arg("classes", int, 92, minimum=1, doc="class logits, with DETR's 'no object'"),
+           Arg("box_layers", int, 3, minimum=1, doc="layers of the box MLP"),
+           example="spec: detr_r50")
+def detection(b, use, ctx, x):
+    """DETR's prediction FFNs (Carion et al. 2020 §3.2): class logits and a box MLP with a
+    sigmoid, for the last decoder layer (and every layer with auxiliary outputs)."""
+    from graphspec.lower_cnn import detection_head
+
+    return tuple(detection_head(b, ctx.spec, ctx.taps or [x]))
+
+
+@construct("head", "segmentation", Arg("classes", int, 150, minimum=1, doc="segmentation classes (ADE20K: 150)"),
+           Arg("decoder", str, "naive", choices=("naive", "pup", "mla"), doc="SETR's decoder (§3.3)"),
+           Arg("channels", int, 256, minimum=1, doc="the decoder's width"),
+           example="spec: setr_naive")
+def segmentation(b, use, ctx, x):
+    """SETR's convolutional decoder back to the image resolution (Zheng et al. 2021 §3.3)."""
+    from graphspec.lower_cnn import segmentation_head
+
+    return (segmentation_head(b, ctx.spec, ctx.taps or [x], b.g.meta["grid"]),)
+
+
+@construct("head", "mlm", Arg("act", "act", "gelu"), Arg("eps", float, 1e-12, minimum=0, doc="the LayerNorm's ε"),
+           example="head: mlm(gelu, eps=1e-12)", module="MaskedLMHead", attr="mlm",
+           doc_class="BERT's masked-LM head (Devlin et al. §3.1): dense, activation and LayerNorm, then "
+                     "logits through the token embedding's weight plus a bias of its own.")
+def mlm(b, use, ctx, x):
+    """BERT's masked-LM head (BertOnlyMLMHead): Linear d -> d, the activation, LayerNorm, then a
+    decoder tied to the token embedding with its own bias of size vocab."""
+    spec, dim = ctx.spec, b.shape(x)[-1]
+    vocab = spec.embed.vocab
+    with b.module("mlm", "MaskedLMHead", dim=dim, vocab=vocab, act=use["act"].name):
+        h = b.emit("linear", (x,), "dense", out_features=dim, bias=True, in_features=dim)
+        h = use["act"].lower(b, ctx, h)
+        h = b.emit("layer_norm", (h,), "norm", dim=dim, eps=use["eps"])
+        y = b.emit("linear", (h,), "decoder", out_features=vocab, bias=False, in_features=dim,
+                   weights=_tied_name(spec))
+        bias = b.emit("parameter", (), "bias", shape=(vocab,), init="zeros")
+        y = b.emit("add", (y, bias), "logits")
+    return (y,)
+
+
+# -- reading `head:` ----------------------------------------------------------------------------
+WHAT = {"pool": "pooling"}  # how a value's error names the argument
+
+
+def params() -> dict[str, tuple[str, ...]]:
+    """{head: its argument names, in positional order}, for `_Reader.call`."""
+    return {name: tuple(a.name for a in c.args) for name, c in KINDS["head"].items()}
+
+
+def read(r, name: str, given: dict[str, Any], path: tuple) -> Use | None:
+    """The `Use` of head `name` with the arguments `given` (from `_Reader.call`) checked against
+    the construct's `Arg`s; None where one is bad (reported in `r.diags`)."""
+    from graphspec.spec.reader import _BAD
+    from graphspec.vocab.registry import read as read_construct
+
+    c = KINDS["head"].get(name or "none")
+    if c is None or not name:
+        return None
+    defaults = c.hooks["defaults"](r.env) if "defaults" in c.hooks else {}
+    out: dict[str, Any] = {}
+    for a in c.args:
+        v = given.get(a.name, defaults.get(a.name, a.default))
+        if a.kind is not None:  # a construct (mlm's activation)
+            v = read_construct(r, v, path, a.kind, f"{name}() argument `{a.name}`") or _BAD
+        elif v is REQUIRED:
+            r.diags.add(r.raw.loc(*path), f"{name}() needs `{a.name}`", f"write {c.signature()}")
+            v = _BAD
+        elif v is None and a.default is None:
+            pass  # an optional argument left out or `none` (softcap, scale)
+        elif a.type is str:
+            v = r.choice(v, path, a.choices, WHAT.get(a.name, a.name))
+        else:
+            v = r.typed(v, path, a.type, a.name, minimum=a.minimum)
+        out[a.name] = v
+    if any(v is _BAD for v in out.values()):
+        return None
+    for _arg, msg, fix in (c.check(out) if c.check else []):
+        r.diags.add(r.raw.loc(*path), msg, fix)
+    return Use(c, tuple(out.items()), r.raw.loc(*path))
+
+
+def use_of(head) -> Use:
+    """The `Use` a `HeadSpec` stands for (one built in Python, `HeadSpec("none")`, has none)."""
+    if head.use is not None:
+        return head.use
+    from graphspec.vocab.registry import use
+
+    return use("head", head.kind, **{a.name: getattr(head, a.name) for a in KINDS["head"][head.kind].args
+                                     if hasattr(head, a.name)})
+
