@@ -11,15 +11,20 @@ with the default pipeline, and the IR interpreter agrees too.
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import pytest
 import torch
-from graphspec.codegen import emit, load
 
 import graphspec
-from graphspec.interpret import run
-from graphspec.weights import from_graphspec, to_graphspec
+from graphspec.weights import to_graphspec
 
 transformers = pytest.importorskip("transformers")
+_ref = importlib.util.spec_from_file_location("graphspec_test_reference_hf", Path(__file__).with_name("reference_hf.py"))
+hf_ref = importlib.util.module_from_spec(_ref)
+_ref.loader.exec_module(hf_ref)
+rel_err, hf_logits_error, interpreted = hf_ref.rel_err, hf_ref.hf_logits_error, hf_ref.interpreted
 RTOL = 1e-5
 SMALL = dict(vocab_size=120, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=8,
              tie_word_embeddings=False, attention_dropout=0.0)
@@ -45,28 +50,11 @@ PASSES = ["none", "default"]
 def hf_model(name: str):
     model_cls, cfg_cls, extra, _ = FAMILIES[name]
     cfg = getattr(transformers, cfg_cls)(**{**SMALL, **extra}, attn_implementation="eager")
-    torch.manual_seed(0)
-    model = getattr(transformers, model_cls)(cfg)
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.02 * torch.randn(p.shape, generator=g))
-    return model.eval()
+    return hf_ref.random_hf(getattr(transformers, model_cls), cfg)
 
 
 def generated(name: str, passes: str):
-    m = graphspec.load(name, FAMILIES[name][3])
-    graph = m.graph
-    if passes != "none":
-        from graphspec.passes import run_pipeline
-
-        graph, _ = run_pipeline(graph, passes)
-    gen = emit(graph, m.spec)
-    return graph, getattr(load(gen.source), gen.class_name)().eval(), gen.source
-
-
-def rel_err(a, b) -> float:
-    return ((a - b).abs().max() / b.abs().max()).item()
+    return hf_ref.generated(graphspec.load(name, FAMILIES[name][3]), passes)
 
 
 @pytest.mark.parametrize("passes", PASSES)
@@ -76,15 +64,9 @@ def test_generated_module_matches_hugging_face(name, passes):
     graph, net, _ = generated(name, passes)
     if passes != "none":  # fuse_qkv packed q_proj|k_proj|v_proj (GQA: (h + 2·kv)·d rows) into qkv_proj
         assert "layers.0.self_attn.qkv_proj" in graph and "layers.0.self_attn.q_proj.weight" not in net.state_dict()
-    net.load_state_dict(to_graphspec(hf, graph), strict=True)
     ids = torch.randint(0, 120, (2, 12), generator=torch.Generator().manual_seed(2))
-    with torch.no_grad():
-        want = hf(input_ids=ids).logits
-        got = net(ids)
-        assert rel_err(got, want) < RTOL
-        back = from_graphspec(net.state_dict(), graph, "phi" if name == "phi2" else "llama", like=hf.state_dict())
-        assert set(back) == set(hf.state_dict())
-        assert all(torch.equal(back[k], v) for k, v in hf.state_dict().items())
+    assert hf_logits_error(hf, net, graph, ids) < RTOL
+    assert hf_ref.round_trip_mismatches(net, graph, "phi" if name == "phi2" else "llama", hf) == []
 
 
 @pytest.mark.parametrize("name", sorted(FAMILIES))
@@ -93,8 +75,7 @@ def test_interpreter_matches_hugging_face(name):
     m = graphspec.load(name, FAMILIES[name][3])
     ids = torch.randint(0, 120, (1, 12), generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
-        out = run(m.graph, {m.graph.inputs[0].name: ids}, to_graphspec(hf, m.graph))
-        assert rel_err(next(iter(out.values())), hf(input_ids=ids).logits) < RTOL
+        assert rel_err(interpreted(m.graph, ids, to_graphspec(hf, m.graph)), hf(input_ids=ids).logits) < RTOL
 
 
 def test_sliding_window_is_shorter_than_the_sequence():
@@ -103,8 +84,7 @@ def test_sliding_window_is_shorter_than_the_sequence():
     graph, net, _ = generated("mistral_7b", "none")
     net.load_state_dict(to_graphspec(hf, graph))
     m = graphspec.load("mistral_7b", FAMILIES["mistral_7b"][3][:-2] + ["window=12", "seq_len=12"])
-    gen = emit(m.graph, m.spec)
-    wide = getattr(load(gen.source), gen.class_name)().eval()
+    _, wide, _ = hf_ref.generated(m)
     wide.load_state_dict(net.state_dict())
     ids = torch.randint(0, 120, (1, 12), generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
@@ -146,23 +126,10 @@ def test_qk_norm_head_dim_and_tied_head_match_qwen3(tmp_path, passes):
     cfg = transformers.Qwen3Config(vocab_size=120, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
                                    num_attention_heads=4, num_key_value_heads=2, head_dim=24, rms_norm_eps=1e-6,
                                    tie_word_embeddings=True, attn_implementation="eager")
-    torch.manual_seed(0)
-    hf = transformers.Qwen3ForCausalLM(cfg).eval()
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in hf.parameters():
-            p.add_(0.02 * torch.randn(p.shape, generator=g))
+    hf = hf_ref.random_hf(transformers.Qwen3ForCausalLM, cfg)
     (tmp_path / "q.yaml").write_text(QWEN3_LIKE)
     m = graphspec.load(tmp_path / "q.yaml")
     assert m.params() == sum(p.numel() for p in hf.parameters())
-    graph = m.graph
-    if passes != "none":
-        from graphspec.passes import run_pipeline
-
-        graph, _ = run_pipeline(graph, passes)
-    gen = emit(graph, m.spec)
-    net = getattr(load(gen.source), gen.class_name)().eval()
-    net.load_state_dict(to_graphspec(hf, graph, "llama"), strict=True)
+    graph, net, _ = hf_ref.generated(m, passes)
     ids = torch.randint(0, 120, (2, 12), generator=torch.Generator().manual_seed(2))
-    with torch.no_grad():
-        assert rel_err(net(ids), hf(input_ids=ids).logits) < RTOL
+    assert hf_logits_error(hf, net, graph, ids, "llama") < RTOL

@@ -10,10 +10,12 @@ PEG, pre-norm blocks; not graphspec's code), whose output the generated module m
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
-from graphspec.codegen import emit, load
 from torch import nn
 
 import graphspec
@@ -141,8 +143,19 @@ def ref_to_graphspec(ref: RefTwins) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in out.items()}
 
 
+@pytest.fixture(scope="module")
+def hf_ref():
+    """tests/reference_hf.py (`generated`, `rel_err`); it imports transformers, which the hand
+    counts above do not need."""
+    pytest.importorskip("transformers")
+    spec = importlib.util.spec_from_file_location("graphspec_test_reference_hf", Path(__file__).with_name("reference_hf.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 @pytest.mark.parametrize("passes", ["none", "default"])
-def test_generated_module_matches_the_reference(passes):
+def test_generated_module_matches_the_reference(passes, hf_ref):
     m = graphspec.load("twins_pcpvt_s", SMALL)
     torch.manual_seed(0)
     ref = RefTwins().eval()
@@ -150,13 +163,7 @@ def test_generated_module_matches_the_reference(passes):
         for p in ref.parameters():
             p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
     assert m.params() == sum(p.numel() for p in ref.parameters())
-    graph = m.graph
-    if passes != "none":
-        from graphspec.passes import run_pipeline
-
-        graph, _ = run_pipeline(graph, passes)
-    gen = emit(graph, m.spec)
-    net = getattr(load(gen.source), gen.class_name)().eval()
+    graph, net, _ = hf_ref.generated(m, passes)
     sd = ref_to_graphspec(ref)
     if passes != "none":  # fuse_qkv keeps PVT's q apart and fuses k|v into attn.kv
         for k in [k for k in sd if ".attn.k." in k]:
@@ -165,4 +172,4 @@ def test_generated_module_matches_the_reference(passes):
     x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         want, got = ref(x), net(x)
-    assert ((got - want).abs().max() / want.abs().max()).item() < 1e-5
+    assert hf_ref.rel_err(got, want) < 1e-5
