@@ -4,6 +4,7 @@ Hugging Face.
     graphspec import config.json -o llama.yaml            # a HF config -> a readable spec
     graphspec export gpt2 --format hf -o out/              # out/config.json (AutoConfig loads it)
     graphspec export gpt2 --format hf -o out/ --weights build/gpt2-torch   # + out/model.safetensors
+    graphspec export llama2_7b --format hf -o out/ --weights w.safetensors --max-shard-size 5GB  # + shards, index
     graphspec import-weights gpt2 hf/model.safetensors -o weights.safetensors
 
 Config files and weights are data: JSON (at most 1 MiB) and safetensors only, never a pickle.
@@ -160,19 +161,43 @@ def _graph_for(model: graphspec.Model, keys: set[str]):
                     f"unexpected {sorted(keys - want)[:4]}")
 
 
+def _shard_size(ctx, param, value):
+    if value is None:
+        return None
+    from graphspec.interchange.hf_export import shard_size
+
+    try:
+        shard_size(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+    return value
+
+
 @click.command("export")
 @click.argument("spec")
 @click.option("--format", "fmt", type=click.Choice(["hf"]), required=True, help="hf: a Hugging Face model directory.")
 @click.option("-o", "--output", required=True, metavar="DIR", help="The directory to write (atomically).")
 @click.option("--weights", type=click.Path(path_type=Path), default=None,
               help="A build directory or a safetensors file of graphspec-named weights: writes model.safetensors.")
+@click.option("--max-shard-size", default=None, callback=_shard_size, metavar="SIZE",
+              help="Split the weights as save_pretrained does: 5GB, 500MB or bytes (default: transformers' 50GB).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a variable or field of the spec.")
 @click.option("--force", is_flag=True, help="Replace an existing output directory.")
 @user_errors
-def export_cmd(spec: str, fmt: str, output: str, weights: Path | None, overrides: tuple[str, ...], force: bool) -> None:
-    """SPEC as a Hugging Face model directory (config.json [+ model.safetensors])."""
-    from graphspec.interchange.hf_export import ExportError, to_hf_config, to_hf_weights
+def export_cmd(spec: str, fmt: str, output: str, weights: Path | None, max_shard_size: str | None,
+               overrides: tuple[str, ...], force: bool) -> None:
+    """SPEC as a Hugging Face model directory (config.json [+ model.safetensors, or shards
+    model-0000i-of-0000n.safetensors and model.safetensors.index.json])."""
+    from graphspec.interchange.hf_export import (
+        DEFAULT_SHARD_SIZE,
+        ExportError,
+        to_hf_config,
+        to_hf_weights,
+        write_hf_weights,
+    )
 
+    if max_shard_size is not None and weights is None:
+        raise UserError("--max-shard-size splits the weights: give --weights too")
     model = graphspec.load(spec, overrides)
     out = Path(output)
     _refuse_existing(out, force)
@@ -186,14 +211,13 @@ def export_cmd(spec: str, fmt: str, output: str, weights: Path | None, overrides
         raise UserError(str(e)) from None
     except ImportError as e:
         raise UserError(f"exporting weights needs transformers ({e}); pip install transformers") from None
+    files: list[str] = []
     with atomic_dir(out) as tmp:
         (tmp / "config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
         if hf is not None:
-            from safetensors.torch import save_file
-
-            save_file({k: v.contiguous() for k, v in hf.items()}, str(tmp / "model.safetensors"),
-                      metadata={"format": "pt"})
-    what = f"config.json ({cfg['architectures'][0]})" + (f", model.safetensors ({len(hf)} tensors)" if hf else "")
+            files = write_hf_weights(tmp, hf, cfg, max_shard_size or DEFAULT_SHARD_SIZE)
+    shards = f"{len(files) - 1} shards and {files[-1]}" if len(files) > 1 else "model.safetensors"
+    what = f"config.json ({cfg['architectures'][0]})" + (f", {shards} ({len(hf)} tensors)" if hf else "")
     click.echo(f"wrote {output}: {what}", err=True)
 
 

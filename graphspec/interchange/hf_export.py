@@ -20,7 +20,8 @@ is written as Llama (the same model); token ids as the family's defaults (GPT-2:
 
 Weights are mapped with graphspec/weights.py (`from_graphspec`), onto the parameter names of
 the HF model class built from the config on the meta device (transformers is needed for
-that step only), and written as safetensors (no pickle).
+that step only), and written as safetensors (no pickle): one model.safetensors, or shards and
+model.safetensors.index.json split as save_pretrained(max_shard_size=) splits (`write_hf_weights`).
 """
 
 from __future__ import annotations
@@ -333,7 +334,88 @@ def to_hf_weights(state: dict, graph, cfg: dict) -> dict:
     for k, v in out.items():
         if tuple(v.shape) != tuple(like[k].shape):
             raise ExportError(f"weight {k}: shape {tuple(v.shape)}, {cfg['architectures'][0]} wants {tuple(like[k].shape)}")
-    return out
+    return {k: out[k] for k in like if k in out}  # the HF model's state-dict order: save_pretrained shards in it
+
+
+# -- writing the weights as save_pretrained does ---------------------------------------------
+SIZE_UNITS = {"TB": 10**12, "GB": 10**9, "MB": 10**6, "KB": 10**3}  # huggingface_hub's: powers of 10
+DEFAULT_SHARD_SIZE = "50GB"  # transformers 5's save_pretrained(max_shard_size=...) (huggingface_hub's own: 5GB)
+INDEX = "model.safetensors.index.json"
+
+
+def shard_size(size: int | str) -> int:
+    """Bytes of a max shard size as save_pretrained takes it: an int (or digits) of bytes, or a
+    number and a unit the way huggingface_hub's parse_size_to_int reads it ("5GB", "500MB",
+    "1.5gb": TB, GB, MB, KB in powers of 10). ValueError, saying what is accepted, otherwise."""
+    text = str(size).strip()
+    try:
+        n = int(text) if text.isdigit() else int(float(text[:-2].strip()) * SIZE_UNITS[text[-2:].upper()])
+    except (KeyError, ValueError, OverflowError):
+        n = 0
+    if n < 1:
+        raise ValueError(f"{str(size)!r} is not a size: write a number of bytes or a number with a unit "
+                         "TB, GB, MB or KB, e.g. 5GB or 500MB (as save_pretrained's max_shard_size)")
+    return n
+
+
+def shards(tensors: dict, max_bytes: int) -> dict[str, list[str]]:
+    """File name -> tensor names, split as save_pretrained splits (huggingface_hub's
+    split_state_dict_into_shards): in order, a new shard where the next tensor would tip the
+    current one over `max_bytes`; a tensor larger than `max_bytes` gets a shard of its own, placed
+    before the one being filled. One shard is model.safetensors; n are
+    model-0000i-of-0000n.safetensors. A tensor's size is its bytes on disk (numel × itemsize)."""
+    done: list[list[str]] = []
+    cur: list[str] = []
+    size = 0
+    for k, v in tensors.items():
+        n = v.numel() * v.element_size()
+        if n > max_bytes:
+            done.append([k])
+            continue
+        if size + n > max_bytes:
+            done.append(cur)
+            cur, size = [], 0
+        cur.append(k)
+        size += n
+    if cur or not done:
+        done.append(cur)
+    if len(done) == 1:
+        return {"model.safetensors": done[0]}
+    return {f"model-{i + 1:05d}-of-{len(done):05d}.safetensors": names for i, names in enumerate(done)}
+
+
+def hf_num_parameters(cfg: dict) -> int:
+    """The HF model's `num_parameters()` (on the meta device): its parameters, tied ones once,
+    no buffers (DETR's frozen BatchNorm statistics are in its state dict, not in this count)."""
+    import torch
+    import transformers
+
+    with torch.device("meta"):
+        return hf_model_class(cfg)(transformers.AutoConfig.for_model(**cfg)).num_parameters()
+
+
+def write_hf_weights(directory, tensors: dict, cfg: dict, max_shard_size: int | str = DEFAULT_SHARD_SIZE) -> list[str]:
+    """`tensors` (HF names, state-dict order, from to_hf_weights) as safetensors files in
+    `directory`, with model.safetensors.index.json when there is more than one: {"metadata":
+    {"total_parameters", "total_size"}, "weight_map": name -> file}, as transformers 5's
+    save_pretrained writes it. Tied weights are not in `tensors` (to_hf_weights leaves them
+    out), so each is written once. The caller publishes `directory` atomically. Returns the file
+    names written."""
+    import json
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    files = shards(tensors, shard_size(max_shard_size))
+    for name, keys in files.items():
+        save_file({k: tensors[k].contiguous() for k in keys}, str(Path(directory) / name), metadata={"format": "pt"})
+    if len(files) == 1:
+        return list(files)
+    index = {"metadata": {"total_parameters": hf_num_parameters(cfg),
+                          "total_size": sum(v.numel() * v.element_size() for v in tensors.values())},
+             "weight_map": {k: name for name, keys in files.items() for k in keys}}
+    (Path(directory) / INDEX).write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+    return [*files, INDEX]
 
 
 def to_graphspec_weights(sd: dict, graph, mt: str) -> dict:
