@@ -100,6 +100,10 @@ RULES: dict[str, list[tuple[str, list[str], Any]]] = {
         (rf"blocks\.(\d+)\.mlp\.fc2\.{_P}", ["encoder.layer.{0}.output.dense.{1}"], "copy"),
         (rf"blocks\.(\d+)\.norm2\.{_P}", ["encoder.layer.{0}.output.LayerNorm.{1}"], "copy"),
         (rf"pooler\.dense\.{_P}", ["pooler.dense.{0}"], "copy"),
+        # head: mlm (BertForMaskedLM's cls.predictions; its decoder is the word embedding's weight)
+        (rf"mlm\.dense\.{_P}", ["=cls.predictions.transform.dense.{0}"], "copy"),
+        (rf"mlm\.norm\.{_P}", ["=cls.predictions.transform.LayerNorm.{0}"], "copy"),
+        (r"mlm_bias", ["=cls.predictions.bias"], "copy"),
     ],
     "gpt2": [
         (r"embed\.tokens\.weight", ["wte.weight"], "copy"),

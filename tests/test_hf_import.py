@@ -177,7 +177,9 @@ BAD = [  # (config, the words the message must hold)
     ({"model_type": "gpt2", "scale_attn_by_inverse_layer_idx": True}, "option scale_attn_by_inverse_layer_idx"),
     ({"model_type": "qwen2", "use_sliding_window": True}, "option use_sliding_window = true"),
     ({"model_type": "t5", "feed_forward_proj": "gated-gelu"}, "option feed_forward_proj = \"gated-gelu\""),
-    ({"model_type": "bert", "architectures": ["BertForMaskedLM"]}, "option architectures"),
+    ({"model_type": "bert", "architectures": ["BertForPreTraining"]}, "option architectures"),
+    ({"model_type": "bert", "architectures": ["BertForMaskedLM"], "tie_word_embeddings": False},
+     "tie_word_embeddings = false unties its decoder"),
     ({"model_type": "phi", "qk_layernorm": True}, "option qk_layernorm"),
     ({"model_type": "phi", "tie_word_embeddings": True}, "option tie_word_embeddings = true"),
     ({"model_type": "swin", "use_absolute_embeddings": True}, "option use_absolute_embeddings"),
@@ -289,44 +291,49 @@ T5_BASE_CONFIG = {
         "translation_en_to_de": {"early_stopping": True, "max_length": 300, "num_beams": 4,
                                  "prefix": "translate English to German: "}},
     "vocab_size": 32128}
-# (config, bundled spec of the base model, HF base class, words naming what is not expressible)
-TASK_HEADS = {"bert": (BERT_BASE_UNCASED, "bert_base", "BertModel", "the masked-LM head"),
-              "t5": (T5_BASE_CONFIG, "t5_base", "T5Model", "d_model^-0.5")}
+# (config, bundled spec of the base model, HF base class, the head it imports with)
+TASK_HEADS = {"bert": (BERT_BASE_UNCASED, "bert_base", "BertModel", "head: mlm(gelu, eps=1e-12)"),
+              "t5": (T5_BASE_CONFIG, "t5_base", "T5Model", "head: lm(tied=true, scale=d_model**-0.5)")}
 
 
 @pytest.mark.parametrize("mt", sorted(TASK_HEADS))
-def test_published_task_head_config_is_refused_then_imported_with_base(tmp_path, mt):
-    """bert-base-uncased's and t5-base's own config.json: refused naming the head and the --base
-    hint; with --base, the base model: HF's BertModel / T5Model count (109,482,240 / 222,903,552,
-    the bundled specs' published figures) and the bundled spec's MACs."""
-    cfg, bundled, base_cls, words = TASK_HEADS[mt]
+def test_published_task_head_config_imports_with_its_head_and_base_without(tmp_path, mt):
+    """bert-base-uncased's and t5-base's own config.json: imported with their heads (`mlm`, T5's
+    scaled `lm`), HF's BertForMaskedLM / T5ForConditionalGeneration count on meta; with --base,
+    the base model: HF's BertModel / T5Model count (109,482,240 / 222,903,552, the bundled specs'
+    published figures) and the bundled spec's MACs."""
+    cfg, bundled, base_cls, head = TASK_HEADS[mt]
     out = tmp_path / "spec.yaml"
     r = run_import(tmp_path, cfg, "-o", str(out))
-    assert r.exit_code == 2 and words in r.output and "graphspec import --base" in r.output, r.output
-    assert "option architectures" in r.output and not out.exists()
+    assert r.exit_code == 0, r.output
+    assert out.read_text().endswith(head + "\n")
+    hf_cfg = getattr(transformers, IMPORT_FAMILIES[mt][0]).from_dict(cfg)
+    assert graphspec.load(out).params() == n_params(meta(getattr(transformers, cfg["architectures"][0]), hf_cfg))
+    out.unlink()
     r = run_import(tmp_path, cfg, "-o", str(out), "--base")
     assert r.exit_code == 0, r.output
     text = out.read_text()
-    assert f"# --base: {cfg['architectures'][0]}'s head was left out: " in text and words in text.split("name:")[0]
+    left_out = text.split("name:")[0]
+    assert f"# --base: {cfg['architectures'][0]}'s head was left out: the " in left_out
+    assert "`" + head.removeprefix("head: ").split("(")[0] in left_out  # `mlm` / `lm(...)`
     assert f"# This spec is the base model, {base_cls}." in text
     got, ref = graphspec.load(out), graphspec.load(bundled)
-    hf_cfg = getattr(transformers, IMPORT_FAMILIES[mt][0]).from_dict(cfg)
     assert got.params() == n_params(meta(getattr(transformers, base_cls), hf_cfg)) == ref.spec.expect["params"]
     assert got.macs() == ref.macs()
 
 
 @pytest.mark.parametrize("mt,arch", [("bert", "BertForMaskedLM"), ("t5", "T5ForConditionalGeneration")])
 def test_to_json_file_with_a_task_head(tmp_path, mt, arch):
-    """The Config class with `architectures` set, written by to_json_file: refused; base=True gives
-    the base model's count. T5 without the rescale (scale_decoder_outputs false) is exact as
+    """The Config class with `architectures` set, written by to_json_file: the head model's count;
+    base=True gives the base model's. T5 without the rescale (scale_decoder_outputs false) is
     `lm(tied=true)`: T5ForConditionalGeneration's count (its lm_head is the shared embedding)."""
     cfg_cls = getattr(transformers, IMPORT_FAMILIES[mt][0])
     cfg = cfg_cls(architectures=[arch], num_hidden_layers=2) if mt == "bert" else cfg_cls(architectures=[arch])
     path = tmp_path / "config.json"
     cfg.to_json_file(str(path))
     data = json.loads(path.read_text())
-    with pytest.raises(graphspec.SpecError, match="graphspec import --base"):
-        from_hf_config(data)
+    (tmp_path / "h.yaml").write_text(from_hf_config(data))
+    assert graphspec.load(tmp_path / "h.yaml").params() == n_params(meta(getattr(transformers, arch), cfg))
     (tmp_path / "b.yaml").write_text(from_hf_config(data, base=True))
     base_cls = getattr(transformers, IMPORT_FAMILIES[mt][1])
     assert graphspec.load(tmp_path / "b.yaml").params() == n_params(meta(base_cls, cfg))
@@ -353,10 +360,10 @@ def test_base_without_a_task_head_is_the_base_model():
 
 def test_top_level_entry_point_takes_base(tmp_path):
     """graphspec.from_hf_config(cfg, base=True) is the Python form of `graphspec import --base`:
-    BertForMaskedLM's head is refused, the base model imports with BertModel's parameter count."""
+    BertForPreTraining's head is refused, the base model imports with BertModel's parameter count."""
     cfg = transformers.BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                                  intermediate_size=64, architectures=["BertForMaskedLM"])
-    with pytest.raises(graphspec.SpecError, match="BertForMaskedLM"):
+                                  intermediate_size=64, architectures=["BertForPreTraining"])
+    with pytest.raises(graphspec.SpecError, match="BertForPreTraining"):
         graphspec.from_hf_config(cfg.to_dict())
     (tmp_path / "bert.yaml").write_text(graphspec.from_hf_config(cfg.to_dict(), base=True))
     assert graphspec.load(tmp_path / "bert.yaml").params() == n_params(meta(transformers.BertModel, cfg))

@@ -83,15 +83,14 @@ def _act(r: Reader, key: str) -> str:
     return act
 
 
-# What the task heads graphspec does not build compute, for the refusal and for --base's comment.
+# What task heads compute, for --base's comment (and the refusal of those graphspec does not build).
 HEADS_LEFT_OUT = {
-    "BertForMaskedLM": "the masked-LM head (dense, GELU, LayerNorm, then a decoder tied to the word embeddings "
-                       "with its own bias)",
+    "BertForMaskedLM": "the masked-LM head, `mlm` (dense, GELU, LayerNorm, then a decoder tied to the word "
+                       "embeddings with its own bias)",
+    "T5ForConditionalGeneration": "the LM head, `lm(tied=true, scale=d_model**-0.5)`: the decoder output times "
+                                  "d_model^-0.5, then the projection tied to the shared embedding",
     "BertForPreTraining": "the masked-LM head and the next-sentence classifier",
     "BertLMHeadModel": "a causal LM head (BERT as a decoder)",
-    "T5ForConditionalGeneration": "the LM head: the decoder output times d_model^-0.5 (scale_decoder_outputs), then "
-                                  "the projection tied to the shared embedding; graphspec's `lm` head has no such "
-                                  "scale",
 }
 CLASS_NAME = re.compile(r"[A-Za-z_]\w{0,99}")
 
@@ -161,15 +160,18 @@ def _bert(r: Reader, s: Spec) -> None:
     r.expect("is_decoder", (False,), "BERT as a causal decoder")
     r.expect("add_cross_attention", (False,), "BERT with cross-attention")
     r.expect("position_embedding_type", ("absolute",), "only absolute (learned) positions are built")
-    r.raw("tie_word_embeddings")  # BertModel has no LM head to tie
-    eps, drop = r.float("layer_norm_eps"), r.float("hidden_dropout_prob", default=0)
+    eps, drop, act = r.float("layer_norm_eps"), r.float("hidden_dropout_prob", default=0), _act(r, "hidden_act")
+    heads = {"BertModel": "pooler"}
+    if r.bool("tie_word_embeddings", True):  # BertForMaskedLM's decoder is the word embeddings' weight
+        heads["BertForMaskedLM"] = f"mlm({act}, eps={num(eps)})"  # BertPredictionHeadTransform: hidden_act, eps
     types = r.int("type_vocab_size")
     s.input = "tokens(seq_len)"
     s.embed = f"tokens(vocab, dim=H, pos=learned(max_len), types={types}, norm=true, eps={num(eps)}{_drop(drop)})"
     s.stacks.append(("encoder×L", [("dim", "H"), ("heads", "A"), ("d_ff", "d_ff"), ("norm", "post"),
-                                   ("act", _act(r, "hidden_act")), ("eps", eps), ("dropout", drop),
+                                   ("act", act), ("eps", eps), ("dropout", drop),
                                    ("attn_dropout", r.float("attention_probs_dropout_prob", default=0))]))
-    s.head = _head(r, "bert", {"BertModel": "pooler"}, "BertModel")
+    s.head = _head(r, "bert", heads, "BertModel", {"BertForMaskedLM": "tie_word_embeddings = false unties its "
+                   "decoder from the word embeddings; graphspec's `mlm` head is tied"})
 
 
 def _vit(r: Reader, s: Spec) -> None:

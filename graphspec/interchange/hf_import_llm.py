@@ -158,19 +158,17 @@ def _t5(r: Reader, s: Spec) -> None:
 
 
 def _t5_lm_head(r: Reader) -> tuple[dict[str, str], dict[str, str]]:
-    """T5ForConditionalGeneration's head, where graphspec's `lm` expresses it exactly. In
-    transformers 5 the head is always tied to `shared` (T5Config forces tie_word_embeddings) and
-    scales the decoder output by d_model^-0.5 when `scale_decoder_outputs` (absent: unless the
-    file says tie_word_embeddings false, T5 v1.1's flag). Unscaled, it is `lm(tied=true)`; the
-    scale has no place in `lm`, and an untied file means another head to transformers 4."""
+    """T5ForConditionalGeneration's head. In transformers 5 the head is always tied to `shared`
+    (T5Config forces tie_word_embeddings) and scales the decoder output by d_model^-0.5 when
+    `scale_decoder_outputs` (absent: unless the file says tie_word_embeddings false, T5 v1.1's
+    flag): `lm(tied=true, scale=d_model**-0.5)`, unscaled `lm(tied=true)`. An untied file means
+    another head to transformers 4."""
     tie = r.bool("tie_word_embeddings", True)
     scale = r.bool("scale_decoder_outputs", True) if "scale_decoder_outputs" in r.data else tie
     if not tie:
         return {}, {"T5ForConditionalGeneration": "tie_word_embeddings = false means an untied lm_head to "
                     "transformers 4 but the shared embedding to transformers 5 (T5Config forces the tie)"}
-    if scale:
-        return {}, {}  # HEADS_LEFT_OUT says why: the d_model^-0.5 rescale
-    return {"T5ForConditionalGeneration": "lm(tied=true)"}, {}
+    return {"T5ForConditionalGeneration": "lm(tied=true, scale=d_model**-0.5)" if scale else "lm(tied=true)"}, {}
 
 
 def _pvt(r: Reader, s: Spec) -> None:

@@ -117,23 +117,22 @@ def segmentation(b, use, ctx, x):
 
 
 @construct("head", "mlm", Arg("act", "act", "gelu"), Arg("eps", float, 1e-12, minimum=0, doc="the LayerNorm's ε"),
-           example="head: mlm(gelu, eps=1e-12)", module="MaskedLMHead", attr="mlm",
-           doc_class="BERT's masked-LM head (Devlin et al. §3.1): dense, activation and LayerNorm, then "
-                     "logits through the token embedding's weight plus a bias of its own.")
+           example="head: mlm(gelu, eps=1e-12)", module="MaskedLMTransform", attr="mlm",
+           doc_class="BERT's masked-LM transform (Devlin et al. §3.1; HF's BertPredictionHeadTransform): "
+                     "dense, activation, LayerNorm.")
 def mlm(b, use, ctx, x):
-    """BERT's masked-LM head (BertOnlyMLMHead): Linear d -> d, the activation, LayerNorm, then a
-    decoder tied to the token embedding with its own bias of size vocab."""
+    """BERT's masked-LM head (BertOnlyMLMHead): Linear d -> d, the activation, LayerNorm (module
+    `mlm`), then logits through the token embedding's weight plus a bias of its own, `mlm_bias`
+    (the tied projection reads the root's table, so it sits at the root as a tied `lm` does)."""
     spec, dim = ctx.spec, b.shape(x)[-1]
     vocab = spec.embed.vocab
-    with b.module("mlm", "MaskedLMHead", dim=dim, vocab=vocab, act=use["act"].name):
+    with b.module("mlm", "MaskedLMTransform", dim=dim, act=use["act"].name):
         h = b.emit("linear", (x,), "dense", out_features=dim, bias=True, in_features=dim)
         h = use["act"].lower(b, ctx, h)
         h = b.emit("layer_norm", (h,), "norm", dim=dim, eps=use["eps"])
-        y = b.emit("linear", (h,), "decoder", out_features=vocab, bias=False, in_features=dim,
-                   weights=_tied_name(spec))
-        bias = b.emit("parameter", (), "bias", shape=(vocab,), init="zeros")
-        y = b.emit("add", (y, bias), "logits")
-    return (y,)
+    y = b.emit("linear", (h,), "mlm_decoder", out_features=vocab, bias=False, in_features=dim, weights=_tied_name(spec))
+    bias = b.emit("parameter", (), "mlm_bias", shape=(vocab,), init="zeros")
+    return (b.emit("add", (y, bias), "logits"),)
 
 
 # -- reading `head:` ----------------------------------------------------------------------------
