@@ -5,26 +5,20 @@ Small GPT-2 / ViT variants keep every build to a few seconds.
 
 from __future__ import annotations
 
-import json
+import importlib.util
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
-from graphspec.cli.main import main
 
-GPT = ["--set", "vocab=100", "--set", "d=32", "--set", "L=1", "--set", "h=2", "--set", "n_ctx=16",
-       "--set", "seq_len=8"]
+_spec = importlib.util.spec_from_file_location("graphspec_test_cli_builds", Path(__file__).with_name("cli_builds.py"))
+cli_builds = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(cli_builds)
+
+GPT, cli, manifest = cli_builds.GPT, cli_builds.cli, cli_builds.manifest
 VIT = ["--set", "img_size=32", "--set", "patch=8", "--set", "D=32", "--set", "L=1", "--set", "h=2",
        "--set", "classes=10"]
-
-
-def cli(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def manifest(d):
-    return json.loads((d / "manifest.json").read_text())
 
 
 def leftovers(parent):
@@ -191,13 +185,8 @@ def test_tuned_build_matches_untuned_and_reuses_database(tmp_path):
     assert t["prepacked_weights"] >= 1
     assert t["work_dir"] == str(tuned / "tuning") and (tuned / "tuning" / "database_tuning_record.json").exists()
 
-    x = np.random.default_rng(0).integers(0, 100, (1, 8))
-    np.save(tmp_path / "ids.npy", x)
-    outs = []
-    for d in (plain, tuned):
-        assert cli("run", d, "--input", tmp_path / "ids.npy", "-o", tmp_path / f"{d.name}.npy").exit_code == 0
-        outs.append(np.load(tmp_path / f"{d.name}.npy"))
-    np.testing.assert_allclose(outs[1], outs[0], rtol=1e-5, atol=1e-5)
+    untuned_out, tuned_out = cli_builds.run_outputs(tmp_path, plain, tuned)
+    np.testing.assert_allclose(tuned_out, untuned_out, rtol=1e-5, atol=1e-5)
 
     r = cli("build", "gpt2", "--target", "llvm", "-o", tuned, *GPT, "--tune", 32, "--force")
     assert r.exit_code == 0 and "no new trials" in r.stdout

@@ -8,6 +8,7 @@ records came from the RPC runner and not from a local one.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -16,29 +17,23 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
-from graphspec.cli.main import main
 
 pytest.importorskip("tvm")
 pytest.importorskip("tornado")  # TVM's tracker needs it (graphspec's tvm extra)
 
 from graphspec.backends import rpc  # noqa: E402
 
-GPT = ["--set", "vocab=100", "--set", "d=32", "--set", "L=1", "--set", "h=2", "--set", "n_ctx=16",
-       "--set", "seq_len=8"]
+_spec = importlib.util.spec_from_file_location("graphspec_test_cli_builds", Path(__file__).with_name("cli_builds.py"))
+cli_builds = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(cli_builds)
+GPT, cli, manifest = cli_builds.GPT, cli_builds.cli, cli_builds.manifest
+
 KEY = "graphspec-test"
 FAR = "graphspec-test-far"  # a server registered at an address nobody can reach (TEST-NET-1)
-
-
-def cli(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def manifest(d):
-    return json.loads((d / "manifest.json").read_text())
 
 
 def free_port() -> int:
@@ -150,13 +145,8 @@ def test_tuning_measured_on_rpc_servers_and_reused(cluster, tmp_path):
     summary = json.loads((tuned / "tuning" / "graphspec_tuning.json").read_text())
     assert summary["runners"] == [f"rpc {addr}"] and summary["new_trials"] == 4
 
-    x = np.random.default_rng(0).integers(0, 100, (1, 8))
-    np.save(tmp_path / "ids.npy", x)
-    outs = []
-    for d in (plain, tuned):
-        assert cli("run", d, "--input", tmp_path / "ids.npy", "-o", tmp_path / f"{d.name}.npy").exit_code == 0
-        outs.append(np.load(tmp_path / f"{d.name}.npy"))
-    np.testing.assert_allclose(outs[1], outs[0], rtol=1e-5, atol=1e-5)
+    untuned_out, tuned_out = cli_builds.run_outputs(tmp_path, plain, tuned)
+    np.testing.assert_allclose(tuned_out, untuned_out, rtol=1e-5, atol=1e-5)
 
     before = sessions(logs)
     r = cli("build", "gpt2", "--target", "llvm", "-o", tuned, *GPT, "--tune", 4, "--rpc", addr, "--force")
