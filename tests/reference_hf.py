@@ -119,6 +119,13 @@ def interpreted(graph, ids, params):
     return next(iter(run(graph, {graph.inputs[0].name: ids}, params).values()))
 
 
+def hf_interpreter_error(hf, graph, ids, family=None) -> float:
+    """The IR interpreter run on the token `ids` with HF's weights (graphspec.weights' names): the
+    relative error of its logits against HF's."""
+    with torch.no_grad():
+        return rel_err(interpreted(graph, ids, to_graphspec(hf, graph, family)), hf(input_ids=ids).logits)
+
+
 def round_trip_mismatches(net, graph, family, hf) -> list[str]:
     """net's state dict mapped back to HF's names: the keys missing, extra or not equal bit for
     bit to HF's own tensors ([] when the mapping is exact both ways)."""
