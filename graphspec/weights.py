@@ -222,6 +222,13 @@ HF_FAMILIES = {"pvt": "pvt", "t5": "t5", "swin": "swin", "vit": "vit", "bert": "
                "qwen2": "llama", "gemma": "llama", "gemma2": "llama", "qwen3": "llama"}
 
 
+# A second name of a tensor -> the end of its first name (HF's `_tied_weights_keys`).
+TIED = {"lm_head.weight": ("wte.weight", "embed_tokens.weight", "shared.weight"),  # T5: `shared`
+        "cls.predictions.decoder.weight": ("embeddings.word_embeddings.weight",),  # BertForMaskedLM
+        "cls.predictions.decoder.bias": ("cls.predictions.bias",),
+        "encoder.embed_tokens.weight": ("shared.weight",), "decoder.embed_tokens.weight": ("shared.weight",)}
+
+
 class WeightError(KeyError):
     """A parameter has no counterpart in the other state dict."""
 
@@ -362,9 +369,10 @@ def from_graphspec(state: Mapping[str, Any], graph: Graph, family: str, like: Ma
         out[key] = whole.t() if packed_how[key] == "T_part" else whole
     if like is not None:  # tied weights the target stores twice (GPT-2's lm_head; Gemma's, Qwen's embed_tokens)
         for key in like:
-            if key not in out and key == "lm_head.weight":
-                wte = next(k for k in out if k.endswith(("wte.weight", "embed_tokens.weight")))
-                out[key] = out[wte]
+            if key not in out and key in TIED:
+                src = next((k for k in out if k.endswith(TIED[key])), None)
+                if src is not None:
+                    out[key] = out[src]
     return {k: v.detach().clone().contiguous() for k, v in out.items()}
 
 

@@ -31,6 +31,7 @@ from typing import Any
 
 from graphspec.interchange.hf_import import from_hf_config
 from graphspec.spec.errors import SpecError
+from graphspec.vocab.heads import use_of
 
 ACT_OUT = {"gelu": "gelu", "gelu_tanh": "gelu_new", "relu": "relu", "silu": "silu"}
 GEMMA_ACT = {"gelu_tanh": "gelu_pytorch_tanh"}
@@ -77,7 +78,7 @@ def family(spec) -> str:
             return "llama"
         if e.kind == "tokens" and e.pos == "learned" and st.role == "decoder" and head.kind in ("lm", "none"):
             return "gpt2"
-        if e.kind == "tokens" and e.pos == "learned" and st.role == "encoder" and head.kind == "pooler":
+        if e.kind == "tokens" and e.pos == "learned" and st.role == "encoder" and head.kind in ("pooler", "mlm"):
             return "bert"
         if e.kind == "patches" and e.cls_token and len(st.depths) == 1 and head.kind in ("classifier", "pooler"):
             return "vit"
@@ -86,7 +87,7 @@ def family(spec) -> str:
             return "swin"
         if e.kind == "patches" and st.attention.kind == "spatial_reduction" and head.kind in ("classifier", "none"):
             return "pvt"
-    if len(stacks) == 2 and e.kind == "tokens" and e.pos == "relative_buckets" and head.kind == "none":
+    if len(stacks) == 2 and e.kind == "tokens" and e.pos == "relative_buckets" and head.kind in ("none", "lm"):
         return "t5"
     if len(stacks) == 2 and spec.backbone is not None and e.kind == "project" and stacks[1].queries \
             and head.kind in ("detection", "none"):
@@ -107,7 +108,7 @@ def _gpt2(spec) -> dict:
 
 def _bert(spec) -> dict:
     e, st = spec.embed, spec.stacks[0]
-    return dict(architectures=["BertModel"], vocab_size=e.vocab, hidden_size=st.dim, num_hidden_layers=sum(st.depths),
+    return dict(architectures=["BertForMaskedLM" if spec.head.kind == "mlm" else "BertModel"], vocab_size=e.vocab, hidden_size=st.dim, num_hidden_layers=sum(st.depths),
                 num_attention_heads=st.heads[0], intermediate_size=_d_ff(st), hidden_act=ACT_OUT.get(_act(st), _act(st)),
                 hidden_dropout_prob=st.dropout, attention_probs_dropout_prob=st.attn_dropout,
                 max_position_embeddings=e.max_len, type_vocab_size=e.types, layer_norm_eps=st.eps)
@@ -167,8 +168,9 @@ def _whole(xs: list, what: str) -> list[int]:
 
 
 def _t5(spec) -> dict:
-    e, (enc, dec) = spec.embed, spec.stacks
-    return dict(architectures=["T5Model"], vocab_size=e.vocab, d_model=enc.dim,
+    e, (enc, dec), h = spec.embed, spec.stacks, spec.head
+    lm = {"scale_decoder_outputs": use_of(h)["scale"] is not None} if h.kind == "lm" else {}  # d_model^-0.5
+    return dict(architectures=["T5ForConditionalGeneration" if lm else "T5Model"], **lm, vocab_size=e.vocab, d_model=enc.dim,
                 d_kv=enc.head_dim or enc.dim // enc.heads[0], d_ff=_d_ff(enc), num_layers=sum(enc.depths),
                 num_decoder_layers=sum(dec.depths), num_heads=enc.heads[0],
                 relative_attention_num_buckets=e.pos_use.get("num_buckets"),

@@ -1,0 +1,186 @@
+"""Heads as vocabulary constructs (graphspec/vocab/heads.py), BERT's masked-LM head `mlm` and
+T5's scaled tied head `lm(tied=true, scale=d_model**-0.5)`, against Hugging Face models built
+from small Config objects with random (perturbed) weights: parameter counts on the meta device,
+logits with graphspec's weight map (both ways), `export --format hf` and `import-weights`, and
+located errors for bad head arguments."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from graphspec.cli.main import main
+from safetensors.torch import load_file, save_file
+
+import graphspec
+from graphspec.interchange import from_hf_config
+from graphspec.vocab.registry import KINDS
+from graphspec.weights import to_graphspec
+
+transformers = pytest.importorskip("transformers")
+_ref = importlib.util.spec_from_file_location("graphspec_test_reference_hf", Path(__file__).with_name("reference_hf.py"))
+hf_ref = importlib.util.module_from_spec(_ref)
+_ref.loader.exec_module(hf_ref)
+SMALL_T5, generated, hf_logits_error, meta = hf_ref.SMALL_T5, hf_ref.generated, hf_ref.hf_logits_error, hf_ref.meta
+n_params, random_hf, rel_err, round_trip_mismatches = (hf_ref.n_params, hf_ref.random_hf, hf_ref.rel_err,
+                                                       hf_ref.round_trip_mismatches)
+
+SMALL_BERT = dict(vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                  max_position_embeddings=32, type_vocab_size=2, hidden_dropout_prob=0.0,
+                  attention_probs_dropout_prob=0.0)
+
+
+def imported(tmp_path, cfg, name="s.yaml"):
+    """`cfg` written by to_json_file and imported: (the spec text, the loaded model)."""
+    path = tmp_path / "config.json"
+    cfg.to_json_file(str(path))
+    text = from_hf_config(json.loads(path.read_text()))
+    (tmp_path / name).write_text(text)
+    return text, graphspec.load(tmp_path / name)
+
+
+def cli(*args):
+    r = CliRunner().invoke(main, [str(a) for a in args])
+    assert "Traceback" not in r.output, r.output
+    return r
+
+
+def test_every_head_is_a_construct():
+    """The heads the spec DSL had as a closed list, and the two new ones, in the registry (in the
+    order the "use one of" fixes list them)."""
+    assert list(KINDS["head"]) == ["lm", "classifier", "pooler", "none", "detection", "segmentation", "mlm"]
+    assert KINDS["head"]["lm"].signature() == "lm(tied=true, bias=false, softcap=none, scale=none)"
+
+
+# -- BERT's masked-LM head -------------------------------------------------------------------------
+def test_mlm_params_equal_bert_for_masked_lm(tmp_path):
+    """vocab 60, d 32: BertModel without its pooler + transform dense d·d + d, LayerNorm 2d, bias vocab;
+    the decoder is the word embedding (counted once, as HF's parameters() yields it)."""
+    cfg = transformers.BertConfig(**SMALL_BERT, architectures=["BertForMaskedLM"])
+    text, m = imported(tmp_path, cfg)
+    assert text.endswith("head: mlm(gelu, eps=1e-12)\n")
+    base = n_params(meta(transformers.BertModel, cfg)) - (32 * 32 + 32)  # BertModel's pooler
+    assert m.params() == base + 32 * 32 + 32 + 2 * 32 + 60 == n_params(meta(transformers.BertForMaskedLM, cfg))
+    # head MACs at N = 32: dense 32·32·32 + decoder 32·32·60 (the bias add and LayerNorm: none)
+    body = graphspec.load(tmp_path / "s.yaml", ["head=none"]).macs()
+    assert m.macs() - body == 32 * 32 * 32 + 32 * 32 * 60 == 94_208
+
+
+@pytest.mark.parametrize("passes", ["none", "default"])
+def test_mlm_logits_equal_bert_for_masked_lm(tmp_path, passes):
+    cfg = transformers.BertConfig(**SMALL_BERT, architectures=["BertForMaskedLM"], hidden_act="gelu_new",
+                                  layer_norm_eps=1e-7)
+    text, m = imported(tmp_path, cfg)
+    assert text.endswith("head: mlm(gelu_tanh, eps=1e-07)\n")
+    hf = random_hf(transformers.BertForMaskedLM, cfg)
+    assert hf.cls.predictions.bias.abs().max() > 0  # perturbed: a missing bias would show
+    graph, net, src = generated(m, passes)
+    assert "F.linear(self.mlm(x), self.embed.tokens.weight) + self.mlm_bias" in src
+    ids = torch.randint(0, 60, (2, 32), generator=torch.Generator().manual_seed(0))
+    assert hf_logits_error(hf, net, graph, ids, "bert") <= 1e-5
+    assert round_trip_mismatches(net, graph, "bert", hf) == []
+
+
+def test_mlm_exports_as_bert_for_masked_lm_and_imports_back(tmp_path):
+    """A generated module's state dict -> `export --format hf`: BertForMaskedLM.from_pretrained with
+    no missing or unexpected keys gives its logits; HF's own save_pretrained file ->
+    `import-weights` gives the tensors back bit for bit."""
+    cfg = transformers.BertConfig(**SMALL_BERT, architectures=["BertForMaskedLM"])
+    _, m = imported(tmp_path, cfg)
+    spec = tmp_path / "s.yaml"
+    torch.manual_seed(0)
+    graph, net, _ = generated(m, "default")
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.02 * torch.randn(p.shape))
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp_path / "w.safetensors"))
+    r = cli("export", spec, "--format", "hf", "-o", tmp_path / "hf", "--weights", tmp_path / "w.safetensors")
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "hf" / "config.json").read_text())["architectures"] == ["BertForMaskedLM"]
+    hf, info = transformers.AutoModelForMaskedLM.from_pretrained(tmp_path / "hf", output_loading_info=True)
+    assert type(hf).__name__ == "BertForMaskedLM"
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"], info
+    ids = torch.randint(0, 60, (2, 32), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert rel_err(hf.eval()(input_ids=ids).logits, net(ids)) <= 1e-5
+    hf.save_pretrained(tmp_path / "hf2")
+    r = cli("import-weights", spec, tmp_path / "hf2" / "model.safetensors", "-o", tmp_path / "back.safetensors",
+            "--passes", "default")
+    assert r.exit_code == 0, r.output
+    back, mine = load_file(str(tmp_path / "back.safetensors")), net.state_dict()
+    assert sorted(back) == sorted(mine) and all(torch.equal(back[k], mine[k]) for k in mine)
+
+
+# -- T5's scaled tied head ------------------------------------------------------------------------
+def test_t5_scaled_head_equals_t5_for_conditional_generation(tmp_path):
+    """scale_decoder_outputs (T5Config's default with tied embeddings): decoder output · d_model^-0.5,
+    then the shared embedding. Params = HF on meta; logits with decoder_input_ids ≤ 1e-5; MACs of
+    the head: T·d·vocab (the scale is elementwise: 0 under `macs`, T·d under `all`)."""
+    cfg = transformers.T5Config(**SMALL_T5, architectures=["T5ForConditionalGeneration"])
+    assert cfg.scale_decoder_outputs
+    text, m = imported(tmp_path, cfg)
+    assert text.endswith("head: lm(tied=true, scale=d_model**-0.5)\n")
+    assert m.params() == n_params(meta(transformers.T5ForConditionalGeneration, cfg))
+    scale = next(n for n in m.graph if n.op == "scale" and n.name == "lm_scale")
+    assert scale.a["k"] == 32**-0.5
+    T = m.spec.input.tgt_len  # 128
+    body = graphspec.load(tmp_path / "s.yaml", ["head=none"])
+    assert m.macs() - body.macs() == T * 32 * 100 == 409_600
+    assert m.macs("all") - body.macs("all") == T * 32 * 100 + T * 32
+    hf = random_hf(transformers.T5ForConditionalGeneration, cfg)
+    graph, net, src = generated(graphspec.load(tmp_path / "s.yaml", ["seq_len=20", "tgt_len=13"]), "default")
+    assert "* 0.1767766952966369" in src  # 32 ** -0.5
+    net.load_state_dict(to_graphspec(hf, graph), strict=True)
+    g = torch.Generator().manual_seed(0)
+    ids, tgt = torch.randint(0, 100, (2, 20), generator=g), torch.randint(0, 100, (2, 13), generator=g)
+    with torch.no_grad():
+        want = hf(input_ids=ids, decoder_input_ids=tgt).logits
+        assert rel_err(net(ids, tgt), want) <= 1e-5
+        unscaled = transformers.T5ForConditionalGeneration(
+            transformers.T5Config(**SMALL_T5, scale_decoder_outputs=False)).eval()
+        unscaled.load_state_dict(hf.state_dict())
+        assert rel_err(unscaled(input_ids=ids, decoder_input_ids=tgt).logits, want) > 0.5  # the scale matters
+    assert round_trip_mismatches(net, graph, "t5", hf) == []
+
+
+def test_t5_scaled_head_exports_as_t5_for_conditional_generation(tmp_path):
+    cfg = transformers.T5Config(**SMALL_T5, architectures=["T5ForConditionalGeneration"])
+    imported(tmp_path, cfg)
+    r = cli("export", tmp_path / "s.yaml", "--format", "hf", "-o", tmp_path / "hf")
+    assert r.exit_code == 0, r.output
+    out = json.loads((tmp_path / "hf" / "config.json").read_text())
+    assert out["architectures"] == ["T5ForConditionalGeneration"] and out["scale_decoder_outputs"] is True
+
+
+# -- bad head arguments: located, exit 2 ----------------------------------------------------------
+SPEC = """\
+name: s
+vars: d=32
+input: tokens(16)
+embed: tokens(100, dim=d)
+encoder×1: {dim: d, heads: 2}
+head: HEAD
+"""
+
+
+@pytest.mark.parametrize("head,message,fix", [
+    ("mlm(eps=-1)", "eps must be ≥ 0, got -1", ""),
+    ("mlm(swiglu)", "mlm() argument `act` 'swiglu': a gated MLP, not an activation", "write `mlp: glu(d_ff, silu)`"),
+    ("mlm(gelu, 1e-12, 3)", "mlm() takes at most 2 positional arguments (act, eps), got 3", ""),
+    ("mlm(epsilon=1e-12)", "mlm() has no argument 'epsilon'", "did you mean 'eps'?"),
+    ("lm(scale=dd**-0.5)", "'dd' is not a number in 'lm(scale=dd**-0.5)'", ""),
+    ("lm(scale=true)", "scale must be float, got true", "write a float value"),
+    ("lm(tied=true, bias=true, scale=d**-0.5)", "a tied LM head has no bias of its own", "write lm(tied=false, bias=true)"),
+    ("mlmm", "unknown head 'mlmm'", "did you mean 'mlm'?"),
+])
+def test_bad_head_argument_is_located_exit_2(tmp_path, monkeypatch, head, message, fix):
+    (tmp_path / "s.yaml").write_text(SPEC.replace("HEAD", head))
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(main, ["flops", "s.yaml"])
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert "s.yaml:6:" in r.output and "error: " in r.output and message in r.output, r.output
+    assert fix in r.output
