@@ -128,18 +128,16 @@ def test_interpreter_draw_agrees_with_generated_module_and_hugging_face():
     1 + N(0, 0.1²) before, a scale of 2). With one seed's draw, the interpreter, the generated
     module and Gemma2ForCausalLM agree. Gemma 2's own caps (50, 30): at this draw's scale the
     small test caps saturate (every logit ±0.2)."""
-    for name, sets in (("gemma2_2b", SMALL_SET), ("llama2_7b", ["vocab=120", "d=64", "d_ff=96", "L=2", "h=8"])):
-        m = graphspec.load(name, sets)
+    llama = graphspec.load("llama2_7b", ["vocab=120", "d=64", "d_ff=96", "L=2", "h=8"])
+    gemma = graphspec.load("gemma2_2b", SMALL_SET + ["cap=50", "final_cap=30"])
+    for m, n_norms in ((llama, 2 * 2 + 1), (gemma, 4 * 4 + 1)):
         params = init_params(m.graph, seed=0)
-        _, net, _ = hf_ref.generated(m)
+        graph, net, _ = hf_ref.generated(m)
         norms = {k: v for k, v in net.state_dict().items() if "norm" in k}
-        assert len(norms) == {"gemma2_2b": 4 * 4 + 1, "llama2_7b": 2 * 2 + 1}[name]
+        assert len(norms) == n_norms
         for k, init in norms.items():  # 0.1·N(0, 1) over 64 entries: |mean| < 0.03, max < 0.37 here
-            assert (params[k] - init).mean().abs() < 0.1 and (params[k] - init).abs().max() < 0.5, (name, k)
-    m = graphspec.load("gemma2_2b", SMALL_SET + ["cap=50", "final_cap=30"])
-    params = init_params(m.graph, seed=0)
-    graph, net, _ = hf_ref.generated(m)
-    net.load_state_dict(params, strict=True)
+            assert (params[k] - init).mean().abs() < 0.1 and (params[k] - init).abs().max() < 0.5, k
+    net.load_state_dict(params, strict=True)  # gemma's
     hf = transformers.Gemma2ForCausalLM(config(**{**SMALL, "attn_logit_softcapping": 50.0,
                                                   "final_logit_softcapping": 30.0})).eval()
     hf.load_state_dict(from_graphspec(params, graph, "llama", like=hf.state_dict()), strict=True)
