@@ -4,7 +4,8 @@
     export_hf(model, "out/", weights={...})               # out/config.json, out/model.safetensors
 
 `to_hf_config` reads the family off the spec (GPT-2: learned positions and a tied LM head;
-BERT: token types and a pooler; ViT: patches and a class token; `names: hf` decoders: Llama,
+BERT: token types and a pooler, or `mlm` for BertForMaskedLM; T5: `lm` for
+T5ForConditionalGeneration; ViT: patches and a class token; `names: hf` decoders: Llama,
 Mistral (a sliding window), Mixtral (experts), Qwen2 (q/k/v biases only), Gemma (RMSNorm
 (1 + w) and a scaled embedding), Phi (a parallel block); DETR: a ResNet backbone and object
 queries, written with transformers' own ResNet and auxiliary_loss false) and writes its config. It then checks
