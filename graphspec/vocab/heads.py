@@ -3,8 +3,8 @@
 A head reads the last stack's output `x` (B, N, d) (or a CNN's map) and gives the model's
 outputs. Context of a head's lowering: `HeadAt(spec, taps)`, the spec (its embedding's vocab
 and the name of the token table a tied head shares) and the per-layer outputs some heads decode
-(DETR's decoder layers, SETR's MLA streams). A head returns the graph's outputs, first the one
-`graphspec run` shows.
+(DETR's decoder layers, SETR's MLA streams). A head returns the graph's outputs (BERT's `pooler`: the
+sequence output, then the pooled one).
 
 `head:` is read as a call form with `graphspec.spec.reader._Reader.call` (so that `--set
 head.classes=21841` may repeat a positional argument by name), then each argument is checked
