@@ -125,7 +125,7 @@ def prepare(spec: str | Path, overrides: tuple[str, ...] = (), pass_opts: Mappin
 
 
 def cache_key(p: Prepared, target: str, pass_opts: Mapping | None, tune: int, seed: int,
-              dtype: str = "fp32", arch: str | None = None) -> str:
+              dtype: str = "fp32", arch: str | None = None, tensor_cores: bool = True) -> str:
     from graphspec.backends.tvm import llvm_cpu
 
     opts = {k: v for k, v in dict(pass_opts or {}).items() if k != "print_after"}
@@ -133,6 +133,8 @@ def cache_key(p: Prepared, target: str, pass_opts: Mapping | None, tune: int, se
                        "passes": opts, "dynamic": p.dynamic_batch, "tune": tune, "seed": seed,
                        "graphspec": graphspec.__version__, "dtype": dtype,
                        "cuda_arch": arch if target == "cuda" else None,
+                       # cuda bf16 only (other builds keep their keys): the matmul schedule
+                       **({"bf16_tensor_cores": tensor_cores} if target == "cuda" and dtype == "bf16" else {}),
                        "mcpu": llvm_cpu() if target == "llvm" else None},  # a library for another CPU
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -206,12 +208,18 @@ def build(spec: str | Path, target: str, out: str | Path | None = None, *,
           apply_passes: Callable | None = None, tune: int = 0, batch: str | int | None = None,
           seed: int = 0, tune_dir: str | Path | None = None, force: bool = False,
           memory_budget: str | None = None, log: Callable[[str], None] | None = None,
-          dtype: str = "fp32", arch: str | None = None) -> dict:
+          dtype: str = "fp32", arch: str | None = None, tensor_cores: bool | None = None) -> dict:
     """Build `spec` for `target` into the directory `out` (default: `default_dir`); returns
     the manifest. `force` rebuilds a cache hit and replaces a directory that is no build.
-    `target` may name the cuda arch (`cuda:sm_90`, or `arch`); `dtype` is fp32, fp16 or bf16."""
+    `target` may name the cuda arch (`cuda:sm_90`, or `arch`); `dtype` is fp32, fp16 or bf16.
+    `tensor_cores` (cuda bf16 only; default on): bf16 matmuls on tensor cores
+    (backends/tensor_cores.py), else DLight's CUDA-core loops."""
     log = log or (lambda s: None)
     target, arch = check_target(target, tune, dtype, arch)
+    if tensor_cores is not None and (target != "cuda" or dtype != "bf16" or tune):
+        raise BuildError(f"--{'' if tensor_cores else 'no-'}tensor-cores chooses the schedule of an untuned "
+                         f"cuda bf16 build's matmuls, not of this {target} {dtype}{' tuned' if tune else ''} build")
+    tensor_cores = tensor_cores is not False
     p = prepare(spec, overrides, pass_opts, batch, apply_passes)
     if tune and p.dynamic_batch:  # MetaSchedule measures kernels: it needs their shapes
         raise BuildError("--tune needs a static batch (MetaSchedule measures kernels of one shape): "
@@ -221,17 +229,17 @@ def build(spec: str | Path, target: str, out: str | Path | None = None, *,
     budget.check(budget.graph_bytes(p.graph), f"building {p.model.spec.name!r}", memory_budget)
     with dir_lock(out):
         _check_replaceable(out, force)
-        key = cache_key(p, target, pass_opts, tune, seed, dtype, arch)
+        key = cache_key(p, target, pass_opts, tune, seed, dtype, arch, tensor_cores)
         old = None if force else _cache_hit(out, key)
         if old:
             old["cache"].update(hit=True, hits=old["cache"].get("hits", 0) + 1, last_hit=_now())
             atomic_write(out / MANIFEST, json.dumps(old, indent=1, default=str) + "\n")
             return old
-        return _build(p, target, out, key, pass_opts, tune, seed, tune_dir, log, dtype, arch)
+        return _build(p, target, out, key, pass_opts, tune, seed, tune_dir, log, dtype, arch, tensor_cores)
 
 
 def _build(p: Prepared, target: str, out: Path, key: str, pass_opts, tune: int, seed: int,
-           tune_dir, log, dtype: str = "fp32", arch: str | None = None) -> dict:
+           tune_dir, log, dtype: str = "fp32", arch: str | None = None, tensor_cores: bool = True) -> dict:
     from graphspec.backends import targets as comp
 
     timings = dict(p.timings)
@@ -244,7 +252,7 @@ def _build(p: Prepared, target: str, out: Path, key: str, pass_opts, tune: int, 
         params = random_params(p.graph, seed)
         built = comp.compile(p.graph, params, target, dynamic_batch=p.dynamic_batch, tune=tune,
                              tune_dir=tdir, spec=p.model.spec, timings=timings, log=log, dtype=dtype,
-                             arch=arch)
+                             arch=arch, tensor_cores=tensor_cores)
         if "tuning" in built.info and not tune_dir:
             built.info["tuning"]["work_dir"] = str(out / "tuning")  # where it lives once published
         with phase(timings, "save", log):

@@ -74,15 +74,16 @@ class Compiled:
 def compile(graph, params: Mapping[str, np.ndarray], target: str, *, dynamic_batch: bool = False,
             tune: int = 0, tune_dir: str | Path | None = None, spec: Any = None,
             timings: dict[str, float] | None = None, log: Callable[[str], None] | None = None,
-            dtype: str = "fp32", arch: str | None = None) -> Compiled:
-    """`target` may carry the cuda arch (`cuda:sm_90`); `dtype` is fp32, fp16 or bf16."""
+            dtype: str = "fp32", arch: str | None = None, tensor_cores: bool = True) -> Compiled:
+    """`target` may carry the cuda arch (`cuda:sm_90`); `dtype` is fp32, fp16 or bf16;
+    `tensor_cores=False` leaves a bf16 cuda build's matmuls to DLight's CUDA-core loops."""
     timings = {} if timings is None else timings
     target, arch = parse_target(target, arch)
     dt = check_dtype(dtype)
     if target == "onnx":
         return _onnx(graph, params, dynamic_batch, timings, log, dt)
     if target in ("llvm", "cuda"):
-        return _tvm(graph, params, target, dynamic_batch, tune, tune_dir, timings, log, dt, arch)
+        return _tvm(graph, params, target, dynamic_batch, tune, tune_dir, timings, log, dt, arch, tensor_cores)
     if target == "torch":
         return _torch(graph, params, spec, timings, log, dt)
     raise BuildError(f"unknown target {target!r}")
@@ -113,7 +114,7 @@ def _onnx(graph, params, dynamic_batch, timings, log, dtype="float32") -> Compil
 
 # -- tvm -------------------------------------------------------------------------------------
 def _tvm(graph, params, target, dynamic_batch, tune, tune_dir, timings, log, dtype="float32",
-         arch=None) -> Compiled:
+         arch=None, tensor_cores=True) -> Compiled:
     from graphspec.backends import tvm as gt
     from graphspec.backends import weights
 
@@ -129,7 +130,7 @@ def _tvm(graph, params, target, dynamic_batch, tune, tune_dir, timings, log, dty
             db, tinfo = ms_tune(low, tune_dir, tune, kind=target, log=log)
     kernels: dict[str, dict[str, bytes]] = {}
     with phase(timings, "compile", log):
-        ex, binfo = gt.build(low, target, database=db, arch=arch)
+        ex, binfo = gt.build(low, target, database=db, arch=arch, bf16_tensor_cores=tensor_cores)
         if target == "cuda":  # [CUDA kernels ahead of time]: SASS and PTX for the arch, by nvcc
             from graphspec.backends.cuda import compile_kernels, ptx_target
 

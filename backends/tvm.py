@@ -293,13 +293,16 @@ def lower(graph: Graph, *, dynamic_batch: bool = False, attention: str = "op",
 
 # -- building (targets and toolchains: backends/tvm_env.py; what is tuned: backends/tvm_schedule.py)
 def build(lowered: Lowered, kind: str = "llvm", *, database: Any = None,
-          arch: str | None = None) -> tuple[Any, dict]:
+          arch: str | None = None, bf16_tensor_cores: bool = True) -> tuple[Any, dict]:
     """Compile for `kind` -> (executable, info). With a MetaSchedule `database` the tuned
     schedules are applied and the weights they read in a blocked layout are prepacked by
     `main_transform_params`; info["tuned_funcs"] counts the PrimFuncs that got a schedule, so
     that a database that silently matches nothing shows up, info["prepacked_weights"] the
     weights whose layout a schedule rewrote, info["padded_matmuls"] the matmuls `pad_rows`
-    padded. info["threads"]: the CPU threads its kernels will run on (`cpu_threads`)."""
+    padded. info["threads"]: the CPU threads its kernels will run on (`cpu_threads`).
+    An untuned bf16 cuda build puts its large matmuls on tensor cores (backends/tensor_cores.py;
+    `bf16_tensor_cores=False`: DLight's CUDA-core loops); info["bf16_tensor_core_matmuls"]
+    counts those kernels."""
     import tvm
     from graphspec.backends.cuda import cuda_arch
     from tvm import relax, tirx
@@ -309,7 +312,13 @@ def build(lowered: Lowered, kind: str = "llvm", *, database: Any = None,
     info: dict[str, Any] = {"target": str(tgt.kind.name), "arch": arch, "dtype": lowered.dtype,
                             "mcpu": str(tgt.attrs.get("mcpu", "")) if kind == "llvm" else None,
                             "threads": cpu_threads() if kind == "llvm" else None}
-    if database is None:
+    if database is None and kind == "cuda" and lowered.dtype == "bfloat16":
+        info["bf16_tensor_cores"] = bf16_tensor_cores
+    if info.get("bf16_tensor_cores"):
+        from graphspec.backends.tensor_cores import schedule_bf16_matmuls
+
+        mod, info["bf16_tensor_core_matmuls"] = schedule_bf16_matmuls(prepare(lowered), tgt)
+    elif database is None:
         mod = prepare(lowered)
     else:
         mod = schedulable(lowered, tgt, info)

@@ -140,6 +140,9 @@ def _report_json(report) -> list:
               help="CUDA architecture of a cuda build's kernels [default: $GRAPHSPEC_CUDA_ARCH, else the "
                    "local GPU's (nvidia-smi), else sm_90 (H100/H200)].")
 @dtype_option
+@click.option("--tensor-cores/--no-tensor-cores", "tensor_cores", default=None,
+              help="cuda --dtype bf16, untuned: matmuls on tensor cores (graphspec's bf16 wmma schedule; the "
+                   "default) or DLight's CUDA-core loops (--no-tensor-cores). fp16 uses DLight's own.")
 @click.option("-o", "--output", "out", type=click.Path(file_okay=False), default=None,
               help="Build directory [default: build/<spec name, reduced to A-Za-z0-9._->-<target>]. "
                    "A directory that is not a graphspec build is not replaced without --force.")
@@ -159,7 +162,7 @@ def _report_json(report) -> list:
 @budget_option
 @user_errors
 @backend_errors
-def build(spec, target, arch, dtype, out, overrides, passes, disable_pass, print_after, tune, tune_dir, rpc,
+def build(spec, target, arch, dtype, tensor_cores, out, overrides, passes, disable_pass, print_after, tune, tune_dir, rpc,
           batch, seed, force, memory_budget):
     """Compile SPEC for one target into a build directory (artifact + manifest.json).
 
@@ -180,7 +183,8 @@ def build(spec, target, arch, dtype, out, overrides, passes, disable_pass, print
     with measured_on(rpc):  # metaschedule.tune() measures on the tracker's servers
         m = b.build(spec, target, out, overrides=tuple(overrides), pass_opts=opts, apply_passes=apply,
                     tune=tune, batch=batch, seed=seed, tune_dir=tune_dir, force=force,
-                    memory_budget=memory_budget, log=_progress, dtype=dtype, arch=arch)
+                    memory_budget=memory_budget, log=_progress, dtype=dtype, arch=arch,
+                    tensor_cores=tensor_cores)
     target = m["target"]
     where = out or b.default_dir(m["spec"]["name"], target)
     if m["cache"].get("hit"):
@@ -194,6 +198,8 @@ def build(spec, target, arch, dtype, out, overrides, passes, disable_pass, print
                      f"(PTX .target {', '.join(m['tvm'].get('ptx_targets') or ['?'])})")
     if m.get("dtype", "fp32") != "fp32":
         extra.append(m["dtype"])
+    if "bf16_tensor_core_matmuls" in m.get("tvm", {}):
+        extra.append(f"{m['tvm']['bf16_tensor_core_matmuls']} matmul kernels on tensor cores")
     if "tuning" in m:
         t = m["tuning"]
         extra.append(f"tuning: {'reused ' + str(t['records']) + ' records, no new trials' if t.get('reused') else str(t.get('new_trials')) + ' trials'}"

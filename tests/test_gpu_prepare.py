@@ -108,6 +108,7 @@ def test_cuda_build_targets_sm_90(cuda_pack):
     m = json.loads((out / "manifest.json").read_text())
     assert m["target"] == "cuda" and m["arch"] == "sm_90" and m["dtype"] == "bf16"
     assert m["tvm"]["dtype"] == "bfloat16" and m["tvm"]["cuda_kernels"] > 10
+    assert m["tvm"]["bf16_tensor_cores"] is True  # the default (this tiny ViT has no matmul above 64)
     ptx = lzma.decompress((d / "model.ptx.xz").read_bytes())
     assert prepare_ptx_target(ptx) == "sm_90"
     assert b".target sm_80" not in ptx and b"bf16" in ptx  # bfloat16 arithmetic in the kernels

@@ -1,6 +1,6 @@
 """The half of the GPU check that runs here: build, pack, check the size (see README.md).
 
-    python benchmarks/gpu/prepare.py     # Swin-T, ViT-B/16; fp32, fp16, bf16; batch 64 and 1 -> build/gpu_pack
+    python benchmarks/gpu/prepare.py     # Swin-T, ViT-B/16; fp32, fp16, bf16 (+ bf16-cc); batch 64 and 1 -> build/gpu_pack
     python benchmarks/gpu/prepare.py --models swin_t --dtypes bf16 --set C=48 --out DIR   # smaller
 
 For each model, dtype and batch (64, 1) it builds `--target cuda:ARCH --batch B` (static: DLight
@@ -16,7 +16,9 @@ them (the weights are generated on the device from the seed: none are carried), 
         libcudart.so.13                 # what libtvm_runtime_cuda.so links, if the device lacks it
         <model>-<dtype>-b<batch>/model.so.xz, model.cubin, model.ptx.xz, model.py, build.json
 
-and refuses (exit 2) a pack of 64 MiB or more. The run tool carries the folder to the device.
+and refuses (exit 2) a pack of 64 MiB or more. `bf16` builds put their large matmuls on tensor
+cores (graphspec's bf16 wmma schedule, backends/tensor_cores.py); `bf16-cc` is the same build
+with `--no-tensor-cores` (DLight's CUDA-core loops), measured beside it as "tvm (CUDA cores)". The run tool carries the folder to the device.
 """
 
 from __future__ import annotations
@@ -43,13 +45,17 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+VARIANTS = {"bf16-cc": ("bf16", ["--no-tensor-cores"], "tvm (CUDA cores)")}  # name: (dtype, flags, row label)
+
+
 def build_one(spec: str, dtype: str, arch: str, sets: list[str], work: Path, force: bool,
               batch: str = "dynamic") -> Path:
     """`graphspec build SPEC --target cuda:ARCH --dtype D --batch B` into work/<spec>-<dtype>-b<B>;
     SystemExit with the build's message if it fails."""
     out = work / f"{spec}-{dtype}-b{batch}"
+    dtype, flags, _ = VARIANTS.get(dtype, (dtype, [], "tvm"))
     cmd = [sys.executable, "-c", "from graphspec.cli.main import main; main()", "build", spec,
-           "--target", f"cuda:{arch}", "--dtype", dtype, "--batch", str(batch), "-o", str(out)]
+           "--target", f"cuda:{arch}", "--dtype", dtype, "--batch", str(batch), "-o", str(out), *flags]
     for s in sets:
         cmd += ["--set", s]
     if force:
@@ -71,6 +77,7 @@ def model_files(spec: str, dtype: str, sets: list[str], build: Path, dest: Path)
     from graphspec.analysis import tensors
     from graphspec.passes import run_pipeline
 
+    dtype, _, label = VARIANTS.get(dtype, (dtype, [], "tvm"))
     m1 = graphspec.load(spec, [*sets, "batch=1"])
     graph, _ = run_pipeline(m1.graph, "default", echo=lambda s: None)
     gen = emit(graph, m1.spec)
@@ -82,13 +89,15 @@ def model_files(spec: str, dtype: str, sets: list[str], build: Path, dest: Path)
             (dest / f"{name}.xz").write_bytes(lzma.compress((build / name).read_bytes(), preset=6))
     if (build / "model.cubin").exists():
         shutil.copyfile(build / "model.cubin", dest / "model.cubin")
-    info = {"spec": spec, "overrides": sets, "dtype": dtype, "arch": manifest["arch"], "batch": manifest["batch"],
+    info = {"spec": spec, "overrides": sets, "dtype": dtype, "label": label, "arch": manifest["arch"],
+            "batch": manifest["batch"],
             "class": gen.class_name, "macs_per_image": int(m1.macs()), "params": int(m1.params()),
             "seed": manifest["weights"]["seed"],
             "weights": [[n, [int(d) for d in s]] for n, s in tensors(graph).items()],
             "inputs": [{"name": i["name"], "shape": i["shape"][1:]} for i in manifest["inputs"]],
             "tvm": {k: manifest["tvm"].get(k) for k in ("inputs", "params", "dtype", "kernel_sources",
-                                                        "cuda_kernels", "ptx_targets", "attention")},
+                                                        "cuda_kernels", "ptx_targets", "attention",
+                                                        "bf16_tensor_core_matmuls")},
             "timings_s": manifest["timings_s"], "versions": manifest["versions"]}
     ptx = (build / "model.ptx").read_text() if (build / "model.ptx").exists() else ""
     info["tensor_core_instructions"] = len(re.findall(r"\b(?:wmma|mma\.sync|wgmma)\.", ptx))
@@ -150,7 +159,7 @@ def size(p: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", default="swin_t,vit_b16")
-    ap.add_argument("--dtypes", default="fp32,fp16,bf16")
+    ap.add_argument("--dtypes", default="fp32,fp16,bf16,bf16-cc", help="bf16-cc: bf16 with --no-tensor-cores")
     ap.add_argument("--batches", default="64,1", help="one library per batch ('dynamic': one for all; "
                     "DLight's fp16 tensor-core matmuls need a static batch in TVM 0.27)")
     ap.add_argument("--arch", default="sm_90")
@@ -178,10 +187,12 @@ def main(argv: list[str] | None = None) -> int:
                     index["failed"][key] = str(e)
                     continue
                 info = model_files(spec, dtype, a.sets, b, out / key)
-                index["builds"][key] = {"spec": spec, "dtype": dtype, "batch": info["batch"],
+                index["builds"][key] = {"spec": spec, "dtype": info["dtype"], "label": info["label"],
+                                        "batch": info["batch"],
                                         "compile_s": info["timings_s"].get("compile"),
                                         "kernels": info["tvm"]["cuda_kernels"],
-                                        "tensor_core_instructions": info["tensor_core_instructions"]}
+                                        "tensor_core_instructions": info["tensor_core_instructions"],
+                                        "bf16_tensor_core_matmuls": info["tvm"]["bf16_tensor_core_matmuls"]}
     pack_tvm(out)
     index["ffi_wheel"] = ffi_wheel(out, Path(a.wheels)).name
     index["cudart"] = cudart(out)

@@ -294,6 +294,7 @@ def measure_group(spec, dt, builds, pack, work, dev, env, a, rows, checks, notes
             notes.append(f"{spec} {dt}: onnxruntime: {why}")
     except Exception as e:  # noqa: BLE001
         notes.append(f"{spec} {dt}: onnxruntime failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+    tvms: dict[int, list] = {}  # batch -> [(build key, row label, TVMModel or None)]
     for key, info in builds:
         at = list(batches) if info.get("batch", "dynamic") == "dynamic" else [int(info["batch"])]
         tv = None
@@ -304,51 +305,55 @@ def measure_group(spec, dt, builds, pack, work, dev, env, a, rows, checks, notes
                 notes.append(f"{key}: TVM failed to load: {type(e).__name__}: {str(e).splitlines()[0][:300]}")
                 traceback.print_exc()
         for batch in at:
-            if time.perf_counter() - T0 > a.budget:
-                notes.append(f"{key} batch {batch}: skipped (time budget {a.budget:.0f}s)")
+            tvms.setdefault(batch, []).append((key, info.get("label", "tvm"), tv))
+    for batch, candidates in tvms.items():
+        if time.perf_counter() - T0 > a.budget:
+            notes.append(f"{spec} {dt} batch {batch}: skipped (time budget {a.budget:.0f}s)")
+            continue
+        x32 = torch.from_numpy(np.random.default_rng(batch).standard_normal((batch, *shape))
+                               .astype(np.float32)).to(dev)
+        x = x32.to(tdt)
+        with torch.no_grad():
+            y32 = ref32(x32).float()
+            y_eager = eager(x).float()
+        scale = float(y32.abs().max())
+        checks.append({"build": f"{spec}-{dt}", "batch": batch, "backend": "eager",
+                       "rel_vs_fp32": float((y_eager - y32).abs().max()) / scale})
+        fns = dict(common)
+        for key, label, tv in candidates:
+            if tv is None:
                 continue
-            x32 = torch.from_numpy(np.random.default_rng(batch).standard_normal((batch, *shape))
-                                   .astype(np.float32)).to(dev)
-            x = x32.to(tdt)
-            with torch.no_grad():
-                y32 = ref32(x32).float()
-                y_eager = eager(x).float()
-            scale = float(y32.abs().max())
-            checks.append({"build": f"{spec}-{dt}", "batch": batch, "backend": "eager",
-                           "rel_vs_fp32": float((y_eager - y32).abs().max()) / scale})
-            fns = dict(common)
-            if tv is not None:
+            try:
+                y = tv(x).float()
+                rel = float((y - y32).abs().max()) / scale
+                ok = rel <= TOL[dt]
+                checks.append({"build": key, "batch": batch, "backend": label, "rel_vs_fp32": rel,
+                               "rel_vs_eager": float((y - y_eager).abs().max()) / scale, "ok": ok})
+                log(f"{key} b{batch}: {label} vs fp32 module rel {rel:.2e} ({'ok' if ok else 'MISMATCH'})")
+                if ok:
+                    fns[label] = tv
+            except Exception as e:  # noqa: BLE001
+                notes.append(f"{key} b{batch}: TVM failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}")
+                traceback.print_exc()
+        with torch.no_grad():
+            live = {}
+            for k, f in fns.items():  # warm-up (and compile) each; drop what fails
                 try:
-                    y = tv(x).float()
-                    rel = float((y - y32).abs().max()) / scale
-                    ok = rel <= TOL[dt]
-                    checks.append({"build": key, "batch": batch, "backend": "tvm", "rel_vs_fp32": rel,
-                                   "rel_vs_eager": float((y - y_eager).abs().max()) / scale, "ok": ok})
-                    log(f"{key} b{batch}: tvm vs fp32 module rel {rel:.2e} ({'ok' if ok else 'MISMATCH'})")
-                    if ok:
-                        fns["tvm"] = tv
+                    f(x)
+                    f(x)
+                    live[k] = f
                 except Exception as e:  # noqa: BLE001
-                    notes.append(f"{key} b{batch}: TVM failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}")
-                    traceback.print_exc()
-            with torch.no_grad():
-                live = {}
-                for k, f in fns.items():  # warm-up (and compile) each; drop what fails
-                    try:
-                        f(x)
-                        f(x)
-                        live[k] = f
-                    except Exception as e:  # noqa: BLE001
-                        notes.append(f"{spec} {dt} batch {batch} {k}: {type(e).__name__}: "
-                                     f"{str(e).splitlines()[0][:200]}")
-                if gpu:
-                    torch.cuda.synchronize()
-                ms = time_rounds(live, x, a.rounds, 10 if batch > 8 else 50)
-            for k, v in ms.items():
-                ips = batch / (v / 1e3)
-                mfu = 2 * info["macs_per_image"] * ips / PEAK.get(dt, PEAK["fp32"])
-                rows.append({"model": spec, "dtype": dt, "batch": batch, "backend": k, "ms": v,
-                             "images_s": ips, "mfu": mfu})
-                log(f"{spec} {dt} b{batch} {k:14s} {v:8.3f} ms  {ips:10.1f} img/s  MFU {mfu:.2%}")
+                    notes.append(f"{spec} {dt} batch {batch} {k}: {type(e).__name__}: "
+                                 f"{str(e).splitlines()[0][:200]}")
+            if gpu:
+                torch.cuda.synchronize()
+            ms = time_rounds(live, x, a.rounds, 10 if batch > 8 else 50)
+        for k, v in ms.items():
+            ips = batch / (v / 1e3)
+            mfu = 2 * info0["macs_per_image"] * ips / PEAK.get(dt, PEAK["fp32"])
+            rows.append({"model": spec, "dtype": dt, "batch": batch, "backend": k, "ms": v,
+                         "images_s": ips, "mfu": mfu})
+            log(f"{spec} {dt} b{batch} {k:14s} {v:8.3f} ms  {ips:10.1f} img/s  MFU {mfu:.2%}")
 
 
 def write(out: Path, env, index, rows, checks, notes, a) -> None:
