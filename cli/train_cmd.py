@@ -90,12 +90,7 @@ def train_cmd(spec, overrides, passes, steps, batch, lr, dtype, parallel, ac, co
             sys.exit(subprocess.run(cmd).returncode)
         train(spec, config, overrides=overrides)
     except (TrainError, ParallelError) as e:
-        raise UserError(str(e)) from e
-    finally:
-        import torch.distributed as dist
-
-        if dist.is_initialized():  # joined by train() under torchrun
-            dist.destroy_process_group()
+        raise UserError(str(e)) from e  # the process group train() joined: it destroys it
 
 
 def _without_nproc(argv: list[str]) -> list[str]:

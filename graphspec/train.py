@@ -11,22 +11,28 @@ next-token loss for token models, random images with a classification loss for i
 one global batch per step drawn from (seed, step) and split across the ranks, so the losses do
 not depend on the world size. Checkpoints are torch.distributed.checkpoint directories
 `ckpt_dir/step-K` beside `ckpt_dir/graphspec.json` (the model's fingerprint: a resume from
-another spec is refused). MFU = 3 × 2 × MACs (graphspec/analysis.py) per sample × samples/s ÷
+another spec is refused; the record also holds the data position, so a resumed run draws the
+batches an uninterrupted one would). A process group train() joins stays for later calls and is
+destroyed at exit, or when a step raises. MFU = 3 × 2 × MACs (graphspec/analysis.py) per sample × samples/s ÷
 (peak × processes).
 """
 
 from __future__ import annotations
 
+import atexit
 import datetime
+import gc
 import hashlib
 import json
 import os
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.distributed.nn.functional  # noqa: F401  before any process group: NOTE [The group at exit]
 import torch.nn.functional as F
 
 import graphspec
@@ -99,6 +105,20 @@ def loss_fn(task: Task, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     return F.cross_entropy(out.float(), target)
 
 
+# NOTE: [The group at exit] torch.distributed.nn.functional binds `group=group.WORLD` as the
+# default of ten functions when it is imported. torch imports it lazily (the first module built on
+# the meta device: torch._refs -> torch._dynamo -> torch.distributed.fsdp -> ._shard -> it), so
+# after init_process_group those defaults held the gloo ProcessGroup past
+# destroy_process_group(): its threads (gloo_tcp_loop, 2 x pt_gloo_runloop) ran into interpreter
+# shutdown, where a rank aborted now and then ("terminate called without an active exception").
+# Imported above, before any group exists, the defaults are None and destroying the group joins
+# its threads. train() destroys a group it joined at exit (atexit runs while the interpreter is
+# whole), not on return: a second init through torchrun's store in the same process reads the
+# first one's addresses when the ranks are out of step (measured: connectFullMesh 'Connection
+# refused' on the second of two train() calls).
+_joined = False  # the default group is train()'s (torchrun's environment), to destroy at exit
+
+
 def _dist() -> tuple[int, int, torch.device]:
     """Rank, world size and device; joins torchrun's process group (gloo on CPU, NCCL on GPUs)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -106,22 +126,42 @@ def _dist() -> tuple[int, int, torch.device]:
     cuda = torch.cuda.is_available()
     local = int(os.environ.get("LOCAL_RANK", "0"))
     device = torch.device("cuda", local) if cuda else torch.device("cpu")
+    global _joined
     if cuda:
         torch.cuda.set_device(device)
     if world > 1 and not torch.distributed.is_initialized():
         torch.distributed.init_process_group("nccl" if cuda else "gloo", timeout=datetime.timedelta(seconds=120))
+        _joined = True
+        atexit.register(_leave)
     return rank, world, device
+
+
+def _leave() -> None:
+    """Destroy the group train() joined, then drop what still holds it: the cycles of a DDP
+    module or of FSDP's states (gc), and the DeviceMeshes that DTensor's caches keep (sharding
+    propagation, redistribute plans), each holding its groups in `_pg_registry` (NB: private, as
+    of torch 2.13), so that gloo's threads are joined now (NOTE [The group at exit])."""
+    global _joined
+    if _joined and torch.distributed.is_initialized():
+        from torch.distributed.device_mesh import DeviceMesh
+
+        torch.distributed.destroy_process_group()
+        gc.collect()
+        for obj in gc.get_objects():
+            if isinstance(obj, DeviceMesh):
+                getattr(obj, "_pg_registry", {}).clear()
+    _joined = False
 
 
 def fingerprint(source: str) -> str:
     return hashlib.sha256(source.encode()).hexdigest()
 
 
-def _check_ckpt(ckpt_dir: Path, name: str, fp: str) -> int:
-    """The last saved step in `ckpt_dir` (0: none), after checking it holds this model."""
+def _check_ckpt(ckpt_dir: Path, name: str, fp: str) -> dict:
+    """The record of the last checkpoint in `ckpt_dir` ({}: none), after checking it holds this model."""
     meta = ckpt_dir / "graphspec.json"
     if not meta.exists():
-        return 0
+        return {}
     try:
         info = json.loads(meta.read_text())
     except (OSError, ValueError) as e:
@@ -129,10 +169,35 @@ def _check_ckpt(ckpt_dir: Path, name: str, fp: str) -> int:
     if info.get("fingerprint") != fp:
         raise TrainError(f"{ckpt_dir} holds a checkpoint of {info.get('spec')!r} (another model or other "
                          f"options than {name!r}); use another --ckpt-dir")
-    return int(info.get("step", 0))
+    return info
 
 
-def _save(ckpt_dir: Path, step: int, model, optim, name: str, fp: str, rank: int) -> None:
+def data_position(step: int, samples: int | None, batch: int) -> dict:
+    """Where the data stands after `step` steps: synthetic data is drawn per (seed, step); a
+    dataset's DistributedSampler order is a function of (seed, epoch), one global batch a step,
+    samples // batch batches an epoch (each rank's len(sampler) // per: the same count)."""
+    if samples is None:
+        return {"samples": None}
+    return {"samples": samples, "epoch": step // (samples // batch), "batch_in_epoch": step % (samples // batch)}
+
+
+def _check_data(ckpt_dir: Path, info: dict, config: TrainConfig, dataset) -> None:
+    """A resume continues the data only with the seed, global batch and dataset size it was saved with."""
+    data = info.get("data")
+    if data is None:  # a record from before the data position was kept
+        return
+    for opt, saved, now in (("--seed", data["seed"], config.seed), ("--batch", data["batch"], config.batch)):
+        if saved != now:
+            raise TrainError(f"--resume: {ckpt_dir} was trained with {opt} {saved}, and the data order continues "
+                             f"only with it; pass {opt} {saved}")
+    samples = None if dataset is None else len(dataset)
+    if data["samples"] != samples:
+        was = "synthetic data" if data["samples"] is None else f"a dataset of {data['samples']} samples"
+        now = "synthetic data" if samples is None else f"a dataset of {samples} samples"
+        raise TrainError(f"--resume: {ckpt_dir} was trained on {was}, this run has {now}; resume with the same data")
+
+
+def _save(ckpt_dir: Path, step: int, model, optim, name: str, fp: str, rank: int, data: dict) -> None:
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import get_state_dict
 
@@ -141,7 +206,8 @@ def _save(ckpt_dir: Path, step: int, model, optim, name: str, fp: str, rank: int
     if rank == 0:  # the record names the last complete checkpoint: written after it, atomically
         from graphspec.io import atomic_write
 
-        atomic_write(ckpt_dir / "graphspec.json", json.dumps({"spec": name, "fingerprint": fp, "step": step}) + "\n")
+        record = {"spec": name, "fingerprint": fp, "step": step, "data": data}
+        atomic_write(ckpt_dir / "graphspec.json", json.dumps(record) + "\n")
 
 
 def _load(ckpt_dir: Path, step: int, model, optim) -> None:
@@ -206,6 +272,8 @@ def preflight(spec, config: TrainConfig, overrides=(), world: int = 1, dataset=N
     graph = model.graph
     if dataset is None:
         task_of(graph)
+    elif len(dataset) < config.batch:
+        raise TrainError(f"the dataset has {len(dataset)} samples, fewer than one global batch ({config.batch})")
     if config.parallel == "fsdp" and not block_paths(graph):
         raise ParallelError(f"{graph.name}: FSDP shards per block, and the spec has no repeated blocks "
                             "(no list of layers); use --ddp or one process")
@@ -218,21 +286,34 @@ def preflight(spec, config: TrainConfig, overrides=(), world: int = 1, dataset=N
         if not os.access(ckpt_dir, os.W_OK):
             raise TrainError(f"--ckpt-dir {ckpt_dir}: not writable")
     name = graph.meta.get("spec") or graph.name
-    last = _check_ckpt(ckpt_dir, name, fingerprint(source)) if ckpt_dir else 0  # refuses another model's
-    if config.resume and last == 0:
+    info = _check_ckpt(ckpt_dir, name, fingerprint(source)) if ckpt_dir else {}  # refuses another model's
+    if config.resume and not info.get("step"):
         raise TrainError(f"--resume: {ckpt_dir} holds no checkpoint")
-    return graph, source, cls, last if config.resume else 0
+    if config.resume:
+        _check_data(ckpt_dir, info, config, dataset)
+    return graph, source, cls, int(info["step"]) if config.resume else 0
 
 
 def train(spec, config: TrainConfig = TrainConfig(), overrides=(), dataset=None,
           log: Callable[[str], None] | None = print, loss: Callable | None = None) -> list[float]:
     """Train `spec`'s generated module; returns the loss of each step run (global mean).
     `dataset`: a torch Dataset of (input, target) pairs instead of synthetic data; `loss(out,
-    target)` instead of cross-entropy over the last dimension."""
-    criterion = loss
+    target)` instead of cross-entropy over the last dimension. Under torchrun, train() joins the
+    process group unless the caller made one, keeps it for later calls and destroys it at exit,
+    or as soon as a step raises (after dropping the failed run's locals that hold it)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     graph, source, cls, start = preflight(spec, config, overrides, world, dataset)
     rank, world, device = _dist()
+    try:
+        return _run(graph, source, cls, start, config, dataset, log, loss, rank, world, device)
+    except BaseException as e:
+        if _joined:  # the traceback's finished frames hold the model (and so the group) until it goes
+            traceback.clear_frames(e.__traceback__)
+            _leave()
+        raise
+
+
+def _run(graph, source, cls, start, config, dataset, log, criterion, rank, world, device) -> list[float]:
     task = task_of(graph) if dataset is None else None
     name = graph.meta.get("spec") or graph.name
     fp = fingerprint(source)
@@ -254,13 +335,17 @@ def train(spec, config: TrainConfig = TrainConfig(), overrides=(), dataset=None,
     if not sharded:
         net = parallelize(model, graph, pc)
     optim = torch.optim.AdamW(net.parameters(), lr=config.lr)
+    samples = None if dataset is None else len(dataset)
+    position = data_position(start, samples, config.batch)
     if start:
         _load(ckpt_dir, start, net, optim)
+        position = json.loads((ckpt_dir / "graphspec.json").read_text()).get("data") or position
         say(f"resumed from {ckpt_dir / f'step-{start}'}")
     autocast = bf16 and config.parallel != "fsdp"
 
     per = config.batch // world
-    batches = _loader(dataset, per, rank, world, config.seed) if dataset is not None else None
+    batches = None if dataset is None else _loader(dataset, per, rank, world, config.seed,
+                                                    position["epoch"], position["batch_in_epoch"])
     B0 = graph.inputs[0].shape[0]
     flops_sample = 3 * 2 * analysis.macs(graph) / B0  # training = forward + 2 × forward (backward)
     peak, peak_src = peak_flops(config, device)
@@ -296,22 +381,22 @@ def train(spec, config: TrainConfig = TrainConfig(), overrides=(), dataset=None,
         say(f"step {step}/{config.steps}  loss {losses[-1]:.4f}  {config.batch * per_sample / dt:,.0f} {unit}/s  "
             f"MFU {100 * mfu:.2f}%  ({dt * 1000:.0f} ms)")
         if ckpt_dir and config.ckpt_every and step % config.ckpt_every == 0:
-            _save(ckpt_dir, step, net, optim, name, fp, rank)
+            data = {"seed": config.seed, "batch": config.batch, **data_position(step, samples, config.batch)}
+            _save(ckpt_dir, step, net, optim, name, fp, rank, data)
     return losses
 
 
-def _loader(dataset, per: int, rank: int, world: int, seed: int):
-    """Endless batches of a user's dataset, this rank's share of each global batch."""
+def _loader(dataset, per: int, rank: int, world: int, seed: int, epoch: int = 0, skip: int = 0):
+    """Endless batches of a user's dataset, this rank's share of each global batch, from batch
+    `skip` of epoch `epoch` on (where a checkpoint stopped). In the main process: no workers."""
     from torch.utils.data import DataLoader, DistributedSampler
 
-    if len(dataset) < per * world:
-        raise TrainError(f"the dataset has {len(dataset)} samples, fewer than one global batch ({per * world})")
     sampler = DistributedSampler(dataset, world, rank, shuffle=True, seed=seed, drop_last=True)
-    epoch = 0
     while True:
         sampler.set_epoch(epoch)
-        yield from DataLoader(dataset, batch_size=per, sampler=sampler, drop_last=True)
-        epoch += 1
+        order = list(sampler)[skip * per:]  # this rank's indices of the epoch, less the batches consumed
+        yield from DataLoader(dataset, batch_size=per, sampler=order, drop_last=True)
+        epoch, skip = epoch + 1, 0
 
 
 __all__ = ["ParallelError", "TrainConfig", "TrainError", "Task", "train", "task_of", "synthetic_batch"]

@@ -5,6 +5,8 @@ the checkpointed or sharded model computes what the plain one does."""
 from __future__ import annotations
 
 import copy
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,15 +14,10 @@ import torch
 import graphspec
 from graphspec.parallel import ParallelConfig, ParallelError, block_paths, parallelize
 
+sys.path.insert(0, str(Path(__file__).parent))
+from specs_small import FLAT  # noqa: E402
+
 LLAMA = ["vocab=256", "d=32", "L=3", "h=4", "d_ff=64", "seq_len=16"]  # untied head: norm + lm_head group
-FLAT = """\
-name: flat
-vars: img_size=32, classes=10, batch=1
-input: image(img_size)
-embed: patches(8, dim=32, norm=true)
-encoder: {dim: 32, heads: 2}
-head: classifier(classes, pool=mean)
-"""
 
 
 @pytest.mark.parametrize("spec, sets, expected", [
