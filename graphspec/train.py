@@ -111,8 +111,9 @@ def loss_fn(task: Task, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor
 # after init_process_group those defaults held the gloo ProcessGroup past
 # destroy_process_group(): its threads (gloo_tcp_loop, 2 x pt_gloo_runloop) ran into interpreter
 # shutdown, where a rank aborted now and then ("terminate called without an active exception").
-# Imported above, before any group exists, the defaults are None and destroying the group joins
-# its threads. train() destroys a group it joined at exit (atexit runs while the interpreter is
+# Imported above, before any group exists, the defaults are None; DTensor's caches keep FSDP's
+# DeviceMeshes, which hold the group too (_leave clears them), and then destroying it joins its
+# threads. train() destroys a group it joined at exit (atexit runs while the interpreter is
 # whole), not on return: a second init through torchrun's store in the same process reads the
 # first one's addresses when the ranks are out of step (measured: connectFullMesh 'Connection
 # refused' on the second of two train() calls).

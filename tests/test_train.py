@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -97,6 +98,23 @@ def test_no_gloo_thread_outlives_train(two_processes):
     if None in threads:
         pytest.skip("no /proc/self/task")
     assert all(rank and not [t for t in rank if "gloo" in t] for rank in threads), threads
+
+
+def test_a_rank_that_raises_leaves_the_group_at_once(specs, tmp_path):
+    """A step raising on rank 1 destroys the group there and then (after dropping the failed
+    run's locals that hold it): rank 1 exits with no gloo thread left and no abort, and the launch
+    ends well before the 120 s collective timeout (torchrun then stops rank 0, or rank 0's
+    all-reduce fails with 'Connection closed by peer', whichever comes first)."""
+    out = tmp_path / "out.json"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+           str(HERE / "train_worker.py"), str(out), str(tmp_path / "ckpt"), "gpt:ddp:raise", str(specs / "tiny_gpt.yaml")]
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    log = r.stdout + r.stderr
+    assert r.returncode != 0 and "RuntimeError: a bad batch on rank 1" in log, log[-3000:]
+    assert "terminate called" not in log and time.perf_counter() - t0 < 100, log[-3000:]
+    threads = json.loads(Path(f"{out}.threads-1").read_text())  # rank 1's, at its exit
+    assert threads is None or (threads and not [t for t in threads if "gloo" in t]), threads
 
 
 def run_3_then_3(spec, tmp_path, **kw):

@@ -1,7 +1,7 @@
 """Run by tests/test_train.py under `torchrun --nproc-per-node 2` (gloo, CPU): trains each
 (spec, mode) of argv for three steps with a checkpoint at step 2, resumes from it for step 3;
 trains a map-style dataset for three steps with a checkpoint at 3, resumes for three more; writes
-the losses (rank 0) to the JSON file argv[1]. The first train() call joins the process group,
+the losses (rank 0) to the JSON file argv[1] (gpt:ddp:raise: a step raises on rank 1). The first train() call joins the process group,
 the others use it, train()'s atexit handler destroys it: the process exits as any script does,
 and writes the threads left at exit to argv[1].threads-RANK."""
 
@@ -38,6 +38,15 @@ def main(out: str, ckpt_root: str, cases: str, gpt_spec: str) -> None:
         spec, mode, *more = case.split(":")  # gpt:fsdp:block — activation checkpointing; :none:sharded — init
         spec_path, sets = SPECS[spec]
         ckpt = str(Path(ckpt_root) / case.replace(":", "-"))
+        if more == ["raise"]:  # rank 1's loss raises at step 2: it leaves the group, rank 0's all-reduce fails
+            def fail_on_rank_1(out, y, calls=[]):  # noqa: B006  (the calls so far)
+                calls.append(1)
+                if os.environ["RANK"] == "1" and len(calls) == 2:
+                    raise RuntimeError("a bad batch on rank 1")
+                return torch.nn.functional.cross_entropy(out.flatten(0, -2), y.flatten())
+
+            train(spec_path, TrainConfig(steps=3, batch=4, parallel=mode), dataset=NextToken(), loss=fail_on_rank_1,
+                  log=None)
         if more == ["data"]:  # 3 steps, a checkpoint, 3 more: the sampler continues where it stopped
             opts = {"parallel": mode, "seed": 1, "batch": 4, "ckpt_dir": ckpt}
             losses = train(spec_path, TrainConfig(steps=3, ckpt_every=3, **opts), dataset=NextToken(), log=None)
