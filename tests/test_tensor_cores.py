@@ -4,8 +4,9 @@ What can be checked here: the schedule applies (TVM's `tensorize` has matched ea
 intrinsic's description against the block it replaces), the matmuls DLight would leave on CUDA
 cores (a static M, N or K of 64 or less) are left alone, and nvcc turns the kernels into bf16
 tensor-core instructions accumulating in fp32 for sm_90 (`wmma.mma.sync ... .f32.bf16.bf16.f32`).
-That the numbers are right is checked on a GPU only: benchmarks/gpu/run.py compares every bf16
-build with the PyTorch module there (and `tests/test_gpu_prepare.py` runs a build where a GPU is).
+The bf16 kernel is also DLight's fp16 tensor-core kernel for the same matmul with the element
+type renamed, token for token. That the numbers are right is checked on a GPU only:
+benchmarks/gpu/run.py compares every bf16 build with the PyTorch module there.
 """
 
 from __future__ import annotations
@@ -19,19 +20,19 @@ pytest.importorskip("tvm")
 needs_nvcc = pytest.mark.skipif(not shutil.which("nvcc"), reason="no nvcc: cuda builds need the CUDA toolkit")
 
 
-def _module(shapes):
-    """main(x_i, w_i) = [bf16(matmul(x_i, w_i^T) in fp32) for each (M, K, N)]."""
+def _module(shapes, dtype="bfloat16"):
+    """main(x_i, w_i) = [dtype(matmul(x_i, w_i^T) in fp32) for each (M, K, N)]."""
     from tvm import relax
 
     bb = relax.BlockBuilder()
-    args = [relax.Var(f"{c}{i}", relax.TensorType(s, "bfloat16"))
+    args = [relax.Var(f"{c}{i}", relax.TensorType(s, dtype))
             for i, (m, k, n) in enumerate(shapes) for c, s in (("x", (m, k)), ("w", (n, k)))]
     with bb.function("main", args):
         with bb.dataflow():
             outs = []
             for i in range(len(shapes)):
                 y = bb.emit(relax.op.matmul(args[2 * i], relax.op.permute_dims(args[2 * i + 1]), out_dtype="float32"))
-                outs.append(bb.emit(relax.op.astype(y, "bfloat16")))
+                outs.append(bb.emit(relax.op.astype(y, dtype)))
             out = bb.emit_output(relax.Tuple(outs))
         bb.emit_func_output(out)
     return bb.get()
@@ -43,6 +44,7 @@ def test_bf16_matmul_on_tensor_cores_for_sm_90():
     from graphspec.backends.cuda import compile_kernels
     from graphspec.backends.tensor_cores import schedule_bf16_matmuls
     from graphspec.backends.tvm import target
+    from graphspec.backends.tvm_env import cuda_source
 
     tgt = target("cuda", "sm_90")
     # a linear layer (128 tokens, 96 -> 192) and a Swin window's scores (49 x 32 x 49)
@@ -58,6 +60,16 @@ def test_bf16_matmul_on_tensor_cores_for_sm_90():
     assert mma == {"wmma.mma.sync.aligned.row.col.m16n16k16.f32.bf16.bf16.f32"}, mma
     # the small matmul stays on CUDA cores, as DLight leaves fp16 ones of that size
     assert not any("wmma" in e or "mma.sync" in e for e in entries if e is not big[0])
+
+    # and the kernel is DLight's own fp16 tensor-core kernel for that matmul, token for token,
+    # with the element type changed: the schedule TVM's tests run on GPUs, not a new one
+    def wmma_kernel(executable):
+        (k,) = [k for k in re.split(r'(?=extern "C" __global__)', cuda_source(executable)) if "wmma" in k]
+        return re.sub(r"nv_bfloat16|bfloat16|float16|half", "T", k)  # half4 and nv_bfloat164 too
+
+    fp16 = tvm.compile(_module([(128, 96, 192)], "float16"), target=tgt)  # DLight's Matmul rule
+    assert "nv_bfloat16" in cuda_source(ex) and "half" in cuda_source(fp16)
+    assert wmma_kernel(ex) == wmma_kernel(fp16)
 
 
 @needs_nvcc
