@@ -49,11 +49,31 @@ class Input:
         return e.input()
 
 
+# How a free-standing parameter is drawn (its `init` attribute), as the reference models draw it:
+# each is a statement of the owning module's `reset_parameters` (the root's `init_weights`).
+PARAMETER_INITS = {
+    "trunc_normal": "nn.init.trunc_normal_(self.{mod}, std=0.02)",  # ViT/DeiT/PVT cls token, position table (timm, HF)
+    "normal": "nn.init.normal_(self.{mod}, std=0.02)",  # DETR's query table (HF: an nn.Embedding, N(0, init_std²))
+    "zeros": "nn.init.zeros_(self.{mod})",  # BERT's masked-LM bias (HF's BertLMPredictionHead.bias)
+    "ones": "nn.init.ones_(self.{mod})",
+}
+
+
+def _parameter_init(ops, a) -> str:
+    init = a.get("init")
+    if init is not None and not init.known:
+        raise ValueError(f"parameter init {init} differs between instances of one class")
+    return PARAMETER_INITS[init.value if init is not None else "trunc_normal"].format(mod=a["mod"])
+
+
 @op("parameter", HAS_PARAMS, SOURCE)
 class Parameter:
-    """A learned tensor used as is (ViT's cls token and position embedding)."""
+    """A learned tensor used as is (ViT's cls token and position embedding, BERT's masked-LM
+    bias); `init` names its draw, one of PARAMETER_INITS."""
 
     def shape(*, shape, init="trunc_normal", weights=None):
+        if init not in PARAMETER_INITS:
+            raise ShapeError(f"parameter init {init!r} is not one of {', '.join(PARAMETER_INITS)}")
         return tuple(shape)
 
     def params(*, shape, init="trunc_normal", weights=None):
@@ -61,7 +81,7 @@ class Parameter:
 
     torch = Torch(init=lambda a: f"nn.Parameter(torch.zeros({', '.join(str(a['shape'][i]) for i in range(len(a['shape'].value)))}))"
                   if a["shape"].known else f"nn.Parameter(torch.zeros({a['shape']}))", call="self.{mod}",
-                  setup=("nn.init.trunc_normal_(self.{mod}, std=0.02)",))
+                  setup=(_parameter_init,))
 
     def eval(w, **_):
         return w[""]
