@@ -117,6 +117,12 @@ def loss_fn(task: Task, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor
 # whole), not on return: a second init through torchrun's store in the same process reads the
 # first one's addresses when the ranks are out of step (measured: connectFullMesh 'Connection
 # refused' on the second of two train() calls).
+# NB: the abort itself: a gloo worker thread frees a finished collective's work under the group's
+# work mutex, and freeing its tensors takes the GIL. In interpreter shutdown that acquire ends the
+# thread (pthread_exit through a noexcept destructor: std::terminate); while the main thread frees
+# the group it holds the GIL and waits for that mutex (a deadlock, seen once in 20 launches when
+# _leave freed the group right after the last step). So _leave first waits in a barrier and a
+# short sleep, the GIL released, until the workers have retired their last work.
 _joined = False  # the default group is train()'s (torchrun's environment), to destroy at exit
 
 
@@ -137,15 +143,22 @@ def _dist() -> tuple[int, int, torch.device]:
     return rank, world, device
 
 
-def _leave() -> None:
+def _leave(sync: bool = True) -> None:
     """Destroy the group train() joined, then drop what still holds it: the cycles of a DDP
     module or of FSDP's states (gc), and the DeviceMeshes that DTensor's caches keep (sharding
     propagation, redistribute plans), each holding its groups in `_pg_registry` (NB: private, as
-    of torch 2.13), so that gloo's threads are joined now (NOTE [The group at exit])."""
+    of torch 2.13), so that gloo's threads are joined now (NOTE [The group at exit]). `sync`: a
+    barrier first (not after a failed step: the peers are elsewhere)."""
     global _joined
     if _joined and torch.distributed.is_initialized():
         from torch.distributed.device_mesh import DeviceMesh
 
+        if sync:
+            try:
+                torch.distributed.barrier()
+            except RuntimeError:  # a peer already gone: nothing left to wait for
+                pass
+        time.sleep(0.05)  # the GIL released: gloo's threads retire their last work (NOTE)
         torch.distributed.destroy_process_group()
         gc.collect()
         for obj in gc.get_objects():
@@ -310,7 +323,7 @@ def train(spec, config: TrainConfig = TrainConfig(), overrides=(), dataset=None,
     except BaseException as e:
         if _joined:  # the traceback's finished frames hold the model (and so the group) until it goes
             traceback.clear_frames(e.__traceback__)
-            _leave()
+            _leave(sync=False)
         raise
 
 
