@@ -61,6 +61,18 @@ def literal(v: Any) -> str:
     raise TypeError(f"cannot write {v!r} ({type(v).__name__}) as a literal")
 
 
+def scale_literal(v: Any) -> str:
+    """A scale that no argument explains (at the root, which has none), as hand-written code spells
+    it: the square root of a width or its inverse, exactly (T5's tied head `* 768 ** -0.5`, HF's
+    `self.model_dim**-0.5`), else a literal."""
+    if isinstance(v, float) and v > 0 and not v.is_integer():
+        for e in (-0.5, 0.5):
+            n = round(v ** (1 / e))
+            if n >= 8 and n ** e == v:
+                return f"{n} ** {e}"
+    return literal(v)
+
+
 def _eq(a: Any, b: Any) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
         return type(a) is type(b) and a == b
@@ -203,7 +215,7 @@ class Params:
         if all(_eq(v, known[0]) for v in known) and not self.root:
             return literal(known[0])
         if self.root:
-            return literal(known[0])
+            return scale_literal(known[0]) if hint in SCALE_HINTS else literal(known[0])
         p = self.add(hint, dict(values))
         p.used = True
         return p.name

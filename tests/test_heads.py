@@ -133,7 +133,7 @@ def test_t5_scaled_head_equals_t5_for_conditional_generation(tmp_path):
     assert m.macs("all") - body.macs("all") == T * 32 * 100 + T * 32
     hf = random_hf(transformers.T5ForConditionalGeneration, cfg)
     graph, net, src = generated(graphspec.load(tmp_path / "s.yaml", ["seq_len=20", "tgt_len=13"]), "default")
-    assert "* 0.1767766952966369" in src  # 32 ** -0.5
+    assert "* 32 ** -0.5" in src  # d_model ** -0.5, not the literal 0.1767766952966369
     net.load_state_dict(to_graphspec(hf, graph), strict=True)
     g = torch.Generator().manual_seed(0)
     ids, tgt = torch.randint(0, 100, (2, 20), generator=g), torch.randint(0, 100, (2, 13), generator=g)
