@@ -53,7 +53,9 @@ class Input:
 # each is a statement of the owning module's `reset_parameters` (the root's `init_weights`).
 PARAMETER_INITS = {
     "trunc_normal": "nn.init.trunc_normal_(self.{mod}, std=0.02)",  # ViT/DeiT/PVT cls token, position table (timm, HF)
-    "normal": "nn.init.normal_(self.{mod}, std=0.02)",  # DETR's query table (HF: an nn.Embedding, N(0, init_std²))
+    # DETR's query table as HF's DetrModel draws its nn.Embedding (N(0, init_std²)); facebookresearch/detr
+    # leaves nn.Embedding's N(0, 1)
+    "normal": "nn.init.normal_(self.{mod}, std=0.02)",
     "zeros": "nn.init.zeros_(self.{mod})",  # BERT's masked-LM bias (HF's BertLMPredictionHead.bias)
     "ones": "nn.init.ones_(self.{mod})",
 }
