@@ -52,7 +52,7 @@ class Torch:
     module's first input, for sizes and devices); or a function (operands, attrs) -> str where
     the code depends on attribute values. `init` builds the submodule in `__init__` (string or
     function of attrs); `setup` are further `__init__` statements (parameters and buffers the op
-    keeps on its owning module, their init). `shared` is the call when `weights` names another
+    keeps on its owning module, their init), each a string or a function of attrs. `shared` is the call when `weights` names another
     module's parameters (a tied head). `comment` is the shape comment of a reshape (string or
     function of the attrs). `helpers` names free functions of codegen/templates/helpers.py.j2.
     """
@@ -60,7 +60,7 @@ class Torch:
     call: str | Callable[..., str]
     init: str | Callable[..., str] | None = None
     helpers: tuple[str, ...] = ()
-    setup: tuple[str, ...] = ()
+    setup: tuple[str | Callable[[dict], str], ...] = ()
     shared: str | None = None
     comment: str | Callable[[dict], str] | None = None
 
