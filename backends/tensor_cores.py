@@ -15,7 +15,8 @@ m16n16k16.f32.bf16.bf16.f32`, sm_80 and later) and TVM's CUDA codegen prints bf1
    it replaces, so a wrong layout or dtype fails the build, not the numbers.
 
 Like DLight's rule, a matmul with a static M, N or K of 64 or less stays on CUDA cores (Swin's
-49-token window attention, for instance). Numerics on a GPU: benchmarks/gpu/ checks every build
+49-token window attention, for instance), and so does one of symbolic shape (`--batch dynamic`:
+the schedule fails on it in TVM 0.27, as DLight's fp16 one does). Numerics on a GPU: benchmarks/gpu/ checks every build
 against the PyTorch module there; without a GPU only the build and the PTX are checked
 (tests/test_tensor_cores.py).
 """
@@ -110,13 +111,15 @@ def rule():
                     or "dlight.do_not_tensorize" in (func.attrs or {})):
                 return None
             extents = _matmul_extents(func)
-            if extents is None or any(e is not None and e <= MIN_EXTENT for e in extents):
+            # static shapes only: on a symbolic batch DLight's tensor-core schedule raises a
+            # ScheduleError in TVM 0.27 (fp16 too), so such a matmul keeps DLight's loops
+            if extents is None or any(e is None or e <= MIN_EXTENT for e in extents):
                 return None
             register_intrinsics()  # NB: the first import of TVM's cuda intrinsics takes 30-100 s
             with _bf16_intrinsic_names():
                 try:
                     return MatmulTensorization().apply(func, target, tunable)
-                except ValueError:
+                except Exception:  # noqa: BLE001  (a matmul the schedule cannot take: DLight's loops)
                     return None
 
     return BF16TensorCoreMatmul()

@@ -317,7 +317,11 @@ def build(lowered: Lowered, kind: str = "llvm", *, database: Any = None,
     if info.get("bf16_tensor_cores"):
         from graphspec.backends.tensor_cores import schedule_bf16_matmuls
 
-        mod, info["bf16_tensor_core_matmuls"] = schedule_bf16_matmuls(prepare(lowered), tgt)
+        try:
+            mod, info["bf16_tensor_core_matmuls"] = schedule_bf16_matmuls(prepare(lowered), tgt)
+        except Exception as e:  # noqa: BLE001  (TVMError, ScheduleError): DLight's loops, said in the manifest
+            mod, info["bf16_tensor_core_matmuls"] = prepare(lowered), 0
+            info["bf16_tensor_cores_failed"] = (str(e).strip().splitlines() or [type(e).__name__])[-1][:300]
     elif database is None:
         mod = prepare(lowered)
     else:

@@ -25,7 +25,7 @@ def _module(shapes, dtype="bfloat16"):
     from tvm import relax
 
     bb = relax.BlockBuilder()
-    args = [relax.Var(f"{c}{i}", relax.TensorType(s, dtype))
+    args = [relax.Var(f"{c}{i}", relax.TensorType(s, dtype))  # M may be a tirx.Var (symbolic)
             for i, (m, k, n) in enumerate(shapes) for c, s in (("x", (m, k)), ("w", (n, k)))]
     with bb.function("main", args):
         with bb.dataflow():
@@ -87,6 +87,13 @@ def test_no_tensor_cores_keeps_dlights_loops(tmp_path):
     # and an sm_75 target (Turing: no bf16 wmma) gets no tensor-core schedule either
     _, n = schedule_bf16_matmuls(_module([(128, 128, 128)]), target("cuda", "sm_75"))
     assert n == 0
+    # nor a matmul of symbolic shape (`--batch dynamic`), on which the schedule fails in TVM 0.27:
+    # the build goes on with DLight's loops
+    from tvm import tirx
+
+    mod, n = schedule_bf16_matmuls(_module([(tirx.Var("n", "int64"), 128, 128)]), tgt)
+    assert n == 0
+    tvm.compile(mod, target=tgt)
 
 
 def test_tensor_cores_flag_outside_cuda_bf16_is_exit_2(tmp_path):
