@@ -104,6 +104,8 @@ RULES: dict[str, list[tuple[str, list[str], Any]]] = {
         (rf"mlm\.dense\.{_P}", ["=cls.predictions.transform.dense.{0}"], "copy"),
         (rf"mlm\.norm\.{_P}", ["=cls.predictions.transform.LayerNorm.{0}"], "copy"),
         (r"mlm_bias", ["=cls.predictions.bias"], "copy"),
+        (rf"mlm_decoder\.{_P}", ["=cls.predictions.decoder.{0}"], "copy"),  # mlm(tied=false)
+        (rf"seq_relationship\.{_P}", ["=cls.seq_relationship.{0}"], "copy"),  # mlm(nsp=true): BertForPreTraining
     ],
     "gpt2": [
         (r"embed\.tokens\.weight", ["wte.weight"], "copy"),
@@ -226,6 +228,9 @@ HF_FAMILIES = {"pvt": "pvt", "t5": "t5", "swin": "swin", "vit": "vit", "bert": "
 TIED = {"lm_head.weight": ("wte.weight", "embed_tokens.weight", "shared.weight"),  # T5: `shared`
         "cls.predictions.decoder.weight": ("embeddings.word_embeddings.weight",),  # BertForMaskedLM
         "cls.predictions.decoder.bias": ("cls.predictions.bias",),
+        # untied (tie_word_embeddings false), HF keeps cls.predictions.bias beside the decoder's own bias and
+        # never reads it: it gets the decoder's bias
+        "cls.predictions.bias": ("cls.predictions.decoder.bias",),
         "encoder.embed_tokens.weight": ("shared.weight",), "decoder.embed_tokens.weight": ("shared.weight",)}
 
 

@@ -115,6 +115,90 @@ def test_mlm_exports_as_bert_for_masked_lm_and_imports_back(tmp_path):
     assert sorted(back) == sorted(mine) and all(torch.equal(back[k], mine[k]) for k in mine)
 
 
+# -- BertForPreTraining (mlm(nsp=true)) and an untied decoder (mlm(tied=false)) -------------------
+def test_pretraining_head_equals_bert_for_pretraining(tmp_path):
+    """BertPreTrainingHeads: the MLM head + the pooler (d·d + d) + seq_relationship (2d + 2); params =
+    BertForPreTraining on meta; both outputs (B×N×vocab, B×2), in HF's order, ≤ 1e-5; names both ways."""
+    cfg = transformers.BertConfig(**SMALL_BERT, architectures=["BertForPreTraining"])
+    text, m = imported(tmp_path, cfg)
+    assert text.endswith("head: mlm(gelu, eps=1e-12, nsp=true)\n")
+    mlm_only = n_params(meta(transformers.BertForMaskedLM, cfg))
+    assert m.params() == mlm_only + 32 * 32 + 32 + 2 * 32 + 2 == n_params(meta(transformers.BertForPreTraining, cfg))
+    hf = random_hf(transformers.BertForPreTraining, cfg)
+    graph, net, src = generated(m, "default")
+    assert "self.seq_relationship(self.pooler(x))" in src
+    net.load_state_dict(to_graphspec(hf, graph), strict=True)
+    ids = torch.randint(0, 60, (2, 32), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        logits, nsp = net(ids)
+        want = hf(input_ids=ids)
+    assert logits.shape == (2, 32, 60) and nsp.shape == (2, 2)
+    assert rel_err(logits, want.prediction_logits) <= 1e-5 and rel_err(nsp, want.seq_relationship_logits) <= 1e-5
+    assert round_trip_mismatches(net, graph, "bert", hf) == []
+    assert {"cls.seq_relationship.weight", "bert.pooler.dense.weight"} <= set(hf.state_dict())
+
+
+def _export_and_load(tmp_path, net, auto):
+    """net's (perturbed) weights -> `export --format hf` -> `auto.from_pretrained`, checked for no
+    missing, unexpected or mismatched keys."""
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.02 * torch.randn(p.shape))
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp_path / "w.safetensors"))
+    r = cli("export", tmp_path / "s.yaml", "--format", "hf", "-o", tmp_path / "hf", "--weights", tmp_path / "w.safetensors")
+    assert r.exit_code == 0, r.output
+    hf, info = auto.from_pretrained(tmp_path / "hf", output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"], info
+    return hf.eval(), json.loads((tmp_path / "hf" / "config.json").read_text())
+
+
+def test_pretraining_head_exports_as_bert_for_pretraining(tmp_path):
+    cfg = transformers.BertConfig(**SMALL_BERT, architectures=["BertForPreTraining"])
+    _, m = imported(tmp_path, cfg)
+    graph, net, _ = generated(m, "default")
+    hf, out = _export_and_load(tmp_path, net, transformers.AutoModelForPreTraining)
+    assert type(hf).__name__ == "BertForPreTraining" and out["architectures"] == ["BertForPreTraining"]
+    ids = torch.randint(0, 60, (2, 32), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        logits, nsp = net(ids)
+        want = hf(input_ids=ids)
+    assert rel_err(logits, want.prediction_logits) <= 1e-5 and rel_err(nsp, want.seq_relationship_logits) <= 1e-5
+
+
+def test_untied_mlm_decoder_equals_bert_for_masked_lm(tmp_path):
+    """tie_word_embeddings false: a decoder vocab×d + vocab of its own (`mlm_decoder`). HF 5.x keeps
+    `cls.predictions.bias` beside `cls.predictions.decoder.bias` and never reads it (perturbing it
+    leaves the logits as they are), so graphspec has vocab (60) parameters fewer; the export fills
+    it with the decoder's bias, from_pretrained loads with no missing keys."""
+    cfg = transformers.BertConfig(**SMALL_BERT, architectures=["BertForMaskedLM"], tie_word_embeddings=False)
+    text, m = imported(tmp_path, cfg)
+    assert text.endswith("head: mlm(gelu, eps=1e-12, tied=false)\n")
+    tied = graphspec.load(tmp_path / "s.yaml", ["head.tied=true"]).params()
+    assert m.params() == tied + 60 * 32 == n_params(meta(transformers.BertForMaskedLM, cfg)) - 60
+    hf = random_hf(transformers.BertForMaskedLM, cfg)
+    graph, net, src = generated(m, "default")
+    assert "self.mlm_decoder(self.mlm(x))" in src and "mlm_bias" not in src
+    ids = torch.randint(0, 60, (2, 32), generator=torch.Generator().manual_seed(0))
+    assert hf_logits_error(hf, net, graph, ids, "bert") <= 1e-5
+    with torch.no_grad():
+        before = hf(input_ids=ids).logits
+        hf.cls.predictions.bias.add_(1.0)
+        assert torch.equal(hf(input_ids=ids).logits, before)  # the dead bias
+    assert round_trip_mismatches(net, graph, "bert", hf) == ["cls.predictions.bias"]
+    hf2, out = _export_and_load(tmp_path, net, transformers.AutoModelForMaskedLM)
+    assert out["tie_word_embeddings"] is False and type(hf2).__name__ == "BertForMaskedLM"
+    with torch.no_grad():
+        assert rel_err(hf2(input_ids=ids).logits, net(ids)) <= 1e-5
+
+
+def test_bert_lm_head_model_is_still_refused(tmp_path):
+    cfg = transformers.BertConfig(**SMALL_BERT, architectures=["BertLMHeadModel"], is_decoder=True)
+    cfg.to_json_file(str(tmp_path / "config.json"))
+    r = cli("import", tmp_path / "config.json")
+    assert r.exit_code == 2 and "is_decoder" in r.output and "--base" in r.output, r.output
+
+
 # -- T5's scaled tied head ------------------------------------------------------------------------
 def test_t5_scaled_head_equals_t5_for_conditional_generation(tmp_path):
     """scale_decoder_outputs (T5Config's default with tied embeddings): decoder output · d_model^-0.5,
@@ -170,7 +254,10 @@ head: HEAD
 @pytest.mark.parametrize("head,message,fix", [
     ("mlm(eps=-1)", "eps must be ≥ 0, got -1", ""),
     ("mlm(swiglu)", "mlm() argument `act` 'swiglu': a gated MLP, not an activation", "write `mlp: glu(d_ff, silu)`"),
-    ("mlm(gelu, 1e-12, 3)", "mlm() takes at most 2 positional arguments (act, eps), got 3", ""),
+    ("mlm(gelu, 1e-12, true, false, 3)", "mlm() takes at most 4 positional arguments (act, eps, tied, nsp), got 5", ""),
+    ("mlm(nsp=2)", "nsp must be bool, got 2", ""),
+    ("mlm(tied=maybe)", "undefined variable 'maybe' (for tied)", ""),
+    ("mlm(nsp=true, pool=mean)", "mlm() has no argument 'pool'", ""),
     ("mlm(epsilon=1e-12)", "mlm() has no argument 'epsilon'", "did you mean 'eps'?"),
     ("lm(scale=dd**-0.5)", "'dd' is not a number in 'lm(scale=dd**-0.5)'", ""),
     ("lm(scale=true)", "scale must be float, got true", "write a float value"),

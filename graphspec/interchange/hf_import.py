@@ -89,7 +89,7 @@ HEADS_LEFT_OUT = {
                        "embeddings with its own bias)",
     "T5ForConditionalGeneration": "the LM head, `lm(tied=true, scale=d_model**-0.5)`: the decoder output times "
                                   "d_model^-0.5, then the projection tied to the shared embedding",
-    "BertForPreTraining": "the masked-LM head and the next-sentence classifier",
+    "BertForPreTraining": "the masked-LM head and the next-sentence classifier, `mlm(gelu, eps=1e-12, nsp=true)`",
     "BertLMHeadModel": "a causal LM head (BERT as a decoder)",
 }
 CLASS_NAME = re.compile(r"[A-Za-z_]\w{0,99}")
@@ -161,17 +161,16 @@ def _bert(r: Reader, s: Spec) -> None:
     r.expect("add_cross_attention", (False,), "BERT with cross-attention")
     r.expect("position_embedding_type", ("absolute",), "only absolute (learned) positions are built")
     eps, drop, act = r.float("layer_norm_eps"), r.float("hidden_dropout_prob", default=0), _act(r, "hidden_act")
-    heads = {"BertModel": "pooler"}
-    if r.bool("tie_word_embeddings", True):  # BertForMaskedLM's decoder is the word embeddings' weight
-        heads["BertForMaskedLM"] = f"mlm({act}, eps={num(eps)})"  # BertPredictionHeadTransform: hidden_act, eps
+    untied = "" if r.bool("tie_word_embeddings", True) else ", tied=false"  # a decoder of its own
+    heads = {"BertModel": "pooler", "BertForMaskedLM": f"mlm({act}, eps={num(eps)}{untied})",  # hidden_act, eps
+             "BertForPreTraining": f"mlm({act}, eps={num(eps)}{untied}, nsp=true)"}  # + next-sentence on the pooler
     types = r.int("type_vocab_size")
     s.input = "tokens(seq_len)"
     s.embed = f"tokens(vocab, dim=H, pos=learned(max_len), types={types}, norm=true, eps={num(eps)}{_drop(drop)})"
     s.stacks.append(("encoder×L", [("dim", "H"), ("heads", "A"), ("d_ff", "d_ff"), ("norm", "post"),
                                    ("act", act), ("eps", eps), ("dropout", drop),
                                    ("attn_dropout", r.float("attention_probs_dropout_prob", default=0))]))
-    s.head = _head(r, "bert", heads, "BertModel", {"BertForMaskedLM": "tie_word_embeddings = false unties its "
-                   "decoder from the word embeddings; graphspec's `mlm` head is tied"})
+    s.head = _head(r, "bert", heads, "BertModel")
 
 
 def _vit(r: Reader, s: Spec) -> None:

@@ -117,22 +117,35 @@ def segmentation(b, use, ctx, x):
 
 
 @construct("head", "mlm", Arg("act", "act", "gelu"), Arg("eps", float, 1e-12, minimum=0, doc="the LayerNorm's ε"),
+           Arg("tied", bool, True, doc="decode through the token embedding's weight (else a decoder of its own)"),
+           Arg("nsp", bool, False, doc="also BERT's next-sentence classifier on the pooler (BertForPreTraining)"),
            example="head: mlm(gelu, eps=1e-12)", module="MaskedLMTransform", attr="mlm",
            doc_class="BERT's masked-LM transform (Devlin et al. §3.1; HF's BertPredictionHeadTransform): "
                      "dense, activation, LayerNorm.")
 def mlm(b, use, ctx, x):
     """BERT's masked-LM head (BertOnlyMLMHead): Linear d -> d, the activation, LayerNorm (module
     `mlm`), then logits through the token embedding's weight plus a bias of its own, `mlm_bias`
-    (the tied projection reads the root's table, so it sits at the root as a tied `lm` does)."""
+    (the tied projection reads the root's table, so it sits at the root as a tied `lm` does);
+    untied (`tied=false`, tie_word_embeddings false), a Linear d -> vocab `mlm_decoder` of its own.
+    With `nsp`, BertPreTrainingHeads: also the pooler and `seq_relationship`, Linear d -> 2 on it
+    (Devlin et al. §3.1, task 2), returned after the logits as HF's BertForPreTraining does."""
     spec, dim = ctx.spec, b.shape(x)[-1]
     vocab = spec.embed.vocab
     with b.module("mlm", "MaskedLMTransform", dim=dim, act=use["act"].name):
         h = b.emit("linear", (x,), "dense", out_features=dim, bias=True, in_features=dim)
         h = use["act"].lower(b, ctx, h)
         h = b.emit("layer_norm", (h,), "norm", dim=dim, eps=use["eps"])
-    y = b.emit("linear", (h,), "mlm_decoder", out_features=vocab, bias=False, in_features=dim, weights=_tied_name(spec))
-    bias = b.emit("parameter", (), "mlm_bias", shape=(vocab,), init="zeros")
-    return (b.emit("add", (y, bias), "logits"),)
+    if use["tied"]:
+        y = b.emit("linear", (h,), "mlm_decoder", out_features=vocab, bias=False, in_features=dim,
+                   weights=_tied_name(spec))
+        bias = b.emit("parameter", (), "mlm_bias", shape=(vocab,), init="zeros")
+        y = b.emit("add", (y, bias), "logits")
+    else:
+        y = b.emit("linear", (h,), "mlm_decoder", out_features=vocab, bias=True, in_features=dim)
+    if not use["nsp"]:
+        return (y,)
+    _, pooled = pooler(b, use, ctx, x)
+    return (y, b.emit("linear", (pooled,), "seq_relationship", out_features=2, bias=True, in_features=dim))
 
 
 # -- reading `head:` ----------------------------------------------------------------------------
