@@ -192,11 +192,27 @@ def test_untied_mlm_decoder_equals_bert_for_masked_lm(tmp_path):
         assert rel_err(hf2(input_ids=ids).logits, net(ids)) <= 1e-5
 
 
-def test_bert_lm_head_model_is_still_refused(tmp_path):
+def test_causal_bert_equals_bert_lm_head_model(tmp_path):
+    """BertLMHeadModel (is_decoder: causal self-attention, BertOnlyMLMHead, no pooler) imports as
+    `attention: causal` + `mlm`: params = HF meta, logits ≤ 1e-5 (the bidirectional BertForMaskedLM
+    with the same weights is 2.1e-2 off), export writes is_decoder and loads with no missing keys."""
     cfg = transformers.BertConfig(**SMALL_BERT, architectures=["BertLMHeadModel"], is_decoder=True)
-    cfg.to_json_file(str(tmp_path / "config.json"))
-    r = cli("import", tmp_path / "config.json")
-    assert r.exit_code == 2 and "is_decoder" in r.output and "--base" in r.output, r.output
+    text, m = imported(tmp_path, cfg)
+    assert "  attention: causal\n" in text and text.endswith("head: mlm(gelu, eps=1e-12)\n")
+    assert m.params() == n_params(meta(transformers.BertLMHeadModel, cfg))
+    hf = random_hf(transformers.BertLMHeadModel, cfg)
+    graph, net, _ = generated(m, "default")
+    ids = torch.randint(0, 60, (2, 32), generator=torch.Generator().manual_seed(0))
+    assert hf_logits_error(hf, net, graph, ids, "bert") <= 1e-5
+    bidir = transformers.BertForMaskedLM(transformers.BertConfig(**SMALL_BERT)).eval()
+    bidir.load_state_dict(hf.state_dict())
+    with torch.no_grad():
+        assert rel_err(bidir(input_ids=ids).logits, hf(input_ids=ids).logits) > 1e-3  # causality matters (2.1e-2)
+    assert round_trip_mismatches(net, graph, "bert", hf) == []
+    hf2, out = _export_and_load(tmp_path, net, transformers.AutoModelForCausalLM)
+    assert out["is_decoder"] is True and type(hf2).__name__ == "BertLMHeadModel"
+    with torch.no_grad():
+        assert rel_err(hf2(input_ids=ids).logits, net(ids)) <= 1e-5
 
 
 # -- T5's scaled tied head ------------------------------------------------------------------------

@@ -177,8 +177,8 @@ BAD = [  # (config, the words the message must hold)
     ({"model_type": "gpt2", "scale_attn_by_inverse_layer_idx": True}, "option scale_attn_by_inverse_layer_idx"),
     ({"model_type": "qwen2", "use_sliding_window": True}, "option use_sliding_window = true"),
     ({"model_type": "t5", "feed_forward_proj": "gated-gelu"}, "option feed_forward_proj = \"gated-gelu\""),
-    ({"model_type": "bert", "architectures": ["BertLMHeadModel"]}, "option architectures"),
-    ({"model_type": "bert", "architectures": ["BertLMHeadModel"], "is_decoder": True}, "option is_decoder = true"),
+    ({"model_type": "bert", "architectures": ["BertForQuestionAnswering"]}, "option architectures"),
+    ({"model_type": "bert", "is_decoder": True, "add_cross_attention": True}, "option add_cross_attention = true"),
     ({"model_type": "phi", "qk_layernorm": True}, "option qk_layernorm"),
     ({"model_type": "phi", "tie_word_embeddings": True}, "option tie_word_embeddings = true"),
     ({"model_type": "swin", "use_absolute_embeddings": True}, "option use_absolute_embeddings"),
@@ -359,10 +359,10 @@ def test_base_without_a_task_head_is_the_base_model():
 
 def test_top_level_entry_point_takes_base(tmp_path):
     """graphspec.from_hf_config(cfg, base=True) is the Python form of `graphspec import --base`:
-    BertLMHeadModel's head is refused, the base model imports with BertModel's parameter count."""
+    BertForQuestionAnswering's head is refused, the base model imports with BertModel's parameter count."""
     cfg = transformers.BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                                  intermediate_size=64, architectures=["BertLMHeadModel"])
-    with pytest.raises(graphspec.SpecError, match="BertLMHeadModel"):
+                                  intermediate_size=64, architectures=["BertForQuestionAnswering"])
+    with pytest.raises(graphspec.SpecError, match="BertForQuestionAnswering"):
         graphspec.from_hf_config(cfg.to_dict())
     (tmp_path / "bert.yaml").write_text(graphspec.from_hf_config(cfg.to_dict(), base=True))
     assert graphspec.load(tmp_path / "bert.yaml").params() == n_params(meta(transformers.BertModel, cfg))

@@ -109,9 +109,11 @@ def _gpt2(spec) -> dict:
 
 def _bert(spec) -> dict:
     e, st, h = spec.embed, spec.stacks[0], spec.head
-    arch = "BertModel" if h.kind != "mlm" else "BertForPreTraining" if use_of(h)["nsp"] else "BertForMaskedLM"
+    causal = st.attention.kind == "causal"  # BertLMHeadModel: is_decoder
+    arch = "BertModel" if h.kind != "mlm" else "BertForPreTraining" if use_of(h)["nsp"] else \
+        "BertLMHeadModel" if causal else "BertForMaskedLM"
     untied = {"tie_word_embeddings": False} if h.kind == "mlm" and not h.tied else {}  # mlm(tied=false)
-    return dict(architectures=[arch], **untied, vocab_size=e.vocab, hidden_size=st.dim, num_hidden_layers=sum(st.depths),
+    return dict(architectures=[arch], **untied, **({"is_decoder": True} if causal else {}), vocab_size=e.vocab, hidden_size=st.dim, num_hidden_layers=sum(st.depths),
                 num_attention_heads=st.heads[0], intermediate_size=_d_ff(st), hidden_act=ACT_OUT.get(_act(st), _act(st)),
                 hidden_dropout_prob=st.dropout, attention_probs_dropout_prob=st.attn_dropout,
                 max_position_embeddings=e.max_len, type_vocab_size=e.types, layer_norm_eps=st.eps)

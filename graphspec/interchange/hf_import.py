@@ -90,7 +90,7 @@ HEADS_LEFT_OUT = {
     "T5ForConditionalGeneration": "the LM head, `lm(tied=true, scale=d_model**-0.5)`: the decoder output times "
                                   "d_model^-0.5, then the projection tied to the shared embedding",
     "BertForPreTraining": "the masked-LM head and the next-sentence classifier, `mlm(gelu, eps=1e-12, nsp=true)`",
-    "BertLMHeadModel": "a causal LM head (BERT as a decoder)",
+    "BertLMHeadModel": "the masked-LM head, `mlm`, over causal self-attention (is_decoder: `attention: causal`)",
 }
 CLASS_NAME = re.compile(r"[A-Za-z_]\w{0,99}")
 
@@ -157,19 +157,20 @@ def _bert(r: Reader, s: Spec) -> None:
     s.var("A", r.int("num_attention_heads")), s.var("d_ff", r.int("intermediate_size"))
     s.var("max_len", r.int("max_position_embeddings")), s.var("seq_len", _seq(r, "max_position_embeddings"))
     s.var("batch", 1)
-    r.expect("is_decoder", (False,), "BERT as a causal decoder")
+    causal = [("attention", "causal")] if r.bool("is_decoder", False) else []  # BertLMHeadModel: causal self-attention
     r.expect("add_cross_attention", (False,), "BERT with cross-attention")
     r.expect("position_embedding_type", ("absolute",), "only absolute (learned) positions are built")
     eps, drop, act = r.float("layer_norm_eps"), r.float("hidden_dropout_prob", default=0), _act(r, "hidden_act")
     untied = "" if r.bool("tie_word_embeddings", True) else ", tied=false"  # a decoder of its own
     heads = {"BertModel": "pooler", "BertForMaskedLM": f"mlm({act}, eps={num(eps)}{untied})",  # hidden_act, eps
-             "BertForPreTraining": f"mlm({act}, eps={num(eps)}{untied}, nsp=true)"}  # + next-sentence on the pooler
+             "BertForPreTraining": f"mlm({act}, eps={num(eps)}{untied}, nsp=true)",  # + next-sentence on the pooler
+             "BertLMHeadModel": f"mlm({act}, eps={num(eps)}{untied})"}  # BertOnlyMLMHead (with is_decoder: causal)
     types = r.int("type_vocab_size")
     s.input = "tokens(seq_len)"
     s.embed = f"tokens(vocab, dim=H, pos=learned(max_len), types={types}, norm=true, eps={num(eps)}{_drop(drop)})"
     s.stacks.append(("encoder×L", [("dim", "H"), ("heads", "A"), ("d_ff", "d_ff"), ("norm", "post"),
                                    ("act", act), ("eps", eps), ("dropout", drop),
-                                   ("attn_dropout", r.float("attention_probs_dropout_prob", default=0))]))
+                                   ("attn_dropout", r.float("attention_probs_dropout_prob", default=0))] + causal))
     s.head = _head(r, "bert", heads, "BertModel")
 
 
