@@ -54,6 +54,8 @@ def test_every_head_is_a_construct():
     order the "use one of" fixes list them)."""
     assert list(KINDS["head"]) == ["lm", "classifier", "pooler", "none", "detection", "segmentation", "mlm"]
     assert KINDS["head"]["lm"].signature() == "lm(tied=true, bias=false, softcap=none, scale=none)"
+    assert KINDS["head"]["mlm"].signature() == "mlm(act=gelu, eps=1e-12, tied=true, nsp=false)"
+    assert "mlm(act=gelu, eps=1e-12, tied=true, nsp=false)" in (Path(__file__).parents[1] / "docs/spec_dsl.md").read_text()
 
 
 # -- BERT's masked-LM head -------------------------------------------------------------------------
