@@ -26,7 +26,7 @@ from collections.abc import Mapping
 import sympy
 import torch
 
-from graphspec.analysis import buffers, parameters
+from graphspec.analysis import buffers, node_params, parameters
 from graphspec.ir import Graph, Node
 from graphspec.ops import NORM, get
 
@@ -77,8 +77,8 @@ def init_params(g: Graph, seed: int = 0) -> dict[str, torch.Tensor]:
 
 def _norm_offsets(g: Graph) -> dict[str, float]:
     """{full name of the scale: offset} of the norms that scale by (offset + w)."""
-    return {f"{n.a.get('weights') or n.name}.weight": n.a["offset"] for n in g
-            if NORM in get(n.op).props and n.a.get("offset")}
+    return {name: n.a["offset"] for n in g if NORM in get(n.op).props and n.a.get("offset")
+            for name in node_params(g, n) if name.endswith(".weight")}
 
 
 def random_inputs(g: Graph, seed: int = 0) -> dict[str, torch.Tensor]:
