@@ -350,10 +350,11 @@ def _run(graph, source, cls, start, config, dataset, log, criterion, rank, world
         net = parallelize(model, graph, pc)
     optim = torch.optim.AdamW(net.parameters(), lr=config.lr)
     samples = None if dataset is None else len(dataset)
+    # where the data stands after `start` steps (preflight checked a resumed run's seed, batch and
+    # dataset size against the checkpoint's record, so its position is this one)
     position = data_position(start, samples, config.batch)
     if start:
         _load(ckpt_dir, start, net, optim)
-        position = json.loads((ckpt_dir / "graphspec.json").read_text()).get("data") or position
         say(f"resumed from {ckpt_dir / f'step-{start}'}")
     autocast = bf16 and config.parallel != "fsdp"
 
