@@ -168,8 +168,9 @@ class Classes:
         """The merge again with every one-element list run as a call of its element: a one-block
         stage with a PEG after its first block (Twins) reads `self.blocks[0](x)`, then an empty
         `for blk in self.blocks[1:]`, like the deeper stages."""
-        progs = [_as_calls(self.tree.program(q, 0)) for q in d.paths] + [_as_calls(prog)]
-        if all(a is b for a, b in zip(progs, [*(self.tree.program(q, 0) for q in d.paths), prog], strict=True)):
+        originals = [*(self.tree.program(q, 0) for q in d.paths), prog]
+        progs = [_as_calls(x) for x in originals]
+        if all(a is b for a, b in zip(progs, originals, strict=True)):
             return None
         paths = [*d.paths, p]
         out = self._new(d.cls, paths[0], progs[0], d.uid)
