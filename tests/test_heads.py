@@ -143,10 +143,7 @@ def test_pretraining_head_equals_bert_for_pretraining(tmp_path):
 def _export_and_load(tmp_path, net, auto):
     """net's (perturbed) weights -> `export --format hf` -> `auto.from_pretrained`, checked for no
     missing, unexpected or mismatched keys."""
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for p in net.parameters():
-            p.add_(0.02 * torch.randn(p.shape))
+    hf_ref.perturbed(net)
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp_path / "w.safetensors"))
     r = cli("export", tmp_path / "s.yaml", "--format", "hf", "-o", tmp_path / "hf", "--weights", tmp_path / "w.safetensors")
     assert r.exit_code == 0, r.output
