@@ -23,10 +23,11 @@ from collections.abc import Callable
 from typing import Any
 
 from graphspec.spec.errors import Loc, SpecError
+from graphspec.spec.errors import divisors as all_divisors
 
 
 def divisors(n: int, limit: int = 8) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0][:limit]
+    return all_divisors(n)[:limit]
 
 
 def check_reduction(loc: Loc | None, grid: tuple, R: int, stage: int) -> None:

@@ -221,3 +221,13 @@ def test_bias_false_turns_off_the_qkv_biases_too(here):
     assert full - params(", bias: false") == 2 * (4 * 64 + 256 + 64)
     assert full - params(", bias: false, qkv_bias: true") == 2 * (64 + 256 + 64)
     assert full - params(", qkv_bias: false") == 2 * 3 * 64
+
+
+def test_a_huge_head_count_gets_its_fix_at_once():
+    """The long fuzz profile found `--set h=9**64` on gemma2_2b looping in the k/v-groups fix
+    (it listed the divisors of h by trying every number up to h): now a located exit 2 within
+    seconds, the fix naming true divisors of h."""
+    out = cli(["flops", "gemma2_2b", "--set", "h=9**64"])
+    assert re.search(r"gemma2_2b\.yaml:\d+:\d+: error: \d+ query heads do not split into 4 k/v head groups", out)
+    named = [int(x) for x in re.search(r"use kv_heads in \[([\d, ]+)\]", out).group(1).split(", ")]
+    assert named and all(9**64 % d == 0 for d in named)

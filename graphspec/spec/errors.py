@@ -9,6 +9,7 @@ user sees every mistake in a spec at the same time.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 
@@ -61,3 +62,11 @@ class Diagnostics:
     def raise_if_any(self) -> None:
         if self.items:
             raise SpecError(self.items)
+
+
+def divisors(n: int) -> list[int]:
+    """The divisors of n ascending, for a fix that names some: trial division up to √n, and past
+    n = 10**10 only the divisors below 10**5 and their cofactors (a fix needs a few, and a spec's
+    `--set h=9**64` must not loop for ever)."""
+    small = [d for d in range(1, min(math.isqrt(n), 10**5) + 1) if n % d == 0]
+    return sorted({*small, *(n // d for d in small)})

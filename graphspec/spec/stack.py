@@ -190,6 +190,7 @@ def _has_attention(s: StackSpec) -> bool:
 def check_vocab(spec, diags) -> None:
     """Rules across the vocabulary's fields: GQA's head groups, the rotary dims of a head, a
     position scheme that lives inside attention on a model that has some."""
+    from graphspec.spec.errors import divisors
     from graphspec.vocab.positions import attention_only, rotary_dim
 
     pos = spec.embed.pos_use
@@ -203,7 +204,7 @@ def check_vocab(spec, diags) -> None:
             stage = f" (stage {si + 1})" if len(s.heads) > 1 else ""
             kv = s.kv_heads or h
             if h % kv:
-                ok = [d for d in range(1, h + 1) if h % d == 0]
+                ok = divisors(h)
                 diags.add(spec.loc(s.role, "kv_heads") or s.loc,
                           f"{h} query heads do not split into {kv} k/v head groups{stage}",
                           f"use kv_heads in {ok[-6:]} (a divisor of heads; 1 is multi-query attention)")
