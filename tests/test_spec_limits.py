@@ -231,3 +231,10 @@ def test_a_huge_head_count_gets_its_fix_at_once():
     assert re.search(r"gemma2_2b\.yaml:\d+:\d+: error: \d+ query heads do not split into 4 k/v head groups", out)
     named = [int(x) for x in re.search(r"use kv_heads in \[([\d, ]+)\]", out).group(1).split(", ")]
     assert named and all(9**64 % d == 0 for d in named)
+
+
+def test_a_set_value_with_a_line_break_keeps_its_location_on_the_error_line():
+    """The long fuzz profile: `--set 'vocab=:\\n'` printed `--set vocab=:` and `:1:1: error: ...` on two
+    lines (the value's newline in the location), so the error line had no file:line:col."""
+    out = cli(["flops", "bert_base", "--set", "vocab=:\n"])
+    assert re.search(r"^--set vocab=:\\n:1:1: error: cannot parse ':'", out, re.M), out

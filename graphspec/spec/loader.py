@@ -257,7 +257,9 @@ def apply_overrides(raw: RawSpec, overrides: list[str] | tuple[str, ...]) -> Non
     diags = Diagnostics()
     for item in overrides:
         why = bad_text(item)
-        shown = item if len(item) <= 60 and not why else ascii(item[:60])[1:-1] + ("..." if len(item) > 60 else "")
+        # a line break or tab in the value would split the location from its message: escaped too
+        plain = len(item) <= 60 and not why and item.isprintable()
+        shown = item if plain else ascii(item[:60])[1:-1] + ("..." if len(item) > 60 else "")
         loc = Loc(f"--set {shown}", 1, 1)
         if why or len(item) > MAX_BYTES:
             diags.add(loc, f"override holds {why}" if why else f"override is {len(item):,} characters long "
