@@ -165,6 +165,27 @@ def test_pretraining_head_exports_as_bert_for_pretraining(tmp_path):
     assert rel_err(logits, want.prediction_logits) <= 1e-5 and rel_err(nsp, want.seq_relationship_logits) <= 1e-5
 
 
+def test_bert_for_pretraining_checkpoint_imports_end_to_end(tmp_path):
+    """The other direction through the CLI: a (random) BertForPreTraining saved by HF's own
+    save_pretrained -> `graphspec import` of its config.json -> `graphspec import-weights` of its
+    model.safetensors -> the generated module loads them strictly and gives HF's two outputs."""
+    cfg = transformers.BertConfig(**SMALL_BERT, architectures=["BertForPreTraining"])
+    hf = random_hf(transformers.BertForPreTraining, cfg)
+    hf.save_pretrained(tmp_path / "hf")
+    spec = tmp_path / "s.yaml"
+    assert cli("import", tmp_path / "hf" / "config.json", "-o", spec).exit_code == 0
+    r = cli("import-weights", spec, tmp_path / "hf" / "model.safetensors", "-o", tmp_path / "w.safetensors",
+            "--passes", "default")
+    assert r.exit_code == 0, r.output
+    graph, net, _ = generated(graphspec.load(spec), "default")
+    net.load_state_dict(load_file(str(tmp_path / "w.safetensors")), strict=True)
+    ids = torch.randint(0, 60, (2, 32), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        logits, nsp = net(ids)
+        want = hf(input_ids=ids)
+    assert rel_err(logits, want.prediction_logits) <= 1e-5 and rel_err(nsp, want.seq_relationship_logits) <= 1e-5
+
+
 def test_untied_mlm_decoder_equals_bert_for_masked_lm(tmp_path):
     """tie_word_embeddings false: a decoder vocab×d + vocab of its own (`mlm_decoder`). HF 5.x keeps
     `cls.predictions.bias` beside `cls.predictions.decoder.bias` and never reads it (perturbing it
