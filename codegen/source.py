@@ -372,6 +372,8 @@ def wrap(line: str, width: int = WIDTH - 8) -> list[str]:
         parts = ["("] + ["    " + x for x in _wrap(text, width - 4)] + [")"]
     else:
         parts = _wrap(text, width, first=len(head))
+    if len(parts) == 1 and tail.strip().startswith("#") and len(head + text) <= width:
+        return [tail.strip(), head + text]  # fits without its trailing comment: the comment goes above
     return [head + parts[0]] + parts[1:-1] + [parts[-1] + tail] if len(parts) > 1 else [line]
 
 

@@ -51,9 +51,11 @@ PARAMS = {
     "mistral_7b": 7_241_732_096,
     "mixtral_8x7b": 46_702_792_704,  # 12,879,925,248 active (router + 2 of 8 experts)
     "phi2": 2_779_683_840,
-    "gemma2_2b": 2_614_341_888,
+    "gemma2_2b": 2_614_341_888,  # Gemma2ForCausalLM, tied head (tests/test_gemma2.py; paper Table 1: 2B, 590M embedding)
+    # Qwen3MoeForCausalLM on meta (tests/test_llm_counts.py; arXiv:2505.09388 Table 2: 30.5B, 3.3B activated)
+    "qwen3_30b_a3b": 30_532_122_624,
     # Twins-PCPVT-S by hand from gvt.py (tests/test_twins.py; Table 1: 24.1M)
-    "twins_pcpvt_s": 24_106_216,  # Gemma2ForCausalLM, tied head (tests/test_gemma2.py; paper Table 1: 2B, 590M embedding)
+    "twins_pcpvt_s": 24_106_216,
 }
 
 # -- MACs, default convention (linear, conv, matmul; class token and head included) ------------
@@ -115,8 +117,13 @@ MACS = {
     # Gemma-2-2B: 26·(2304·(2048 + 2·1024) + 2048·2304 + 3·2304·9216) + tied head 2304·256000 per
     # token, attention 26·2·8·128²·256 (sliding and global both dense at N = 128 < 4096); equal to
     # FlopCounterMode/2 on Gemma2ForCausalLM (eager) on the meta device
-    "twins_pcpvt_s": 3_809_459_968,  # by hand from gvt.py (tests/test_twins.py; Table 1: 3.8G)
     "gemma2_2b": 128 * (26 * (2304 * 4096 + 2048 * 2304 + 3 * 2304 * 9216) + 2304 * 256_000) + 26 * 2 * 8 * 128**2 * 256,
+    # Qwen3-30B-A3B: 48·(q 2048·4096 + k, v 2·2048·512 + o 4096·2048 + router 2048·128 + 8 experts ·
+    # 3·2048·768) + head 2048·151936 per token, attention 48·2·32·128²·128 (head size 128); a small
+    # config equals FlopCounterMode/2 on Qwen3MoeForCausalLM (tests/test_llm_counts.py)
+    "qwen3_30b_a3b": 128 * (48 * (2048 * 4096 + 2 * 2048 * 512 + 4096 * 2048 + 2048 * 128 + 8 * 3 * 2048 * 768)
+                            + 2048 * 151_936) + 48 * 2 * 32 * 128**2 * 128,
+    "twins_pcpvt_s": 3_809_459_968,  # by hand from gvt.py (tests/test_twins.py; Table 1: 3.8G)
 }
 
 # -- Swin official flops() (MACs + LayerNorm elements + the final-norm quirk) -------------------

@@ -265,3 +265,13 @@ def test_cnn_specs_run_forward_and_backward(name):
     live = m.graph.ancestors(m.graph.outputs)  # SETR-MLA's IR keeps a final norm nothing reads
     used = {k for n in m.graph if n.name in live for k in analysis.node_params(m.graph, n)}
     assert all(p.grad is not None for k, p in net.named_parameters() if p.requires_grad and k in used)
+
+
+def test_a_statement_that_fits_only_without_its_comment_keeps_it_above():
+    """Qwen3-30B-A3B's `k_rep = apply_rotary(self.k_norm(k), ...).repeat_interleave(8, dim=1)  # B, h,
+    S, d` was 102 columns in its forward (E501): the shape comment now goes on the line above."""
+    from graphspec.codegen.source import wrap
+
+    code = "k_rep = apply_rotary(self.k_norm(k), 1000000.0, 128).repeat_interleave(8, dim=1)"
+    assert wrap(code + "  # B, h, S, d") == ["# B, h, S, d", code]
+    assert wrap("x = f(x)  # B, N, C") == ["x = f(x)  # B, N, C"]  # short: unchanged

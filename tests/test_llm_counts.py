@@ -23,6 +23,11 @@ LLAMA = dict(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hi
              num_attention_heads=32, num_key_value_heads=32, tie_word_embeddings=False, rms_norm_eps=1e-5)
 MISTRAL = {**LLAMA, "intermediate_size": 14336, "num_key_value_heads": 8, "sliding_window": 4096}
 MIXTRAL = {**MISTRAL, "num_local_experts": 8, "num_experts_per_tok": 2, "sliding_window": None}
+# Qwen3-30B-A3B (arXiv:2505.09388, Table 2, and the released config)
+QWEN3_MOE = dict(vocab_size=151936, hidden_size=2048, num_hidden_layers=48, num_attention_heads=32, num_key_value_heads=4,
+                 head_dim=128, moe_intermediate_size=768, num_experts=128, num_experts_per_tok=8, norm_topk_prob=True,
+                 rms_norm_eps=1e-6, tie_word_embeddings=False,
+                 rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0})
 PHI2 = dict(vocab_size=51200, hidden_size=2560, intermediate_size=10240, num_hidden_layers=32, num_attention_heads=32,
             partial_rotary_factor=0.4, tie_word_embeddings=False)
 
@@ -31,12 +36,14 @@ FAMILIES = {  # spec -> (model class, config class, config)
     "mistral_7b": ("MistralForCausalLM", "MistralConfig", MISTRAL),
     "mixtral_8x7b": ("MixtralForCausalLM", "MixtralConfig", MIXTRAL),
     "phi2": ("PhiForCausalLM", "PhiConfig", PHI2),
+    "qwen3_30b_a3b": ("Qwen3MoeForCausalLM", "Qwen3MoeConfig", QWEN3_MOE),
 }
 
 
 def hf(name: str, device="meta", **over):
     model_cls, cfg_cls, cfg = FAMILIES[name]
-    extra = {"experts_implementation": "eager"} if "num_local_experts" in cfg else {}  # a loop FlopCounterMode sees
+    moe = "num_local_experts" in cfg or "num_experts" in cfg
+    extra = {"experts_implementation": "eager"} if moe else {}  # a loop FlopCounterMode sees
     config = getattr(transformers, cfg_cls)(**{**cfg, **over}, attn_implementation="eager", **extra)
     with torch.device(device):
         return getattr(transformers, model_cls)(config).eval()
@@ -48,7 +55,7 @@ def n_params(model) -> int:
 
 @pytest.mark.parametrize("name, published", [
     ("llama2_7b", 6_738_415_616), ("mistral_7b", 7_241_732_096), ("mixtral_8x7b", 46_702_792_704),
-    ("phi2", 2_779_683_840)])
+    ("phi2", 2_779_683_840), ("qwen3_30b_a3b", 30_532_122_624)])
 def test_params_equal_hugging_face(name, published):
     m = graphspec.load(name)
     assert n_params(hf(name)) == published
@@ -65,6 +72,18 @@ def test_mixtral_active_params():
     m = graphspec.load("mixtral_8x7b")
     assert m.active_params() == active == m.spec.expect["active_params"]
     assert graphspec.load("llama2_7b").active_params() == 6_738_415_616  # dense: all of them
+
+
+def test_qwen3_moe_active_params():
+    """Qwen3-30B-A3B: all but the 120 of 128 experts a token skips, 48·120·3·2048·768; the paper's
+    3.3B activated (arXiv:2505.09388, Table 2)."""
+    model = hf("qwen3_30b_a3b")
+    experts = sum(p.numel() for n, p in model.named_parameters() if ".experts." in n)
+    assert experts == 48 * 128 * 3 * 2048 * 768
+    active = n_params(model) - experts * 120 // 128
+    assert active == 3_353_032_704
+    m = graphspec.load("qwen3_30b_a3b")
+    assert m.active_params() == active == m.spec.expect["active_params"]
 
 
 def flop_counted_macs(model, N: int, B: int = 1) -> int:
@@ -97,6 +116,20 @@ def test_mixtral_macs_count_the_router_and_top_k_experts():
     # per token: 2·(q, o 2·64² + k, v 2·64·16 + router 64·4 + 2 experts · 3·64·96) + head 64·1000
     per_token = 2 * (2 * 64**2 + 2 * 64 * 16 + 64 * 4 + 2 * 3 * 64 * 96) + 64 * 1000
     assert m.macs() == flop_counted_macs(model, 24) == 24 * per_token + 2 * 2 * 24**2 * 64
+
+
+def test_qwen3_moe_macs_count_the_router_top_k_experts_and_wide_heads():
+    """The same for a small Qwen3-MoE: 8 experts, top 3, head_dim 24 (q_proj 64 -> 96, wider than
+    d), q/k norms (no MACs); FlopCounterMode on random weights at N = 20."""
+    cfg = dict(vocab_size=500, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+               head_dim=24, moe_intermediate_size=40, num_experts=8, num_experts_per_tok=3)
+    torch.manual_seed(0)
+    model = hf("qwen3_30b_a3b", device="cpu", **cfg)
+    over = ["vocab=500", "d=64", "L=2", "h=4", "kv=2", "hd=24", "d_ff=40", "experts=8", "top_k=3", "seq_len=20"]
+    m = graphspec.load("qwen3_30b_a3b", over)
+    # per token: 2·(q, o 2·64·96 + k, v 2·64·48 + router 64·8 + 3 experts · 3·64·40) + head 64·500
+    per_token = 2 * (2 * 64 * 96 + 2 * 64 * 48 + 64 * 8 + 3 * 3 * 64 * 40) + 64 * 500
+    assert m.macs() == flop_counted_macs(model, 20) == 20 * per_token + 2 * 2 * 20**2 * 96
 
 
 def test_unmasked_convention_counts_kept_pairs():

@@ -1,8 +1,9 @@
 """The generated PyTorch module of every LLM family computes what Hugging Face computes.
 
 Small configs of Llama (MHA), Mistral (GQA, a sliding window shorter than the sequence),
-Mixtral (GQA + a mixture of 4 experts, top 2) and Phi-2 (parallel block, LayerNorm, 40% partial
-rotary, biases, untied head with a bias), HF models built from Config objects with random
+Mixtral (GQA + a mixture of 4 experts, top 2), Phi-2 (parallel block, LayerNorm, 40% partial
+rotary, biases, untied head with a bias) and Qwen3-MoE (per-head q/k RMSNorm, a head_dim that is
+not dim/heads, a mixture of 4 experts, top 2), HF models built from Config objects with random
 weights (no downloads), every parameter perturbed; graphspec.weights maps the HF state dict
 into the generated module (the names differ by the `model.` prefix only, Phi's `dense` and
 `final_layernorm` aside) and back; logits agree to 1e-5 relative in fp32, with no passes and
@@ -43,6 +44,13 @@ FAMILIES = {
              dict(hidden_size=80, intermediate_size=160, num_attention_heads=4, partial_rotary_factor=0.4,
                   layer_norm_eps=1e-5, resid_pdrop=0.0, embd_pdrop=0.0, hidden_act="gelu_new"),
              ["vocab=120", "d=80", "d_ff=160", "L=2", "h=4", "rotary=0.4", "seq_len=12"]),
+    "qwen3_30b_a3b": ("Qwen3MoeForCausalLM", "Qwen3MoeConfig",  # per-head q/k norms, head_dim 24 ≠ 64/4, MoE
+                      dict(num_attention_heads=4, num_key_value_heads=2, head_dim=24, moe_intermediate_size=48,
+                           num_experts=4, num_experts_per_tok=2, norm_topk_prob=True, rms_norm_eps=1e-6,
+                           rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0},
+                           experts_implementation="eager"),
+                      ["vocab=120", "d=64", "L=2", "h=4", "kv=2", "hd=24", "d_ff=48", "experts=4", "top_k=2",
+                       "seq_len=12"]),
 }
 PASSES = ["none", "default"]
 
@@ -51,6 +59,10 @@ def hf_model(name: str):
     model_cls, cfg_cls, extra, _ = FAMILIES[name]
     cfg = getattr(transformers, cfg_cls)(**{**SMALL, **extra}, attn_implementation="eager")
     return hf_ref.random_hf(getattr(transformers, model_cls), cfg)
+
+
+def weight_family(name: str) -> str:
+    return "phi" if name == "phi2" else "llama"
 
 
 def generated(name: str, passes: str):
@@ -65,8 +77,8 @@ def test_generated_module_matches_hugging_face(name, passes):
     if passes != "none":  # fuse_qkv packed q_proj|k_proj|v_proj (GQA: (h + 2·kv)·d rows) into qkv_proj
         assert "layers.0.self_attn.qkv_proj" in graph and "layers.0.self_attn.q_proj.weight" not in net.state_dict()
     ids = torch.randint(0, 120, (2, 12), generator=torch.Generator().manual_seed(2))
-    assert hf_logits_error(hf, net, graph, ids) < RTOL
-    assert hf_ref.round_trip_mismatches(net, graph, "phi" if name == "phi2" else "llama", hf) == []
+    assert hf_logits_error(hf, net, graph, ids, weight_family(name)) < RTOL
+    assert hf_ref.round_trip_mismatches(net, graph, weight_family(name), hf) == []
 
 
 @pytest.mark.parametrize("name", sorted(FAMILIES))
@@ -74,7 +86,7 @@ def test_interpreter_matches_hugging_face(name):
     hf = hf_model(name)
     m = graphspec.load(name, FAMILIES[name][3])
     ids = torch.randint(0, 120, (1, 12), generator=torch.Generator().manual_seed(3))
-    assert hf_ref.hf_interpreter_error(hf, m.graph, ids) < RTOL
+    assert hf_ref.hf_interpreter_error(hf, m.graph, ids, weight_family(name)) < RTOL
 
 
 def test_sliding_window_is_shorter_than_the_sequence():
