@@ -241,7 +241,7 @@ def run(build_dir, input_, batch, repeat, out, memory_budget):
     if batch is not None and m.get("batch") != "dynamic" and batch != m.get("batch"):
         raise UserError(f"{build_dir} was built for batch {m.get('batch')}; rebuild with --batch dynamic")
     manifest, runner = b.load(build_dir, batch, memory_budget)
-    inputs = _inputs(manifest, input_, batch)
+    inputs = _inputs(manifest, input_, batch, memory_budget)
     outs, secs = timed(runner, inputs, repeat=max(repeat, 1))
     click.echo(f"{manifest['spec']['name']} [{manifest['target']}] "
                f"inputs: {', '.join(f'{k} {list(v.shape)}' for k, v in inputs.items())}")
@@ -261,7 +261,7 @@ def run(build_dir, input_, batch, repeat, out, memory_budget):
         click.echo(f"  saved -> {out}")
 
 
-def _inputs(manifest, input_: str, batch) -> dict:
+def _inputs(manifest, input_: str, batch, memory_budget=None) -> dict:
     from graphspec.backends.build import random_inputs_for
 
     if input_ == "random":
@@ -269,27 +269,90 @@ def _inputs(manifest, input_: str, batch) -> dict:
     path = Path(input_)
     if not path.exists():
         raise UserError(f"--input {input_}: no such file; use 'random', a .npy or a .npz")
+    if not path.is_file():
+        raise UserError(f"--input {input_}: not a regular file; use 'random', a .npy or a .npz")
     names = [i["name"] for i in manifest["inputs"]]
-    try:
-        data = np.load(path)
-    except (OSError, ValueError) as e:
-        raise UserError(f"--input {input_}: not a .npy/.npz file ({e})") from None
-    if isinstance(data, np.ndarray):
-        if len(names) != 1:
-            raise UserError(f"the model takes {len(names)} inputs ({', '.join(names)}): give a .npz with those keys")
-        arrays = {names[0]: data}
-    else:
-        missing = [n for n in names if n not in data.files]
-        if missing:
-            raise UserError(f"--input {input_} lacks {', '.join(missing)} (has {', '.join(data.files)})")
-        arrays = {n: data[n] for n in names}
+    arrays = _read_arrays(path, input_, names, manifest, memory_budget)
     for i in manifest["inputs"]:
-        a = arrays[i["name"]]
-        want = i["shape"][1:]
-        if list(a.shape[1:]) != want:
-            raise UserError(f"input {i['name']}: shape {list(a.shape)}, the build expects [B, {', '.join(map(str, want))}]")
-        arrays[i["name"]] = a.astype(np.int64 if i["dtype"] == "i64" else np.float32)
+        arrays[i["name"]] = _checked_input(arrays[i["name"]], i, manifest, input_)
     return arrays
+
+
+def _read_arrays(path: Path, input_: str, names: list[str], manifest, memory_budget) -> dict:
+    """The arrays of a .npy (one input) or .npz (by input name), never a pickle; each header's
+    shape is checked against the file and the memory budget before its data is read."""
+    import zipfile
+
+    from graphspec.backends import budget
+
+    def read(f, size: int, what: str) -> np.ndarray:
+        fmt = np.lib.format
+        try:
+            version = fmt.read_magic(f)
+            header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            shape, fortran, dtype = header(f)
+        except (OSError, ValueError, SyntaxError) as e:
+            raise UserError(f"--input {input_}: {what} is not a .npy array ({e})") from None
+        if dtype.hasobject or dtype.kind not in "biuf":
+            raise UserError(f"--input {input_}: {what} holds {dtype} values; give numbers (int64 token ids, "
+                            "float32 images)")
+        count = int(np.prod(shape, dtype=object))
+        if count * dtype.itemsize > size:
+            raise UserError(f"--input {input_}: {what}'s header claims {list(shape)} {dtype} "
+                            f"({count * dtype.itemsize:,} bytes), more than the file's {size:,} bytes: "
+                            "the file is truncated or damaged")
+        budget.check({"input": count * dtype.itemsize}, f"reading --input {input_}", memory_budget)
+        data = f.read(count * dtype.itemsize)
+        if len(data) != count * dtype.itemsize:
+            raise UserError(f"--input {input_}: {what} is truncated ({len(data):,} of "
+                            f"{count * dtype.itemsize:,} bytes of data)")
+        return np.frombuffer(data, dtype, count).reshape(shape, order="F" if fortran else "C")
+
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+            f.seek(0)
+            if magic != b"PK\x03\x04":
+                if len(names) != 1:
+                    raise UserError(f"the model takes {len(names)} inputs ({', '.join(names)}): give a .npz with "
+                                    "those keys")
+                return {names[0]: read(f, path.stat().st_size, path.name)}
+            with zipfile.ZipFile(f) as z:
+                have = {n[:-4] if n.endswith(".npy") else n: n for n in z.namelist()}
+                missing = [n for n in names if n not in have]
+                if missing:
+                    raise UserError(f"--input {input_} lacks {', '.join(missing)} (has {', '.join(have)})")
+                out = {}
+                for n in names:
+                    info = z.getinfo(have[n])
+                    with z.open(info) as m:
+                        out[n] = read(m, info.file_size, n)
+                return out
+    except (OSError, zipfile.BadZipFile, EOFError) as e:
+        raise UserError(f"--input {input_}: not a .npy/.npz file ({e})") from None
+
+
+def _checked_input(a: np.ndarray, i: dict, manifest, input_: str) -> np.ndarray:
+    """One input as the build takes it: its shape (and batch, unless dynamic), token ids as
+    integers in [0, vocab), images as finite-or-not float32."""
+    want = i["shape"][1:]
+    if a.ndim != len(i["shape"]) or list(a.shape[1:]) != want or a.shape[0] < 1:
+        raise UserError(f"input {i['name']}: shape {list(a.shape)}, the build expects [B, {', '.join(map(str, want))}]"
+                        " with B >= 1")
+    if manifest.get("batch") != "dynamic" and a.shape[0] != manifest.get("batch"):
+        raise UserError(f"input {i['name']}: batch {a.shape[0]}, but the build was made for batch "
+                        f"{manifest.get('batch')}; rebuild with --batch dynamic (or --batch {a.shape[0]})")
+    if i["dtype"] != "i64":
+        return a.astype(np.float32)
+    if a.dtype.kind not in "iub":
+        raise UserError(f"--input {input_}: {i['name']} holds token ids, and its values are {a.dtype}; "
+                        "give integers (int64)")
+    vocab = i.get("vocab")
+    lo, hi = int(a.min()), int(a.max())
+    if lo < 0 or (vocab is not None and hi >= vocab):
+        bound = f"the model's vocabulary is [0, {vocab})" if vocab is not None else "use ids >= 0"
+        raise UserError(f"--input {input_}: {i['name']} holds token ids from {lo} to {hi}; {bound}")
+    return a.astype(np.int64)
 
 
 # -- verify ------------------------------------------------------------------------------------
