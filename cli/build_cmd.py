@@ -156,7 +156,8 @@ def _report_json(report) -> list:
               help="With --tune: measure candidates on the RPC servers registered with KEY at the TVM "
                    "tracker HOST:PORT (built here); the tracker is probed first.")
 @batch_option
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random weights.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the random weights (numpy's: a non-negative integer).")
 @click.option("--force", is_flag=True, help="Rebuild even when the cache says the build is up to date, "
               "and replace an output directory that is not a graphspec build.")
 @budget_option
@@ -364,7 +365,7 @@ def _checked_input(a: np.ndarray, i: dict, manifest, input_: str) -> np.ndarray:
 @pass_options
 @batch_option
 @click.option("--tol", type=float, default=1e-4, show_default=True, help="Max abs and relative error allowed.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @budget_option
 @user_errors

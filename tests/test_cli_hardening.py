@@ -75,3 +75,9 @@ def test_run_input_npz_is_read_without_pickles(onnx_build, tmp_path):
         assert r.exit_code == 0, r.output
         outs.append(np.load(tmp_path / f"{name}.out.npy"))
     assert outs[0].shape == (1, 8, 100) and np.array_equal(outs[0], outs[1])
+
+
+@pytest.mark.parametrize("cmd", [["build", "gpt2", "-t", "torch", "-o", "unused"], ["verify", "gpt2", "--targets", "torch"]])
+def test_a_negative_seed_is_an_option_error(cmd):
+    # numpy's default_rng(-1) raised 'expected non-negative integer' from inside random_params
+    refused(cli(*cmd, *GPT, "--seed", "-1"), "--seed", "-1 is not in the range x>=0")
