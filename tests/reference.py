@@ -54,6 +54,9 @@ PARAMS = {
     "gemma2_2b": 2_614_341_888,  # Gemma2ForCausalLM, tied head (tests/test_gemma2.py; paper Table 1: 2B, 590M embedding)
     # Qwen3MoeForCausalLM on meta (tests/test_llm_counts.py; arXiv:2505.09388 Table 2: 30.5B, 3.3B activated)
     "qwen3_30b_a3b": 30_532_122_624,
+    # Qwen3ForCausalLM on meta (tests/test_hf_import.py; arXiv:2505.09388 Table 1: 8.2B, 6.95B non-embedding)
+    "qwen3_8b": 36 * (4096 * (4096 + 2 * 1024) + 4096 * 4096 + 3 * 4096 * 12288 + 2 * 4096 + 2 * 128) + 4096
+                + 2 * 151_936 * 4096,
     # Twins-PCPVT-S by hand from gvt.py (tests/test_twins.py; Table 1: 24.1M)
     "twins_pcpvt_s": 24_106_216,
 }
@@ -123,6 +126,11 @@ MACS = {
     # config equals FlopCounterMode/2 on Qwen3MoeForCausalLM (tests/test_llm_counts.py)
     "qwen3_30b_a3b": 128 * (48 * (2048 * 4096 + 2 * 2048 * 512 + 4096 * 2048 + 2048 * 128 + 8 * 3 * 2048 * 768)
                             + 2048 * 151_936) + 48 * 2 * 32 * 128**2 * 128,
+    # Qwen3-8B: 36·(q 4096·4096 + k, v 2·4096·1024 + o 4096·4096 + 3·4096·12288) + untied head
+    # 4096·151936 per token, attention 36·2·32·128²·128; = FlopCounterMode/2 on Qwen3ForCausalLM
+    # (eager) on the meta device (tests/test_hf_import.py)
+    "qwen3_8b": 128 * (36 * (2 * 4096 * 4096 + 2 * 4096 * 1024 + 3 * 4096 * 12288) + 4096 * 151_936)
+                + 36 * 2 * 32 * 128**2 * 128,
     "twins_pcpvt_s": 3_809_459_968,  # by hand from gvt.py (tests/test_twins.py; Table 1: 3.8G)
 }
 

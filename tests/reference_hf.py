@@ -166,6 +166,18 @@ IMPORT_FAMILIES = {
     "gemma": ("GemmaConfig", "GemmaForCausalLM", [dict(hidden_size=2048, intermediate_size=16384, num_hidden_layers=18,
                                                        num_attention_heads=8, num_key_value_heads=1, head_dim=256),
                                                   dict(attention_bias=True, num_hidden_layers=4)]),
+    "qwen3": ("Qwen3Config", "Qwen3ForCausalLM", [dict(num_key_value_heads=8, attention_bias=True, tie_word_embeddings=True),
+                                                  dict(hidden_size=1024, num_attention_heads=16, num_key_value_heads=8,
+                                                       head_dim=128, intermediate_size=3072, num_hidden_layers=28,
+                                                       tie_word_embeddings=True)]),  # Qwen3-0.6B
+    "gemma2": ("Gemma2Config", "Gemma2ForCausalLM", [dict(hidden_size=3584, intermediate_size=14336, num_hidden_layers=42,
+                                                          num_attention_heads=16, num_key_value_heads=8),  # 9B
+                                                     dict(hidden_size=4608, num_attention_heads=32, head_dim=128,
+                                                          query_pre_attn_scalar=144, num_hidden_layers=4,
+                                                          layer_types=["full_attention", "sliding_attention",
+                                                                       "sliding_attention", "full_attention"],
+                                                          attn_logit_softcapping=None, final_logit_softcapping=None,
+                                                          tie_word_embeddings=False, attention_bias=True)]),
     "phi": ("PhiConfig", "PhiForCausalLM", [dict(hidden_size=2560, intermediate_size=10240, num_hidden_layers=32,
                                                  rope_parameters={"rope_theta": 10000.0, "partial_rotary_factor": 0.4,
                                                                   "rope_type": "default"}),
@@ -186,7 +198,7 @@ def hf_classes(model_type: str, settings: dict | None = None):
 # config.json files as model repositories ship them (transformers 4.x: top-level `rope_theta`,
 # `rope_scaling: null`, `partial_rotary_factor`, `torch_dtype`), with the bundled spec each
 # should reproduce: openai-community/gpt2, meta-llama/Llama-2-7b-hf, mistralai/Mistral-7B-v0.1,
-# mistralai/Mixtral-8x7B-v0.1, microsoft/phi-2.
+# mistralai/Mixtral-8x7B-v0.1, microsoft/phi-2, google/gemma-2-2b, Qwen/Qwen3-8B.
 PUBLISHED_CONFIGS = {
     "gpt2": {"activation_function": "gelu_new", "architectures": ["GPT2LMHeadModel"], "attn_pdrop": 0.1,
              "bos_token_id": 50256, "embd_pdrop": 0.1, "eos_token_id": 50256, "initializer_range": 0.02,
@@ -222,4 +234,21 @@ PUBLISHED_CONFIGS = {
              "partial_rotary_factor": 0.4, "qk_layernorm": False, "resid_pdrop": 0.1, "rope_scaling": None,
              "rope_theta": 10000.0, "tie_word_embeddings": False, "torch_dtype": "float16",
              "transformers_version": "4.37.0", "use_cache": True, "vocab_size": 51200},
+    "gemma2_2b": {"architectures": ["Gemma2ForCausalLM"], "attention_bias": False, "attention_dropout": 0.0,
+                  "attn_logit_softcapping": 50.0, "bos_token_id": 2, "cache_implementation": "hybrid",
+                  "eos_token_id": 1, "final_logit_softcapping": 30.0, "head_dim": 256,
+                  "hidden_act": "gelu_pytorch_tanh", "hidden_activation": "gelu_pytorch_tanh", "hidden_size": 2304,
+                  "initializer_range": 0.02, "intermediate_size": 9216, "max_position_embeddings": 8192,
+                  "model_type": "gemma2", "num_attention_heads": 8, "num_hidden_layers": 26,
+                  "num_key_value_heads": 4, "pad_token_id": 0, "query_pre_attn_scalar": 256, "rms_norm_eps": 1e-06,
+                  "rope_theta": 10000.0, "sliding_window": 4096, "torch_dtype": "float32",
+                  "transformers_version": "4.42.4", "use_cache": True, "vocab_size": 256000},
+    "qwen3_8b": {"architectures": ["Qwen3ForCausalLM"], "attention_bias": False, "attention_dropout": 0.0,
+                 "bos_token_id": 151643, "eos_token_id": 151645, "head_dim": 128, "hidden_act": "silu",
+                 "hidden_size": 4096, "initializer_range": 0.02, "intermediate_size": 12288,
+                 "max_position_embeddings": 40960, "max_window_layers": 36, "model_type": "qwen3",
+                 "num_attention_heads": 32, "num_hidden_layers": 36, "num_key_value_heads": 8, "rms_norm_eps": 1e-06,
+                 "rope_scaling": None, "rope_theta": 1000000, "sliding_window": None, "tie_word_embeddings": False,
+                 "torch_dtype": "bfloat16", "transformers_version": "4.51.0", "use_cache": True,
+                 "use_sliding_window": False, "vocab_size": 151936},
 }

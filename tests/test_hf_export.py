@@ -28,6 +28,10 @@ import graphspec  # noqa: E402
 SMALL = {
     "gpt2": (["vocab=100", "d=64", "L=2", "h=4", "n_ctx=64", "seq_len=16"], "AutoModelForCausalLM", "ids"),
     "llama2_7b": (["vocab=100", "d=64", "L=2", "h=4", "d_ff=96", "seq_len=16"], "AutoModelForCausalLM", "ids"),
+    "gemma2_2b": (["vocab=100", "d=64", "L=2", "h=4", "kv=2", "hd=24", "d_ff=96", "window=5", "cap=0.05",
+                   "final_cap=0.2", "seq_len=16"], "AutoModelForCausalLM", "ids"),
+    "qwen3_8b": (["vocab=100", "d=64", "L=2", "h=4", "kv=2", "hd=24", "d_ff=96", "seq_len=16"], "AutoModelForCausalLM",
+                 "ids"),
     "vit_b16": (["img_size=32", "patch=8", "D=64", "L=2", "h=4", "classes=10"], "AutoModelForImageClassification",
                 "image"),
     "swin_t": (["img_size=32", "C=16", "M=4", "classes=10", "encoder.depths=[2, 2]", "encoder.heads=[2, 4]"],
@@ -101,7 +105,7 @@ def test_trained_generated_model_loads_in_hugging_face(tmp_path, spec):
 
 
 @pytest.mark.parametrize("spec", ["gpt2", "bert_base", "vit_b16", "llama2_7b", "mistral_7b", "mixtral_8x7b", "phi2",
-                                  "swin_t", "swin_b", "pvt_small", "t5_base"])
+                                  "gemma2_2b", "qwen3_8b", "swin_t", "swin_b", "pvt_small", "t5_base"])
 def test_exported_config_describes_the_spec(tmp_path, spec):
     r = cli("export", spec, "--format", "hf", "-o", tmp_path / "hf")
     assert r.exit_code == 0, r.output
@@ -112,7 +116,10 @@ def test_exported_config_describes_the_spec(tmp_path, spec):
 
 
 @pytest.mark.parametrize("spec,overrides,words", [
-    ("llama2_7b", ["L=2", "decoder.qk_norm=true"], "q_norm = rms_norm"),
+    ("phi2", ["L=2", "decoder.qk_norm=true"], "q_norm = layer_norm"),  # Phi's qk_layernorm is not imported
+    ("qwen3_8b", ["L=2", "decoder.qkv_bias=true"], "o_proj"),  # Qwen3's attention_bias is on all four
+    ("gemma2_2b", ["L=2", "decoder.attention=[sliding(8), sliding(16)]"], "windows [8, 16]"),  # one sliding_window
+    ("gemma2_2b", ["L=2", "decoder.scale=0.11"], "query_pre_attn_scalar (an integer)"),
     ("llama2_7b", ["L=2", "decoder.softcap=30"], "softcap"),
     ("gpt2", ["L=2", "decoder.norm=post"], "cannot describe this spec exactly"),
     ("llama2_7b", ["L=2", "names=graphspec"], "no Hugging Face family graphspec exports"),
@@ -126,7 +133,10 @@ def test_a_spec_no_config_describes_is_refused(tmp_path, spec, overrides, words)
 
 
 @pytest.mark.parametrize("spec,model_cls,passes", [("llama2_7b", "LlamaForCausalLM", "none"),
-                                                    ("gpt2", "GPT2LMHeadModel", "default")])
+                                                    ("gpt2", "GPT2LMHeadModel", "default"),
+                                                    ("gemma2_2b", "Gemma2ForCausalLM", "none"),
+                                                    ("qwen3_8b", "Qwen3ForCausalLM", "none"),
+                                                    ("qwen3_8b", "Qwen3ForCausalLM", "default")])
 def test_import_weights_from_hugging_face_safetensors(tmp_path, spec, model_cls, passes):
     overrides, _, kind = SMALL[spec]
     r = cli("export", spec, "--format", "hf", "-o", tmp_path / "cfg", *sets(overrides))
@@ -144,7 +154,13 @@ def test_import_weights_from_hugging_face_safetensors(tmp_path, spec, model_cls,
     from safetensors.torch import load_file
 
     net = generated(spec, overrides, passes).eval()
-    net.load_state_dict(load_file(str(w)), strict=True)
+    got = load_file(str(w))
+    net.load_state_dict(got, strict=True)
+    if spec != "gpt2":  # `names: hf`: HF's tensors under their names less `model.`, bit for bit (q|k|v if fused)
+        theirs = {k.removeprefix("model."): v for k, v in hf.state_dict().items()}
+        for k, v in got.items():
+            parts = [k.replace("qkv_proj", p) for p in ("q_proj", "k_proj", "v_proj")] if "qkv_proj" in k else [k]
+            assert torch.equal(v, torch.cat([theirs[p] for p in parts])), k
     x = example(kind, 3)
     with torch.no_grad():
         want = hf_out(hf, x, kind)
@@ -306,6 +322,9 @@ TINY_LLM = dict(vocab_size=100, hidden_size=64, intermediate_size=96, num_hidden
                 num_key_value_heads=2)
 IMPORTED = {"gpt2": dict(vocab_size=100, n_embd=64, n_layer=2, n_head=4, n_positions=64, tie_word_embeddings=False),
             "qwen2": dict(TINY_LLM, tie_word_embeddings=True), "gemma": dict(TINY_LLM, head_dim=16),
+            "qwen3": dict(TINY_LLM, head_dim=24, attention_bias=True, tie_word_embeddings=True),
+            "gemma2": dict(TINY_LLM, head_dim=16, query_pre_attn_scalar=20, sliding_window=5,
+                           attn_logit_softcapping=0.05, final_logit_softcapping=0.2, tie_word_embeddings=False),
             "mixtral": dict(TINY_LLM, num_local_experts=4, num_experts_per_tok=2),
             "phi": dict(TINY_LLM, num_key_value_heads=8), "mistral": dict(TINY_LLM, sliding_window=5)}
 

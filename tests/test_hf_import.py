@@ -110,6 +110,12 @@ NUMERICS = {
                  intermediate_size=128, architectures=["ViTForImageClassification"], num_labels=10), "image"),
     "mistral": (dict(TINY, sliding_window=5), "ids"),
     "gemma": (dict(TINY, head_dim=16, hidden_act="gelu_pytorch_tanh"), "ids"),
+    # 3 layers full, sliding, sliding (a per-layer list); the logit scale 20^-0.5, not head_dim's; caps
+    # that the small logits really feel
+    "gemma2": (dict(TINY, num_hidden_layers=3, head_dim=16, query_pre_attn_scalar=20, sliding_window=5,
+                    layer_types=["full_attention", "sliding_attention", "sliding_attention"],
+                    attn_logit_softcapping=0.05, final_logit_softcapping=0.2, attention_bias=True), "ids"),
+    "qwen3": (dict(TINY, head_dim=24, attention_bias=True), "ids"),
     "phi": (dict(TINY, num_key_value_heads=8, resid_pdrop=0.0, embd_pdrop=0.0,
                  rope_parameters={"rope_theta": 10000.0, "partial_rotary_factor": 0.5, "rope_type": "default"}), "ids"),
     "bert": (dict(vocab_size=100, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
@@ -176,6 +182,16 @@ BAD = [  # (config, the words the message must hold)
     ({"model_type": "gpt2", "activation_function": "gelu_fast"}, "option activation_function = \"gelu_fast\""),
     ({"model_type": "gpt2", "scale_attn_by_inverse_layer_idx": True}, "option scale_attn_by_inverse_layer_idx"),
     ({"model_type": "qwen2", "use_sliding_window": True}, "option use_sliding_window = true"),
+    ({"model_type": "qwen3", "use_sliding_window": True, "sliding_window": 4096}, "option use_sliding_window = true"),
+    ({"model_type": "qwen3", "layer_types": ["sliding_attention"] * 32}, "option layer_types"),
+    ({"model_type": "gemma2", "layer_types": ["full_attention"] * 3}, "one of 'sliding_attention' or 'full_attention' per layer (26)"),
+    ({"model_type": "gemma2", "layer_types": ["chunked_attention"] * 26}, "option layer_types"),
+    ({"model_type": "gemma2", "sliding_window": None}, "option sliding_window = null"),
+    ({"model_type": "gemma2", "use_bidirectional_attention": True}, "option use_bidirectional_attention = true"),
+    ({"model_type": "gemma2", "hidden_activation": "gelu_fast"}, "option hidden_activation = \"gelu_fast\""),
+    ({"model_type": "gemma2", "query_pre_attn_scalar": "256"}, "query_pre_attn_scalar must be a positive number"),
+    ({"model_type": "gemma2", "rope_parameters": {"rope_type": "yarn", "factor": 4.0, "rope_theta": 1e4}},
+     "option rope_parameters.factor"),
     ({"model_type": "t5", "feed_forward_proj": "gated-gelu"}, "option feed_forward_proj = \"gated-gelu\""),
     ({"model_type": "bert", "architectures": ["BertForQuestionAnswering"]}, "option architectures"),
     ({"model_type": "bert", "is_decoder": True, "add_cross_attention": True}, "option add_cross_attention = true"),
@@ -189,7 +205,7 @@ BAD = [  # (config, the words the message must hold)
     ({"model_type": "gpt2", "n_embd": "768"}, "n_embd must be an integer"),
     ({"model_type": "gpt2", "n_layer": True}, "n_layer must be an integer"),
     ({"model_type": "swin", "depths": [2, "2"]}, "depths must be a list"),
-    ({"model_type": "whisper"}, "supported model types: bert, detr, gemma, gpt2, llama, mistral, mixtral, phi, pvt"),
+    ({"model_type": "whisper"}, "supported model types: bert, detr, gemma, gemma2, gpt2, llama, mistral, mixtral, phi, pvt, qwen2, qwen3"),
     ({"model_type": "detr", "dilation": True}, "option dilation = true"),
     ({"hidden_size": 64}, "model_type null is not one graphspec imports"),
     ("[1, 2]", "a config is a JSON object"),
@@ -259,6 +275,23 @@ def test_published_config_reproduces_the_bundled_spec(tmp_path, spec):
     assert got.params() == bundled.spec.expect["params"]  # the published count (gpt2: 124,439,808)
     if spec != "phi2":
         assert ir(got.graph) == ir(bundled.graph)
+
+
+def test_qwen3_8b_figures_are_hugging_faces():
+    """specs/qwen3_8b.yaml's expect: Qwen3ForCausalLM from Qwen3-8B's config on the meta device
+    (8,190,735,360 parameters: the report's 8.2B, 6.95B without the two embeddings) and
+    FlopCounterMode / 2 at N = 128 with eager attention."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    cfg = transformers.Qwen3Config.from_dict({**_ref.PUBLISHED_CONFIGS["qwen3_8b"], "attn_implementation": "eager"})
+    m = graphspec.load("qwen3_8b")
+    with torch.device("meta"):
+        hf = transformers.Qwen3ForCausalLM(cfg).eval()
+        with torch.no_grad(), FlopCounterMode(display=False) as fc:
+            hf(input_ids=torch.zeros(1, 128, dtype=torch.long))
+    assert n_params(hf) == m.params() == m.spec.expect["params"] == 8_190_735_360
+    assert n_params(hf) - 2 * 151936 * 4096 == 6_946_075_648
+    assert fc.get_total_flops() // 2 == m.macs() == m.spec.expect["macs"]
 
 
 @pytest.mark.parametrize("mt", FAMILIES)

@@ -39,6 +39,15 @@ DEFAULTS: dict[str, dict] = {
     "gemma": {**_LLAMA, "vocab_size": 256000, "hidden_size": 3072, "intermediate_size": 24576, "num_hidden_layers": 28,
               "num_attention_heads": 16, "head_dim": 256, "hidden_act": "gelu_pytorch_tanh",
               "max_position_embeddings": 8192, "tie_word_embeddings": True, "use_bidirectional_attention": None},
+    "gemma2": {**{k: v for k, v in _LLAMA.items() if k not in ("hidden_act", "mlp_bias", "pretraining_tp")},
+               "vocab_size": 256000, "hidden_size": 2304, "intermediate_size": 9216, "num_hidden_layers": 26,
+               "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256,
+               "hidden_activation": "gelu_pytorch_tanh", "max_position_embeddings": 8192, "tie_word_embeddings": True,
+               "query_pre_attn_scalar": 256, "sliding_window": 4096, "layer_types": None,
+               "final_logit_softcapping": 30.0, "attn_logit_softcapping": 50.0, "use_bidirectional_attention": None},
+    "qwen3": {**{k: v for k, v in _LLAMA.items() if k not in ("mlp_bias", "pretraining_tp")}, "vocab_size": 151936,
+              "intermediate_size": 22016, "max_position_embeddings": 32768, "head_dim": 128,
+              "use_sliding_window": False, "sliding_window": None, "max_window_layers": 28, "layer_types": None},
     "phi": dict(vocab_size=51200, hidden_size=2048, intermediate_size=8192, num_hidden_layers=24, num_attention_heads=32,
                 num_key_value_heads=None, resid_pdrop=0.0, embd_pdrop=0.0, attention_dropout=0.0,
                 hidden_act="gelu_new", max_position_embeddings=2048, layer_norm_eps=1e-5, tie_word_embeddings=False,
@@ -65,4 +74,5 @@ FAMILY_IGNORED: dict[str, set[str]] = {
     "gpt2": {"summary_type", "summary_use_proj", "summary_activation", "summary_proj_to_labels",
              "summary_first_dropout", "n_ctx"},
     "t5": {"n_positions", "output_past"},  # t5-base's config.json: unused by T5 (relative positions), use_cache
+    "gemma2": {"cache_implementation"},  # gemma-2's config.json: the KV cache generate() uses ("hybrid")
 }

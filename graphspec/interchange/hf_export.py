@@ -6,8 +6,9 @@
 `to_hf_config` reads the family off the spec (GPT-2: learned positions and a tied LM head;
 BERT: token types and a pooler, or `mlm` for BertForMaskedLM; T5: `lm` for
 T5ForConditionalGeneration; ViT: patches and a class token; `names: hf` decoders: Llama,
-Mistral (a sliding window), Mixtral (experts), Qwen2 (q/k/v biases only), Gemma (RMSNorm
-(1 + w) and a scaled embedding), Phi (a parallel block); DETR: a ResNet backbone and object
+Mistral (a sliding window), Mixtral (experts), Qwen2 (q/k/v biases only), Qwen3 (`qk_norm`),
+Gemma (RMSNorm (1 + w) and a scaled embedding), Gemma-2 (that, with sandwich norms: per-layer
+masks as `layer_types`, soft-caps, the logit scale as query_pre_attn_scalar), Phi (a parallel block); DETR: a ResNet backbone and object
 queries, written with transformers' own ResNet and auxiliary_loss false) and writes its config. It then checks
 its own answer: the config, imported back (`from_hf_config`), must lower to the same IR as the
 spec, node for node (ops, attributes, shapes; source locations aside). A spec that uses a
@@ -69,9 +70,11 @@ def family(spec) -> str:
             if norm == "layer_norm" and st.norm == "parallel":
                 return "phi"
             if norm == "rms_norm" and st.norm_kind.get("offset") == 1:
-                return "gemma"
+                return "gemma2" if st.norm == "sandwich" else "gemma"
             if mlp == "moe":
                 return "mixtral"
+            if st.qk_norm and st.qk_norm != "all":  # per head (OLMo-2's over all heads has no family here)
+                return "qwen3"
             if any(m.name == "sliding" for m in st.masks):
                 return "mistral"
             if st.qkv_bias and not st.out_bias:
@@ -95,7 +98,7 @@ def family(spec) -> str:
         return "detr"
     raise ExportError(f"{spec.name}: no Hugging Face family graphspec exports describes this spec; exported are "
                       "gpt2, bert, vit, swin, pvt, t5, detr and the `names: hf` decoders llama, mistral, mixtral, "
-                      "qwen2, gemma, phi")
+                      "qwen2, qwen3, gemma, gemma2, phi")
 
 
 def _gpt2(spec) -> dict:
@@ -214,8 +217,8 @@ def _detr(spec) -> dict:
 def _llm(spec, mt: str) -> dict:
     e, st, h = spec.embed, spec.stacks[0], spec.head
     rope = e.pos_use.a
-    cls = {"llama": "Llama", "mistral": "Mistral", "mixtral": "Mixtral", "qwen2": "Qwen2", "gemma": "Gemma",
-           "phi": "Phi"}[mt]
+    cls = {"llama": "Llama", "mistral": "Mistral", "mixtral": "Mixtral", "qwen2": "Qwen2", "qwen3": "Qwen3",
+           "gemma": "Gemma", "gemma2": "Gemma2", "phi": "Phi"}[mt]
     hd = st.head_dim or st.dim // st.heads[0]
     cfg = dict(architectures=[f"{cls}ForCausalLM" if h.kind == "lm" else f"{cls}Model"], vocab_size=e.vocab,
                hidden_size=st.dim, intermediate_size=_d_ff(st), num_hidden_layers=sum(st.depths),
@@ -227,19 +230,23 @@ def _llm(spec, mt: str) -> dict:
     if mt != "phi":
         cfg["head_dim"] = hd
         cfg["rms_norm_eps"] = float(st.norm_kind.get("eps"))
-    if mt in ("llama", "gemma"):
+    if mt in ("llama", "gemma", "gemma2", "qwen3"):
         cfg["attention_bias"] = bool(st.qkv_bias)
     if mt == "llama":
         cfg["mlp_bias"] = bool(st.mlp_bias)
     if mt == "gemma":
         cfg["hidden_act"] = GEMMA_ACT.get(_act(st), _act(st))
+    if mt == "gemma2":
+        cfg["hidden_activation"] = GEMMA_ACT.get(_act(st), _act(st))
+        del cfg["hidden_act"]
+        cfg.update(_gemma2(spec, hd))
     if mt in ("mistral", "mixtral"):
         slid = [m for m in st.masks if m.name == "sliding"]
         cfg["sliding_window"] = slid[0].get("window") if slid else None
     if mt == "mixtral":
         cfg.update(num_local_experts=st.mlp.get("experts"), num_experts_per_tok=st.mlp.get("top_k"),
                    router_jitter_noise=0.0)
-    if mt == "qwen2":
+    if mt in ("qwen2", "qwen3"):
         cfg["use_sliding_window"] = False
     if mt == "phi":
         cfg.update(layer_norm_eps=float(st.norm_kind.get("eps")), resid_pdrop=st.dropout, embd_pdrop=e.dropout)
@@ -247,12 +254,33 @@ def _llm(spec, mt: str) -> dict:
     return cfg
 
 
+def _gemma2(spec, head_dim: int) -> dict:
+    """Gemma-2's per-layer masks (`layer_types` and the one `sliding_window`), soft-caps and logit
+    scale (query_pre_attn_scalar: scale^-2, head_dim by default)."""
+    st = spec.stacks[0]
+    n = sum(st.depths)
+    masks = list(st.masks) * n if len(st.masks) == 1 else list(st.masks)
+    windows = [m.get("window") for m in masks if m.name == "sliding"]
+    if len(set(windows)) > 1:
+        raise ExportError(f"{spec.name}: its layers slide over windows {sorted(set(windows))}; a Gemma-2 config "
+                          "holds one sliding_window for every 'sliding_attention' layer")
+    q = head_dim if st.scale is None else st.scale ** -2
+    if abs(q - round(q)) > 1e-6 * q:
+        raise ExportError(f"{spec.name}: attention scale {st.scale} is not n**-0.5 for a whole n; a Gemma-2 config "
+                          "holds the scale as query_pre_attn_scalar (an integer)")
+    return dict(layer_types=["sliding_attention" if m.name == "sliding" else "full_attention" for m in masks],
+                sliding_window=windows[0] if windows else 4096,  # HF's default where no layer slides
+                query_pre_attn_scalar=round(q), attn_logit_softcapping=st.softcap,
+                final_logit_softcapping=spec.head.softcap)
+
+
 def to_hf_config(model) -> dict:
     """The Hugging Face config (a JSON-able dict) of `model` (graphspec.Model), checked by
     importing it back: ExportError where the config would describe another model."""
     spec = model.spec
     mt = family(spec)
-    cfg = {"model_type": mt, **(_llm(spec, mt) if mt in ("llama", "mistral", "mixtral", "qwen2", "gemma", "phi")
+    cfg = {"model_type": mt, **(_llm(spec, mt) if mt in ("llama", "mistral", "mixtral", "qwen2", "qwen3", "gemma",
+                                                         "gemma2", "phi")
                                  else {"gpt2": _gpt2, "bert": _bert, "vit": _vit, "swin": _swin, "pvt": _pvt,
                                        "t5": _t5, "detr": _detr}[mt](spec))}
     _check_round_trip(model, cfg)

@@ -1,9 +1,10 @@
 """The importers of the open vocabulary's families: Llama-like decoders, T5 and PVT.
 
-`_llm` covers llama, mistral, mixtral, qwen2, gemma and phi, which differ only in data (as in
-LitGPT's config): the norm kind (RMSNorm, Gemma's (1 + w), Phi's LayerNorm), its placement
-(Phi's parallel block), the MLP (SwiGLU / GeGLU, Mixtral's experts, Phi's GELU MLP), biases,
-grouped-query heads, the rotary fraction, a sliding window and the tied head.
+`_llm` covers llama, mistral, mixtral, qwen2, qwen3, gemma, gemma2 and phi, which differ only in
+data (as in LitGPT's config): the norm kind (RMSNorm, Gemma's (1 + w), Phi's LayerNorm), its
+placement (Phi's parallel block, Gemma-2's sandwich), the MLP (SwiGLU / GeGLU, Mixtral's experts,
+Phi's GELU MLP), biases, grouped-query heads, Qwen3's per-head q/k norm, the rotary fraction, a
+sliding window (Gemma-2: per layer, `layer_types`), Gemma-2's soft-caps and the tied head.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from graphspec.interchange.config import Reader, show
 from graphspec.interchange.hf_import import Spec, _act, _classes, _head, _seq, num
 
 LM_CLASSES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "mixtral": "MixtralForCausalLM",
-              "qwen2": "Qwen2ForCausalLM", "gemma": "GemmaForCausalLM", "phi": "PhiForCausalLM"}
+              "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM", "gemma": "GemmaForCausalLM",
+              "gemma2": "Gemma2ForCausalLM", "phi": "PhiForCausalLM"}
 
 
 def _rope(r: Reader, partial: bool) -> tuple[float, float]:
@@ -51,7 +53,7 @@ def _rope(r: Reader, partial: bool) -> tuple[float, float]:
 
 def _llm(r: Reader, s: Spec) -> None:
     mt = r.data["model_type"]
-    phi, gemma, moe = mt == "phi", mt == "gemma", mt == "mixtral"
+    phi, gemma, gemma2, moe = mt == "phi", mt in ("gemma", "gemma2"), mt == "gemma2", mt == "mixtral"
     s.names_hf = True
     d, h = r.int("hidden_size"), r.int("num_attention_heads")
     kv = r.int("num_key_value_heads", optional=True) or h
@@ -68,9 +70,12 @@ def _llm(r: Reader, s: Spec) -> None:
     theta, frac = _rope(r, partial=phi)
     pos = f"rope({num(theta)}" + (f", fraction={num(frac)}" if frac != 1.0 else "") + \
         (f", max_len={ctx}" if ctx else "") + ")"
-    act_key = "hidden_activation" if gemma and r.data.get("hidden_activation") is not None else "hidden_act"
+    act_key = "hidden_activation" if gemma2 or (gemma and r.data.get("hidden_activation") is not None) \
+        else "hidden_act"
     if gemma:
         r.raw("hidden_activation")
+    if gemma2:
+        r.raw("hidden_act")  # Gemma2MLP reads hidden_activation only
     act = _act(r, act_key)
     tied = r.bool("tie_word_embeddings", False)
     if phi and tied:
@@ -88,6 +93,10 @@ def _llm(r: Reader, s: Spec) -> None:
     masks = _masks(r, mt)
     if masks:
         f.append(("attention", masks))
+    if gemma2:
+        f += _gemma2_attention(r, head_dim or d // h)
+    if mt == "qwen3":
+        f.append(("qk_norm", True))  # q_norm, k_norm: RMSNorm over each head's dims
     if phi:
         f += [("norm", f"layer_norm({num(r.float('layer_norm_eps'))})"), ("placement", "parallel"),
               ("mlp", f"mlp(d_ff, {act})")]
@@ -97,8 +106,10 @@ def _llm(r: Reader, s: Spec) -> None:
     else:
         eps = num(r.float("rms_norm_eps"))
         f.append(("norm", f"rms_norm({eps}, offset=1)" if gemma else f"rms_norm({eps})"))
+        if gemma2:  # input_layernorm, post_attention_layernorm, pre_ and post_feedforward_layernorm
+            f.append(("placement", "sandwich"))
         f.append(("mlp", f"moe(experts, top_k, expert=glu(d_ff, {act}))" if moe else f"glu(d_ff, {act})"))
-        attn_bias = r.bool("attention_bias") if mt in ("llama", "gemma") else False
+        attn_bias = r.bool("attention_bias") if mt in ("llama", "gemma", "gemma2", "qwen3") else False
         mlp_bias = r.bool("mlp_bias") if mt == "llama" else False
         if mt == "qwen2":  # q, k, v with biases, o_proj and the MLP without
             f += [("bias", False), ("qkv_bias", True)]
@@ -112,7 +123,9 @@ def _llm(r: Reader, s: Spec) -> None:
     if r.float("attention_dropout", default=0):
         f.append(("attn_dropout", r.float("attention_dropout")))
     s.stacks.append(("decoder×L", f + [("final_norm", True)]))
-    lm = f"lm(tied={num(tied)}" + (", bias=true)" if phi else ")")
+    final_cap = r.float("final_logit_softcapping", optional=True) if gemma2 else None
+    lm = f"lm(tied={num(tied)}" + (", bias=true" if phi else "") + \
+        (f", softcap={num(final_cap)}" if final_cap else "") + ")"
     cls = LM_CLASSES[mt]
     s.head = _head(r, mt, {cls: lm, cls.replace("ForCausalLM", "Model"): "none"}, cls)
 
@@ -122,15 +135,60 @@ def _masks(r: Reader, mt: str) -> str | None:
     if mt in ("mistral", "mixtral"):
         w = r.int("sliding_window", optional=True)
         return None if w is None else f"sliding({w})"
-    if mt == "qwen2":
-        r.expect("use_sliding_window", (False,), "Qwen2's sliding window above max_window_layers is not imported",
-                 "set use_sliding_window to false (its released models do)")
+    if mt in ("qwen2", "qwen3"):
+        r.expect("use_sliding_window", (False,), f"{LM_CLASSES[mt][:5]}'s sliding window above max_window_layers "
+                 "is not imported", "set use_sliding_window to false (its released models do)")
         r.raw("sliding_window"), r.raw("max_window_layers")
         lt = r.raw("layer_types")
         if lt is not None and (not isinstance(lt, list) or any(t != "full_attention" for t in lt)):
             r.error("layer_types", f"option layer_types = {show(lt)} is not expressible in graphspec's import: "
                     "only full attention in every layer", "use 'full_attention' for every layer")
+    if mt == "gemma2":
+        return _layer_masks(r)
     return None
+
+
+GEMMA2_LAYER_TYPES = ("sliding_attention", "full_attention")
+
+
+def _layer_masks(r: Reader) -> str | None:
+    """Gemma-2's per-layer masks: `layer_types` (absent: sliding first, then alternating, as
+    Gemma2Config derives it) with the one `sliding_window` -> one mask, `pattern(...)` of the
+    shortest repeating run, or one mask per layer."""
+    n, lt = r.int("num_hidden_layers"), r.raw("layer_types")
+    if lt is None:
+        lt = [GEMMA2_LAYER_TYPES[i % 2] for i in range(n)]
+    if not (isinstance(lt, list) and len(lt) == n and all(t in GEMMA2_LAYER_TYPES for t in lt)):
+        r.error("layer_types", f"option layer_types = {show(lt)} is not expressible in graphspec's import: it needs "
+                f"one of 'sliding_attention' or 'full_attention' per layer ({n})",
+                "give one entry per layer, or leave layer_types out (sliding and full alternating)")
+        return None
+    w = r.int("sliding_window", optional=True) if "sliding_attention" in lt else None
+    if "sliding_attention" in lt and w is None:
+        r.error("sliding_window", "option sliding_window = null is not expressible in graphspec's import with "
+                "'sliding_attention' layers", "give the window (Gemma-2: 4096)")
+        return None
+    r.raw("sliding_window")
+    masks = [f"sliding({w})" if t == "sliding_attention" else "causal" for t in lt]
+    p = next(p for p in range(1, n + 1) if all(masks[i] == masks[i % p] for i in range(n)))
+    if p == 1:
+        return None if masks[0] == "causal" else masks[0]
+    return f"pattern({', '.join(masks[:p])})" if p < n else "[" + ", ".join(masks) + "]"
+
+
+def _gemma2_attention(r: Reader, head_dim: int) -> list[tuple[str, object]]:
+    """Gemma-2's attention-logit soft-cap, and its logit scale query_pre_attn_scalar^-0.5
+    (graphspec's default 1/√head_dim when the two are equal, as in the 2B and 9B releases)."""
+    out: list[tuple[str, object]] = []
+    q = r.raw("query_pre_attn_scalar")
+    if not isinstance(q, (int, float)) or isinstance(q, bool) or not 0 < q < 2 ** 31:
+        r.error("query_pre_attn_scalar", f"query_pre_attn_scalar must be a positive number, not {show(q)}")
+    elif q != head_dim:  # Gemma-2 27B: 144 = hidden_size / heads, head_dim 128
+        out.append(("scale", f"{num(q)}**-0.5"))
+    cap = r.float("attn_logit_softcapping", optional=True)
+    if cap:
+        out.append(("softcap", cap))
+    return out
 
 
 def _t5(r: Reader, s: Spec) -> None:
