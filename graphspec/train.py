@@ -24,6 +24,8 @@ import datetime
 import gc
 import hashlib
 import json
+import logging
+import math
 import os
 import time
 import traceback
@@ -39,6 +41,7 @@ import graphspec
 from graphspec import analysis
 from graphspec.parallel import ParallelConfig, ParallelError, block_paths, parallelize
 
+MAX_SEED = 2**40  # synthetic_batch seeds torch's 64-bit generator with seed * 1_000_003 + step
 CPU_PEAK_TFLOPS = 1.0  # per process, when --peak-tflops is not given on a CPU (a stated guess)
 GPU_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense bf16 tensor-core peaks
 
@@ -180,10 +183,32 @@ def _check_ckpt(ckpt_dir: Path, name: str, fp: str) -> dict:
         info = json.loads(meta.read_text())
     except (OSError, ValueError) as e:
         raise TrainError(f"{meta}: not a graphspec checkpoint record ({e})") from e
+    problem = _record_problem(info)
+    if problem:
+        raise TrainError(f"{meta}: not a graphspec checkpoint record ({problem}); it is damaged: remove "
+                         f"{ckpt_dir}, or use another --ckpt-dir")
     if info.get("fingerprint") != fp:
         raise TrainError(f"{ckpt_dir} holds a checkpoint of {info.get('spec')!r} (another model or other "
                          f"options than {name!r}); use another --ckpt-dir")
     return info
+
+
+def _record_problem(info) -> str | None:
+    """What is wrong with a graphspec.json record (None: nothing): the types resume relies on."""
+    def integer(v) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if not isinstance(info, dict):
+        return f"a JSON {type(info).__name__}, not an object"
+    if not isinstance(info.get("fingerprint"), str):
+        return "no fingerprint"
+    if not integer(info.get("step")) or info["step"] < 0:
+        return f"step {info.get('step')!r} is not a step number"
+    data = info.get("data")
+    if data is not None and not (isinstance(data, dict) and integer(data.get("seed")) and integer(data.get("batch"))
+                                 and (data.get("samples") is None or integer(data["samples"]))):
+        return f"data {data!r} is not a data position"
+    return None
 
 
 def data_position(step: int, samples: int | None, batch: int) -> dict:
@@ -211,12 +236,37 @@ def _check_data(ckpt_dir: Path, info: dict, config: TrainConfig, dataset) -> Non
         raise TrainError(f"--resume: {ckpt_dir} was trained on {was}, this run has {now}; resume with the same data")
 
 
+def _why(e: BaseException) -> str:
+    """One line for a failed checkpoint save or load (a CheckpointException wraps each rank's)."""
+    from torch.distributed.checkpoint.api import CheckpointException
+
+    if isinstance(e, CheckpointException) and e.failures:
+        e = next(iter(e.failures.values()))[0]
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    return f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+
+
 def _save(ckpt_dir: Path, step: int, model, optim, name: str, fp: str, rank: int, data: dict) -> None:
+    import shutil
+
     import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.api import CheckpointException
     from torch.distributed.checkpoint.state_dict import get_state_dict
 
     msd, osd = get_state_dict(model, optim)
-    dcp.save({"model": msd, "optim": osd}, checkpoint_id=str(ckpt_dir / f"step-{step}"))
+    where = ckpt_dir / f"step-{step}"
+    new = not os.path.lexists(where)
+    try:
+        dcp.save({"model": msd, "optim": osd}, checkpoint_id=str(where))
+    except (Exception, CheckpointException) as e:  # a full disk: the record still names the last complete one
+        if rank == 0 and new:
+            shutil.rmtree(where, ignore_errors=True)
+        last = _last_step(ckpt_dir)
+        free = shutil.disk_usage(ckpt_dir).free if ckpt_dir.is_dir() else 0
+        raise TrainError(f"cannot save the checkpoint {where}: {_why(e)} ({free:,} bytes free there); "
+                         + (f"{ckpt_dir}/graphspec.json still names step {last}, which --resume continues from"
+                            if last else "no complete checkpoint was written")) from None
     if rank == 0:  # the record names the last complete checkpoint: written after it, atomically
         from graphspec.io import atomic_write
 
@@ -224,13 +274,35 @@ def _save(ckpt_dir: Path, step: int, model, optim, name: str, fp: str, rank: int
         atomic_write(ckpt_dir / "graphspec.json", json.dumps(record) + "\n")
 
 
+def _last_step(ckpt_dir: Path) -> int | None:
+    try:
+        return json.loads((ckpt_dir / "graphspec.json").read_text()).get("step")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _no_traceback(record: logging.LogRecord) -> bool:
+    """A logging filter: the record's message, without the traceback it carries."""
+    record.exc_info = record.exc_text = None
+    return True
+
+
 def _load(ckpt_dir: Path, step: int, model, optim) -> None:
     import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.api import CheckpointException
     from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
     msd, osd = get_state_dict(model, optim)
     state = {"model": msd, "optim": osd}
-    dcp.load(state, checkpoint_id=str(ckpt_dir / f"step-{step}"))
+    root = logging.getLogger()  # DCP logs its fallback from a damaged .metadata with a traceback there
+    root.addFilter(_no_traceback)
+    try:
+        dcp.load(state, checkpoint_id=str(ckpt_dir / f"step-{step}"))
+    except (Exception, CheckpointException) as e:  # a missing, truncated or foreign shard
+        raise TrainError(f"--resume: cannot load {ckpt_dir / f'step-{step}'} ({_why(e)}): the checkpoint is "
+                         f"damaged or incomplete; remove {ckpt_dir} (or its graphspec.json) to start over") from None
+    finally:
+        root.removeFilter(_no_traceback)
     set_state_dict(model, optim, model_state_dict=state["model"], optim_state_dict=state["optim"])
 
 
@@ -250,10 +322,13 @@ def peak_flops(config: TrainConfig, device: torch.device) -> tuple[float, str]:
 def build(spec, overrides=(), passes: str = "default"):
     """(graphspec.Model, generated source, model class) of a spec."""
     from graphspec.codegen import emit, load
-    from graphspec.passes import run_pipeline
+    from graphspec.passes import PipelineError, run_pipeline
 
     m = graphspec.load(spec, overrides=list(overrides))
-    graph = run_pipeline(m.graph, passes)[0] if passes != "none" else m.graph
+    try:
+        graph = run_pipeline(m.graph, passes)[0] if passes != "none" else m.graph
+    except PipelineError as e:
+        raise TrainError(f"--passes {passes}: {e}") from None
     gen = emit(graph, m.spec)
     return graphspec.Model(m.spec, graph), gen.source, getattr(load(gen.source), gen.class_name)
 
@@ -262,6 +337,16 @@ def check(config: TrainConfig, world: int) -> None:
     """Options that cannot work, before any process group or model exists."""
     if config.steps < 1 or config.batch < 1:
         raise TrainError(f"--steps {config.steps} and --batch {config.batch} must be at least 1")
+    if not (math.isfinite(config.lr) and config.lr > 0):
+        raise TrainError(f"--lr {config.lr}: the learning rate must be a positive number, e.g. 3e-4")
+    if config.peak_tflops is not None and not (math.isfinite(config.peak_tflops) and config.peak_tflops > 0):
+        raise TrainError(f"--peak-tflops {config.peak_tflops}: give the device's peak, a positive number "
+                         "(989 for an H100's dense bf16)")
+    if config.ckpt_every < 0:
+        raise TrainError(f"--ckpt-every {config.ckpt_every}: use 0 (no checkpoints) or a positive K")
+    if abs(config.seed) > MAX_SEED:
+        raise TrainError(f"--seed {config.seed}: use a seed of at most {MAX_SEED:,} in magnitude (each step's "
+                         "generator is seeded with seed * 1,000,003 + step, a 64-bit integer)")
     if config.batch % world:
         raise TrainError(f"the global batch {config.batch} does not split over {world} processes; "
                          f"use a multiple of {world}")
@@ -286,6 +371,14 @@ def preflight(spec, config: TrainConfig, overrides=(), world: int = 1, dataset=N
     graph = model.graph
     if dataset is None:
         task_of(graph)
+        from graphspec.backends import budget
+
+        parts = budget.graph_bytes(graph, config.batch // world)  # one rank's inputs and largest activation
+        parts.pop("weights (2 copies)")
+        try:
+            budget.check(parts, f"training {graph.meta.get('spec') or graph.name!r} at --batch {config.batch}")
+        except budget.BudgetError as e:
+            raise TrainError(str(e).replace("--memory-budget SIZE or ", "")) from None
     elif len(dataset) < config.batch:
         raise TrainError(f"the dataset has {len(dataset)} samples, fewer than one global batch ({config.batch})")
     if config.parallel == "fsdp" and not block_paths(graph):
@@ -305,6 +398,10 @@ def preflight(spec, config: TrainConfig, overrides=(), world: int = 1, dataset=N
         raise TrainError(f"--resume: {ckpt_dir} holds no checkpoint")
     if config.resume:
         _check_data(ckpt_dir, info, config, dataset)
+        if not (ckpt_dir / f"step-{info['step']}").is_dir():
+            raise TrainError(f"--resume: {ckpt_dir}/graphspec.json names step {info['step']}, and "
+                             f"{ckpt_dir / ('step-' + str(info['step']))} is missing; remove {ckpt_dir} (or its "
+                             "graphspec.json) to start over")
     return graph, source, cls, int(info["step"]) if config.resume else 0
 
 

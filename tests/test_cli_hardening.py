@@ -81,3 +81,100 @@ def test_run_input_npz_is_read_without_pickles(onnx_build, tmp_path):
 def test_a_negative_seed_is_an_option_error(cmd):
     # numpy's default_rng(-1) raised 'expected non-negative integer' from inside random_params
     refused(cli(*cmd, *GPT, "--seed", "-1"), "--seed", "-1 is not in the range x>=0")
+
+
+# -- train -----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_gpt(tmp_path_factory):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from specs_small import TINY_GPT
+
+    f = tmp_path_factory.mktemp("spec") / "tiny_gpt.yaml"
+    f.write_text(TINY_GPT)
+    return f
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["--lr", "nan"], ["--lr nan", "positive number"]),  # was torch's 'Invalid learning rate' traceback
+    (["--lr", "-1"], ["--lr -1.0"]),
+    (["--peak-tflops", "0"], ["--peak-tflops 0.0", "positive number"]),  # was a ZeroDivisionError traceback
+    (["--peak-tflops", "nan"], ["--peak-tflops nan"]),  # printed MFU nan%
+    (["--ckpt-every", "-1"], ["--ckpt-every -1", "0 (no checkpoints) or a positive K"]),  # said 'need --ckpt-dir'
+    (["--seed", str(10**20)], ["--seed 100000000000000000000", "at most 1,099,511,627,776"]),  # torch's Overflow
+    (["--passes", "bogus"], ["--passes bogus: unknown pass 'bogus'"]),  # a PipelineError traceback
+    (["--batch", str(10**12)], ["at --batch 1000000000000 would need about", "GRAPHSPEC_MEMORY_BUDGET"]),
+])
+def test_train_refuses_numbers_that_cannot_work(tiny_gpt, args, needles):
+    # --batch 10**12 asked DefaultCPUAllocator for 64 TB of token ids and died in a RuntimeError
+    refused(cli("train", tiny_gpt, "--steps", "1", "--batch", "2", *args), *needles)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tiny_gpt, tmp_path_factory):
+    ck = tmp_path_factory.mktemp("ck") / "ck"
+    r = cli("train", tiny_gpt, "--steps", "2", "--batch", "2", "--ckpt-every", "1", "--ckpt-dir", ck)
+    assert r.exit_code == 0, r.output
+    return ck
+
+
+def _edit_record(**fields):
+    def edit(ck):
+        import json
+
+        rec = json.loads((ck / "graphspec.json").read_text())
+        rec.update(fields)
+        (ck / "graphspec.json").write_text(json.dumps(rec))
+    return edit
+
+
+def _truncate_shard(ck):
+    (shard,) = (ck / "step-2").glob("*.distcp")
+    shard.write_bytes(shard.read_bytes()[:100])
+
+
+@pytest.mark.parametrize("damage, needles", [
+    (lambda ck: (ck / "graphspec.json").write_text("[]"), ["graphspec.json: not a graphspec checkpoint record",
+                                                          "a JSON list"]),
+    (_edit_record(step="x"), ["step 'x' is not a step number"]),  # int('x') traceback
+    (_edit_record(data=5), ["data 5 is not a data position"]),  # 'int' object is not subscriptable
+    (_edit_record(step=10**9), ["names step 1000000000", "step-1000000000 is missing"]),  # DCP AssertionError
+    (lambda ck: __import__("shutil").rmtree(ck / "step-2"), ["step-2 is missing"]),
+    (_truncate_shard, ["cannot load", "step-2", "damaged or incomplete"]),  # EOFError traceback
+    (lambda ck: (ck / "step-2" / ".metadata").write_bytes(b"garbage\n"), ["cannot load", "damaged or incomplete"]),
+])
+def test_resume_from_a_damaged_checkpoint_exits_2(tiny_gpt, checkpoint, tmp_path, damage, needles):
+    import shutil
+
+    ck = tmp_path / "ck"
+    shutil.copytree(checkpoint, ck)
+    damage(ck)
+    r = cli("train", tiny_gpt, "--steps", "3", "--batch", "2", "--ckpt-every", "1", "--ckpt-dir", ck, "--resume")
+    refused(r, *needles)
+
+
+def test_a_checkpoint_that_cannot_be_written_leaves_the_last_complete_one(tiny_gpt, tmp_path, monkeypatch):
+    # found on a 64 KiB tmpfs: dcp.save's RuntimeError ('unexpected pos 704 vs 598') was a traceback
+    # and a half-written step-1/ stayed behind
+    import errno
+    import json
+
+    import torch.distributed.checkpoint as dcp
+
+    ck = tmp_path / "ck"
+    save = dcp.save
+
+    def full_after_one(state, checkpoint_id):
+        if checkpoint_id.endswith("step-1"):
+            return save(state, checkpoint_id=checkpoint_id)
+        (ck / "step-2").mkdir()
+        (ck / "step-2" / "__0_0.distcp").write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(dcp, "save", full_after_one)
+    r = cli("train", tiny_gpt, "--steps", "3", "--batch", "2", "--ckpt-every", "1", "--ckpt-dir", ck)
+    refused(r, "cannot save the checkpoint", "step-2: No space left on device", "still names step 1")
+    assert sorted(p.name for p in ck.iterdir()) == ["graphspec.json", "step-1"]
+    assert json.loads((ck / "graphspec.json").read_text())["step"] == 1
