@@ -24,6 +24,10 @@ SCALE_HINTS = frozenset({"scale", "k"})
 RENAME = {"heads": "num_heads", "window": "window_size", "shift": "shift_size", "patch": "patch_size",
           "hidden": "hidden_features", "grid": "input_resolution", "depth": "depth"}
 
+# Arguments that also name a value of another name: the k/v heads of a split are `heads` of the
+# op and `kv_heads` of an attention class (GQA).
+ALSO_NAMED = {"heads": ("kv_heads",)}
+
 # NOTE: [Roles of sizes] A value is written over an argument of another name only when both
 # name the same kind of size: a Linear's in_features over `dim` (widths flow from layer to
 # layer, `4 * dim`), a conv's kernel over `patch_size`, a scale over `dim` (`(dim // num_heads)
@@ -161,23 +165,27 @@ class Params:
         if not known:
             return None
         varying = any(not _eq(v, known[0]) for v in known)
-        names = {hint, RENAME.get(hint, hint)}
+        names = {hint, RENAME.get(hint, hint), *ALSO_NAMED.get(hint, ())}
         if not varying and isinstance(known[0], bool):
             return None  # a flag every instance sets alike is a literal
         for named_first in (True, False):
+            forms = []
             for p in self.params:
                 if (p.source in names or p.name in names) != named_first:
                     continue
                 if not named_first and (role(hint), role(p.source or p.name)) not in KIN:
                     continue  # NOTE: [Roles of sizes]
-                for expr, fn in self._forms(p, hint):
-                    if not named_first and not varying and not self._distinctive(known[0], expr, p):
-                        continue
-                    if self._fits(p, expr, fn, values):
-                        p.used = True
-                        if "//" in expr and "(" in expr:
-                            self.get(expr.split("//")[1].split(")")[0].strip()).used = True
-                        return expr
+                forms += [(p, expr, fn) for expr, fn in self._forms(p, hint)]
+            if named_first:  # an argument itself before an expression over another (kv_heads, not num_heads // 2)
+                forms.sort(key=lambda f: f[1] != f[0].name)
+            for p, expr, fn in forms:
+                if not named_first and not varying and not self._distinctive(known[0], expr, p):
+                    continue
+                if self._fits(p, expr, fn, values):
+                    p.used = True
+                    if "//" in expr and "(" in expr:
+                        self.get(expr.split("//")[1].split(")")[0].strip()).used = True
+                    return expr
         return None
 
     @staticmethod

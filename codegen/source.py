@@ -167,6 +167,8 @@ class Emitter:
                 return "Transformer block with sandwich norms, x = x + norm(f(norm(x))) (Gemma 2 §2)."
             if info.a.get("norm") == "parallel":
                 return "Transformer block with a parallel residual, x = x + attn(norm(x)) + mlp(norm(x)) (GPT-J)."
+            if info.a.get("norm") == "custom":  # the spec's own `block:` list
+                return docstring_text(f"Transformer block: {info.a['layout']}.")
             return "Transformer block with pre-norm residuals, x = x + f(norm(x))."
         return docstring_text(DOCS.get(info.cls) or class_doc(info.cls) or f"{info.cls} of {self.graph.name}.")
 

@@ -254,13 +254,14 @@ def _stack(b: Builder, spec: ModelSpec, s: StackSpec, x: str, grid: tuple | None
                         dim=dim, heads=heads, kv_heads=kvh, head_dim=s.head_dim or _per_head(dim, heads), norm=norm,
                         mask=mask, names=names, qkv_bias=s.qkv_bias, out_bias=s.out_bias, mlp_bias=s.mlp_bias,
                         dropout=s.dropout, attn_dropout=s.attn_dropout, drop_path=s.drop_path * index / max(total - 1, 1),
-                        qk_norm=norm if s.qk_norm else None, softcap=s.softcap, pos=inner_pos,
+                        qk_norm=norm if s.qk_norm else None, qk_norm_all=s.qk_norm == "all", softcap=s.softcap, pos=inner_pos,
                         pos_q=pos[0] if s.pos_every_layer else None, mem_pos=pos[1] if s.pos_every_layer else None,
                         memory=memory if s.cross else None, mlp=s.mlps[si] if s.mlps else mlp, grid=grid,
                         window=window, shift=shift, scale=s.scale, pos_state=shared)
                     layer = replace(layer, pos_k=layer.pos_q)
                     with b.module(f"{names.blocks}.{bi}", "Block", dim=dim, heads=heads, window=window,
-                                  shift=shift, grid=grid, norm=s.norm):
+                                  shift=shift, grid=grid, norm=s.norm,
+                                  **({"layout": blocks.formula(items)} if s.norm == "custom" else {})):
                         x = blocks.run(b, layer, items, x, norm_names)
                     if bi == 0 and after_first is not None:
                         x = after_first(b, epos, stages.StageAt(dim, grid, s.eps, si, len(s.depths), norm=norm), x)

@@ -52,6 +52,7 @@ PARAMS = {
     "mixtral_8x7b": 46_702_792_704,  # 12,879,925,248 active (router + 2 of 8 experts)
     "phi2": 2_779_683_840,
     "gemma2_2b": 2_614_341_888,  # Gemma2ForCausalLM, tied head (tests/test_gemma2.py; paper Table 1: 2B, 590M embedding)
+    "olmo2_7b": 7_298_617_344,  # Olmo2ForCausalLM on meta (tests/test_llm_counts.py; arXiv:2501.00656: 7B)
     # Qwen3MoeForCausalLM on meta (tests/test_llm_counts.py; arXiv:2505.09388 Table 2: 30.5B, 3.3B activated)
     "qwen3_30b_a3b": 30_532_122_624,
     # Qwen3ForCausalLM on meta (tests/test_hf_import.py; arXiv:2505.09388 Table 1: 8.2B, 6.95B non-embedding)
@@ -121,6 +122,9 @@ MACS = {
     # token, attention 26·2·8·128²·256 (sliding and global both dense at N = 128 < 4096); equal to
     # FlopCounterMode/2 on Gemma2ForCausalLM (eager) on the meta device
     "gemma2_2b": 128 * (26 * (2304 * 4096 + 2048 * 2304 + 3 * 2304 * 9216) + 2304 * 256_000) + 26 * 2 * 8 * 128**2 * 256,
+    # OLMo 2 7B: 32·(4·4096² + 3·4096·11008) + head 4096·100352 per token, attention 32·2·128²·4096;
+    # equal to FlopCounterMode/2 on Olmo2ForCausalLM (eager) on the meta device
+    "olmo2_7b": 128 * (32 * (4 * 4096**2 + 3 * 4096 * 11008) + 4096 * 100_352) + 32 * 2 * 128**2 * 4096,
     # Qwen3-30B-A3B: 48·(q 2048·4096 + k, v 2·2048·512 + o 4096·2048 + router 2048·128 + 8 experts ·
     # 3·2048·768) + head 2048·151936 per token, attention 48·2·32·128²·128 (head size 128); a small
     # config equals FlopCounterMode/2 on Qwen3MoeForCausalLM (tests/test_llm_counts.py)

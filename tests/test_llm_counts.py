@@ -28,6 +28,10 @@ QWEN3_MOE = dict(vocab_size=151936, hidden_size=2048, num_hidden_layers=48, num_
                  head_dim=128, moe_intermediate_size=768, num_experts=128, num_experts_per_tok=8, norm_topk_prob=True,
                  rms_norm_eps=1e-6, tie_word_embeddings=False,
                  rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0})
+# OLMo 2 7B (arXiv:2501.00656 and the released config)
+OLMO2 = dict(vocab_size=100352, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
+             num_key_value_heads=32, max_position_embeddings=4096, rms_norm_eps=1e-6, tie_word_embeddings=False,
+             rope_parameters={"rope_type": "default", "rope_theta": 500_000.0})
 PHI2 = dict(vocab_size=51200, hidden_size=2560, intermediate_size=10240, num_hidden_layers=32, num_attention_heads=32,
             partial_rotary_factor=0.4, tie_word_embeddings=False)
 
@@ -37,6 +41,7 @@ FAMILIES = {  # spec -> (model class, config class, config)
     "mixtral_8x7b": ("MixtralForCausalLM", "MixtralConfig", MIXTRAL),
     "phi2": ("PhiForCausalLM", "PhiConfig", PHI2),
     "qwen3_30b_a3b": ("Qwen3MoeForCausalLM", "Qwen3MoeConfig", QWEN3_MOE),
+    "olmo2_7b": ("Olmo2ForCausalLM", "Olmo2Config", OLMO2),
 }
 
 
@@ -55,7 +60,8 @@ def n_params(model) -> int:
 
 @pytest.mark.parametrize("name, published", [
     ("llama2_7b", 6_738_415_616), ("mistral_7b", 7_241_732_096), ("mixtral_8x7b", 46_702_792_704),
-    ("phi2", 2_779_683_840), ("qwen3_30b_a3b", 30_532_122_624)])
+    ("phi2", 2_779_683_840), ("qwen3_30b_a3b", 30_532_122_624),
+    ("olmo2_7b", 7_298_617_344)])
 def test_params_equal_hugging_face(name, published):
     m = graphspec.load(name)
     assert n_params(hf(name)) == published
@@ -93,7 +99,7 @@ def flop_counted_macs(model, N: int, B: int = 1) -> int:
     return fc.get_total_flops() // 2
 
 
-@pytest.mark.parametrize("name", ["llama2_7b", "mistral_7b", "phi2"])
+@pytest.mark.parametrize("name", ["llama2_7b", "mistral_7b", "phi2", "olmo2_7b"])
 def test_macs_equal_flop_counter_on_meta(name):
     """Full size on the meta device at N = 128. Llama-2-7B: 850,000,871,424 = 128 × 6,607,077,376
     (linears, LM head) + 32 × 2 × 128² × 4096 (QKᵀ, ·V)."""

@@ -2,9 +2,10 @@
 
 Small configs of Llama (MHA), Mistral (GQA, a sliding window shorter than the sequence),
 Mixtral (GQA + a mixture of 4 experts, top 2), Phi-2 (parallel block, LayerNorm, 40% partial
-rotary, biases, untied head with a bias) and Qwen3-MoE (per-head q/k RMSNorm, a head_dim that is
-not dim/heads, a mixture of 4 experts, top 2), HF models built from Config objects with random
-weights (no downloads), every parameter perturbed; graphspec.weights maps the HF state dict
+rotary, biases, untied head with a bias), Qwen3-MoE (per-head q/k RMSNorm, a head_dim that is
+not dim/heads, a mixture of 4 experts, top 2) and OLMo 2 (q/k RMSNorm over all heads' dims, a
+norm on each sub-layer's output inside the residual), HF models built from Config objects with
+random weights (no downloads), every parameter perturbed; graphspec.weights maps the HF state dict
 into the generated module (the names differ by the `model.` prefix only, Phi's `dense` and
 `final_layernorm` aside) and back; logits agree to 1e-5 relative in fp32, with no passes and
 with the default pipeline, and the IR interpreter agrees too.
@@ -51,6 +52,10 @@ FAMILIES = {
                            experts_implementation="eager"),
                       ["vocab=120", "d=64", "L=2", "h=4", "kv=2", "hd=24", "d_ff=48", "experts=4", "top_k=2",
                        "seq_len=12"]),
+    "olmo2_7b": ("Olmo2ForCausalLM", "Olmo2Config",  # q/k RMSNorm over all heads' dims, norms after each sub-layer
+                 dict(num_key_value_heads=8, rms_norm_eps=1e-6, rope_parameters={"rope_type": "default",
+                                                                                 "rope_theta": 500_000.0}),
+                 ["vocab=120", "d=64", "d_ff=96", "L=2", "h=8", "seq_len=12"]),
 }
 PASSES = ["none", "default"]
 
@@ -109,6 +114,11 @@ def test_generated_llama_reads_like_hand_written_code():
         assert piece in src, piece
     _, _, src = generated("mixtral_8x7b", "none")
     assert "class Experts" in src and "class MoE" in src and "self.gate = nn.Linear(" in src
+    _, _, src = generated("olmo2_7b", "default")  # q/k norms over all heads, on the fused projection's parts
+    for piece in ('"""Transformer block: x = x + norm(attn(x)); x = x + norm(mlp(x))."""',
+                  "self.q_norm = nn.RMSNorm(dim, eps=1e-06)", "q = self.q_norm(q).unflatten(-1, (self.num_heads, -1))",
+                  "x = x + self.post_attention_layernorm(self.self_attn(x))"):
+        assert piece in src, piece
 
 
 QWEN3_LIKE = """\
@@ -144,3 +154,16 @@ def test_qk_norm_head_dim_and_tied_head_match_qwen3(tmp_path, passes):
     graph, net, _ = hf_ref.generated(m, passes)
     ids = torch.randint(0, 120, (2, 12), generator=torch.Generator().manual_seed(2))
     assert hf_logits_error(hf, net, graph, ids, "llama") < RTOL
+
+
+def test_qk_norm_scopes(tmp_path):
+    """`qk_norm: head` is `true` (Qwen3: each head's 24 dims); `all` (OLMo-2) norms q over its
+    4·24 = 96 dims and k over 2·24 = 48 before the split: 96 + 48 weights per layer, not 24 + 24
+    (its numerics: olmo2_7b against Olmo2ForCausalLM above)."""
+    (tmp_path / "head.yaml").write_text(QWEN3_LIKE.replace("qk_norm: true", "qk_norm: head"))
+    (tmp_path / "all.yaml").write_text(QWEN3_LIKE.replace("qk_norm: true", "qk_norm: all"))
+    (tmp_path / "true.yaml").write_text(QWEN3_LIKE)
+    per_head, every, true = (graphspec.load(tmp_path / f"{k}.yaml") for k in ("head", "all", "true"))
+    assert str(per_head.graph) == str(true.graph).replace("true.yaml", "head.yaml")
+    assert every.params() - true.params() == 2 * (96 + 48 - 2 * 24)
+    assert every.graph["layers.0.self_attn.q_norm"].shape[-1] == 96

@@ -128,6 +128,8 @@ CASES = [
      "`extends` names a file of 5,000 characters (at most 255)", "name a spec in the same folder"),
     ("extends_typo", {"a.yaml": "name: a\nextends: bse.yaml\n", "base.yaml": TEXT}, "a.yaml", (2, "bse"),
      "`extends: bse.yaml`: no such file", "did you mean 'base.yaml'?"),
+    ("qk_norm_scope", {"s.yaml": TEXT.replace("heads: h,", "heads: h, qk_norm: heads,")}, "s.yaml", (5, "heads,"),
+     "qk_norm 'heads' is not one of true, false, head, all", "`qk_norm: all` (all heads' dims: OLMo-2)"),
 ]
 
 

@@ -114,11 +114,29 @@ def read_stack(r, role: str, v: Any, has_encoder: bool, names: str = "graphspec"
         loc=r.raw.loc(*p, "$key") or r.raw.loc(*p),
         kv_heads=g("kv_heads", int, "kv_heads", None, minimum=1), head_dim=g("head_dim", int, "head_dim", None, minimum=1),
         out_bias=g("out_bias", bool, "out_bias", bias), mlp_bias=g("mlp_bias", bool, "mlp_bias", bias),
-        qk_norm=g("qk_norm", bool, "qk_norm", False),
+        qk_norm=_qk_norm(r, v, p),
         softcap=g("softcap", float, "softcap", None, minimum=0), norm_kind=norm_u, mlp=mlp, masks=tuple(masks),
         block=block, names=names, dims=dims, mlps=mlps, down_use=down,
         scale=g("scale", float, "scale", None, minimum=0),
     )
+
+
+def _qk_norm(r, v: dict, p: tuple) -> str | bool:
+    """`qk_norm`: false; `true` or `head` -> "head", the stack's norm over each head's q and k (Qwen3,
+    Gemma-3); `all` -> "all", over all heads' q and all k/v heads' k at once, before the split (OLMo-2)."""
+    if "qk_norm" not in v:
+        return False
+    path = p + ("qk_norm",)
+    val = r.value(v["qk_norm"], path, calls=True)
+    if isinstance(val, bool):
+        return "head" if val else False
+    if isinstance(val, Call) and val.name in ("head", "all") and not val.args and not val.kwargs:
+        return val.name
+    if not r.invalid(val):
+        r.diags.add(r.raw.loc(*path), f"qk_norm {val.name if isinstance(val, Call) else val!r} is not one of "
+                    "true, false, head, all",
+                    "write `qk_norm: head` (each head's dims: Qwen3) or `qk_norm: all` (all heads' dims: OLMo-2)")
+    return False
 
 
 def _masks(r, v: Any, path: tuple, total: int, depths: list) -> list:

@@ -95,7 +95,7 @@ class StackSpec:
     head_dim: int | None = None  # None: dim / heads
     out_bias: bool = True
     mlp_bias: bool = True
-    qk_norm: bool = False  # the norm kind over each head's q and k
+    qk_norm: str | bool = False  # "head": the norm over each head's q and k; "all": over all heads' at once
     softcap: float | None = None  # tanh soft-capping of the attention logits
     norm_kind: Any = None  # Use of kind `norm` (None: layer_norm(eps))
     mlp: Any = None  # Use of kind `mlp` (None: mlp(d_ff, act, ratio=mlp_ratio))

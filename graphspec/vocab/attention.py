@@ -5,8 +5,8 @@ Each mask is a construct whose lowering calls `attend` with its hooks; `plan(use
 picks per-block attributes (Swin's window and shift) before the block is built. The attention
 itself is emitted unfused, in the order `passes.fuse_attention` matches:
 
-    q, k, v = linear(x) ×3 (k, v: kv_heads·head_dim wide) -> split_heads
-      -> [q_norm, k_norm] -> [rotary q, k] -> [repeat_kv k, v (GQA)] -> matmul(q, transpose(k))
+    q, k, v = linear(x) ×3 (k, v: kv_heads·head_dim wide) -> [q_norm, k_norm (qk_norm: all)] -> split_heads
+      -> [q_norm, k_norm (qk_norm: head)] -> [rotary q, k] -> [repeat_kv k, v (GQA)] -> matmul(q, transpose(k))
       -> scale -> [rel_pos_bias, add_window_mask] [alibi] [softcap] [causal_mask | sliding_mask]
       -> softmax -> [dropout] -> matmul(·, v) -> merge_heads -> linear (output projection)
 """
@@ -43,13 +43,16 @@ def attend(b, layer, x: str, kv: str, local: str, *, pos_q=None, pos_k=None, win
         if kv_fn is not None:
             kv = xk = kv_fn(b, kv)
         kv_in = b.shape(kv)[-1]
+        norm_all = layer.qk_norm is not None and layer.qk_norm_all  # OLMo-2: over all heads' dims (h·d, kv·d)
         q = b.emit("linear", (xq,), n.q, out_features=heads * hd, bias=layer.qkv_bias, in_features=dim)
+        q = norms.apply(b, layer.qk_norm, q, "q_norm") if norm_all else q
         k = b.emit("linear", (xk,), n.k, out_features=kvh * hd, bias=layer.qkv_bias, in_features=kv_in)
+        k = norms.apply(b, layer.qk_norm, k, "k_norm") if norm_all else k
         v = b.emit("linear", (kv,), n.v, out_features=kvh * hd, bias=layer.qkv_bias, in_features=kv_in)
         qh = b.emit("split_heads", (q,), "q_heads", heads=heads)  # B, h, N, d
         kh = b.emit("split_heads", (k,), "k_heads", heads=kvh)  # B, kv, S, d
         vh = b.emit("split_heads", (v,), "v_heads", heads=kvh)
-        if layer.qk_norm is not None:  # OLMo-2, Qwen3, Gemma-3: a norm over each head's dims
+        if layer.qk_norm is not None and not layer.qk_norm_all:  # Qwen3, Gemma-3: over each head's dims
             qh = norms.apply(b, layer.qk_norm, qh, "q_norm")
             kh = norms.apply(b, layer.qk_norm, kh, "k_norm")
         pos = layer.pos

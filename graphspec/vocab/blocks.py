@@ -74,6 +74,7 @@ class Layer:
     attn_dropout: float = 0.0
     drop_path: float = 0.0
     qk_norm: Use | None = None
+    qk_norm_all: bool = False  # qk_norm over all heads' dims at once (OLMo-2), not each head's
     softcap: float | None = None
     scale: float | None = None
     pos: Use | None = None  # the position scheme, when it acts inside attention
@@ -125,6 +126,17 @@ def run(b, layer: Layer, items: tuple, x: str, norm_names: tuple[str, ...] = ())
         else:
             x = step(item, x)
     return x
+
+
+def formula(items: tuple) -> str:
+    """A block's items as the update of x, for a docstring: `x = x + norm(attn(x)); x = x + norm(mlp(x))`."""
+    out = []
+    for item in items:
+        expr = "x"
+        for u in item if isinstance(item, tuple) else (item,):
+            expr = f"{u['a'].name}({expr}) + {u['b'].name}({expr})" if u.name == "parallel" else f"{u.name}({expr})"
+        out.append(f"x = x + {expr}" if isinstance(item, tuple) else f"x = {expr}")
+    return "; ".join(out)
 
 
 def items_of(placement: Use, cross: bool) -> tuple:
