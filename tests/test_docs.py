@@ -62,3 +62,24 @@ def test_conventions_vit_table_is_what_the_code_gives():
     for name, at384, macs, paper in rows:
         m = graphspec.load(name, ["img_size=384"] if at384 else [])
         assert (m.macs(), m.macs("swin-paper")) == (_n(macs), _n(paper))
+
+
+def test_readme_spec_table_is_what_the_code_gives():
+    """Every row of README.md's table of bundled specs: the exact parameter count (and active
+    parameters, MACs where given) of the spec it names (setr_naive / pup / mla: one row, three)."""
+    readme = (DOCS.parent / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("| spec | params (exact) |"):].split("\n\n")[0]
+    rows = re.findall(r"^\| ([a-z][\w /()]*?) \| ([\d,]+[^|]*)\| ([^|]+) \|", table, re.M)
+    assert len(rows) >= 30
+    for names, params, macs in rows:
+        first, *more = names.split(" / ")
+        specs = [first.split(" (")[0]] + [first.split("_")[0] + "_" + m for m in more]
+        counts = re.findall(r"[\d,]{5,}", params)
+        mac_counts = re.findall(r"[\d,]{5,}", macs) if not macs.strip().startswith(("–", "-")) else []
+        for i, name in enumerate(specs):
+            m = graphspec.load(name)
+            assert _n(counts[i if len(specs) > 1 else 0]) == m.params(), name
+            if "active" in params:
+                assert _n(counts[1]) == m.active_params(), name
+            if mac_counts and len(specs) == 1:
+                assert _n(mac_counts[0]) == m.macs(), name
