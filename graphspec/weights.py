@@ -12,7 +12,10 @@ the pattern's groups, or a function of them where an index shifts (DETR's `layer
 - `copy`: the same tensor;
 - `T`: transposed (GPT-2's `Conv1D` stores (in, out));
 - `("part", k)`: slice k of 3 of a packed q|k|v tensor along dim 0 (`in_proj_weight`);
-- `("T_part", k)`: transposed, then slice k (GPT-2's `c_attn`).
+- `("T_part", k)`: transposed, then slice k (GPT-2's `c_attn`);
+- `("rows", [names])`: one of the graphspec tensors `names` (format strings of the groups),
+  which the source stores concatenated along dim 0 in that order, each as many rows as its
+  graphspec tensor has (Phi-3's `qkv_proj`, q|k|v with GQA's narrower k and v; `gate_up_proj`).
 
 Both layouts of graphspec's attention work: three projections `attn.q/k/v` (unfused), or one
 `attn.qkv` of width 3C (after `passes.fuse_qkv`; `cross_attn.kv` of width 2C, DETR's `attn.qk`);
@@ -37,7 +40,7 @@ _P = r"(weight|bias)"
 _BN = r"(weight|bias|running_mean|running_var)"  # FrozenBatchNorm2d: all four are buffers
 _LAYER_PREFIXES = {"pvt": ("pvt.encoder.", "encoder."), "t5": ("",), "swin": ("swin.", ""), "vit": ("vit.", ""), "bert": ("bert.", ""),
                    "gpt2": ("transformer.", ""), "torch_transformer": ("",), "detr": ("model.", ""),
-                   "llama": ("model.", ""), "phi": ("model.", "")}
+                   "llama": ("model.", ""), "phi": ("model.", ""), "phi3": ("model.", "")}
 
 
 def _stage(i: str, j: str) -> str:
@@ -217,11 +220,18 @@ RULES: dict[str, list[tuple[str, list[str], Any]]] = {
         (rf"norm\.{_P}", ["final_layernorm.{0}"], "copy"),
         (r"(.+)", ["{0}"], "copy"),
     ],
+    "phi3": [  # Phi-3 keeps q|k|v in one `qkv_proj` and gate|up in one `gate_up_proj`
+        (r"layers\.(\d+)\.self_attn\.[qkv]_proj\.weight", ["layers.{0}.self_attn.qkv_proj.weight"],
+         ("rows", [f"layers.{{0}}.self_attn.{p}_proj.weight" for p in "qkv"])),
+        (r"layers\.(\d+)\.mlp\.(?:gate|up)_proj\.weight", ["layers.{0}.mlp.gate_up_proj.weight"],
+         ("rows", ["layers.{0}.mlp.gate_proj.weight", "layers.{0}.mlp.up_proj.weight"])),
+        (r"(.+)", ["{0}"], "copy"),
+    ],
 }
 
 HF_FAMILIES = {"pvt": "pvt", "t5": "t5", "swin": "swin", "vit": "vit", "bert": "bert", "gpt2": "gpt2", "detr": "detr",
                "llama": "llama", "mistral": "llama", "mixtral": "llama", "phi": "phi",
-               "qwen2": "llama", "gemma": "llama", "gemma2": "llama", "qwen3": "llama"}
+               "qwen2": "llama", "gemma": "llama", "gemma2": "llama", "qwen3": "llama", "phi3": "phi3"}
 
 
 # A second name of a tensor -> the end of its first name (HF's `_tied_weights_keys`).
@@ -257,6 +267,8 @@ def _rule(family: str, canon: str) -> tuple[list[str], Any]:
             groups = m.groups()
             if how == "qkv":  # the last group is q, k or v: slice of the packed in_proj
                 return [_fmt(n, groups[:-1]) for n in names], ("part", "qkv".index(groups[-1]))
+            if how[0] == "rows":
+                return [_fmt(n, groups) for n in names], ("rows", [_fmt(n, groups) for n in how[1]])
             return [_fmt(n, groups) for n in names], how
     raise WeightError(f"{family}: no rule for the graphspec parameter {canon!r}")
 
@@ -305,12 +317,26 @@ def _find(source: Mapping, names: list[str], family: str) -> str:
     raise WeightError(f"none of {names} (with prefixes {_LAYER_PREFIXES[family]}) is in the source state dict")
 
 
-def _take(t, how):
+def _rows(graph: Graph) -> dict[str, int]:
+    """Unfused graphspec tensor -> its rows (dim 0), for slicing a `rows` source tensor."""
+    from graphspec.analysis import tensors
+
+    shapes, out = tensors(graph), {}
+    for name, parts in _parts(graph).items():
+        for c, r in parts:
+            out[c] = int(r if r is not None else shapes[name][0] // len(parts))
+    return out
+
+
+def _take(t, how, canon: str = "", rows: Mapping[str, int] | None = None):
     if how == "copy":
         return t
     if how == "T":
         return t.t()
     kind, k = how
+    if kind == "rows":  # k: the graphspec tensors concatenated in `t`, in order
+        start = sum(rows[n] for n in k[:k.index(canon)])
+        return t[start:start + rows[canon]]
     if kind == "T_part":
         t = t.t()
     n = t.shape[0] // 3
@@ -326,12 +352,13 @@ def to_graphspec(source: Any, graph: Graph, family: str | None = None, partial: 
     family = family or family_of(source)
     sd = source.state_dict() if hasattr(source, "state_dict") else source
     out = {}
+    rows = _rows(graph)
     for name, canon in _layout(graph).items():
         parts = []
         try:
             for c in canon:
                 names, how = _rule(family, c)
-                parts.append(_take(sd[_find(sd, names, family)], how))
+                parts.append(_take(sd[_find(sd, names, family)], how, c, rows))
         except WeightError:
             if partial:
                 continue
@@ -349,6 +376,7 @@ def from_graphspec(state: Mapping[str, Any], graph: Graph, family: str, like: Ma
 
     packed: dict[str, dict[int, Any]] = {}
     packed_how: dict[str, str] = {}
+    packed_n: dict[str, int] = {}
     out: dict[str, Any] = {}
     for name, canon in _parts(graph).items():
         t = state[name]
@@ -366,11 +394,17 @@ def from_graphspec(state: Mapping[str, Any], graph: Graph, family: str, like: Ma
                 out[key] = part
             elif how == "T":
                 out[key] = part.t()
+            elif how[0] == "rows":
+                packed.setdefault(key, {})[how[1].index(c)] = part
+                packed_how[key], packed_n[key] = "rows", len(how[1])
             else:
                 packed.setdefault(key, {})[how[1]] = part
                 packed_how[key] = how[0]
     for key, parts in packed.items():
-        whole = torch.cat([parts[k] for k in range(3)], 0)
+        n = packed_n.get(key, 3)
+        if sorted(parts) != list(range(n)):
+            raise WeightError(f"{key} packs {n} tensors; graphspec has {len(parts)} of them")
+        whole = torch.cat([parts[k] for k in range(n)], 0)
         out[key] = whole.t() if packed_how[key] == "T_part" else whole
     if like is not None:  # tied weights the target stores twice (GPT-2's lm_head; Gemma's, Qwen's embed_tokens)
         for key in like:

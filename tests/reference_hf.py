@@ -178,6 +178,11 @@ IMPORT_FAMILIES = {
                                                                        "sliding_attention", "full_attention"],
                                                           attn_logit_softcapping=None, final_logit_softcapping=None,
                                                           tie_word_embeddings=False, attention_bias=True)]),
+    "phi3": ("Phi3Config", "Phi3ForCausalLM", [dict(sliding_window=2047),  # Phi-3-mini-4k
+                                                dict(vocab_size=200064, num_attention_heads=24, num_key_value_heads=8,
+                                                     num_hidden_layers=4, tie_word_embeddings=True, resid_pdrop=0.1,
+                                                     rope_parameters={"rope_theta": 10000.0, "rope_type": "default",
+                                                                      "partial_rotary_factor": 0.75})]),
     "phi": ("PhiConfig", "PhiForCausalLM", [dict(hidden_size=2560, intermediate_size=10240, num_hidden_layers=32,
                                                  rope_parameters={"rope_theta": 10000.0, "partial_rotary_factor": 0.4,
                                                                   "rope_type": "default"}),

@@ -275,13 +275,18 @@ def test_import_then_export_gives_back_the_config():
                 before = cfg_cls(**s)
                 (Path(d) / "s.yaml").write_text(from_hf_config(before.to_dict()))
                 out = to_hf_config(graphspec.load(Path(d) / "s.yaml"))
-                assert out["model_type"] == (mt if mt != "mistral" or before.sliding_window else "llama")
+                phi3 = mt == "phi3" and (before.rope_parameters["partial_rotary_factor"] != 1 or before.resid_pdrop)
+                assert out["model_type"] == (mt if mt not in ("mistral", "phi3") or phi3 else
+                                             "mistral" if before.sliding_window else "llama")
                 after = transformers.AutoConfig.for_model(**out)
                 for key in DEFAULTS[mt]:
                     if getattr(before, key, None) is None or key == "layer_types" or \
                             not hasattr(after, key):
                         continue
-                    assert _same(getattr(after, key), getattr(before, key)), (mt, s, key)
+                    want = getattr(before, key)
+                    if key == "rope_parameters" and out["model_type"] != mt:  # Llama's: no rotary fraction (1)
+                        want = {k: v for k, v in want.items() if k != "partial_rotary_factor"}
+                    assert _same(getattr(after, key), want), (mt, s, key)
                     checked += 1
     assert checked > 400
 
@@ -325,6 +330,8 @@ IMPORTED = {"gpt2": dict(vocab_size=100, n_embd=64, n_layer=2, n_head=4, n_posit
             "qwen3": dict(TINY_LLM, head_dim=24, attention_bias=True, tie_word_embeddings=True),
             "gemma2": dict(TINY_LLM, head_dim=16, query_pre_attn_scalar=20, sliding_window=5,
                            attn_logit_softcapping=0.05, final_logit_softcapping=0.2, tie_word_embeddings=False),
+            "phi3": dict(TINY_LLM, sliding_window=5, pad_token_id=0, rope_parameters={
+                "rope_theta": 10000.0, "rope_type": "default", "partial_rotary_factor": 0.5}),
             "mixtral": dict(TINY_LLM, num_local_experts=4, num_experts_per_tok=2),
             "phi": dict(TINY_LLM, num_key_value_heads=8), "mistral": dict(TINY_LLM, sliding_window=5)}
 
@@ -352,3 +359,44 @@ def test_imported_llm_exports_its_weights_back(tmp_path, mt):
     with torch.no_grad():
         want = net(x)
         assert (hf.eval()(input_ids=x).logits - want).abs().max().item() <= 1e-5 * want.abs().max().item()
+
+
+@pytest.mark.parametrize("passes", ["none", "default"])
+def test_phi3_fused_tensors_import_bit_for_bit(tmp_path, passes):
+    """Phi-3 stores q|k|v in one qkv_proj (GQA: q 8·8 rows, k and v 2·8 each) and gate|up in one
+    gate_up_proj: HF's own save_pretrained file, through `import-weights`, gives graphspec's
+    q/k/v_proj (or its fused qkv_proj, passes default) and gate/up_proj as those row ranges, bit
+    for bit, and the generated module computes HF's logits."""
+    from safetensors.torch import load_file
+
+    from graphspec.interchange import from_hf_config
+
+    cfg = transformers.Phi3Config(**IMPORTED["phi3"], attn_implementation="eager")
+    (tmp_path / "s.yaml").write_text(from_hf_config(cfg.to_dict()).replace("seq_len=128", "seq_len=16"))
+    torch.manual_seed(0)
+    hf = transformers.Phi3ForCausalLM(cfg).eval()
+    with torch.no_grad():
+        for p in hf.parameters():
+            p.add_(0.02 * torch.randn(p.shape))
+    hf.save_pretrained(tmp_path / "hf")
+    w = tmp_path / "w.safetensors"
+    r = cli("import-weights", tmp_path / "s.yaml", tmp_path / "hf" / "model.safetensors", "-o", w, "--passes", passes)
+    assert r.exit_code == 0, r.output
+    got, theirs = load_file(str(w)), hf.state_dict()
+    for i in range(2):
+        qkv, gate_up = theirs[f"model.layers.{i}.self_attn.qkv_proj.weight"], theirs[f"model.layers.{i}.mlp.gate_up_proj.weight"]
+        assert qkv.shape[0] == 8 * 8 + 2 * 2 * 8 and gate_up.shape[0] == 2 * 96
+        a = f"layers.{i}.self_attn."
+        if passes == "none":
+            assert torch.equal(got[a + "q_proj.weight"], qkv[:64]) and torch.equal(got[a + "k_proj.weight"], qkv[64:80])
+            assert torch.equal(got[a + "v_proj.weight"], qkv[80:])
+        else:
+            assert torch.equal(got[a + "qkv_proj.weight"], qkv)
+        assert torch.equal(got[f"layers.{i}.mlp.gate_proj.weight"], gate_up[:96])
+        assert torch.equal(got[f"layers.{i}.mlp.up_proj.weight"], gate_up[96:])
+    net = generated(tmp_path / "s.yaml", [], passes).eval()
+    net.load_state_dict(got, strict=True)
+    (x,) = example("ids", 8)
+    with torch.no_grad():
+        want = hf(input_ids=x).logits
+        assert (net(x) - want).abs().max().item() <= 1e-5 * want.abs().max().item()

@@ -8,7 +8,9 @@ BERT: token types and a pooler, or `mlm` for BertForMaskedLM; T5: `lm` for
 T5ForConditionalGeneration; ViT: patches and a class token; `names: hf` decoders: Llama,
 Mistral (a sliding window), Mixtral (experts), Qwen2 (q/k/v biases only), Qwen3 (`qk_norm`),
 Gemma (RMSNorm (1 + w) and a scaled embedding), Gemma-2 (that, with sandwich norms: per-layer
-masks as `layer_types`, soft-caps, the logit scale as query_pre_attn_scalar), Phi (a parallel block); DETR: a ResNet backbone and object
+masks as `layer_types`, soft-caps, the logit scale as query_pre_attn_scalar), Phi (a parallel block),
+Phi-3 (RMSNorm with a partial rotary fraction or residual dropout; fused qkv_proj / gate_up_proj
+weights; without either it is Llama or Mistral, the same model); DETR: a ResNet backbone and object
 queries, written with transformers' own ResNet and auxiliary_loss false) and writes its config. It then checks
 its own answer: the config, imported back (`from_hf_config`), must lower to the same IR as the
 spec, node for node (ops, attributes, shapes; source locations aside). A spec that uses a
@@ -75,6 +77,8 @@ def family(spec) -> str:
                 return "mixtral"
             if st.qk_norm and st.qk_norm != "all":  # per head (OLMo-2's over all heads has no family here)
                 return "qwen3"
+            if norm == "rms_norm" and (e.pos_use.get("fraction") != 1 or st.dropout):
+                return "phi3"  # partial rotary or residual dropout: else Llama / Mistral, the same model
             if any(m.name == "sliding" for m in st.masks):
                 return "mistral"
             if st.qkv_bias and not st.out_bias:
@@ -98,7 +102,7 @@ def family(spec) -> str:
         return "detr"
     raise ExportError(f"{spec.name}: no Hugging Face family graphspec exports describes this spec; exported are "
                       "gpt2, bert, vit, swin, pvt, t5, detr and the `names: hf` decoders llama, mistral, mixtral, "
-                      "qwen2, qwen3, gemma, gemma2, phi")
+                      "qwen2, qwen3, gemma, gemma2, phi, phi3")
 
 
 def _gpt2(spec) -> dict:
@@ -218,7 +222,7 @@ def _llm(spec, mt: str) -> dict:
     e, st, h = spec.embed, spec.stacks[0], spec.head
     rope = e.pos_use.a
     cls = {"llama": "Llama", "mistral": "Mistral", "mixtral": "Mixtral", "qwen2": "Qwen2", "qwen3": "Qwen3",
-           "gemma": "Gemma", "gemma2": "Gemma2", "phi": "Phi"}[mt]
+           "gemma": "Gemma", "gemma2": "Gemma2", "phi": "Phi", "phi3": "Phi3"}[mt]
     hd = st.head_dim or st.dim // st.heads[0]
     cfg = dict(architectures=[f"{cls}ForCausalLM" if h.kind == "lm" else f"{cls}Model"], vocab_size=e.vocab,
                hidden_size=st.dim, intermediate_size=_d_ff(st), num_hidden_layers=sum(st.depths),
@@ -240,7 +244,7 @@ def _llm(spec, mt: str) -> dict:
         cfg["hidden_activation"] = GEMMA_ACT.get(_act(st), _act(st))
         del cfg["hidden_act"]
         cfg.update(_gemma2(spec, hd))
-    if mt in ("mistral", "mixtral"):
+    if mt in ("mistral", "mixtral", "phi3"):
         slid = [m for m in st.masks if m.name == "sliding"]
         cfg["sliding_window"] = slid[0].get("window") if slid else None
     if mt == "mixtral":
@@ -250,6 +254,10 @@ def _llm(spec, mt: str) -> dict:
         cfg["use_sliding_window"] = False
     if mt == "phi":
         cfg.update(layer_norm_eps=float(st.norm_kind.get("eps")), resid_pdrop=st.dropout, embd_pdrop=e.dropout)
+    if mt == "phi3":  # Phi3Model applies no embedding dropout: embd_pdrop stays 0
+        cfg.update(resid_pdrop=st.dropout, embd_pdrop=0.0, original_max_position_embeddings=cfg["max_position_embeddings"],
+                   pad_token_id=32000 if e.vocab > 32000 else None)  # Phi-3's, where it is a token (padding_idx)
+    if mt in ("phi", "phi3"):
         cfg["rope_parameters"]["partial_rotary_factor"] = float(rope["fraction"])
     return cfg
 
@@ -280,7 +288,7 @@ def to_hf_config(model) -> dict:
     spec = model.spec
     mt = family(spec)
     cfg = {"model_type": mt, **(_llm(spec, mt) if mt in ("llama", "mistral", "mixtral", "qwen2", "qwen3", "gemma",
-                                                         "gemma2", "phi")
+                                                         "gemma2", "phi", "phi3")
                                  else {"gpt2": _gpt2, "bert": _bert, "vit": _vit, "swin": _swin, "pvt": _pvt,
                                        "t5": _t5, "detr": _detr}[mt](spec))}
     _check_round_trip(model, cfg)

@@ -1,6 +1,6 @@
 """The importers of the open vocabulary's families: Llama-like decoders, T5 and PVT.
 
-`_llm` covers llama, mistral, mixtral, qwen2, qwen3, gemma, gemma2 and phi, which differ only in
+`_llm` covers llama, mistral, mixtral, qwen2, qwen3, gemma, gemma2, phi and phi3, which differ only in
 data (as in LitGPT's config): the norm kind (RMSNorm, Gemma's (1 + w), Phi's LayerNorm), its
 placement (Phi's parallel block, Gemma-2's sandwich), the MLP (SwiGLU / GeGLU, Mixtral's experts,
 Phi's GELU MLP), biases, grouped-query heads, Qwen3's per-head q/k norm, the rotary fraction, a
@@ -14,7 +14,7 @@ from graphspec.interchange.hf_import import Spec, _act, _classes, _head, _seq, n
 
 LM_CLASSES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "mixtral": "MixtralForCausalLM",
               "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM", "gemma": "GemmaForCausalLM",
-              "gemma2": "Gemma2ForCausalLM", "phi": "PhiForCausalLM"}
+              "gemma2": "Gemma2ForCausalLM", "phi": "PhiForCausalLM", "phi3": "Phi3ForCausalLM"}
 
 
 def _rope(r: Reader, partial: bool) -> tuple[float, float]:
@@ -67,7 +67,10 @@ def _llm(r: Reader, s: Spec) -> None:
     ctx = r.int("max_position_embeddings")  # RoPE has no table: rope(max_len=) records it, export writes it back
     s.var("seq_len", _seq(r, "max_position_embeddings")), s.var("batch", 1)
     r.raw("pretraining_tp")  # a slicing of the same matmuls
-    theta, frac = _rope(r, partial=phi)
+    theta, frac = _rope(r, partial=phi or mt == "phi3")
+    if mt == "phi3":
+        r.raw("original_max_position_embeddings")  # read by longrope scaling only, which is refused
+        r.raw("embd_pdrop")  # Phi3Model applies no embedding dropout
     pos = f"rope({num(theta)}" + (f", fraction={num(frac)}" if frac != 1.0 else "") + \
         (f", max_len={ctx}" if ctx else "") + ")"
     act_key = "hidden_activation" if gemma2 or (gemma and r.data.get("hidden_activation") is not None) \
@@ -82,6 +85,7 @@ def _llm(r: Reader, s: Spec) -> None:
         r.error("tie_word_embeddings", "option tie_word_embeddings = true is not expressible in graphspec for phi: "
                 "Phi's head keeps its own bias, and a tied head in graphspec has none", "use false (phi-1.5, phi-2)")
     drop = r.float("embd_pdrop", default=0) if phi else 0.0
+    resid = r.float("resid_pdrop", default=0) if mt == "phi3" else 0.0  # after attention and after the MLP
     s.input = "tokens(seq_len)"
     s.embed = f"tokens(vocab, dim=d, pos={pos}" + (", scale=true" if gemma else "") + \
         (f", dropout={num(drop)}" if drop else "") + ")"
@@ -120,6 +124,8 @@ def _llm(r: Reader, s: Spec) -> None:
         if gemma and r.raw("use_bidirectional_attention") not in (None, False):
             r.error("use_bidirectional_attention", "option use_bidirectional_attention = true is not expressible in "
                     "graphspec's import: a Gemma decoder is causal")
+    if resid:
+        f.append(("dropout", resid))
     if r.float("attention_dropout", default=0):
         f.append(("attn_dropout", r.float("attention_dropout")))
     s.stacks.append(("decoder×L", f + [("final_norm", True)]))
@@ -132,7 +138,7 @@ def _llm(r: Reader, s: Spec) -> None:
 
 def _masks(r: Reader, mt: str) -> str | None:
     """The attention mask: causal (the decoder's default: None), or Mistral's sliding(W)."""
-    if mt in ("mistral", "mixtral"):
+    if mt in ("mistral", "mixtral", "phi3"):
         w = r.int("sliding_window", optional=True)
         return None if w is None else f"sliding({w})"
     if mt in ("qwen2", "qwen3"):
