@@ -141,9 +141,10 @@ def _read_hf_weights(path: Path) -> dict:
     return out
 
 
-def _graph_for(model: graphspec.Model, keys: set[str]):
+def _graph_for(model: graphspec.Model, keys: set[str], state: dict | None = None):
     """The graph whose parameters the weights are named after: unfused, or after the default
-    passes (a torch build's, with a fused `attn.qkv`)."""
+    passes (a torch build's, with a fused `attn.qkv`); with `state`, its tensors' shapes and
+    dtypes checked against that graph's parameters (floating point, the IR's shape)."""
     from graphspec.analysis import buffers, parameters
 
     graphs = [model.graph]
@@ -155,10 +156,26 @@ def _graph_for(model: graphspec.Model, keys: set[str]):
         pass
     for g in graphs:
         if set(parameters(g)) <= keys <= set(parameters(g)) | set(buffers(g)):
+            if state is not None:
+                _check_tensors(state, {**buffers(g), **parameters(g)}, set(parameters(g)), model.spec.name)
             return g
     want = min((set(parameters(g)) for g in graphs), key=lambda w: len(w ^ keys))  # the nearer naming
     raise UserError(f"the weights are not {model.spec.name}'s: missing {sorted(want - keys)[:4]}, "
                     f"unexpected {sorted(keys - want)[:4]}")
+
+
+def _check_tensors(state: dict, shapes: dict, params: set[str], name: str) -> None:
+    """Each tensor has the IR's shape, and each parameter a floating-point dtype."""
+    for k, want in shapes.items():
+        t = state.get(k)
+        if t is None:
+            continue
+        if tuple(t.shape) != tuple(want):
+            raise UserError(f"weight {k}: shape {tuple(t.shape)}, {name} wants {tuple(want)}; the weights are "
+                            "another configuration's (check the spec's --set values)")
+        if k in params and not t.is_floating_point():
+            raise UserError(f"weight {k}: dtype {str(t.dtype).removeprefix('torch.')}, not floating point; "
+                            f"{name}'s parameters are float32, float16 or bfloat16")
 
 
 def _shard_size(ctx, param, value):
@@ -206,7 +223,7 @@ def export_cmd(spec: str, fmt: str, output: str, weights: Path | None, max_shard
         hf = None
         if weights is not None:
             state = _read_weights(weights)
-            hf = to_hf_weights(state, _graph_for(model, set(state)), cfg)
+            hf = to_hf_weights(state, _graph_for(model, set(state), state), cfg)
     except ExportError as e:
         raise UserError(str(e)) from None
     except ImportError as e:
@@ -247,6 +264,9 @@ def import_weights_cmd(spec: str, weights: Path, output: str, passes: str, overr
         out = to_graphspec_weights(_read_hf_weights(weights), graph, family(model.spec))
     except ExportError as e:
         raise UserError(str(e)) from None
+    from graphspec.analysis import buffers, parameters
+
+    _check_tensors(out, {**buffers(graph), **parameters(graph)}, set(parameters(graph)), model.spec.name)
     from safetensors.torch import save
 
     atomic_write(output, save({k: v.contiguous() for k, v in out.items()}))

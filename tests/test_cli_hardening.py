@@ -178,3 +178,58 @@ def test_a_checkpoint_that_cannot_be_written_leaves_the_last_complete_one(tiny_g
     refused(r, "cannot save the checkpoint", "step-2: No space left on device", "still names step 1")
     assert sorted(p.name for p in ck.iterdir()) == ["graphspec.json", "step-1"]
     assert json.loads((ck / "graphspec.json").read_text())["step"] == 1
+
+
+# -- export --weights / import-weights ---------------------------------------------------------
+@pytest.fixture(scope="module")
+def gpt2_weights(tmp_path_factory):
+    """graphspec-named weights of the tiny GPT-2 (init_params) and their HF export."""
+    from safetensors.torch import save_file
+
+    import graphspec
+    from graphspec.interpret import init_params
+
+    d = tmp_path_factory.mktemp("w")
+    m = graphspec.load("gpt2", [a for a in GPT if a != "--set"])
+    state = {k: v.contiguous() for k, v in init_params(m.graph, seed=0).items()}
+    save_file(state, str(d / "w.safetensors"))
+    r = cli("export", "gpt2", "--format", "hf", "-o", d / "hf", "--weights", d / "w.safetensors", *GPT)
+    assert r.exit_code == 0, r.output
+    return d, state
+
+
+@pytest.mark.parametrize("change, needles", [
+    (lambda t: t.new_zeros(*(s + 1 for s in t.shape)), ["shape (101, 17)", "wants (100, 16)"]),  # was a torch
+    # split_with_sizes RuntimeError traceback (the fused qkv split by the config's width)
+    (lambda t: t.to(torch_dtype("int32")), ["dtype int32, not floating point"]),  # was exported as int32
+    (lambda t: t.to(torch_dtype("bool")), ["dtype bool, not floating point"]),
+])
+def test_export_weights_of_another_shape_or_dtype_exit_2(gpt2_weights, tmp_path, change, needles):
+    from safetensors.torch import save_file
+
+    _, state = gpt2_weights
+    save_file({k: change(v).contiguous() for k, v in state.items()}, str(tmp_path / "bad.safetensors"))
+    r = cli("export", "gpt2", "--format", "hf", "-o", tmp_path / "hf", "--weights", tmp_path / "bad.safetensors", *GPT)
+    refused(r, "weight embed.tokens.weight:", *needles)
+    assert not (tmp_path / "hf").exists()
+
+
+def test_import_weights_refuses_integer_parameters(gpt2_weights, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    d, state = gpt2_weights
+    hf = load_file(str(d / "hf" / "model.safetensors"))
+    save_file({k: v.to(torch_dtype("int8")) for k, v in hf.items()}, str(tmp_path / "q.safetensors"))
+    r = cli("import-weights", "gpt2", tmp_path / "q.safetensors", "-o", tmp_path / "w.safetensors", *GPT)
+    refused(r, "dtype int8, not floating point")  # was written as int8 'weights' without a word
+    assert not (tmp_path / "w.safetensors").exists()
+    r = cli("import-weights", "gpt2", d / "hf", "-o", tmp_path / "w.safetensors", *GPT)  # the intact ones
+    assert r.exit_code == 0, r.output
+    back = load_file(str(tmp_path / "w.safetensors"))
+    assert set(back) == set(state) and all(np.array_equal(back[k].numpy(), state[k].numpy()) for k in state)
+
+
+def torch_dtype(name):
+    import torch
+
+    return getattr(torch, name)
