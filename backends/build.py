@@ -43,7 +43,7 @@ from graphspec.backends.manifest import FORMAT, MANIFEST, TARGETS
 
 import graphspec
 from graphspec import analysis
-from graphspec.io import atomic_dir, atomic_write, dir_lock, target_dir
+from graphspec.io import atomic_dir, atomic_write, dir_lock, refuse_holding, target_dir
 
 
 class BuildError(Exception):
@@ -225,6 +225,10 @@ def build(spec: str | Path, target: str, out: str | Path | None = None, *,
         raise BuildError("--tune needs a static batch (MetaSchedule measures kernels of one shape): "
                          "give --batch N, or build --batch dynamic untuned")
     out = target_dir(out or default_dir(p.model.spec.name, target))
+    refuse_holding(out, {"the spec": p.spec_path})
+    if tune_dir and out.resolve() in Path(os.path.abspath(tune_dir)).resolve().parents:
+        raise BuildError(f"--tune-dir {tune_dir} is inside -o {out}, which the build replaces (its database would "
+                         f"be lost); drop --tune-dir (the default {out / 'tuning'} is carried over) or put it elsewhere")
     _check_replaceable(out, force)  # before the lock (which creates the parent folder) and again
     budget.check(budget.graph_bytes(p.graph), f"building {p.model.spec.name!r}", memory_budget)
     with dir_lock(out):

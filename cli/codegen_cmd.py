@@ -10,6 +10,9 @@ to load Hugging Face weights). Without `-o` the source goes to stdout.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import click
 from graphspec.cli.main import UserError, user_errors
 from graphspec.cli.passes_opts import apply_passes, pass_options
@@ -53,6 +56,10 @@ def codegen(spec: str, output: str, overrides: tuple[str, ...], passes, disable_
     if output == "-":
         click.echo(source, nl=False)
         return
+    spec_file = graphspec.resolve_spec(spec)
+    if os.path.exists(output) and spec_file.exists() and os.path.samefile(output, spec_file):
+        raise UserError(f"-o {output} is the spec itself: writing the module there would destroy it; "
+                        f"give another file, e.g. {Path(output).with_suffix('.py').name}")
     atomic_write(output, source)
     click.echo(f"wrote {output}: class {gen.class_name}, {model.params():,} parameters", err=True)
 

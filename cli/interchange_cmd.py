@@ -24,7 +24,7 @@ import click
 from graphspec.cli.main import UserError, user_errors
 
 import graphspec
-from graphspec.io import atomic_dir, atomic_write
+from graphspec.io import atomic_dir, atomic_write, refuse_holding
 
 MAX_WEIGHTS = 64 << 30
 
@@ -217,6 +217,7 @@ def export_cmd(spec: str, fmt: str, output: str, weights: Path | None, max_shard
         raise UserError("--max-shard-size splits the weights: give --weights too")
     model = graphspec.load(spec, overrides)
     out = Path(output)
+    refuse_holding(out, {"the spec": graphspec.resolve_spec(spec), "--weights": weights})
     _refuse_existing(out, force)
     try:
         cfg = to_hf_config(model)

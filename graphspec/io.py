@@ -258,7 +258,39 @@ def target_dir(path: str | Path) -> Path:
     if not p.name or p.resolve() == cwd or p.resolve() in cwd.parents:
         raise OutputError(f"cannot replace {path}: it is the current directory or one of its "
                           "parents; give a new subdirectory, e.g. build/NAME")
+    real = p.resolve()
+    if any(real == h or real in h.parents for h in _homes()):
+        raise OutputError(f"cannot replace {path}: it is a home directory or one of its parents (not even "
+                          "with --force); give a new subdirectory, e.g. build/NAME")
+    if real.parent == Path(real.anchor):
+        raise OutputError(f"cannot replace {path}: it is a top-level directory of the filesystem (not even "
+                          "with --force); give a new subdirectory, e.g. build/NAME")
     return p
+
+
+def _homes() -> set[Path]:
+    """$HOME and the user's home directory in the password database."""
+    import pwd
+
+    homes = {os.path.expanduser("~")}
+    try:
+        homes.add(pwd.getpwuid(os.getuid()).pw_dir)
+    except KeyError:
+        pass
+    return {Path(h).resolve() for h in homes if h and h.startswith("/") and h != "/"}
+
+
+def refuse_holding(out: str | Path, inputs: dict[str, str | Path | None]) -> None:
+    """Refuse to replace the directory `out` when it is or holds one of the command's `inputs`
+    (option -> path: the spec being built, the weights being read): publishing would delete it."""
+    real = Path(os.path.abspath(out)).resolve()
+    for what, i in inputs.items():
+        if i is None:
+            continue
+        where = Path(os.path.abspath(i)).resolve()
+        if where == real or real in where.parents:
+            raise OutputError(f"cannot replace {out}: it holds {what} {i}, which replacing it would delete "
+                              "(not even with --force); choose another -o")
 
 
 @contextmanager

@@ -233,3 +233,58 @@ def torch_dtype(name):
     import torch
 
     return getattr(torch, name)
+
+
+# -- outputs that would destroy an input or a home ---------------------------------------------
+TINY = """\
+name: tiny
+vars: vocab=50, d=16, L=1, h=2, n_ctx=16, seq_len=8, batch=1
+input: tokens(seq_len)
+embed: tokens(vocab, dim=d, pos=learned(n_ctx))
+decoder×L: {dim: d, heads: h, d_ff: 2*d, norm: pre, act: gelu}
+head: lm(tied=true)
+"""
+
+
+def test_codegen_over_its_own_spec_is_refused(tmp_path, monkeypatch):
+    # 'graphspec codegen s.yaml -o s.yaml' replaced the spec with the generated Python
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.yaml").write_text(TINY)
+    refused(cli("codegen", "s.yaml", "-o", "./s.yaml"), "-o ./s.yaml is the spec itself", "s.py")
+    assert (tmp_path / "s.yaml").read_text() == TINY
+
+
+def test_force_never_replaces_the_specs_folder_or_a_home(tmp_path, monkeypatch):
+    # with --force, 'build d/s.yaml -o d' deleted d and the spec in it, and '-o $HOME' the home directory
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "s.yaml").write_text(TINY)
+    (d / "notes.txt").write_text("mine")
+    refused(cli("build", d / "s.yaml", "-t", "torch", "-o", d, "--force"), f"it holds the spec {d / 's.yaml'}",
+            "not even with --force")
+    home = tmp_path / "home"
+    (home / "docs").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    for out in (home, tmp_path):
+        refused(cli("build", d / "s.yaml", "-t", "torch", "-o", out, "--force"), "a home directory or one of its parents")
+    refused(cli("build", d / "s.yaml", "-t", "torch", "-o", "/usr", "--force"), "top-level directory")
+    assert sorted(p.name for p in d.iterdir()) == ["notes.txt", "s.yaml"] and (home / "docs").is_dir()
+
+
+def test_force_never_replaces_the_weights_being_exported(gpt2_weights, tmp_path):
+    import shutil
+
+    d, _ = gpt2_weights
+    shutil.copy(d / "w.safetensors", tmp_path / "w.safetensors")
+    r = cli("export", "gpt2", "--format", "hf", "-o", tmp_path, "--weights", tmp_path / "w.safetensors", "--force",
+            *GPT)
+    refused(r, "it holds --weights", "not even with --force")
+    assert (tmp_path / "w.safetensors").is_file()
+
+
+def test_a_tune_dir_inside_the_output_is_refused(tmp_path):
+    # the rebuild replaces the output directory: a database kept inside it by --tune-dir was lost with it
+    out = tmp_path / "b"
+    r = cli("build", "gpt2", "-t", "llvm", "--tune", "1", "-o", out, "--tune-dir", out / "tuning", *GPT)
+    refused(r, "--tune-dir", "is inside -o", "carried over")
+    assert not out.exists()
