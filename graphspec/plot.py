@@ -62,21 +62,26 @@ def macs_series(label: str, macs, sizes, batch: int = 1) -> Series:
 def parse_sizes(text: str) -> tuple[int, ...]:
     """`224:1024:32` (start:stop:step, stop included), `224,384,512`, or one size. ValueError on bad input."""
     text = text.strip()
+    shown = text if len(text) <= 40 else text[:40] + "..."
     if ":" in text:
         parts = text.split(":")
-        if len(parts) not in (2, 3) or not all(p.strip().isdigit() for p in parts):
-            raise ValueError(f"sizes {text!r}: write start:stop[:step] with positive integers, e.g. 224:1024:32")
+        if len(parts) not in (2, 3) or not all(p.strip().isascii() and p.strip().isdigit() and len(p.strip()) < 19
+                                               for p in parts):
+            raise ValueError(f"sizes {shown!r}: write start:stop[:step] with positive integers (at most 18 digits), e.g. 224:1024:32")
         start, stop, step = (int(p) for p in parts) if len(parts) == 3 else (int(parts[0]), int(parts[1]), 1)
         if step <= 0 or start <= 0 or stop < start:
-            raise ValueError(f"sizes {text!r}: need 0 < start <= stop and step > 0, e.g. 224:1024:32")
-        sizes = tuple(range(start, stop + 1, step))
+            raise ValueError(f"sizes {shown!r}: need 0 < start <= stop and step > 0, e.g. 224:1024:32")
+        points = range(start, stop + 1, step)
+        if (stop - start) // step + 1 > 10_000:  # before the tuple: 1:1000000000 would hold a billion ints
+            raise ValueError(f"sizes {shown!r}: {(stop - start) // step + 1:,} points; at most 10,000")
+        sizes = tuple(points)
     else:
         parts = [p.strip() for p in text.split(",")]
-        if not parts or not all(p.isdigit() and int(p) > 0 for p in parts):
-            raise ValueError(f"sizes {text!r}: write positive integers, e.g. 224,384 or 224:1024:32")
+        if not parts or not all(p.isascii() and p.isdigit() and len(p) < 19 and int(p) > 0 for p in parts):
+            raise ValueError(f"sizes {shown!r}: write positive integers (at most 18 digits), e.g. 224,384 or 224:1024:32")
         sizes = tuple(int(p) for p in parts)
     if len(sizes) > 10_000:
-        raise ValueError(f"sizes {text!r}: {len(sizes)} points; at most 10,000")
+        raise ValueError(f"sizes {shown!r}: {len(sizes)} points; at most 10,000")
     return sizes
 
 

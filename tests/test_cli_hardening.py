@@ -288,3 +288,16 @@ def test_a_tune_dir_inside_the_output_is_refused(tmp_path):
     r = cli("build", "gpt2", "-t", "llvm", "--tune", "1", "-o", out, "--tune-dir", out / "tuning", *GPT)
     refused(r, "--tune-dir", "is inside -o", "carried over")
     assert not out.exists()
+
+
+# -- plot --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("sizes, needle", [
+    ("1:1000000000:1", "1,000,000,000 points; at most 10,000"),  # built a billion-int tuple first (OOM-killed)
+    ("1:99999999999999999999999999", "at most 18 digits"),  # OverflowError from len(range)
+    ("²", "at most 18 digits"),  # str.isdigit() let '²' through to int()
+    ("9" * 5000, "'9999999999999999999999999999999999999999...'"),  # int()'s 4300-digit error, 5000 digits echoed
+])
+def test_plot_sizes_are_bounded_before_they_are_made(tmp_path, sizes, needle):
+    r = cli("plot", "macs", "vit_b16", "--sizes", sizes, "-o", tmp_path / "m.svg")
+    refused(r, "--sizes", needle)
+    assert len(r.stderr) < 300 and not (tmp_path / "m.svg").exists()
