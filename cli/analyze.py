@@ -129,7 +129,7 @@ def _module_rows(g: Graph, conv: Convention, depth: int) -> list[list[str]]:
     parent: dict[str, str | None] = {}
     for key, v in _own(g, conv).items():
         up = None
-        for d in range(1, depth + 1) if depth else [0]:
+        for d in range(1, min(depth, key.count(".") + 1) + 1) if depth else [0]:  # no deeper than the key
             row = analysis._cut(key, d)
             if row == up:
                 continue

@@ -301,3 +301,29 @@ def test_plot_sizes_are_bounded_before_they_are_made(tmp_path, sizes, needle):
     r = cli("plot", "macs", "vit_b16", "--sizes", sizes, "-o", tmp_path / "m.svg")
     refused(r, "--sizes", needle)
     assert len(r.stderr) < 300 and not (tmp_path / "m.svg").exists()
+
+
+# -- flops / inspect ---------------------------------------------------------------------------
+@pytest.mark.parametrize("cmd", ["flops", "inspect"])
+def test_a_huge_depth_is_the_full_depth(cmd):
+    # the module summary looped `for d in range(1, depth + 1)` for every op: --depth 99999999999 ran
+    # past 2 minutes; now it stops at each op's own depth, and the table is that of --depth 9
+    import signal
+
+    def too_slow(*_):
+        raise TimeoutError("--depth 10**11 took over 20 s")
+
+    old = signal.signal(signal.SIGALRM, too_slow)
+    signal.alarm(20)
+    try:
+        deep = cli(cmd, "gpt2", *GPT, "--depth", str(10**11))
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    assert deep.exit_code == 0, deep.output
+    assert deep.output == cli(cmd, "gpt2", *GPT, "--depth", "9").output and "blocks.0" in deep.output
+
+
+def test_a_pass_argument_given_twice_is_refused():
+    # partition_windows(M=7,M=8) ran with M=8 without a word
+    refused(cli("flops", "swin_t", "--passes", "partition_windows(M=7,M=8)"), "partition_windows is given M twice")

@@ -106,6 +106,8 @@ def parse_pipeline(spec: str | Sequence) -> list[tuple[str, dict[str, Any]]]:
             k, eq, v = a.partition("=")
             if not eq:
                 raise PipelineError(f"argument {a!r} of {name} is not key=value")
+            if k.strip() in args:
+                raise PipelineError(f"{name} is given {k.strip()} twice ({item!r}); give it once")
             args[k.strip()] = _value(v)
         if name in PIPELINES and not args:
             out.extend((p, {}) for p in PIPELINES[name])
