@@ -45,6 +45,12 @@ def _batch(ctx, param, value):
     return b
 
 
+def _tol(value: float) -> float:
+    if not value >= 0 or value == float("inf"):  # nan fails every comparison: every backend a MISMATCH
+        raise click.BadParameter(f"{value}: use a finite tolerance >= 0, e.g. 1e-4")
+    return value
+
+
 def _rpc(ctx, param, value):
     if value is None:
         return None
@@ -364,7 +370,8 @@ def _checked_input(a: np.ndarray, i: dict, manifest, input_: str) -> np.ndarray:
 @set_option
 @pass_options
 @batch_option
-@click.option("--tol", type=float, default=1e-4, show_default=True, help="Max abs and relative error allowed.")
+@click.option("--tol", type=float, default=1e-4, show_default=True, callback=lambda c, p, v: _tol(v),
+              help="Max abs and relative error allowed.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @budget_option

@@ -327,3 +327,9 @@ def test_a_huge_depth_is_the_full_depth(cmd):
 def test_a_pass_argument_given_twice_is_refused():
     # partition_windows(M=7,M=8) ran with M=8 without a word
     refused(cli("flops", "swin_t", "--passes", "partition_windows(M=7,M=8)"), "partition_windows is given M twice")
+
+
+@pytest.mark.parametrize("tol", ["nan", "-1", "inf"])
+def test_verify_tolerance_must_be_a_finite_non_negative_number(tol):
+    # --tol nan reported every backend a MISMATCH (exit 1), --tol -1 too, --tol inf accepted anything
+    refused(cli("verify", "gpt2", "--targets", "torch", *GPT, "--tol", tol), "--tol", "finite tolerance >= 0")
