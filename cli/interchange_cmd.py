@@ -29,7 +29,11 @@ from graphspec.io import atomic_dir, atomic_write, refuse_holding
 MAX_WEIGHTS = 64 << 30
 
 
-def _refuse_existing(path: Path, force: bool) -> None:
+def _refuse_existing(path: Path, force: bool, inputs: dict | None = None) -> None:
+    for what, i in (inputs or {}).items():  # the file this command reads
+        if os.path.exists(path) and os.path.exists(i) and os.path.samefile(path, i):
+            raise UserError(f"-o {path} is {what} itself: writing there would destroy it (not even with --force); "
+                            "give another file")
     if os.path.lexists(path) and not force:
         raise UserError(f"{path} exists; graphspec does not replace it without --force")
 
@@ -69,7 +73,7 @@ def import_cmd(config: Path, output: str, name: str | None, force: bool, base: b
     if output == "-":
         click.echo(text, nl=False)
         return
-    _refuse_existing(Path(output), force)
+    _refuse_existing(Path(output), force, {"the config": config})
     atomic_write(output, text)
     click.echo(f"wrote {output}: {model.params():,} parameters", err=True)
 
@@ -255,7 +259,7 @@ def import_weights_cmd(spec: str, weights: Path, output: str, passes: str, overr
     from graphspec.interchange.hf_export import ExportError, family, to_graphspec_weights
 
     model = graphspec.load(spec, overrides)
-    _refuse_existing(Path(output), force)
+    _refuse_existing(Path(output), force, {"WEIGHTS": weights, "the spec": graphspec.resolve_spec(spec)})
     graph = model.graph
     if passes == "default":
         from graphspec.passes import run_pipeline

@@ -333,3 +333,18 @@ def test_a_pass_argument_given_twice_is_refused():
 def test_verify_tolerance_must_be_a_finite_non_negative_number(tol):
     # --tol nan reported every backend a MISMATCH (exit 1), --tol -1 too, --tol inf accepted anything
     refused(cli("verify", "gpt2", "--targets", "torch", *GPT, "--tol", tol), "--tol", "finite tolerance >= 0")
+
+
+def test_import_and_import_weights_never_write_over_their_input(gpt2_weights, tmp_path):
+    # with --force, 'import c.json -o c.json' replaced the config with the spec and 'import-weights
+    # gpt2 m.safetensors -o m.safetensors' the Hugging Face weights with graphspec's
+    import shutil
+
+    d, _ = gpt2_weights
+    shutil.copy(d / "hf" / "config.json", tmp_path / "c.json")
+    shutil.copy(d / "hf" / "model.safetensors", tmp_path / "m.safetensors")
+    before = (tmp_path / "c.json").read_bytes(), (tmp_path / "m.safetensors").read_bytes()
+    refused(cli("import", tmp_path / "c.json", "-o", tmp_path / "c.json", "--force"), "is the config itself")
+    refused(cli("import-weights", "gpt2", tmp_path / "m.safetensors", "-o", tmp_path / "m.safetensors", "--force",
+                *GPT), "is WEIGHTS itself")
+    assert ((tmp_path / "c.json").read_bytes(), (tmp_path / "m.safetensors").read_bytes()) == before
