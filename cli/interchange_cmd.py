@@ -78,15 +78,16 @@ def import_cmd(config: Path, output: str, name: str | None, force: bool, base: b
     click.echo(f"wrote {output}: {model.params():,} parameters", err=True)
 
 
-def _file_bytes(path: Path) -> bytes:
+def _file_bytes(path: Path, limit: int = MAX_WEIGHTS) -> bytes:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as e:
         raise UserError(f"cannot read weights {path}: {e.strerror or e}") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_size > limit:  # before fdopen, which refuses a directory
+        os.close(fd)
+        raise UserError(f"weights {path}: not a regular file of at most {limit:,} bytes")
     with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_WEIGHTS:
-            raise UserError(f"weights {path}: not a regular file of at most {MAX_WEIGHTS:,} bytes")
         return f.read()
 
 
@@ -119,6 +120,7 @@ def _read_weights(path: Path) -> dict:
 
 
 INDEX = "model.safetensors.index.json"
+MAX_INDEX = 16 << 20
 
 
 def _read_hf_weights(path: Path) -> dict:
@@ -133,15 +135,15 @@ def _read_hf_weights(path: Path) -> dict:
         raise UserError(f"{path} holds neither model.safetensors nor {INDEX} (a pytorch_model.bin is a pickle: "
                         "graphspec does not read it; convert it with safetensors first)")
     try:
-        index = json.loads(_file_bytes(path / INDEX))
+        index = json.loads(_file_bytes(path / INDEX, MAX_INDEX))  # HF's index of a 70B model is ~70 KB
         shards = sorted(set(index["weight_map"].values()))
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
-        raise UserError(f"{path / INDEX}: not a safetensors index ({e})") from None
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
+        raise UserError(f"{path / INDEX}: not a safetensors index ({str(e)[:200]})") from None
     out: dict = {}
     for name in shards:
         if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
             raise UserError(f"{path / INDEX}: shard {name!r} is not a file name inside {path}")
-        out.update(_read_hf_weights(path / name))
+        out.update(_parse(_file_bytes(path / name), path / name))  # a file: never another directory's index
     return out
 
 

@@ -348,3 +348,21 @@ def test_import_and_import_weights_never_write_over_their_input(gpt2_weights, tm
     refused(cli("import-weights", "gpt2", tmp_path / "m.safetensors", "-o", tmp_path / "m.safetensors", "--force",
                 *GPT), "is WEIGHTS itself")
     assert ((tmp_path / "c.json").read_bytes(), (tmp_path / "m.safetensors").read_bytes()) == before
+
+
+@pytest.mark.parametrize("make, needle", [
+    (lambda d: (d / "model.safetensors.index.json").write_text('{"weight_map":' + "[" * 100000 + "]" * 100000 + "}"),
+     "not a safetensors index"),  # a RecursionError traceback (json's, not a ValueError)
+    (lambda d: ((d / "sub").mkdir(), (d / "model.safetensors.index.json").write_text('{"weight_map": {"a": "sub"}}')),
+     "sub: not a regular file"),  # a shard that is a directory: IsADirectoryError traceback from os.fdopen
+    (lambda d: ((d / "sub").symlink_to("."), (d / "model.safetensors.index.json").write_text('{"weight_map": {"a": "sub"}}')),
+     "sub: not a regular file"),  # a shard linking back to its directory: read the same index again
+    (lambda d: (d / "model.safetensors.index.json").write_text(" " * (17 << 20) + "{}"),
+     "not a regular file of at most 16,777,216 bytes"),  # an index was read up to the 64 GiB weights limit
+])
+def test_import_weights_reads_a_sharded_index_as_data(tmp_path, make, needle):
+    d = tmp_path / "hf"
+    d.mkdir()
+    make(d)
+    refused(cli("import-weights", "gpt2", d, "-o", tmp_path / "w.safetensors", *GPT), needle)
+    assert not (tmp_path / "w.safetensors").exists()
