@@ -191,6 +191,20 @@ def _check_replaceable(out: Path, force: bool) -> None:
                      "-o, or pass --force to replace it")
 
 
+def _check_foreign(out: Path) -> None:
+    """Refuse to replace a build directory that holds entries graphspec did not write there (a
+    file the user added, another build made with -o inside it): the rebuild would delete them."""
+    m = _read_manifest(out)
+    if m is None:
+        return
+    ours = {MANIFEST, "tuning", *(m.get("files") or {})}
+    foreign = sorted(e.name for e in out.iterdir() if e.name not in ours)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise BuildError(f"{out} is a graphspec build, and it also holds {shown}, which graphspec did not write; "
+                         "a rebuild would delete them: move them out, choose another -o, or pass --force")
+
+
 def _cache_hit(out: Path, key: str) -> dict | None:
     old = _read_manifest(out)
     if not old or mf.problems_of(old) or old.get("cache", {}).get("key") != key:
@@ -239,6 +253,8 @@ def build(spec: str | Path, target: str, out: str | Path | None = None, *,
             old["cache"].update(hit=True, hits=old["cache"].get("hits", 0) + 1, last_hit=_now())
             atomic_write(out / MANIFEST, json.dumps(old, indent=1, default=str) + "\n")
             return old
+        if not force:
+            _check_foreign(out)
         return _build(p, target, out, key, pass_opts, tune, seed, tune_dir, log, dtype, arch, tensor_cores)
 
 

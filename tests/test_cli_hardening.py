@@ -366,3 +366,18 @@ def test_import_weights_reads_a_sharded_index_as_data(tmp_path, make, needle):
     make(d)
     refused(cli("import-weights", "gpt2", d, "-o", tmp_path / "w.safetensors", *GPT), needle)
     assert not (tmp_path / "w.safetensors").exists()
+
+
+def test_a_build_directory_holding_other_files_is_not_rebuilt_over_them(tmp_path):
+    # 'build -o b/inner' (or a file the user saved in b) was deleted by the next rebuild of b
+    b = tmp_path / "b"
+    assert cli("build", "gpt2", "-t", "onnx", "-o", b, *GPT).exit_code == 0
+    assert cli("build", "gpt2", "-t", "onnx", "-o", b / "inner", *GPT).exit_code == 0
+    (b / "notes.txt").write_text("mine")
+    refused(cli("build", "gpt2", "-t", "onnx", "-o", b, *GPT, "--seed", "1"), "it also holds inner, notes.txt",
+            "--force")
+    assert (b / "notes.txt").read_text() == "mine" and (b / "inner" / "model.onnx").is_file()
+    assert cli("build", "gpt2", "-t", "onnx", "-o", b, *GPT).exit_code == 0  # a cache hit replaces nothing
+    assert (b / "notes.txt").exists()
+    r = cli("build", "gpt2", "-t", "onnx", "-o", b, *GPT, "--seed", "1", "--force")
+    assert r.exit_code == 0 and sorted(p.name for p in b.iterdir()) == ["manifest.json", "model.onnx"]
