@@ -25,6 +25,7 @@ from graphspec.spec.errors import Diagnostic, Diagnostics, Loc, SpecError
 from graphspec.spec.source import display, read_spec_file
 
 MAX_DEPTH = 16
+MAX_DIGITS = 100  # of one integer: a config's largest is a vocabulary or a token id
 
 # Keys of every PretrainedConfig, and common ones, that do not change what the model computes.
 IGNORED = {
@@ -56,8 +57,14 @@ def parse_config(text: str, file: str = "<config>") -> dict[str, Any]:
     def no_constants(name: str):
         raise ValueError(f"{name} is not a JSON number")
 
+    def bounded_int(digits: str) -> int:
+        if len(digits.lstrip("-")) > MAX_DIGITS:
+            raise ValueError(f"an integer of {len(digits.lstrip('-')):,} digits (a config's numbers have at most "
+                             f"{MAX_DIGITS})")
+        return int(digits)
+
     try:
-        data = json.loads(text, parse_constant=no_constants)
+        data = json.loads(text, parse_constant=no_constants, parse_int=bounded_int)
     except (ValueError, RecursionError) as e:
         line, col = getattr(e, "lineno", 1), getattr(e, "colno", 1)
         msg = getattr(e, "msg", None) or str(e)
@@ -110,7 +117,9 @@ class Reader:
         return Loc(self.file, 1, 1)
 
     def error(self, key: str, message: str, fix: str | None = None) -> None:
-        self.diags.add(self.loc(key), message, fix)
+        d = Diagnostic(self.loc(key), message, fix)
+        if d not in self.diags.items:  # a key read twice (n_positions: the context and the table) is reported once
+            self.diags.items.append(d)
 
     def has(self, key: str) -> bool:
         return key in self.data
@@ -132,7 +141,8 @@ class Reader:
         def ok(v):
             return (optional and v is None) or (isinstance(v, int) and not isinstance(v, bool) and v >= minimum
                                                 and v < 2 ** 31)
-        return self._typed(key, ok, f"an integer >= {minimum}" + (" or null" if optional else ""), default)
+        return self._typed(key, ok, f"an integer from {minimum} to 2**31 - 1" + (" or null" if optional else ""),
+                           default)
 
     def float(self, key: str, minimum: float = 0.0, default: float = 1.0, optional: bool = False) -> float | None:
         def ok(v):
