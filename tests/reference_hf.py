@@ -170,6 +170,13 @@ IMPORT_FAMILIES = {
                                                   dict(hidden_size=1024, num_attention_heads=16, num_key_value_heads=8,
                                                        head_dim=128, intermediate_size=3072, num_hidden_layers=28,
                                                        tie_word_embeddings=True)]),  # Qwen3-0.6B
+    "qwen3_moe": ("Qwen3MoeConfig", "Qwen3MoeForCausalLM", [dict(num_hidden_layers=4, norm_topk_prob=True,
+                                                                  head_dim=128, num_local_experts=16),
+                                                             dict(num_hidden_layers=2, attention_bias=True,
+                                                                  tie_word_embeddings=True, num_experts_per_tok=2)]),
+    "olmo2": ("Olmo2Config", "Olmo2ForCausalLM", [dict(num_key_value_heads=8, num_hidden_layers=4),
+                                                  dict(attention_bias=True, tie_word_embeddings=True, hidden_size=2048,
+                                                       num_attention_heads=16, num_hidden_layers=16)]),
     "gemma2": ("Gemma2Config", "Gemma2ForCausalLM", [dict(hidden_size=3584, intermediate_size=14336, num_hidden_layers=42,
                                                           num_attention_heads=16, num_key_value_heads=8),  # 9B
                                                      dict(hidden_size=4608, num_attention_heads=32, head_dim=128,

@@ -32,6 +32,9 @@ SMALL = {
                    "final_cap=0.2", "seq_len=16"], "AutoModelForCausalLM", "ids"),
     "qwen3_8b": (["vocab=100", "d=64", "L=2", "h=4", "kv=2", "hd=24", "d_ff=96", "seq_len=16"], "AutoModelForCausalLM",
                  "ids"),
+    "olmo2_7b": (["vocab=100", "d=64", "L=2", "h=4", "d_ff=96", "seq_len=16"], "AutoModelForCausalLM", "ids"),
+    "qwen3_30b_a3b": (["vocab=100", "d=64", "L=2", "h=4", "kv=2", "hd=24", "d_ff=32", "experts=4", "top_k=2",
+                       "seq_len=16"], "AutoModelForCausalLM", "ids"),
     "vit_b16": (["img_size=32", "patch=8", "D=64", "L=2", "h=4", "classes=10"], "AutoModelForImageClassification",
                 "image"),
     "swin_t": (["img_size=32", "C=16", "M=4", "classes=10", "encoder.depths=[2, 2]", "encoder.heads=[2, 4]"],
@@ -105,7 +108,8 @@ def test_trained_generated_model_loads_in_hugging_face(tmp_path, spec):
 
 
 @pytest.mark.parametrize("spec", ["gpt2", "bert_base", "vit_b16", "llama2_7b", "mistral_7b", "mixtral_8x7b", "phi2",
-                                  "gemma2_2b", "qwen3_8b", "swin_t", "swin_b", "pvt_small", "t5_base"])
+                                  "gemma2_2b", "qwen3_8b", "qwen3_30b_a3b", "olmo2_7b", "swin_t", "swin_b",
+                                  "pvt_small", "t5_base"])
 def test_exported_config_describes_the_spec(tmp_path, spec):
     r = cli("export", spec, "--format", "hf", "-o", tmp_path / "hf")
     assert r.exit_code == 0, r.output
@@ -136,7 +140,8 @@ def test_a_spec_no_config_describes_is_refused(tmp_path, spec, overrides, words)
                                                     ("gpt2", "GPT2LMHeadModel", "default"),
                                                     ("gemma2_2b", "Gemma2ForCausalLM", "none"),
                                                     ("qwen3_8b", "Qwen3ForCausalLM", "none"),
-                                                    ("qwen3_8b", "Qwen3ForCausalLM", "default")])
+                                                    ("qwen3_8b", "Qwen3ForCausalLM", "default"),
+                                                    ("olmo2_7b", "Olmo2ForCausalLM", "default")])
 def test_import_weights_from_hugging_face_safetensors(tmp_path, spec, model_cls, passes):
     overrides, _, kind = SMALL[spec]
     r = cli("export", spec, "--format", "hf", "-o", tmp_path / "cfg", *sets(overrides))

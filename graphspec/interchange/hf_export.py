@@ -74,8 +74,10 @@ def family(spec) -> str:
             if norm == "rms_norm" and st.norm_kind.get("offset") == 1:
                 return "gemma2" if st.norm == "sandwich" else "gemma"
             if mlp == "moe":
-                return "mixtral"
-            if st.qk_norm and st.qk_norm != "all":  # per head (OLMo-2's over all heads has no family here)
+                return "qwen3_moe" if st.qk_norm == "head" else "mixtral"
+            if st.qk_norm == "all" and st.norm == "custom":  # q/k norms over all heads, norms after the sub-layers
+                return "olmo2"
+            if st.qk_norm == "head":
                 return "qwen3"
             if norm == "rms_norm" and (e.pos_use.get("fraction") != 1 or st.dropout):
                 return "phi3"  # partial rotary or residual dropout: else Llama / Mistral, the same model
@@ -102,7 +104,7 @@ def family(spec) -> str:
         return "detr"
     raise ExportError(f"{spec.name}: no Hugging Face family graphspec exports describes this spec; exported are "
                       "gpt2, bert, vit, swin, pvt, t5, detr and the `names: hf` decoders llama, mistral, mixtral, "
-                      "qwen2, qwen3, gemma, gemma2, phi, phi3")
+                      "qwen2, qwen3, qwen3_moe, olmo2, gemma, gemma2, phi, phi3")
 
 
 def _gpt2(spec) -> dict:
@@ -222,7 +224,8 @@ def _llm(spec, mt: str) -> dict:
     e, st, h = spec.embed, spec.stacks[0], spec.head
     rope = e.pos_use.a
     cls = {"llama": "Llama", "mistral": "Mistral", "mixtral": "Mixtral", "qwen2": "Qwen2", "qwen3": "Qwen3",
-           "gemma": "Gemma", "gemma2": "Gemma2", "phi": "Phi", "phi3": "Phi3"}[mt]
+           "gemma": "Gemma", "gemma2": "Gemma2", "phi": "Phi", "phi3": "Phi3", "qwen3_moe": "Qwen3Moe",
+           "olmo2": "Olmo2"}[mt]
     hd = st.head_dim or st.dim // st.heads[0]
     cfg = dict(architectures=[f"{cls}ForCausalLM" if h.kind == "lm" else f"{cls}Model"], vocab_size=e.vocab,
                hidden_size=st.dim, intermediate_size=_d_ff(st), num_hidden_layers=sum(st.depths),
@@ -234,7 +237,7 @@ def _llm(spec, mt: str) -> dict:
     if mt != "phi":
         cfg["head_dim"] = hd
         cfg["rms_norm_eps"] = float(st.norm_kind.get("eps"))
-    if mt in ("llama", "gemma", "gemma2", "qwen3"):
+    if mt in ("llama", "gemma", "gemma2", "qwen3", "qwen3_moe", "olmo2"):
         cfg["attention_bias"] = bool(st.qkv_bias)
     if mt == "llama":
         cfg["mlp_bias"] = bool(st.mlp_bias)
@@ -250,7 +253,11 @@ def _llm(spec, mt: str) -> dict:
     if mt == "mixtral":
         cfg.update(num_local_experts=st.mlp.get("experts"), num_experts_per_tok=st.mlp.get("top_k"),
                    router_jitter_noise=0.0)
-    if mt in ("qwen2", "qwen3"):
+    if mt == "qwen3_moe":  # every layer sparse; intermediate_size (the dense MLP's) is not built
+        cfg.update(num_local_experts=st.mlp.get("experts"), num_experts_per_tok=st.mlp.get("top_k"),
+                   moe_intermediate_size=_d_ff(st), norm_topk_prob=bool(st.mlp.get("normalize")),
+                   decoder_sparse_step=1, mlp_only_layers=[])
+    if mt in ("qwen2", "qwen3", "qwen3_moe"):
         cfg["use_sliding_window"] = False
     if mt == "phi":
         cfg.update(layer_norm_eps=float(st.norm_kind.get("eps")), resid_pdrop=st.dropout, embd_pdrop=e.dropout)
@@ -287,8 +294,8 @@ def to_hf_config(model) -> dict:
     importing it back: ExportError where the config would describe another model."""
     spec = model.spec
     mt = family(spec)
-    cfg = {"model_type": mt, **(_llm(spec, mt) if mt in ("llama", "mistral", "mixtral", "qwen2", "qwen3", "gemma",
-                                                         "gemma2", "phi", "phi3")
+    cfg = {"model_type": mt, **(_llm(spec, mt) if mt in ("llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen3_moe",
+                                                         "olmo2", "gemma", "gemma2", "phi", "phi3")
                                  else {"gpt2": _gpt2, "bert": _bert, "vit": _vit, "swin": _swin, "pvt": _pvt,
                                        "t5": _t5, "detr": _detr}[mt](spec))}
     _check_round_trip(model, cfg)

@@ -14,7 +14,8 @@ from graphspec.interchange.hf_import import Spec, _act, _classes, _head, _seq, n
 
 LM_CLASSES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "mixtral": "MixtralForCausalLM",
               "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM", "gemma": "GemmaForCausalLM",
-              "gemma2": "Gemma2ForCausalLM", "phi": "PhiForCausalLM", "phi3": "Phi3ForCausalLM"}
+              "gemma2": "Gemma2ForCausalLM", "phi": "PhiForCausalLM", "phi3": "Phi3ForCausalLM",
+              "qwen3_moe": "Qwen3MoeForCausalLM", "olmo2": "Olmo2ForCausalLM"}
 
 
 def _rope(r: Reader, partial: bool) -> tuple[float, float]:
@@ -53,13 +54,19 @@ def _rope(r: Reader, partial: bool) -> tuple[float, float]:
 
 def _llm(r: Reader, s: Spec) -> None:
     mt = r.data["model_type"]
-    phi, gemma, gemma2, moe = mt == "phi", mt in ("gemma", "gemma2"), mt == "gemma2", mt == "mixtral"
+    phi, gemma, gemma2, moe = mt == "phi", mt in ("gemma", "gemma2"), mt == "gemma2", mt in ("mixtral", "qwen3_moe")
     s.names_hf = True
     d, h = r.int("hidden_size"), r.int("num_attention_heads")
     kv = r.int("num_key_value_heads", optional=True) or h
     head_dim = None if phi else r.int("head_dim", optional=True)
     s.var("vocab", r.int("vocab_size")), s.var("d", d), s.var("L", r.int("num_hidden_layers")), s.var("h", h)
-    s.var("kv", kv), s.var("d_ff", r.int("intermediate_size"))
+    s.var("kv", kv), s.var("d_ff", r.int("moe_intermediate_size" if mt == "qwen3_moe" else "intermediate_size"))
+    if mt == "qwen3_moe":  # every layer sparse: the dense MLP's intermediate_size is then never built
+        r.expect("decoder_sparse_step", (1,), "Qwen3-MoE's dense layers between sparse ones are not imported",
+                 "use decoder_sparse_step 1 (its released models do)")
+        r.expect("mlp_only_layers", ([],), "Qwen3-MoE's dense layers (mlp_only_layers) are not imported",
+                 "use mlp_only_layers [] (its released models do)")
+        r.raw("intermediate_size")
     if moe:
         s.var("experts", r.int("num_local_experts")), s.var("top_k", r.int("num_experts_per_tok"))
         for k in ("output_router_logits", "router_aux_loss_coef", "router_jitter_noise"):
@@ -99,8 +106,11 @@ def _llm(r: Reader, s: Spec) -> None:
         f.append(("attention", masks))
     if gemma2:
         f += _gemma2_attention(r, head_dim or d // h)
-    if mt == "qwen3":
+    if mt in ("qwen3", "qwen3_moe"):
         f.append(("qk_norm", True))  # q_norm, k_norm: RMSNorm over each head's dims
+    if mt == "olmo2":  # q_norm, k_norm over all heads' dims; a norm after each sub-layer, inside the residual
+        f += [("qk_norm", "all"), ("block", '[[attn, "norm(post_attention_layernorm)"], '
+                                           '[mlp, "norm(post_feedforward_layernorm)"]]')]
     if phi:
         f += [("norm", f"layer_norm({num(r.float('layer_norm_eps'))})"), ("placement", "parallel"),
               ("mlp", f"mlp(d_ff, {act})")]
@@ -112,8 +122,11 @@ def _llm(r: Reader, s: Spec) -> None:
         f.append(("norm", f"rms_norm({eps}, offset=1)" if gemma else f"rms_norm({eps})"))
         if gemma2:  # input_layernorm, post_attention_layernorm, pre_ and post_feedforward_layernorm
             f.append(("placement", "sandwich"))
-        f.append(("mlp", f"moe(experts, top_k, expert=glu(d_ff, {act}))" if moe else f"glu(d_ff, {act})"))
-        attn_bias = r.bool("attention_bias") if mt in ("llama", "gemma", "gemma2", "qwen3") else False
+        norm_topk = r.bool("norm_topk_prob") if mt == "qwen3_moe" else True
+        f.append(("mlp", f"moe(experts, top_k, expert=glu(d_ff, {act})" + ("" if norm_topk else ", normalize=false")
+                  + ")" if moe else f"glu(d_ff, {act})"))
+        attn_bias = r.bool("attention_bias") if mt in ("llama", "gemma", "gemma2", "qwen3", "qwen3_moe", "olmo2") \
+            else False
         mlp_bias = r.bool("mlp_bias") if mt == "llama" else False
         if mt == "qwen2":  # q, k, v with biases, o_proj and the MLP without
             f += [("bias", False), ("qkv_bias", True)]
@@ -141,7 +154,7 @@ def _masks(r: Reader, mt: str) -> str | None:
     if mt in ("mistral", "mixtral", "phi3"):
         w = r.int("sliding_window", optional=True)
         return None if w is None else f"sliding({w})"
-    if mt in ("qwen2", "qwen3"):
+    if mt in ("qwen2", "qwen3", "qwen3_moe"):
         r.expect("use_sliding_window", (False,), f"{LM_CLASSES[mt][:5]}'s sliding window above max_window_layers "
                  "is not imported", "set use_sliding_window to false (its released models do)")
         r.raw("sliding_window"), r.raw("max_window_layers")
