@@ -249,6 +249,41 @@ class WeightError(KeyError):
     """A parameter has no counterpart in the other state dict."""
 
 
+# A mixture of experts as checkpoints store it (one tensor per expert: Mixtral's w1/w3/w2 under
+# `block_sparse_moe`, Qwen3-MoE's gate/up/down_proj), what transformers 5's `save_pretrained` writes too.
+_EXPERT = re.compile(r"(.*)\.(block_sparse_moe|mlp)\.experts\.(\d+)\.(w1|w3|w2|gate_proj|up_proj|down_proj)\.weight")
+_GATE, _UP = ("w1", "gate_proj"), ("w3", "up_proj")
+
+
+def fused_experts(sd: Mapping[str, Any]) -> dict[str, Any]:
+    """`sd` with per-expert tensors stacked as transformers 5's modules hold them (and graphspec
+    names them): `<layer>.mlp.experts.gate_up_proj` (E, 2·d_ff, d) = gate rows then up rows per
+    expert, `<layer>.mlp.experts.down_proj` (E, d, d_ff), the router `<layer>.mlp.gate.weight`.
+    A state dict without such tensors is returned as it is."""
+    import torch
+
+    found: dict[str, dict[int, dict[str, Any]]] = {}
+    for k, v in sd.items():
+        m = _EXPERT.fullmatch(k)
+        if m:
+            found.setdefault(m[1], {}).setdefault(int(m[3]), {})[m[4]] = v
+    if not found:
+        return dict(sd)
+    out = {k: v for k, v in sd.items() if not _EXPERT.fullmatch(k)}
+    for layer, experts in found.items():
+        n = len(experts)
+        if sorted(experts) != list(range(n)) or any(len(e) != 3 for e in experts.values()):
+            raise WeightError(f"{layer}: experts {sorted(experts)[:8]} lack some of their gate, up and down tensors")
+        get = lambda e, names: next(e[x] for x in names if x in e)  # noqa: E731
+        out[f"{layer}.mlp.experts.gate_up_proj"] = torch.stack(
+            [torch.cat([get(experts[i], _GATE), get(experts[i], _UP)], 0) for i in range(n)])
+        out[f"{layer}.mlp.experts.down_proj"] = torch.stack([get(experts[i], ("w2", "down_proj")) for i in range(n)])
+        router = f"{layer}.block_sparse_moe.gate.weight"
+        if router in out:
+            out[f"{layer}.mlp.gate.weight"] = out.pop(router)
+    return out
+
+
 def family_of(model: Any) -> str:
     """'swin' / 'vit' / 'bert' / 'gpt2' / 'detr' for a Hugging Face model, 'torch_transformer' for nn.Transformer."""
     cfg = getattr(model, "config", None)

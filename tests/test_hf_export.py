@@ -21,6 +21,7 @@ from click.testing import CliRunner
 transformers = pytest.importorskip("transformers")
 from graphspec.cli.main import main  # noqa: E402
 from graphspec.codegen import emit, load  # noqa: E402
+from safetensors import safe_open  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 
 import graphspec  # noqa: E402
@@ -33,6 +34,8 @@ SMALL = {
     "qwen3_8b": (["vocab=100", "d=64", "L=2", "h=4", "kv=2", "hd=24", "d_ff=96", "seq_len=16"], "AutoModelForCausalLM",
                  "ids"),
     "olmo2_7b": (["vocab=100", "d=64", "L=2", "h=4", "d_ff=96", "seq_len=16"], "AutoModelForCausalLM", "ids"),
+    "mixtral_8x7b": (["vocab=100", "d=64", "L=2", "h=4", "kv=2", "d_ff=32", "experts=4", "top_k=2", "seq_len=16"],
+                     "AutoModelForCausalLM", "ids"),
     "qwen3_30b_a3b": (["vocab=100", "d=64", "L=2", "h=4", "kv=2", "hd=24", "d_ff=32", "experts=4", "top_k=2",
                        "seq_len=16"], "AutoModelForCausalLM", "ids"),
     "vit_b16": (["img_size=32", "patch=8", "D=64", "L=2", "h=4", "classes=10"], "AutoModelForImageClassification",
@@ -141,7 +144,12 @@ def test_a_spec_no_config_describes_is_refused(tmp_path, spec, overrides, words)
                                                     ("gemma2_2b", "Gemma2ForCausalLM", "none"),
                                                     ("qwen3_8b", "Qwen3ForCausalLM", "none"),
                                                     ("qwen3_8b", "Qwen3ForCausalLM", "default"),
-                                                    ("olmo2_7b", "Olmo2ForCausalLM", "default")])
+                                                    ("olmo2_7b", "Olmo2ForCausalLM", "default"),
+                                                    # save_pretrained writes one tensor per expert (Mixtral's
+                                                    # block_sparse_moe.experts.{e}.w1/w3/w2, Qwen3-MoE's
+                                                    # mlp.experts.{e}.gate/up/down_proj), as the hub's files are
+                                                    ("mixtral_8x7b", "MixtralForCausalLM", "default"),
+                                                    ("qwen3_30b_a3b", "Qwen3MoeForCausalLM", "none")])
 def test_import_weights_from_hugging_face_safetensors(tmp_path, spec, model_cls, passes):
     overrides, _, kind = SMALL[spec]
     r = cli("export", spec, "--format", "hf", "-o", tmp_path / "cfg", *sets(overrides))
@@ -152,6 +160,9 @@ def test_import_weights_from_hugging_face_safetensors(tmp_path, spec, model_cls,
         for p in hf.parameters():
             p.add_(0.02 * torch.randn(p.shape))
     hf.save_pretrained(tmp_path / "hf")  # HF's own writer: model.safetensors, tied head left out
+    if any(o.startswith("experts=") for o in overrides):
+        with safe_open(str(tmp_path / "hf" / "model.safetensors"), "pt") as f:
+            assert not any("gate_up_proj" in k for k in f.keys()) and any(".experts.3." in k for k in f.keys())
     w = tmp_path / "weights.safetensors"
     r = cli("import-weights", spec, tmp_path / "hf" / "model.safetensors", "-o", w, "--passes", passes,
             *sets(overrides))

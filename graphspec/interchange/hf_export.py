@@ -472,10 +472,11 @@ def to_graphspec_weights(sd: dict, graph, mt: str) -> dict:
     """A Hugging Face state dict (from model.safetensors) named as `graph`'s parameters; every
     parameter found with its shape, every HF tensor used (ExportError otherwise)."""
     from graphspec.analysis import tensors
-    from graphspec.weights import WeightError, name_map, to_graphspec
+    from graphspec.weights import WeightError, fused_experts, name_map, to_graphspec
 
     fam = weight_family(mt)
     try:
+        sd = fused_experts(sd) if fam == "llama" else sd  # Mixtral / Qwen3-MoE checkpoints: one tensor per expert
         out = to_graphspec(sd, graph, fam)
         used = {n for names in name_map(graph, fam, like=sd).values() for n in names}
     except (WeightError, KeyError) as e:
