@@ -45,7 +45,10 @@ def check_dtype(dtype: str) -> str:
 def parse_target(target: str, arch: str | None = None) -> tuple[str, str | None]:
     """`cuda:sm_90` -> ("cuda", "sm_90"); `cuda` with `arch` -> ("cuda", arch); others (t, None).
     BuildError for an arch on a target other than cuda, two different archs, or an unknown one."""
-    kind, _, suffix = str(target).partition(":")
+    kind, colon, suffix = str(target).partition(":")
+    if colon and not suffix.strip():
+        raise BuildError(f"--target {target!r} names no architecture after the colon; write e.g. cuda:sm_90, or "
+                         "plain cuda for the local GPU's (else sm_90)")
     if suffix and arch and suffix != arch:
         raise BuildError(f"--target {target} and --arch {arch} name two architectures; give one")
     arch = suffix or arch

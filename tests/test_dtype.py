@@ -125,6 +125,8 @@ def test_bad_dtype_and_arch_are_located_exit_2(tmp_path):
     assert r.exit_code == 2 and "two architectures" in r.output, r.output
     r = CliRunner().invoke(cli, ["build", "vit_b16", "-t", "vulkan", "-o", str(tmp_path / "e")])
     assert r.exit_code == 2 and "vulkan" in r.output
+    r = CliRunner().invoke(cli, ["build", "vit_b16", "-t", "cuda:", "-o", str(tmp_path / "f")])  # was the default arch
+    assert r.exit_code == 2 and "names no architecture after the colon" in r.output, r.output
     assert not any(tmp_path.iterdir())  # nothing half-written
 
 
