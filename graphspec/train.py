@@ -402,6 +402,9 @@ def preflight(spec, config: TrainConfig, overrides=(), world: int = 1, dataset=N
             raise TrainError(f"--resume: {ckpt_dir}/graphspec.json names step {info['step']}, and "
                              f"{ckpt_dir / ('step-' + str(info['step']))} is missing; remove {ckpt_dir} (or its "
                              "graphspec.json) to start over")
+        if int(info["step"]) >= config.steps:  # ran no step and said nothing
+            raise TrainError(f"--resume: the checkpoint in {ckpt_dir} is at step {info['step']}, so --steps "
+                             f"{config.steps} leaves nothing to run; give --steps above {info['step']}")
     return graph, source, cls, int(info["step"]) if config.resume else 0
 
 

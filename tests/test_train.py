@@ -214,6 +214,8 @@ def test_resume_from_another_specs_checkpoint_exits_2(specs, tmp_path):
     assert r.exit_code == 2 and "holds a checkpoint of 'tiny_gpt'" in r.output, r.output
     r = run_cli([str(specs / "tiny_gpt.yaml"), "--steps", "2", "--ckpt-dir", str(tmp_path / "empty"), "--resume"])
     assert r.exit_code == 2 and "holds no checkpoint" in r.output, r.output
+    r = run_cli([str(specs / "tiny_gpt.yaml"), "--steps", "1", "--batch", "2", "--ckpt-dir", str(ckpt), "--resume"])
+    assert r.exit_code == 2 and "is at step 1, so --steps 1 leaves nothing to run" in r.output, r.output  # was exit 0
 
 
 @pytest.mark.parametrize("args, message", [
