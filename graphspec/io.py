@@ -262,7 +262,8 @@ def target_dir(path: str | Path) -> Path:
     if any(real == h or real in h.parents for h in _homes()):
         raise OutputError(f"cannot replace {path}: it is a home directory or one of its parents (not even "
                           "with --force); give a new subdirectory, e.g. build/NAME")
-    if real.parent == Path(real.anchor):
+    if real.parent == Path(real.anchor) and real.is_dir() and any(real.iterdir()) \
+            and not (real / "manifest.json").is_file():  # /usr, /etc; a new /out (a container's volume) is fine
         raise OutputError(f"cannot replace {path}: it is a top-level directory of the filesystem (not even "
                           "with --force); give a new subdirectory, e.g. build/NAME")
     return p

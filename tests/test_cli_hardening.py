@@ -268,6 +268,9 @@ def test_force_never_replaces_the_specs_folder_or_a_home(tmp_path, monkeypatch):
     for out in (home, tmp_path):
         refused(cli("build", d / "s.yaml", "-t", "torch", "-o", out, "--force"), "a home directory or one of its parents")
     refused(cli("build", d / "s.yaml", "-t", "torch", "-o", "/usr", "--force"), "top-level directory")
+    from graphspec.io import target_dir  # a new top-level folder (a container's /out) is a fine -o
+
+    assert str(target_dir("/graphspec-test-no-such-folder")) == "/graphspec-test-no-such-folder"
     assert sorted(p.name for p in d.iterdir()) == ["notes.txt", "s.yaml"] and (home / "docs").is_dir()
 
 
