@@ -299,6 +299,8 @@ def test_import_then_export_gives_back_the_config():
                     if getattr(before, key, None) is None or key == "layer_types" or \
                             not hasattr(after, key):
                         continue
+                    if (mt, key) == ("qwen3_moe", "intermediate_size"):  # the dense MLP's: no layer has one
+                        continue
                     want = getattr(before, key)
                     if key == "rope_parameters" and out["model_type"] != mt:  # Llama's: no rotary fraction (1)
                         want = {k: v for k, v in want.items() if k != "partial_rotary_factor"}
