@@ -113,7 +113,7 @@ def test_generated_llama_reads_like_hand_written_code():
                   "self.q_proj", "self.gate_proj", "self.input_layernorm", "self.post_attention_layernorm"):
         assert piece in src, piece
     _, _, src = generated("mixtral_8x7b", "none")
-    assert "class Experts" in src and "class MoE" in src and "self.gate = nn.Linear(" in src
+    assert "class Experts" in src and "class MoE" in src and "self.gate = TopKRouter(dim, experts, top_k)" in src
     _, _, src = generated("olmo2_7b", "default")  # q/k norms over all heads, on the fused projection's parts
     for piece in ('"""Transformer block: x = x + norm(attn(x)); x = x + norm(mlp(x))."""',
                   "self.q_norm = nn.RMSNorm(dim, eps=1e-06)", "q = self.q_norm(q).unflatten(-1, (self.num_heads, -1))",

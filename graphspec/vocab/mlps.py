@@ -6,6 +6,8 @@ has them (`gate_proj/up_proj/down_proj`, Mixtral's router `gate` and `experts`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from graphspec.vocab.registry import CLASS_DOCS, Arg, alias, construct
 
 ACT_OP = {"relu": ("relu", {}), "gelu": ("gelu", {"approximate": "none"}),
@@ -78,6 +80,56 @@ def glu(b, use, ctx, x, local="mlp"):
         return b.emit("linear", (h,), "down_proj", out_features=dim, bias=ctx.mlp_bias, in_features=ff)
 
 
+@dataclass(frozen=True)
+class Routing:
+    """Context of a router's lowering: what the mixture around it routes."""
+
+    dim: int
+    experts: int
+    top_k: int
+    normalize: bool
+
+
+_GROUPS = (Arg("groups", int, 1, minimum=1, doc="expert groups (n_group); the choice keeps topk_groups of them"),
+           Arg("topk_groups", int, 1, minimum=1, doc="groups a token's experts come from (topk_group)"),
+           Arg("scale", float, 1.0, minimum=0, exclusive=True,
+               doc="routed_scaling_factor: multiplies the routing weights"))
+
+
+def _check_groups(a):
+    if a["topk_groups"] > a["groups"]:
+        return [("topk_groups", f"topk_groups {a['topk_groups']} exceeds the {a['groups']} groups",
+                 f"use topk_groups ≤ {a['groups']}")]
+    return []
+
+
+def _router(b, use, ctx, x, score, bias=False):
+    return b.emit("router", (x,), "gate", experts=ctx.experts, top_k=ctx.top_k, dim=ctx.dim, score=score,
+                  normalize=ctx.normalize, scale=use["scale"], groups=use["groups"], topk_groups=use["topk_groups"],
+                  bias=bias)
+
+
+@construct("router", "softmax", *_GROUPS, check=_check_groups, example="mlp: moe(4, 2, expert=glu(64, silu), "
+           "router=softmax(groups=2, topk_groups=1, scale=16.0), normalize=false)")
+def softmax_router(b, use, ctx, x):
+    """Softmax over a linear router's logits, top_k of them (Mixtral §2.1, Qwen-MoE). With groups,
+    DeepSeek-V2's device-limited routing (arXiv:2405.04434 §2.1.3, `group_limited_greedy`): a
+    token's experts come from the topk_groups groups whose best expert scores highest."""
+    return _router(b, use, ctx, x, "softmax")
+
+
+@construct("router", "sigmoid", *_GROUPS, Arg("bias", bool, True, doc="e_score_correction_bias: "
+           "a buffer added to the scores for the choice only"),
+           check=_check_groups, example="mlp: moe(8, 2, expert=glu(32, silu), shared=1, "
+           "router=sigmoid(groups=4, topk_groups=2, scale=2.5))")
+def sigmoid_router(b, use, ctx, x):
+    """DeepSeek-V3's router (arXiv:2412.19437 §2.1.2, Eqs. 13-16): sigmoid affinities; the
+    choice adds a bias (auxiliary-loss-free load balancing) and, with groups, keeps the
+    topk_groups groups of highest sum of their best two experts; the weights are the chosen
+    affinities, normalised (norm_topk_prob) and scaled (routed_scaling_factor, 2.5)."""
+    return _router(b, use, ctx, x, "sigmoid", use["bias"])
+
+
 def _check_moe(a):
     out = []
     if a["top_k"] > a["experts"]:
@@ -87,6 +139,22 @@ def _check_moe(a):
         out.append(("expert", "an expert cannot itself be a mixture", "write expert=glu(d_ff, silu)"))
     elif a["expert"]["d_ff"] is None:
         out.append(("expert", "the expert needs its width", "write expert=glu(d_ff, silu) with d_ff a number"))
+    r, E = a["router"], a["experts"]
+    if r["groups"] > 1 and E % r["groups"]:
+        out.append(("router", f"the {E} experts do not split into {r['groups']} equal groups",
+                    f"use groups that divide {E}"))
+    elif r["groups"] > 1:
+        size = E // r["groups"]
+        if r["topk_groups"] <= r["groups"] and a["top_k"] > size * r["topk_groups"]:
+            out.append(("router", f"top_k {a['top_k']} exceeds the {size * r['topk_groups']} experts of the "
+                        f"{r['topk_groups']} chosen groups of {size}",
+                        f"use topk_groups ≥ {-(-a['top_k'] // size)} or top_k ≤ {size * r['topk_groups']}"))
+        if r.name == "sigmoid" and size < 2:
+            out.append(("router", f"groups of {size} expert: sigmoid ranks a group by its best two",
+                        f"use groups ≤ {E // 2}"))
+    if a["shared_gate"] and not a["shared"]:
+        out.append(("shared_gate", "shared_gate=true gates the shared expert, and shared is 0",
+                    "give shared=N (Qwen1.5-MoE-A2.7B: shared=4) or drop shared_gate"))
     return out
 
 
@@ -95,22 +163,34 @@ def _check_moe(a):
            Arg("expert", "mlp", doc="each expert's MLP, e.g. glu(14336, silu)"),
            Arg("shared", int, 0, minimum=0, doc="always-on experts (DeepSeekMoE), one MLP of shared × d_ff"),
            Arg("normalize", bool, True, doc="renormalise the top_k router weights to sum 1 (Mixtral)"),
+           Arg("router", "router", "softmax", doc="how the gate scores and chooses: softmax, sigmoid(...)"),
+           Arg("shared_gate", bool, False, doc="Qwen2-MoE: the shared expert's output times "
+               "sigmoid(shared_expert_gate(x))"),
            check=_check_moe, example="mlp: moe(8, 2, expert=glu(14336, silu))", module="MoE", attr="mlp",
-           doc_class="Sparse mixture of experts (Mixtral §2.1): a linear router picks the top_k experts "
+           doc_class="Sparse mixture of experts (Mixtral §2.1): a router picks the top_k experts "
                      "per token and weights their outputs.")
 def moe(b, use, ctx, x, local="mlp"):
-    """Sparse mixture of experts (Fedus et al. 2022; Mixtral, Jiang et al. 2024, §2.1): a linear
-    router `gate` scores E experts, each token runs its top_k. One `moe` op holds all experts
-    (HF's `experts.gate_up_proj`, `experts.down_proj`). MACs per token: router + top_k experts."""
+    """Sparse mixture of experts (Fedus et al. 2022; Mixtral, Jiang et al. 2024, §2.1): a router
+    `gate` scores E experts, each token runs its top_k. One `moe` op holds all experts
+    (HF's `experts.gate_up_proj`, `experts.down_proj`). `shared` experts run on every token
+    (DeepSeekMoE, arXiv:2401.06066 §3.2; HF's `shared_experts`); with `shared_gate` (Qwen2-MoE)
+    HF's `shared_expert`, scaled by sigmoid(`shared_expert_gate`(x)), a dim -> 1 linear.
+    MACs per token: router + top_k experts + shared experts (+ the shared gate's dim)."""
     dim, ex = ctx.dim, use["expert"]
     ff, E = hidden(ex, dim), use["experts"]
     with b.module(local, "MoE", dim=dim, experts=E, top_k=use["top_k"]):
-        logits = b.emit("linear", (x,), "gate", out_features=E, bias=False, in_features=dim)
-        y = b.emit("moe", (x, logits), "experts", experts=E, top_k=use["top_k"], dim=dim, d_ff=ff,
-                   gated=ex.name == "glu", normalize=use["normalize"], act=ex["act"].name)
+        routing = use["router"].lower(b, Routing(dim, E, use["top_k"], use["normalize"]), x)
+        y = b.emit("moe", (x, routing), "experts", experts=E, top_k=use["top_k"], dim=dim, d_ff=ff,
+                   gated=ex.name == "glu", act=ex["act"].name)
         if use["shared"]:
             from graphspec.vocab.registry import Use
 
             wide = Use(ex.construct, tuple({**ex.a, "d_ff": ff * use["shared"]}.items()))
-            y = b.emit("add", (y, wide.lower(b, ctx, x, "shared_experts")), "with_shared")
+            if use["shared_gate"]:
+                s = wide.lower(b, ctx, x, "shared_expert")
+                gate = b.emit("linear", (x,), "shared_expert_gate", out_features=1, bias=False, in_features=dim)
+                s = b.emit("mul", (b.emit("sigmoid", (gate,), "shared_weight"), s), "gated_shared")
+            else:
+                s = wide.lower(b, ctx, x, "shared_experts")
+            y = b.emit("add", (y, s), "with_shared")
         return y
