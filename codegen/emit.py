@@ -29,7 +29,8 @@ BUILT_AS_IDENTITY = frozenset({"dropout", "drop_path"})  # absent = constructed 
 GUARD_NAMES = {"roll": "shift", "shift_mask": "shift", "causal_mask": "causal", "add_window_mask": "mask",
                "sliding_mask": "sliding_window"}
 HINTS = {("scale", "k"): "scale", ("attention", "scale"): "scale", ("attention", "dropout"): "attn_drop",
-         ("sliding_mask", "window"): "sliding_window", ("attention", "sliding"): "sliding_window"}
+         ("sliding_mask", "window"): "sliding_window", ("attention", "sliding"): "sliding_window",
+         ("rotary", "theta"): "rope_theta", ("rotary", "scaling"): "rope_scaling"}
 TABLES = {"tokens": "vocab", "types": "types", "pos": "max_len"}  # an embedding's length, by its name
 LOOP_VARS = {"blocks": "blk", "layers": "layer"}
 # NOTE: [Optional inputs] A value the IR computes that a caller may give instead: the forward

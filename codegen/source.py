@@ -32,7 +32,7 @@ from graphspec.vocab.registry import class_doc
 
 HELPER_ORDER = ("window_partition", "window_reverse", "roll_tokens", "shift_mask", "add_window_mask",
                 "relative_position_index", "patch_merge", "causal_mask", "sinusoidal", "sine_pos_2d", "attention",
-                "relative_buckets", "relative_bias", "FrozenBatchNorm2d", "DropPath", "apply_rotary", "sliding_mask", "alibi",
+                "relative_buckets", "relative_bias", "FrozenBatchNorm2d", "DropPath", "rope_frequencies", "apply_rotary", "sliding_mask", "alibi",
                 "OffsetRMSNorm", "TopKRouter", "Experts")
 HELPER_DEPS = {"shift_mask": ("window_partition",), "relative_bias": ("relative_buckets",)}
 WIDTH = 100
@@ -203,7 +203,9 @@ class Emitter:
         need = {h for h in HELPER_ORDER if re.search(rf"\b{h}\(", used)}
         for h in list(need):
             need.update(HELPER_DEPS.get(h, ()))
-        module = _env().get_template("helpers.py.j2").make_module()
+        if re.search(r"\bapply_rotary\(.*\bscaling=", used):  # a rescaled RoPE (Llama 3.1, Gemma-3's global layers)
+            need.add("rope_frequencies")
+        module = _env().get_template("helpers.py.j2").make_module({"rope_scaling": "rope_frequencies" in need})
         helpers = [str(getattr(module, h)()).strip("\n") for h in HELPER_ORDER if h in need]
         classes = [_layout(c) for c in self.rendered.values()]
         code_text = "\n".join(helpers) + "".join(c["init"] + c["body"] + "".join(c["methods"]) for c in classes)

@@ -254,7 +254,7 @@ def _stack(b: Builder, spec: ModelSpec, s: StackSpec, x: str, grid: tuple | None
                         dim=dim, heads=heads, kv_heads=kvh, head_dim=s.head_dim or _per_head(dim, heads), norm=norm,
                         mask=mask, names=names, qkv_bias=s.qkv_bias, out_bias=s.out_bias, mlp_bias=s.mlp_bias,
                         dropout=s.dropout, attn_dropout=s.attn_dropout, drop_path=s.drop_path * index / max(total - 1, 1),
-                        qk_norm=norm if s.qk_norm else None, qk_norm_all=s.qk_norm == "all", softcap=s.softcap, pos=inner_pos,
+                        qk_norm=norm if s.qk_norm else None, qk_norm_all=s.qk_norm == "all", softcap=s.softcap, pos=attention.layer_pos(mask, inner_pos),
                         pos_q=pos[0] if s.pos_every_layer else None, mem_pos=pos[1] if s.pos_every_layer else None,
                         memory=memory if s.cross else None, mlp=s.mlps[si] if s.mlps else mlp, grid=grid,
                         window=window, shift=shift, scale=s.scale, pos_state=shared)

@@ -31,11 +31,48 @@ from graphspec.ops.registry import (
 )
 
 
-def apply_rotary(x, theta: float, rotary_dim: int, interleaved: bool = False):
+def rope_frequencies(theta: float, rotary_dim: int, scaling: tuple | None = None, device=None):
+    """(inv_freq, attention_factor): the rotary angles' inverse frequencies θ^(-2i/r), i < r/2,
+    float32, rescaled for a longer context by `scaling` (graphspec/vocab/positions.py writes it):
+
+        ("linear", factor)                                every frequency ÷ factor (Chen et al. 2023)
+        ("llama3", factor, low, high, original)           long wavelengths ÷ factor, short kept, smooth between
+        ("yarn", factor, original, fast, slow, af, trunc) NTK-by-parts blend, cos/sin × af (Peng et al. 2023)
+
+    the formulas of Hugging Face's modeling_rope_utils (eval rule; the generated code's
+    `rope_frequencies` helper is the same function)."""
+    r = rotary_dim
+    inv = 1.0 / theta ** (th.arange(0, r, 2, device=device).float() / r)
+    kind = scaling[0] if scaling else None
+    if kind is None:
+        return inv, 1.0
+    if kind == "linear":
+        return inv / scaling[1], 1.0
+    if kind == "llama3":  # Llama 3.1: wavelengths above original/low ÷ factor, below original/high kept
+        factor, low, high, original = scaling[1:]
+        wavelen = 2 * math.pi / inv
+        smooth = ((original / wavelen - low) / (high - low)).clamp(0, 1)
+        return (1 - smooth) * inv / factor + smooth * inv, 1.0
+    if kind == "yarn":  # YaRN §3.2: dims turning fewer than `slow` times in `original` tokens interpolate
+        factor, original, fast, slow, attention_factor, truncate = scaling[1:]
+
+        def dim_of(turns):  # the rotated dim that turns `turns` times over the original context
+            return r * math.log(original / (turns * 2 * math.pi)) / (2 * math.log(theta))
+
+        lo, hi = dim_of(fast), dim_of(slow)
+        lo, hi = (math.floor(lo), math.ceil(hi)) if truncate else (lo, hi)
+        lo, hi = max(lo, 0), min(hi, r - 1)
+        hi = hi + 0.001 if hi == lo else hi  # HF's guard against a zero-width ramp
+        ramp = ((th.arange(r // 2, device=device).float() - lo) / (hi - lo)).clamp(0, 1)
+        return inv / factor * ramp + inv * (1 - ramp), attention_factor
+    raise ValueError(f"unknown rope scaling {scaling!r}")
+
+
+def apply_rotary(x, theta: float, rotary_dim: int, interleaved: bool = False, scaling: tuple | None = None):
     """x (B, h, N, d) with its first `rotary_dim` dims of each head rotated by position (eval
     rule; the generated code's `apply_rotary` helper is the same function)."""
     N = x.shape[-2]
-    inv_freq = 1.0 / theta ** (th.arange(0, rotary_dim, 2, device=x.device).float() / rotary_dim)
+    inv_freq, attention_factor = rope_frequencies(theta, rotary_dim, scaling, x.device)
     freqs = th.outer(th.arange(N, device=x.device).float(), inv_freq)  # N, r/2
     rot, rest = x[..., :rotary_dim], x[..., rotary_dim:]
     if interleaved:  # GPT-J: pairs (x0, x1), (x2, x3), ...
@@ -46,20 +83,27 @@ def apply_rotary(x, theta: float, rotary_dim: int, interleaved: bool = False):
         cos, sin = emb.cos(), emb.sin()
         x1, x2 = rot.chunk(2, -1)
         rotated = th.cat((-x2, x1), -1)
+    if attention_factor != 1.0:  # YaRN
+        cos, sin = cos * attention_factor, sin * attention_factor
     return th.cat((rot * cos + rotated * sin, rest), -1)
 
 
-def rotary_tables(N: int, d: int, rotary_dim: int, theta: float, interleaved: bool = False):
+def rotary_tables(N: int, d: int, rotary_dim: int, theta: float, interleaved: bool = False,
+                  scaling: tuple | None = None):
     """(cos, sin, P) for the ONNX and Relax emitters: cos/sin (N, d) f32 over the whole head (1
     and 0 on the dims that do not rotate) and the (d, d) signed permutation with
     rotate(x) = x @ P on the rotated dims, so that rotary(x) = x·cos + (x @ P)·sin."""
     r = rotary_dim
-    inv = (1.0 / theta ** (np.arange(0, r, 2, dtype=np.float32) / np.float32(r))).astype(np.float32)
+    if scaling:
+        inv_t, af = rope_frequencies(theta, r, scaling)
+        inv = inv_t.numpy()
+    else:
+        inv, af = (1.0 / theta ** (np.arange(0, r, 2, dtype=np.float32) / np.float32(r))).astype(np.float32), 1.0
     freqs = np.outer(np.arange(N, dtype=np.float32), inv).astype(np.float32)  # N, r/2
     emb = np.repeat(freqs, 2, -1) if interleaved else np.concatenate([freqs, freqs], -1)
     cos = np.ones((N, d), np.float32)
     sin = np.zeros((N, d), np.float32)
-    cos[:, :r], sin[:, :r] = np.cos(emb), np.sin(emb)
+    cos[:, :r], sin[:, :r] = np.cos(emb) * np.float32(af), np.sin(emb) * np.float32(af)
     P = np.zeros((d, d), np.float32)
     for j in range(r // 2):
         if interleaved:  # (x0, x1) -> (-x1, x0)
@@ -169,38 +213,45 @@ class Mul:
         return e("multiply", a, b)
 
 
+def _rotary_call(ops, a) -> str:
+    extra = "" if a["interleaved"] == False else f", interleaved={a['interleaved']}"  # noqa: E712
+    extra += "" if a["scaling"] == None else f", scaling={a['scaling']}"  # noqa: E711
+    return f"apply_rotary({ops[0]}, {a['theta']}, {a['rotary_dim']}{extra})"
+
+
 @op("rotary", ELEMENTWISE)
 class Rotary:
     """Rotary position embedding on q or k (B, h, N, d): the first `rotary_dim` dims of each
-    head rotated by angle pos·θ^(-2i/rotary_dim) (RoFormer §3.4.2); the rest pass through."""
+    head rotated by angle pos·θ^(-2i/rotary_dim) (RoFormer §3.4.2); the rest pass through.
+    `scaling` rescales the frequencies for a longer context (`rope_frequencies`)."""
 
-    defaults = {"interleaved": False}
+    defaults = {"interleaved": False, "scaling": None}
 
-    def shape(x, *, theta, rotary_dim, interleaved=False):
+    def shape(x, *, theta, rotary_dim, interleaved=False, scaling=None):
         if len(x) != 4:
             raise ShapeError(f"rotary expects (B, h, N, d), got {x}")
         if isinstance(x[-1], int) and (rotary_dim > x[-1] or rotary_dim % 2):
             raise ShapeError(f"rotary dims {rotary_dim} must be even and at most the head dim {x[-1]}")
         return x
 
-    torch = Torch(call=lambda ops, a: f"apply_rotary({ops[0]}, {a['theta']}, {a['rotary_dim']}"
-                  + ("" if a["interleaved"] == False else f", interleaved={a['interleaved']}") + ")",  # noqa: E712
-                  helpers=("apply_rotary",))
+    torch = Torch(call=_rotary_call, helpers=("apply_rotary",))
 
-    def eval(w, x, *, theta, rotary_dim, interleaved=False):
-        return apply_rotary(x, theta, rotary_dim, interleaved)
+    def eval(w, x, *, theta, rotary_dim, interleaved=False, scaling=None):
+        return apply_rotary(x, theta, rotary_dim, interleaved, scaling)
 
     # x·cos + (x @ P)·sin with constant (N, d) tables and the (d, d) rotation P: no slicing
-    def onnx(e, x, *, theta, rotary_dim, interleaved=False):
+    def onnx(e, x, *, theta, rotary_dim, interleaved=False, scaling=None):
         N, d = e.shape(x)[-2:]
-        cos, sin, P = rotary_tables(N, d, rotary_dim, theta, interleaved)
+        cos, sin, P = rotary_tables(N, d, rotary_dim, theta, interleaved, scaling)
         tag = f"rope_{N}x{d}_{rotary_dim}_{theta:g}{'_i' if interleaved else ''}"
+        if scaling:
+            tag += "_" + "_".join(f"{v:g}" if isinstance(v, float) else str(v) for v in scaling)
         rot = e("MatMul", x, e.const(P, f"{tag}_P"))
         return e("Add", e("Mul", x, e.const(cos, f"{tag}_cos")), e("Mul", rot, e.const(sin, f"{tag}_sin")))
 
-    def relax(e, x, *, theta, rotary_dim, interleaved=False):
+    def relax(e, x, *, theta, rotary_dim, interleaved=False, scaling=None):
         N, d = e.shape(x)[-2:]
-        cos, sin, P = rotary_tables(N, d, rotary_dim, theta, interleaved)
+        cos, sin, P = rotary_tables(N, d, rotary_dim, theta, interleaved, scaling)
         rot = e("matmul", x, e.const(P))
         return e("add", e("multiply", x, e.const(cos)), e("multiply", rot, e.const(sin)))
 

@@ -7,6 +7,7 @@ variables, + - * / // % **, parentheses, a few functions and call forms are acce
     d_model // h       -> 64
     windowed(M=7)      -> Call("windowed", args=(), kwargs={"M": 7})
     learned(max_len)   -> Call("learned", args=(512,), kwargs={})
+    sliding(512) * 2   -> [Call("sliding", (512,)), Call("sliding", (512,))]  (pattern(sliding(512) * 5, causal))
 
 `/` keeps integers when the division is exact. With `symbols=True`, unknown names become
 sympy symbols (used to read shapes back from JSON).
@@ -26,6 +27,7 @@ MAX_POW = 64
 MAX_BITS = 256  # every integer an expression computes, also in between: |n| < 2**256 (77 digits)
 MAX_TEXT = 4096  # characters of one expression
 MAX_DEPTH = 100  # nesting of one expression (operators, parentheses, calls)
+MAX_REPEAT = 100_000  # `sliding(512) * n`: the copies one repetition makes
 CONSTANTS = {"true": True, "false": False, "True": True, "False": False, "none": None, "null": None,
              "None": None}
 FUNCTIONS = {"min": min, "max": max, "int": int, "sqrt": math.sqrt, "round": round,
@@ -169,6 +171,8 @@ class _Eval:
                             fix=_suggest(node.id, self.env))
         if isinstance(node, ast.BinOp) and type(node.op) in BINOPS:
             a, b = self.visit(node.left), self.visit(node.right)
+            if isinstance(node.op, ast.Mult) and (isinstance(a, Call) or isinstance(b, Call)):
+                return self._repeat(a, b, node)
             self._number(a, node.left)
             self._number(b, node.right)
             try:
@@ -193,6 +197,14 @@ class _Eval:
                             fix=f"use one of {', '.join(sorted(FUNCTIONS))}")
         raise ExprError(f"unsupported syntax {ast.unparse(node)!r} (only arithmetic on numbers and "
                         "variables, and call forms, are allowed)", getattr(node, "col_offset", 0))
+
+    def _repeat(self, a: Any, b: Any, node: ast.AST) -> list:
+        """`sliding(512) * 5`: a call form repeated, as a list (`pattern(sliding(512) * 5, causal)`)."""
+        call, n = (a, b) if isinstance(a, Call) else (b, a)
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_REPEAT:
+            raise ExprError(f"{self._src(node)} repeats a call form {spec_text(n)} times", node.col_offset,
+                            fix=f"repeat it a whole number of times from 1 to {MAX_REPEAT}, e.g. sliding(512) * 5")
+        return [call] * n
 
     def _number(self, v: Any, node: ast.AST) -> None:
         if isinstance(v, bool) or not isinstance(v, int | float | sympy.Basic):

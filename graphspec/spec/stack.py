@@ -152,7 +152,8 @@ def _masks(r, v: Any, path: tuple, total: int, depths: list) -> list:
             r.diags.add(r.raw.loc(*path), "pattern() repeats its masks over the blocks and needs at least one",
                         "write e.g. pattern(sliding(4096), global)")
             return []
-        ms = [vocab.read(r, a, path, "mask", "attention") for a in val.args]
+        args = [x for a in val.args for x in (a if isinstance(a, list) else [a])]  # `sliding(512) * 5`
+        ms = [vocab.read(r, a, path, "mask", "attention") for a in args]
         return [] if None in ms else [ms[i % len(ms)] for i in range(total)]
     if isinstance(val, list):
         ms = [vocab.read(r, a, path + (i,), "mask", "attention") for i, a in enumerate(val)]
@@ -227,11 +228,14 @@ def check_vocab(spec, diags) -> None:
                           f"{h} query heads do not split into {kv} k/v head groups{stage}",
                           f"use kv_heads in {ok[-6:]} (a divisor of heads; 1 is multi-query attention)")
             hd = s.head_dim or (s.dim // h if s.dim % h == 0 else None)
-            if pos is not None and pos.name == "rope" and hd:
-                r = rotary_dim(pos, hd)
+            ropes = {id(p): (p, where) for p, where in [(pos, spec.loc("embed"))] + [
+                (m["pos"], spec.loc(s.role, "attention") or s.loc) for m in s.masks if m.get("pos") is not None]
+                if p is not None and p.name == "rope"}  # the embedding's rope and a mask's own (Gemma-3)
+            for p, where in ropes.values() if hd else ():
+                r = rotary_dim(p, hd)
                 if not isinstance(r, int) or r % 2 or r == 0:
-                    lo = 2 * int(pos["fraction"] * hd // 2)
+                    lo = 2 * int(p["fraction"] * hd // 2)
                     ok = [f"fraction={c / hd:g}" for c in (lo, lo + 2) if 0 < c <= hd]
-                    diags.add(spec.loc("embed"), f"rope rotates {pos['fraction']} × {hd} = {r:g} dims of each head, "
+                    diags.add(where, f"rope rotates {p['fraction']} × {hd} = {r:g} dims of each head, "
                               "which is not an even number", "choose a fraction that gives an even count: "
                               + " or ".join(ok))

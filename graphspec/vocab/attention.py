@@ -89,7 +89,30 @@ def _plan_none(use, at) -> dict[str, Any]:
     return {}
 
 
-@construct("mask", "global", hooks={"plan": _plan_none}, example="attention: global")
+# A mask's `pos=`: the position scheme of the layers with this mask, in place of the embedding's
+# (Gemma-3: `pattern(sliding(1024, pos=rope(10000)), ..., causal)` over a global rope(1000000);
+# `causal(pos=none)`: a layer without positions, Llama-4's NoPE layers).
+_POS = Arg("pos", "pos", None, doc="this mask's layers' position scheme (rope, alibi, none) instead of the embedding's")
+
+
+def _check_pos(a) -> list:
+    p = a.get("pos")
+    if p is not None and p.name not in ("rope", "alibi", "none"):
+        return [("pos", f"pos={p.name} acts at the embedding, not inside attention",
+                 "a mask takes pos=rope(theta, ...), pos=alibi or pos=none; set other schemes in `embed:`")]
+    return []
+
+
+def layer_pos(mask, embed_pos):
+    """The position scheme acting inside the attention of a layer with `mask`: the mask's `pos=`
+    when it has one (None for `none`), else the embedding's `embed_pos` (None when it acts there)."""
+    p = mask.get("pos")
+    if p is None:
+        return embed_pos
+    return None if p.name == "none" else p
+
+
+@construct("mask", "global", _POS, check=_check_pos, hooks={"plan": _plan_none}, example="attention: global")
 def global_(b, use, layer, x, kv, local):
     """Every token attends to every token (Vaswani §3.2.2; encoders)."""
     return attend(b, layer, x, kv, local, pos_q=layer.pos_q, pos_k=layer.pos_k)
@@ -99,7 +122,7 @@ def _causal(b, s):
     return b.emit("causal_mask", (s,), "masked")
 
 
-@construct("mask", "causal", hooks={"plan": _plan_none}, example="attention: causal")
+@construct("mask", "causal", _POS, check=_check_pos, hooks={"plan": _plan_none}, example="attention: causal")
 def causal(b, use, layer, x, kv, local):
     """Token i attends to tokens ≤ i (decoders). MACs are counted dense by default; the
     `unmasked` convention counts the N(N+1)/2 pairs per head."""
@@ -107,7 +130,7 @@ def causal(b, use, layer, x, kv, local):
 
 
 @construct("mask", "sliding", Arg("window", int, minimum=0, exclusive=True, doc="keys each query sees, itself included"),
-           hooks={"plan": _plan_none}, example="attention: sliding(4096)")
+           _POS, check=_check_pos, hooks={"plan": _plan_none}, example="attention: sliding(4096)")
 def sliding(b, use, layer, x, kv, local):
     """Causal sliding window (Longformer §3.1; Mistral 7B §2): query i sees keys i-W < j ≤ i.
     MACs are counted dense by default; `unmasked` counts Σᵢ min(i+1, W) pairs per head."""

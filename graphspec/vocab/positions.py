@@ -12,6 +12,7 @@ a model whose blocks have none."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,8 +68,14 @@ def _check_rope(a):
 
 def _rope_qk(b, use, layer, q, k):
     rd = rotary_dim(use, layer.head_dim)
-    attrs = dict(theta=float(use["theta"]), rotary_dim=rd, interleaved=use["interleaved"])
+    attrs = dict(theta=float(use["theta"]), rotary_dim=rd, interleaved=use["interleaved"], scaling=scaling(use))
     return b.emit("rotary", (q,), "q_rot", **attrs), b.emit("rotary", (k,), "k_rot", **attrs)
+
+
+def scaling(use) -> tuple | None:
+    """The `rotary` op's `scaling` attribute of a rope use: its scaling construct lowered."""
+    s = use.get("scaling")
+    return None if s is None else s.lower(None, None)
 
 
 def rotary_dim(use, head_dim):
@@ -82,6 +89,8 @@ def rotary_dim(use, head_dim):
            Arg("interleaved", bool, False, doc="rotate pairs (x0, x1) as GPT-J, not halves as Llama"),
            Arg("max_len", int, None, minimum=1,
                doc="context length trained for (HF's max_position_embeddings); no table, no params"),
+           Arg("scaling", "rope_scaling", None, doc="frequencies rescaled for a longer context: linear(8), "
+               "llama3(8), yarn(40, original=4096)"),
            check=_check_rope, hooks={"qk": _rope_qk},
            example="embed: tokens(32000, dim=4096, pos=rope(10000))")
 def rope(b, use, ctx, x):
@@ -90,6 +99,80 @@ def rope(b, use, ctx, x):
     the context length the model was trained for (Llama-2: 4096) and changes nothing built;
     `graphspec export --format hf` writes it as max_position_embeddings."""
     return x
+
+
+# -- RoPE scaling: `rope(500000, scaling=llama3(8, low=1, high=4, original=8192))` ---------------------
+# Each lowers to the `rotary` op's `scaling` attribute, a tuple that graphspec.ops.llm.rope_frequencies
+# reads (the generated code's helper of the same name): the formulas of Hugging Face's
+# modeling_rope_utils, whose `rope_parameters` / `rope_scaling` name the same numbers.
+
+@construct("rope_scaling", "none", example="embed: tokens(1000, dim=64, pos=rope(10000, scaling=none))")
+def no_scaling(b, use, ctx):
+    """The angles as RoFormer defines them (HF's rope_type "default")."""
+    return None
+
+
+@construct("rope_scaling", "linear", Arg("factor", float, minimum=1, doc="positions ÷ factor"),
+           example="embed: tokens(1000, dim=64, pos=rope(1000000, scaling=linear(8)))")
+def linear_scaling(b, use, ctx):
+    """Position interpolation (Chen et al. 2023, arXiv:2306.15595, §2.3): every frequency ÷ factor,
+    so factor × the trained length spans the trained angles (Gemma-3's global layers: 8)."""
+    return ("linear", float(use["factor"]))
+
+
+def _check_llama3(a):
+    if a["high"] <= a["low"]:
+        return [("high", f"high {a['high']:g} is not above low {a['low']:g}",
+                 "write llama3(8, low=1, high=4, original=8192) (Llama 3.1's values)")]
+    return []
+
+
+@construct("rope_scaling", "llama3", Arg("factor", float, minimum=1, doc="long wavelengths ÷ factor"),
+           Arg("low", float, 1.0, minimum=0, exclusive=True, doc="HF's low_freq_factor"),
+           Arg("high", float, 4.0, minimum=0, exclusive=True, doc="HF's high_freq_factor"),
+           Arg("original", int, 8192, minimum=1, doc="context length before scaling (original_max_position_embeddings)"),
+           check=_check_llama3,
+           example="embed: tokens(1000, dim=64, pos=rope(500000, scaling=llama3(8, low=1, high=4, original=8192)))")
+def llama3(b, use, ctx):
+    """Llama 3.1's frequency-dependent scaling (Meta 2024, "The Llama 3 Herd of Models", and its
+    reference code): wavelengths longer than original/low are ÷ factor, shorter than original/high
+    kept, and blended smoothly in between."""
+    return ("llama3", float(use["factor"]), float(use["low"]), float(use["high"]), int(use["original"]))
+
+
+def _check_yarn(a):
+    if a["beta_fast"] <= a["beta_slow"]:
+        return [("beta_fast", f"beta_fast {a['beta_fast']:g} is not above beta_slow {a['beta_slow']:g}",
+                 "write yarn(factor, original=..., beta_fast=32, beta_slow=1) (the paper's values)")]
+    return []
+
+
+def yarn_mscale(factor: float, mscale: float = 1.0) -> float:
+    """YaRN's attention temperature √(1/t) = 0.1·mscale·ln(factor) + 1 (Peng et al. 2023, Eq. 22)."""
+    return 1.0 if factor <= 1 else 0.1 * mscale * math.log(factor) + 1.0
+
+
+@construct("rope_scaling", "yarn", Arg("factor", float, minimum=1, doc="context length ÷ original"),
+           Arg("original", int, minimum=1, doc="context length before scaling (original_max_position_embeddings)"),
+           Arg("beta_fast", float, 32.0, minimum=0, exclusive=True, doc="dims turning more often keep their angles"),
+           Arg("beta_slow", float, 1.0, minimum=0, exclusive=True, doc="dims turning less often are ÷ factor"),
+           Arg("attention_factor", float, None, minimum=0, exclusive=True,
+               doc="cos/sin multiplier; default from factor (and mscale / mscale_all_dim)"),
+           Arg("mscale", float, None, minimum=0, doc="DeepSeek's mscale (the factor's numerator)"),
+           Arg("mscale_all_dim", float, None, minimum=0, doc="DeepSeek's mscale_all_dim (its denominator)"),
+           Arg("truncate", bool, True, doc="round the ramp's ends to whole dims (HF's default)"),
+           check=_check_yarn, example="embed: tokens(1000, dim=64, pos=rope(10000, scaling=yarn(4, original=4096)))")
+def yarn(b, use, ctx):
+    """YaRN (Peng et al. 2023, arXiv:2309.00071, §3.2-3.4): "NTK-by-parts" — dims that turn fewer
+    than beta_slow times over the original context are interpolated (÷ factor), those turning more
+    than beta_fast times kept, a linear ramp between; cos and sin are multiplied by the attention
+    factor 0.1·ln(factor) + 1 (Qwen2.5's long context, DeepSeek-V2/V3)."""
+    af = use["attention_factor"]
+    if af is None:
+        f, m, m_all = float(use["factor"]), use["mscale"], use["mscale_all_dim"]
+        af = yarn_mscale(f, m) / yarn_mscale(f, m_all) if m and m_all else yarn_mscale(f)
+    return ("yarn", float(use["factor"]), int(use["original"]), float(use["beta_fast"]), float(use["beta_slow"]),
+            float(af), bool(use["truncate"]))
 
 
 def _alibi_scores(b, use, layer, s):

@@ -138,9 +138,10 @@ class Use:
         return self.construct.lower(b, self, ctx, *inputs)
 
     def __str__(self) -> str:
-        if not self.args:
+        shown = [(k, v) for k, v in self.args if v is not None or self.construct.arg(k).kind is None]  # unset pos=
+        if not shown:
             return self.name
-        return f"{self.name}({', '.join(f'{k}={_show(v)}' for k, v in self.args)})"
+        return f"{self.name}({', '.join(f'{k}={_show(v)}' for k, v in shown)})"
 
 
 KINDS: dict[str, dict[str, Construct]] = {}
