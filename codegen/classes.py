@@ -12,6 +12,10 @@ step missing from some instance must be one the generated code can skip:
 - a constant source (`shift_mask`): a buffer that is None where absent;
 - a child call with one input and one output (`self.downsample = ... if downsample else None`).
 
+A child that is one class in some instances and another class in others, at the same attribute
+(DeepSeek's dense first layer and MoE later ones), is one step with alternatives, written as
+Hugging Face writes it: `self.mlp = MoE(...) if moe else SwiGLU(...)`.
+
 Instances that still differ get classes of their own, named by their top-level module
 (`EncoderBlock`, `DecoderBlock`).
 """
@@ -86,6 +90,17 @@ def _lcs(a: list, b: list) -> list[tuple[int, int]]:
         else:
             j += 1
     return pairs
+
+
+def _loose(key: tuple) -> tuple:
+    """A child call's key without its class: alternatives at one attribute match."""
+    return key[:3] if key[0] == "call" and key[2] is None else key
+
+
+def _collides(d: ClassDef) -> bool:
+    """Two child calls at one attribute (they would both be `self.mlp`)."""
+    attrs = [ms.key[1] for ms in d.steps if ms.kind == "call" and ms.key[2] is None]
+    return len(attrs) != len(set(attrs))
 
 
 def _remap(ref: tuple, idx: dict[int, int]) -> tuple:
@@ -182,14 +197,23 @@ class Classes:
 
     def _merge(self, d: ClassDef, p: str, prog: Program) -> ClassDef | None:
         """d and p's program as one class: unmatched steps of d first, else p's first (a one-block
-        stage's downsample after the tail of the blocks that a deeper stage runs)."""
-        return self._merge_ordered(d, p, prog, True) or self._merge_ordered(d, p, prog, False)
+        stage's downsample after the tail of the blocks that a deeper stage runs). Children of
+        different classes at one attribute are paired as alternatives only where apart they
+        would collide."""
+        for loose in (False, True):
+            for d_first in (True, False):
+                merged = self._merge_ordered(d, p, prog, d_first, loose)
+                if merged is not None and not _collides(merged):
+                    return merged
+        return None
 
-    def _merge_ordered(self, d: ClassDef, p: str, prog: Program, d_first: bool) -> ClassDef | None:
+    def _merge_ordered(self, d: ClassDef, p: str, prog: Program, d_first: bool,
+                       loose: bool = False) -> ClassDef | None:
         if len(prog.inputs) != d.n_in or len(prog.outputs) != d.n_out:
             return None
         keys = self.keys(prog)
-        pairs = _lcs([s.key for s in d.steps], keys)
+        key = _loose if loose else (lambda k: k)
+        pairs = _lcs([key(s.key) for s in d.steps], [key(k) for k in keys])
         # merged order: walk both sequences, unmatched steps of d first (or of p)
         order: list[tuple[int | None, int | None]] = []
         i = j = 0

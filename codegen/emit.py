@@ -396,8 +396,8 @@ class ClassEmitter:
             text = self._list(s.attr, {q: ms.per[q].children[0] for q in ms.per})
             call = f"self.{attr}[{s.index}]"
         else:
-            text = self.construct(s.children[0], {q: (ms.per[q].children[0] if q in ms.per else DONT_CARE)
-                                                   for q in self.d.paths})
+            text = self._alternatives(j, ms) or self.construct(
+                s.children[0], {q: (ms.per[q].children[0] if q in ms.per else DONT_CARE) for q in self.d.paths})
             call = f"self.{attr}"
         code = Code("call", list(ms.refs), nout=len(s.outs), hint="memory" if s.attr == "encoder" else "x",
                     stream=self._stream(ms, s.outs[0]))
@@ -412,6 +412,23 @@ class ClassEmitter:
         passed = [n for n in self._threaded(ms) if n in self.optional]
         code.fn = lambda ops: f"{call}({', '.join(ops + passed)})"
         return code
+
+    def _alternatives(self, j: int, ms: MStep) -> str | None:
+        """A child of one class in some instances and another in the rest (classes.py), as
+        Hugging Face's DeepseekV2DecoderLayer builds it: `MoE(...) if moe else SwiGLU(...)`."""
+        by_class: dict[int, list[str]] = {}
+        for q, st in ms.per.items():
+            by_class.setdefault(self.em.classes.of[st.children[0]].uid, []).append(q)
+        if len(by_class) == 1:
+            return None
+        if len(by_class) > 2 or len(ms.per) < len(self.d.paths):
+            raise CodegenError(f"{self.d.cls}: {ms.first.attr} is one of {len(by_class)} classes, in some "
+                               "instances only; one class per attribute, or two that cover every instance")
+        (_, first), (_, second) = sorted(by_class.items(), key=lambda kv: self.d.paths.index(kv[1][0]))
+        texts = [self.construct(ms.per[qs[0]].children[0], {q: (ms.per[q].children[0] if q in qs else DONT_CARE)
+                                                             for q in self.d.paths}) for qs in (first, second)]
+        hint = identifier(self.em.class_of(ms.per[second[0]].children[0]).name.lower())
+        return f"{texts[1]} if {self.cond(j, {q: q in second for q in self.d.paths}, hint)} else {texts[0]}"
 
     def construct(self, first_child: str, child_of: dict[str, Any]) -> str:
         """The constructor call of a child module: `Mlp(dim)`, or an inline `nn.Sequential(...)`."""

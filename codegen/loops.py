@@ -3,8 +3,8 @@
 Per list, a child argument is constant (`dim`), alternates (`0 if i % 2 == 0 else window_size // 2`,
 Swin's W-MSA / SW-MSA), or is read from a tuple argument of the parent (`drop_paths[i]`). The
 root, which has one instance, also recognises series: `96 * 2**i` (widths doubling per stage),
-`0.1 * i / 11` (stochastic depth increasing linearly, Huang et al. 2016) and `i < 3` (patch
-merging after all but the last stage); a tuple of per-stage rates whose concatenation is linear
+`0.1 * i / 11` (stochastic depth increasing linearly, Huang et al. 2016), `i < 3` (patch
+merging after all but the last stage) and `i >= 3` (DeepSeek-V3's MoE after three dense layers); a tuple of per-stage rates whose concatenation is linear
 becomes timm's `dpr` list, sliced by the stage depths.
 """
 
@@ -30,9 +30,10 @@ def series(values: list) -> str | None:
     if n < 2 or any(v is DONT_CARE for v in values):
         return None
     a = values[0]
-    if all(isinstance(v, bool) for v in values):
-        if all(values[:-1]) and not values[-1]:
-            return f"i < {n - 1}"
+    if all(isinstance(v, bool) for v in values):  # a step: the first k one way, the rest the other
+        k = next((i for i, v in enumerate(values) if v != a), n)
+        if k < n and all(v != a for v in values[k:]):
+            return f"i < {k}" if a else f"i >= {k}"  # patch merging but in the last stage; DeepSeek's dense layers
         return None
     if all(_is_int(v) for v in values):
         d = values[1] - a
@@ -81,6 +82,8 @@ class Loops:
                 return a
             if (a, b) == ("True", "False"):
                 return "i == 0"
+            if (a, b) == ("False", "True"):  # all but the first (DeepSeek's MoE after first_k_dense_replace=1)
+                return "i >= 1"
             return f"{paren(a, 1)} if i == 0 else {paren(b, 1)}"
         if all(len(lst) >= 2 and all(x is DONT_CARE or _eq(x, lst[i % 2]) for i, x in enumerate(lst)) for lst in lists):
             a = P.expr({q: lst[0] for q, lst in v.items()}, hint)

@@ -256,8 +256,9 @@ def _stack(b: Builder, spec: ModelSpec, s: StackSpec, x: str, grid: tuple | None
                         dropout=s.dropout, attn_dropout=s.attn_dropout, drop_path=s.drop_path * index / max(total - 1, 1),
                         qk_norm=norm if s.qk_norm else None, qk_norm_all=s.qk_norm == "all", softcap=s.softcap, pos=attention.layer_pos(mask, inner_pos),
                         pos_q=pos[0] if s.pos_every_layer else None, mem_pos=pos[1] if s.pos_every_layer else None,
-                        memory=memory if s.cross else None, mlp=s.mlps[si] if s.mlps else mlp, grid=grid,
-                        window=window, shift=shift, scale=s.scale, pos_state=shared)
+                        memory=memory if s.cross else None, grid=grid,
+                        mlp=s.layer_mlps[index] if s.layer_mlps else s.mlps[si] if s.mlps else mlp,
+                        window=window, shift=shift, scale=s.scale, pos_state=shared, qkv=s.qkv)
                     layer = replace(layer, pos_k=layer.pos_q)
                     with b.module(f"{names.blocks}.{bi}", "Block", dim=dim, heads=heads, window=window,
                                   shift=shift, grid=grid, norm=s.norm,

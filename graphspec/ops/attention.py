@@ -148,8 +148,9 @@ class Attention:
     that order, as flagged by `has_bias` / `has_mask`. `windows` is nW when a window mask is
     present (the batch dim is B·nW). Optional attributes (absent unless set): `kv_heads` (GQA
     §2: k and v have kv_heads heads, each shared by h/kv_heads query heads, as HF's repeat_kv),
-    `sliding` W (Mistral §2: query i sees keys i-W < j ≤ i; in place of `causal`). MACs: QKᵀ
-    and ·V, 2·B·h·N·S·d, as if unfused (the k/v heads repeated).
+    `sliding` W (Mistral §2: query i sees keys i-W < j ≤ i; in place of `causal`). v may be
+    narrower than q and k (DeepSeek's MLA: 128 value dims, 192 for the scores). MACs: QKᵀ and
+    ·V, B·h·N·S·(d_qk + d_v), as if unfused (the k/v heads repeated).
     """
 
     defaults = {"causal": False, "has_bias": False, "has_mask": False, "windows": 1, "dropout": 0.0}
@@ -163,8 +164,8 @@ class Attention:
             raise ShapeError(f"attention: {q[-3]} query heads cannot share k {k}, v {v} in {kv_heads} groups")
         return (*q[:-1], v[-1])
 
-    def macs(out, q, k, v, *rest, **_):
-        return 2 * numel(q[:-1]) * k[-2] * q[-1]  # QKᵀ + ·V. NB: softmax, scale, bias not counted
+    def macs(out, q, k, v, *rest, **_):  # QKᵀ + ·V (MLA: v narrower than q, k). NB: softmax, scale, bias not counted
+        return numel(q[:-1]) * k[-2] * (q[-1] + v[-1])
 
     torch = Torch(call=lambda ops, a: _sdpa_call(ops, a), helpers=("attention", "sliding_mask"))
 

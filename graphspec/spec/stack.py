@@ -86,8 +86,9 @@ def read_stack(r, role: str, v: Any, has_encoder: bool, names: str = "graphspec"
     ratio = float(ratios[0]) if ratios else 4.0 if stages.is_list(v.get("mlp_ratio")) else g(
         "mlp_ratio", float, "mlp_ratio", 4.0, minimum=0)
     act = vocab.read(r, v.get("act", "gelu"), p + ("act",), "act", "activation")
+    layer_mlps: tuple = ()
     if "mlp" in v:
-        mlp = vocab.read(r, v["mlp"], p + ("mlp",), "mlp", "MLP")
+        mlp, layer_mlps = _mlps(r, v["mlp"], p + ("mlp",), total)
         for k in ("d_ff", "mlp_ratio", "act"):
             if k in v and mlp is not None:
                 r.diags.add(loc(k), f"`{k}:` and `mlp: {mlp.name}(...)` both set the MLP",
@@ -117,8 +118,63 @@ def read_stack(r, role: str, v: Any, has_encoder: bool, names: str = "graphspec"
         qk_norm=_qk_norm(r, v, p),
         softcap=g("softcap", float, "softcap", None, minimum=0), norm_kind=norm_u, mlp=mlp, masks=tuple(masks),
         block=block, names=names, dims=dims, mlps=mlps, down_use=down,
-        scale=g("scale", float, "scale", None, minimum=0),
+        scale=g("scale", float, "scale", None, minimum=0), qkv=_qkv(r, v, p), layer_mlps=layer_mlps,
     )
+
+
+def _qkv(r, v: dict, p: tuple):
+    """`qkv: mla(...)` (graphspec/vocab/mla.py): DeepSeek's latent attention makes its own q, k, v,
+    so the fields that shape the three linears do not apply."""
+    if "qkv" not in v:
+        return None
+    u = vocab.read(r, v["qkv"], p + ("qkv",), "qkv", "q/k/v projection")
+    for k, fix in (("kv_heads", "MLA's keys and values have one latent for all heads; remove kv_heads"),
+                   ("head_dim", "MLA's head widths are mla(nope_dim=, rope_dim=, v_dim=); remove head_dim"),
+                   ("qk_norm", "MLA normalises its latents (mla(norm=...)); remove qk_norm")):
+        if u is not None and k in v and v[k] is not False:
+            r.diags.add(r.raw.loc(*p, k) or r.raw.loc(*p), f"`{k}:` does not apply to `qkv: {u.name}(...)`", fix)
+    return u
+
+
+def _mlps(r, v: Any, path: tuple, total: int) -> tuple:
+    """`mlp:` one MLP for every block; a list with one per block; `pattern(a, b, ...)` repeated
+    over the blocks; or `first(k, dense, rest)`: the first k blocks `dense`, the others `rest`
+    (DeepSeek's first_k_dense_replace). Returns (the last block's MLP, one per block or ())."""
+    val = r.value(v, path, calls=True) if isinstance(v, str) else v
+    loc = r.raw.loc(*path)
+    if isinstance(val, Call) and val.name == "first":
+        args = dict(zip(("k", "dense", "rest"), val.args, strict=False))
+        bad = set(val.kwargs) - {"k", "dense", "rest"}
+        args.update({k: x for k, x in val.kwargs.items() if k not in bad})
+        if len(val.args) > 3 or bad or len(args) != 3:
+            r.diags.add(loc, f"first() takes k, dense and rest, got {val!r}",
+                        "write first(1, glu(10944, silu), moe(64, 6, expert=glu(1408, silu))): the first k blocks "
+                        "dense, the rest the second MLP")
+            return None, ()
+        k = r.typed(args["k"], path, int, "first() argument `k`", minimum=0)
+        if isinstance(k, int) and not isinstance(k, bool) and k > total:
+            r.diags.add(loc, f"first({k}, ...) asks for {k} dense blocks, but the stack has {total}",
+                        f"use k ≤ {total}")
+            return None, ()
+        ms = [vocab.read(r, args[a], path, "mlp", "MLP") for a in ("dense", "rest")]
+        if None in ms or not isinstance(k, int):
+            return None, ()
+        return ms[1], tuple(ms[0] if i < k else ms[1] for i in range(total))
+    if isinstance(val, Call) and val.name == "pattern":
+        ms = [vocab.read(r, a, path, "mlp", "MLP") for x in val.args for a in (x if isinstance(x, list) else [x])]
+        if not ms or val.kwargs:
+            r.diags.add(loc, "pattern() repeats its MLPs over the blocks and needs at least one",
+                        "write e.g. pattern(glu(11008, silu), moe(8, 2, expert=glu(14336, silu)))")
+            return None, ()
+        return (None, ()) if None in ms else (ms[(total - 1) % len(ms)], tuple(ms[i % len(ms)] for i in range(total)))
+    if isinstance(val, list):
+        ms = [vocab.read(r, a, path + (i,), "mlp", "MLP") for i, a in enumerate(val)]
+        if len(ms) != total:
+            r.diags.add(loc, f"the mlp list has {len(ms)} entries for {total} blocks",
+                        f"give one MLP per block ({total}), or write first(k, dense, rest) or pattern(...)")
+            return None, ()
+        return (None, ()) if None in ms or not ms else (ms[-1], tuple(ms))
+    return vocab.read(r, val, path, "mlp", "MLP"), ()
 
 
 def _qk_norm(r, v: dict, p: tuple) -> str | bool:

@@ -18,7 +18,7 @@ STACK_KEYS = {"layers", "dim", "heads", "d_ff", "mlp_ratio", "attention", "norm"
               "qkv_bias", "dropout", "attn_dropout", "drop_path", "eps", "final_norm", "cross",
               "depths", "downsample", "pos", "queries", "aux",
               "mlp", "placement", "block", "kv_heads", "head_dim", "out_bias", "mlp_bias", "qk_norm", "softcap",
-              "scale"}
+              "scale", "qkv"}
 MAX_BLOCKS = 4096  # per stack: every block is lowered, so absurd depths would never finish
 EXPECT_KEYS = {"params", "trainable_params", "active_params", "macs", "macs_norms", "macs_unmasked",
                "macs_swin_paper", "official_flops", "published"}
@@ -106,6 +106,8 @@ class StackSpec:
     mlps: tuple = ()  # per-stage MLPs (`mlp_ratio: [8, 8, 4, 4]`); (): `mlp` for every stage
     down_use: Any = None  # the downsampling construct with its arguments (Use of kind `downsample`)
     scale: float | None = None  # attention logit scale (None: 1/√head_dim; T5: 1)
+    qkv: Any = None  # Use of kind `qkv` (`mla(...)`: DeepSeek's latent attention); None: three linears
+    layer_mlps: tuple = ()  # one MLP Use per block (`mlp: first(1, glu(...), moe(...))` or a list); (): `mlp`
 
 
 @dataclass(frozen=True)

@@ -39,25 +39,32 @@ def attend(b, layer, x: str, kv: str, local: str, *, pos_q=None, pos_k=None, win
     xk = kv if pos_k is None else (xq if (self_attn and pos_k is pos_q) else b.emit("add", (kv, pos_k), f"{local}_key"))
     extra = {k: v for k, v in (("kv_heads", kvh), ("head_dim", hd)) if v != (heads if k == "kv_heads" else dim // heads)}
     n = layer.names
+    latent = self_attn and layer.qkv is not None
+    if latent:  # MLA: its own module class (LatentAttention)
+        cls, extra = layer.qkv.construct.module, {**extra, "qkv": layer.qkv.name}
     with b.module(local, cls, dim=dim, heads=heads, window=window, causal=causal, **extra):
         if kv_fn is not None:
             kv = xk = kv_fn(b, kv)
         kv_in = b.shape(kv)[-1]
         norm_all = layer.qk_norm is not None and layer.qk_norm_all  # OLMo-2: over all heads' dims (h·d, kv·d)
-        q = b.emit("linear", (xq,), n.q, out_features=heads * hd, bias=layer.qkv_bias, in_features=dim)
-        q = norms.apply(b, layer.qk_norm, q, "q_norm") if norm_all else q
-        k = b.emit("linear", (xk,), n.k, out_features=kvh * hd, bias=layer.qkv_bias, in_features=kv_in)
-        k = norms.apply(b, layer.qk_norm, k, "k_norm") if norm_all else k
-        v = b.emit("linear", (kv,), n.v, out_features=kvh * hd, bias=layer.qkv_bias, in_features=kv_in)
-        qh = b.emit("split_heads", (q,), "q_heads", heads=heads)  # B, h, N, d
-        kh = b.emit("split_heads", (k,), "k_heads", heads=kvh)  # B, kv, S, d
-        vh = b.emit("split_heads", (v,), "v_heads", heads=kvh)
-        if layer.qk_norm is not None and not layer.qk_norm_all:  # Qwen3, Gemma-3: over each head's dims
-            qh = norms.apply(b, layer.qk_norm, qh, "q_norm")
-            kh = norms.apply(b, layer.qk_norm, kh, "k_norm")
         pos = layer.pos
-        if self_attn and pos is not None and pos.hook("qk"):
-            qh, kh = pos.hook("qk")(b, pos, layer, qh, kh)
+        if latent:  # MLA (graphspec/vocab/mla.py): q, k, v heads from low-rank latents, RoPE inside
+            qh, kh, vh = layer.qkv.lower(b, layer, xq)
+            hd = b.shape(qh)[-1]  # nope_dim + rope_dim, the width the scores are scaled by
+        else:
+            q = b.emit("linear", (xq,), n.q, out_features=heads * hd, bias=layer.qkv_bias, in_features=dim)
+            q = norms.apply(b, layer.qk_norm, q, "q_norm") if norm_all else q
+            k = b.emit("linear", (xk,), n.k, out_features=kvh * hd, bias=layer.qkv_bias, in_features=kv_in)
+            k = norms.apply(b, layer.qk_norm, k, "k_norm") if norm_all else k
+            v = b.emit("linear", (kv,), n.v, out_features=kvh * hd, bias=layer.qkv_bias, in_features=kv_in)
+            qh = b.emit("split_heads", (q,), "q_heads", heads=heads)  # B, h, N, d
+            kh = b.emit("split_heads", (k,), "k_heads", heads=kvh)  # B, kv, S, d
+            vh = b.emit("split_heads", (v,), "v_heads", heads=kvh)
+            if layer.qk_norm is not None and not layer.qk_norm_all:  # Qwen3, Gemma-3: over each head's dims
+                qh = norms.apply(b, layer.qk_norm, qh, "q_norm")
+                kh = norms.apply(b, layer.qk_norm, kh, "k_norm")
+            if self_attn and pos is not None and pos.hook("qk"):
+                qh, kh = pos.hook("qk")(b, pos, layer, qh, kh)
         if kvh != heads:  # GQA: every k/v head serves heads/kv_heads query heads
             groups = heads // kvh if isinstance(heads, int) and isinstance(kvh, int) else sympy.sympify(heads) / kvh
             kh = b.emit("repeat_kv", (kh,), "k_rep", groups=groups)  # B, h, S, d
@@ -82,7 +89,7 @@ def attend(b, layer, x: str, kv: str, local: str, *, pos_q=None, pos_k=None, win
             p = b.emit("dropout", (p,), "attn_drop", p=layer.attn_dropout)
         o = b.emit("matmul", (p, vh), "context")  # B, h, N, d
         o = b.emit("merge_heads", (o,), "merged")  # B, N, h·d
-        return b.emit("linear", (o,), n.o, out_features=dim, bias=layer.out_bias, in_features=heads * hd)
+        return b.emit("linear", (o,), n.o, out_features=dim, bias=layer.out_bias, in_features=b.shape(o)[-1] if latent else heads * hd)
 
 
 def _plan_none(use, at) -> dict[str, Any]:

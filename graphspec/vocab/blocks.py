@@ -75,6 +75,7 @@ class Layer:
     drop_path: float = 0.0
     qk_norm: Use | None = None
     qk_norm_all: bool = False  # qk_norm over all heads' dims at once (OLMo-2), not each head's
+    qkv: Use | None = None  # how self-attention gets q, k, v (graphspec/vocab/mla.py); None: three linears
     softcap: float | None = None
     scale: float | None = None
     pos: Use | None = None  # the position scheme, when it acts inside attention
