@@ -174,6 +174,13 @@ IMPORT_FAMILIES = {
                                                                   head_dim=128, num_local_experts=16),
                                                              dict(num_hidden_layers=2, attention_bias=True,
                                                                   tie_word_embeddings=True, num_experts_per_tok=2)]),
+    # the Qwen1.5-MoE-A2.7B defaults renormalised; Qwen2-57B-A14B's experts (2560 wide, 8 shared widths), 2 layers
+    "qwen2_moe": ("Qwen2MoeConfig", "Qwen2MoeForCausalLM", [dict(num_hidden_layers=4, num_key_value_heads=4,
+                                                                  norm_topk_prob=True),
+                                                             dict(num_hidden_layers=2, qkv_bias=False, num_experts=64,
+                                                                  num_experts_per_tok=8, moe_intermediate_size=2560,
+                                                                  shared_expert_intermediate_size=20480,
+                                                                  tie_word_embeddings=True)]),
     "olmo2": ("Olmo2Config", "Olmo2ForCausalLM", [dict(num_key_value_heads=8, num_hidden_layers=4),
                                                   dict(attention_bias=True, tie_word_embeddings=True, hidden_size=2048,
                                                        num_attention_heads=16, num_hidden_layers=16)]),

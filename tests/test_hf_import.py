@@ -119,6 +119,9 @@ NUMERICS = {
     # 4 experts, top 2, router weights not renormalised (Qwen3MoeConfig's default norm_topk_prob false)
     "qwen3_moe": (dict(TINY, head_dim=24, moe_intermediate_size=40, num_local_experts=4, num_experts_per_tok=2,
                        experts_implementation="eager"), "ids"),
+    # 4 experts, top 2, not renormalised, a shared expert of 2 expert widths gated by sigmoid(shared_expert_gate(x))
+    "qwen2_moe": (dict(TINY, moe_intermediate_size=40, shared_expert_intermediate_size=80, num_experts=4,
+                       num_experts_per_tok=2, experts_implementation="eager"), "ids"),
     "olmo2": (dict(TINY, attention_bias=True), "ids"),  # q/k norms over all heads, norms after the sub-layers
     # fused qkv_proj (GQA: q 8·8 rows, k and v 2·8) and gate_up_proj; half of each head rotates
     "phi3": (dict(TINY, sliding_window=5, pad_token_id=0, rope_parameters={"rope_theta": 10000.0, "rope_type": "default",
@@ -191,6 +194,9 @@ BAD = [  # (config, the words the message must hold)
     ({"model_type": "qwen2", "use_sliding_window": True}, "option use_sliding_window = true"),
     ({"model_type": "qwen3_moe", "decoder_sparse_step": 2}, "option decoder_sparse_step = 2"),
     ({"model_type": "qwen3_moe", "mlp_only_layers": [0]}, "option mlp_only_layers = [0]"),
+    ({"model_type": "qwen2_moe", "decoder_sparse_step": 2}, "option decoder_sparse_step = 2"),
+    ({"model_type": "qwen2_moe", "shared_expert_intermediate_size": 5000},
+     "option shared_expert_intermediate_size = 5000"),
     ({"model_type": "qwen3", "use_sliding_window": True, "sliding_window": 4096}, "option use_sliding_window = true"),
     ({"model_type": "qwen3", "layer_types": ["sliding_attention"] * 32}, "option layer_types"),
     ({"model_type": "gemma2", "layer_types": ["full_attention"] * 3}, "one of 'sliding_attention' or 'full_attention' per layer (26)"),
@@ -219,7 +225,7 @@ BAD = [  # (config, the words the message must hold)
     ({"model_type": "gpt2", "n_layer": True}, "n_layer must be an integer"),
     ({"model_type": "swin", "depths": [2, "2"]}, "depths must be a list"),
     ({"model_type": "whisper"}, "supported model types: bert, detr, gemma, gemma2, gpt2, llama, mistral, mixtral, olmo2, phi, phi3, pvt, qwen2, "
-                                 "qwen3, qwen3_moe"),
+                                 "qwen2_moe, qwen3, qwen3_moe"),
     ({"model_type": "detr", "dilation": True}, "option dilation = true"),
     ({"hidden_size": 64}, "model_type null is not one graphspec imports"),
     ("[1, 2]", "a config is a JSON object"),

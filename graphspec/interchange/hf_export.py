@@ -74,7 +74,7 @@ def family(spec) -> str:
             if norm == "rms_norm" and st.norm_kind.get("offset") == 1:
                 return "gemma2" if st.norm == "sandwich" else "gemma"
             if mlp == "moe":
-                return "qwen3_moe" if st.qk_norm == "head" else "mixtral"
+                return "qwen3_moe" if st.qk_norm == "head" else "qwen2_moe" if st.mlp.get("shared_gate") else "mixtral"
             if st.qk_norm == "all" and st.norm == "custom":  # q/k norms over all heads, norms after the sub-layers
                 return "olmo2"
             if st.qk_norm == "head":
@@ -104,7 +104,7 @@ def family(spec) -> str:
         return "detr"
     raise ExportError(f"{spec.name}: no Hugging Face family graphspec exports describes this spec; exported are "
                       "gpt2, bert, vit, swin, pvt, t5, detr and the `names: hf` decoders llama, mistral, mixtral, "
-                      "qwen2, qwen3, qwen3_moe, olmo2, gemma, gemma2, phi, phi3")
+                      "qwen2, qwen2_moe, qwen3, qwen3_moe, olmo2, gemma, gemma2, phi, phi3")
 
 
 def _gpt2(spec) -> dict:
@@ -225,7 +225,7 @@ def _llm(spec, mt: str) -> dict:
     rope = e.pos_use.a
     cls = {"llama": "Llama", "mistral": "Mistral", "mixtral": "Mixtral", "qwen2": "Qwen2", "qwen3": "Qwen3",
            "gemma": "Gemma", "gemma2": "Gemma2", "phi": "Phi", "phi3": "Phi3", "qwen3_moe": "Qwen3Moe",
-           "olmo2": "Olmo2"}[mt]
+           "olmo2": "Olmo2", "qwen2_moe": "Qwen2Moe"}[mt]
     hd = st.head_dim or st.dim // st.heads[0]
     cfg = dict(architectures=[f"{cls}ForCausalLM" if h.kind == "lm" else f"{cls}Model"], vocab_size=e.vocab,
                hidden_size=st.dim, intermediate_size=_d_ff(st), num_hidden_layers=sum(st.depths),
@@ -257,7 +257,13 @@ def _llm(spec, mt: str) -> dict:
         cfg.update(num_local_experts=st.mlp.get("experts"), num_experts_per_tok=st.mlp.get("top_k"),
                    moe_intermediate_size=_d_ff(st), norm_topk_prob=bool(st.mlp.get("normalize")),
                    decoder_sparse_step=1, mlp_only_layers=[])
-    if mt in ("qwen2", "qwen3", "qwen3_moe"):
+    if mt == "qwen2_moe":  # every layer sparse; intermediate_size (the dense MLP's) written as the shared expert's
+        shared = _d_ff(st) * st.mlp.get("shared")
+        cfg.update(num_experts=st.mlp.get("experts"), num_experts_per_tok=st.mlp.get("top_k"),
+                   moe_intermediate_size=_d_ff(st), shared_expert_intermediate_size=shared, intermediate_size=shared,
+                   norm_topk_prob=bool(st.mlp.get("normalize")), qkv_bias=bool(st.qkv_bias), decoder_sparse_step=1,
+                   mlp_only_layers=[])
+    if mt in ("qwen2", "qwen3", "qwen3_moe", "qwen2_moe"):
         cfg["use_sliding_window"] = False
     if mt == "phi":
         cfg.update(layer_norm_eps=float(st.norm_kind.get("eps")), resid_pdrop=st.dropout, embd_pdrop=e.dropout)
@@ -295,7 +301,7 @@ def to_hf_config(model) -> dict:
     spec = model.spec
     mt = family(spec)
     cfg = {"model_type": mt, **(_llm(spec, mt) if mt in ("llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen3_moe",
-                                                         "olmo2", "gemma", "gemma2", "phi", "phi3")
+                                                         "qwen2_moe", "olmo2", "gemma", "gemma2", "phi", "phi3")
                                  else {"gpt2": _gpt2, "bert": _bert, "vit": _vit, "swin": _swin, "pvt": _pvt,
                                        "t5": _t5, "detr": _detr}[mt](spec))}
     _check_round_trip(model, cfg)

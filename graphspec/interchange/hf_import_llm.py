@@ -15,7 +15,7 @@ from graphspec.interchange.hf_import import Spec, _act, _classes, _head, _seq, n
 LM_CLASSES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "mixtral": "MixtralForCausalLM",
               "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM", "gemma": "GemmaForCausalLM",
               "gemma2": "Gemma2ForCausalLM", "phi": "PhiForCausalLM", "phi3": "Phi3ForCausalLM",
-              "qwen3_moe": "Qwen3MoeForCausalLM", "olmo2": "Olmo2ForCausalLM"}
+              "qwen3_moe": "Qwen3MoeForCausalLM", "olmo2": "Olmo2ForCausalLM", "qwen2_moe": "Qwen2MoeForCausalLM"}
 
 
 def _rope(r: Reader, partial: bool) -> tuple[float, float]:
@@ -54,21 +54,24 @@ def _rope(r: Reader, partial: bool) -> tuple[float, float]:
 
 def _llm(r: Reader, s: Spec) -> None:
     mt = r.data["model_type"]
-    phi, gemma, gemma2, moe = mt == "phi", mt in ("gemma", "gemma2"), mt == "gemma2", mt in ("mixtral", "qwen3_moe")
+    phi, gemma, gemma2 = mt == "phi", mt in ("gemma", "gemma2"), mt == "gemma2"
+    moe, qwen_moe = mt in ("mixtral", "qwen3_moe", "qwen2_moe"), mt in ("qwen3_moe", "qwen2_moe")
     s.names_hf = True
     d, h = r.int("hidden_size"), r.int("num_attention_heads")
     kv = r.int("num_key_value_heads", optional=True) or h
     head_dim = None if phi else r.int("head_dim", optional=True)
     s.var("vocab", r.int("vocab_size")), s.var("d", d), s.var("L", r.int("num_hidden_layers")), s.var("h", h)
-    s.var("kv", kv), s.var("d_ff", r.int("moe_intermediate_size" if mt == "qwen3_moe" else "intermediate_size"))
-    if mt == "qwen3_moe":  # every layer sparse: the dense MLP's intermediate_size is then never built
-        r.expect("decoder_sparse_step", (1,), "Qwen3-MoE's dense layers between sparse ones are not imported",
+    s.var("kv", kv), s.var("d_ff", r.int("moe_intermediate_size" if qwen_moe else "intermediate_size"))
+    if qwen_moe:  # every layer sparse: the dense MLP's intermediate_size is then never built
+        who = "Qwen3-MoE" if mt == "qwen3_moe" else "Qwen2-MoE"
+        r.expect("decoder_sparse_step", (1,), f"{who}'s dense layers between sparse ones are not imported",
                  "use decoder_sparse_step 1 (its released models do)")
-        r.expect("mlp_only_layers", ([],), "Qwen3-MoE's dense layers (mlp_only_layers) are not imported",
+        r.expect("mlp_only_layers", ([],), f"{who}'s dense layers (mlp_only_layers) are not imported",
                  "use mlp_only_layers [] (its released models do)")
         r.raw("intermediate_size")
     if moe:
-        s.var("experts", r.int("num_local_experts")), s.var("top_k", r.int("num_experts_per_tok"))
+        s.var("experts", r.int("num_experts" if mt == "qwen2_moe" else "num_local_experts"))
+        s.var("top_k", r.int("num_experts_per_tok"))
         for k in ("output_router_logits", "router_aux_loss_coef", "router_jitter_noise"):
             r.raw(k)  # training only (the load-balancing loss, jitter noise)
     ctx = r.int("max_position_embeddings")  # RoPE has no table: rope(max_len=) records it, export writes it back
@@ -122,13 +125,13 @@ def _llm(r: Reader, s: Spec) -> None:
         f.append(("norm", f"rms_norm({eps}, offset=1)" if gemma else f"rms_norm({eps})"))
         if gemma2:  # input_layernorm, post_attention_layernorm, pre_ and post_feedforward_layernorm
             f.append(("placement", "sandwich"))
-        norm_topk = r.bool("norm_topk_prob") if mt == "qwen3_moe" else True
-        f.append(("mlp", f"moe(experts, top_k, expert=glu(d_ff, {act})" + ("" if norm_topk else ", normalize=false")
-                  + ")" if moe else f"glu(d_ff, {act})"))
+        norm_topk = r.bool("norm_topk_prob") if qwen_moe else True
+        f.append(("mlp", f"moe(experts, top_k, expert=glu(d_ff, {act})" + _shared_expert(r, mt)
+                  + ("" if norm_topk else ", normalize=false") + ")" if moe else f"glu(d_ff, {act})"))
         attn_bias = r.bool("attention_bias") if mt in ("llama", "gemma", "gemma2", "qwen3", "qwen3_moe", "olmo2") \
             else False
         mlp_bias = r.bool("mlp_bias") if mt == "llama" else False
-        if mt == "qwen2":  # q, k, v with biases, o_proj and the MLP without
+        if mt == "qwen2" or (mt == "qwen2_moe" and r.bool("qkv_bias")):  # q, k, v with biases, o_proj, MLP without
             f += [("bias", False), ("qkv_bias", True)]
         elif not (attn_bias or mlp_bias):
             f.append(("bias", False))
@@ -149,12 +152,26 @@ def _llm(r: Reader, s: Spec) -> None:
     s.head = _head(r, mt, {cls: lm, cls.replace("ForCausalLM", "Model"): "none"}, cls)
 
 
+def _shared_expert(r: Reader, mt: str) -> str:
+    """Qwen2-MoE's shared expert (one MLP of shared_expert_intermediate_size, gated by
+    sigmoid(shared_expert_gate(x))) as `shared=N, shared_gate=true`: N expert widths."""
+    if mt != "qwen2_moe":
+        return ""
+    width, ff = r.int("shared_expert_intermediate_size"), r.int("moe_intermediate_size")
+    if width % ff:
+        r.error("shared_expert_intermediate_size", f"option shared_expert_intermediate_size = {width} is not "
+                f"expressible in graphspec: the shared expert is a whole number of experts of {ff}",
+                f"use a multiple of moe_intermediate_size {ff} (Qwen1.5-MoE-A2.7B: 5632 = 4 × 1408)")
+        return ""
+    return f", shared={width // ff}, shared_gate=true"
+
+
 def _masks(r: Reader, mt: str) -> str | None:
     """The attention mask: causal (the decoder's default: None), or Mistral's sliding(W)."""
     if mt in ("mistral", "mixtral", "phi3"):
         w = r.int("sliding_window", optional=True)
         return None if w is None else f"sliding({w})"
-    if mt in ("qwen2", "qwen3", "qwen3_moe"):
+    if mt in ("qwen2", "qwen3", "qwen3_moe", "qwen2_moe"):
         r.expect("use_sliding_window", (False,), f"{LM_CLASSES[mt][:5]}'s sliding window above max_window_layers "
                  "is not imported", "set use_sliding_window to false (its released models do)")
         r.raw("sliding_window"), r.raw("max_window_layers")
