@@ -55,6 +55,8 @@ PARAMS = {
     "olmo2_7b": 7_298_617_344,  # Olmo2ForCausalLM on meta (tests/test_llm_counts.py; arXiv:2501.00656: 7B)
     # Qwen3MoeForCausalLM on meta (tests/test_llm_counts.py; arXiv:2505.09388 Table 2: 30.5B, 3.3B activated)
     "qwen3_30b_a3b": 30_532_122_624,
+    # Qwen2MoeForCausalLM on meta (tests/test_moe_routers.py; the Qwen1.5-MoE blog: 14.3B, 2.7B activated)
+    "qwen1_5_moe_a2_7b": 14_315_784_192,
     # Qwen3ForCausalLM on meta (tests/test_hf_import.py; arXiv:2505.09388 Table 1: 8.2B, 6.95B non-embedding)
     "qwen3_8b": 36 * (4096 * (4096 + 2 * 1024) + 4096 * 4096 + 3 * 4096 * 12288 + 2 * 4096 + 2 * 128) + 4096
                 + 2 * 151_936 * 4096,
@@ -130,6 +132,11 @@ MACS = {
     # config equals FlopCounterMode/2 on Qwen3MoeForCausalLM (tests/test_llm_counts.py)
     "qwen3_30b_a3b": 128 * (48 * (2048 * 4096 + 2 * 2048 * 512 + 4096 * 2048 + 2048 * 128 + 8 * 3 * 2048 * 768)
                             + 2048 * 151_936) + 48 * 2 * 32 * 128**2 * 128,
+    # Qwen1.5-MoE-A2.7B: 24·(q, k, v, o 4·2048² + router 2048·60 + 4 experts · 3·2048·1408 + shared
+    # expert 3·2048·5632 + its gate 2048) + head 2048·151936 per token, attention 24·2·128²·2048; a
+    # small config equals FlopCounterMode/2 on Qwen2MoeForCausalLM (tests/test_moe_routers.py)
+    "qwen1_5_moe_a2_7b": 128 * (24 * (4 * 2048**2 + 2048 * 60 + 4 * 3 * 2048 * 1408 + 3 * 2048 * 5632 + 2048)
+                                + 2048 * 151_936) + 24 * 2 * 128**2 * 2048,
     # Qwen3-8B: 36·(q 4096·4096 + k, v 2·4096·1024 + o 4096·4096 + 3·4096·12288) + untied head
     # 4096·151936 per token, attention 36·2·32·128²·128; = FlopCounterMode/2 on Qwen3ForCausalLM
     # (eager) on the meta device (tests/test_hf_import.py)
