@@ -62,6 +62,14 @@ PARAMS = {
                 + 2 * 151_936 * 4096,
     # Twins-PCPVT-S by hand from gvt.py (tests/test_twins.py; Table 1: 24.1M)
     "twins_pcpvt_s": 24_106_216,
+    # LlamaForCausalLM / Gemma3ForCausalLM from the released configs on meta (tests/test_rope_scaling.py):
+    # 32·(4096·(4096 + 2·1024) + 4096² + 3·4096·14336 + 2·4096) + 4096 + 2·128256·4096 (arXiv:2407.21783: 8B)
+    "llama3_1_8b": 32 * (4096 * 6144 + 4096**2 + 3 * 4096 * 14336 + 2 * 4096) + 4096 + 2 * 128_256 * 4096,
+    # 16·(2048·(2048 + 2·512) + 2048² + 3·2048·8192 + 2·2048) + 2048 + 128256·2048 (tied; model card: 1.23B)
+    "llama3_2_1b": 16 * (2048 * 3072 + 2048**2 + 3 * 2048 * 8192 + 2 * 2048) + 2048 + 128_256 * 2048,
+    # 26·(1152·(1024 + 2·256) + 1024·1152 + 3·1152·6912 + 4·1152 + 2·256 q/k norms) + 1152 + 262144·1152
+    # (tied; arXiv:2503.19786 Table 1: 302M embedding + 698M non-embedding)
+    "gemma3_1b": 26 * (1152 * 1536 + 1024 * 1152 + 3 * 1152 * 6912 + 4 * 1152 + 2 * 256) + 1152 + 262_144 * 1152,
 }
 
 # -- MACs, default convention (linear, conv, matmul; class token and head included) ------------
@@ -143,6 +151,11 @@ MACS = {
     "qwen3_8b": 128 * (36 * (2 * 4096 * 4096 + 2 * 4096 * 1024 + 3 * 4096 * 12288) + 4096 * 151_936)
                 + 36 * 2 * 32 * 128**2 * 128,
     "twins_pcpvt_s": 3_809_459_968,  # by hand from gvt.py (tests/test_twins.py; Table 1: 3.8G)
+    # Llama 3.1 8B / 3.2 1B / Gemma 3 1B at N = 128: linears per token + attention (dense), equal to
+    # FlopCounterMode/2 on the HF models (eager) on the meta device (tests/test_rope_scaling.py)
+    "llama3_1_8b": 128 * (32 * (4096 * 6144 + 4096**2 + 3 * 4096 * 14336) + 4096 * 128_256) + 32 * 2 * 128**2 * 4096,
+    "llama3_2_1b": 128 * (16 * (2048 * 3072 + 2048**2 + 3 * 2048 * 8192) + 2048 * 128_256) + 16 * 2 * 128**2 * 2048,
+    "gemma3_1b": 128 * (26 * (1152 * 1536 + 1024 * 1152 + 3 * 1152 * 6912) + 1152 * 262_144) + 26 * 2 * 4 * 128**2 * 256,
 }
 
 # -- Swin official flops() (MACs + LayerNorm elements + the final-norm quirk) -------------------

@@ -1,6 +1,7 @@
 """ONNX (onnxruntime) and TVM (llvm, untuned) agree with PyTorch eager (the generated module) on
 small LLMs: Llama (RMSNorm, rotary, SwiGLU), Mistral (GQA, sliding window), Mixtral (a mixture
-of experts) and Phi-2 (parallel block, partial rotary), unfused and after the default passes.
+of experts), Phi-2 (parallel block, partial rotary), Llama 3.2 (rescaled rotary) and Gemma 3
+(per-layer rotary bases, QK-norm), unfused and after the default passes.
 Tolerance 1e-4 absolute and relative (fp32)."""
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ SMALL = {
     "mixtral": ("mixtral_8x7b", ["vocab=100", "d=64", "d_ff=96", "L=2", "h=8", "kv=2", "experts=4", "top_k=2",
                                  "seq_len=12"]),
     "phi2": ("phi2", ["vocab=100", "d=80", "d_ff=160", "L=2", "h=4", "seq_len=12"]),
+    # rescaled rope (llama3 rule), per-layer rope bases with QK-norm (Gemma 3)
+    "llama3": ("llama3_2_1b", ["vocab=100", "d=64", "d_ff=96", "L=2", "h=4", "kv=2", "hd=16", "seq_len=12"]),
+    "gemma3": ("gemma3_1b", ["vocab=100", "d=64", "d_ff=96", "L=3", "h=4", "kv=2", "hd=16", "window=4", "seq_len=12",
+                             "decoder.attention=pattern(sliding(window, pos=rope(10000)) * 2, causal)",
+                             "embed=tokens(vocab, dim=d, pos=rope(1000000, scaling=linear(8)), scale=true)"]),
 }
 
 
@@ -49,7 +55,7 @@ def test_onnx_matches_eager(name, passes):
     close(gx.run(gx.export(g, params), x), ref)
 
 
-@pytest.mark.parametrize("name", ["llama", "mixtral"])
+@pytest.mark.parametrize("name", ["llama", "mixtral", "llama3"])
 def test_tvm_llvm_matches_eager(name):
     from graphspec.backends import tvm as gt
 

@@ -48,6 +48,21 @@ CASES = [
     ("unknown_mlp", ("glu(96, silu)", "gluu(96, silu)"), (12, "gluu"), "unknown MLP 'gluu'", "did you mean 'glu'?"),
     ("two_norm_epsilons", ("  bias: false\n", "  bias: false\n  eps: 1e-6\n"), (14, "1e-6"),
      "`eps:` and `norm: rms_norm(...)` both set the norm", "write the epsilon inside the norm"),
+    # a mask's own position scheme (Gemma-3's local rope), RoPE scaling, repeated call forms
+    ("mask_pos_at_the_embedding", ("sliding(W)", "sliding(W, pos=learned(64))"), (10, "sliding("),
+     "sliding(): pos=learned acts at the embedding, not inside attention", "a mask takes pos=rope(theta, ...)"),
+    ("mask_rope_odd_dims", ("sliding(W)", "sliding(W, pos=rope(10000, fraction=0.3))"), (10, "sliding("),
+     "rope rotates 0.3 × 8 = 2.4 dims", "fraction=0.25 or fraction=0.5"),
+    ("llama3_high_not_above_low", ("fraction=rotary)", "fraction=rotary, scaling=llama3(8, low=4, high=2))"),
+     (5, "tokens("), "llama3(): high 2 is not above low 4", "llama3(8, low=1, high=4, original=8192)"),
+    ("yarn_needs_original", ("fraction=rotary)", "scaling=yarn(4))"), (5, "tokens("), "yarn() needs `original`",
+     "write yarn(factor, original"),
+    ("yarn_betas_order", ("fraction=rotary)", "scaling=yarn(4, original=8, beta_fast=1, beta_slow=2))"), (5, "tokens("),
+     "yarn(): beta_fast 1 is not above beta_slow 2", "beta_fast=32, beta_slow=1"),
+    ("unknown_rope_scaling", ("fraction=rotary)", "scaling=ntk(4))"), (5, "tokens("),
+     "unknown rope() argument `scaling` 'ntk'", "use one of none, linear, llama3, yarn"),
+    ("repeat_zero_times", ("sliding(W)", "pattern(sliding(W) * 0, causal)"), (10, "sliding("),
+     "sliding(W) * 0 repeats a call form 0 times", "from 1 to 100000"),
 ]
 
 
