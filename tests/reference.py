@@ -57,6 +57,8 @@ PARAMS = {
     "qwen3_30b_a3b": 30_532_122_624,
     # Qwen2MoeForCausalLM on meta (tests/test_moe_routers.py; the Qwen1.5-MoE blog: 14.3B, 2.7B activated)
     "qwen1_5_moe_a2_7b": 14_315_784_192,
+    # DeepseekV2ForCausalLM on meta (tests/test_mla.py; arXiv:2405.04434 Appendix B: 15.7B, 2.4B activated)
+    "deepseek_v2_lite": 15_706_484_224,
     # Qwen3ForCausalLM on meta (tests/test_hf_import.py; arXiv:2505.09388 Table 1: 8.2B, 6.95B non-embedding)
     "qwen3_8b": 36 * (4096 * (4096 + 2 * 1024) + 4096 * 4096 + 3 * 4096 * 12288 + 2 * 4096 + 2 * 128) + 4096
                 + 2 * 151_936 * 4096,
@@ -145,6 +147,13 @@ MACS = {
     # small config equals FlopCounterMode/2 on Qwen2MoeForCausalLM (tests/test_moe_routers.py)
     "qwen1_5_moe_a2_7b": 128 * (24 * (4 * 2048**2 + 2048 * 60 + 4 * 3 * 2048 * 1408 + 3 * 2048 * 5632 + 2048)
                                 + 2048 * 151_936) + 24 * 2 * 128**2 * 2048,
+    # DeepSeek-V2-Lite: 27·MLA (q 2048·3072 + kv_a 2048·576 + kv_b 512·4096 + o 2048·2048) + dense
+    # 3·2048·10944 + 26·(router 2048·64 + 6 experts · 3·2048·1408 + shared 3·2048·2816) + head
+    # 2048·102400 per token, attention 27·16·128²·(192 + 128); = FlopCounterMode/2 on
+    # DeepseekV2ForCausalLM, meta for attention and dense parts, a small real config for the MoE (tests/test_mla.py)
+    "deepseek_v2_lite": 128 * (27 * (2048 * 3072 + 2048 * 576 + 512 * 4096 + 2048 * 2048) + 3 * 2048 * 10944
+                               + 26 * (2048 * 64 + 6 * 3 * 2048 * 1408 + 3 * 2048 * 2816) + 2048 * 102_400)
+                        + 27 * 16 * 128**2 * (192 + 128),
     # Qwen3-8B: 36·(q 4096·4096 + k, v 2·4096·1024 + o 4096·4096 + 3·4096·12288) + untied head
     # 4096·151936 per token, attention 36·2·32·128²·128; = FlopCounterMode/2 on Qwen3ForCausalLM
     # (eager) on the meta device (tests/test_hf_import.py)

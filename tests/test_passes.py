@@ -32,11 +32,11 @@ def attention_modules(g) -> int:
 
 def shared_projections(g) -> int:
     """Attention modules where two or three of the q, k, v projections read one tensor (also
-    HF-named q_proj/k_proj/v_proj, which fuse into qkv_proj)."""
+    HF-named q_proj/k_proj/v_proj, which fuse into qkv_proj; MLA's LatentAttention has q_proj only)."""
     n = 0
     for path, m in g.modules.items():
         for s in ("", "_proj"):
-            if m.cls.endswith("Attention") and f"{path}.q{s}" in g:
+            if m.cls.endswith("Attention") and all(f"{path}.{t}{s}" in g for t in "qkv"):
                 n += len({g[f"{path}.{t}{s}"].inputs for t in "qkv"}) < 3
     return n
 

@@ -49,8 +49,7 @@ def attend(b, layer, x: str, kv: str, local: str, *, pos_q=None, pos_k=None, win
         norm_all = layer.qk_norm is not None and layer.qk_norm_all  # OLMo-2: over all heads' dims (h·d, kv·d)
         pos = layer.pos
         if latent:  # MLA (graphspec/vocab/mla.py): q, k, v heads from low-rank latents, RoPE inside
-            qh, kh, vh = layer.qkv.lower(b, layer, xq)
-            hd = b.shape(qh)[-1]  # nope_dim + rope_dim, the width the scores are scaled by
+            qh, kh, vh, latent_scale = layer.qkv.lower(b, layer, xq)
         else:
             q = b.emit("linear", (xq,), n.q, out_features=heads * hd, bias=layer.qkv_bias, in_features=dim)
             q = norms.apply(b, layer.qk_norm, q, "q_norm") if norm_all else q
@@ -71,7 +70,8 @@ def attend(b, layer, x: str, kv: str, local: str, *, pos_q=None, pos_k=None, win
             vh = b.emit("repeat_kv", (vh,), "v_rep", groups=groups)
         kt = b.emit("transpose", (kh,), "k_t", dims=(-2, -1))  # B, h, d, S
         sc = b.emit("matmul", (qh, kt), "scores")  # B, h, N, S
-        sc = b.emit("scale", (sc,), "scaled", k=layer.scale if layer.scale is not None else hd ** -0.5)
+        default_scale = latent_scale if latent else hd ** -0.5
+        sc = b.emit("scale", (sc,), "scaled", k=layer.scale if layer.scale is not None else default_scale)
         if windowed:
             bias = b.emit("rel_pos_bias", (), "rel_pos_bias", window=window, heads=heads, weights=b.path)
             sc = b.emit("add", (sc, bias), "biased")

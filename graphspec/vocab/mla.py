@@ -13,13 +13,15 @@ the position information from a separate, decoupled RoPE part:
                     by all heads (Eq. 14)
     q = [q_nope, q_pe], k = [k_nope, k_pe]        nope_dim + rope_dim per head   (Eq. 15-16)
 
-The rest is `attend`'s: the mask, softmax(q kᵀ / √(nope_dim + rope_dim)) (Eq. 17-18), ·v with
-v_dim per head, and o_proj heads·v_dim -> dim (Eq. 19). The pieces keep the names of DeepSeek's
+The rest is `attend`'s: the mask, softmax(q kᵀ / √(nope_dim + rope_dim)) (Eq. 17-18; under
+`rope(scaling=yarn(..., mscale_all_dim=m))` times YaRN's mscale(factor, m)², as DeepSeek's code
+and Hugging Face's yarn_apply_mscale do), ·v with v_dim per head, and o_proj heads·v_dim -> dim
+(Eq. 19). The pieces keep the names of DeepSeek's
 code and Hugging Face's DeepseekV2Attention (q_a_proj, kv_a_proj_with_mqa, kv_b_proj, ...), so its
 state dict loads as it is; q_proj and o_proj follow the stack's `names:`.
 
 Context of the lowering: the block's `Layer` (graphspec/vocab/blocks.py); it returns the q, k
-and v heads (B, h, N, ·) that `attend` scores.
+and v heads (B, h, N, ·) that `attend` scores, and the scale of the scores.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from graphspec.vocab import norms
+from graphspec.vocab.positions import yarn_mscale
 from graphspec.vocab.registry import Arg, construct
 
 
@@ -36,6 +39,17 @@ def _check(a):
         out.append(("rope_dim", f"rope_dim {a['rope_dim']} is odd: RoPE rotates pairs of dims",
                     "use an even rope_dim (DeepSeek-V2: 64)"))
     return out
+
+
+def softmax_scale(layer, qk_dim: int) -> float:
+    """1/√(nope_dim + rope_dim), times mscale(factor, mscale_all_dim)² when the model's RoPE is
+    YaRN with DeepSeek's mscale_all_dim (DeepSeek-V2's released config: (0.1·0.707·ln 40 + 1)²)."""
+    scale = qk_dim ** -0.5
+    pos = layer.pos
+    yarn = pos.get("scaling") if pos is not None and pos.name == "rope" else None
+    if yarn is not None and yarn.name == "yarn" and yarn["mscale_all_dim"]:
+        scale *= yarn_mscale(float(yarn["factor"]), yarn["mscale_all_dim"]) ** 2
+    return scale
 
 
 @construct("qkv", "mla", Arg("kv_rank", int, minimum=0, exclusive=True, doc="width of the k/v latent c_kv (kv_lora_rank)"),
@@ -72,14 +86,14 @@ def mla(b, use, layer, x):
     k_pe = b.emit("split", (kv,), "k_pe", sizes=(rank, rope), index=1)  # B, N, rope
     latent = norms.apply(b, use["norm"], latent, "kv_a_layernorm")
     kv = b.emit("linear", (latent,), "kv_b_proj", out_features=h * (nope + vd), bias=False, in_features=rank)
-    kv = b.emit("split_heads", (kv,), "kv_heads", heads=h)  # B, h, S, nope + v
+    kv = b.emit("split_heads", (kv,), "kv", heads=h)  # B, h, S, nope + v
     k_nope = b.emit("split", (kv,), "k_nope", sizes=(nope, vd), index=0)
     v = b.emit("split", (kv,), "v_heads", sizes=(nope, vd), index=1)
-    k_pe = b.emit("split_heads", (k_pe,), "k_pe_head", heads=1)  # B, 1, S, rope: one key for all heads
+    k_pe = b.emit("split_heads", (k_pe,), "k_pe", heads=1)  # B, 1, S, rope: one key for all heads
     pos = layer.pos
     if pos is not None and pos.hook("qk"):  # RoPE on the decoupled dims only
         q_pe, k_pe = pos.hook("qk")(b, pos, replace(layer, head_dim=rope), q_pe, k_pe)
-    k_pe = b.emit("repeat_kv", (k_pe,), "k_pe_rep", groups=h)  # B, h, S, rope
+    k_pe = b.emit("repeat_kv", (k_pe,), "k_pe", groups=h)  # B, h, S, rope
     q = b.emit("concat", (q_nope, q_pe), "q", dim=-1)  # B, h, N, nope + rope
     k = b.emit("concat", (k_nope, k_pe), "k", dim=-1)
-    return q, k, v
+    return q, k, v, softmax_scale(layer, qk)
