@@ -201,6 +201,20 @@ def test_deepseek_v3_counts():
     assert graphspec.analysis.macs(graph) == fc.get_total_flops() // 2 == 12 * (32 * 8 + 4 * 3 * 32 * 16)
 
 
+def test_correction_bias_is_a_zero_buffer_after_init_weights_on_meta():
+    """Built on the meta device and materialised (to_empty), init_weights zeroes the bias (as HF's
+    _init_weights) and draws the router's weight; the bias is state, not a parameter."""
+    gen = emit(gs_block("v3"))
+    with torch.device("meta"):
+        net = getattr(load(gen.source), gen.class_name)()
+    net.to_empty(device="cpu")
+    net.mlp.gate.e_score_correction_bias.fill_(1.0)  # what uninitialised memory may hold
+    net.init_weights()
+    assert "mlp.gate.e_score_correction_bias" not in dict(net.named_parameters())
+    assert torch.equal(net.mlp.gate.e_score_correction_bias, torch.zeros(8))
+    assert 0.01 < net.mlp.gate.weight.detach().std().item() < 0.04
+
+
 # -- bad router arguments: one located error with a fix, exit 2 ------------------------------
 SPEC = """\
 name: tiny_moe
