@@ -46,11 +46,13 @@ LITE = dict(vocab_size=102400, hidden_size=2048, intermediate_size=10944, moe_in
             qk_nope_head_dim=128, qk_rope_head_dim=64, v_head_dim=128, n_routed_experts=64, num_experts_per_tok=6,
             n_shared_experts=2, first_k_dense_replace=1, routed_scaling_factor=1.0, topk_method="greedy",
             norm_topk_prob=False, rms_norm_eps=1e-6, tie_word_embeddings=False, max_position_embeddings=163840,
-            rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
+            rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 40.0,
+                             "original_max_position_embeddings": 4096, "beta_fast": 32.0, "beta_slow": 1.0,
+                             "mscale": 0.707, "mscale_all_dim": 0.707})
 # The same layout, small: dim 64, 4 heads, latent 32, nope 16 + rope 8 per head, values 12
 SMALL = dict(LITE, vocab_size=120, hidden_size=64, intermediate_size=96, moe_intermediate_size=24, num_hidden_layers=3,
              num_attention_heads=4, num_key_value_heads=4, kv_lora_rank=32, qk_nope_head_dim=16, qk_rope_head_dim=8,
-             v_head_dim=12, n_routed_experts=8, num_experts_per_tok=2, max_position_embeddings=64)
+             v_head_dim=12, n_routed_experts=8, num_experts_per_tok=2)
 SMALL_SET = ["vocab=120", "d=64", "L=3", "h=4", "kv_rank=32", "rope_dim=8", "nope_dim=16", "v_dim=12", "d_ff=96",
              "expert_ff=24", "experts=8", "top_k=2", "seq_len=12"]
 YARN = {"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0, "original_max_position_embeddings": 16,
@@ -98,10 +100,13 @@ def q_latent_spec(tmp_path, scaling="none", interleaved=True):
 
 @pytest.mark.parametrize("passes", ["none", "default"])
 def test_deepseek_v2_lite_layout_computes_hugging_faces_logits(passes):
+    """With the released YaRN: factor 40 from 4096 positions, softmax scale 1.5896/√24."""
     hf = small_lite()
     m = graphspec.load("deepseek_v2_lite", SMALL_SET)
     graph, net, _ = hf_ref.generated(m, passes)
     assert m.params() == hf_ref.n_params(hf) == 173_600
+    scale = next(n for n in m.graph if n.op == "scale").a["k"]
+    assert scale == pytest.approx(hf.model.layers[0].self_attn.scaling) == pytest.approx(1.5896 / 24**0.5, rel=1e-4)
     if passes != "none":  # the core fuses; q_proj and kv_a_proj_with_mqa stay apart (no qkv pattern)
         assert graph["layers.0.self_attn.attention"].op == "attention"
         assert "layers.0.self_attn.kv_a_proj_with_mqa" in graph and "layers.0.self_attn.qkv_proj" not in graph
@@ -119,7 +124,7 @@ def test_interpreter_computes_hugging_faces_logits():
 def test_query_latent_and_yarn_mscale(tmp_path, scaling):
     """q_lora_rank (q_a_proj -> q_a_layernorm -> q_b_proj) and YaRN with DeepSeek's mscale_all_dim,
     whose mscale² multiplies the softmax scale (4× from 16 positions: 1.0138² = 1.0277)."""
-    rope = YARN if scaling == "yarn" else SMALL["rope_parameters"]
+    rope = YARN if scaling == "yarn" else {"rope_type": "default", "rope_theta": 10000.0}
     hf = hf_model("DeepseekV2ForCausalLM", "DeepseekV2Config", **dict(
         SMALL, num_hidden_layers=2, q_lora_rank=24, first_k_dense_replace=2, rope_parameters=rope))
     yarn = "yarn(4, original=16, beta_fast=32, beta_slow=1, mscale=0.707, mscale_all_dim=0.707)"
@@ -195,7 +200,8 @@ def test_generated_code_reads_like_deepseek_v2(tmp_path):
                   "q_nope, q_pe = q.split([16, 8], dim=-1)",
                   "compressed_kv, k_pe = self.kv_a_proj_with_mqa(x).split([32, 8], dim=-1)",
                   "k_nope, v = kv.split([16, 12], dim=-1)", "k_pe = k_pe.unflatten(-1, (1, -1))",
-                  "apply_rotary(q_pe, 10000.0, 8, interleaved=True)", "k = torch.cat([k_nope, k_pe], dim=-1)",
+                  "q_pe, 10000.0, 8, interleaved=True, scaling=('yarn', 40.0, 4096, 32.0, 1.0, 1.0, True)",
+                  "q = torch.cat([q_nope, q_rot], dim=-1)", "k = torch.cat([k_nope, k_pe], dim=-1)",
                   "self.mlp = MoE(dim, experts=8, top_k=2) if moe else SwiGLU(dim, hidden_features=96)",
                   "Block(dim=64, num_heads=4, moe=i >= 1)", "return x + self.mlp(self.post_attention_layernorm(x))"):
         assert piece in src, piece
@@ -249,5 +255,7 @@ def test_bad_mla_arguments_are_located_errors(override, message, fix):
 def test_first_k_beyond_the_stack_exits_2_at_its_line():
     r = CliRunner().invoke(main, ["flops", "deepseek_v2_lite", "--set", "dense=30"])
     assert r.exit_code == 2, r.output
-    assert "deepseek_v2_lite.yaml:30:8: error: first(30, ...) asks for 30 dense blocks, but the stack has 27" in r.output
+    line = next(i for i, t in enumerate((graphspec.SPECS_DIR / "deepseek_v2_lite.yaml").read_text().splitlines(), 1)
+                if t.startswith("  mlp: first("))
+    assert f"deepseek_v2_lite.yaml:{line}:8: error: first(30, ...) asks for 30 dense blocks, but the stack has 27" in r.output
     assert "fix: use k ≤ 27" in r.output and "Traceback" not in r.output
