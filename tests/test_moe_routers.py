@@ -8,8 +8,8 @@ affinities renormalised and scaled by 2.5 — `router=sigmoid(groups, topk_group
 DeepSeek-V2 (arXiv:2405.04434 §2.1.3, group_limited_greedy): softmax, groups ranked by their
 best expert, scaled, not renormalised — `router=softmax(groups, topk_groups, scale=16)`.
 
-HF models are built from Config objects (random weights, no downloads; the DeepSeek MoE blocks
-alone, as their attention is MLA). graphspec's generated module loads HF's state dict strictly and
+HF models are built from Config objects (random weights, no downloads): the DeepSeek MoE blocks
+alone, and a tiny DeepseekV3ForCausalLM (MLA, tests/test_mla.py's construct). graphspec's generated module loads HF's state dict strictly and
 computes HF's output to 1e-5 relative in fp32, the IR interpreter too, ONNX and TVM (llvm) to 1e-4; counts equal HF's
 parameters on the meta device and FlopCounterMode/2 (eager) on random weights, where the routing
 is real.
@@ -213,6 +213,51 @@ def test_correction_bias_is_a_zero_buffer_after_init_weights_on_meta():
     assert "mlp.gate.e_score_correction_bias" not in dict(net.named_parameters())
     assert torch.equal(net.mlp.gate.e_score_correction_bias, torch.zeros(8))
     assert 0.01 < net.mlp.gate.weight.detach().std().item() < 0.04
+
+
+TINY_V3 = """\
+name: tiny_deepseek_v3
+names: hf
+input: tokens(12)
+embed: tokens(120, dim=64, pos=rope(10000, interleaved=true, max_len=64))
+decoder×3:
+  dim: 64
+  heads: 4
+  qkv: mla(kv_rank=32, rope_dim=8, nope_dim=16, v_dim=12, q_rank=24)
+  norm: rms_norm(1e-6)
+  mlp: first(1, glu(96, silu), moe(8, 3, expert=glu(24, silu), shared=1, router=sigmoid(4, 2, scale=2.5)))
+  bias: false
+  final_norm: true
+head: lm(tied=false)
+"""
+
+
+def test_tiny_deepseek_v3_for_causal_lm(tmp_path):
+    """A whole DeepseekV3ForCausalLM (MLA with a query latent, one dense layer, then sigmoid routing
+    over 4 groups of 2 with a random correction bias, top 3, scale 2.5, one shared expert): the
+    generated module and the interpreter compute HF's logits; params = HF's, MACs = FlopCounterMode/2."""
+    cfg = transformers.DeepseekV3Config(
+        vocab_size=120, hidden_size=64, intermediate_size=96, moe_intermediate_size=24, num_hidden_layers=3,
+        num_attention_heads=4, num_key_value_heads=4, kv_lora_rank=32, q_lora_rank=24, qk_nope_head_dim=16,
+        qk_rope_head_dim=8, v_head_dim=12, first_k_dense_replace=1, n_routed_experts=8, num_experts_per_tok=3,
+        n_group=4, topk_group=2, n_shared_experts=1, routed_scaling_factor=2.5, norm_topk_prob=True,
+        rope_interleave=True, rms_norm_eps=1e-6, tie_word_embeddings=False, max_position_embeddings=64,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0}, attn_implementation="eager",
+        experts_implementation="eager")
+    hf = hf_ref.random_hf(transformers.DeepseekV3ForCausalLM, cfg)
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for layer in hf.model.layers[1:]:
+            layer.mlp.gate.e_score_correction_bias.normal_(0, 0.05, generator=g)
+    (tmp_path / "v3.yaml").write_text(TINY_V3, encoding="utf-8")
+    m = graphspec.load(tmp_path / "v3.yaml")
+    assert m.params() == sum(p.numel() for p in hf.parameters())
+    graph, net, _ = hf_ref.generated(m, "default")
+    x = torch.randint(0, 120, (2, 12), generator=torch.Generator().manual_seed(6))
+    assert hf_ref.hf_logits_error(hf, net, graph, x, "llama") < RTOL
+    assert hf_ref.round_trip_mismatches(net, graph, "llama", hf) == []
+    assert hf_ref.hf_interpreter_error(hf, m.graph, x[:1], "llama") < RTOL
+    assert m.macs() == flop_counted_macs(hf, torch.zeros(1, 12, dtype=torch.long))
 
 
 # -- bad router arguments: one located error with a fix, exit 2 ------------------------------
