@@ -221,6 +221,27 @@ def test_docs_example_counts_what_its_comment_says(tmp_path):
     assert m.params() == 41_632 + 2 * 79_008 + 2 * 6_400 + 64
 
 
+def test_onnx_matches_eager():
+    """ONNX Attention-23 takes MLA's 24-dim q, k and 12-dim v as they are (default passes)."""
+    pytest.importorskip("onnxruntime")
+    from graphspec.backends import onnx as gx
+    from graphspec.backends import weights
+    from graphspec.backends.torch import run_eager
+
+    from graphspec.passes import run_pipeline
+
+    m = graphspec.load("deepseek_v2_lite", [*SMALL_SET, "batch=2"])
+    g, _ = run_pipeline(m.graph, "default", echo=lambda s: None)
+    params, x = weights.random_params(g, seed=0), weights.random_inputs(g, seed=1)
+    (ref,), (got,) = run_eager(g, params, x, spec=m.spec), gx.run(gx.export(g, params), x)
+    assert abs(got - ref).max() <= 1e-4 * abs(ref).max()
+
+
+def test_qkv_none_is_the_three_linears():
+    m = graphspec.load("deepseek_v2_lite", [*SMALL_SET, "decoder.qkv=none"])
+    assert "layers.0.self_attn.k_proj" in m.graph and "layers.0.self_attn.kv_b_proj" not in m.graph
+
+
 def test_first_k_and_per_layer_lists_build_the_same_layers():
     a = graphspec.load("deepseek_v2_lite", SMALL_SET)
     moe = "moe(experts, top_k, expert=glu(expert_ff, silu), shared=shared, normalize=false)"

@@ -125,8 +125,9 @@ def read_stack(r, role: str, v: Any, has_encoder: bool, names: str = "graphspec"
 def _qkv(r, v: dict, p: tuple):
     """`qkv: mla(...)` (graphspec/vocab/mla.py): DeepSeek's latent attention makes its own q, k, v,
     so the fields that shape the three linears do not apply."""
-    if "qkv" not in v:
-        return None
+    val = r.value(v["qkv"], p + ("qkv",), calls=True) if "qkv" in v else None
+    if val is None or val is False or (isinstance(val, Call) and val.name == "none" and not val.args):
+        return None  # `qkv: none`: the three linears
     u = vocab.read(r, v["qkv"], p + ("qkv",), "qkv", "q/k/v projection")
     for k, fix in (("kv_heads", "MLA's keys and values have one latent for all heads; remove kv_heads"),
                    ("head_dim", "MLA's head widths are mla(nope_dim=, rope_dim=, v_dim=); remove head_dim"),
