@@ -34,6 +34,11 @@ SMALL = {
     "qwen3_8b": (["vocab=100", "d=64", "L=2", "h=4", "kv=2", "hd=24", "d_ff=96", "seq_len=16"], "AutoModelForCausalLM",
                  "ids"),
     "olmo2_7b": (["vocab=100", "d=64", "L=2", "h=4", "d_ff=96", "seq_len=16"], "AutoModelForCausalLM", "ids"),
+    "llama3_2_1b": (["vocab=100", "d=64", "L=2", "h=4", "kv=2", "hd=16", "d_ff=96", "seq_len=16"],
+                    "AutoModelForCausalLM", "ids"),  # rope_type llama3
+    "gemma3_1b": (["vocab=100", "d=64", "L=7", "h=4", "kv=2", "hd=16", "d_ff=96", "window=5", "seq_len=16",
+                   "embed=tokens(vocab, dim=d, pos=rope(1000000, scaling=linear(8)), scale=true)"],
+                  "AutoModelForCausalLM", "ids"),  # two rope_parameters, layer_types
     "mixtral_8x7b": (["vocab=100", "d=64", "L=2", "h=4", "kv=2", "d_ff=32", "experts=4", "top_k=2", "seq_len=16"],
                      "AutoModelForCausalLM", "ids"),
     "qwen3_30b_a3b": (["vocab=100", "d=64", "L=2", "h=4", "kv=2", "hd=24", "d_ff=32", "experts=4", "top_k=2",
@@ -111,7 +116,8 @@ def test_trained_generated_model_loads_in_hugging_face(tmp_path, spec):
 
 
 @pytest.mark.parametrize("spec", ["gpt2", "bert_base", "vit_b16", "llama2_7b", "mistral_7b", "mixtral_8x7b", "phi2",
-                                  "gemma2_2b", "qwen3_8b", "qwen3_30b_a3b", "olmo2_7b", "swin_t", "swin_b",
+                                  "gemma2_2b", "qwen3_8b", "qwen3_30b_a3b", "olmo2_7b", "llama3_1_8b", "llama3_2_1b",
+                                  "gemma3_1b", "swin_t", "swin_b",
                                   "pvt_small", "t5_base"])
 def test_exported_config_describes_the_spec(tmp_path, spec):
     r = cli("export", spec, "--format", "hf", "-o", tmp_path / "hf")
@@ -128,6 +134,9 @@ def test_exported_config_describes_the_spec(tmp_path, spec):
     ("gemma2_2b", ["L=2", "decoder.attention=[sliding(8), sliding(16)]"], "windows [8, 16]"),  # one sliding_window
     ("gemma2_2b", ["L=2", "decoder.scale=0.11"], "query_pre_attn_scalar (an integer)"),
     ("llama2_7b", ["L=2", "decoder.softcap=30"], "softcap"),
+    ("gemma3_1b", ["L=2", "decoder.attention=pattern(sliding(8, pos=rope(100)), sliding(8, pos=rope(10)))"],
+     "one rope for the sliding layers"),
+    ("llama2_7b", ["L=2", "decoder.attention=pattern(causal, causal(pos=none))"], "cannot describe this spec exactly"),
     ("gpt2", ["L=2", "decoder.norm=post"], "cannot describe this spec exactly"),
     ("llama2_7b", ["L=2", "names=graphspec"], "no Hugging Face family graphspec exports"),
     ("detr_r50", [], "--set decoder.aux=false"),  # HF's auxiliary_loss decoder is not the official one
@@ -145,6 +154,7 @@ def test_a_spec_no_config_describes_is_refused(tmp_path, spec, overrides, words)
                                                     ("qwen3_8b", "Qwen3ForCausalLM", "none"),
                                                     ("qwen3_8b", "Qwen3ForCausalLM", "default"),
                                                     ("olmo2_7b", "Olmo2ForCausalLM", "default"),
+                                                    ("gemma3_1b", "Gemma3ForCausalLM", "default"),
                                                     # save_pretrained writes one tensor per expert (Mixtral's
                                                     # block_sparse_moe.experts.{e}.w1/w3/w2, Qwen3-MoE's
                                                     # mlp.experts.{e}.gate/up/down_proj), as the hub's files are

@@ -116,6 +116,16 @@ NUMERICS = {
                     layer_types=["full_attention", "sliding_attention", "sliding_attention"],
                     attn_logit_softcapping=0.05, final_logit_softcapping=0.2, attention_bias=True), "ids"),
     "qwen3": (dict(TINY, head_dim=24, attention_bias=True), "ids"),
+    # Llama 3.1's RoPE rule, and YaRN with DeepSeek's mscales (rope_parameters as transformers 5 writes them)
+    "llama-3": (dict(TINY, rope_parameters=dict(rope_type="llama3", rope_theta=500000.0, factor=8.0, low_freq_factor=1.0,
+                                                high_freq_factor=4.0, original_max_position_embeddings=8)), "ids"),
+    "llama-yarn": (dict(TINY, max_position_embeddings=64,
+                        rope_parameters=dict(rope_type="yarn", rope_theta=10000.0, factor=4.0, mscale=0.707,
+                                             mscale_all_dim=1.0, original_max_position_embeddings=16)), "ids"),
+    # Gemma 3: 5 sliding layers (rope 1e4) for 1 global (rope 1e6, linear(8)), QK-norm, a 7th sliding layer
+    "gemma3_text": (dict(TINY, num_hidden_layers=7, head_dim=16, query_pre_attn_scalar=16, sliding_window=5,
+                         rope_parameters={"full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1e6},
+                                          "sliding_attention": {"rope_type": "default", "rope_theta": 1e4}}), "ids"),
     # 4 experts, top 2, router weights not renormalised (Qwen3MoeConfig's default norm_topk_prob false)
     "qwen3_moe": (dict(TINY, head_dim=24, moe_intermediate_size=40, num_local_experts=4, num_experts_per_tok=2,
                        experts_implementation="eager"), "ids"),
@@ -183,10 +193,22 @@ def run_import(tmp_path, config, *args):
 
 
 BAD = [  # (config, the words the message must hold)
-    ({**transformers.LlamaConfig().to_dict(), "rope_parameters": {"rope_type": "linear", "factor": 2.0,
-                                                                   "rope_theta": 10000.0}}, "rope_type"),
+    ({**transformers.LlamaConfig().to_dict(), "rope_parameters": {"rope_type": "dynamic", "factor": 2.0,
+                                                                   "rope_theta": 10000.0}},
+     "option rope_parameters.rope_type = \"dynamic\" is not expressible"),
     ({"model_type": "llama", "rope_theta": 10000.0, "rope_scaling": {"type": "dynamic", "factor": 2.0}},
-     "option rope_scaling"),
+     "option rope_scaling.rope_type = \"dynamic\""),
+    ({"model_type": "llama", "rope_parameters": {"rope_type": "llama3", "rope_theta": 5e5, "factor": 8.0}},
+     "option rope_parameters.original_max_position_embeddings is missing"),
+    ({"model_type": "llama", "rope_parameters": {"rope_type": "linear", "rope_theta": 5e5, "factor": 0.5}},
+     "option rope_parameters.factor = 0.5 must be a number ≥ 1"),
+    ({"model_type": "llama", "rope_parameters": {"rope_type": "linear", "rope_theta": 5e5, "factor": 2.0,
+                                                 "beta_fast": 3}}, "option rope_parameters.beta_fast = 3"),
+    ({"model_type": "llama", "rope_parameters": {"rope_type": "yarn", "rope_theta": 1e4, "factor": 4.0,
+                                                 "original_max_position_embeddings": 4096, "beta_fast": 1,
+                                                 "beta_slow": 2}}, "beta_fast 1 must exceed beta_slow 2"),
+    ({"model_type": "gemma3_text", "rope_parameters": {"full_attention": {"rope_type": "longrope", "rope_theta": 1e6}}},
+     "option rope_parameters.full_attention.rope_type = \"longrope\""),
     ({"model_type": "llama", "rope_parameters": {"rope_theta": 5e5, "rope_type": "default"}, "rope_theta": 1e4},
      "option rope_theta = 10000.0 contradicts rope_parameters"),
     ({"model_type": "gpt2", "activation_function": "gelu_fast"}, "option activation_function = \"gelu_fast\""),
@@ -206,7 +228,7 @@ BAD = [  # (config, the words the message must hold)
     ({"model_type": "gemma2", "hidden_activation": "gelu_fast"}, "option hidden_activation = \"gelu_fast\""),
     ({"model_type": "gemma2", "query_pre_attn_scalar": "256"}, "query_pre_attn_scalar must be a positive number"),
     ({"model_type": "gemma2", "rope_parameters": {"rope_type": "yarn", "factor": 4.0, "rope_theta": 1e4}},
-     "option rope_parameters.factor"),
+     "option rope_parameters.original_max_position_embeddings is missing: rope_type \"yarn\" needs it"),
     ({"model_type": "phi3", "rope_scaling": {"type": "longrope", "short_factor": [1.0] * 48,
                                              "long_factor": [1.0] * 48}}, "option rope_scaling"),
     ({"model_type": "phi3", "rope_parameters": {"rope_type": "longrope", "rope_theta": 1e4}},
@@ -224,8 +246,8 @@ BAD = [  # (config, the words the message must hold)
     ({"model_type": "gpt2", "n_embd": "768"}, "n_embd must be an integer"),
     ({"model_type": "gpt2", "n_layer": True}, "n_layer must be an integer"),
     ({"model_type": "swin", "depths": [2, "2"]}, "depths must be a list"),
-    ({"model_type": "whisper"}, "supported model types: bert, detr, gemma, gemma2, gpt2, llama, mistral, mixtral, olmo2, phi, phi3, pvt, qwen2, "
-                                 "qwen2_moe, qwen3, qwen3_moe"),
+    ({"model_type": "whisper"}, "supported model types: bert, detr, gemma, gemma2, gemma3_text, gpt2, llama, mistral, "
+                                 "mixtral, olmo2, phi, phi3, pvt, qwen2, qwen2_moe, qwen3, qwen3_moe"),
     ({"model_type": "detr", "dilation": True}, "option dilation = true"),
     ({"hidden_size": 64}, "model_type null is not one graphspec imports"),
     ("[1, 2]", "a config is a JSON object"),

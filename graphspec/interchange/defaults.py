@@ -45,6 +45,15 @@ DEFAULTS: dict[str, dict] = {
                "hidden_activation": "gelu_pytorch_tanh", "max_position_embeddings": 8192, "tie_word_embeddings": True,
                "query_pre_attn_scalar": 256, "sliding_window": 4096, "layer_types": None,
                "final_logit_softcapping": 30.0, "attn_logit_softcapping": 50.0, "use_bidirectional_attention": None},
+    "gemma3_text": {**{k: v for k, v in _LLAMA.items() if k not in ("hidden_act", "mlp_bias", "pretraining_tp")},
+                    "vocab_size": 262208, "hidden_size": 2304, "intermediate_size": 9216, "num_hidden_layers": 26,
+                    "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256,
+                    "hidden_activation": "gelu_pytorch_tanh", "max_position_embeddings": 131072,
+                    "tie_word_embeddings": True, "query_pre_attn_scalar": 256, "sliding_window": 4096,
+                    "layer_types": None, "final_logit_softcapping": None, "attn_logit_softcapping": None,
+                    "use_bidirectional_attention": False,
+                    "rope_parameters": {"sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+                                        "full_attention": {"rope_type": "default", "rope_theta": 1000000.0}}},
     "qwen3": {**{k: v for k, v in _LLAMA.items() if k not in ("mlp_bias", "pretraining_tp")}, "vocab_size": 151936,
               "intermediate_size": 22016, "max_position_embeddings": 32768, "head_dim": 128,
               "use_sliding_window": False, "sliding_window": None, "max_window_layers": 28, "layer_types": None},
@@ -96,4 +105,5 @@ FAMILY_IGNORED: dict[str, set[str]] = {
              "summary_first_dropout", "n_ctx"},
     "t5": {"n_positions", "output_past"},  # t5-base's config.json: unused by T5 (relative positions), use_cache
     "gemma2": {"cache_implementation"},  # gemma-2's config.json: the KV cache generate() uses ("hybrid")
+    "gemma3_text": {"cache_implementation", "sliding_window_pattern"},  # the pattern: read when layer_types is absent
 }

@@ -72,7 +72,9 @@ def family(spec) -> str:
             if norm == "layer_norm" and st.norm == "parallel":
                 return "phi"
             if norm == "rms_norm" and st.norm_kind.get("offset") == 1:
-                return "gemma2" if st.norm == "sandwich" else "gemma"
+                if st.norm == "sandwich":
+                    return "gemma3_text" if st.qk_norm == "head" else "gemma2"
+                return "gemma"
             if mlp == "moe":
                 return "qwen3_moe" if st.qk_norm == "head" else "qwen2_moe" if st.mlp.get("shared_gate") else "mixtral"
             if st.qk_norm == "all" and st.norm == "custom":  # q/k norms over all heads, norms after the sub-layers
@@ -104,7 +106,7 @@ def family(spec) -> str:
         return "detr"
     raise ExportError(f"{spec.name}: no Hugging Face family graphspec exports describes this spec; exported are "
                       "gpt2, bert, vit, swin, pvt, t5, detr and the `names: hf` decoders llama, mistral, mixtral, "
-                      "qwen2, qwen2_moe, qwen3, qwen3_moe, olmo2, gemma, gemma2, phi, phi3")
+                      "qwen2, qwen2_moe, qwen3, qwen3_moe, olmo2, gemma, gemma2, gemma3_text, phi, phi3")
 
 
 def _gpt2(spec) -> dict:
@@ -225,28 +227,37 @@ def _llm(spec, mt: str) -> dict:
     rope = e.pos_use.a
     cls = {"llama": "Llama", "mistral": "Mistral", "mixtral": "Mixtral", "qwen2": "Qwen2", "qwen3": "Qwen3",
            "gemma": "Gemma", "gemma2": "Gemma2", "phi": "Phi", "phi3": "Phi3", "qwen3_moe": "Qwen3Moe",
-           "olmo2": "Olmo2", "qwen2_moe": "Qwen2Moe"}[mt]
+           "olmo2": "Olmo2", "qwen2_moe": "Qwen2Moe", "gemma3_text": "Gemma3"}[mt]
     hd = st.head_dim or st.dim // st.heads[0]
-    cfg = dict(architectures=[f"{cls}ForCausalLM" if h.kind == "lm" else f"{cls}Model"], vocab_size=e.vocab,
+    base = "Gemma3TextModel" if mt == "gemma3_text" else f"{cls}Model"
+    cfg = dict(architectures=[f"{cls}ForCausalLM" if h.kind == "lm" else base], vocab_size=e.vocab,
                hidden_size=st.dim, intermediate_size=_d_ff(st), num_hidden_layers=sum(st.depths),
                num_attention_heads=st.heads[0], num_key_value_heads=st.kv_heads or st.heads[0],
                hidden_act=ACT_OUT.get(_act(st), _act(st)), tie_word_embeddings=bool(h.tied),
                attention_dropout=st.attn_dropout,
                max_position_embeddings=rope.get("max_len") or max(2048, spec.input.seq_len or 0),
-               rope_parameters={"rope_theta": float(rope["theta"]), "rope_type": "default"})
+               rope_parameters=rope_parameters(e.pos_use))
     if mt != "phi":
         cfg["head_dim"] = hd
         cfg["rms_norm_eps"] = float(st.norm_kind.get("eps"))
-    if mt in ("llama", "gemma", "gemma2", "qwen3", "qwen3_moe", "olmo2"):
+    if mt in ("llama", "gemma", "gemma2", "gemma3_text", "qwen3", "qwen3_moe", "olmo2"):
         cfg["attention_bias"] = bool(st.qkv_bias)
     if mt == "llama":
         cfg["mlp_bias"] = bool(st.mlp_bias)
     if mt == "gemma":
         cfg["hidden_act"] = GEMMA_ACT.get(_act(st), _act(st))
-    if mt == "gemma2":
+    if mt in ("gemma2", "gemma3_text"):
         cfg["hidden_activation"] = GEMMA_ACT.get(_act(st), _act(st))
         del cfg["hidden_act"]
         cfg.update(_gemma2(spec, hd))
+    if mt == "gemma3_text":  # one rope per layer type: the sliding masks' own (or the embedding's), the global one
+        local = {str(m.get("pos") or e.pos_use) for m in st.masks if m.name == "sliding"}
+        if len(local) > 1 or any(m.get("pos") is not None for m in st.masks if m.name != "sliding"):
+            raise ExportError(f"{spec.name}: a Gemma-3 config holds one rope for the sliding layers and the "
+                              "embedding's for the global ones; this spec's layers have others")
+        slid = next((m.get("pos") for m in st.masks if m.name == "sliding" and m.get("pos") is not None), e.pos_use)
+        cfg["rope_parameters"] = {"full_attention": rope_parameters(e.pos_use),
+                                  "sliding_attention": rope_parameters(slid)}
     if mt in ("mistral", "mixtral", "phi3"):
         slid = [m for m in st.masks if m.name == "sliding"]
         cfg["sliding_window"] = slid[0].get("window") if slid else None
@@ -275,6 +286,21 @@ def _llm(spec, mt: str) -> dict:
     return cfg
 
 
+def rope_parameters(rope) -> dict:
+    """HF's rope_parameters of a `rope(...)` use: rope_theta, and the rope_type and numbers of its
+    `scaling` (graphspec/vocab/positions.py; the inverse of the importer's SCALING_KEYS)."""
+    from graphspec.interchange.hf_import_llm import SCALING_KEYS
+
+    out: dict[str, Any] = {"rope_theta": float(rope["theta"]), "rope_type": "default"}
+    sc = rope.get("scaling")
+    if sc is not None and sc.name != "none":
+        out["rope_type"] = sc.name
+        for hf, arg in SCALING_KEYS[sc.name].items():
+            if sc.get(arg) is not None:
+                out[hf] = sc[arg]
+    return out
+
+
 def _gemma2(spec, head_dim: int) -> dict:
     """Gemma-2's per-layer masks (`layer_types` and the one `sliding_window`), soft-caps and logit
     scale (query_pre_attn_scalar: scale^-2, head_dim by default)."""
@@ -301,7 +327,8 @@ def to_hf_config(model) -> dict:
     spec = model.spec
     mt = family(spec)
     cfg = {"model_type": mt, **(_llm(spec, mt) if mt in ("llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen3_moe",
-                                                         "qwen2_moe", "olmo2", "gemma", "gemma2", "phi", "phi3")
+                                                         "qwen2_moe", "olmo2", "gemma", "gemma2", "gemma3_text", "phi",
+                                                         "phi3")
                                  else {"gpt2": _gpt2, "bert": _bert, "vit": _vit, "swin": _swin, "pvt": _pvt,
                                        "t5": _t5, "detr": _detr}[mt](spec))}
     _check_round_trip(model, cfg)

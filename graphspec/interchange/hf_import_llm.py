@@ -15,46 +15,119 @@ from graphspec.interchange.hf_import import Spec, _act, _classes, _head, _seq, n
 LM_CLASSES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "mixtral": "MixtralForCausalLM",
               "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM", "gemma": "GemmaForCausalLM",
               "gemma2": "Gemma2ForCausalLM", "phi": "PhiForCausalLM", "phi3": "Phi3ForCausalLM",
-              "qwen3_moe": "Qwen3MoeForCausalLM", "olmo2": "Olmo2ForCausalLM", "qwen2_moe": "Qwen2MoeForCausalLM"}
+              "qwen3_moe": "Qwen3MoeForCausalLM", "olmo2": "Olmo2ForCausalLM", "qwen2_moe": "Qwen2MoeForCausalLM",
+              "gemma3_text": "Gemma3ForCausalLM"}
 
 
-def _rope(r: Reader, partial: bool) -> tuple[float, float]:
-    """(theta, rotary fraction) from transformers 5's `rope_parameters` or the older top-level
-    `rope_theta` / `rope_scaling` / `partial_rotary_factor`."""
-    if "rope_parameters" in r.data or not any(k in r.data for k in ("rope_theta", "rope_scaling")):
-        rp = r.raw("rope_parameters")
+# HF's rope_type -> graphspec's scaling construct: its keys in rope_parameters, by argument
+SCALING_KEYS = {"linear": {"factor": "factor"},
+                "llama3": {"factor": "factor", "low_freq_factor": "low", "high_freq_factor": "high",
+                           "original_max_position_embeddings": "original"},
+                "yarn": {"factor": "factor", "original_max_position_embeddings": "original", "beta_fast": "beta_fast",
+                         "beta_slow": "beta_slow", "attention_factor": "attention_factor", "mscale": "mscale",
+                         "mscale_all_dim": "mscale_all_dim", "truncate": "truncate"}}
+SCALING_DEFAULTS = {"llama3": {"low": 1.0, "high": 4.0}, "yarn": {"beta_fast": 32.0, "beta_slow": 1.0, "truncate": True}}
+KEEP_POSITIONAL = {"linear": ("factor",), "llama3": ("factor",), "yarn": ("factor",)}
+
+
+def _rope(r: Reader, partial: bool, key: str = "rope_parameters", rp: dict | None = None) -> tuple[float, float, str]:
+    """(theta, rotary fraction, scaling) from transformers 5's `rope_parameters` or the older top-level
+    `rope_theta` / `rope_scaling` / `partial_rotary_factor`; scaling is graphspec's construct
+    (`llama3(8, ...)`) or "" for unscaled RoPE. `rp`: one layer type's parameters (Gemma-3)."""
+    if rp is not None or "rope_parameters" in r.data or not any(k in r.data for k in ("rope_theta", "rope_scaling")):
+        rp = r.raw("rope_parameters") if rp is None else rp
         if not isinstance(rp, dict):
-            r.error("rope_parameters", f"rope_parameters must be an object, not {show(rp)}")
-            return 10000.0, 1.0
-        known = {"rope_theta", "rope_type", "partial_rotary_factor"} if partial else {"rope_theta", "rope_type"}
-        for k in sorted(set(rp) - known):
-            r.error("rope_parameters", f"option rope_parameters.{k} = {show(rp[k])} is not expressible in graphspec: "
-                    "graphspec's rope has a base (theta) and a rotary fraction only",
-                    "remove it for plain RoPE, or write the spec by hand")
-        if rp.get("rope_type", "default") != "default":
-            r.error("rope_parameters", f"option rope_parameters.rope_type = {show(rp.get('rope_type'))} is not "
-                    "expressible in graphspec: only the default RoPE (no scaling)", "use rope_type 'default'")
+            r.error(key, f"{key} must be an object, not {show(rp)}")
+            return 10000.0, 1.0, ""
+        known = {"rope_theta", "rope_type", "type"} | ({"partial_rotary_factor"} if partial else set())
+        scaling = _scaling(r, key, rp, known)
         theta, frac = rp.get("rope_theta", 10000.0), rp.get("partial_rotary_factor", 1.0)
         for k, v in (("rope_theta", theta), ("partial_rotary_factor", frac), ("rope_scaling", None)):
-            if k in r.data and r.raw(k) != v:  # a legacy key beside rope_parameters must agree with it
+            if key == "rope_parameters" and k in r.data and r.raw(k) != v and not (
+                    k == "rope_scaling" and isinstance(r.data[k], dict) and all(rp.get(a) == b for a, b in
+                                                                                r.data[k].items() if a != "type")):
                 r.error(k, f"option {k} = {show(r.data[k])} contradicts rope_parameters ({show(rp)})",
-                        "keep one of them")
+                        "keep one of them")  # a legacy key beside rope_parameters must agree with it
     else:
-        if r.raw("rope_scaling") is not None:
-            r.error("rope_scaling", f"option rope_scaling = {show(r.data['rope_scaling'])} is not expressible in "
-                    "graphspec: only unscaled RoPE", "remove rope_scaling (null) for plain RoPE")
+        legacy = r.raw("rope_scaling")
+        if legacy is not None and not isinstance(legacy, dict):
+            r.error("rope_scaling", f"rope_scaling must be an object or null, not {show(legacy)}")
+            legacy = None
+        scaling = _scaling(r, "rope_scaling", legacy, {"rope_type", "type"}) if legacy else ""
         theta = r.float("rope_theta", default=10000.0)
         frac = r.float("partial_rotary_factor", default=1.0) if partial else 1.0
     for k, v in (("rope_theta", theta), ("partial_rotary_factor", frac)):
         if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0:
-            r.error("rope_parameters", f"{k} must be a positive number, not {show(v)}")
-            return 10000.0, 1.0
-    return float(theta), float(frac)
+            r.error(key, f"{k} must be a positive number, not {show(v)}")
+            return 10000.0, 1.0, ""
+    return float(theta), float(frac), scaling
+
+
+def _scaling(r: Reader, key: str, rp: dict, known: set) -> str:
+    """graphspec's `scaling=` construct for HF's rope_type and its numbers ("" for "default")."""
+    kind = rp.get("rope_type", rp.get("type", "default"))
+    if kind == "default":
+        extra = sorted(set(rp) - known)
+        if extra:
+            r.error(key, f"option {key}.{extra[0]} = {show(rp[extra[0]])} is not expressible in graphspec with "
+                    "rope_type 'default'", "remove it, or give the rope_type it belongs to (linear, llama3, yarn)")
+        return ""
+    if kind not in SCALING_KEYS:
+        r.error(key, f"option {key}.rope_type = {show(kind)} is not expressible in graphspec: its RoPE is "
+                "unscaled ('default') or rescaled by 'linear', 'llama3' or 'yarn'",
+                "write the spec by hand, or use one of those rope_types")
+        return ""
+    names = SCALING_KEYS[kind]
+    for k in sorted(set(rp) - known - set(names)):
+        r.error(key, f"option {key}.{k} = {show(rp[k])} is not expressible in graphspec with rope_type {show(kind)}",
+                f"remove it; {kind} reads {', '.join(names)}")
+    args: dict[str, object] = {}
+    for hf, arg in names.items():
+        v = rp.get(hf)
+        if v is None:
+            continue
+        ok = isinstance(v, bool) if arg == "truncate" else (
+            isinstance(v, (int, float)) and not isinstance(v, bool) and (v >= 1 if arg in ("factor", "original")
+                                                                       else v >= 0 if arg.startswith("mscale")
+                                                                       else v > 0))
+        if not ok or (arg == "original" and v != int(v)):
+            what = "true or false" if arg == "truncate" else "a whole number ≥ 1" if arg == "original" else \
+                "a number ≥ 1" if arg == "factor" else "a number ≥ 0" if arg.startswith("mscale") else "a positive number"
+            r.error(key, f"option {key}.{hf} = {show(v)} must be {what}")
+            return ""
+        args[arg] = int(v) if arg == "original" else v
+    if "factor" not in args and kind == "yarn" and "original" in args:  # HF: max_position_embeddings / original
+        ctx = r.data.get("max_position_embeddings", r.defaults.get("max_position_embeddings"))
+        if isinstance(ctx, int) and not isinstance(ctx, bool) and ctx >= args["original"]:
+            args["factor"] = ctx / args["original"]
+    need = ["factor"] + (["original"] if kind in ("llama3", "yarn") else [])
+    for arg in need:
+        if arg not in args:
+            hf = next(h for h, a in names.items() if a == arg)
+            r.error(key, f"option {key}.{hf} is missing: rope_type {show(kind)} needs it")
+            return ""
+    if kind == "llama3" and not args.get("high", 4.0) > args.get("low", 1.0):
+        r.error(key, f"{key}.high_freq_factor {show(args.get('high', 4.0))} must exceed low_freq_factor "
+                f"{show(args.get('low', 1.0))}")
+        return ""
+    if kind == "yarn" and not args.get("beta_fast", 32.0) > args.get("beta_slow", 1.0):
+        r.error(key, f"{key}.beta_fast {show(args.get('beta_fast', 32.0))} must exceed beta_slow "
+                f"{show(args.get('beta_slow', 1.0))}")
+        return ""
+    defaults = SCALING_DEFAULTS.get(kind, {})
+    parts = [num(args.pop("factor"))] + [f"{a}={num(v)}" for a, v in args.items() if defaults.get(a) != v]
+    return f"{kind}({', '.join(parts)})"
+
+
+def _rope_text(theta: float, frac: float, scaling: str, ctx: int | None = None) -> str:
+    return f"rope({num(theta)}" + (f", fraction={num(frac)}" if frac != 1.0 else "") + \
+        (f", max_len={ctx}" if ctx else "") + (f", scaling={scaling}" if scaling else "") + ")"
 
 
 def _llm(r: Reader, s: Spec) -> None:
     mt = r.data["model_type"]
-    phi, gemma, gemma2 = mt == "phi", mt in ("gemma", "gemma2"), mt == "gemma2"
+    gemma3 = mt == "gemma3_text"  # Gemma-2's layer with QK-norm, two RoPE bases, no soft-caps by default
+    phi, gemma, gemma2 = mt == "phi", mt in ("gemma", "gemma2", "gemma3_text"), mt in ("gemma2", "gemma3_text")
     moe, qwen_moe = mt in ("mixtral", "qwen3_moe", "qwen2_moe"), mt in ("qwen3_moe", "qwen2_moe")
     s.names_hf = True
     d, h = r.int("hidden_size"), r.int("num_attention_heads")
@@ -77,12 +150,16 @@ def _llm(r: Reader, s: Spec) -> None:
     ctx = r.int("max_position_embeddings")  # RoPE has no table: rope(max_len=) records it, export writes it back
     s.var("seq_len", _seq(r, "max_position_embeddings")), s.var("batch", 1)
     r.raw("pretraining_tp")  # a slicing of the same matmuls
-    theta, frac = _rope(r, partial=phi or mt == "phi3")
+    local_pos = None
+    if gemma3:  # one rope per layer type: the global one at the embedding, the local one on sliding layers
+        pos, local_pos = _gemma3_ropes(r, ctx)
+        r.raw("_sliding_window_pattern")  # Gemma3TextConfig.to_dict()'s copy of sliding_window_pattern
+    else:
+        theta, frac, scaling = _rope(r, partial=phi or mt == "phi3")
+        pos = _rope_text(theta, frac, scaling, ctx)
     if mt == "phi3":
         r.raw("original_max_position_embeddings")  # read by longrope scaling only, which is refused
         r.raw("embd_pdrop")  # Phi3Model applies no embedding dropout
-    pos = f"rope({num(theta)}" + (f", fraction={num(frac)}" if frac != 1.0 else "") + \
-        (f", max_len={ctx}" if ctx else "") + ")"
     act_key = "hidden_activation" if gemma2 or (gemma and r.data.get("hidden_activation") is not None) \
         else "hidden_act"
     if gemma:
@@ -104,12 +181,12 @@ def _llm(r: Reader, s: Spec) -> None:
         f.append(("kv_heads", "kv"))
     if head_dim is not None and head_dim * h != d:
         f.append(("head_dim", head_dim))
-    masks = _masks(r, mt)
+    masks = _layer_masks(r, local_pos) if gemma3 else _masks(r, mt)
     if masks:
         f.append(("attention", masks))
     if gemma2:
         f += _gemma2_attention(r, head_dim or d // h)
-    if mt in ("qwen3", "qwen3_moe"):
+    if mt in ("qwen3", "qwen3_moe", "gemma3_text"):
         f.append(("qk_norm", True))  # q_norm, k_norm: RMSNorm over each head's dims
     if mt == "olmo2":  # q_norm, k_norm over all heads' dims; a norm after each sub-layer, inside the residual
         f += [("qk_norm", "all"), ("block", '[[attn, "norm(post_attention_layernorm)"], '
@@ -128,7 +205,8 @@ def _llm(r: Reader, s: Spec) -> None:
         norm_topk = r.bool("norm_topk_prob") if qwen_moe else True
         f.append(("mlp", f"moe(experts, top_k, expert=glu(d_ff, {act})" + _shared_expert(r, mt)
                   + ("" if norm_topk else ", normalize=false") + ")" if moe else f"glu(d_ff, {act})"))
-        attn_bias = r.bool("attention_bias") if mt in ("llama", "gemma", "gemma2", "qwen3", "qwen3_moe", "olmo2") \
+        attn_bias = r.bool("attention_bias") if mt in ("llama", "gemma", "gemma2", "gemma3_text", "qwen3", "qwen3_moe",
+                                                       "olmo2") \
             else False
         mlp_bias = r.bool("mlp_bias") if mt == "llama" else False
         if mt == "qwen2" or (mt == "qwen2_moe" and r.bool("qkv_bias")):  # q, k, v with biases, o_proj, MLP without
@@ -149,7 +227,8 @@ def _llm(r: Reader, s: Spec) -> None:
     lm = f"lm(tied={num(tied)}" + (", bias=true" if phi else "") + \
         (f", softcap={num(final_cap)}" if final_cap else "") + ")"
     cls = LM_CLASSES[mt]
-    s.head = _head(r, mt, {cls: lm, cls.replace("ForCausalLM", "Model"): "none"}, cls)
+    base = "Gemma3TextModel" if gemma3 else cls.replace("ForCausalLM", "Model")
+    s.head = _head(r, mt, {cls: lm, base: "none"}, cls)
 
 
 def _shared_expert(r: Reader, mt: str) -> str:
@@ -187,13 +266,53 @@ def _masks(r: Reader, mt: str) -> str | None:
 GEMMA2_LAYER_TYPES = ("sliding_attention", "full_attention")
 
 
-def _layer_masks(r: Reader) -> str | None:
-    """Gemma-2's per-layer masks: `layer_types` (absent: sliding first, then alternating, as
-    Gemma2Config derives it) with the one `sliding_window` -> one mask, `pattern(...)` of the
-    shortest repeating run, or one mask per layer."""
+def _gemma3_layer_types(r: Reader, n: int) -> list[str]:
+    """Gemma3TextConfig's default layer_types: every `sliding_window_pattern`-th layer (6) global."""
+    p = r.raw("sliding_window_pattern")
+    p = 6 if p is None else p
+    if not isinstance(p, int) or isinstance(p, bool) or p < 1:
+        r.error("sliding_window_pattern", f"sliding_window_pattern must be a whole number ≥ 1, not {show(p)}")
+        p = 6
+    return ["sliding_attention" if (i + 1) % p else "full_attention" for i in range(n)]
+
+
+def _gemma3_ropes(r: Reader, ctx: int | None) -> tuple[str, str | None]:
+    """Gemma-3's two RoPEs: rope_parameters per layer type (transformers 5) or the older rope_theta
+    (global), rope_local_base_freq (local) and rope_scaling (global layers only). Returns the
+    embedding's (global) rope and the sliding layers' own, None where it is the same."""
+    rp = r.raw("rope_parameters")
+    if rp is None or any(k in r.data for k in ("rope_theta", "rope_local_base_freq", "rope_scaling")):
+        r.raw("rope_parameters")
+        legacy = r.raw("rope_scaling")
+        full = {"rope_type": "default", **(legacy if isinstance(legacy, dict) else {}),
+                "rope_theta": r.float("rope_theta", default=1_000_000.0)}
+        if legacy is not None and not isinstance(legacy, dict):
+            r.error("rope_scaling", f"rope_scaling must be an object or null, not {show(legacy)}")
+        rp = {"full_attention": full, "sliding_attention": {"rope_type": "default",
+                                                            "rope_theta": r.float("rope_local_base_freq",
+                                                                                  default=10_000.0)}}
+    if not isinstance(rp, dict) or set(rp) - set(GEMMA2_LAYER_TYPES):
+        r.error("rope_parameters", f"option rope_parameters = {show(rp)} is not expressible in graphspec's import: "
+                "Gemma-3's has one object per layer type, 'full_attention' and 'sliding_attention'")
+        return "rope(1000000)", None
+    out = []
+    for t, default in (("full_attention", 1_000_000.0), ("sliding_attention", 10_000.0)):
+        p = rp.get(t) or {"rope_type": "default"}
+        theta, frac, scaling = _rope(r, False, f"rope_parameters.{t}", {"rope_theta": default, **p})
+        out.append(_rope_text(theta, frac, scaling, ctx if t == "full_attention" else None))
+    glob, local = out
+    return glob, (None if local == glob.replace(f", max_len={ctx}", "") else local)
+
+
+def _layer_masks(r: Reader, local_pos: str | None = None) -> str | None:
+    """Gemma-2/3's per-layer masks: `layer_types` (absent: Gemma-2's sliding first, then
+    alternating; Gemma-3's five sliding for one full) with the one `sliding_window` -> one mask,
+    `pattern(...)` of the shortest repeating run (`m * 5` for a run of one mask), or one mask per
+    layer. `local_pos`: the sliding layers' own rope (Gemma-3)."""
     n, lt = r.int("num_hidden_layers"), r.raw("layer_types")
     if lt is None:
-        lt = [GEMMA2_LAYER_TYPES[i % 2] for i in range(n)]
+        lt = _gemma3_layer_types(r, n) if r.data["model_type"] == "gemma3_text" else \
+            [GEMMA2_LAYER_TYPES[i % 2] for i in range(n)]
     if not (isinstance(lt, list) and len(lt) == n and all(t in GEMMA2_LAYER_TYPES for t in lt)):
         r.error("layer_types", f"option layer_types = {show(lt)} is not expressible in graphspec's import: it needs "
                 f"one of 'sliding_attention' or 'full_attention' per layer ({n})",
@@ -205,11 +324,20 @@ def _layer_masks(r: Reader) -> str | None:
                 "'sliding_attention' layers", "give the window (Gemma-2: 4096)")
         return None
     r.raw("sliding_window")
-    masks = [f"sliding({w})" if t == "sliding_attention" else "causal" for t in lt]
+    local = f", pos={local_pos}" if local_pos else ""
+    masks = [f"sliding({w}{local})" if t == "sliding_attention" else "causal" for t in lt]
     p = next(p for p in range(1, n + 1) if all(masks[i] == masks[i % p] for i in range(n)))
     if p == 1:
         return None if masks[0] == "causal" else masks[0]
-    return f"pattern({', '.join(masks[:p])})" if p < n else "[" + ", ".join(masks) + "]"
+    if p == n:  # a YAML flow list: a call with a comma is quoted
+        return "[" + ", ".join(f'"{m}"' if "," in m else m for m in masks) + "]"
+    runs: list[list] = []  # the period as runs of one mask: sliding(512) * 5, causal
+    for m in masks[:p]:
+        if runs and runs[-1][0] == m:
+            runs[-1][1] += 1
+        else:
+            runs.append([m, 1])
+    return f"pattern({', '.join(m if k == 1 else f'{m} * {k}' for m, k in runs)})"
 
 
 def _gemma2_attention(r: Reader, head_dim: int) -> list[tuple[str, object]]:
