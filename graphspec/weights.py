@@ -232,7 +232,7 @@ RULES: dict[str, list[tuple[str, list[str], Any]]] = {
 HF_FAMILIES = {"pvt": "pvt", "t5": "t5", "swin": "swin", "vit": "vit", "bert": "bert", "gpt2": "gpt2", "detr": "detr",
                "llama": "llama", "mistral": "llama", "mixtral": "llama", "phi": "phi",
                "qwen2": "llama", "gemma": "llama", "gemma2": "llama", "qwen3": "llama", "qwen3_moe": "llama", "qwen2_moe": "llama",
-               "olmo2": "llama", "phi3": "phi3", "gemma3_text": "llama"}
+               "olmo2": "llama", "phi3": "phi3", "gemma3_text": "llama", "deepseek_v2": "llama", "deepseek_v3": "llama"}
 
 
 # A second name of a tensor -> the end of its first name (HF's `_tied_weights_keys`).

@@ -110,7 +110,7 @@ def test_deepseek_v2_lite_layout_computes_hugging_faces_logits(passes):
     if passes != "none":  # the core fuses; q_proj and kv_a_proj_with_mqa stay apart (no qkv pattern)
         assert graph["layers.0.self_attn.attention"].op == "attention"
         assert "layers.0.self_attn.kv_a_proj_with_mqa" in graph and "layers.0.self_attn.qkv_proj" not in graph
-    assert hf_ref.hf_logits_error(hf, net, graph, ids(), "llama") < RTOL
+    assert hf_ref.hf_logits_error(hf, net, graph, ids()) < RTOL  # family from model_type deepseek_v2: llama's names
     assert hf_ref.round_trip_mismatches(net, graph, "llama", hf) == []
 
 
@@ -146,7 +146,7 @@ def test_deepseek_v3_attention(tmp_path, interleave):
                   first_k_dense_replace=2, rope_interleave=interleave, rms_norm_eps=1e-6, tie_word_embeddings=False,
                   max_position_embeddings=64, rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
     graph, net, _ = hf_ref.generated(q_latent_spec(tmp_path, interleaved=interleave), "none")
-    assert hf_ref.hf_logits_error(hf, net, graph, ids(), "llama") < RTOL
+    assert hf_ref.hf_logits_error(hf, net, graph, ids()) < RTOL
 
 
 def flop_counted_macs(model, N: int) -> int:
@@ -235,6 +235,23 @@ def test_onnx_matches_eager():
     params, x = weights.random_params(g, seed=0), weights.random_inputs(g, seed=1)
     (ref,), (got,) = run_eager(g, params, x, spec=m.spec), gx.run(gx.export(g, params), x)
     assert abs(got - ref).max() <= 1e-4 * abs(ref).max()
+
+
+def test_import_weights_reads_a_saved_deepseek_v2_checkpoint(tmp_path):
+    """save_pretrained's files (one tensor per expert) -> `graphspec import-weights` (model_type
+    deepseek_v2: Llama's names) -> the generated module computes HF's logits."""
+    from safetensors.torch import load_file
+
+    hf = small_lite()
+    hf.save_pretrained(tmp_path / "hf")
+    sets = [x for s in SMALL_SET for x in ("--set", s)]
+    r = CliRunner().invoke(main, ["import-weights", "deepseek_v2_lite", str(tmp_path / "hf"), "-o",
+                                  str(tmp_path / "w.safetensors"), *sets])
+    assert r.exit_code == 0, r.output
+    _, net, _ = hf_ref.generated(graphspec.load("deepseek_v2_lite", SMALL_SET))
+    net.load_state_dict(load_file(tmp_path / "w.safetensors"), strict=True)
+    with torch.no_grad():
+        assert hf_ref.rel_err(net(ids()), hf(input_ids=ids()).logits) < RTOL
 
 
 def test_qkv_none_is_the_three_linears():
