@@ -31,6 +31,9 @@ h, w, C, M, R, S, W = sympy.symbols("h w C M R S W", positive=True)
 hd, gd = sympy.symbols("hd gd", positive=True)  # query width heads·d, key/value width kv_heads·d
 MACS = Convention()
 hw = h * w  # tokens per sample: the map h×w, or N tokens (then h = N, w = 1)
+# MLA (DeepSeek-V2 §2.1): latent width d_c, rope / nope / value dims per head, and Qp, the query
+# projection's MACs per token: C·h(d_n + d_r), or C·d_c' + d_c'·h(d_n + d_r) with a query latent
+dc, dr, dn, dv, Qp, nh = sympy.symbols("d_c d_r d_n d_v Q_p n_h", positive=True)
 
 
 def sliding_pairs(n, window):
@@ -64,12 +67,19 @@ class Site:
     causal: bool = False
     sliding: Any = None
     macs: Any = 0
+    mla: dict | None = None  # `qkv: mla(...)`'s dims (kv_rank, rope_dim, nope_dim, v_dim, q_rank)
 
     def bindings(self) -> dict:
         """The formula's symbols -> this site's values."""
         grid = self.grid if self.grid and _zero(self.grid[0] * self.grid[1] - self.tokens) else (self.tokens, 1)
-        return {h: grid[0], w: grid[1], C: self.dim, M: self.window or 0, R: self.sr_ratio, S: self.keys,
-                W: self.sliding or 0, hd: self.heads * self.head_dim, gd: self.kv_heads * self.head_dim}
+        out = {h: grid[0], w: grid[1], C: self.dim, M: self.window or 0, R: self.sr_ratio, S: self.keys,
+               W: self.sliding or 0, hd: self.heads * self.head_dim, gd: self.kv_heads * self.head_dim}
+        if self.mla:
+            a, qk = self.mla, self.heads * (self.mla["nope_dim"] + self.mla["rope_dim"])
+            q = a.get("q_rank")
+            out.update({dc: a["kv_rank"], dr: a["rope_dim"], dn: a["nope_dim"], dv: a["v_dim"], nh: self.heads,
+                        Qp: self.dim * qk if q is None else self.dim * q + q * qk})
+        return out
 
     @property
     def standard(self) -> bool:
@@ -110,6 +120,17 @@ FORMULAS: list[Formula] = [
             "Vaswani et al. 2017, arXiv:1706.03762, §3.2.3 (encoder-decoder attention: N queries, S keys)",
             lambda: 2 * hw * C**2 + 2 * S * C**2 + 2 * hw * S * C,
             lambda s, c: s.cross and s.standard, (h, w, S, C)),
+    Formula("Ω(MLA)", "N·(Q_p + C(d_c + d_r) + d_c·n_h(d_n + d_v) + n_h·d_v·C) + N²·n_h(d_n + d_r + d_v)",
+            "DeepSeek-AI 2024, DeepSeek-V2, arXiv:2405.04434, §2.1, Eq. 9-19 (multi-head latent attention: "
+            "k, v up-projected from a d_c latent, a decoupled d_r RoPE key shared by the heads)",
+            lambda: hw * (Qp + C * (dc + dr) + dc * nh * (dn + dv) + nh * dv * C) + hw**2 * nh * (dn + dr + dv),
+            lambda s, c: s.mla is not None and not (c.unmasked and s.causal), (h, C, nh, dc, dr, dn, dv),
+            "", "a causal mask is counted dense (`--convention unmasked` counts the kept pairs)"),
+    Formula("Ω(MLA, causal)", "N·(Q_p + C(d_c + d_r) + d_c·n_h(d_n + d_v) + n_h·d_v·C) + N(N+1)/2·n_h(d_n + d_r + d_v)",
+            "DeepSeek-AI 2024, DeepSeek-V2, arXiv:2405.04434, §2.1 (`unmasked`: the kept pairs of the causal mask)",
+            lambda: hw * (Qp + C * (dc + dr) + dc * nh * (dn + dv) + nh * dv * C)
+            + hw * (hw + 1) / 2 * nh * (dn + dr + dv),
+            lambda s, c: s.mla is not None and c.unmasked and s.causal, (h, C, nh, dc, dr, dn, dv)),
     Formula("Ω(SWA)", "2N·C·(hd + gd) + 2hd·Σᵢ min(i+1, W)",
             f"Jiang et al. 2023, Mistral 7B, arXiv:2310.06825, §2 (sliding window W, `unmasked`); {GQA}",
             lambda: 2 * hw * C * (hd + gd) + 2 * hd * sliding_pairs(hw, W),
@@ -128,6 +149,9 @@ FORMULAS: list[Formula] = [
             lambda s, c: not s.cross and s.standard and s.sr_ratio == 1 and s.window is None, (h, w, C),
             "", "a causal mask is counted dense (`--convention unmasked` counts the kept pairs)"),
 ]
+
+
+MLA_DIMS = ("kv_rank", "rope_dim", "nope_dim", "v_dim", "q_rank")
 
 
 def _zero(e) -> bool:
@@ -210,7 +234,8 @@ def sites(g: Graph, batch, conv: Convention = MACS) -> list[Site]:
         out.append(Site(path, _group(g, path), g.modules[path].cls == "CrossAttention", args["dim"], heads,
                         args.get("kv_heads", heads), args.get("head_dim", args["dim"] // heads), tokens,
                         keys, grid, args.get("window"), sr, causal, sliding,
-                        analysis._simplify(sum((analysis.node_cost(g, n, conv) for n in inside), 0))))
+                        analysis._simplify(sum((analysis.node_cost(g, n, conv) for n in inside), 0)),
+                        {k: args.get(k) for k in MLA_DIMS} if args.get("qkv") == "mla" else None))
     return out
 
 

@@ -254,6 +254,16 @@ def test_import_weights_reads_a_saved_deepseek_v2_checkpoint(tmp_path):
         assert hf_ref.rel_err(net(ids()), hf(input_ids=ids()).logits) < RTOL
 
 
+@pytest.mark.parametrize("override", [[], ["--convention", "unmasked"], ["--passes", "default"],
+                                      ["--set", "decoder.qkv=mla(kv_rank=512, rope_dim=64, nope_dim=128, v_dim=128, q_rank=1536)"]])
+def test_formulas_check_mla_as_an_identity(override):
+    """`graphspec flops --formulas`: Ω(MLA) of DeepSeek-V2 §2.1 per layer equals the IR's MACs
+    (dense: 5120·N² + 13,762,560·N per sample; the kept pairs under `unmasked`; with a query latent)."""
+    r = CliRunner().invoke(main, ["flops", "deepseek_v2_lite", "--formulas", *override])
+    assert r.exit_code == 0, r.output
+    assert "Ω(MLA" in r.output and "all formula checks are identities" in r.output
+
+
 def test_qkv_none_is_the_three_linears():
     m = graphspec.load("deepseek_v2_lite", [*SMALL_SET, "decoder.qkv=none"])
     assert "layers.0.self_attn.k_proj" in m.graph and "layers.0.self_attn.kv_b_proj" not in m.graph

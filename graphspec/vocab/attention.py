@@ -41,7 +41,8 @@ def attend(b, layer, x: str, kv: str, local: str, *, pos_q=None, pos_k=None, win
     n = layer.names
     latent = self_attn and layer.qkv is not None
     if latent:  # MLA: its own module class (LatentAttention)
-        cls, extra = layer.qkv.construct.module, {**extra, "qkv": layer.qkv.name}
+        dims = {k: v for k, v in layer.qkv.args if k != "norm"}  # kv_rank, rope_dim, nope_dim, v_dim, q_rank
+        cls, extra = layer.qkv.construct.module, {**extra, "qkv": layer.qkv.name, **dims}
     with b.module(local, cls, dim=dim, heads=heads, window=window, causal=causal, **extra):
         if kv_fn is not None:
             kv = xk = kv_fn(b, kv)
