@@ -288,16 +288,21 @@ def _no_traceback(record: logging.LogRecord) -> bool:
 
 
 def _load(ckpt_dir: Path, step: int, model, optim) -> None:
-    import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.api import CheckpointException
     from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+    from graphspec import safe_dcp
 
     msd, osd = get_state_dict(model, optim)
     state = {"model": msd, "optim": osd}
     root = logging.getLogger()  # DCP logs its fallback from a damaged .metadata with a traceback there
     root.addFilter(_no_traceback)
     try:
-        dcp.load(state, checkpoint_id=str(ckpt_dir / f"step-{step}"))
+        safe_dcp.load(state, ckpt_dir / f"step-{step}")  # its pickles read as data, never run
+    except safe_dcp.UnsafeCheckpoint as e:
+        raise TrainError(f"--resume: {e}, which a graphspec checkpoint never holds: not loaded (the "
+                         f"checkpoint was crafted or damaged); remove {ckpt_dir}, or resume only from "
+                         "checkpoints you wrote") from None
     except (Exception, CheckpointException) as e:  # a missing, truncated or foreign shard
         raise TrainError(f"--resume: cannot load {ckpt_dir / f'step-{step}'} ({_why(e)}): the checkpoint is "
                          f"damaged or incomplete; remove {ckpt_dir} (or its graphspec.json) to start over") from None

@@ -155,6 +155,66 @@ def test_resume_from_a_damaged_checkpoint_exits_2(tiny_gpt, checkpoint, tmp_path
     refused(r, *needles)
 
 
+class _Touch:
+    """Pickles to os.system('touch MARKER'): what a crafted checkpoint runs when it is unpickled."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def _crafted_metadata(ck, marker):
+    import pickle
+
+    (ck / "step-2" / ".metadata").write_bytes(pickle.dumps(_Touch(marker)))
+
+
+def _crafted_value(ck, marker):
+    """The optimizer's lr read from a shard whose bytes unpickle to os.system (metadata intact)."""
+    import io
+    import pickle
+
+    import torch
+    from torch.distributed.checkpoint.filesystem import _StorageInfo
+    from torch.distributed.checkpoint.metadata import MetadataIndex
+
+    buf = io.BytesIO()
+    torch.save(_Touch(marker), buf)
+    (ck / "step-2" / "x.distcp").write_bytes(buf.getvalue())
+    md = pickle.loads((ck / "step-2" / ".metadata").read_bytes())  # the file graphspec wrote
+    md.storage_data[MetadataIndex("optim.param_groups.0.lr")] = _StorageInfo("x.distcp", 0, len(buf.getvalue()))
+    (ck / "step-2" / ".metadata").write_bytes(pickle.dumps(md))
+
+
+@pytest.mark.parametrize("craft, needles", [
+    (_crafted_metadata, ["step-2/.metadata refers to posix.system, which a graphspec checkpoint never holds"]),
+    (_crafted_value, ["step-2: the value of optim.param_groups.0.lr refers to posix.system, which a graphspec"]),
+])
+def test_resume_never_runs_code_a_checkpoint_holds(tiny_gpt, checkpoint, tmp_path, craft, needles):
+    # DCP read .metadata with pickle.load and each non-tensor value with torch.load(weights_only=False):
+    # both crafts ran `touch` (the control below) before graphspec/safe_dcp.py read them as data
+    import pickle
+    import shutil
+
+    import torch
+
+    ck = tmp_path / "ck"
+    shutil.copytree(checkpoint, ck)
+    craft(ck, tmp_path / "ran")
+    r = cli("train", tiny_gpt, "--steps", "3", "--batch", "2", "--ckpt-every", "1", "--ckpt-dir", ck, "--resume")
+    refused(r, *needles, "not loaded", "resume only from checkpoints you wrote")
+    assert not (tmp_path / "ran").exists()
+    if craft is _crafted_metadata:  # control: the same bytes run the command when unpickled as DCP did
+        pickle.loads((ck / "step-2" / ".metadata").read_bytes())
+    else:
+        torch.load(ck / "step-2" / "x.distcp", weights_only=False)
+    assert (tmp_path / "ran").exists()
+
+
 def test_a_checkpoint_that_cannot_be_written_leaves_the_last_complete_one(tiny_gpt, tmp_path, monkeypatch):
     # found on a 64 KiB tmpfs: dcp.save's RuntimeError ('unexpected pos 704 vs 598') was a traceback
     # and a half-written step-1/ stayed behind
