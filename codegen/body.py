@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from graphspec.codegen.names import Namespace, identifier
 
 MAX_DEPTH = 3  # nested calls in one expression
-MAX_LEN = 90  # characters of one expression before its deepest operand becomes a statement
+MAX_LEN = 84  # characters of one expression before its deepest operand becomes a statement (`attn = ` at 8 columns: 100)
 
 ROLES = {"q_heads": "q", "k_heads": "k", "v_heads": "v", "q": "q", "k": "k", "v": "v", "qkv": "qkv",
          "q_proj": "q", "k_proj": "k", "v_proj": "v", "qkv_proj": "qkv",

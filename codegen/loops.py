@@ -56,6 +56,28 @@ def series(values: list) -> str | None:
     return None
 
 
+def _one_in_period(lists: list[list]) -> tuple[int, int] | None:
+    """(k, r) when every list repeats with period k ≥ 3 (at least twice) and, in each period, holds
+    one value at position r and another everywhere else (Gemma-3's global layer among five local)."""
+    n = min(len(lst) for lst in lists)
+    for k in range(3, n // 2 + 1):
+        found = set()
+        for lst in lists:
+            if not all(x is DONT_CARE or lst[i % k] is DONT_CARE or _eq(x, lst[i % k]) for i, x in enumerate(lst)):
+                break
+            head = lst[:k]
+            if any(x is DONT_CARE for x in head):
+                break
+            rs = [r for r in range(k) if sum(_eq(head[r], x) for x in head) == 1]
+            if len(rs) != 1 or not all(_eq(x, head[(rs[0] + 1) % k]) for j, x in enumerate(head) if j != rs[0]):
+                break
+            found.add(rs[0])
+        else:
+            if len(found) == 1:
+                return k, found.pop()
+    return None
+
+
 class Loops:
     """Writes the constructor arguments of list elements for a ClassEmitter."""
 
@@ -91,6 +113,14 @@ class Loops:
             if (a, b) in (("True", "False"), ("False", "True")):  # Gemma-2's alternating causal layers
                 return f"i % 2 == {0 if a == 'True' else 1}"
             return f"{paren(a, 1)} if i % 2 == 0 else {paren(b, 1)}"
+        odd = _one_in_period(lists)
+        if odd is not None:  # Gemma-3: every 6th layer global, `causal=i % 6 == 5`
+            k, r = odd
+            a = P.expr({q: lst[(r + 1) % k] for q, lst in v.items()}, hint)
+            b = P.expr({q: lst[r] for q, lst in v.items()}, hint)
+            if (a, b) in (("True", "False"), ("False", "True")):
+                return f"i % {k} {'==' if b == 'True' else '!='} {r}"
+            return f"{paren(b, 1)} if i % {k} == {r} else {paren(a, 1)}"
         if ce.root:
             (lst,) = lists
             s = series(lst)

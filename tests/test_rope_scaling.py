@@ -172,3 +172,16 @@ def test_every_position_construct_matters():
             m = graphspec.load("gemma3_1b", GEMMA3_SET + change)
             got = hf_ref.interpreted(m.graph, ids, hf_ref.to_graphspec(hf, m.graph))
             assert hf_ref.rel_err(got, want) > 1e-3, change
+
+
+def test_gemma3_layers_read_like_hf_layer_types():
+    """26 layers, every sixth global: one Block class whose per-layer arguments are expressions of
+    the layer index (HF: `config.layer_types[layer_idx]`), not 26-entry tuples."""
+    from graphspec.codegen import emit
+
+    m = graphspec.load("gemma3_1b")
+    src = emit(m.graph, m.spec).source
+    for line in ("causal=i % 6 == 5,", "rope_theta=1000000.0 if i % 6 == 5 else 10000.0,",
+                 "sliding_window=None if i % 6 == 5 else 512,", "for i in range(26)"):
+        assert line in src, line
+    assert max(len(ln) for ln in src.splitlines()) <= 100
