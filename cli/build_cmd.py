@@ -26,7 +26,7 @@ from pathlib import Path
 import click
 import numpy as np
 from graphspec.backends.build import TARGETS, BuildError
-from graphspec.cli.main import UserError, user_errors
+from graphspec.cli.main import OutputPath, UserError, user_errors
 from graphspec.cli.passes_opts import apply_passes, pass_options
 
 set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
@@ -149,14 +149,14 @@ def _report_json(report) -> list:
 @click.option("--tensor-cores/--no-tensor-cores", "tensor_cores", default=None,
               help="cuda --dtype bf16, untuned: matmuls on tensor cores (graphspec's bf16 wmma schedule; the "
                    "default) or DLight's CUDA-core loops (--no-tensor-cores). fp16 uses DLight's own.")
-@click.option("-o", "--output", "out", type=click.Path(file_okay=False), default=None,
+@click.option("-o", "--output", "out", type=OutputPath(file_okay=False), default=None,
               help="Build directory [default: build/<spec name, reduced to A-Za-z0-9._->-<target>]. "
                    "A directory that is not a graphspec build is not replaced without --force.")
 @set_option
 @pass_options
 @click.option("--tune", type=click.IntRange(min=0), default=0, metavar="N",
               help="MetaSchedule trials (llvm); the database is reused by later builds.")
-@click.option("--tune-dir", type=click.Path(file_okay=False), default=None,
+@click.option("--tune-dir", type=OutputPath(file_okay=False), default=None,
               help="Where the tuning database lives [default: <output>/tuning, carried across rebuilds].")
 @click.option("--rpc", default=None, callback=_rpc, metavar="HOST:PORT:KEY",
               help="With --tune: measure candidates on the RPC servers registered with KEY at the TVM "
@@ -230,7 +230,7 @@ def build(spec, target, arch, dtype, tensor_cores, out, overrides, passes, disab
               help="Random inputs from the manifest, a .npy for a single input, or a .npz by input name.")
 @click.option("--batch", type=click.IntRange(min=1), default=None, help="Batch of random inputs (dynamic builds).")
 @click.option("--repeat", type=click.IntRange(min=0), default=3, show_default=True, help="Timed runs after a warm-up.")
-@click.option("-o", "--output", "out", type=click.Path(dir_okay=False), default=None,
+@click.option("-o", "--output", "out", type=OutputPath(dir_okay=False), default=None,
               help="Save the outputs (.npy for one output, .npz otherwise).")
 @budget_option
 @user_errors

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 import click
-from graphspec.cli.main import UserError, user_errors
+from graphspec.cli.main import OutputPath, UserError, user_errors
 from graphspec.cli.passes_opts import apply_passes, pass_options
 from graphspec.codegen import CodegenError, emit
 
@@ -34,7 +34,8 @@ def _default_pipeline() -> str:
 
 @click.command("codegen")
 @click.argument("spec")
-@click.option("-o", "--output", default="-", metavar="FILE", help="Write here (atomically); '-' for stdout.")
+@click.option("-o", "--output", default="-", metavar="FILE", type=OutputPath(allow_dash=True),
+              help="Write here (atomically); '-' for stdout.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a variable or field of the spec (repeatable): --set M=12.")
 @pass_options(default=_default_pipeline())

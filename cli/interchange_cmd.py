@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 import click
-from graphspec.cli.main import UserError, user_errors
+from graphspec.cli.main import OutputPath, UserError, user_errors
 
 import graphspec
 from graphspec.io import atomic_dir, atomic_write, refuse_holding
@@ -55,7 +55,8 @@ def _checked_spec(text: str, name: str, config: str) -> graphspec.Model:
 
 @click.command("import")
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--output", default="-", metavar="FILE", help="Write the spec here (atomically); '-' for stdout.")
+@click.option("-o", "--output", default="-", metavar="FILE", type=OutputPath(allow_dash=True),
+              help="Write the spec here (atomically); '-' for stdout.")
 @click.option("--name", default=None, help="The spec's name (default: the config's model_type).")
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
 @click.option("--base", is_flag=True,
@@ -199,7 +200,8 @@ def _shard_size(ctx, param, value):
 @click.command("export")
 @click.argument("spec")
 @click.option("--format", "fmt", type=click.Choice(["hf"]), required=True, help="hf: a Hugging Face model directory.")
-@click.option("-o", "--output", required=True, metavar="DIR", help="The directory to write (atomically).")
+@click.option("-o", "--output", required=True, metavar="DIR", type=OutputPath(),
+              help="The directory to write (atomically).")
 @click.option("--weights", type=click.Path(path_type=Path), default=None,
               help="A build directory or a safetensors file of graphspec-named weights: writes model.safetensors.")
 @click.option("--max-shard-size", default=None, callback=_shard_size, metavar="SIZE",
@@ -248,7 +250,8 @@ def export_cmd(spec: str, fmt: str, output: str, weights: Path | None, max_shard
 @click.command("import-weights")
 @click.argument("spec")
 @click.argument("weights", type=click.Path(path_type=Path))
-@click.option("-o", "--output", required=True, metavar="FILE", help="graphspec-named weights.safetensors to write.")
+@click.option("-o", "--output", required=True, metavar="FILE", type=OutputPath(),
+              help="graphspec-named weights.safetensors to write.")
 @click.option("--passes", type=click.Choice(["none", "default"]), default="none",
               help="Name the weights for the unfused IR (none) or after the default passes (fused qkv).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a variable or field of the spec.")

@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from graphspec.io import OutputError
+from graphspec.io import OutputError, check_name
 from graphspec.spec import SpecError
 
 EXIT_USER_ERROR = 2
@@ -42,6 +42,18 @@ def user_errors(fn):
             sys.exit(EXIT_USER_ERROR)
 
     return wrapper
+
+
+class OutputPath(click.Path):
+    """click.Path of an output option: a name with a control character is refused (exit 2)
+    before click stats it (a NUL there raised ValueError: embedded null byte)."""
+
+    def convert(self, value, param, ctx):
+        try:
+            check_name(value)
+        except OutputError as e:
+            self.fail(str(e), param, ctx)
+        return super().convert(value, param, ctx)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

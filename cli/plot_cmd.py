@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 
 import click
-from graphspec.cli.main import UserError, user_errors
+from graphspec.cli.main import OutputPath, UserError, user_errors
 from graphspec.cli.passes_opts import apply_passes, pass_options
 
 import graphspec
@@ -26,7 +26,7 @@ from graphspec.io import atomic_write
 
 set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                           help="Override a variable or field of every spec (repeatable).")
-out_option = click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False),
+out_option = click.option("-o", "--output", "output", required=True, type=OutputPath(dir_okay=False),
                           help="The picture: .png or .svg.")
 CONVENTIONS = ("macs", "flops", "unmasked", "swin", "all")
 conv_option = click.option("--convention", type=click.Choice(CONVENTIONS), default="macs", show_default=True,

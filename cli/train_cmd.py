@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 import click
-from graphspec.cli.main import UserError, user_errors
+from graphspec.cli.main import OutputPath, UserError, user_errors
 
 
 def _ac(value: str) -> str | int:
@@ -46,7 +46,7 @@ def _devices() -> tuple[int, str]:
               help="none, block (every block) or K (every K-th block)")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile each block")
 @click.option("--ckpt-every", default=0, show_default=True, type=int, help="save a checkpoint every K steps")
-@click.option("--ckpt-dir", default=None, help="torch.distributed.checkpoint directory")
+@click.option("--ckpt-dir", default=None, type=OutputPath(), help="torch.distributed.checkpoint directory")
 @click.option("--resume", is_flag=True, help="continue from the last checkpoint in --ckpt-dir")
 @click.option("--seed", default=0, show_default=True, type=int, help="initialisation and synthetic data")
 @click.option("--peak-tflops", default=None, type=float,

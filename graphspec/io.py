@@ -60,8 +60,25 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
+_CHAR_NAMES = {"\0": "a NUL", "\n": "a newline", "\r": "a carriage return", "\t": "a tab", "\x1b": "an escape",
+               "\u2028": "a line separator", "\u2029": "a paragraph separator"}
+
+
+def check_name(path: str | Path, option: str | None = None) -> None:
+    """Refuse an output path holding a control character (C0, DEL, C1) or a line or paragraph
+    separator: such a name breaks the lines of logs, manifests and `ls`, and NUL ends it in the OS."""
+    import unicodedata
+
+    bad = next((c for c in str(path) if unicodedata.category(c) in ("Cc", "Zl", "Zp")), None)
+    if bad is not None:
+        what = _CHAR_NAMES.get(bad, "a control character")
+        raise OutputError(f"{option + ' ' if option else ''}{str(path)!r}: the name holds {what} (U+{ord(bad):04X}); "
+                          "give a name of printable characters")
+
+
 def atomic_write(path: str | Path, data: str | bytes) -> Path:
     """Write `data` to a temporary file beside `path`, then rename it over `path`."""
+    check_name(path)
     path = Path(path)
     if path.is_dir():
         raise OutputError(f"cannot write {path}: it is a directory; give a file name, "
@@ -251,6 +268,7 @@ def _publish_by_link(tmp: Path, path: Path) -> None:
 
 def target_dir(path: str | Path) -> Path:
     """`path` made absolute; a user's symlink followed; the cwd and its parents refused."""
+    check_name(path)
     p = Path(os.path.abspath(path))
     if p.is_symlink() and _link_target(p) is None:
         p = p.resolve()

@@ -365,6 +365,13 @@ def check(config: TrainConfig, world: int) -> None:
         raise TrainError(f"--init {config.init}: use full, or sharded with --fsdp")
     if (config.ckpt_every or config.resume) and not config.ckpt_dir:
         raise TrainError("--ckpt-every and --resume need --ckpt-dir DIR")
+    if config.ckpt_dir:
+        from graphspec.io import OutputError, check_name
+
+        try:
+            check_name(config.ckpt_dir, "--ckpt-dir")
+        except OutputError as e:
+            raise TrainError(str(e)) from None
 
 
 def preflight(spec, config: TrainConfig, overrides=(), world: int = 1, dataset=None):

@@ -476,3 +476,37 @@ def test_import_of_a_5000_digit_integer_gives_a_user_fix(tmp_path):
     r = cli("import", f)
     refused(r, "an integer of 5,000 digits (a config's numbers have at most 100)")
     assert "set_int_max_str_digits" not in r.stderr
+
+
+@pytest.mark.parametrize("char, name", [("\n", "a newline (U+000A)"), ("\r", "a carriage return (U+000D)"),
+                                        ("\0", "a NUL (U+0000)"), ("\x1b", "an escape (U+001B)"),
+                                        ("\x85", "a control character (U+0085)"), ("\u2028", "a line separator (U+2028)")])
+def test_output_names_with_control_characters_are_refused(onnx_build, tiny_gpt, tmp_path, char, name):
+    # each was accepted: `codegen -o $'x\ny.py'` wrote a file whose name breaks `ls`, logs and the
+    # manifest's lines; a NUL reached os.open as "embedded null byte" (ValueError traceback)
+    bad = tmp_path / f"out{char}put"
+    for cmd, option in [(["codegen", "gpt2", "-o", bad], "'-o' / '--output'"),
+                        (["build", "gpt2", "-t", "onnx", "-o", bad, *GPT], "'-o' / '--output'"),
+                        (["build", "gpt2", "-t", "onnx", "--tune-dir", bad, *GPT], "'--tune-dir'"),
+                        (["run", onnx_build, "-o", bad], "'-o' / '--output'"),
+                        (["export", "gpt2", "--format", "hf", "-o", bad], "'-o' / '--output'"),
+                        (["import", tmp_path / "config.json", "-o", bad], "'-o' / '--output'"),
+                        (["import-weights", "gpt2", tmp_path / "w.safetensors", "-o", bad], "'-o' / '--output'"),
+                        (["plot", "breakdown", "gpt2", "-o", bad], "'-o' / '--output'"),
+                        (["train", tiny_gpt, "--steps", "1", "--ckpt-dir", bad], "'--ckpt-dir'")]:
+        r = cli(*cmd)
+        refused(r, f"Invalid value for {option}", f"the name holds {name}", "give a name of printable characters")
+        assert str(bad) not in r.stderr and not list(tmp_path.glob("out*"))  # the name is printed escaped
+
+
+def test_the_python_api_refuses_control_characters_too(tmp_path):
+    from graphspec.io import OutputError, atomic_dir, atomic_write
+    from graphspec.train import TrainConfig, TrainError, check
+
+    with pytest.raises(OutputError, match=r"the name holds a newline \(U\+000A\)"):
+        atomic_write(tmp_path / "a\nb.py", "x")
+    with pytest.raises(OutputError, match="a NUL"), atomic_dir(tmp_path / "a\0b"):
+        pass
+    with pytest.raises(TrainError, match=r"^--ckpt-dir 'c\\rk': the name holds a carriage return"):
+        check(TrainConfig(ckpt_dir="c\rk"), 1)
+    assert list(tmp_path.iterdir()) == []
