@@ -117,7 +117,7 @@ def test_trained_generated_model_loads_in_hugging_face(tmp_path, spec):
 
 @pytest.mark.parametrize("spec", ["gpt2", "bert_base", "vit_b16", "llama2_7b", "mistral_7b", "mixtral_8x7b", "phi2",
                                   "gemma2_2b", "qwen3_8b", "qwen3_30b_a3b", "olmo2_7b", "llama3_1_8b", "llama3_2_1b",
-                                  "gemma3_1b", "swin_t", "swin_b",
+                                  "gemma3_1b", "gemma3_27b", "swin_t", "swin_b",
                                   "pvt_small", "t5_base"])
 def test_exported_config_describes_the_spec(tmp_path, spec):
     r = cli("export", spec, "--format", "hf", "-o", tmp_path / "hf")

@@ -1,7 +1,7 @@
 """Rescaled RoPE (Llama 3.1/3.2, position interpolation, YaRN) and per-layer position schemes
 (Gemma 3) against Hugging Face's implementations, built from Config objects with random weights.
 
-- The bundled llama3_1_8b, llama3_2_1b and gemma3_1b have the parameters of LlamaForCausalLM /
+- The bundled llama3_1_8b, llama3_2_1b, gemma3_1b and gemma3_27b have the parameters of LlamaForCausalLM /
   Gemma3ForCausalLM built from the released configs on the meta device, to the unit, and their
   MACs are FlopCounterMode/2 (eager attention) at N=128 on the meta device.
 - Small configs: every rope_type graphspec writes (llama3, linear, yarn with its options) changes
@@ -39,7 +39,13 @@ LLAMA32_1B = dict(LLAMA31_8B, hidden_size=2048, intermediate_size=8192, num_hidd
 GEMMA3_1B = dict(vocab_size=262144, hidden_size=1152, intermediate_size=6912, num_hidden_layers=26,
                  num_attention_heads=4, num_key_value_heads=1, head_dim=256, sliding_window=512,
                  query_pre_attn_scalar=256, max_position_embeddings=32768)
+GEMMA3_27B = dict(vocab_size=262208, hidden_size=5376, intermediate_size=21504, num_hidden_layers=62,
+                  num_attention_heads=32, num_key_value_heads=16, head_dim=128, sliding_window=1024,
+                  query_pre_attn_scalar=168, max_position_embeddings=131072,
+                  rope_parameters={"full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1e6},
+                                   "sliding_attention": {"rope_type": "default", "rope_theta": 1e4}})
 BUNDLED = {"llama3_1_8b": ("LlamaForCausalLM", "LlamaConfig", LLAMA31_8B, 8_030_261_248),
+           "gemma3_27b": ("Gemma3ForCausalLM", "Gemma3TextConfig", GEMMA3_27B, 27_009_346_304),
            "llama3_2_1b": ("LlamaForCausalLM", "LlamaConfig", LLAMA32_1B, 1_235_814_400),
            "gemma3_1b": ("Gemma3ForCausalLM", "Gemma3TextConfig", GEMMA3_1B, 999_885_952)}
 
