@@ -42,8 +42,9 @@ def file_record(path: Path) -> dict:
     return {"sha256": sha256(data), "bytes": len(data)}
 
 
-def _regular(path: Path, limit: int, what: str) -> bytes:
-    """The bytes of `path`, refusing FIFOs, devices, directories and files over `limit`."""
+def _regular(path: Path, limit: int, what: str, most: int | None = None) -> bytes:
+    """The bytes of `path` (the first `most` + 1 of them), refusing FIFOs, devices, directories
+    and files over `limit`."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
     except OSError as e:
@@ -56,7 +57,8 @@ def _regular(path: Path, limit: int, what: str) -> bytes:
             raise ManifestError(f"{what} {path} is {st.st_size:,} bytes, over the {limit:,} "
                                 f"that graphspec reads; {REBUILD}")
         with os.fdopen(os.dup(fd), "rb") as f:
-            return f.read(st.st_size + 1)  # +1: a file that grew shows as a checksum error
+            n = st.st_size if most is None else max(0, min(st.st_size, most))
+            return f.read(n + 1)  # +1: a file that grew shows as a checksum error
     finally:
         os.close(fd)
 
@@ -146,12 +148,13 @@ def artifact(build_dir: Path, m: Mapping, role: str) -> bytes:
             not p.resolve().is_relative_to(root) or p.resolve() == root:
         raise ManifestError(f"{build_dir / MANIFEST}: artifact {role} = {name!r} is outside the "
                             f"build directory; graphspec loads only files inside it; {REBUILD}")
-    data = _regular(p, MAX_ARTIFACT, f"artifact {role}")
+    size = m["files"][name].get("bytes")
+    # at most the size the build wrote (+1): a larger file swapped in is not read whole
+    data = _regular(p, MAX_ARTIFACT, f"artifact {role}", size if _is(size, int) else None)
     want = m["files"][name]["sha256"]
     if sha256(data) != want:
-        size = m["files"][name].get("bytes")
         raise ManifestError(f"{p} is not the file this build wrote: its sha256 differs from the "
-                            f"manifest's ({len(data):,} bytes"
+                            f"manifest's ({p.stat().st_size:,} bytes"
                             + (f", the build wrote {size:,}" if _is(size, int) else "")
                             + f"; truncated, damaged or replaced); {REBUILD}")
     return data

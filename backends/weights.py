@@ -61,6 +61,46 @@ def save(params: Mapping[str, np.ndarray], path: str | Path) -> Path:
     return atomic_write(path, dump({k: np.ascontiguousarray(v) for k, v in params.items()}))
 
 
+ITEMSIZE = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1, "I64": 8, "I32": 4,
+            "I16": 2, "I8": 1, "U64": 8, "U32": 4, "U16": 2, "U8": 1, "BOOL": 1}
+MAX_HEADER = 100_000_000  # safetensors' own limit
+
+
+def tensor_bytes(f, size: int) -> int:
+    """The bytes of tensor data a safetensors file lists, from its header alone (8 bytes of
+    length, then JSON) read from the open file `f` of `size` bytes; ValueError if the header is
+    not one or claims more than the file holds. Nothing is allocated by what the header claims."""
+    import json
+    import math
+
+    head = f.read(8)
+    n = int.from_bytes(head, "little") if len(head) == 8 else -1
+    if not 2 <= n <= min(MAX_HEADER, size - 8):
+        raise ValueError(f"the header length {n:,} does not fit the file's {size:,} bytes")
+    try:
+        header = json.loads(f.read(n))
+    except (ValueError, RecursionError) as e:
+        raise ValueError(f"the header is not JSON ({str(e)[:100]})") from None
+    if not isinstance(header, dict):
+        raise ValueError("the header is not a JSON object")
+    end = 0
+    for name, t in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            (b, e), shape, item = t["data_offsets"], t["shape"], ITEMSIZE[t["dtype"]]
+            ints = isinstance(shape, list) and all(type(d) is int and d >= 0 for d in [b, e, *shape])
+            if not (ints and b <= e == b + math.prod(shape) * item):
+                raise ValueError
+        except (TypeError, KeyError, ValueError):
+            raise ValueError(f"tensor {str(name)[:80]!r}: {str(t)[:120]} is not a safetensors entry") from None
+        end = max(end, e)
+    if 8 + n + end > size:
+        raise ValueError(f"the header lists {end:,} bytes of tensors, the file holds {size - 8 - n:,}: "
+                         "it is truncated or damaged")
+    return end
+
+
 def load(data: bytes) -> dict[str, np.ndarray]:
     """The arrays of a safetensors file's bytes; ValueError if they are not one."""
     from safetensors.numpy import load as parse

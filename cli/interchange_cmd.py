@@ -79,7 +79,7 @@ def import_cmd(config: Path, output: str, name: str | None, force: bool, base: b
     click.echo(f"wrote {output}: {model.params():,} parameters", err=True)
 
 
-def _file_bytes(path: Path, limit: int = MAX_WEIGHTS) -> bytes:
+def _open(path: Path, limit: int = MAX_WEIGHTS):
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as e:
@@ -88,8 +88,47 @@ def _file_bytes(path: Path, limit: int = MAX_WEIGHTS) -> bytes:
     if not stat.S_ISREG(st.st_mode) or st.st_size > limit:  # before fdopen, which refuses a directory
         os.close(fd)
         raise UserError(f"weights {path}: not a regular file of at most {limit:,} bytes")
-    with os.fdopen(fd, "rb") as f:
+    return os.fdopen(fd, "rb")
+
+
+def _file_bytes(path: Path, limit: int = MAX_WEIGHTS) -> bytes:
+    with _open(path, limit) as f:
         return f.read()
+
+
+def _tensor_bytes(path: Path) -> int:
+    """The bytes of tensors safetensors file `path` lists, from its header (nothing else is read)."""
+    from graphspec.backends.weights import tensor_bytes
+
+    with _open(path) as f:
+        try:
+            return tensor_bytes(f, os.fstat(f.fileno()).st_size)
+        except ValueError as e:
+            raise UserError(f"weights {path}: not a safetensors file ({e}); graphspec reads safetensors "
+                            "only (no pickle)") from None
+
+
+def _check_fits(sizes: dict[Path, int], model: graphspec.Model) -> None:
+    """Before a tensor is read: weights whose headers list (`sizes`: file -> tensor bytes) more
+    than twice the model's float32 size are another model's, and reading must fit in free memory."""
+    import math
+
+    from graphspec.backends.budget import fmt, free_bytes
+
+    from graphspec.analysis import tensors
+
+    total, first = sum(sizes.values()), next(iter(sizes))
+    where = first if len(sizes) == 1 else f"{first.parent} ({len(sizes)} shards)"
+    numel = sum(math.prod(int(d) for d in shape) for shape in tensors(model.graph).values())
+    if total > 8 * numel + (64 << 20):  # float64 and HF's extra buffers (GPT-2's attn.bias) fit
+        raise UserError(f"weights {where} list {fmt(total)} of tensors, and {model.spec.name} has {numel:,} "
+                        f"parameters and buffers ({fmt(4 * numel)} in float32): they are another model's "
+                        "weights; check the spec and its --set values")
+    need, free = 2 * total + max(sizes.values()), free_bytes()
+    if free is not None and need > free:
+        raise UserError(f"weights {where}: reading them needs about {fmt(need)} ({fmt(total)} of tensors, read "
+                        f"and renamed, and the largest file's bytes while it is parsed), this machine has "
+                        f"{fmt(free)} free; free memory (close other programs) or run on a machine with more")
 
 
 def _parse(data: bytes, path: Path) -> dict:
@@ -103,10 +142,11 @@ def _parse(data: bytes, path: Path) -> dict:
                         "safetensors only (no pickle)") from None
 
 
-def _read_weights(path: Path) -> dict:
+def _read_weights(path: Path, model: graphspec.Model) -> dict:
     """Tensors of a safetensors file, or of a build directory's weights.safetensors (read through
-    its manifest: confined to the directory, sha256 as recorded)."""
+    its manifest: confined to the directory, sha256 as recorded), checked to fit first."""
     if not path.is_dir():
+        _check_fits({path: _tensor_bytes(path)}, model)
         return _parse(_file_bytes(path), path)
     from graphspec.backends.manifest import ManifestError, artifact, read
 
@@ -115,7 +155,9 @@ def _read_weights(path: Path) -> dict:
         if "weights" not in m["artifacts"]:
             raise UserError(f"{path} is a {m.get('target', '?')} build without a weights.safetensors "
                             "(an ONNX build keeps its weights in model.onnx); build --target torch")
-        return _parse(artifact(path, m, "weights"), path / m["artifacts"]["weights"])
+        name = m["artifacts"]["weights"]
+        _check_fits({path / name: int(m["files"][name].get("bytes") or 0)}, model)  # the size it was built with
+        return _parse(artifact(path, m, "weights"), path / name)
     except ManifestError as e:
         raise UserError(str(e)) from None
 
@@ -124,14 +166,15 @@ INDEX = "model.safetensors.index.json"
 MAX_INDEX = 16 << 20
 
 
-def _read_hf_weights(path: Path) -> dict:
+def _read_hf_weights(path: Path, model: graphspec.Model) -> dict:
     """A Hugging Face checkpoint: model.safetensors, or a model directory with one or with
     sharded `model-0000i-of-0000n.safetensors` listed in model.safetensors.index.json (shard
-    names must be plain file names inside the directory)."""
+    names must be plain file names inside the directory), checked to fit first."""
     if not path.is_dir():
+        _check_fits({path: _tensor_bytes(path)}, model)
         return _parse(_file_bytes(path), path)
     if (path / "model.safetensors").exists():
-        return _read_hf_weights(path / "model.safetensors")
+        return _read_hf_weights(path / "model.safetensors", model)
     if not (path / INDEX).exists():
         raise UserError(f"{path} holds neither model.safetensors nor {INDEX} (a pytorch_model.bin is a pickle: "
                         "graphspec does not read it; convert it with safetensors first)")
@@ -140,10 +183,12 @@ def _read_hf_weights(path: Path) -> dict:
         shards = sorted(set(index["weight_map"].values()))
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
         raise UserError(f"{path / INDEX}: not a safetensors index ({str(e)[:200]})") from None
-    out: dict = {}
     for name in shards:
         if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
             raise UserError(f"{path / INDEX}: shard {name!r} is not a file name inside {path}")
+    _check_fits({path / name: _tensor_bytes(path / name) for name in shards}, model)
+    out: dict = {}
+    for name in shards:
         out.update(_parse(_file_bytes(path / name), path / name))  # a file: never another directory's index
     return out
 
@@ -231,7 +276,7 @@ def export_cmd(spec: str, fmt: str, output: str, weights: Path | None, max_shard
         cfg = to_hf_config(model)
         hf = None
         if weights is not None:
-            state = _read_weights(weights)
+            state = _read_weights(weights, model)
             hf = to_hf_weights(state, _graph_for(model, set(state), state), cfg)
     except ExportError as e:
         raise UserError(str(e)) from None
@@ -271,7 +316,7 @@ def import_weights_cmd(spec: str, weights: Path, output: str, passes: str, overr
 
         graph = run_pipeline(graph, "default")[0]
     try:
-        out = to_graphspec_weights(_read_hf_weights(weights), graph, family(model.spec))
+        out = to_graphspec_weights(_read_hf_weights(weights, model), graph, family(model.spec))
     except ExportError as e:
         raise UserError(str(e)) from None
     from graphspec.analysis import buffers, parameters

@@ -258,6 +258,54 @@ def gpt2_weights(tmp_path_factory):
     return d, state
 
 
+def _safetensors_claiming(path, shape, size=None):
+    """A safetensors header listing one float32 tensor of `shape`; the file is `size` bytes
+    (sparse: nothing is written past the header), or just the header."""
+    import json
+    import math
+
+    h = json.dumps({"w": {"dtype": "F32", "shape": shape, "data_offsets": [0, 4 * math.prod(shape)]}}).encode()
+    with open(path, "wb") as f:
+        f.write(len(h).to_bytes(8, "little") + h)
+        if size:
+            f.truncate(size)
+
+
+@pytest.mark.parametrize("shape, size, needles", [
+    # a 200-byte file claiming 4 TB: "lists 4,000,000,000,000 bytes of tensors, the file holds 112"
+    ([10**6, 10**6], 200, ["lists 4,000,000,000,000 bytes of tensors, the file holds", "truncated or damaged"]),
+    # a 1 GiB (sparse) file of tensors: read whole before (a 1 GiB bytes object), for a 5,000-parameter model
+    ([1 << 28], (1 << 30) + 200, ["list 1.0 GiB of tensors, and gpt2 has", "another model's weights"]),
+])
+def test_weights_are_sized_from_their_header_before_they_are_read(gpt2_weights, tmp_path, shape, size, needles):
+    import tracemalloc
+
+    _safetensors_claiming(tmp_path / "big.safetensors", shape, size)
+    for cmd in (["export", "gpt2", "--format", "hf", "-o", tmp_path / "hf", "--weights", tmp_path / "big.safetensors"],
+                ["import-weights", "gpt2", tmp_path / "big.safetensors", "-o", tmp_path / "w.safetensors"]):
+        tracemalloc.start()
+        r = cli(*cmd, *GPT)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        refused(r, "weights", "big.safetensors", *needles)
+        assert peak < 64 << 20, peak
+
+
+def test_weights_that_do_not_fit_in_free_memory_are_not_read(gpt2_weights, tmp_path, monkeypatch):
+    from graphspec.backends import budget
+
+    d, _ = gpt2_weights
+    monkeypatch.setattr(budget, "free_bytes", lambda: 10 << 10)
+    # the tiny GPT-2: 1,600 wte + 256 wpe + 3,280 in the block + 32 ln_f = 5,168 float32 parameters,
+    # 20,672 bytes (20.2 KiB); read and renamed (2 copies) and the file's bytes: 3 x 20,672 = 62,016 (60.6 KiB)
+    need = "needs about 60.6 KiB (20.2 KiB of tensors, read and renamed, and the largest file's bytes"
+    refused(cli("export", "gpt2", "--format", "hf", "-o", tmp_path / "hf", "--weights", d / "w.safetensors", *GPT),
+            "weights " + str(d / "w.safetensors"), need, "this machine has 10.0 KiB free", "free memory")
+    refused(cli("import-weights", "gpt2", d / "hf", "-o", tmp_path / "w.safetensors", *GPT),
+            str(d / "hf" / "model.safetensors"), "this machine has 10.0 KiB free")
+    assert not (tmp_path / "hf").exists() and not (tmp_path / "w.safetensors").exists()
+
+
 @pytest.mark.parametrize("change, needles", [
     (lambda t: t.new_zeros(*(s + 1 for s in t.shape)), ["shape (101, 17)", "wants (100, 16)"]),  # was a torch
     # split_with_sizes RuntimeError traceback (the fused qkv split by the config's width)
