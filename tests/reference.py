@@ -59,6 +59,8 @@ PARAMS = {
     "qwen1_5_moe_a2_7b": 14_315_784_192,
     # DeepseekV2ForCausalLM on meta (tests/test_mla.py; arXiv:2405.04434 Appendix B: 15.7B, 2.4B activated)
     "deepseek_v2_lite": 15_706_484_224,
+    # DeepseekV3ForCausalLM on meta (tests/test_deepseek_interchange.py; arXiv:2412.19437 §4.2: 671B, 37B activated)
+    "deepseek_v3": 671_026_404_352,
     # Qwen3ForCausalLM on meta (tests/test_hf_import.py; arXiv:2505.09388 Table 1: 8.2B, 6.95B non-embedding)
     "qwen3_8b": 36 * (4096 * (4096 + 2 * 1024) + 4096 * 4096 + 3 * 4096 * 12288 + 2 * 4096 + 2 * 128) + 4096
                 + 2 * 151_936 * 4096,
@@ -157,6 +159,13 @@ MACS = {
     "deepseek_v2_lite": 128 * (27 * (2048 * 3072 + 2048 * 576 + 512 * 4096 + 2048 * 2048) + 3 * 2048 * 10944
                                + 26 * (2048 * 64 + 6 * 3 * 2048 * 1408 + 3 * 2048 * 2816) + 2048 * 102_400)
                         + 27 * 16 * 128**2 * (192 + 128),
+    # DeepSeek-V3: 61·MLA (q_a 7168·1536 + q_b 1536·24576 + kv_a 7168·576 + kv_b 512·32768 + o 16384·7168)
+    # + 3 dense 3·7168·18432 + 58·(router 7168·256 + 8 experts · 3·7168·2048 + shared 3·7168·2048) + head
+    # 7168·129280 per token, attention 61·128·128²·(192 + 128); = FlopCounterMode/2 on DeepseekV3ForCausalLM,
+    # meta for attention and dense parts, a small real config for the MoE (tests/test_deepseek_interchange.py)
+    "deepseek_v3": 128 * (61 * (7168 * 1536 + 1536 * 24576 + 7168 * 576 + 512 * 32768 + 16384 * 7168)
+                          + 3 * 3 * 7168 * 18432 + 58 * (7168 * 256 + 8 * 3 * 7168 * 2048 + 3 * 7168 * 2048)
+                          + 7168 * 129_280) + 61 * 128 * 128**2 * (192 + 128),
     # Qwen3-8B: 36·(q 4096·4096 + k, v 2·4096·1024 + o 4096·4096 + 3·4096·12288) + untied head
     # 4096·151936 per token, attention 36·2·32·128²·128; = FlopCounterMode/2 on Qwen3ForCausalLM
     # (eager) on the meta device (tests/test_hf_import.py)

@@ -78,6 +78,19 @@ DEFAULTS: dict[str, dict] = {
                   "router_aux_loss_coef": 0.001, "mlp_only_layers": [], "qkv_bias": True},
     "olmo2": {**{k: v for k, v in _LLAMA.items() if k not in ("mlp_bias", "pretraining_tp")},
               "vocab_size": 50304, "rms_norm_eps": 1e-5},
+    "deepseek_v2": {**_LLAMA, "vocab_size": 102400, "first_k_dense_replace": 0, "kv_lora_rank": 512,
+                    "q_lora_rank": 1536, "n_group": None, "n_routed_experts": 64, "output_router_logits": False,
+                    "n_shared_experts": 2, "qk_nope_head_dim": 128, "qk_rope_head_dim": 64,
+                    "routed_scaling_factor": 1.0, "topk_group": None, "topk_method": "greedy", "norm_topk_prob": False,
+                    "v_head_dim": 128, "num_experts_per_tok": None, "moe_intermediate_size": 1407},
+    "deepseek_v3": {**{k: v for k, v in _LLAMA.items() if k not in ("mlp_bias", "head_dim")}, "vocab_size": 129280,
+                    "hidden_size": 7168, "intermediate_size": 18432, "moe_intermediate_size": 2048,
+                    "num_hidden_layers": 61, "num_attention_heads": 128, "num_key_value_heads": 128,
+                    "n_shared_experts": 1, "n_routed_experts": 256, "output_router_logits": False,
+                    "routed_scaling_factor": 2.5, "kv_lora_rank": 512, "q_lora_rank": 1536, "qk_rope_head_dim": 64,
+                    "v_head_dim": 128, "qk_nope_head_dim": 128, "n_group": 8, "topk_group": 4,
+                    "num_experts_per_tok": 8, "first_k_dense_replace": 3, "norm_topk_prob": True,
+                    "max_position_embeddings": 4096, "rope_interleave": True, "num_nextn_predict_layers": 1},
     "phi": dict(vocab_size=51200, hidden_size=2048, intermediate_size=8192, num_hidden_layers=24, num_attention_heads=32,
                 num_key_value_heads=None, resid_pdrop=0.0, embd_pdrop=0.0, attention_dropout=0.0,
                 hidden_act="gelu_new", max_position_embeddings=2048, layer_norm_eps=1e-5, tie_word_embeddings=False,
@@ -105,5 +118,7 @@ FAMILY_IGNORED: dict[str, set[str]] = {
              "summary_first_dropout", "n_ctx"},
     "t5": {"n_positions", "output_past"},  # t5-base's config.json: unused by T5 (relative positions), use_cache
     "gemma2": {"cache_implementation"},  # gemma-2's config.json: the KV cache generate() uses ("hybrid")
-    "gemma3_text": {"cache_implementation", "sliding_window_pattern"},  # the pattern: read when layer_types is absent
+    "gemma3_text": {"cache_implementation", "sliding_window_pattern"},
+    # DeepSeek's released config.json: its remote code's class map (never followed)
+    "deepseek_v2": {"auto_map"}, "deepseek_v3": {"auto_map"},  # the pattern: read when layer_types is absent
 }

@@ -69,6 +69,10 @@ def family(spec) -> str:
         norm = st.norm_kind.name if st.norm_kind is not None else "layer_norm"
         mlp = st.mlp.name if st.mlp is not None else "mlp"
         if e.kind == "tokens" and e.pos == "rope" and st.role == "decoder" and st.names == "hf":
+            if st.qkv is not None and st.qkv.name == "mla":  # V3: sigmoid routing, or halves rotated
+                routers = {m["router"].name for m in _layer_mlps(st) if m.name == "moe"}
+                return "deepseek_v3" if "sigmoid" in routers or not (routers or e.pos_use.get("interleaved")) \
+                    else "deepseek_v2"
             if norm == "layer_norm" and st.norm == "parallel":
                 return "phi"
             if norm == "rms_norm" and st.norm_kind.get("offset") == 1:
@@ -106,7 +110,8 @@ def family(spec) -> str:
         return "detr"
     raise ExportError(f"{spec.name}: no Hugging Face family graphspec exports describes this spec; exported are "
                       "gpt2, bert, vit, swin, pvt, t5, detr and the `names: hf` decoders llama, mistral, mixtral, "
-                      "qwen2, qwen2_moe, qwen3, qwen3_moe, olmo2, gemma, gemma2, gemma3_text, phi, phi3")
+                      "qwen2, qwen2_moe, qwen3, qwen3_moe, olmo2, gemma, gemma2, gemma3_text, phi, phi3, "
+                      "deepseek_v2, deepseek_v3")
 
 
 def _gpt2(spec) -> dict:
@@ -286,6 +291,51 @@ def _llm(spec, mt: str) -> dict:
     return cfg
 
 
+def _layer_mlps(st) -> tuple:
+    return st.layer_mlps or (st.mlp,) * sum(st.depths)
+
+
+def _deepseek(spec, mt: str) -> dict:
+    """DeepseekV2 / DeepseekV3: MLA's dims, first_k_dense_replace dense layers, then the MoE layers'
+    experts and router (V2: softmax, greedy or group_limited_greedy, never renormalised; V3:
+    sigmoid with the correction bias, groups ranked by their best two)."""
+    e, st, h = spec.embed, spec.stacks[0], spec.head
+    rope, mla, mlps = e.pos_use.a, st.qkv, _layer_mlps(st)
+    dense = next((i for i, m in enumerate(mlps) if m.name == "moe"), len(mlps))
+    moe = mlps[dense] if dense < len(mlps) else None
+    cls = "DeepseekV3" if mt == "deepseek_v3" else "DeepseekV2"
+    if not rope.get("interleaved") and mt == "deepseek_v2":
+        raise ExportError(f"{spec.name}: DeepseekV2 rotates interleaved pairs; this spec's rope rotates halves "
+                          "(rope(interleaved=true), or a sigmoid router: DeepseekV3's rope_interleave false)")
+    cfg = dict(architectures=[f"{cls}ForCausalLM" if h.kind == "lm" else f"{cls}Model"], vocab_size=e.vocab,
+               hidden_size=st.dim, num_hidden_layers=len(mlps), num_attention_heads=st.heads[0],
+               num_key_value_heads=st.heads[0], hidden_act=ACT_OUT.get(_act(st), _act(st)),
+               tie_word_embeddings=bool(h.tied), attention_dropout=st.attn_dropout,
+               max_position_embeddings=rope.get("max_len") or max(2048, spec.input.seq_len or 0),
+               rope_parameters=rope_parameters(e.pos_use), rms_norm_eps=float(st.norm_kind.get("eps")),
+               attention_bias=bool(st.qkv_bias), q_lora_rank=mla["q_rank"], kv_lora_rank=mla["kv_rank"],
+               qk_nope_head_dim=mla["nope_dim"], qk_rope_head_dim=mla["rope_dim"], v_head_dim=mla["v_dim"],
+               first_k_dense_replace=dense)
+    if dense:
+        cfg["intermediate_size"] = int(mlps[0].get("d_ff"))
+    if mt == "deepseek_v3":
+        cfg["rope_interleave"] = bool(rope.get("interleaved"))
+    if moe is not None:
+        r = moe["router"]
+        if mt == "deepseek_v2" and moe["normalize"]:
+            raise ExportError(f"{spec.name}: DeepseekV2's router does not renormalise its top-k weights; "
+                              "this spec's moe(..., normalize=true) does (write normalize=false)")
+        ff = int(moe["expert"].get("d_ff"))
+        cfg.update(n_routed_experts=moe["experts"], num_experts_per_tok=moe["top_k"], moe_intermediate_size=ff,
+                   n_shared_experts=moe["shared"], routed_scaling_factor=float(r["scale"]), n_group=r["groups"],
+                   topk_group=r["topk_groups"], norm_topk_prob=bool(moe["normalize"]))
+        if not dense:
+            cfg["intermediate_size"] = ff * max(1, moe["shared"])  # the dense MLP's: no layer has one
+        if mt == "deepseek_v2":
+            cfg["topk_method"] = "group_limited_greedy" if r["groups"] > 1 else "greedy"
+    return cfg
+
+
 def rope_parameters(rope) -> dict:
     """HF's rope_parameters of a `rope(...)` use: rope_theta, and the rope_type and numbers of its
     `scaling` (graphspec/vocab/positions.py; the inverse of the importer's SCALING_KEYS)."""
@@ -329,6 +379,7 @@ def to_hf_config(model) -> dict:
     cfg = {"model_type": mt, **(_llm(spec, mt) if mt in ("llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen3_moe",
                                                          "qwen2_moe", "olmo2", "gemma", "gemma2", "gemma3_text", "phi",
                                                          "phi3")
+                                 else _deepseek(spec, mt) if mt in ("deepseek_v2", "deepseek_v3")
                                  else {"gpt2": _gpt2, "bert": _bert, "vit": _vit, "swin": _swin, "pvt": _pvt,
                                        "t5": _t5, "detr": _detr}[mt](spec))}
     _check_round_trip(model, cfg)
