@@ -231,3 +231,61 @@ def test_transformer_small_matches_torch_nn_transformer(passes):
         back = from_graphspec(net.state_dict(), m.graph, "torch_transformer", like=ref.state_dict(), partial=True)
         assert set(back) == set(ref.state_dict())
         assert all(torch.equal(back[k], v) for k, v in ref.state_dict().items())
+
+
+class DropoutCalls(torch.overrides.TorchFunctionMode):
+    """Counts F.dropout calls (nn.Dropout's and functional ones) and dropout inside attention."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is F.dropout or (func is F.scaled_dot_product_attention and kwargs.get("dropout_p")):
+            self.calls += 1
+        return func(*args, **kwargs)
+
+
+@pytest.mark.parametrize("passes, impl", [("none", "eager"), ("default", "sdpa")])
+def test_gpt2_dropout_sites_are_hf_gpt2s(passes, impl, tmp_path):
+    """Training mode: GPT-2's dropout sites are HF's GPT2LMHeadModel's (embeddings, attention
+    probabilities, after c_proj of attention and of the MLP; none between gelu and c_proj), so the
+    same torch seed gives the same logits. The MLP once had a dropout after its activation: that
+    spelling, `mlp(4*d, gelu_tanh, drop=0.1)`, is the control (one call more per block, other logits)."""
+    cfg = transformers.GPT2Config(vocab_size=100, n_embd=32, n_layer=2, n_head=4, n_positions=32,
+                                  activation_function="gelu_new", layer_norm_epsilon=1e-5,
+                                  bos_token_id=0, eos_token_id=0, attn_implementation=impl)
+    hf = perturbed(transformers.GPT2LMHeadModel(cfg)).train()
+    inner = (graphspec.SPECS_DIR / "gpt2.yaml").read_text().replace(
+        "d_ff: 4*d, norm: pre, act: gelu_tanh,", 'mlp: "mlp(4*d, gelu_tanh, drop=0.1)", norm: pre,')
+    (tmp_path / "gpt2_inner.yaml").write_text(inner)
+    ids = torch.randint(0, 100, (2, 16))
+    logits, calls = {}, {}
+    for name, spec in (("hf", None), ("gpt2", "gpt2"), ("inner", tmp_path / "gpt2_inner.yaml")):
+        net = hf
+        if spec is not None:
+            m = Built(graphspec.load(spec, ["vocab=100", "d=32", "L=2", "h=4", "n_ctx=32", "seq_len=16"]), passes)
+            net, _ = loaded(m, hf)
+            net.train()
+        torch.manual_seed(3)
+        with DropoutCalls() as count:
+            out = net(ids) if spec is not None else net(input_ids=ids).logits
+        logits[name], calls[name] = out, count.calls
+    # embeddings 1 + 2 blocks x (attention probabilities, attention output, MLP output) = 7
+    assert calls == {"hf": 7, "gpt2": 7, "inner": 9}
+    close(logits["gpt2"], logits["hf"], 1e-5)
+    assert (logits["inner"] - logits["hf"]).abs().max() > 0.1
+
+
+def test_mlp_dropout_follows_each_familys_reference():
+    """Dropout inside the MLP only where the reference has it: torch.nn.Transformer's and DETR's
+    `linear2(dropout(activation(linear1(x))))` (6 + 6 layers each), none in GPT-2 / GPT (HF's
+    GPT2MLP, OpenAI GPT's MLP: dropout after c_proj, the residual branch's)."""
+    from graphspec.spec import SpecError
+
+    inner = {s: sum(n.op == "dropout" and ".mlp." in n.name for n in graphspec.load(s).graph)
+             for s in ("transformer_base", "detr_r50", "gpt2", "gpt")}
+    assert inner == {"transformer_base": 12, "detr_r50": 12, "gpt2": 0, "gpt": 0}
+    with pytest.raises(SpecError, match="the experts have no dropout inside"):
+        graphspec.load("mixtral_8x7b", ["decoder.mlp=moe(8, 2, expert=glu(64, silu, drop=0.1))"])

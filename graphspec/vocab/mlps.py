@@ -1,8 +1,11 @@
 """Activations (`act: silu`) and MLP kinds (`mlp: glu(11008, silu)`, `moe(8, 2, expert=glu(...))`).
 
-Context of an MLP's lowering: the block's `Layer` (graphspec/vocab/blocks.py): `dim`, `mlp_bias`,
-`dropout`. The MLP builds module `mlp`; its linears keep Hugging Face's names where a family
-has them (`gate_proj/up_proj/down_proj`, Mixtral's router `gate` and `experts`)."""
+Context of an MLP's lowering: the block's `Layer` (graphspec/vocab/blocks.py): `dim`, `mlp_bias`.
+The MLP builds module `mlp`; its linears keep Hugging Face's names where a family has them
+(`gate_proj/up_proj/down_proj`, Mixtral's router `gate` and `experts`). The stack's `dropout:`
+is on the residual branches (blocks.py); inside the MLP there is dropout only with `drop=p`
+(between the activation and the last linear: torch.nn.Transformer's and DETR's `dropout`, HF's
+`activation_dropout`); GPT-2, BERT, ViT, Phi and Llama have none there."""
 
 from __future__ import annotations
 
@@ -40,6 +43,7 @@ alias("mlp", "geglu", "is a gated MLP with GELU", "write `mlp: glu(d_ff, gelu)`"
 
 _D_FF = Arg("d_ff", int, None, minimum=1, doc="hidden width; default ratio × dim")
 _RATIO = Arg("ratio", float, 4.0, minimum=0, doc="hidden width / dim when d_ff is not given")
+_DROP = Arg("drop", float, 0.0, minimum=0, doc="dropout between the activation and the last linear")
 GLU_CLASS = {"silu": "SwiGLU", "gelu": "GeGLU", "gelu_tanh": "GeGLU", "relu": "ReGLU"}
 CLASS_DOCS.update({"GeGLU": "Gated MLP with GELU (Shazeer 2020, Eq. 6): down(gelu(gate(x)) * up(x)).",
                    "ReGLU": "Gated MLP with ReLU (Shazeer 2020, Eq. 6): down(relu(gate(x)) * up(x))."})
@@ -49,7 +53,7 @@ def hidden(use, dim):
     return use["d_ff"] if use["d_ff"] is not None else int(dim * use["ratio"])
 
 
-@construct("mlp", "mlp", _D_FF, Arg("act", "act", "gelu"), _RATIO, example="mlp: mlp(3072, gelu)",
+@construct("mlp", "mlp", _D_FF, Arg("act", "act", "gelu"), _RATIO, _DROP, example="mlp: mlp(3072, gelu)",
            module="Mlp", attr="mlp",
            doc_class="Position-wise feed-forward network: Linear, activation, Linear (Vaswani et al. §3.3).")
 def mlp(b, use, ctx, x, local="mlp"):
@@ -58,12 +62,12 @@ def mlp(b, use, ctx, x, local="mlp"):
     with b.module(local, "Mlp", dim=dim, hidden=ff, act=use["act"].name):
         h = b.emit("linear", (x,), "fc1", out_features=ff, bias=ctx.mlp_bias, in_features=dim)
         h = use["act"].lower(b, ctx, h)
-        if ctx.dropout:
-            h = b.emit("dropout", (h,), "drop", p=ctx.dropout)
+        if use["drop"]:
+            h = b.emit("dropout", (h,), "drop", p=use["drop"])
         return b.emit("linear", (h,), "fc2", out_features=dim, bias=ctx.mlp_bias, in_features=ff)
 
 
-@construct("mlp", "glu", _D_FF, Arg("act", "act", "silu"), _RATIO, example="mlp: glu(11008, silu)",
+@construct("mlp", "glu", _D_FF, Arg("act", "act", "silu"), _RATIO, _DROP, example="mlp: glu(11008, silu)",
            module="SwiGLU", attr="mlp",
            doc_class="SwiGLU (Shazeer 2020, Eq. 6): down(silu(gate(x)) * up(x)), as Llama's MLP.")
 def glu(b, use, ctx, x, local="mlp"):
@@ -75,8 +79,8 @@ def glu(b, use, ctx, x, local="mlp"):
         g = b.emit("linear", (x,), "gate_proj", out_features=ff, bias=ctx.mlp_bias, in_features=dim)
         u = b.emit("linear", (x,), "up_proj", out_features=ff, bias=ctx.mlp_bias, in_features=dim)
         h = b.emit("mul", (use["act"].lower(b, ctx, g), u), "gated")
-        if ctx.dropout:
-            h = b.emit("dropout", (h,), "drop", p=ctx.dropout)
+        if use["drop"]:
+            h = b.emit("dropout", (h,), "drop", p=use["drop"])
         return b.emit("linear", (h,), "down_proj", out_features=dim, bias=ctx.mlp_bias, in_features=ff)
 
 
@@ -139,6 +143,8 @@ def _check_moe(a):
         out.append(("expert", "an expert cannot itself be a mixture", "write expert=glu(d_ff, silu)"))
     elif a["expert"]["d_ff"] is None:
         out.append(("expert", "the expert needs its width", "write expert=glu(d_ff, silu) with d_ff a number"))
+    elif a["expert"]["drop"]:
+        out.append(("expert", "the experts have no dropout inside (one moe op runs them)", "remove drop="))
     r, E = a["router"], a["experts"]
     if r["groups"] > 1 and E % r["groups"]:
         out.append(("router", f"the {E} experts do not split into {r['groups']} equal groups",

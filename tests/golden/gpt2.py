@@ -66,12 +66,10 @@ class Mlp(nn.Module):
         super().__init__()
         self.fc1 = nn.Linear(dim, 4 * dim)
         self.act = nn.GELU(approximate='tanh')
-        self.drop = nn.Dropout(0.1)
         self.fc2 = nn.Linear(4 * dim, dim)
 
     def forward(self, x):
-        x = self.drop(self.act(self.fc1(x)))
-        return self.fc2(x)
+        return self.fc2(self.act(self.fc1(x)))
 
 
 class Block(nn.Module):
