@@ -210,9 +210,37 @@ IMPORT_FAMILIES = {
                                                                   "rope_type": "default"}),
                                             dict(num_key_value_heads=8, num_hidden_layers=4)]),
     "t5": ("T5Config", "T5Model", [dict(**T5_BASE), dict(d_kv=32, num_decoder_layers=3)]),
+    # DeepSeek-V2 (arXiv:2405.04434 §3.1.2: 60 layers, d 5120, 160 experts top 6 from 3 of 8 groups, scaled by 16);
+    # a V2-Lite-like 4 layers with q/kv biases, a tied head and YaRN
+    "deepseek_v2": ("DeepseekV2Config", "DeepseekV2ForCausalLM",
+                    [dict(hidden_size=5120, intermediate_size=12288, moe_intermediate_size=1536, num_hidden_layers=60,
+                          num_attention_heads=128, n_routed_experts=160, num_experts_per_tok=6,
+                          topk_method="group_limited_greedy", n_group=8, topk_group=3, routed_scaling_factor=16.0,
+                          first_k_dense_replace=1),
+                     dict(hidden_size=2048, intermediate_size=10944, moe_intermediate_size=1408, num_hidden_layers=4,
+                          num_attention_heads=16, q_lora_rank=None, num_experts_per_tok=6, first_k_dense_replace=1,
+                          attention_bias=True, tie_word_embeddings=True, max_position_embeddings=163840,
+                          rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 40.0,
+                                           "original_max_position_embeddings": 4096, "beta_fast": 32.0,
+                                           "beta_slow": 1.0, "mscale": 0.707, "mscale_all_dim": 0.707,
+                                           "truncate": True})]),
+    # Moonlight-16B-A3B-like (a deepseek_v3 config: no query latent, 64 experts top 6 + 2 shared, one group); 4
+    # layers rotating halves, 4 groups top 2, weights not renormalised, q/kv/o biases, a tied head
+    "deepseek_v3": ("DeepseekV3Config", "DeepseekV3ForCausalLM",
+                    [dict(vocab_size=163840, hidden_size=2048, intermediate_size=11264, moe_intermediate_size=1408,
+                          num_hidden_layers=27, num_attention_heads=16, num_key_value_heads=16, q_lora_rank=None,
+                          n_routed_experts=64, num_experts_per_tok=6, n_shared_experts=2, n_group=1, topk_group=1,
+                          first_k_dense_replace=1, routed_scaling_factor=2.446),
+                     dict(num_hidden_layers=4, rope_interleave=False, n_group=4, topk_group=2, norm_topk_prob=False,
+                          attention_bias=True, tie_word_embeddings=True)]),
     "pvt": ("PvtConfig", "PvtForImageClassification", [dict(depths=[3, 4, 6, 3]),
                                                        dict(qkv_bias=False, num_labels=10, mlp_ratios=[4, 4, 4, 4])]),
 }
+
+
+# The families whose Config class's defaults describe no model that runs, and the option an import
+# of them names (DeepseekV2Config: num_experts_per_tok None, a router that picks no k)
+REFUSED_DEFAULTS = {"deepseek_v2": "option num_experts_per_tok = null"}
 
 
 def hf_classes(model_type: str, settings: dict | None = None):
@@ -299,4 +327,48 @@ PUBLISHED_CONFIGS = {
                   "rope_scaling": None, "rope_theta": 1000000, "sliding_window": 512, "sliding_window_pattern": 6,
                   "torch_dtype": "bfloat16", "transformers_version": "4.50.0.dev0", "use_cache": True,
                   "vocab_size": 262144},
+    # deepseek-ai/DeepSeek-V2-Lite and deepseek-ai/DeepSeek-V3: the keys and values of the released
+    # config.json files (written out here, not downloaded): the original code's topk_method, scoring_func,
+    # moe_layer_freq, aux-loss keys and auto_map beside the legacy rope_theta / rope_scaling (yarn)
+    "deepseek_v2_lite": {"architectures": ["DeepseekV2ForCausalLM"], "attention_bias": False,
+                         "attention_dropout": 0.0,
+                         "auto_map": {"AutoConfig": "configuration_deepseek.DeepseekV2Config",
+                                      "AutoModel": "modeling_deepseek.DeepseekV2Model",
+                                      "AutoModelForCausalLM": "modeling_deepseek.DeepseekV2ForCausalLM"},
+                         "aux_loss_alpha": 0.001, "bos_token_id": 100000, "eos_token_id": 100001,
+                         "first_k_dense_replace": 1, "hidden_act": "silu", "hidden_size": 2048,
+                         "initializer_range": 0.02, "intermediate_size": 10944, "kv_lora_rank": 512,
+                         "max_position_embeddings": 163840, "model_type": "deepseek_v2",
+                         "moe_intermediate_size": 1408, "moe_layer_freq": 1, "n_group": 1, "n_routed_experts": 64,
+                         "n_shared_experts": 2, "norm_topk_prob": False, "num_attention_heads": 16,
+                         "num_experts_per_tok": 6, "num_hidden_layers": 27, "num_key_value_heads": 16,
+                         "pretraining_tp": 1, "q_lora_rank": None, "qk_nope_head_dim": 128, "qk_rope_head_dim": 64,
+                         "rms_norm_eps": 1e-06,
+                         "rope_scaling": {"beta_fast": 32, "beta_slow": 1, "factor": 40, "mscale": 0.707, "mscale_all_dim": 0.707,
+                                          "original_max_position_embeddings": 4096, "type": "yarn"},
+                         "rope_theta": 10000, "routed_scaling_factor": 1.0, "scoring_func": "softmax",
+                         "seq_aux": True, "tie_word_embeddings": False, "topk_group": 1, "topk_method": "greedy",
+                         "torch_dtype": "bfloat16", "transformers_version": "4.39.3", "use_cache": True,
+                         "v_head_dim": 128, "vocab_size": 102400},
+    "deepseek_v3": {"architectures": ["DeepseekV3ForCausalLM"], "attention_bias": False, "attention_dropout": 0.0,
+                    "auto_map": {"AutoConfig": "configuration_deepseek.DeepseekV3Config",
+                                 "AutoModel": "modeling_deepseek.DeepseekV3Model",
+                                 "AutoModelForCausalLM": "modeling_deepseek.DeepseekV3ForCausalLM"},
+                    "aux_loss_alpha": 0.001, "bos_token_id": 0, "eos_token_id": 1, "ep_size": 1,
+                    "first_k_dense_replace": 3, "hidden_act": "silu", "hidden_size": 7168, "initializer_range": 0.02,
+                    "intermediate_size": 18432, "kv_lora_rank": 512, "max_position_embeddings": 163840,
+                    "model_type": "deepseek_v3", "moe_intermediate_size": 2048, "moe_layer_freq": 1, "n_group": 8,
+                    "n_routed_experts": 256, "n_shared_experts": 1, "norm_topk_prob": True,
+                    "num_attention_heads": 128, "num_experts_per_tok": 8, "num_hidden_layers": 61,
+                    "num_key_value_heads": 128, "num_nextn_predict_layers": 1, "q_lora_rank": 1536,
+                    "qk_nope_head_dim": 128, "qk_rope_head_dim": 64,
+                    "quantization_config": {"activation_scheme": "dynamic", "fmt": "e4m3", "quant_method": "fp8",
+                                            "weight_block_size": [128, 128]},
+                    "rms_norm_eps": 1e-06,
+                    "rope_scaling": {"beta_fast": 32, "beta_slow": 1, "factor": 40, "mscale": 1.0, "mscale_all_dim": 1.0,
+                                     "original_max_position_embeddings": 4096, "type": "yarn"},
+                    "rope_theta": 10000, "routed_scaling_factor": 2.5, "scoring_func": "sigmoid", "seq_aux": True,
+                    "tie_word_embeddings": False, "topk_group": 4, "topk_method": "noaux_tc",
+                    "torch_dtype": "bfloat16", "transformers_version": "4.33.1", "use_cache": True, "v_head_dim": 128,
+                    "vocab_size": 129280},
 }

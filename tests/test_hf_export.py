@@ -296,7 +296,7 @@ def test_import_then_export_gives_back_the_config():
     checked = 0
     with tempfile.TemporaryDirectory() as d:
         for mt, (_, _, settings) in ref.IMPORT_FAMILIES.items():
-            for s in [{}, *settings]:
+            for s in [*([] if mt in ref.REFUSED_DEFAULTS else [{}]), *settings]:
                 cfg_cls, _ = ref.hf_classes(mt, s)
                 before = cfg_cls(**s)
                 (Path(d) / "s.yaml").write_text(from_hf_config(before.to_dict()))
