@@ -78,8 +78,8 @@ def _deepseek(r: Reader, s: Spec) -> None:
     if v3:
         mtp = r.int("num_nextn_predict_layers", minimum=0, default=0)
         if mtp:
-            s.comment.append(f"The {mtp} multi-token-prediction module(s) (num_nextn_predict_layers) are not built: "
-                             "they are not part of DeepseekV3ForCausalLM.")
+            s.comment.append(f"num_nextn_predict_layers {mtp}: the multi-token-prediction module is not built "
+                             "(nor by DeepseekV3ForCausalLM).")
     cls = f"{CLASSES[mt]}ForCausalLM"
     s.head = _head(r, mt, {cls: f"lm(tied={num(r.bool('tie_word_embeddings', False))})",
                            f"{CLASSES[mt]}Model": "none"}, cls)
