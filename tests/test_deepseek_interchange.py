@@ -218,3 +218,31 @@ def test_export_refuses_what_deepseek_v2_cannot_hold(tmp_path):
                                   "moe(experts, top_k, expert=glu(expert_ff, silu), shared=shared))"])
     assert r.exit_code == 2, r.output
     assert "does not renormalise" in r.output and "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("case", ["v2-groups", "v3"])
+def test_imported_module_exports_its_weights_back(tmp_path, case):
+    """The generated module of an imported small config, perturbed (the correction bias too), exported
+    with --weights: DeepseekV2/V3ForCausalLM.from_pretrained loads every tensor and computes its logits."""
+    from safetensors.torch import save_file
+
+    family, kw = CASES[case]
+    m, _ = imported(tmp_path, getattr(transformers, f"{family}Config")(**kw))
+    _, net, _ = ref.generated(m, "none")
+    g = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for t in [*net.parameters(), *(b for n, b in net.named_buffers() if n.endswith("e_score_correction_bias"))]:
+            t.add_(0.02 * torch.randn(t.shape, generator=g))
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp_path / "w.safetensors"))
+    r = CliRunner().invoke(main, ["export", str(tmp_path / "imported.yaml"), "--format", "hf", "-o",
+                                  str(tmp_path / "hf"), "--weights", str(tmp_path / "w.safetensors"),
+                                  "--set", "seq_len=12"])
+    assert r.exit_code == 0, r.output
+    hf, info = transformers.AutoModelForCausalLM.from_pretrained(
+        tmp_path / "hf", output_loading_info=True, attn_implementation="eager", experts_implementation="eager")
+    assert type(hf).__name__ == f"{family}ForCausalLM" and not info["missing_keys"] and not info["unexpected_keys"]
+    biases = [b for n, b in hf.named_buffers() if n.endswith("e_score_correction_bias")]
+    assert (len(biases) == 2 and all(b.abs().max() > 0 for b in biases)) if family == "DeepseekV3" else not biases
+    ids = torch.randint(0, 120, (2, 12), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        assert ref.rel_err(net(ids), hf.eval()(input_ids=ids).logits) < RTOL
