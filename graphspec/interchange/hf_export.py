@@ -10,7 +10,8 @@ Mistral (a sliding window), Mixtral (experts), Qwen2 (q/k/v biases only), Qwen3 
 Gemma (RMSNorm (1 + w) and a scaled embedding), Gemma-2 (that, with sandwich norms: per-layer
 masks as `layer_types`, soft-caps, the logit scale as query_pre_attn_scalar), Phi (a parallel block),
 Phi-3 (RMSNorm with a partial rotary fraction or residual dropout; fused qkv_proj / gate_up_proj
-weights; without either it is Llama or Mistral, the same model); DETR: a ResNet backbone and object
+weights; without either it is Llama or Mistral, the same model), DeepSeek-V2/V3 (`qkv: mla(...)`;
+V3 where the router is sigmoid or RoPE rotates halves); DETR: a ResNet backbone and object
 queries, written with transformers' own ResNet and auxiliary_loss false) and writes its config. It then checks
 its own answer: the config, imported back (`from_hf_config`), must lower to the same IR as the
 spec, node for node (ops, attributes, shapes; source locations aside). A spec that uses a
