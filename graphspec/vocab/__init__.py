@@ -2,7 +2,18 @@
 placements, downsamplings, heads), one registry, one module per kind. See registry.py."""
 
 from graphspec.ops import llm, moe  # noqa: F401  (registers the op kinds the LLM constructs lower to)
-from graphspec.vocab import attention, blocks, heads, mla, mlps, norms, positions, pyramid, stages, t5  # noqa: F401  (registration)  # noqa: F401, E402  (PVT/Twins and T5 constructs)
+from graphspec.vocab import (  # noqa: F401  (registration: each module declares its constructs)
+    attention,
+    blocks,
+    heads,
+    mla,
+    mlps,
+    norms,
+    positions,
+    pyramid,
+    stages,
+    t5,
+)
 from graphspec.vocab.registry import (  # noqa: F401
     ALIASES,
     KINDS,
