@@ -199,14 +199,16 @@ class Emitter:
         unknown = set(self.helpers) - set(HELPER_ORDER)
         if unknown:
             raise CodegenError(f"torch templates name helpers that helpers.py.j2 lacks: {sorted(unknown)}")
+        constants = _rope_constants(self.graph, self.rendered.values())  # LongRoPE's factor lists
         used = "\n".join(ln for c in self.rendered.values() for ln in c.init + c.body)
         need = {h for h in HELPER_ORDER if re.search(rf"\b{h}\(", used)}
         for h in list(need):
             need.update(HELPER_DEPS.get(h, ()))
         if re.search(r"\bapply_rotary\(.*\bscaling=", used):  # a rescaled RoPE (Llama 3.1, Gemma-3's global layers)
             need.add("rope_frequencies")
-        module = _env().get_template("helpers.py.j2").make_module({"rope_scaling": "rope_frequencies" in need})
-        helpers = [str(getattr(module, h)()).strip("\n") for h in HELPER_ORDER if h in need]
+        module = _env().get_template("helpers.py.j2").make_module({"rope_scaling": "rope_frequencies" in need,
+                                                                   "longrope": bool(constants)})
+        helpers = [str(getattr(module, h)()).strip("\n") for h in HELPER_ORDER if h in need] + constants
         classes = [_layout(c) for c in self.rendered.values()]
         code_text = "\n".join(helpers) + "".join(c["init"] + c["body"] + "".join(c["methods"]) for c in classes)
         imports = ["import math", ""] if "math." in code_text else []
@@ -429,6 +431,37 @@ def _wrap(text: str, width: int, first: int = 0) -> list[str]:
 def generate(graph: Graph, spec=None) -> str:
     """The PyTorch source of `graph`: one file, deterministic, never importing graphspec."""
     return emit(graph, spec).source
+
+
+def _rope_constants(graph: Graph, rendered) -> list[str]:
+    """LongRoPE's scaling tuples (two lists of rotary_dim/2 factors) as module-level constants,
+    ROPE_SCALING (_1, _2, ... when several), which the rendered lines name instead of the literal."""
+    from graphspec.codegen.exprs import literal
+
+    found = list(dict.fromkeys(n.a["scaling"] for n in graph if n.op == "rotary" and n.a.get("scaling")
+                               and n.a["scaling"][0] == "longrope"))
+    out = []
+    for i, t in enumerate(found):
+        name = "ROPE_SCALING" if len(found) == 1 else f"ROPE_SCALING_{i + 1}"
+        for c in rendered:
+            c.init[:] = [ln.replace(literal(t), name) for ln in c.init]
+            c.body[:] = [ln.replace(literal(t), name) for ln in c.body]
+        _, short, long, original, af = t
+        lines = [f"# LongRoPE (Ding et al. 2024): rotary frequency i ÷ short_factor[i] up to {original} tokens",
+                 f"# and ÷ long_factor[i] beyond; cos and sin × {af!r} (HF's rope_type \"longrope\")",
+                 f"{name} = (", '    "longrope",']
+        for what, xs in (("short_factor", short), ("long_factor", long)):
+            lines.append(f"    (  # {what}")
+            row = "       "
+            for x in xs:
+                if len(row) + len(repr(x)) + 2 > 100:
+                    lines.append(row)
+                    row = "       "
+                row += f" {x!r},"
+            lines += [row, "    ),"]
+        lines += [f"    {original},  # original_max_position_embeddings", f"    {af!r},  # attention_factor", ")"]
+        out.append("\n".join(lines))
+    return out
 
 
 def emit(graph: Graph, spec=None) -> Generated:

@@ -86,8 +86,9 @@ def family(spec) -> str:
                 return "olmo2"
             if st.qk_norm == "head":
                 return "qwen3"
-            if norm == "rms_norm" and (e.pos_use.get("fraction") != 1 or st.dropout):
-                return "phi3"  # partial rotary or residual dropout: else Llama / Mistral, the same model
+            longrope = e.pos_use.get("scaling") is not None and e.pos_use["scaling"].name == "longrope"
+            if norm == "rms_norm" and (e.pos_use.get("fraction") != 1 or st.dropout or longrope):
+                return "phi3"  # partial rotary, residual dropout or LongRoPE: else Llama / Mistral, the same model
             if any(m.name == "sliding" for m in st.masks):
                 return "mistral"
             if st.qkv_bias and not st.out_bias:
@@ -285,7 +286,8 @@ def _llm(spec, mt: str) -> dict:
     if mt == "phi":
         cfg.update(layer_norm_eps=float(st.norm_kind.get("eps")), resid_pdrop=st.dropout, embd_pdrop=e.dropout)
     if mt == "phi3":  # Phi3Model applies no embedding dropout: embd_pdrop stays 0
-        cfg.update(resid_pdrop=st.dropout, embd_pdrop=0.0, original_max_position_embeddings=cfg["max_position_embeddings"],
+        cfg.update(resid_pdrop=st.dropout, embd_pdrop=0.0, original_max_position_embeddings=cfg["rope_parameters"].get(
+                   "original_max_position_embeddings", cfg["max_position_embeddings"]),  # LongRoPE's, or no scaling
                    pad_token_id=32000 if e.vocab > 32000 else None)  # Phi-3's, where it is a token (padding_idx)
     if mt in ("phi", "phi3"):
         cfg["rope_parameters"]["partial_rotary_factor"] = float(rope["fraction"])
@@ -348,7 +350,7 @@ def rope_parameters(rope) -> dict:
         out["rope_type"] = sc.name
         for hf, arg in SCALING_KEYS[sc.name].items():
             if sc.get(arg) is not None:
-                out[hf] = sc[arg]
+                out[hf] = list(sc[arg]) if isinstance(sc[arg], tuple) else sc[arg]  # LongRoPE's factor lists
     return out
 
 

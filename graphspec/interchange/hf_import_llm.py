@@ -25,7 +25,9 @@ SCALING_KEYS = {"linear": {"factor": "factor"},
                            "original_max_position_embeddings": "original"},
                 "yarn": {"factor": "factor", "original_max_position_embeddings": "original", "beta_fast": "beta_fast",
                          "beta_slow": "beta_slow", "attention_factor": "attention_factor", "mscale": "mscale",
-                         "mscale_all_dim": "mscale_all_dim", "truncate": "truncate"}}
+                         "mscale_all_dim": "mscale_all_dim", "truncate": "truncate"},
+                "longrope": {"short_factor": "short", "long_factor": "long", "original_max_position_embeddings": "original",
+                             "factor": "factor", "attention_factor": "attention_factor"}}
 SCALING_DEFAULTS = {"llama3": {"low": 1.0, "high": 4.0}, "yarn": {"beta_fast": 32.0, "beta_slow": 1.0, "truncate": True}}
 KEEP_POSITIONAL = {"linear": ("factor",), "llama3": ("factor",), "yarn": ("factor",)}
 
@@ -70,17 +72,19 @@ def _scaling(r: Reader, key: str, rp: dict, known: set) -> str:
         extra = sorted(set(rp) - known)
         if extra:
             r.error(key, f"option {key}.{extra[0]} = {show(rp[extra[0]])} is not expressible in graphspec with "
-                    "rope_type 'default'", "remove it, or give the rope_type it belongs to (linear, llama3, yarn)")
+                    "rope_type 'default'", "remove it, or give the rope_type it belongs to (linear, llama3, yarn, longrope)")
         return ""
     if kind not in SCALING_KEYS:
         r.error(key, f"option {key}.rope_type = {show(kind)} is not expressible in graphspec: its RoPE is "
-                "unscaled ('default') or rescaled by 'linear', 'llama3' or 'yarn'",
+                "unscaled ('default') or rescaled by 'linear', 'llama3', 'yarn' or 'longrope'",
                 "write the spec by hand, or use one of those rope_types")
         return ""
     names = SCALING_KEYS[kind]
     for k in sorted(set(rp) - known - set(names)):
         r.error(key, f"option {key}.{k} = {show(rp[k])} is not expressible in graphspec with rope_type {show(kind)}",
                 f"remove it; {kind} reads {', '.join(names)}")
+    if kind == "longrope":
+        return _longrope(r, key, rp)
     args: dict[str, object] = {}
     for hf, arg in names.items():
         v = rp.get(hf)
@@ -117,6 +121,47 @@ def _scaling(r: Reader, key: str, rp: dict, known: set) -> str:
     defaults = SCALING_DEFAULTS.get(kind, {})
     parts = [num(args.pop("factor"))] + [f"{a}={num(v)}" for a, v in args.items() if defaults.get(a) != v]
     return f"{kind}({', '.join(parts)})"
+
+
+def _longrope(r: Reader, key: str, rp: dict) -> str:
+    """`longrope(short=[...], long=[...], original=N)` from HF's short_factor / long_factor (one per
+    rotated pair of dims) and original_max_position_embeddings (in rope_parameters, or top-level
+    beside the hub's legacy rope_scaling); factor and attention_factor when given."""
+    d = {**r.defaults, **r.data}
+    head = d.get("head_dim") or (d.get("hidden_size", 0) // max(d.get("num_attention_heads") or 1, 1))
+    frac = rp.get("partial_rotary_factor", d.get("partial_rotary_factor", 1.0))
+    half = int(head * frac) // 2 if isinstance(head, int) and isinstance(frac, (int, float)) else None
+    parts = []
+    for hf, arg in (("short_factor", "short"), ("long_factor", "long")):
+        v = rp.get(hf)
+        if not (isinstance(v, list) and v and all(isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0
+                                                  for x in v)):
+            r.error(key, f"option {key}.{hf} = {show(v)} must be a list of positive numbers"
+                    + (f", one per rotated pair of dims ({half})" if half else ""))
+            return ""
+        if half and len(v) != half:
+            r.error(key, f"option {key}.{hf} has {len(v)} factors, but each head rotates {2 * half} dims "
+                    f"({half} factors)", f"give {half} numbers")
+            return ""
+        rows, row = [], f"\n    {arg}=["
+        for x in [num(float(x)) for x in v]:  # wrapped at 100 columns (a YAML plain scalar folds them)
+            if len(row) + len(x) > 96:
+                rows, row = rows + [row.rstrip()], "\n      "
+            row += x + ", "
+        parts.append("".join(rows) + row.removesuffix(", ") + "]")
+    original = rp.get("original_max_position_embeddings", r.data.get("original_max_position_embeddings"))
+    if not (isinstance(original, int) and not isinstance(original, bool) and original >= 1):
+        r.error(key, f"option original_max_position_embeddings = {show(original)} must be a whole number ≥ 1: "
+                "rope_type \"longrope\" needs it")
+        return ""
+    head = [f"original={original}"]
+    for a in ("factor", "attention_factor"):
+        v = rp.get(a)
+        if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0):
+            r.error(key, f"option {key}.{a} = {show(v)} must be a positive number")
+            return ""
+        head += [f"{a}={num(v)}"] if v is not None else []
+    return f"longrope({', '.join(head)}," + ",".join(parts) + ")"  # the lists on lines of their own
 
 
 def _rope_text(theta: float, frac: float, scaling: str, ctx: int | None = None) -> str:
@@ -158,7 +203,7 @@ def _llm(r: Reader, s: Spec) -> None:
         theta, frac, scaling = _rope(r, partial=phi or mt == "phi3")
         pos = _rope_text(theta, frac, scaling, ctx)
     if mt == "phi3":
-        r.raw("original_max_position_embeddings")  # read by longrope scaling only, which is refused
+        r.raw("original_max_position_embeddings")  # read by longrope scaling only
         r.raw("embd_pdrop")  # Phi3Model applies no embedding dropout
     act_key = "hidden_activation" if gemma2 or (gemma and r.data.get("hidden_activation") is not None) \
         else "hidden_act"

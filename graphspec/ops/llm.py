@@ -14,6 +14,7 @@ logit soft-capping and ALiBi (the mixture of experts: graphspec/ops/moe.py).
 from __future__ import annotations
 
 import math
+import zlib
 
 import numpy as np
 
@@ -31,13 +32,15 @@ from graphspec.ops.registry import (
 )
 
 
-def rope_frequencies(theta: float, rotary_dim: int, scaling: tuple | None = None, device=None):
+def rope_frequencies(theta: float, rotary_dim: int, scaling: tuple | None = None, device=None, seq_len=None):
     """(inv_freq, attention_factor): the rotary angles' inverse frequencies θ^(-2i/r), i < r/2,
     float32, rescaled for a longer context by `scaling` (graphspec/vocab/positions.py writes it):
 
         ("linear", factor)                                every frequency ÷ factor (Chen et al. 2023)
         ("llama3", factor, low, high, original)           long wavelengths ÷ factor, short kept, smooth between
         ("yarn", factor, original, fast, slow, af, trunc) NTK-by-parts blend, cos/sin × af (Peng et al. 2023)
+        ("longrope", short, long, original, af)           frequency i ÷ short[i], or long[i] when seq_len >
+                                                          original; cos/sin × af (Ding et al. 2024)
 
     the formulas of Hugging Face's modeling_rope_utils (eval rule; the generated code's
     `rope_frequencies` helper is the same function)."""
@@ -65,6 +68,11 @@ def rope_frequencies(theta: float, rotary_dim: int, scaling: tuple | None = None
         hi = hi + 0.001 if hi == lo else hi  # HF's guard against a zero-width ramp
         ramp = ((th.arange(r // 2, device=device).float() - lo) / (hi - lo)).clamp(0, 1)
         return inv / factor * ramp + inv * (1 - ramp), attention_factor
+    if kind == "longrope":  # LongRoPE: one searched factor per frequency, the long set past `original`
+        short, long, original, attention_factor = scaling[1:]
+        ext = th.tensor(long if seq_len is not None and seq_len > original else short, dtype=th.float32,
+                        device=device)
+        return 1.0 / (ext * theta ** (th.arange(0, r, 2, device=device).float() / r)), attention_factor
     raise ValueError(f"unknown rope scaling {scaling!r}")
 
 
@@ -72,7 +80,7 @@ def apply_rotary(x, theta: float, rotary_dim: int, interleaved: bool = False, sc
     """x (B, h, N, d) with its first `rotary_dim` dims of each head rotated by position (eval
     rule; the generated code's `apply_rotary` helper is the same function)."""
     N = x.shape[-2]
-    inv_freq, attention_factor = rope_frequencies(theta, rotary_dim, scaling, x.device)
+    inv_freq, attention_factor = rope_frequencies(theta, rotary_dim, scaling, x.device, N)
     freqs = th.outer(th.arange(N, device=x.device).float(), inv_freq)  # N, r/2
     rot, rest = x[..., :rotary_dim], x[..., rotary_dim:]
     if interleaved:  # GPT-J: pairs (x0, x1), (x2, x3), ...
@@ -83,7 +91,7 @@ def apply_rotary(x, theta: float, rotary_dim: int, interleaved: bool = False, sc
         cos, sin = emb.cos(), emb.sin()
         x1, x2 = rot.chunk(2, -1)
         rotated = th.cat((-x2, x1), -1)
-    if attention_factor != 1.0:  # YaRN
+    if attention_factor != 1.0:  # YaRN, LongRoPE
         cos, sin = cos * attention_factor, sin * attention_factor
     return th.cat((rot * cos + rotated * sin, rest), -1)
 
@@ -95,7 +103,7 @@ def rotary_tables(N: int, d: int, rotary_dim: int, theta: float, interleaved: bo
     rotate(x) = x @ P on the rotated dims, so that rotary(x) = x·cos + (x @ P)·sin."""
     r = rotary_dim
     if scaling:
-        inv_t, af = rope_frequencies(theta, r, scaling)
+        inv_t, af = rope_frequencies(theta, r, scaling, seq_len=N)
         inv = inv_t.numpy()
     else:
         inv, af = (1.0 / theta ** (np.arange(0, r, 2, dtype=np.float32) / np.float32(r))).astype(np.float32), 1.0
@@ -245,7 +253,8 @@ class Rotary:
         cos, sin, P = rotary_tables(N, d, rotary_dim, theta, interleaved, scaling)
         tag = f"rope_{N}x{d}_{rotary_dim}_{theta:g}{'_i' if interleaved else ''}"
         if scaling:
-            tag += "_" + "_".join(f"{v:g}" if isinstance(v, float) else str(v) for v in scaling)
+            tag += "_" + "_".join(f"{v:g}" if isinstance(v, float) else f"{zlib.crc32(repr(v).encode()):08x}"
+                                  if isinstance(v, tuple) else str(v) for v in scaling)  # longrope's lists: a hash
         rot = e("MatMul", x, e.const(P, f"{tag}_P"))
         return e("Add", e("Mul", x, e.const(cos, f"{tag}_cos")), e("Mul", rot, e.const(sin, f"{tag}_sin")))
 

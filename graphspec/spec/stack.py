@@ -296,3 +296,7 @@ def check_vocab(spec, diags) -> None:
                     diags.add(where, f"rope rotates {p['fraction']} × {hd} = {r:g} dims of each head, "
                               "which is not an even number", "choose a fraction that gives an even count: "
                               + " or ".join(ok))
+                    continue
+                sc = p.get("scaling")
+                for msg, fix in (sc.hook("dims")(sc, r) if sc is not None and sc.hook("dims") else ()):
+                    diags.add(sc.loc or where, msg, fix)  # LongRoPE's factors, one per rotated pair

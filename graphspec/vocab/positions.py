@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from graphspec.vocab.registry import Arg, construct
+from graphspec.vocab.registry import FLOATS, Arg, construct
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,11 @@ def _check_rope(a):
     if not 0 < a["fraction"] <= 1:
         return [("fraction", f"fraction {a['fraction']} is not in (0, 1]",
                  "write the share of each head's dims that rotate, e.g. fraction=0.4 (Phi-2)")]
+    s = a["scaling"]
+    if s is not None and s.name == "longrope" and s["factor"] is None and s["attention_factor"] is None \
+            and a["max_len"] is None:
+        return [("scaling", "longrope's attention factor needs the context length it extends to",
+                 "give rope(..., max_len=131072) (HF's max_position_embeddings), or longrope(..., factor=32)")]
     return []
 
 
@@ -75,7 +80,7 @@ def _rope_qk(b, use, layer, q, k):
 def scaling(use) -> tuple | None:
     """The `rotary` op's `scaling` attribute of a rope use: its scaling construct lowered."""
     s = use.get("scaling")
-    return None if s is None else s.lower(None, None)
+    return None if s is None else s.lower(None, use)  # ctx: the rope use (longrope reads max_len)
 
 
 def rotary_dim(use, head_dim):
@@ -173,6 +178,45 @@ def yarn(b, use, ctx):
         af = yarn_mscale(f, m) / yarn_mscale(f, m_all) if m and m_all else yarn_mscale(f)
     return ("yarn", float(use["factor"]), int(use["original"]), float(use["beta_fast"]), float(use["beta_slow"]),
             float(af), bool(use["truncate"]))
+
+
+def _longrope_dims(use, rotary_dim):
+    """Located problems of a longrope use on heads that rotate `rotary_dim` dims (stack.check_vocab)."""
+    n = rotary_dim // 2
+    return [(f"longrope's {k} has {len(use[k])} factors, but rope rotates {rotary_dim} dims of each head "
+             f"({n} frequencies)", f"give {k} as a list of {n} numbers, one per rotated pair of dims")
+            for k in ("short", "long") if len(use[k]) != n]
+
+
+def longrope_attention_factor(factor: float, original: int) -> float:
+    """LongRoPE's cos/sin multiplier √(1 + ln(factor) / ln(original)) (1 for factor ≤ 1; HF's
+    _compute_longrope_parameters, Microsoft's Phi-3 code)."""
+    return 1.0 if factor <= 1 else math.sqrt(1 + math.log(factor) / math.log(original))
+
+
+@construct("rope_scaling", "longrope",
+           Arg("short", FLOATS, minimum=0, exclusive=True, doc="per-frequency divisors up to `original` tokens"),
+           Arg("long", FLOATS, minimum=0, exclusive=True, doc="per-frequency divisors beyond `original` tokens"),
+           Arg("original", int, 4096, minimum=1, doc="context length before scaling (original_max_position_embeddings)"),
+           Arg("factor", float, None, minimum=0, exclusive=True,
+               doc="context length ÷ original; default rope's max_len ÷ original"),
+           Arg("attention_factor", float, None, minimum=0, exclusive=True,
+               doc="cos/sin multiplier; default √(1 + ln(factor) / ln(original))"),
+           hooks={"dims": _longrope_dims},
+           example="embed: tokens(1000, dim=64, pos=rope(10000, max_len=512, "
+                   "scaling=longrope(short=[1, 1.1, 1.5, 2], long=[1, 2, 4, 8], original=64)))")
+def longrope(b, use, ctx):
+    """LongRoPE (Ding et al. 2024, arXiv:2402.13753; Phi-3 report arXiv:2404.14219): each of the
+    rotary_dim/2 frequencies ÷ its own searched factor, the `short` list while the sequence is at
+    most `original` tokens and the `long` list beyond; cos and sin × √(1 + ln(factor)/ln(original))
+    (Phi-3-mini-128k, Phi-3.5-mini, Phi-4-mini)."""
+    af = use["attention_factor"]
+    if af is None:
+        factor = use["factor"]
+        if factor is None:  # HF: max_position_embeddings / original_max_position_embeddings
+            factor = ctx["max_len"] / use["original"]
+        af = longrope_attention_factor(float(factor), int(use["original"]))
+    return ("longrope", use["short"], use["long"], int(use["original"]), float(af))
 
 
 def _alibi_scores(b, use, layer, s):

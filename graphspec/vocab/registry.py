@@ -48,6 +48,7 @@ suppose we want a "scale_norm" of Nguyen & Salazar 2019, y = g·x/‖x‖ with o
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,13 +63,28 @@ class _Required:
 
 
 REQUIRED = _Required()
-TYPES = {int: "int", float: "float", bool: "bool", str: "name"}
+
+
+class _Floats:
+    """The type of an argument that is a list of numbers (LongRoPE's per-dim factors): read
+    from `[1.0, 1.05]` (or a `vars:` list) as a tuple of floats, each finite and above the
+    argument's `minimum`."""
+
+    __name__ = "list of numbers"
+
+    def __repr__(self) -> str:
+        return "FLOATS"
+
+
+FLOATS = _Floats()
+TYPES = {int: "int", float: "float", bool: "bool", str: "name", FLOATS: "list of numbers"}
 
 
 @dataclass(frozen=True)
 class Arg:
     """One argument of a construct. `type` is int, float, bool, str (a bare name), a tuple of
-    those, or the name of a construct kind (its value is read as a construct of that kind)."""
+    those, FLOATS (a list of numbers, kept as a tuple), or the name of a construct kind (its
+    value is read as a construct of that kind)."""
 
     name: str
     type: Any = int
@@ -323,6 +339,8 @@ def _arg(r, c: Construct, a: Arg, v: Any, path: tuple, loc: Loc | None) -> Any:
     if isinstance(v, Call):
         r.diags.add(loc, f"{what} must be {_type_name(a.type)}, got {v.name!r}", f"write {c.signature()}")
         return _FAIL
+    if a.type is FLOATS:
+        return _floats(r, c, a, v, loc)
     val = r.typed(v, path, a.type, what)
     if _is_bad(val):
         return _FAIL
@@ -334,6 +352,26 @@ def _arg(r, c: Construct, a: Arg, v: Any, path: tuple, loc: Loc | None) -> Any:
     return val
 
 
+def _floats(r, c: Construct, a: Arg, v: Any, loc: Loc | None) -> Any:
+    """A FLOATS argument: a non-empty list of finite numbers, each above `a.minimum`."""
+    what = f"{c.name}() argument `{a.name}`"
+    if _is_bad(v) or (isinstance(v, list) and any(_is_bad(x) for x in v)):
+        return _FAIL  # reported where it went wrong
+    if not isinstance(v, list | tuple) or not v:
+        r.diags.add(loc, f"{what} must be a list of numbers, got {_show(v)}", f"write {a.name}=[1.0, 1.05, ...]")
+        return _FAIL
+    for i, x in enumerate(v):
+        bad = isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x)
+        low = not bad and a.minimum is not None and (x < a.minimum or (a.exclusive and x == a.minimum))
+        if bad or low:
+            rule = f"a number {'>' if a.exclusive else '≥'} {_show(a.minimum)}" if a.minimum is not None else "a number"
+            shown = f"{x.name}, a name no variable defines" if isinstance(x, Call) else repr(_show(x))
+            r.diags.add(loc, f"{what}: entry {i + 1} of {len(v)} must be {rule}, got {shown}",
+                        f"write {a.name} as a list of numbers, e.g. {a.name}=[1.0, 1.05, ...]")
+            return _FAIL
+    return tuple(float(x) for x in v)
+
+
 def _type_name(t: Any) -> str:
     return "/".join(TYPES.get(x, getattr(x, "__name__", str(x))) for x in (t if isinstance(t, tuple) else (t,)))
 
@@ -343,4 +381,6 @@ def _show(v: Any) -> str:
         return "true" if v else "false"
     if v is None:
         return "none"
+    if isinstance(v, tuple) and v and all(isinstance(x, float) for x in v):  # a FLOATS value
+        return "[" + ", ".join(str(x) for x in v) + "]"
     return str(v)
