@@ -199,3 +199,34 @@ def test_bad_config_factor_lists_are_refused(change, message):
     with pytest.raises(SpecError) as ei:
         from_hf_config(cfg)
     assert message in str(ei.value), str(ei.value)
+
+
+def test_bundled_phi3_5_mini_is_the_released_config(tmp_path):
+    """specs/phi3_5_mini.yaml: the parameters of Phi3ForCausalLM built on the meta device from
+    Phi-3.5-mini-instruct's config (the factors as the spec header cites them), its MACs at N=128
+    = FlopCounterMode/2 (eager, 2 layers), and the same rotary attribute as that config imported."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from graphspec.interchange import from_hf_config
+
+    m = graphspec.load("phi3_5_mini")
+    rot = next(n for n in m.graph if n.op == "rotary").a["scaling"]
+    _, short, long, original, af = rot
+    cfg = dict(vocab_size=32064, hidden_size=3072, intermediate_size=8192, num_hidden_layers=32,
+               num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=131072,
+               original_max_position_embeddings=4096, rms_norm_eps=1e-5, pad_token_id=32000, bos_token_id=1,
+               eos_token_id=32000, tie_word_embeddings=False, sliding_window=262144, rope_theta=10000.0,
+               rope_scaling={"type": "longrope", "short_factor": list(short), "long_factor": list(long)})
+    assert (len(short), len(long), original, round(af, 6)) == (48, 48, 4096, 1.190238)
+    assert (short[:3], long[-2:]) == ((1.0, 1.0199999809265137, 1.0299999713897705), (64.52999877929688, 64.83999633789062))
+    full = transformers.Phi3Config(**cfg)
+    assert full.rope_parameters["rope_type"] == "longrope"
+    assert hf_ref.n_params(hf_ref.meta(transformers.Phi3ForCausalLM, full)) == m.params() == 3_821_079_552
+    two = transformers.Phi3Config(**{**cfg, "num_hidden_layers": 2}, attn_implementation="eager")
+    with torch.device("meta"):
+        hf = transformers.Phi3ForCausalLM(two).eval()
+        with torch.no_grad(), FlopCounterMode(display=False) as fc:
+            hf(input_ids=torch.zeros(1, 128, dtype=torch.long))
+    assert graphspec.load("phi3_5_mini", ["L=2"]).macs() == fc.get_total_flops() // 2
+    (tmp_path / "i.yaml").write_text(from_hf_config(json.loads(full.to_json_string())))
+    assert next(n for n in graphspec.load(tmp_path / "i.yaml").graph if n.op == "rotary").a["scaling"] == rot
