@@ -94,6 +94,9 @@ def test_legacy_rope_scaling_imports_the_same_spec(tmp_path):
     a, _ = _import(tmp_path, cfg, 12, "a.yaml")
     b, _ = _import(tmp_path, legacy, 12, "b.yaml")
     assert [(n.op, n.attrs) for n in a.graph] == [(n.op, n.attrs) for n in b.graph]
+    legacy["rope_scaling"]["type"] = "su"  # the first Phi-3-mini-128k config's name (Phi3Config maps it)
+    su, _ = _import(tmp_path, legacy, 12, "c.yaml")
+    assert [(n.op, n.attrs) for n in su.graph] == [(n.op, n.attrs) for n in a.graph]
     rot = next(n for n in a.graph if n.op == "rotary")
     assert rot.a["scaling"] == ("longrope", tuple(SHORT), tuple(LONG), 16, pytest.approx((1 + 2.0794415 / 2.7725887) ** 0.5))
 

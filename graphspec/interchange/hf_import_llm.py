@@ -68,6 +68,7 @@ def _rope(r: Reader, partial: bool, key: str = "rope_parameters", rp: dict | Non
 def _scaling(r: Reader, key: str, rp: dict, known: set) -> str:
     """graphspec's `scaling=` construct for HF's rope_type and its numbers ("" for "default")."""
     kind = rp.get("rope_type", rp.get("type", "default"))
+    kind = "longrope" if kind == "su" else kind  # Phi-3-mini-128k's first name for it (Phi3Config reads both)
     if kind == "default":
         extra = sorted(set(rp) - known)
         if extra:
