@@ -88,10 +88,14 @@ def test_imported_params_equal_hf_meta_model(tmp_path, case):
 
 def test_published_config_is_the_bundled_detr_r50(tmp_path):
     """facebook/detr-resnet-50's config.json: the bundled detr_r50's IR node for node, except the
-    auxiliary outputs (HF's auxiliary_loss is false there; `decoder.aux=false`): 41,524,768
+    auxiliary outputs (HF's auxiliary_loss is false there; `decoder.aux=false`) and the FFN's
+    inner dropout (HF's activation_dropout 0.0; the official DETR drops there at 0.1): 41,524,768
     parameters (tests/test_detr.py: the official code's breakdown)."""
     got = imported(tmp_path, DETR_RESNET_50)
-    bundled = graphspec.load("detr_r50", ["decoder.aux=false"])
+    bundled = graphspec.load("detr_r50", ["decoder.aux=false", "encoder.mlp=mlp(d_ff, relu)",
+                                          "decoder.mlp=mlp(d_ff, relu)"])
+    assert [st.mlp["drop"] for st in graphspec.load("detr_r50").spec.stacks] == [0.1, 0.1]
+    assert [st.mlp["drop"] for st in got.spec.stacks] == [0.0, 0.0]
     assert got.params() == bundled.params() == graphspec.load("detr_r50").spec.expect["params"] == 41_524_768
     assert got.macs() == bundled.macs()
     strip = [ln.split("  #")[0] for ln in str(got.graph).splitlines()[1:]]
@@ -226,3 +230,17 @@ def test_exported_detr_loads_in_hugging_face(tmp_path):
 
     back = load_file(str(tmp_path / "back.safetensors"))
     assert set(back) == set(state) and all(torch.equal(back[k], state[k]) for k in state)
+
+
+def test_activation_dropout_is_the_ffn_dropout(tmp_path):
+    """HF's activation_dropout is the dropout between the FFN's activation and fc2 (DetrEncoderLayer):
+    imported as `mlp(d_ff, relu, drop=p)`, exported back from it (the bundled detr_r50: 0.1, as the
+    official DETR)."""
+    got = imported(tmp_path, {**DETR_RESNET_50, "activation_dropout": 0.2})
+    assert [st.mlp["drop"] for st in got.spec.stacks] == [0.2, 0.2]
+    assert str(got.graph).count("= dropout(") - str(graphspec.load("detr_r50", ["decoder.aux=false"]).graph).count(
+        "= dropout(") == 0  # the 12 FFN dropouts (6 + 6 layers), as the bundled spec has them
+    assert str(got.graph).count("p=0.2)") == 12
+    from graphspec.interchange.hf_export import to_hf_config
+
+    assert to_hf_config(graphspec.load("detr_r50", ["decoder.aux=false"]))["activation_dropout"] == 0.1

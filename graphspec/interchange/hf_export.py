@@ -222,7 +222,8 @@ def _detr(spec) -> dict:
                encoder_attention_heads=enc.heads[0], decoder_attention_heads=dec.heads[0],
                encoder_ffn_dim=_d_ff(enc), decoder_ffn_dim=_d_ff(dec), num_queries=dec.queries,
                activation_function=ACT_OUT.get(_act(enc), _act(enc)), dropout=enc.dropout,
-               attention_dropout=enc.attn_dropout, activation_dropout=enc.dropout, auxiliary_loss=False)
+               attention_dropout=enc.attn_dropout, auxiliary_loss=False,
+               activation_dropout=float((enc.mlp.get("drop") if enc.mlp is not None else 0) or 0))
     if h.kind == "detection":  # `classes` counts the "no object" logit
         cfg.update(num_labels=h.classes - 1, id2label={str(k): f"LABEL_{k}" for k in range(h.classes - 1)},
                    label2id={f"LABEL_{k}": k for k in range(h.classes - 1)})

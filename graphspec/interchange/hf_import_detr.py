@@ -60,8 +60,8 @@ def _detr(r: Reader, s: Spec) -> None:
         r.raw(k)  # unused by DetrModel (4.x leftovers), init, weight loading, the matcher and the losses
     drop, act_drop = r.float("dropout", default=0), r.float("activation_dropout", default=0)
     if act_drop != drop:
-        s.comment += [f"activation_dropout {num(act_drop)} is not carried: the stacks' dropout {num(drop)} also drops",
-                      "inside the FFN, as in the official DETR (training only; eval is the same)."]
+        s.comment += [f"activation_dropout {num(act_drop)} (inside the FFN, HF's) differs from the official DETR's, which",
+                      f"drops there at the dropout rate {num(drop)} (training only; eval is the same)."]
     s.comment += ["The image size is the bundled detr_r50's 800×1066 (a config has none): set height/width.",
                   "frozen=2 (conv1, layer1) is the official DETR's; transformers 5 freezes other backbone",
                   "parameters (all of its own ResNet's, none of timm's): trainable_params only."]
@@ -69,9 +69,12 @@ def _detr(r: Reader, s: Spec) -> None:
     s.backbone = f"resnet(layers={num(layers)}, width=64, frozen_bn=true, frozen=2)"
     s.embed = "project(dim=d, pos=sine2d)"
     act, attn_drop = _act(r, "activation_function"), r.float("attention_dropout", default=0)
-    common = [("norm", "post"), ("act", act), ("dropout", drop), ("attn_dropout", attn_drop), ("pos", "every_layer")]
-    s.stacks.append(("encoder×L", [("dim", "d"), ("heads", "h"), ("d_ff", "d_ff")] + common))
-    s.stacks.append(("decoder×L_dec", [("dim", "d"), ("heads", "h_dec"), ("d_ff", "d_ff_dec")] + common +
+    def mlp(d_ff: str) -> list:  # activation_dropout: between the activation and fc2
+        return [("mlp", f"mlp({d_ff}, {act}, drop={num(act_drop)})")] if act_drop else [("d_ff", d_ff), ("act", act)]
+
+    common = [("norm", "post"), ("dropout", drop), ("attn_dropout", attn_drop), ("pos", "every_layer")]
+    s.stacks.append(("encoder×L", [("dim", "d"), ("heads", "h")] + mlp("d_ff") + common))
+    s.stacks.append(("decoder×L_dec", [("dim", "d"), ("heads", "h_dec")] + mlp("d_ff_dec") + common +
                      [("attention", "global"), ("queries", "queries"), ("final_norm", True), ("aux", False)]))
     s.head = _head(r, "detr", {"DetrForObjectDetection": "detection(classes=classes + 1, box_layers=3)",
                                "DetrModel": "none"}, "DetrForObjectDetection",
