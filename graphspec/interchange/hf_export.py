@@ -231,20 +231,14 @@ def _detr(spec) -> dict:
 
 
 def _llm(spec, mt: str) -> dict:
-    e, st, h = spec.embed, spec.stacks[0], spec.head
+    e, st = spec.embed, spec.stacks[0]
     rope = e.pos_use.a
     cls = {"llama": "Llama", "mistral": "Mistral", "mixtral": "Mixtral", "qwen2": "Qwen2", "qwen3": "Qwen3",
            "gemma": "Gemma", "gemma2": "Gemma2", "phi": "Phi", "phi3": "Phi3", "qwen3_moe": "Qwen3Moe",
            "olmo2": "Olmo2", "qwen2_moe": "Qwen2Moe", "gemma3_text": "Gemma3"}[mt]
     hd = st.head_dim or st.dim // st.heads[0]
-    base = "Gemma3TextModel" if mt == "gemma3_text" else f"{cls}Model"
-    cfg = dict(architectures=[f"{cls}ForCausalLM" if h.kind == "lm" else base], vocab_size=e.vocab,
-               hidden_size=st.dim, intermediate_size=_d_ff(st), num_hidden_layers=sum(st.depths),
-               num_attention_heads=st.heads[0], num_key_value_heads=st.kv_heads or st.heads[0],
-               hidden_act=ACT_OUT.get(_act(st), _act(st)), tie_word_embeddings=bool(h.tied),
-               attention_dropout=st.attn_dropout,
-               max_position_embeddings=rope.get("max_len") or max(2048, spec.input.seq_len or 0),
-               rope_parameters=rope_parameters(e.pos_use))
+    cfg = _decoder(spec, f"{cls}ForCausalLM", "Gemma3TextModel" if mt == "gemma3_text" else f"{cls}Model")
+    cfg.update(intermediate_size=_d_ff(st), num_key_value_heads=st.kv_heads or st.heads[0])
     if mt != "phi":
         cfg["head_dim"] = hd
         cfg["rms_norm_eps"] = float(st.norm_kind.get("eps"))
@@ -295,6 +289,17 @@ def _llm(spec, mt: str) -> dict:
     return cfg
 
 
+def _decoder(spec, lm_class: str, base_class: str) -> dict:
+    """The keys every `names: hf` decoder's config has: sizes, activation, tied head, dropout, RoPE."""
+    e, st, h = spec.embed, spec.stacks[0], spec.head
+    return dict(architectures=[lm_class if h.kind == "lm" else base_class], vocab_size=e.vocab, hidden_size=st.dim,
+                num_hidden_layers=sum(st.depths), num_attention_heads=st.heads[0],
+                hidden_act=ACT_OUT.get(_act(st), _act(st)), tie_word_embeddings=bool(h.tied),
+                attention_dropout=st.attn_dropout,
+                max_position_embeddings=e.pos_use.get("max_len") or max(2048, spec.input.seq_len or 0),
+                rope_parameters=rope_parameters(e.pos_use))
+
+
 def _layer_mlps(st) -> tuple:
     return st.layer_mlps or (st.mlp,) * sum(st.depths)
 
@@ -303,7 +308,7 @@ def _deepseek(spec, mt: str) -> dict:
     """DeepseekV2 / DeepseekV3: MLA's dims, first_k_dense_replace dense layers, then the MoE layers'
     experts and router (V2: softmax, greedy or group_limited_greedy, never renormalised; V3:
     sigmoid with the correction bias, groups ranked by their best two)."""
-    e, st, h = spec.embed, spec.stacks[0], spec.head
+    e, st = spec.embed, spec.stacks[0]
     rope, mla, mlps = e.pos_use.a, st.qkv, _layer_mlps(st)
     dense = next((i for i, m in enumerate(mlps) if m.name == "moe"), len(mlps))
     moe = mlps[dense] if dense < len(mlps) else None
@@ -311,12 +316,8 @@ def _deepseek(spec, mt: str) -> dict:
     if not rope.get("interleaved") and mt == "deepseek_v2":
         raise ExportError(f"{spec.name}: DeepseekV2 rotates interleaved pairs; this spec's rope rotates halves "
                           "(rope(interleaved=true), or a sigmoid router: DeepseekV3's rope_interleave false)")
-    cfg = dict(architectures=[f"{cls}ForCausalLM" if h.kind == "lm" else f"{cls}Model"], vocab_size=e.vocab,
-               hidden_size=st.dim, num_hidden_layers=len(mlps), num_attention_heads=st.heads[0],
-               num_key_value_heads=st.heads[0], hidden_act=ACT_OUT.get(_act(st), _act(st)),
-               tie_word_embeddings=bool(h.tied), attention_dropout=st.attn_dropout,
-               max_position_embeddings=rope.get("max_len") or max(2048, spec.input.seq_len or 0),
-               rope_parameters=rope_parameters(e.pos_use), rms_norm_eps=float(st.norm_kind.get("eps")),
+    cfg = _decoder(spec, f"{cls}ForCausalLM", f"{cls}Model")
+    cfg.update(num_key_value_heads=st.heads[0], rms_norm_eps=float(st.norm_kind.get("eps")),
                attention_bias=bool(st.qkv_bias), q_lora_rank=mla["q_rank"], kv_lora_rank=mla["kv_rank"],
                qk_nope_head_dim=mla["nope_dim"], qk_rope_head_dim=mla["rope_dim"], v_head_dim=mla["v_dim"],
                first_k_dense_replace=dense)

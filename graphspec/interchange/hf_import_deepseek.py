@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from graphspec.interchange.config import Reader, show
 from graphspec.interchange.hf_import import Spec, _act, _head, _seq, num
-from graphspec.interchange.hf_import_llm import _rope
+from graphspec.interchange.hf_import_llm import _rope, _rope_text
 
 CLASSES = {"deepseek_v2": "DeepseekV2", "deepseek_v3": "DeepseekV3"}
 
@@ -56,8 +56,7 @@ def _deepseek(r: Reader, s: Spec) -> None:
     theta, _, scaling = _rope(r, partial=False)
     interleaved = r.bool("rope_interleave", True) if v3 else True
     s.input = "tokens(seq_len)"
-    s.embed = f"tokens(vocab, dim=d, pos=rope({num(theta)}" + (", interleaved=true" if interleaved else "") + \
-        f", max_len={ctx}" + (f", scaling={scaling}" if scaling else "") + "))"
+    s.embed = f"tokens(vocab, dim=d, pos={_rope_text(theta, 1.0, scaling, ctx, interleaved)})"
     f: list[tuple[str, object]] = [("dim", "d"), ("heads", "h"), ("qkv", mla),
                                    ("norm", f"rms_norm({num(r.float('rms_norm_eps'))})")]
     if dense == 0:

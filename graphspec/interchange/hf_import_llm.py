@@ -29,7 +29,6 @@ SCALING_KEYS = {"linear": {"factor": "factor"},
                 "longrope": {"short_factor": "short", "long_factor": "long", "original_max_position_embeddings": "original",
                              "factor": "factor", "attention_factor": "attention_factor"}}
 SCALING_DEFAULTS = {"llama3": {"low": 1.0, "high": 4.0}, "yarn": {"beta_fast": 32.0, "beta_slow": 1.0, "truncate": True}}
-KEEP_POSITIONAL = {"linear": ("factor",), "llama3": ("factor",), "yarn": ("factor",)}
 
 
 def _rope(r: Reader, partial: bool, key: str = "rope_parameters", rp: dict | None = None) -> tuple[float, float, str]:
@@ -165,9 +164,11 @@ def _longrope(r: Reader, key: str, rp: dict) -> str:
     return f"longrope({', '.join(head)}," + ",".join(parts) + ")"  # the lists on lines of their own
 
 
-def _rope_text(theta: float, frac: float, scaling: str, ctx: int | None = None) -> str:
+def _rope_text(theta: float, frac: float, scaling: str, ctx: int | None = None, interleaved: bool = False) -> str:
+    """`rope(theta, fraction=, interleaved=, max_len=, scaling=)`, each only where it is not the default."""
     return f"rope({num(theta)}" + (f", fraction={num(frac)}" if frac != 1.0 else "") + \
-        (f", max_len={ctx}" if ctx else "") + (f", scaling={scaling}" if scaling else "") + ")"
+        (", interleaved=true" if interleaved else "") + (f", max_len={ctx}" if ctx else "") + \
+        (f", scaling={scaling}" if scaling else "") + ")"
 
 
 def _llm(r: Reader, s: Spec) -> None:
