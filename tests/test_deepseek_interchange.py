@@ -15,32 +15,20 @@ the same config: tests/test_hf_import.py, tests/test_hf_export.py through refere
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
 from click.testing import CliRunner
 
 transformers = pytest.importorskip("transformers")
+import reference_hf as ref  # noqa: E402  (tests/, on pytest's pythonpath)
 from graphspec.cli.main import main  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 import graphspec  # noqa: E402
 from graphspec.interchange import from_hf_config  # noqa: E402
 
-HERE = Path(__file__).parent
-
-
-def _module(name: str):
-    spec = importlib.util.spec_from_file_location(f"graphspec_test_ds_{name}", HERE / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-ref = _module("reference_hf")
 RTOL = 1e-5
 SMALL = dict(vocab_size=120, hidden_size=64, intermediate_size=96, moe_intermediate_size=24, num_hidden_layers=3,
              num_attention_heads=4, num_key_value_heads=4, kv_lora_rank=32, q_lora_rank=None, qk_nope_head_dim=16,

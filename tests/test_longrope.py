@@ -13,10 +13,8 @@ Face's Phi3ForCausalLM, built from a small Phi3Config with random weights and ra
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
-from pathlib import Path
 
 import pytest
 import torch
@@ -27,9 +25,8 @@ import graphspec
 from graphspec.spec import SpecError
 
 transformers = pytest.importorskip("transformers")
-_ref = importlib.util.spec_from_file_location("graphspec_test_reference_hf_lr", Path(__file__).with_name("reference_hf.py"))
-hf_ref = importlib.util.module_from_spec(_ref)
-_ref.loader.exec_module(hf_ref)
+import reference_hf as hf_ref  # noqa: E402  (tests/, on pytest's pythonpath)
+
 RTOL = 1e-5
 
 _rng = random.Random(0)

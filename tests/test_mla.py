@@ -14,7 +14,6 @@ small real config (routing needs values)."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -27,17 +26,10 @@ import graphspec
 from graphspec.spec import SpecError
 
 transformers = pytest.importorskip("transformers")
+import reference_hf as hf_ref  # noqa: E402  (tests/, on pytest's pythonpath)
+
 HERE = Path(__file__).parent
 
-
-def _module(name: str):
-    spec = importlib.util.spec_from_file_location(f"graphspec_test_{name}", HERE / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-hf_ref = _module("reference_hf")
 RTOL = 1e-5
 
 # DeepSeek-V2-Lite's published config (arXiv:2405.04434, Appendix B; the released config.json)
@@ -207,7 +199,9 @@ def test_generated_code_reads_like_deepseek_v2(tmp_path):
         assert piece in src, piece
     f = tmp_path / "deepseek_v2_lite_small.py"
     f.write_text(src, encoding="utf-8")
-    r = _module("test_codegen").ruff(f)
+    from test_codegen import ruff
+
+    r = ruff(f)
     assert r.returncode == 0, r.stdout + r.stderr
 
 

@@ -17,8 +17,6 @@ is real.
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -34,11 +32,9 @@ from graphspec.lower import Builder
 from graphspec.spec import SpecError
 
 transformers = pytest.importorskip("transformers")
+import reference_hf as hf_ref  # noqa: E402  (tests/, on pytest's pythonpath)
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-_ref = importlib.util.spec_from_file_location("graphspec_test_reference_hf", Path(__file__).with_name("reference_hf.py"))
-hf_ref = importlib.util.module_from_spec(_ref)
-_ref.loader.exec_module(hf_ref)
 RTOL = 1e-5
 
 # Qwen1.5-MoE-A2.7B's released config (Qwen/Qwen1.5-MoE-A2.7B, config.json)

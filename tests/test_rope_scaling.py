@@ -15,18 +15,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
 import graphspec
 
 transformers = pytest.importorskip("transformers")
-_ref = importlib.util.spec_from_file_location("graphspec_test_reference_hf", Path(__file__).with_name("reference_hf.py"))
-hf_ref = importlib.util.module_from_spec(_ref)
-_ref.loader.exec_module(hf_ref)
+import reference_hf as hf_ref  # noqa: E402  (tests/, on pytest's pythonpath)
+
 RTOL = 1e-5
 
 LLAMA31_8B = dict(vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
