@@ -5,16 +5,11 @@ Small GPT-2 / ViT variants keep every build to a few seconds.
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-from pathlib import Path
 
+import cli_builds  # tests/cli_builds.py
 import numpy as np
 import pytest
-
-_spec = importlib.util.spec_from_file_location("graphspec_test_cli_builds", Path(__file__).with_name("cli_builds.py"))
-cli_builds = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(cli_builds)
 
 GPT, cli, manifest = cli_builds.GPT, cli_builds.cli, cli_builds.manifest
 VIT = ["--set", "img_size=32", "--set", "patch=8", "--set", "D=32", "--set", "L=1", "--set", "h=2",

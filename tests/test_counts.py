@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
+import reference as ref  # tests/reference.py
 
 import graphspec
 from graphspec import analysis
-
-_spec = importlib.util.spec_from_file_location("graphspec_test_reference", Path(__file__).with_name("reference.py"))
-ref = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(ref)
 
 BUNDLED = sorted(p.stem for p in graphspec.SPECS_DIR.glob("*.yaml"))
 SWIN = sorted(ref.OFFICIAL_FLOPS)

@@ -13,9 +13,6 @@ head. HF runs eager attention; fp32; 1e-5 relative.
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -24,9 +21,8 @@ from graphspec.interpret import init_params
 from graphspec.weights import from_graphspec, to_graphspec
 
 transformers = pytest.importorskip("transformers")
-_ref = importlib.util.spec_from_file_location("graphspec_test_reference_hf", Path(__file__).with_name("reference_hf.py"))
-hf_ref = importlib.util.module_from_spec(_ref)
-_ref.loader.exec_module(hf_ref)
+import reference_hf as hf_ref  # noqa: E402
+
 meta, n_params, rel_err, interpreted = hf_ref.meta, hf_ref.n_params, hf_ref.rel_err, hf_ref.interpreted
 
 # Gemma 2 2B as released (Table 1 of the paper; HF's config): query_pre_attn_scalar 256 = head_dim

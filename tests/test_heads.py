@@ -6,7 +6,6 @@ located errors for bad head arguments."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -22,9 +21,8 @@ from graphspec.vocab.registry import KINDS
 from graphspec.weights import to_graphspec
 
 transformers = pytest.importorskip("transformers")
-_ref = importlib.util.spec_from_file_location("graphspec_test_reference_hf", Path(__file__).with_name("reference_hf.py"))
-hf_ref = importlib.util.module_from_spec(_ref)
-_ref.loader.exec_module(hf_ref)
+import reference_hf as hf_ref  # noqa: E402
+
 SMALL_T5, generated, hf_logits_error, meta = hf_ref.SMALL_T5, hf_ref.generated, hf_ref.hf_logits_error, hf_ref.meta
 n_params, random_hf, rel_err, round_trip_mismatches = (hf_ref.n_params, hf_ref.random_hf, hf_ref.rel_err,
                                                        hf_ref.round_trip_mismatches)

@@ -9,27 +9,22 @@ size, and the released config.json values in tests/reference_hf.py.
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import json
 import re
-from pathlib import Path
 
 import pytest
 import torch
 from click.testing import CliRunner
 
 transformers = pytest.importorskip("transformers")
+import reference_hf as ref  # noqa: E402
 from graphspec.cli.main import main  # noqa: E402
 from graphspec.codegen import emit, load  # noqa: E402
 from safetensors.torch import load_file, save_file  # noqa: E402
 
 import graphspec  # noqa: E402
 from graphspec.interchange.hf_export import DEFAULT_SHARD_SIZE, shard_size, to_hf_config  # noqa: E402
-
-_spec = importlib.util.spec_from_file_location("graphspec_test_reference_hf3", Path(__file__).with_name("reference_hf.py"))
-ref = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(ref)
 
 SMALL = {"llama2_7b": ["vocab=100", "d=64", "L=2", "h=4", "d_ff=96", "seq_len=16"],  # fused qkv split into q, k, v
          "gpt2": ["vocab=100", "d=64", "L=2", "h=4", "n_ctx=64", "seq_len=16"]}  # tied head: written once

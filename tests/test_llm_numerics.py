@@ -13,9 +13,6 @@ with the default pipeline, and the IR interpreter agrees too.
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -23,9 +20,8 @@ import graphspec
 from graphspec.weights import to_graphspec
 
 transformers = pytest.importorskip("transformers")
-_ref = importlib.util.spec_from_file_location("graphspec_test_reference_hf", Path(__file__).with_name("reference_hf.py"))
-hf_ref = importlib.util.module_from_spec(_ref)
-_ref.loader.exec_module(hf_ref)
+import reference_hf as hf_ref  # noqa: E402
+
 rel_err, hf_logits_error = hf_ref.rel_err, hf_ref.hf_logits_error
 RTOL = 1e-5
 SMALL = dict(vocab_size=120, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=8,

@@ -5,14 +5,13 @@ as a sympy identity, the depthwise conv of CPVT's PEG against torch, and located
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 import torch
 
 transformers = pytest.importorskip("transformers")
+import reference_hf as hf_ref  # noqa: E402
 from graphspec.codegen import emit, load  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
@@ -20,16 +19,6 @@ import graphspec  # noqa: E402
 from graphspec import analysis  # noqa: E402
 from graphspec.ops import get  # noqa: E402
 from graphspec.weights import from_graphspec, to_graphspec  # noqa: E402
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"graphspec_test_{name}", Path(__file__).with_name(f"{name}.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-hf_ref = _load("reference_hf")
 
 
 def pvt_macs(depths, dims=(64, 128, 320, 512), R=(8, 4, 2, 1), mlp=(8, 8, 4, 4), img=224, patches=(4, 2, 2, 2),

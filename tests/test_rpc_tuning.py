@@ -8,7 +8,6 @@ records came from the RPC runner and not from a local one.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -17,7 +16,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,11 +23,9 @@ import pytest
 pytest.importorskip("tvm")
 pytest.importorskip("tornado")  # TVM's tracker needs it (graphspec's tvm extra)
 
+import cli_builds  # tests/cli_builds.py
 from graphspec.backends import rpc  # noqa: E402
 
-_spec = importlib.util.spec_from_file_location("graphspec_test_cli_builds", Path(__file__).with_name("cli_builds.py"))
-cli_builds = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(cli_builds)
 GPT, cli, manifest = cli_builds.GPT, cli_builds.cli, cli_builds.manifest
 
 KEY = "graphspec-test"

@@ -4,14 +4,12 @@ FlopCounterMode; a small T5's generated module with HF weights against HF, both 
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
 transformers = pytest.importorskip("transformers")
+import reference_hf as hf_ref  # noqa: E402
 from graphspec.codegen import emit, load  # noqa: E402
 from graphspec.codegen.fx import runtime  # noqa: E402
 from transformers.models.t5.modeling_t5 import T5Attention  # noqa: E402
@@ -21,16 +19,6 @@ from graphspec import analysis  # noqa: E402
 from graphspec.ops import get  # noqa: E402
 from graphspec.ops.t5 import relative_buckets  # noqa: E402
 from graphspec.weights import from_graphspec, to_graphspec  # noqa: E402
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"graphspec_test_{name}", Path(__file__).with_name(f"{name}.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-hf_ref = _load("reference_hf")
 
 # (num_buckets, max_distance): T5's own, small ones, and boundaries where log(d/max_exact) /
 # log(max_distance/max_exact) · (buckets − max_exact) is an exact integer (d = 16, 32, 64 at 32/128)
