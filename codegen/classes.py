@@ -29,7 +29,8 @@ from graphspec.codegen.program import CodegenError, ModuleTree, Program, Step
 
 from graphspec.ops import CONSTANT, SOURCE, get
 
-PASS_THROUGH = frozenset({"roll", "dropout", "drop_path", "causal_mask", "sliding_mask", "add_window_mask"})
+PASS_THROUGH = frozenset({"roll", "dropout", "drop_path", "causal_mask", "sliding_mask", "chunked_mask",
+                          "add_window_mask"})
 ABSENT = ("absent",)
 
 

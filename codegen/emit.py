@@ -24,12 +24,15 @@ from graphspec.ops import CONSTANT, HAS_PARAMS, SOURCE, get
 
 # Attribute values at which an op is the identity: where such a step is absent, this is its value.
 IDENTITY = {"roll": {"shift": 0}, "shift_mask": {"shift": 0}, "dropout": {"p": 0.0}, "drop_path": {"p": 0.0},
-            "sliding_mask": {"window": None}}  # a global/causal layer among sliding ones (Gemma-2): window None
+            "sliding_mask": {"window": None},  # a global/causal layer among sliding ones (Gemma-2): window None
+            "chunked_mask": {"chunk": None}}  # Llama 4's global layers among its chunked ones
 BUILT_AS_IDENTITY = frozenset({"dropout", "drop_path"})  # absent = constructed with p=0
 GUARD_NAMES = {"roll": "shift", "shift_mask": "shift", "causal_mask": "causal", "add_window_mask": "mask",
-               "sliding_mask": "sliding_window"}
+               "sliding_mask": "sliding_window", "chunked_mask": "attention_chunk_size"}
 HINTS = {("scale", "k"): "scale", ("attention", "scale"): "scale", ("attention", "dropout"): "attn_drop",
          ("sliding_mask", "window"): "sliding_window", ("attention", "sliding"): "sliding_window",
+         ("chunked_mask", "chunk"): "attention_chunk_size", ("attention", "chunk"): "attention_chunk_size",
+         ("attn_temperature", "floor"): "floor_scale", ("attn_temperature", "scale"): "attn_scale",
          ("rotary", "theta"): "rope_theta", ("rotary", "scaling"): "rope_scaling"}
 TABLES = {"tokens": "vocab", "types": "types", "pos": "max_len"}  # an embedding's length, by its name
 LOOP_VARS = {"blocks": "blk", "layers": "layer"}
@@ -300,6 +303,8 @@ class ClassEmitter:
                     self.attr(j, "window", "fwd")
                 code.guard = self.fwd(self.cond(j, present, GUARD_NAMES.get(node.op, code.hint)), "flag")
         return code
+                if node.op == "chunked_mask":  # likewise the chunk (None: Llama 4's global layers)
+                    self.attr(j, "chunk", "fwd")
 
     def _stream(self, ms: MStep, value: str) -> bool:
         if ms.first.kind == "op" and not ms.first.node.inputs:

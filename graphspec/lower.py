@@ -254,7 +254,7 @@ def _stack(b: Builder, spec: ModelSpec, s: StackSpec, x: str, grid: tuple | None
                         dim=dim, heads=heads, kv_heads=kvh, head_dim=s.head_dim or _per_head(dim, heads), norm=norm,
                         mask=mask, names=names, qkv_bias=s.qkv_bias, out_bias=s.out_bias, mlp_bias=s.mlp_bias,
                         dropout=s.dropout, attn_dropout=s.attn_dropout, drop_path=s.drop_path * index / max(total - 1, 1),
-                        qk_norm=norm if s.qk_norm else None, qk_norm_all=s.qk_norm == "all", softcap=s.softcap, pos=attention.layer_pos(mask, inner_pos),
+                        qk_norm=_qk_norm(s, norm, attention.layer_pos(mask, inner_pos)), qk_norm_all=s.qk_norm == "all", softcap=s.softcap, pos=attention.layer_pos(mask, inner_pos),
                         pos_q=pos[0] if s.pos_every_layer else None, mem_pos=pos[1] if s.pos_every_layer else None,
                         memory=memory if s.cross else None, grid=grid,
                         mlp=s.layer_mlps[index] if s.layer_mlps else s.mlps[si] if s.mlps else mlp,
@@ -288,6 +288,17 @@ def _mask_of(a: Attn) -> vocab.Use:
     if a.kind == "sliding":
         return vocab.use("mask", "sliding", window=a.window)
     return vocab.use("mask", a.kind)
+
+
+def _qk_norm(s, norm, pos):
+    """The norm of each head's q and k in a block (None: none): the stack's norm kind for `qk_norm:
+    head | all`; for `qk_norm: l2` a weightless L2 norm with the norm's ε, on the blocks whose
+    attention rotates q and k only (Llama 4: use_qk_norm on its RoPE layers, not its NoPE ones)."""
+    if s.qk_norm != "l2":
+        return norm if s.qk_norm else None
+    if pos is None or pos.name != "rope":
+        return None
+    return vocab.use("norm", "l2_norm", eps=norm.get("eps", 1e-6))
 
 
 @contextmanager

@@ -11,6 +11,7 @@ the pattern's groups, or a function of them where an index shifts (DETR's `layer
 
 - `copy`: the same tensor;
 - `T`: transposed (GPT-2's `Conv1D` stores (in, out));
+- `swap`: the last two dims swapped (Llama 4's experts, (E, in, out));
 - `("part", k)`: slice k of 3 of a packed q|k|v tensor along dim 0 (`in_proj_weight`);
 - `("T_part", k)`: transposed, then slice k (GPT-2's `c_attn`);
 - `("rows", [names])`: one of the graphspec tensors `names` (format strings of the groups),
@@ -40,7 +41,7 @@ _P = r"(weight|bias)"
 _BN = r"(weight|bias|running_mean|running_var)"  # FrozenBatchNorm2d: all four are buffers
 _LAYER_PREFIXES = {"pvt": ("pvt.encoder.", "encoder."), "t5": ("",), "swin": ("swin.", ""), "vit": ("vit.", ""), "bert": ("bert.", ""),
                    "gpt2": ("transformer.", ""), "torch_transformer": ("",), "detr": ("model.", ""),
-                   "llama": ("model.", ""), "phi": ("model.", ""), "phi3": ("model.", "")}
+                   "llama": ("model.", ""), "phi": ("model.", ""), "phi3": ("model.", ""), "llama4": ("model.", "")}
 
 
 def _stage(i: str, j: str) -> str:
@@ -227,12 +228,23 @@ RULES: dict[str, list[tuple[str, list[str], Any]]] = {
          ("rows", ["layers.{0}.mlp.gate_proj.weight", "layers.{0}.mlp.up_proj.weight"])),
         (r"(.+)", ["{0}"], "copy"),
     ],
+    # Llama 4 (Llama4ForCausalLM) calls the MLP `feed_forward`, the router `router` and the shared
+    # expert `shared_expert`, and stores the experts as (E, in, out): gate_up_proj (E, d, 2·ff),
+    # gate columns then up columns; down_proj (E, ff, d)
+    "llama4": [
+        (r"layers\.(\d+)\.mlp\.gate\.weight", ["layers.{0}.feed_forward.router.weight"], "copy"),
+        (r"layers\.(\d+)\.mlp\.experts\.(gate_up_proj|down_proj)", ["layers.{0}.feed_forward.experts.{1}"], "swap"),
+        (r"layers\.(\d+)\.mlp\.shared_experts\.(.+)", ["layers.{0}.feed_forward.shared_expert.{1}"], "copy"),
+        (r"layers\.(\d+)\.mlp\.(.+)", ["layers.{0}.feed_forward.{1}"], "copy"),
+        (r"(.+)", ["{0}"], "copy"),
+    ],
 }
 
 HF_FAMILIES = {"pvt": "pvt", "t5": "t5", "swin": "swin", "vit": "vit", "bert": "bert", "gpt2": "gpt2", "detr": "detr",
                "llama": "llama", "mistral": "llama", "mixtral": "llama", "phi": "phi",
                "qwen2": "llama", "gemma": "llama", "gemma2": "llama", "qwen3": "llama", "qwen3_moe": "llama", "qwen2_moe": "llama",
-               "olmo2": "llama", "phi3": "phi3", "gemma3_text": "llama", "deepseek_v2": "llama", "deepseek_v3": "llama"}
+               "olmo2": "llama", "phi3": "phi3", "gemma3_text": "llama", "deepseek_v2": "llama", "deepseek_v3": "llama",
+               "llama4_text": "llama4"}
 
 
 # A second name of a tensor -> the end of its first name (HF's `_tied_weights_keys`).
@@ -369,6 +381,8 @@ def _take(t, how, canon: str = "", rows: Mapping[str, int] | None = None):
         return t
     if how == "T":
         return t.t()
+    if how == "swap":
+        return t.transpose(-2, -1)
     kind, k = how
     if kind == "rows":  # k: the graphspec tensors concatenated in `t`, in order
         start = sum(rows[n] for n in k[:k.index(canon)])
@@ -430,6 +444,8 @@ def from_graphspec(state: Mapping[str, Any], graph: Graph, family: str, like: Ma
                 out[key] = part
             elif how == "T":
                 out[key] = part.t()
+            elif how == "swap":
+                out[key] = part.transpose(-2, -1)
             elif how[0] == "rows":
                 packed.setdefault(key, {})[how[1].index(c)] = part
                 packed_how[key], packed_n[key] = "rows", len(how[1])

@@ -1,9 +1,22 @@
 """Op kinds, one family per module: dense (linear, conv2d, matmul, embedding), elementwise
 (pointwise and norms), attention (heads, fused attention), windows (Swin's windows, cyclic
 shift, relative position bias), llm and moe (RMSNorm, rotary, GQA, sliding masks, experts),
+llama4 (chunked masks, L2 norm, attention temperature),
 tensor (sources and token plumbing). Importing this package fills `REGISTRY`."""
 
-from graphspec.ops import attention, conv, dense, elementwise, llm, moe, t5, tensor, vision, windows  # noqa: F401  (registration)
+from graphspec.ops import (  # noqa: F401  (registration)
+    attention,
+    conv,
+    dense,
+    elementwise,
+    llama4,
+    llm,
+    moe,
+    t5,
+    tensor,
+    vision,
+    windows,
+)
 from graphspec.ops.registry import (  # noqa: F401
     CONSTANT,
     ELEMENTWISE,

@@ -121,6 +121,13 @@ def _sdpa_call(ops: list[str], a) -> str:
     if a.get("kv_heads") is not None:
         extra += ", enable_gqa=True"  # k, v keep their kv_heads (GQA §2); SDPA shares them
     sliding = a.get("sliding")
+    chunk = a.get("chunk")
+    if chunk is not None and not chunk.known:  # per layer (Llama 4): a chunk, or None and causal
+        keep = f"chunked_mask({q}.new_zeros({q}.size(-2), {k}.size(-2)), {chunk}) if {chunk} else None"
+        return f"F.scaled_dot_product_attention({q}, {k}, {v}, {keep}, is_causal={a['causal']}{extra})"
+    if chunk:  # the chunked causal mask as an additive mask (Llama 4's local layers)
+        keep = f"chunked_mask({q}.new_zeros({q}.size(-2), {k}.size(-2)), {chunk})"
+        return f"F.scaled_dot_product_attention({q}, {k}, {v}, {keep}{extra})"
     if sliding is not None and not sliding.known:  # per layer (Gemma-2): a window, or None and causal
         keep = f"sliding_mask({q}.new_zeros({q}.size(-2), {k}.size(-2)), {sliding}) if {sliding} else None"
         return f"F.scaled_dot_product_attention({q}, {k}, {v}, {keep}, is_causal={a['causal']}{extra})"
@@ -148,7 +155,8 @@ class Attention:
     that order, as flagged by `has_bias` / `has_mask`. `windows` is nW when a window mask is
     present (the batch dim is B·nW). Optional attributes (absent unless set): `kv_heads` (GQA
     §2: k and v have kv_heads heads, each shared by h/kv_heads query heads, as HF's repeat_kv),
-    `sliding` W (Mistral §2: query i sees keys i-W < j ≤ i; in place of `causal`). v may be
+    `sliding` W (Mistral §2: query i sees keys i-W < j ≤ i; in place of `causal`), `chunk` C
+    (Llama 4: keys j ≤ i of i's chunk of C, ⌊j/C⌋ = ⌊i/C⌋; in place of `causal`). v may be
     narrower than q and k (DeepSeek's MLA: 128 value dims, 192 for the scores). MACs: QKᵀ and
     ·V, B·h·N·S·(d_qk + d_v), as if unfused (the k/v heads repeated).
     """
@@ -156,7 +164,7 @@ class Attention:
     defaults = {"causal": False, "has_bias": False, "has_mask": False, "windows": 1, "dropout": 0.0}
 
     def shape(q, k, v, *rest, scale, causal=False, has_bias=False, has_mask=False, windows=1, dropout=0.0,
-              kv_heads=None, sliding=None):
+              kv_heads=None, sliding=None, chunk=None):
         if q[-1] != k[-1] or k[-2] != v[-2]:
             raise ShapeError(f"attention: q {q}, k {k}, v {v} do not agree")
         if kv_heads is not None and (k[-3] != kv_heads or v[-3] != kv_heads
@@ -167,10 +175,10 @@ class Attention:
     def macs(out, q, k, v, *rest, **_):  # QKᵀ + ·V (MLA: v narrower than q, k). NB: softmax, scale, bias not counted
         return numel(q[:-1]) * k[-2] * (q[-1] + v[-1])
 
-    torch = Torch(call=lambda ops, a: _sdpa_call(ops, a), helpers=("attention", "sliding_mask"))
+    torch = Torch(call=lambda ops, a: _sdpa_call(ops, a), helpers=("attention", "sliding_mask", "chunked_mask"))
 
     def eval(w, q, k, v, *rest, scale, causal=False, has_bias=False, has_mask=False, windows=1, dropout=0.0,
-             kv_heads=None, sliding=None):
+             kv_heads=None, sliding=None, chunk=None):
         # The unfused rules in the same order, so that fusion changes no bit. NB: dropout is the
         # identity at inference.
         from graphspec.ops.llm import SlidingMask
@@ -188,10 +196,14 @@ class Attention:
             s = causal_fill(s)
         if sliding:
             s = SlidingMask.eval(w, s, window=sliding)
+        if chunk:
+            from graphspec.ops.llama4 import ChunkedMask
+
+            s = ChunkedMask.eval(w, s, chunk=chunk)
         return s.softmax(dim=-1) @ v
 
     def onnx(e, q, k, v, *rest, scale, causal=False, has_bias=False, has_mask=False, windows=1, dropout=0.0,
-             kv_heads=None, sliding=None):
+             kv_heads=None, sliding=None, chunk=None):
         # ONNX Attention (opset 23) takes (B, h, N, d) as is, k/v with kv_heads heads (its GQA);
         # bias, window mask and sliding band become one additive attn_mask (B·nW, h, N, S).
         from graphspec.ops.llm import sliding_keep
@@ -200,6 +212,12 @@ class Attention:
         if sliding:
             N, S = e.shape(q)[-2], e.shape(k)[-2]
             band = e.const(np.where(sliding_keep(N, S, sliding), 0.0, -np.inf).astype(np.float32), "sliding_mask")
+            bias = band if bias is None else e("Add", bias, band)
+        if chunk:
+            from graphspec.ops.llama4 import chunked_keep
+
+            N, S = e.shape(q)[-2], e.shape(k)[-2]
+            band = e.const(np.where(chunked_keep(N, S, chunk), 0.0, -np.inf).astype(np.float32), f"chunked_{chunk}")
             bias = band if bias is None else e("Add", bias, band)
         if mask is not None:
             nW, N, S = e.shape(mask)
@@ -210,7 +228,7 @@ class Attention:
         return e("Attention", q, k, v, bias, scale=float(scale), is_causal=int(causal))
 
     def relax(e, q, k, v, *rest, scale, causal=False, has_bias=False, has_mask=False, windows=1, dropout=0.0,
-              kv_heads=None, sliding=None):
+              kv_heads=None, sliding=None, chunk=None):
         # relax.op.nn.attention wants (B, N, h, d): transpose in and out. GQA's k/v heads are
         # repeated first (HF's repeat_kv), the sliding band joins the bias as a constant.
         from graphspec.ops.llm import sliding_keep
@@ -230,6 +248,12 @@ class Attention:
             bias = e("reshape", m, (-1, h, N, S))  # B·nW, h, N, S
         if sliding:
             band = np.where(sliding_keep(N, S, sliding), 0.0, -np.inf).astype(np.float32)
+            band = e.const(np.broadcast_to(band, (1, h, N, S)).copy())
+            bias = band if bias is None else e("add", bias, band)
+        if chunk:
+            from graphspec.ops.llama4 import chunked_keep
+
+            band = np.where(chunked_keep(N, S, chunk), 0.0, -np.inf).astype(np.float32)
             band = e.const(np.broadcast_to(band, (1, h, N, S)).copy())
             bias = band if bias is None else e("add", bias, band)
         if e.decompose_attention:  # matmuls MetaSchedule can tune (it cannot build nn.attention's)

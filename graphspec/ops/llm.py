@@ -355,16 +355,26 @@ class Alibi:
 
 
 # -- counting only the (query, key) pairs a mask keeps (analysis's `unmasked` convention) ------
-MASKS = ("causal_mask", "sliding_mask")
+MASKS = ("causal_mask", "sliding_mask", "chunked_mask")
 _THROUGH = ("scale", "add", "softcap", "alibi", "add_window_mask", "dropout")
 
 
-def kept_pairs(N, S, window=None):
+def kept_pairs(N, S, window=None, chunk=None):
     """(query, key) pairs a causal mask (window None) or a sliding window W keeps, queries aligned
-    with the last N of S keys: causal N(N+1)/2 when N = S, sliding Σᵢ min(i+1, W)."""
+    with the last N of S keys: causal N(N+1)/2 when N = S, sliding Σᵢ min(i+1, W); a chunked
+    mask of C (Llama 4) keeps C(C+1)/2 per whole chunk and r(r+1)/2 for the r = N mod C left."""
     import sympy
 
     half = (lambda v: v // 2) if isinstance(N, int) and isinstance(S, int) else (lambda v: v / 2)
+    if chunk is not None:
+        if isinstance(N, int) and isinstance(S, int):
+            from graphspec.ops.llama4 import chunked_keep_count
+
+            return chunked_keep_count(N, S, chunk)
+        if sympy.simplify(sympy.sympify(N) - S) != 0:
+            raise ValueError("symbolic chunked pairs are counted for self-attention (N = S)")
+        whole, r = sympy.floor(N / chunk), N - chunk * sympy.floor(N / chunk)
+        return whole * chunk * (chunk + 1) / 2 + r * (r + 1) / 2
     if window is None:
         return half(N * (N + 1)) + N * (S - N)
     W = window
@@ -406,17 +416,17 @@ def mask_of(g, n):
 
 def unmasked_share(g, n, macs):
     """`macs` of attention matmul `n` (or a fused `attention`) scaled to the pairs its mask
-    keeps; unchanged without a causal or sliding mask."""
+    keeps; unchanged without a causal, sliding or chunked mask."""
     if n.op == "attention":
-        w = n.a.get("sliding")
-        if not w and not n.a.get("causal"):
+        w, c = n.a.get("sliding"), n.a.get("chunk")
+        if not w and not c and not n.a.get("causal"):
             return macs
         N, S = g[n.inputs[0]].shape[-2], g[n.inputs[1]].shape[-2]
     else:
         m = mask_of(g, n)
         if m is None:
             return macs
-        w = m.a.get("window")
+        w, c = m.a.get("window"), m.a.get("chunk")
         N, S = m.shape[-2], m.shape[-1]
     kept = kept_pairs(N, S, w)
     if all(isinstance(v, int) for v in (macs, kept, N, S)):

@@ -58,7 +58,7 @@ def _over_last_dim(n: Node) -> bool:
 def attention_pattern(q: Pattern | None = None, k: Pattern | None = None, v: Pattern | None = None) -> Pattern:
     """The unfused attention core; q, k, v default to `Any` captures (like Relax's
     `make_attention_pattern`). Captures: q, k, v, k_rep, v_rep, k_t, scores, scaled, bias,
-    biased, mask, masked, capped, causal | sliding, probs, attn_drop, context."""
+    biased, mask, masked, capped, causal | sliding | chunked, probs, attn_drop, context."""
     q, k, v = q or Any("q"), k or Any("k"), v or Any("v")
     k, v = Maybe("repeat_kv", k, name="k_rep"), Maybe("repeat_kv", v, name="v_rep")  # GQA §2
     s = Op("matmul", q, Op("transpose", k, name="k_t", where=_last_two_dims), name="scores")
@@ -66,7 +66,8 @@ def attention_pattern(q: Pattern | None = None, k: Pattern | None = None, v: Pat
     s = Maybe("add", s, Any("bias"), name="biased", commutative=True)
     s = Maybe("add_window_mask", s, Any("mask"), name="masked")
     s = Maybe("softcap", s, name="capped")
-    s = Alt(Op("causal_mask", s, name="causal"), Op("sliding_mask", s, name="sliding"), s)
+    s = Alt(Op("causal_mask", s, name="causal"), Op("sliding_mask", s, name="sliding"),
+            Op("chunked_mask", s, name="chunked"), s)
     p = Op("softmax", s, name="probs", where=_over_last_dim)
     p = Maybe("dropout", p, name="attn_drop")
     return Op("matmul", p, v, name="context")
@@ -100,6 +101,8 @@ def _fuse(m: Match):
         return m.decline(f"%{m['capped'].name}: a logit soft-cap stays unfused (SDPA has no softcap)")
     if "sliding" in m:
         extra["sliding"] = m["sliding"].a["window"]
+    if "chunked" in m:  # Llama 4's local layers
+        extra["chunk"] = m["chunked"].a["chunk"]
     drop = m.get("attn_drop")
     name = m.fresh(f"{m.root.module}.attention" if m.root.module else "attention")
     return m.emit("attention", operands, name,

@@ -26,8 +26,8 @@ fused layouts) into one linear of width (h + 2·kv)·d, split unevenly:
 
     %attn.k = split(%attn.qkv, sizes=(64, 16, 16), index=1) : f32[2,12,16]
 
-q and k may pass a norm (qk_norm, per head or over all heads) and the rotary embedding on
-their way to the attention. Projections named as Hugging Face names them (`names: hf`: q_proj, k_proj, v_proj)
+q and k may pass a norm (qk_norm, per head or over all heads; Llama 4's L2 norm) and the rotary
+embedding (or Llama 4's attention temperature on q) on their way to the attention. Projections named as Hugging Face names them (`names: hf`: q_proj, k_proj, v_proj)
 fuse into `qkv_proj` (Phi-3's name); graphspec.weights cuts a fused tensor at the widths of the
 split nodes that read it, so Hugging Face's separate q_proj/k_proj/v_proj map in and out exactly.
 Other names stay apart, with the reason.
@@ -58,8 +58,8 @@ def _heads(tag: str, src: Pattern) -> Pattern:
         return Op("split_heads", lin, name=f"{tag}_heads")
     lin = Maybe(("rms_norm", "layer_norm"), lin, name=f"{tag}_proj_norm")  # qk_norm: all (OLMo-2)
     p = Op("split_heads", lin, name=f"{tag}_heads")
-    p = Maybe(("rms_norm", "layer_norm"), p, name=f"{tag}_norm")
-    return Maybe("rotary", p, name=f"{tag}_rot")
+    p = Maybe(("rms_norm", "layer_norm", "l2_norm"), p, name=f"{tag}_norm")  # l2_norm: Llama 4
+    return Maybe(("rotary", "attn_temperature"), p, name=f"{tag}_rot")  # attn_temperature: Llama 4's q
 
 
 def _fuse(m: Match, tags: tuple[str, ...]):

@@ -180,19 +180,21 @@ def _mlps(r, v: Any, path: tuple, total: int) -> tuple:
 
 def _qk_norm(r, v: dict, p: tuple) -> str | bool:
     """`qk_norm`: false; `true` or `head` -> "head", the stack's norm over each head's q and k (Qwen3,
-    Gemma-3); `all` -> "all", over all heads' q and all k/v heads' k at once, before the split (OLMo-2)."""
+    Gemma-3); `all` -> "all", over all heads' q and all k/v heads' k at once, before the split (OLMo-2);
+    `l2` -> "l2", x·rsqrt(mean(x²) + ε) of each head's q and k, no weight, in the RoPE layers (Llama 4)."""
     if "qk_norm" not in v:
         return False
     path = p + ("qk_norm",)
     val = r.value(v["qk_norm"], path, calls=True)
     if isinstance(val, bool):
         return "head" if val else False
-    if isinstance(val, Call) and val.name in ("head", "all") and not val.args and not val.kwargs:
+    if isinstance(val, Call) and val.name in ("head", "all", "l2") and not val.args and not val.kwargs:
         return val.name
     if not r.invalid(val):
         r.diags.add(r.raw.loc(*path), f"qk_norm {val.name if isinstance(val, Call) else val!r} is not one of "
-                    "true, false, head, all",
-                    "write `qk_norm: head` (each head's dims: Qwen3) or `qk_norm: all` (all heads' dims: OLMo-2)")
+                    "true, false, head, all, l2",
+                    "write `qk_norm: head` (each head's dims: Qwen3), `qk_norm: all` (all heads' dims: OLMo-2) "
+                    "or `qk_norm: l2` (weightless, on the RoPE layers: Llama 4)")
     return False
 
 

@@ -1,5 +1,5 @@
-"""Attention masks (`attention: causal | sliding(4096) | windowed(7) | shifted_windows(7) |
-global`) and the unfused multi-head attention they wrap.
+"""Attention masks (`attention: causal | sliding(4096) | chunked(8192) | windowed(7) |
+shifted_windows(7) | global`) and the unfused multi-head attention they wrap.
 
 Each mask is a construct whose lowering calls `attend` with its hooks; `plan(use, at)` (a hook)
 picks per-block attributes (Swin's window and shift) before the block is built. The attention
@@ -7,7 +7,7 @@ itself is emitted unfused, in the order `passes.fuse_attention` matches:
 
     q, k, v = linear(x) ×3 (k, v: kv_heads·head_dim wide) -> [q_norm, k_norm (qk_norm: all)] -> split_heads
       -> [q_norm, k_norm (qk_norm: head)] -> [rotary q, k] -> [repeat_kv k, v (GQA)] -> matmul(q, transpose(k))
-      -> scale -> [rel_pos_bias, add_window_mask] [alibi] [softcap] [causal_mask | sliding_mask]
+      -> scale -> [rel_pos_bias, add_window_mask] [alibi] [softcap] [causal_mask | sliding_mask | chunked_mask]
       -> softmax -> [dropout] -> matmul(·, v) -> merge_heads -> linear (output projection)
 """
 
@@ -26,15 +26,16 @@ from graphspec.vocab.registry import Arg, construct
 
 def attend(b, layer, x: str, kv: str, local: str, *, pos_q=None, pos_k=None, window=None, shift=None,
            grid=None, on_scores: tuple[Callable, ...] = (), causal: bool = False,
-           kv_fn: Callable | None = None) -> str:
+           kv_fn: Callable | None = None, cls: str | None = None) -> str:
     """Multi-head attention of queries from `x` over keys and values from `kv` (Vaswani §3.2.2);
     `pos_q`/`pos_k` are added to the query/key inputs only (DETR §3.2). `on_scores` are the
     mask's edits of the logits, applied after the position scheme's; `kv_fn(b, kv) -> kv'`
-    transforms the key/value input inside the attention module (PVT's spatial reduction)."""
+    transforms the key/value input inside the attention module (PVT's spatial reduction); `cls`
+    names the module's class (Llama 4's ChunkedAttention)."""
     dim, heads, kvh, hd = layer.dim, layer.heads, layer.kv_heads, layer.head_dim
     windowed = window is not None
     self_attn = kv is x
-    cls = "WindowAttention" if windowed else ("CrossAttention" if not self_attn else "Attention")
+    cls = cls or ("WindowAttention" if windowed else ("CrossAttention" if not self_attn else "Attention"))
     xq = b.emit("add", (x, pos_q), f"{local}_query") if pos_q is not None else x
     xk = kv if pos_k is None else (xq if (self_attn and pos_k is pos_q) else b.emit("add", (kv, pos_k), f"{local}_key"))
     extra = {k: v for k, v in (("kv_heads", kvh), ("head_dim", hd)) if v != (heads if k == "kv_heads" else dim // heads)}
@@ -100,14 +101,17 @@ def _plan_none(use, at) -> dict[str, Any]:
 # A mask's `pos=`: the position scheme of the layers with this mask, in place of the embedding's
 # (Gemma-3: `pattern(sliding(1024, pos=rope(10000)), ..., causal)` over a global rope(1000000);
 # `causal(pos=none)`: a layer without positions, Llama-4's NoPE layers).
-_POS = Arg("pos", "pos", None, doc="this mask's layers' position scheme (rope, alibi, none) instead of the embedding's")
+# `causal(pos=temperature(8192, 0.1))`: Llama-4's NoPE layers with attention temperature tuning.
+_POS = Arg("pos", "pos", None, doc="this mask's layers' position scheme (rope, alibi, temperature, none) "
+           "instead of the embedding's")
 
 
 def _check_pos(a) -> list:
     p = a.get("pos")
-    if p is not None and p.name not in ("rope", "alibi", "none"):
+    if p is not None and p.name not in ("rope", "alibi", "temperature", "none"):
         return [("pos", f"pos={p.name} acts at the embedding, not inside attention",
-                 "a mask takes pos=rope(theta, ...), pos=alibi or pos=none; set other schemes in `embed:`")]
+                 "a mask takes pos=rope(theta, ...), pos=alibi, pos=temperature(floor, scale) or pos=none; "
+                 "set other schemes in `embed:`")]
     return []
 
 
@@ -149,6 +153,21 @@ def sliding(b, use, layer, x, kv, local):
 
 def _known(d: Any) -> bool:
     return isinstance(d, int)
+
+@construct("mask", "chunked", Arg("chunk", int, minimum=0, exclusive=True,
+                                   doc="tokens per chunk (HF's attention_chunk_size)"),
+           _POS, check=_check_pos, hooks={"plan": _plan_none}, example="attention: chunked(8192)",
+           module="ChunkedAttention", doc_class="Multi-head self-attention within chunks: query i sees keys "
+           "j ≤ i of its own chunk (Llama 4's local layers).")
+def chunked(b, use, layer, x, kv, local):
+    """Chunked causal attention (Llama 4's local layers; HF's chunked_attention): the sequence
+    is cut into chunks of C tokens and query i sees keys j ≤ i of its own chunk, ⌊j/C⌋ = ⌊i/C⌋.
+    MACs are counted dense by default; `unmasked` counts C(C+1)/2 pairs per whole chunk and
+    r(r+1)/2 for the r = N mod C tokens left, per head."""
+    C = use["chunk"]
+    return attend(b, layer, x, kv, local, pos_q=layer.pos_q, pos_k=layer.pos_k, cls=use.construct.module,
+                  on_scores=(lambda b, s: b.emit("chunked_mask", (s,), "masked", chunk=C),))
+
 
 
 def _plan_windows(use, at) -> dict[str, Any]:

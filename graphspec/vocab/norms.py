@@ -39,3 +39,10 @@ def rms_norm(b, use, ctx, x):
     offset = use["offset"]
     offset = int(offset) if float(offset).is_integer() else offset
     return b.emit("rms_norm", (x,), ctx.local, dim=b.shape(x)[-1], eps=use["eps"], offset=offset, **ctx.attrs)
+
+
+@construct("norm", "l2_norm", Arg("eps", float, 1e-6, minimum=0, doc="added to mean(x²)"),
+           example="norm: l2_norm(1e-5)")
+def l2_norm(b, use, ctx, x):
+    """x / √(mean(x²) + ε) without a weight (Llama 4's L2 norm of q and k, `qk_norm: l2`)."""
+    return b.emit("l2_norm", (x,), ctx.local, dim=b.shape(x)[-1], eps=use["eps"], **ctx.attrs)

@@ -4,7 +4,8 @@ A scheme acts where it belongs, through the hooks it declares:
 
 - `lower(b, use, ctx, x)`: at the embedding, `ctx` an `EmbedAt` (where: tokens | patches,
   N the sequence length, dim); returns x with positions added (learned, sinusoidal);
-- hook `qk(b, use, layer, q, k) -> (q, k)`: on the heads inside every self-attention (rope);
+- hook `qk(b, use, layer, q, k) -> (q, k)`: on the heads inside every self-attention (rope;
+  temperature scales q alone);
 - hook `scores(b, use, layer, s) -> s`: on the attention logits (alibi).
 
 A scheme with an attention hook needs attention (`ATTENTION_ONLY`): the spec reader refuses it on
@@ -217,6 +218,22 @@ def longrope(b, use, ctx):
             factor = ctx["max_len"] / use["original"]
         af = longrope_attention_factor(float(factor), int(use["original"]))
     return ("longrope", use["short"], use["long"], int(use["original"]), float(af))
+
+
+def _temperature_qk(b, use, layer, q, k):
+    return b.emit("attn_temperature", (q,), "q_scaled", floor=float(use["floor"]), scale=float(use["scale"])), k
+
+
+@construct("pos", "temperature", Arg("floor", float, 8192.0, minimum=0, exclusive=True,
+                                     doc="HF's floor_scale: tokens per step of the temperature"),
+           Arg("scale", float, 0.1, minimum=0, doc="HF's attn_scale: the log's weight"),
+           hooks={"qk": _temperature_qk}, example="attention: pattern(chunked(8192) * 3, "
+           "causal(pos=temperature(8192, 0.1)))")
+def temperature(b, use, ctx, x):
+    """Attention temperature tuning (Llama 4's NoPE layers, HF's attn_temperature_tuning; after
+    Nakanishi 2025, arXiv:2501.19399): no positions, but the query at position i is scaled by
+    ln(⌊(i+1)/floor⌋ + 1)·scale + 1, sharper attention far into a long context (1 below floor − 1)."""
+    return x
 
 
 def _alibi_scores(b, use, layer, s):
