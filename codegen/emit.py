@@ -203,6 +203,8 @@ class ClassEmitter:
                 out.append(ns.create("position_bias"))
             elif i > 0 and (n.module == "encoder" or n.module.startswith("encoder.")):
                 out.append(ns.create("memory"))
+            elif i > 0 and self.d.cls == "CrossAttention":  # what the queries attend over (SigLIP's probe: the tokens)
+                out.append(ns.create("tokens"))
             else:
                 out.append(ns.create("x"))
         return out

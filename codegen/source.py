@@ -44,7 +44,8 @@ DOCS = {
     "WindowAttention": "Window multi-head self-attention with relative position bias; shifted windows "
                        "(SW-MSA) mask attention across regions (Swin §3.2).",
     "Attention": "Multi-head scaled dot-product self-attention (Vaswani et al. §3.2).",
-    "CrossAttention": "Multi-head attention from the decoder to the encoder output (Vaswani et al. §3.2.3).",
+    "CrossAttention": "Multi-head attention of queries from x over keys and values from another sequence "
+                      "(Vaswani et al. §3.2.3: the decoder over the encoder output).",
     "Mlp": "Position-wise feed-forward network: Linear, activation, Linear (Vaswani et al. §3.3).",
     "PatchMerging": "Patch merging (Swin §3.3): 2×2 neighbouring tokens concatenated, normalized, "
                     "reduced from 4C to 2C.",

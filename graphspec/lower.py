@@ -149,7 +149,7 @@ def _patch_embed(b: Builder, spec: ModelSpec, img: str) -> tuple[str, tuple]:
     with b.module("patch_embed", "PatchEmbed", patch=e.patch, in_chans=spec.input.channels, dim=e.dim,
                   norm=e.norm):
         x = b.emit("conv2d", (img,), "proj", out_channels=e.dim, kernel=e.patch, stride=e.patch,
-                   in_channels=spec.input.channels)
+                   in_channels=spec.input.channels, **({"crop": True} if e.crop else {}))
         H, W = b.shape(x)[2:]
         b.g.meta["grid"] = (H, W)
         x = b.emit("to_tokens", (x,), "tokens")

@@ -58,15 +58,16 @@ class Linear:
 
 @op("conv2d", HAS_PARAMS, MAC)
 class Conv2d:
-    """2-D convolution, NCHW: (B, Cin, H, W) -> (B, Cout, H', W')."""
+    """2-D convolution, NCHW: (B, Cin, H, W) -> (B, Cout, H', W'). A patch embedding (stride =
+    kernel) must tile the image unless `crop` (a "valid" conv: pixels past the last patch unseen)."""
 
     defaults = {"stride": 1, "padding": 0, "bias": True}
 
-    def shape(x, *, out_channels, kernel, stride=1, padding=0, bias=True, weights=None, **_):
+    def shape(x, *, out_channels, kernel, stride=1, padding=0, bias=True, weights=None, crop=False, **_):
         if len(x) != 4:
             raise ShapeError(f"conv2d expects (B, C, H, W), got rank {len(x)}")
         B, _, H, W = x
-        if stride == kernel and padding == 0:  # patch embedding: the image must tile exactly
+        if stride == kernel and padding == 0 and not crop:  # patch embedding: the image must tile exactly
             h = exact_div(H, kernel, f"image height {H} / patch size")
             w = exact_div(W, kernel, f"image width {W} / patch size")
         else:

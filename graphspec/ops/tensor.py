@@ -204,6 +204,29 @@ class Prepend:
         return e("concat", [tok, x], axis=1)
 
 
+@op("expand", SHAPE_ONLY)
+class Expand:
+    """A learned (1, n, C) tensor repeated over the batch of `x` (B, N, C): (B, n, C) (the probe
+    of SigLIP's attention-pooling head)."""
+
+    def shape(tok, x):
+        if tok[0] != 1 or tok[-1] != x[-1]:
+            raise ShapeError(f"expand: a (1, n, {x[-1]}) tensor is repeated over the batch, got {tok}")
+        return (x[0], tok[1], tok[2])
+
+    torch = Torch(call="{0}.expand({1}.shape[0], -1, -1)", comment="B, n, C")
+
+    def eval(w, tok, x):
+        return tok.expand(x.shape[0], -1, -1)
+
+    def onnx(e, tok, x):
+        return tok if e.static_batch(x, 1) else e("Expand", tok, e.batch_shape(x, *e.shape(tok)[1:]))
+
+    def relax(e, tok, x):
+        _, n, C = e.shape(tok)
+        return e("broadcast_to", tok, (e.dims(x)[0], n, C))
+
+
 @op("select", SHAPE_ONLY)
 class Select:
     """x[:, index]: (B, N, C) -> (B, C) (class-token pooling)."""

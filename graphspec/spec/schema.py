@@ -29,7 +29,7 @@ from graphspec.spec.types import (  # noqa: F401 - re-exported: graphspec.spec.s
 # -- sections --------------------------------------------------------------------------------
 INPUTS = {"tokens": ("seq_len", "tgt_len", "batch"), "image": ("img_size", "channels", "batch", "height", "width")}
 EMBEDS = {"tokens": ("vocab", "dim", "pos", "types", "norm", "scale", "dropout", "eps"),
-          "patches": ("patch", "dim", "pos", "cls_token", "norm", "dropout", "eps"),
+          "patches": ("patch", "dim", "pos", "cls_token", "norm", "dropout", "eps", "crop"),
           "project": ("dim", "pos", "dropout")}
 
 
@@ -122,7 +122,7 @@ def _embed(r: _Reader, v: Any) -> EmbedSpec:
     if kind == "patches":
         patch = r.typed(a["patch"], p, int, "patch", minimum=1) if "patch" in a else _missing(r, p, "patch", kind)
         return EmbedSpec("patches", patch=patch, cls_token=r.typed(a.get("cls_token", False), p, bool, "cls_token"),
-                         **common)
+                         crop=r.typed(a.get("crop", False), p, bool, "crop"), **common)
     return EmbedSpec("tokens", dim=1)
 
 
@@ -166,12 +166,13 @@ def _check_consistency(spec: ModelSpec, diags: Diagnostics) -> None:
     if e.kind == "project" and spec.backbone is None:
         diags.add(spec.loc("embed"), "`project` embeds a backbone's feature map, but the spec has no `backbone:`",
                   "add `backbone: {spec: resnet50.yaml}` or use `embed: patches(...)`")
-    if e.kind == "patches" and i.kind == "image" and isinstance(i.img_size, int) and i.img_size % e.patch:
+    if e.kind == "patches" and i.kind == "image" and isinstance(i.img_size, int) and i.img_size % e.patch and not e.crop:
         lo = i.img_size - i.img_size % e.patch
         sizes = [s for s in (lo, lo + e.patch, lo + 2 * e.patch) if s > 0][:2]
         diags.add(spec.loc("vars", "img_size") or spec.loc("input"),
                   f"image size {i.img_size} is not divisible by the patch size {e.patch}",
-                  f"use img_size {' or '.join(map(str, sizes[:2]))}")
+                  f"use img_size {' or '.join(map(str, sizes[:2]))}, or patches(..., crop=true) to drop the pixels "
+                  "past the last whole patch (a 'valid' convolution, as SigLIP So400m/14 at 384)")
     if e.kind == "tokens" and e.pos == "learned" and e.max_len and isinstance(i.seq_len, int) and i.seq_len > e.max_len:
         diags.add(spec.loc("input"), f"seq_len {i.seq_len} exceeds the learned position table ({e.max_len})",
                   f"use seq_len ≤ {e.max_len}")

@@ -61,6 +61,7 @@ class EmbedSpec:
     norm: bool = False
     scale: bool = False
     cls_token: bool = False
+    crop: bool = False  # patches: drop the pixels past the last whole patch (a "valid" conv; SigLIP /14 at 384)
     dropout: float = 0.0
     eps: float = 1e-5
     pos_use: Any = None  # the position construct (graphspec.vocab.Use); `pos` is its name

@@ -148,6 +148,53 @@ def mlm(b, use, ctx, x):
     return (y, b.emit("linear", (pooled,), "seq_relationship", out_features=2, bias=True, in_features=dim))
 
 
+@construct("head", "map", Arg("heads", int, None, minimum=1, doc="attention heads (default: the encoder's)"),
+           Arg("d_ff", int, None, minimum=1, doc="the MLP's width (default: the encoder's)"),
+           Arg("act", "act", None, doc="the MLP's activation (default: the encoder's)"),
+           Arg("eps", float, None, minimum=0, doc="the LayerNorm's ε (default: the encoder's)"),
+           example="head: map", module="AttentionPool", attr="attn_pool",
+           doc_class="Multihead attention pooling (Zhai et al. 2023, SigLIP; HF's "
+                     "SiglipMultiheadAttentionPoolingHead): a learned probe attends over the tokens, then "
+                     "x + mlp(norm(x)); the probe's output is the pooled vector.")
+def map_pool(b, use, ctx, x):
+    """SigLIP's MAP head (multihead attention pooling; Lee et al. 2019's PMA as SigLIP and
+    So400m use it, arXiv:2303.15343, arXiv:2305.13035): one learned probe `latent` (1, 1, d)
+    queries all N tokens with multi-head cross-attention (`attn`: q from the probe, k and v from
+    the tokens, out projection), then y + mlp(norm(y)); the probe's row is the pooled (B, d),
+    returned after the sequence output as HF's SiglipVisionModel returns pooler_output. Heads,
+    the MLP and ε default to the encoder's (HF's head reads the same config).
+    MACs per image: probe q d², k and v 2·N·d², q·kᵀ and ·v 2·N·d (1 × N pairs), out d², MLP 2·d·d_ff."""
+    from graphspec import vocab
+    from graphspec.spec.errors import SpecError
+    from graphspec.vocab import norms
+    from graphspec.vocab.attention import attend
+    from graphspec.vocab.blocks import Layer
+    from graphspec.vocab.mlps import hidden
+
+    st, dim = ctx.spec.stacks[-1], b.shape(x)[-1]
+    heads = use["heads"] or st.heads[-1]
+    if isinstance(dim, int) and dim % heads:
+        raise SpecError.at(use.loc or b.loc, f"map(): {heads} heads do not divide the width {dim}",
+                           f"write map(heads=h) with h dividing {dim}, or leave heads out (the encoder's {st.heads[-1]})")
+    mlp = st.mlp if st.mlp is not None and st.mlp.name == "mlp" else \
+        vocab.use("mlp", "mlp", d_ff=st.d_ff, act=vocab.use("act", st.act), ratio=st.mlp_ratio)
+    if use["d_ff"] is not None or use["act"] is not None:
+        mlp = vocab.use("mlp", "mlp", d_ff=use["d_ff"] or hidden(mlp, dim), act=use["act"] or mlp["act"])
+    eps = use["eps"] if use["eps"] is not None else \
+        (st.norm_kind["eps"] if st.norm_kind is not None and st.norm_kind.name == "layer_norm" else st.eps)
+    norm = vocab.use("norm", "layer_norm", eps=eps)
+    layer = Layer(dim=dim, heads=heads, kv_heads=heads, head_dim=dim // heads, norm=norm,
+                  mask=vocab.use("mask", "global"), mlp=mlp)
+    with b.module("attn_pool", "AttentionPool", dim=dim, heads=heads):
+        latent = b.emit("parameter", (), "latent", shape=(1, 1, dim), init="normal")
+        probe = b.emit("expand", (latent, x), "probe")  # B, 1, d
+        y = attend(b, layer, probe, x, "attn")  # B, 1, d: the probe over all N tokens
+        h = mlp.lower(b, layer, norms.apply(b, norm, y, "norm"), "mlp")
+        y = b.emit("add", (y, h), "residual")
+        pooled = b.emit("select", (y,), "pool", index=0)  # B, d
+    return (x, pooled)
+
+
 # -- reading `head:` ----------------------------------------------------------------------------
 WHAT = {"pool": "pooling"}  # how a value's error names the argument
 
@@ -170,7 +217,9 @@ def read(r, name: str, given: dict[str, Any], path: tuple) -> Use | None:
     out: dict[str, Any] = {}
     for a in c.args:
         v = given.get(a.name, defaults.get(a.name, a.default))
-        if a.kind is not None:  # a construct (mlm's activation)
+        if a.kind is not None and v is None and a.default is None:
+            pass  # an optional construct left out (map's act: the encoder's)
+        elif a.kind is not None:  # a construct (mlm's activation)
             v = read_construct(r, v, path, a.kind, f"{name}() argument `{a.name}`") or _BAD
         elif v is REQUIRED:
             r.diags.add(r.raw.loc(*path), f"{name}() needs `{a.name}`", f"write {c.signature()}")
