@@ -252,9 +252,11 @@ def hf_classes(model_type: str, settings: dict | None = None):
 
 # config.json files as model repositories ship them (transformers 4.x: top-level `rope_theta`,
 # `rope_scaling: null`, `partial_rotary_factor`, `torch_dtype`), with the bundled spec each
-# should reproduce: openai-community/gpt2, meta-llama/Llama-2-7b-hf, mistralai/Mistral-7B-v0.1,
-# mistralai/Mixtral-8x7B-v0.1, microsoft/phi-2, google/gemma-2-2b, Qwen/Qwen3-8B.
+# should reproduce. Each entry was checked key by key against a public copy of the hub file,
+# named above it (repository, path, commit as the code index or a fetched snapshot showed it).
 PUBLISHED_CONFIGS = {
+    # openai-community/gpt2: Girafboy/pytorchKQI example/evaluate.py @9632690 (`gpt2`) and
+    # mlc-ai/mlc-llm python/mlc_llm/model/model_preset.py @79d603f (`gpt2`); both agree key for key.
     "gpt2": {"activation_function": "gelu_new", "architectures": ["GPT2LMHeadModel"], "attn_pdrop": 0.1,
              "bos_token_id": 50256, "embd_pdrop": 0.1, "eos_token_id": 50256, "initializer_range": 0.02,
              "layer_norm_epsilon": 1e-05, "model_type": "gpt2", "n_ctx": 1024, "n_embd": 768, "n_head": 12,
@@ -262,18 +264,26 @@ PUBLISHED_CONFIGS = {
              "summary_first_dropout": 0.1, "summary_proj_to_labels": True, "summary_type": "cls_index",
              "summary_use_proj": True, "task_specific_params": {"text-generation": {"do_sample": True, "max_length": 50}},
              "vocab_size": 50257},
-    "llama2_7b": {"architectures": ["LlamaForCausalLM"], "bos_token_id": 1, "eos_token_id": 2, "hidden_act": "silu",
+    # meta-llama/Llama-2-7b-hf: Girafboy/pytorchKQI example/evaluate.py @9632690 (`Llama_2_7b_hf`);
+    # subho406/mlstm_kernels mlstm_kernels/utils/benchmark/benchmarks/huggingface_model_benchmark.py
+    # @00fb260 (`llama_2_config`) agrees. The earlier fixture lacked `_name_or_path`.
+    "llama2_7b": {"_name_or_path": "meta-llama/Llama-2-7b-hf", "architectures": ["LlamaForCausalLM"],
+                  "bos_token_id": 1, "eos_token_id": 2, "hidden_act": "silu",
                   "hidden_size": 4096, "initializer_range": 0.02, "intermediate_size": 11008,
                   "max_position_embeddings": 4096, "model_type": "llama", "num_attention_heads": 32,
                   "num_hidden_layers": 32, "num_key_value_heads": 32, "pretraining_tp": 1, "rms_norm_eps": 1e-05,
                   "rope_scaling": None, "tie_word_embeddings": False, "torch_dtype": "float16",
                   "transformers_version": "4.31.0.dev0", "use_cache": True, "vocab_size": 32000},
+    # mistralai/Mistral-7B-v0.1: tanganke/fusion_bench tests/test_depth_upscaling.py @54c9e8c (the
+    # MistralConfig(**{...}) headed by the hub file's URL); agrees key for key.
     "mistral_7b": {"architectures": ["MistralForCausalLM"], "bos_token_id": 1, "eos_token_id": 2, "hidden_act": "silu",
                    "hidden_size": 4096, "initializer_range": 0.02, "intermediate_size": 14336,
                    "max_position_embeddings": 32768, "model_type": "mistral", "num_attention_heads": 32,
                    "num_hidden_layers": 32, "num_key_value_heads": 8, "rms_norm_eps": 1e-05, "rope_theta": 10000.0,
                    "sliding_window": 4096, "tie_word_embeddings": False, "torch_dtype": "bfloat16",
                    "transformers_version": "4.34.0.dev0", "use_cache": True, "vocab_size": 32000},
+    # mistralai/Mixtral-8x7B-v0.1: mlc-ai/mlc-llm python/mlc_llm/model/model_preset.py @79d603f
+    # (`Mixtral-8x7B-v0.1`); agrees key for key.
     "mixtral_8x7b": {"architectures": ["MixtralForCausalLM"], "attention_dropout": 0.0, "bos_token_id": 1,
                      "eos_token_id": 2, "hidden_act": "silu", "hidden_size": 4096, "initializer_range": 0.02,
                      "intermediate_size": 14336, "max_position_embeddings": 32768, "model_type": "mixtral",
@@ -282,13 +292,19 @@ PUBLISHED_CONFIGS = {
                      "rms_norm_eps": 1e-05, "rope_theta": 1000000.0, "router_aux_loss_coef": 0.02,
                      "sliding_window": None, "tie_word_embeddings": False, "torch_dtype": "bfloat16",
                      "transformers_version": "4.36.0.dev0", "use_cache": True, "vocab_size": 32000},
-    "phi2": {"architectures": ["PhiForCausalLM"], "attention_dropout": 0.0, "bos_token_id": 50256, "embd_pdrop": 0.0,
+    # microsoft/phi-2 (the transformers-native file, model_type phi): sdpython/experimental-experiment
+    # experimental_experiment/torch_models/llm_model_helper.py @a8dbf15 (get_phi2). The earlier
+    # fixture lacked `_name_or_path`.
+    "phi2": {"_name_or_path": "microsoft/phi-2", "architectures": ["PhiForCausalLM"], "attention_dropout": 0.0,
+             "bos_token_id": 50256, "embd_pdrop": 0.0,
              "eos_token_id": 50256, "hidden_act": "gelu_new", "hidden_size": 2560, "initializer_range": 0.02,
              "intermediate_size": 10240, "layer_norm_eps": 1e-05, "max_position_embeddings": 2048, "model_type": "phi",
              "num_attention_heads": 32, "num_hidden_layers": 32, "num_key_value_heads": 32,
              "partial_rotary_factor": 0.4, "qk_layernorm": False, "resid_pdrop": 0.1, "rope_scaling": None,
              "rope_theta": 10000.0, "tie_word_embeddings": False, "torch_dtype": "float16",
              "transformers_version": "4.37.0", "use_cache": True, "vocab_size": 51200},
+    # google/gemma-2-2b: Girafboy/pytorchKQI example/evaluate.py @9632690 (`gemma_2_2b`: eos 1,
+    # float32); agrees key for key. (mlc-llm's `gemma2_2b` is gemma-2-2b-it's file: eos [1, 107].)
     "gemma2_2b": {"architectures": ["Gemma2ForCausalLM"], "attention_bias": False, "attention_dropout": 0.0,
                   "attn_logit_softcapping": 50.0, "bos_token_id": 2, "cache_implementation": "hybrid",
                   "eos_token_id": 1, "final_logit_softcapping": 30.0, "head_dim": 256,
@@ -298,6 +314,8 @@ PUBLISHED_CONFIGS = {
                   "num_key_value_heads": 4, "pad_token_id": 0, "query_pre_attn_scalar": 256, "rms_norm_eps": 1e-06,
                   "rope_theta": 10000.0, "sliding_window": 4096, "torch_dtype": "float32",
                   "transformers_version": "4.42.4", "use_cache": True, "vocab_size": 256000},
+    # Qwen/Qwen3-8B: kohya-ss/musubi-tuner src/musubi_tuner/zimage/zimage_utils.py @30c658c
+    # (QWEN3_8B_CONFIG_JSON); agrees key for key.
     "qwen3_8b": {"architectures": ["Qwen3ForCausalLM"], "attention_bias": False, "attention_dropout": 0.0,
                  "bos_token_id": 151643, "eos_token_id": 151645, "head_dim": 128, "hidden_act": "silu",
                  "hidden_size": 4096, "initializer_range": 0.02, "intermediate_size": 12288,
@@ -306,8 +324,9 @@ PUBLISHED_CONFIGS = {
                  "rope_scaling": None, "rope_theta": 1000000, "sliding_window": None, "tie_word_embeddings": False,
                  "torch_dtype": "bfloat16", "transformers_version": "4.51.0", "use_cache": True,
                  "use_sliding_window": False, "vocab_size": 151936},
-    # meta-llama/Llama-3.1-8B and google/gemma-3-1b-pt: the legacy rope_scaling dict with rope_type
-    # "llama3"; Gemma-3's rope_theta / rope_local_base_freq / sliding_window_pattern
+    # meta-llama/Llama-3.1-8B (the legacy rope_scaling dict with rope_type "llama3"): subho406/mlstm_kernels
+    # mlstm_kernels/utils/benchmark/benchmarks/huggingface_model_benchmark.py @00fb260 (`llama_3_1_config`);
+    # agrees key for key. (mlc-llm's `llama3_1_8b` is the Instruct file: eos [128001, 128008, 128009].)
     "llama3_1_8b": {"architectures": ["LlamaForCausalLM"], "attention_bias": False, "attention_dropout": 0.0,
                     "bos_token_id": 128000, "eos_token_id": 128001, "hidden_act": "silu", "hidden_size": 4096,
                     "initializer_range": 0.02, "intermediate_size": 14336, "max_position_embeddings": 131072,
@@ -317,6 +336,10 @@ PUBLISHED_CONFIGS = {
                                      "original_max_position_embeddings": 8192, "rope_type": "llama3"},
                     "rope_theta": 500000.0, "tie_word_embeddings": False, "torch_dtype": "bfloat16",
                     "transformers_version": "4.43.0.dev0", "use_cache": True, "vocab_size": 128256},
+    # google/gemma-3-1b-pt (rope_theta / rope_local_base_freq / sliding_window_pattern): NOT checked
+    # against a copy of the -pt file. mlc-ai/mlc-llm python/mlc_llm/model/model_preset.py @79d603f
+    # (`gemma3_1b_it`) holds google/gemma-3-1b-it's file, which agrees key for key but for
+    # eos_token_id ([1, 106] there; the -pt value 1 here is unverified).
     "gemma3_1b": {"architectures": ["Gemma3ForCausalLM"], "attention_bias": False, "attention_dropout": 0.0,
                   "attn_logit_softcapping": None, "bos_token_id": 2, "cache_implementation": "hybrid",
                   "eos_token_id": 1, "final_logit_softcapping": None, "head_dim": 256,
@@ -327,9 +350,13 @@ PUBLISHED_CONFIGS = {
                   "rope_scaling": None, "rope_theta": 1000000, "sliding_window": 512, "sliding_window_pattern": 6,
                   "torch_dtype": "bfloat16", "transformers_version": "4.50.0.dev0", "use_cache": True,
                   "vocab_size": 262144},
-    # deepseek-ai/DeepSeek-V2-Lite and deepseek-ai/DeepSeek-V3: the keys and values of the released
-    # config.json files (written out here, not downloaded): the original code's topk_method, scoring_func,
-    # moe_layer_freq, aux-loss keys and auto_map beside the legacy rope_theta / rope_scaling (yarn)
+    # deepseek-ai/DeepSeek-V2-Lite: mlc-ai/mlc-llm python/mlc_llm/model/model_preset.py @79d603f
+    # (`deepseek_v2_lite`, an abridged copy) agrees on every key it has and gives transformers_version
+    # 4.33.1 (this fixture had 4.39.3). The keys it leaves out (attention_dropout, auto_map,
+    # aux_loss_alpha, q_lora_rank null, seq_aux, tie_word_embeddings) are as two other public copies
+    # have them (a C++ test's "verbatim" DeepSeek-V2-Lite config and a log of the -Chat model's
+    # config; the code index showed neither's repository). The original code's topk_method,
+    # scoring_func, moe_layer_freq and aux-loss keys sit beside the legacy rope_theta / rope_scaling (yarn).
     "deepseek_v2_lite": {"architectures": ["DeepseekV2ForCausalLM"], "attention_bias": False,
                          "attention_dropout": 0.0,
                          "auto_map": {"AutoConfig": "configuration_deepseek.DeepseekV2Config",
@@ -348,13 +375,17 @@ PUBLISHED_CONFIGS = {
                                           "original_max_position_embeddings": 4096, "type": "yarn"},
                          "rope_theta": 10000, "routed_scaling_factor": 1.0, "scoring_func": "softmax",
                          "seq_aux": True, "tie_word_embeddings": False, "topk_group": 1, "topk_method": "greedy",
-                         "torch_dtype": "bfloat16", "transformers_version": "4.39.3", "use_cache": True,
+                         "torch_dtype": "bfloat16", "transformers_version": "4.33.1", "use_cache": True,
                          "v_head_dim": 128, "vocab_size": 102400},
+    # deepseek-ai/DeepSeek-V3: Gabriel-Yoon/LLMServingSim configs/model/deepseek-ai/DeepSeek-V3.json
+    # @5e8b0f2 agrees key for key except a "head_dim": 128 that copy adds (a second public copy, a
+    # markdown dump of hub config.json files whose repository the index did not show, has the same
+    # keys without it). The file has no aux_loss_alpha or seq_aux (this fixture had both).
     "deepseek_v3": {"architectures": ["DeepseekV3ForCausalLM"], "attention_bias": False, "attention_dropout": 0.0,
                     "auto_map": {"AutoConfig": "configuration_deepseek.DeepseekV3Config",
                                  "AutoModel": "modeling_deepseek.DeepseekV3Model",
                                  "AutoModelForCausalLM": "modeling_deepseek.DeepseekV3ForCausalLM"},
-                    "aux_loss_alpha": 0.001, "bos_token_id": 0, "eos_token_id": 1, "ep_size": 1,
+                    "bos_token_id": 0, "eos_token_id": 1, "ep_size": 1,
                     "first_k_dense_replace": 3, "hidden_act": "silu", "hidden_size": 7168, "initializer_range": 0.02,
                     "intermediate_size": 18432, "kv_lora_rank": 512, "max_position_embeddings": 163840,
                     "model_type": "deepseek_v3", "moe_intermediate_size": 2048, "moe_layer_freq": 1, "n_group": 8,
@@ -367,7 +398,7 @@ PUBLISHED_CONFIGS = {
                     "rms_norm_eps": 1e-06,
                     "rope_scaling": {"beta_fast": 32, "beta_slow": 1, "factor": 40, "mscale": 1.0, "mscale_all_dim": 1.0,
                                      "original_max_position_embeddings": 4096, "type": "yarn"},
-                    "rope_theta": 10000, "routed_scaling_factor": 2.5, "scoring_func": "sigmoid", "seq_aux": True,
+                    "rope_theta": 10000, "routed_scaling_factor": 2.5, "scoring_func": "sigmoid",
                     "tie_word_embeddings": False, "topk_group": 4, "topk_method": "noaux_tc",
                     "torch_dtype": "bfloat16", "transformers_version": "4.33.1", "use_cache": True, "v_head_dim": 128,
                     "vocab_size": 129280},

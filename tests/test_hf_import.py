@@ -356,8 +356,10 @@ def test_a_config_of_model_type_only_means_the_defaults(tmp_path, mt):
 
 
 # The config.json files of google-bert/bert-base-uncased and google-t5/t5-base as their model
-# repositories ship them (copied from the hub's file view; no download here). Each declares a
-# task head: BertForMaskedLM, T5ForConditionalGeneration.
+# repositories ship them. Each declares a task head: BertForMaskedLM, T5ForConditionalGeneration.
+# Checked against Girafboy/pytorchKQI example/evaluate.py @9632690 (`bert_base_uncased`, `t5_base`):
+# BERT agrees key for key; T5's task_specific_params also hold translation_en_to_fr and
+# translation_en_to_ro (this dict had left them out).
 BERT_BASE_UNCASED = {
     "architectures": ["BertForMaskedLM"], "attention_probs_dropout_prob": 0.1, "gradient_checkpointing": False,
     "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "hidden_size": 768, "initializer_range": 0.02,
@@ -373,7 +375,11 @@ T5_BASE_CONFIG = {
         "summarization": {"early_stopping": True, "length_penalty": 2.0, "max_length": 200, "min_length": 30,
                           "no_repeat_ngram_size": 3, "num_beams": 4, "prefix": "summarize: "},
         "translation_en_to_de": {"early_stopping": True, "max_length": 300, "num_beams": 4,
-                                 "prefix": "translate English to German: "}},
+                                 "prefix": "translate English to German: "},
+        "translation_en_to_fr": {"early_stopping": True, "max_length": 300, "num_beams": 4,
+                                 "prefix": "translate English to French: "},
+        "translation_en_to_ro": {"early_stopping": True, "max_length": 300, "num_beams": 4,
+                                 "prefix": "translate English to Romanian: "}},
     "vocab_size": 32128}
 # (config, bundled spec of the base model, HF base class, the head it imports with)
 TASK_HEADS = {"bert": (BERT_BASE_UNCASED, "bert_base", "BertModel", "head: mlm(gelu, eps=1e-12)"),

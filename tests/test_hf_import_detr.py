@@ -26,20 +26,37 @@ from graphspec.interchange import from_hf_config  # noqa: E402
 from graphspec.interchange.defaults import DEFAULTS  # noqa: E402
 from graphspec.weights import to_graphspec  # noqa: E402
 
-# facebook/detr-resnet-50's config.json (transformers 4.x keys; id2label cut to its size: 91
-# COCO ids, 0..90, with "N/A" for the unused ones), copied by hand from the hub's file view.
+# facebook/detr-resnet-50's config.json (transformers 4.x keys; 91 COCO ids 0..90, "N/A" for the
+# unused ones), checked against walrusblob/object-detection detr-resnet-50/config.json @f9d576c
+# (saved from the hub's commit 480370a8, its "_commit_hash") and BensonYan/detr_detection
+# detr-resnet-50/config.json @a0f49bb (an older copy, num_queries edited to 10). Both have
+# classifier_dropout, label2id, COCO's class names and transformers_version 4.7.0.dev0 and no
+# torch_dtype (this dict had LABEL_i names, 4.26.0.dev0 and torch_dtype float32). num_channels,
+# use_pretrained_backbone and use_timm_backbone are in the first copy only; _commit_hash,
+# _name_or_path and backbone_config, which transformers writes when it re-saves a config it loaded,
+# are left out.
+COCO = ["N/A", "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
+        "traffic light", "fire hydrant", "street sign", "stop sign", "parking meter", "bench", "bird", "cat",
+        "dog", "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "hat", "backpack", "umbrella",
+        "shoe", "eye glasses", "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball",
+        "kite", "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
+        "plate", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich",
+        "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
+        "potted plant", "bed", "mirror", "dining table", "window", "desk", "toilet", "door", "tv", "laptop",
+        "mouse", "remote", "keyboard", "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator",
+        "blender", "book", "clock", "vase", "scissors", "teddy bear", "hair drier", "toothbrush"]
 DETR_RESNET_50 = {
     "activation_dropout": 0.0, "activation_function": "relu", "architectures": ["DetrForObjectDetection"],
     "attention_dropout": 0.0, "auxiliary_loss": False, "backbone": "resnet50", "bbox_cost": 5,
-    "bbox_loss_coefficient": 5, "class_cost": 1, "d_model": 256, "decoder_attention_heads": 8,
-    "decoder_ffn_dim": 2048, "decoder_layerdrop": 0.0, "decoder_layers": 6, "dice_loss_coefficient": 1,
-    "dilation": False, "dropout": 0.1, "encoder_attention_heads": 8, "encoder_ffn_dim": 2048,
-    "encoder_layerdrop": 0.0, "encoder_layers": 6, "eos_coefficient": 0.1, "giou_cost": 2,
-    "giou_loss_coefficient": 2, "id2label": {str(i): f"LABEL_{i}" for i in range(91)}, "init_std": 0.02,
-    "init_xavier_std": 1.0, "is_encoder_decoder": True, "mask_loss_coefficient": 1, "max_position_embeddings": 1024,
-    "model_type": "detr", "num_channels": 3, "num_hidden_layers": 6, "num_queries": 100,
-    "position_embedding_type": "sine", "scale_embedding": False, "torch_dtype": "float32",
-    "transformers_version": "4.26.0.dev0", "use_pretrained_backbone": True, "use_timm_backbone": True}
+    "bbox_loss_coefficient": 5, "class_cost": 1, "classifier_dropout": 0.0, "d_model": 256,
+    "decoder_attention_heads": 8, "decoder_ffn_dim": 2048, "decoder_layerdrop": 0.0, "decoder_layers": 6,
+    "dice_loss_coefficient": 1, "dilation": False, "dropout": 0.1, "encoder_attention_heads": 8,
+    "encoder_ffn_dim": 2048, "encoder_layerdrop": 0.0, "encoder_layers": 6, "eos_coefficient": 0.1, "giou_cost": 2,
+    "giou_loss_coefficient": 2, "id2label": {str(i): name for i, name in enumerate(COCO)}, "init_std": 0.02,
+    "init_xavier_std": 1.0, "is_encoder_decoder": True, "label2id": {name: i for i, name in enumerate(COCO)},
+    "mask_loss_coefficient": 1, "max_position_embeddings": 1024, "model_type": "detr", "num_channels": 3,
+    "num_hidden_layers": 6, "num_queries": 100, "position_embedding_type": "sine", "scale_embedding": False,
+    "transformers_version": "4.7.0.dev0", "use_pretrained_backbone": True, "use_timm_backbone": True}
 
 
 def n_params(m: torch.nn.Module) -> int:

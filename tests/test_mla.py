@@ -32,7 +32,9 @@ HERE = Path(__file__).parent
 
 RTOL = 1e-5
 
-# DeepSeek-V2-Lite's published config (arXiv:2405.04434, Appendix B; the released config.json)
+# DeepSeek-V2-Lite's published config (arXiv:2405.04434, Appendix B), as transformers 5 keywords: every
+# value is the released config.json's (tests/reference_hf.py PUBLISHED_CONFIGS['deepseek_v2_lite'], which
+# names the public copies it was checked against), its rope_scaling moved into rope_parameters
 LITE = dict(vocab_size=102400, hidden_size=2048, intermediate_size=10944, moe_intermediate_size=1408,
             num_hidden_layers=27, num_attention_heads=16, num_key_value_heads=16, kv_lora_rank=512, q_lora_rank=None,
             qk_nope_head_dim=128, qk_rope_head_dim=64, v_head_dim=128, n_routed_experts=64, num_experts_per_tok=6,

@@ -302,7 +302,11 @@ def test_bad_router_arguments_are_located_exit_2(tmp_path, monkeypatch, moe, tok
 
 
 # -- HF interchange -----------------------------------------------------------------------------
-# Qwen/Qwen1.5-MoE-A2.7B's config.json as released (transformers 4.x keys: rope_theta at the top)
+# Qwen/Qwen1.5-MoE-A2.7B's config.json as released (transformers 4.x keys: rope_theta at the top).
+# Checked in part: mlc-ai/mlc-llm python/mlc_llm/model/model_preset.py @79d603f (`qwen2moe`) holds the
+# -Chat model's file, which agrees key for key and in order except eos_token_id (151645 there) and
+# max_position_embeddings (32768 there); the base model's 8192 is as a C# test's partial copy of this
+# file has it; its eos_token_id 151643 was not checked against a copy.
 PUBLISHED = {"architectures": ["Qwen2MoeForCausalLM"], "attention_dropout": 0.0, "bos_token_id": 151643,
              "eos_token_id": 151643, "hidden_act": "silu", "hidden_size": 2048, "initializer_range": 0.02,
              "intermediate_size": 5632, "max_position_embeddings": 8192, "max_window_layers": 21,
