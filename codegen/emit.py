@@ -303,10 +303,10 @@ class ClassEmitter:
             else:
                 if node.op == "sliding_mask":  # the per-layer window argument (None: a causal layer) guards it
                     self.attr(j, "window", "fwd")
-                code.guard = self.fwd(self.cond(j, present, GUARD_NAMES.get(node.op, code.hint)), "flag")
-        return code
                 if node.op == "chunked_mask":  # likewise the chunk (None: Llama 4's global layers)
                     self.attr(j, "chunk", "fwd")
+                code.guard = self.fwd(self.cond(j, present, GUARD_NAMES.get(node.op, code.hint)), "flag")
+        return code
 
     def _stream(self, ms: MStep, value: str) -> bool:
         if ms.first.kind == "op" and not ms.first.node.inputs:

@@ -209,7 +209,8 @@ class Emitter:
         if re.search(r"\bapply_rotary\(.*\bscaling=", used):  # a rescaled RoPE (Llama 3.1, Gemma-3's global layers)
             need.add("rope_frequencies")
         module = _env().get_template("helpers.py.j2").make_module({"rope_scaling": "rope_frequencies" in need,
-                                                                   "longrope": bool(constants)})
+                                                                   "longrope": bool(constants),
+                                                                   "weigh_input": "weigh='input'" in used})
         helpers = [str(getattr(module, h)()).strip("\n") for h in HELPER_ORDER if h in need] + constants
         classes = [_layout(c) for c in self.rendered.values()]
         code_text = "\n".join(helpers) + "".join(c["init"] + c["body"] + "".join(c["methods"]) for c in classes)

@@ -428,7 +428,7 @@ def unmasked_share(g, n, macs):
             return macs
         w, c = m.a.get("window"), m.a.get("chunk")
         N, S = m.shape[-2], m.shape[-1]
-    kept = kept_pairs(N, S, w)
+    kept = kept_pairs(N, S, w, c)
     if all(isinstance(v, int) for v in (macs, kept, N, S)):
         return macs * kept // (N * S)  # exact: macs is a multiple of N·S
     return macs * kept / (N * S)

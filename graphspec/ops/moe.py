@@ -119,13 +119,16 @@ class Moe:
     expert is down(act(gate(x)) ⊙ up(x)), its gate and up stacked as HF's `gate_up_proj`
     (E, 2·ff, d); an ungated one is down(act(up(x))).
 
+    With weigh "input" (Llama 4, HF Llama4TextMoe) the weight multiplies the expert's input
+    instead, Σₑ expertₑ(weightₑ · x).
+
     MACs per token: top_k experts (3·d·ff gated, 2·d·ff not); the router is its own op.
     NB: what a token does not use is not counted (`params` counts every expert; analysis's
     `active_param_count` counts top_k of them)."""
 
     defaults = {"gated": True, "act": "silu"}
 
-    def shape(x, routing, *, experts, top_k, dim, d_ff, gated=True, act="silu"):
+    def shape(x, routing, *, experts, top_k, dim, d_ff, gated=True, act="silu", weigh="output"):
         if routing[-1] != experts or top_k > experts:
             raise ShapeError(f"moe: {experts} experts, top {top_k}, routing weights {routing}")
         return x
@@ -138,10 +141,11 @@ class Moe:
     def macs(out, x, routing, *, top_k, d_ff, gated=True, **_):
         return numel(x[:-1]) * top_k * (3 if gated else 2) * x[-1] * d_ff  # NB: unrouted experts not counted
 
-    torch = Torch(init="Experts({experts}, {top_k}, {dim}, {d_ff}, act={act}, gated={gated})",
+    torch = Torch(init=lambda a: f"Experts({a['experts']}, {a['top_k']}, {a['dim']}, {a['d_ff']}, act={a['act']!r}, "
+                  f"gated={a['gated']}" + (", weigh='input'" if a.get("weigh") == "input" else "") + ")",
                   call="self.{mod}({0}, {1})", helpers=("Experts",))
 
-    def eval(w, x, routing, *, experts, top_k, dim, d_ff, gated=True, act="silu"):
+    def eval(w, x, routing, *, experts, top_k, dim, d_ff, gated=True, act="silu", weigh="output"):
         fn = {"silu": F.silu, "gelu": F.gelu, "relu": F.relu,
               "gelu_tanh": lambda t: F.gelu(t, approximate="tanh")}[act]
         out = th.zeros_like(x)
@@ -149,20 +153,24 @@ class Moe:
             weight = routing[..., e:e + 1]
             if not bool((weight != 0).any()):
                 continue
+            xe = x * weight.to(x.dtype) if weigh == "input" else x  # Llama 4: the expert's input weighted
             if gated:
-                g, u = F.linear(x, w["gate_up_proj"][e]).chunk(2, -1)
+                g, u = F.linear(xe, w["gate_up_proj"][e]).chunk(2, -1)
                 h = fn(g) * u
             else:
-                h = fn(F.linear(x, w["up_proj"][e]))
-            out = out + F.linear(h, w["down_proj"][e]) * weight.to(x.dtype)
+                h = fn(F.linear(xe, w["up_proj"][e]))
+            y = F.linear(h, w["down_proj"][e])
+            out = out + (y if weigh == "input" else y * weight.to(x.dtype))
         return out
 
     # ONNX and Relax run every expert on every token and weight the results by the routing
     # weights (zero outside each token's top_k).
     # NB: that costs E/top_k times the counted expert MACs (4x for Mixtral); it is the clearest
     # static-shape form, not the fast one.
-    def onnx(e, x, routing, *, experts, top_k, dim, d_ff, gated=True, act="silu"):
+    def onnx(e, x, routing, *, experts, top_k, dim, d_ff, gated=True, act="silu", weigh="output"):
         xs = e("Unsqueeze", x, e.ints(-3))  # ..., 1, N, d
+        wts = e("Unsqueeze", e("Transpose", routing, perm=_swap_last(len(e.shape(routing)))), e.ints(-1))  # ..., E, N, 1
+        xs = e("Mul", xs, wts) if weigh == "input" else xs  # Llama 4: each expert's input weighted
         up = e.param("gate_up_proj" if gated else "up_proj")
         h = e("MatMul", xs, e("Transpose", up, perm=[0, 2, 1]))  # ..., E, N, (2)ff
         if gated:
@@ -171,12 +179,13 @@ class Moe:
         else:
             h = _onnx_act(e, act, h)
         y = e("MatMul", h, e("Transpose", e.param("down_proj"), perm=[0, 2, 1]))  # ..., E, N, d
-        wts = e("Unsqueeze", e("Transpose", routing, perm=_swap_last(len(e.shape(routing)))), e.ints(-1))
-        return e("ReduceSum", e("Mul", y, wts), e.ints(-3), keepdims=0)
+        return e("ReduceSum", y if weigh == "input" else e("Mul", y, wts), e.ints(-3), keepdims=0)
 
-    def relax(e, x, routing, *, experts, top_k, dim, d_ff, gated=True, act="silu"):
+    def relax(e, x, routing, *, experts, top_k, dim, d_ff, gated=True, act="silu", weigh="output"):
         rank = len(e.shape(routing))
         xs = e("expand_dims", x, axis=rank - 2)  # ..., 1, N, d
+        wts = e("expand_dims", e("permute_dims", routing, _swap_last(rank)), axis=rank)  # ..., E, N, 1
+        xs = e("multiply", xs, wts) if weigh == "input" else xs  # Llama 4: each expert's input weighted
         up = e.param("gate_up_proj" if gated else "up_proj")
         h = e("matmul", xs, e("permute_dims", up, [0, 2, 1]))  # ..., E, N, (2)ff
         if gated:
@@ -186,8 +195,7 @@ class Moe:
         else:
             h = _relax_act(e, act, h)
         y = e("matmul", h, e("permute_dims", e.param("down_proj"), [0, 2, 1]))  # ..., E, N, d
-        wts = e("expand_dims", e("permute_dims", routing, _swap_last(rank)), axis=rank)
-        return e("sum", e("multiply", y, wts), axis=[rank - 2])
+        return e("sum", y if weigh == "input" else e("multiply", y, wts), axis=[rank - 2])
 
 
 def _swap_last(rank: int) -> list[int]:

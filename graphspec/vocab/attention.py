@@ -151,9 +151,6 @@ def sliding(b, use, layer, x, kv, local):
                   on_scores=(lambda b, s: b.emit("sliding_mask", (s,), "masked", window=W),))
 
 
-def _known(d: Any) -> bool:
-    return isinstance(d, int)
-
 @construct("mask", "chunked", Arg("chunk", int, minimum=0, exclusive=True,
                                    doc="tokens per chunk (HF's attention_chunk_size)"),
            _POS, check=_check_pos, hooks={"plan": _plan_none}, example="attention: chunked(8192)",
@@ -168,6 +165,9 @@ def chunked(b, use, layer, x, kv, local):
     return attend(b, layer, x, kv, local, pos_q=layer.pos_q, pos_k=layer.pos_k, cls=use.construct.module,
                   on_scores=(lambda b, s: b.emit("chunked_mask", (s,), "masked", chunk=C),))
 
+
+def _known(d: Any) -> bool:
+    return isinstance(d, int)
 
 
 def _plan_windows(use, at) -> dict[str, Any]:

@@ -164,6 +164,11 @@ def _check_moe(a):
     return out
 
 
+def _weigh(use) -> dict:
+    """The `moe` op's `weigh` attribute: set only where the weights scale the experts' inputs."""
+    return {"weigh": "input"} if use["weigh"] == "input" else {}
+
+
 @construct("mlp", "moe", Arg("experts", int, minimum=1, doc="number of experts E"),
            Arg("top_k", int, minimum=1, doc="experts per token"),
            Arg("expert", "mlp", doc="each expert's MLP, e.g. glu(14336, silu)"),
@@ -172,6 +177,8 @@ def _check_moe(a):
            Arg("router", "router", "softmax", doc="how the gate scores and chooses: softmax, sigmoid(...)"),
            Arg("shared_gate", bool, False, doc="Qwen2-MoE: the shared expert's output times "
                "sigmoid(shared_expert_gate(x))"),
+           Arg("weigh", str, "output", choices=("output", "input"), doc="what the router weight multiplies: "
+               "each expert's output (Mixtral), or its input (Llama 4: expert(w·x))"),
            check=_check_moe, example="mlp: moe(8, 2, expert=glu(14336, silu))", module="MoE", attr="mlp",
            doc_class="Sparse mixture of experts (Mixtral §2.1): a router picks the top_k experts "
                      "per token and weights their outputs.")
@@ -180,14 +187,16 @@ def moe(b, use, ctx, x, local="mlp"):
     `gate` scores E experts, each token runs its top_k. One `moe` op holds all experts
     (HF's `experts.gate_up_proj`, `experts.down_proj`). `shared` experts run on every token
     (DeepSeekMoE, arXiv:2401.06066 §3.2; HF's `shared_experts`); with `shared_gate` (Qwen2-MoE)
-    HF's `shared_expert`, scaled by sigmoid(`shared_expert_gate`(x)), a dim -> 1 linear.
+    HF's `shared_expert`, scaled by sigmoid(`shared_expert_gate`(x)), a dim -> 1 linear. With
+    `weigh=input` the router weight scales each chosen expert's input, Σₑ expertₑ(wₑ·x) (Llama 4,
+    HF's Llama4TextMoe: `routed_in = hidden_states * router_scores`).
     MACs per token: router + top_k experts + shared experts (+ the shared gate's dim)."""
     dim, ex = ctx.dim, use["expert"]
     ff, E = hidden(ex, dim), use["experts"]
     with b.module(local, "MoE", dim=dim, experts=E, top_k=use["top_k"]):
         routing = use["router"].lower(b, Routing(dim, E, use["top_k"], use["normalize"]), x)
         y = b.emit("moe", (x, routing), "experts", experts=E, top_k=use["top_k"], dim=dim, d_ff=ff,
-                   gated=ex.name == "glu", act=ex["act"].name)
+                   gated=ex.name == "glu", act=ex["act"].name, **_weigh(use))
         if use["shared"]:
             from graphspec.vocab.registry import Use
 
