@@ -36,7 +36,8 @@ from graphspec.ops import CONSTANT, SOURCE, get
 @cache
 def runtime() -> types.ModuleType:
     """The helpers of generated files (helpers.py.j2) as one importable namespace."""
-    tpl = _env().get_template("helpers.py.j2").make_module({"rope_scaling": True, "longrope": True})  # every helper, in full
+    tpl = _env().get_template("helpers.py.j2").make_module({"rope_scaling": True, "longrope": True,
+                                                                  "weigh_input": True})  # every helper, in full
     src = "import math\n\nimport torch\nimport torch.nn.functional as F\nfrom torch import nn\n\n\n"
     src += "\n\n\n".join(str(getattr(tpl, h)()).strip("\n") for h in HELPER_ORDER) + "\n"
     mod = types.ModuleType("graphspec.codegen.runtime")

@@ -258,7 +258,7 @@ def _stack(b: Builder, spec: ModelSpec, s: StackSpec, x: str, grid: tuple | None
                         pos_q=pos[0] if s.pos_every_layer else None, mem_pos=pos[1] if s.pos_every_layer else None,
                         memory=memory if s.cross else None, grid=grid,
                         mlp=s.layer_mlps[index] if s.layer_mlps else s.mlps[si] if s.mlps else mlp,
-                        window=window, shift=shift, scale=s.scale, pos_state=shared, qkv=s.qkv)
+                        window=window, shift=shift, scale=s.scale, pos_state=shared, qkv=s.qkv, sinks=s.sinks)
                     layer = replace(layer, pos_k=layer.pos_q)
                     with b.module(f"{names.blocks}.{bi}", "Block", dim=dim, heads=heads, window=window,
                                   shift=shift, grid=grid, norm=s.norm,

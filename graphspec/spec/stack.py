@@ -118,6 +118,7 @@ def read_stack(r, role: str, v: Any, has_encoder: bool, names: str = "graphspec"
         qk_norm=_qk_norm(r, v, p),
         softcap=g("softcap", float, "softcap", None, minimum=0), norm_kind=norm_u, mlp=mlp, masks=tuple(masks),
         block=block, names=names, dims=dims, mlps=mlps, down_use=down,
+        sinks=g("sinks", bool, "sinks", False),
         scale=g("scale", float, "scale", None, minimum=0), qkv=_qkv(r, v, p), layer_mlps=layer_mlps,
     )
 

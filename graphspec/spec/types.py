@@ -18,7 +18,7 @@ STACK_KEYS = {"layers", "dim", "heads", "d_ff", "mlp_ratio", "attention", "norm"
               "qkv_bias", "dropout", "attn_dropout", "drop_path", "eps", "final_norm", "cross",
               "depths", "downsample", "pos", "queries", "aux",
               "mlp", "placement", "block", "kv_heads", "head_dim", "out_bias", "mlp_bias", "qk_norm", "softcap",
-              "scale", "qkv"}
+              "scale", "qkv", "sinks"}
 MAX_BLOCKS = 4096  # per stack: every block is lowered, so absurd depths would never finish
 EXPECT_KEYS = {"params", "trainable_params", "active_params", "macs", "macs_norms", "macs_unmasked",
                "macs_swin_paper", "official_flops", "published"}
@@ -98,6 +98,7 @@ class StackSpec:
     mlp_bias: bool = True
     qk_norm: str | bool = False  # "head": the norm over each head's q and k; "all": over all heads' at once
     softcap: float | None = None  # tanh soft-capping of the attention logits
+    sinks: bool = False  # attention sinks: one learned logit per head in the softmax (gpt-oss)
     norm_kind: Any = None  # Use of kind `norm` (None: layer_norm(eps))
     mlp: Any = None  # Use of kind `mlp` (None: mlp(d_ff, act, ratio=mlp_ratio))
     masks: tuple = ()  # Uses of kind `mask`: one for all blocks, or one per block

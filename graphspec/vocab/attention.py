@@ -86,7 +86,10 @@ def attend(b, layer, x: str, kv: str, local: str, *, pos_q=None, pos_k=None, win
             sc = b.emit("softcap", (sc,), "capped", cap=layer.softcap)
         for fn in on_scores:
             sc = fn(b, sc)
-        p = b.emit("softmax", (sc,), "probs", dim=-1)
+        if layer.sinks and self_attn:  # gpt-oss: softmax over [scores, sink_h], the sink dropped
+            p = b.emit("sink_softmax", (sc,), "probs", heads=heads, weights=b.path)
+        else:
+            p = b.emit("softmax", (sc,), "probs", dim=-1)
         if layer.attn_dropout:
             p = b.emit("dropout", (p,), "attn_drop", p=layer.attn_dropout)
         o = b.emit("matmul", (p, vh), "context")  # B, h, N, d

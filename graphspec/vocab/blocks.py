@@ -77,6 +77,7 @@ class Layer:
     qk_norm_all: bool = False  # qk_norm over all heads' dims at once (OLMo-2), not each head's
     qkv: Use | None = None  # how self-attention gets q, k, v (graphspec/vocab/mla.py); None: three linears
     softcap: float | None = None
+    sinks: bool = False  # a learned logit per head joins each softmax (gpt-oss; graphspec/ops/gpt_oss.py)
     scale: float | None = None
     pos: Use | None = None  # the position scheme, when it acts inside attention
     pos_state: Any = None  # what the scheme's `stack` hook made once per stack (T5's shared bias)

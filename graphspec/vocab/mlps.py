@@ -84,6 +84,25 @@ def glu(b, use, ctx, x, local="mlp"):
         return b.emit("linear", (h,), "down_proj", out_features=dim, bias=ctx.mlp_bias, in_features=ff)
 
 
+@construct("mlp", "clamped_swiglu", _D_FF, Arg("alpha", float, 1.702, minimum=0, exclusive=True,
+                                                  doc="the sigmoid's gain: g·σ(alpha·g)"),
+           Arg("limit", float, 7.0, minimum=0, exclusive=True, doc="gate clamped to ≤ limit, up to [-limit, limit]"),
+           _RATIO, example="mlp: moe(4, 2, expert=clamped_swiglu(64, alpha=1.702, limit=7.0))",
+           module="ClampedSwiGLU", attr="mlp",
+           doc_class="gpt-oss's clamped SwiGLU: down((clamp(up, ±limit) + 1) * g * sigmoid(alpha * g)), "
+                     "g = gate clamped to ≤ limit.")
+def clamped_swiglu(b, use, ctx, x, local="mlp"):
+    """gpt-oss's SwiGLU (HF GptOssExperts._apply_gate): down((clamp(up, -l, l) + 1) · g·σ(α·g)),
+    g = clamp(gate, max=l); α 1.702, l 7.0. As `moe`'s expert it takes HF's layout (one
+    gate_up_proj, gate and up interleaved, with biases per `mlp_bias`); alone it is three linears."""
+    dim, ff = ctx.dim, hidden(use, ctx.dim)
+    with b.module(local, "ClampedSwiGLU", dim=dim, hidden=ff):
+        g = b.emit("linear", (x,), "gate_proj", out_features=ff, bias=ctx.mlp_bias, in_features=dim)
+        u = b.emit("linear", (x,), "up_proj", out_features=ff, bias=ctx.mlp_bias, in_features=dim)
+        h = b.emit("clamped_swiglu", (g, u), "gated", alpha=use["alpha"], limit=use["limit"])
+        return b.emit("linear", (h,), "down_proj", out_features=dim, bias=ctx.mlp_bias, in_features=ff)
+
+
 @dataclass(frozen=True)
 class Routing:
     """Context of a router's lowering: what the mixture around it routes."""
@@ -111,6 +130,16 @@ def _router(b, use, ctx, x, score, bias=False):
     return b.emit("router", (x,), "gate", experts=ctx.experts, top_k=ctx.top_k, dim=ctx.dim, score=score,
                   normalize=ctx.normalize, scale=use["scale"], groups=use["groups"], topk_groups=use["topk_groups"],
                   bias=bias)
+
+
+@construct("router", "topk_softmax", Arg("bias", bool, True, doc="the router linear's bias (GptOssTopKRouter.bias)"),
+           example="mlp: moe(4, 2, expert=clamped_swiglu(64), router=topk_softmax)")
+def topk_softmax_router(b, use, ctx, x):
+    """gpt-oss's router (HF GptOssTopKRouter, module `router`): logits x Wᵀ + b over the E experts,
+    the top_k logits chosen and softmaxed among themselves (the weights sum to 1, as softmax's
+    renormalised top_k)."""
+    return b.emit("router", (x,), "router", experts=ctx.experts, top_k=ctx.top_k, dim=ctx.dim, score="topk_softmax",
+                  linear_bias=use["bias"])
 
 
 @construct("router", "softmax", *_GROUPS, check=_check_groups, example="mlp: moe(4, 2, expert=glu(64, silu), "
@@ -143,13 +172,16 @@ def _check_moe(a):
         out.append(("expert", "an expert cannot itself be a mixture", "write expert=glu(d_ff, silu)"))
     elif a["expert"]["d_ff"] is None:
         out.append(("expert", "the expert needs its width", "write expert=glu(d_ff, silu) with d_ff a number"))
-    elif a["expert"]["drop"]:
+    elif a["expert"].get("drop"):
         out.append(("expert", "the experts have no dropout inside (one moe op runs them)", "remove drop="))
     r, E = a["router"], a["experts"]
-    if r["groups"] > 1 and E % r["groups"]:
+    if r.name == "topk_softmax" and not a["normalize"]:
+        out.append(("normalize", "topk_softmax's weights are a softmax over the top_k, they always sum to 1",
+                    "remove normalize=false, or use router=softmax"))
+    if r.get("groups", 1) > 1 and E % r["groups"]:
         out.append(("router", f"the {E} experts do not split into {r['groups']} equal groups",
                     f"use groups that divide {E}"))
-    elif r["groups"] > 1:
+    elif r.get("groups", 1) > 1:
         size = E // r["groups"]
         if r["topk_groups"] <= r["groups"] and a["top_k"] > size * r["topk_groups"]:
             out.append(("router", f"top_k {a['top_k']} exceeds the {size * r['topk_groups']} experts of the "
@@ -195,8 +227,11 @@ def moe(b, use, ctx, x, local="mlp"):
     ff, E = hidden(ex, dim), use["experts"]
     with b.module(local, "MoE", dim=dim, experts=E, top_k=use["top_k"]):
         routing = use["router"].lower(b, Routing(dim, E, use["top_k"], use["normalize"]), x)
-        y = b.emit("moe", (x, routing), "experts", experts=E, top_k=use["top_k"], dim=dim, d_ff=ff,
-                   gated=ex.name == "glu", act=ex["act"].name, **_weigh(use))
+        if ex.name == "clamped_swiglu":  # gpt-oss's experts, biased per mlp_bias (HF GptOssExperts)
+            unit = dict(gated=True, act="clamped_swiglu", alpha=ex["alpha"], limit=ex["limit"], bias=ctx.mlp_bias)
+        else:
+            unit = dict(gated=ex.name == "glu", act=ex["act"].name)
+        y = b.emit("moe", (x, routing), "experts", experts=E, top_k=use["top_k"], dim=dim, d_ff=ff, **unit, **_weigh(use))
         if use["shared"]:
             from graphspec.vocab.registry import Use
 
