@@ -61,6 +61,11 @@ PARAMS = {
     "deepseek_v2_lite": 15_706_484_224,
     # DeepseekV3ForCausalLM on meta (tests/test_deepseek_interchange.py; arXiv:2412.19437 §4.2: 671B, 37B activated)
     "deepseek_v3": 671_026_404_352,
+    # GptOssForCausalLM on meta (tests/test_gpt_oss.py; arXiv:2508.10925: 20.9B, 3.6B active): 24·(q, k, v, o
+    # 2880·9216 + 4096 + 2·512 + 2880 + sinks 64 + router 32·2880 + 32 + 32 experts·(3·2880² + 3·2880) + 2·2880)
+    # + 2880 + 2·201088·2880 (untied)
+    "gpt_oss_20b": 24 * (2880 * 9216 + 4096 + 2 * 512 + 2880 + 64 + 32 * 2880 + 32 + 32 * (3 * 2880**2 + 3 * 2880)
+                         + 2 * 2880) + 2880 + 2 * 201_088 * 2880,
     # Qwen3ForCausalLM on meta (tests/test_hf_import.py; arXiv:2505.09388 Table 1: 8.2B, 6.95B non-embedding)
     "qwen3_8b": 36 * (4096 * (4096 + 2 * 1024) + 4096 * 4096 + 3 * 4096 * 12288 + 2 * 4096 + 2 * 128) + 4096
                 + 2 * 151_936 * 4096,
@@ -183,6 +188,10 @@ MACS = {
     "twins_pcpvt_s": 3_809_459_968,  # by hand from gvt.py (tests/test_twins.py; Table 1: 3.8G)
     # Llama 3.1 8B / 3.2 1B / Gemma 3 1B at N = 128: linears per token + attention (dense), equal to
     # FlopCounterMode/2 on the HF models (eager) on the meta device (tests/test_rope_scaling.py)
+    # gpt-oss-20b: 24·(q, k, v, o 2880·9216 + router 2880·32 + 4 experts · 3·2880²) + head 2880·201088 per token,
+    # attention 24·2·64·128²·64 (window 128 = N: every causal pair); = FlopCounterMode/2 on a small eager
+    # GptOssForCausalLM (tests/test_gpt_oss.py); the sinks' concat and softmax are no MACs
+    "gpt_oss_20b": 128 * (24 * (2880 * 9216 + 2880 * 32 + 4 * 3 * 2880**2) + 2880 * 201_088) + 24 * 2 * 64 * 128**2 * 64,
     "llama3_1_8b": 128 * (32 * (4096 * 6144 + 4096**2 + 3 * 4096 * 14336) + 4096 * 128_256) + 32 * 2 * 128**2 * 4096,
     "llama3_2_1b": 128 * (16 * (2048 * 3072 + 2048**2 + 3 * 2048 * 8192) + 2048 * 128_256) + 16 * 2 * 128**2 * 2048,
     "phi3_5_mini": 128 * (32 * (3072 * 9216 + 3072**2 + 3 * 3072 * 8192) + 3072 * 32_064) + 32 * 2 * 128**2 * 3072,

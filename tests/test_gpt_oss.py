@@ -11,6 +11,8 @@ model, and the logits of a tiny model whose sinks, router and expert biases are 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from click.testing import CliRunner
@@ -182,3 +184,142 @@ def test_bad_sinks_and_router_are_located_errors(tmp_path, field, message):
     r = CliRunner().invoke(main, ["flops", str(spec)])
     assert r.exit_code == 2, r.output
     assert f"{spec}:6:" in r.output and message in r.output and "fix:" in r.output
+
+
+# -- interchange: graphspec import / export --format hf ----------------------------------------
+# openai/gpt-oss-20b's config.json, as the public copy in decoderesearch/circuit-tracer
+# tests/test_attributions_gpt_oss_nnsight.py @a53d347 (`gpt_oss_config`) holds it (its
+# `_name_or_path` a leftover of that test, left out); the gpt-oss-120b copy in the mxfp4 test
+# quoted by the code index differs only in num_hidden_layers 36 and num_local_experts 128.
+PUBLISHED_20B = {
+    "architectures": ["GptOssForCausalLM"], "attention_bias": True, "attention_dropout": 0.0, "eos_token_id": 200002,
+    "experts_per_token": 4, "head_dim": 64, "hidden_act": "silu", "hidden_size": 2880, "initial_context_length": 4096,
+    "initializer_range": 0.02, "intermediate_size": 2880, "layer_types": ["sliding_attention", "full_attention"] * 12,
+    "max_position_embeddings": 131072, "model_type": "gpt_oss", "num_attention_heads": 64, "num_experts_per_tok": 4,
+    "num_hidden_layers": 24, "num_key_value_heads": 8, "num_local_experts": 32, "output_router_logits": False,
+    "pad_token_id": 199999,
+    "quantization_config": {"modules_to_not_convert": ["model.layers.*.self_attn", "model.layers.*.mlp.router",
+                                                       "model.embed_tokens", "lm_head"], "quant_method": "mxfp4"},
+    "rms_norm_eps": 1e-05,
+    "rope_scaling": {"beta_fast": 32.0, "beta_slow": 1.0, "factor": 32.0, "original_max_position_embeddings": 4096,
+                     "rope_type": "yarn", "truncate": False},
+    "rope_theta": 150000, "router_aux_loss_coef": 0.9, "sliding_window": 128, "swiglu_limit": 7.0,
+    "tie_word_embeddings": False, "transformers_version": "4.55.0.dev0", "use_cache": True, "vocab_size": 201088}
+
+
+def ir(graph) -> list[str]:
+    return [ln.split("  #")[0] for ln in str(graph).splitlines()[1:]]
+
+
+def imported(tmp_path, cfg: dict, *sets: str):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg, indent=2))
+    r = CliRunner().invoke(main, ["import", str(path), "-o", str(tmp_path / "imported.yaml")])
+    assert r.exit_code == 0, r.output
+    return graphspec.load(tmp_path / "imported.yaml", list(sets))
+
+
+def test_published_config_imports_to_the_bundled_spec(tmp_path):
+    m = imported(tmp_path, PUBLISHED_20B)
+    bundled = graphspec.load("gpt_oss_20b")
+    assert ir(m.graph) == ir(bundled.graph)
+    assert m.params() == 20_914_757_184 == bundled.spec.expect["params"]
+    hf = gpt_oss(**{k: v for k, v in PUBLISHED_20B.items() if k not in ("quantization_config", "rope_scaling",
+                                                                         "rope_theta")})
+    assert hf_ref.n_params(hf) == m.params()
+
+
+def test_default_config_imports_as_gpt_oss_120b(tmp_path):
+    """GptOssConfig's defaults are gpt-oss-120b (36 layers, 128 experts): the model_type alone
+    imports to it, and its defaults table agrees with the class's."""
+    from graphspec.interchange.defaults import DEFAULTS
+
+    hf_cfg = transformers.GptOssConfig()
+    for k, v in DEFAULTS["gpt_oss"].items():
+        got = getattr(hf_cfg, k)
+        assert got == v or (k == "layer_types" and got == ["sliding_attention", "full_attention"] * 18), k
+    m = imported(tmp_path, {"model_type": "gpt_oss"})
+    assert ir(m.graph) == ir(graphspec.load("gpt_oss_20b", ["L=36", "experts=128"]).graph)
+    assert m.params() == 116_829_156_672
+
+
+def test_imported_small_config_is_hugging_faces_model(tmp_path):
+    """A small config with attention_bias false, a tied head and its own layer_types, imported:
+    the generated module loads HF's weights strictly and computes its logits."""
+    cfg = transformers.GptOssConfig(**{**SMALL, "attention_bias": False, "tie_word_embeddings": True,
+                                       "layer_types": ["full_attention", "sliding_attention", "sliding_attention"],
+                                       "swiglu_limit": 5.0, "swiglu_alpha": 1.5})
+    d = cfg.to_dict()
+    m = imported(tmp_path, {k: v for k, v in d.items() if k not in ("experts_implementation",)}, "seq_len=12")
+    hf = gpt_oss("cpu", **{**SMALL, "attention_bias": False, "tie_word_embeddings": True,
+                           "layer_types": ["full_attention", "sliding_attention", "sliding_attention"],
+                           "swiglu_limit": 5.0, "swiglu_alpha": 1.5})
+    graph, net, _ = hf_ref.generated(m)
+    assert m.params() == hf_ref.n_params(hf)
+    assert hf_ref.hf_logits_error(hf, net, graph, IDS) < RTOL  # family found from model_type: gpt_oss -> llama
+
+
+def test_export_loads_in_transformers_and_imports_back(tmp_path):
+    r = CliRunner().invoke(main, ["export", "gpt_oss_20b", "--format", "hf", "-o", str(tmp_path / "hf")])
+    assert r.exit_code == 0, r.output
+    cfg = transformers.AutoConfig.from_pretrained(tmp_path / "hf")
+    assert cfg.model_type == "gpt_oss" and cfg.layer_types == PUBLISHED_20B["layer_types"]
+    for key in ("num_local_experts", "num_experts_per_tok", "sliding_window", "swiglu_limit", "head_dim",
+                "num_key_value_heads", "attention_bias", "intermediate_size", "max_position_embeddings"):
+        assert getattr(cfg, key) == PUBLISHED_20B[key], key
+    assert cfg.rope_parameters["factor"] == 32 and cfg.rope_parameters["truncate"] is False
+    with torch.device("meta"):
+        hf = transformers.GptOssForCausalLM(cfg)
+    assert hf_ref.n_params(hf) == graphspec.load("gpt_oss_20b").params()
+
+
+def test_export_with_weights_loads_strictly_and_computes_the_module(tmp_path):
+    from safetensors.torch import save_file
+
+    m = graphspec.load("gpt_oss_20b", SETS)
+    _, net, _ = hf_ref.generated(m)
+    hf_ref.perturbed(net, seed=5)
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp_path / "w.safetensors"))
+    r = CliRunner().invoke(main, ["export", "gpt_oss_20b", *sum((["--set", s] for s in SETS), []), "--format", "hf",
+                                  "-o", str(tmp_path / "hf"), "--weights", str(tmp_path / "w.safetensors")])
+    assert r.exit_code == 0, r.output
+    hf, info = transformers.AutoModelForCausalLM.from_pretrained(
+        tmp_path / "hf", output_loading_info=True, attn_implementation="eager", experts_implementation="eager")
+    assert type(hf).__name__ == "GptOssForCausalLM" and not info["missing_keys"] and not info["unexpected_keys"]
+    with torch.no_grad():
+        assert hf_ref.rel_err(net(IDS), hf.eval()(input_ids=IDS).logits) < RTOL
+
+
+BAD_CONFIGS = [
+    ({"sliding_window": None}, "option sliding_window = null"),
+    ({"layer_types": ["sliding_attention", "chunked_attention"] * 12}, "option layer_types ="),
+    ({"swiglu_limit": -1.0}, "swiglu_limit"),
+    ({"num_experts_per_tok": 40}, "option num_experts_per_tok = 40 exceeds the 32 experts"),
+    ({"num_experts": 16}, "option num_experts = 16 contradicts num_local_experts = 32"),
+    ({"rope_scaling": {"rope_type": "dynamic", "factor": 2.0}}, "rope_type = \"dynamic\""),
+    ({"use_sinks": False}, "option use_sinks = false is not known"),
+]
+
+
+@pytest.mark.parametrize("change, words", BAD_CONFIGS, ids=[w[:24] for _, w in BAD_CONFIGS])
+def test_unexpressible_configs_exit_2_naming_the_option(tmp_path, change, words):
+    text = json.dumps({**PUBLISHED_20B, **change}, indent=2)
+    (tmp_path / "config.json").write_text(text)
+    r = CliRunner().invoke(main, ["import", str(tmp_path / "config.json"), "-o", str(tmp_path / "s.yaml")])
+    assert r.exit_code == 2, r.output
+    key = next(iter(change))
+    line = next(i for i, ln in enumerate(text.splitlines(), 1) if f'"{key}"' in ln)
+    assert f"config.json:{line}:" in r.output and words in r.output, r.output
+    assert "Traceback" not in r.output and not (tmp_path / "s.yaml").exists()
+
+
+@pytest.mark.parametrize("sets, words", [
+    (["decoder.qkv_bias=false"], "attention_bias is q, k, v and o's together"),
+    (["decoder.mlp=moe(experts, top_k, expert=clamped_swiglu(d_ff))"], "router=topk_softmax"),
+    (["decoder.attention=pattern(sliding(128), sliding(64))"], "causal layers and sliding ones of one window"),
+])
+def test_export_refuses_what_a_gpt_oss_config_cannot_hold(tmp_path, sets, words):
+    r = CliRunner().invoke(main, ["export", "gpt_oss_20b", "--set", "L=2", *sum((["--set", s] for s in sets), []),
+                                  "--format", "hf", "-o", str(tmp_path / "hf")])
+    assert r.exit_code == 2, r.output
+    assert words in r.output and "Traceback" not in r.output

@@ -70,6 +70,8 @@ def family(spec) -> str:
         norm = st.norm_kind.name if st.norm_kind is not None else "layer_norm"
         mlp = st.mlp.name if st.mlp is not None else "mlp"
         if e.kind == "tokens" and e.pos == "rope" and st.role == "decoder" and st.names == "hf":
+            if st.sinks:  # attention sinks: OpenAI's gpt-oss
+                return "gpt_oss"
             if st.qkv is not None and st.qkv.name == "mla":  # V3: sigmoid routing, or halves rotated
                 routers = {m["router"].name for m in _layer_mlps(st) if m.name == "moe"}
                 return "deepseek_v3" if "sigmoid" in routers or not (routers or e.pos_use.get("interleaved")) \
@@ -113,7 +115,7 @@ def family(spec) -> str:
     raise ExportError(f"{spec.name}: no Hugging Face family graphspec exports describes this spec; exported are "
                       "gpt2, bert, vit, swin, pvt, t5, detr and the `names: hf` decoders llama, mistral, mixtral, "
                       "qwen2, qwen2_moe, qwen3, qwen3_moe, olmo2, gemma, gemma2, gemma3_text, phi, phi3, "
-                      "deepseek_v2, deepseek_v3")
+                      "deepseek_v2, deepseek_v3, gpt_oss")
 
 
 def _gpt2(spec) -> dict:
@@ -300,6 +302,15 @@ def _decoder(spec, lm_class: str, base_class: str) -> dict:
                 rope_parameters=rope_parameters(e.pos_use))
 
 
+def _gpt_oss(spec) -> dict:
+    from graphspec.interchange.hf_gpt_oss import GptOssExportError, gpt_oss_config
+
+    try:
+        return gpt_oss_config(spec, _decoder)
+    except GptOssExportError as err:
+        raise ExportError(str(err)) from None
+
+
 def _layer_mlps(st) -> tuple:
     return st.layer_mlps or (st.mlp,) * sum(st.depths)
 
@@ -385,6 +396,7 @@ def to_hf_config(model) -> dict:
                                                          "qwen2_moe", "olmo2", "gemma", "gemma2", "gemma3_text", "phi",
                                                          "phi3")
                                  else _deepseek(spec, mt) if mt in ("deepseek_v2", "deepseek_v3")
+                                 else _gpt_oss(spec) if mt == "gpt_oss"
                                  else {"gpt2": _gpt2, "bert": _bert, "vit": _vit, "swin": _swin, "pvt": _pvt,
                                        "t5": _t5, "detr": _detr}[mt](spec))}
     _check_round_trip(model, cfg)

@@ -220,6 +220,7 @@ def _swin(r: Reader, s: Spec) -> None:
                    "SwinModel")
 
 
+from graphspec.interchange.hf_gpt_oss import import_gpt_oss  # noqa: E402
 from graphspec.interchange.hf_import_deepseek import _deepseek  # noqa: E402
 from graphspec.interchange.hf_import_detr import _detr  # noqa: E402  (they use Spec, _act, _head)
 from graphspec.interchange.hf_import_llm import _llm, _pvt, _t5  # noqa: E402
@@ -227,7 +228,7 @@ from graphspec.interchange.hf_import_llm import _llm, _pvt, _t5  # noqa: E402
 BUILDERS = {"gpt2": _gpt2, "bert": _bert, "vit": _vit, "swin": _swin, "llama": _llm, "mistral": _llm,
             "mixtral": _llm, "qwen2": _llm, "qwen3": _llm, "gemma": _llm, "gemma2": _llm, "phi": _llm,
             "phi3": _llm, "qwen3_moe": _llm, "qwen2_moe": _llm, "olmo2": _llm, "gemma3_text": _llm, "t5": _t5, "pvt": _pvt, "detr": _detr,
-            "deepseek_v2": _deepseek, "deepseek_v3": _deepseek}
+            "deepseek_v2": _deepseek, "deepseek_v3": _deepseek, "gpt_oss": import_gpt_oss}
 
 
 def supported() -> list[str]:
