@@ -149,7 +149,7 @@ def _patch_embed(b: Builder, spec: ModelSpec, img: str) -> tuple[str, tuple]:
     with b.module("patch_embed", "PatchEmbed", patch=e.patch, in_chans=spec.input.channels, dim=e.dim,
                   norm=e.norm):
         x = b.emit("conv2d", (img,), "proj", out_channels=e.dim, kernel=e.patch, stride=e.patch,
-                   in_channels=spec.input.channels, **({"crop": True} if e.crop else {}))
+                   in_channels=spec.input.channels, **({"crop": True} if _crops(e, b.shape(img)) else {}))
         H, W = b.shape(x)[2:]
         b.g.meta["grid"] = (H, W)
         x = b.emit("to_tokens", (x,), "tokens")
@@ -162,6 +162,11 @@ def _patch_embed(b: Builder, spec: ModelSpec, img: str) -> tuple[str, tuple]:
     if e.dropout:
         x = b.emit("dropout", (x,), "pos_drop", p=e.dropout)
     return x, (H, W)
+
+
+def _crops(e, image: tuple) -> bool:
+    """`patches(crop=true)` on an image the patches do not tile (a symbolic size may not)."""
+    return e.crop and any(not isinstance(d, int) or d % e.patch for d in image[2:])
 
 
 def _token_embed(b: Builder, spec: ModelSpec, ids: str, first: bool) -> str:

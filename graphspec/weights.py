@@ -11,6 +11,7 @@ the pattern's groups, or a function of them where an index shifts (DETR's `layer
 
 - `copy`: the same tensor;
 - `T`: transposed (GPT-2's `Conv1D` stores (in, out));
+- `unsqueeze`: the source stores it without graphspec's leading 1 (SigLIP's position table (N, d));
 - `swap`: the last two dims swapped (Llama 4's experts, (E, in, out));
 - `("part", k)`: slice k of 3 of a packed q|k|v tensor along dim 0 (`in_proj_weight`);
 - `("T_part", k)`: transposed, then slice k (GPT-2's `c_attn`);
@@ -41,7 +42,8 @@ _P = r"(weight|bias)"
 _BN = r"(weight|bias|running_mean|running_var)"  # FrozenBatchNorm2d: all four are buffers
 _LAYER_PREFIXES = {"pvt": ("pvt.encoder.", "encoder."), "t5": ("",), "swin": ("swin.", ""), "vit": ("vit.", ""), "bert": ("bert.", ""),
                    "gpt2": ("transformer.", ""), "torch_transformer": ("",), "detr": ("model.", ""),
-                   "llama": ("model.", ""), "phi": ("model.", ""), "phi3": ("model.", ""), "llama4": ("model.", "")}
+                   "llama": ("model.", ""), "phi": ("model.", ""), "phi3": ("model.", ""), "llama4": ("model.", ""),
+                   "siglip_vision_model": ("", "vision_model.")}
 
 
 def _stage(i: str, j: str) -> str:
@@ -213,6 +215,24 @@ RULES: dict[str, list[tuple[str, list[str], Any]]] = {
         (rf"class_embed\.{_P}", ["=class_labels_classifier.{0}"], "copy"),
         (rf"bbox_embed\.layers\.(\d+)\.{_P}", ["=bbox_predictor.layers.{0}.{1}"], "copy"),
     ],
+    # Hugging Face SiglipVisionModel (SigLIP's vision tower; `vision_model.` inside SiglipModel): no
+    # class token, an nn.Embedding of positions (N, d) for graphspec's (1, N, d) `pos_embed`, and the
+    # MAP head's nn.MultiheadAttention with q|k|v packed in `in_proj_weight` (`attn.kv` once fused).
+    "siglip_vision_model": [
+        (rf"patch_embed\.proj\.{_P}", ["embeddings.patch_embedding.{0}"], "copy"),
+        (r"pos_embed", ["embeddings.position_embedding.weight"], "unsqueeze"),
+        (rf"blocks\.(\d+)\.norm([12])\.{_P}", ["encoder.layers.{0}.layer_norm{1}.{2}"], "copy"),
+        (rf"blocks\.(\d+)\.attn\.([qkv])\.{_P}", ["encoder.layers.{0}.self_attn.{1}_proj.{2}"], "copy"),
+        (rf"blocks\.(\d+)\.attn\.proj\.{_P}", ["encoder.layers.{0}.self_attn.out_proj.{1}"], "copy"),
+        (rf"blocks\.(\d+)\.mlp\.fc([12])\.{_P}", ["encoder.layers.{0}.mlp.fc{1}.{2}"], "copy"),
+        (rf"norm\.{_P}", ["post_layernorm.{0}"], "copy"),
+        (r"attn_pool\.latent", ["head.probe"], "copy"),
+        (r"attn_pool\.attn\.([qkv])\.weight", ["head.attention.in_proj_weight"], "qkv"),
+        (r"attn_pool\.attn\.([qkv])\.bias", ["head.attention.in_proj_bias"], "qkv"),
+        (rf"attn_pool\.attn\.proj\.{_P}", ["head.attention.out_proj.{0}"], "copy"),
+        (rf"attn_pool\.norm\.{_P}", ["head.layernorm.{0}"], "copy"),
+        (rf"attn_pool\.mlp\.fc([12])\.{_P}", ["head.mlp.fc{0}.{1}"], "copy"),
+    ],
     # Decoder-only LLMs declared with `names: hf` keep Hugging Face's names: `model.` + the name
     # (`layers.0.self_attn.q_proj.weight`, `mlp.experts.gate_up_proj`), `lm_head` as is.
     "llama": [(r"(.+)", ["{0}"], "copy")],
@@ -244,7 +264,8 @@ HF_FAMILIES = {"pvt": "pvt", "t5": "t5", "swin": "swin", "vit": "vit", "bert": "
                "llama": "llama", "mistral": "llama", "mixtral": "llama", "phi": "phi", "gpt_oss": "llama",
                "qwen2": "llama", "gemma": "llama", "gemma2": "llama", "qwen3": "llama", "qwen3_moe": "llama", "qwen2_moe": "llama",
                "olmo2": "llama", "phi3": "phi3", "gemma3_text": "llama", "deepseek_v2": "llama", "deepseek_v3": "llama",
-               "llama4_text": "llama4"}
+               "llama4_text": "llama4",
+               "siglip_vision_model": "siglip_vision_model", "siglip": "siglip_vision_model"}
 
 
 # A second name of a tensor -> the end of its first name (HF's `_tied_weights_keys`).
@@ -384,6 +405,8 @@ def _take(t, how, canon: str = "", rows: Mapping[str, int] | None = None):
     if how == "swap":
         return t.transpose(-2, -1)
     kind, k = how
+    if how == "unsqueeze":
+        return t.unsqueeze(0)
     if kind == "rows":  # k: the graphspec tensors concatenated in `t`, in order
         start = sum(rows[n] for n in k[:k.index(canon)])
         return t[start:start + rows[canon]]
@@ -445,6 +468,8 @@ def from_graphspec(state: Mapping[str, Any], graph: Graph, family: str, like: Ma
             elif how == "T":
                 out[key] = part.t()
             elif how == "swap":
+            elif how == "unsqueeze":
+                out[key] = part.squeeze(0)
                 out[key] = part.transpose(-2, -1)
             elif how[0] == "rows":
                 packed.setdefault(key, {})[how[1].index(c)] = part

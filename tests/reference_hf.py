@@ -210,6 +210,13 @@ IMPORT_FAMILIES = {
                                                                   "rope_type": "default"}),
                                             dict(num_key_value_heads=8, num_hidden_layers=4)]),
     "t5": ("T5Config", "T5Model", [dict(**T5_BASE), dict(d_kv=32, num_decoder_layers=3)]),
+    # SigLIP So400m/14 @384's vision tower (27×27 patches, 6 pixels cropped); one without the MAP head,
+    # exact GELU, one channel (PaliGemma's and Gemma 3's layout, vision_use_head false)
+    "siglip_vision_model": ("SiglipVisionConfig", "SiglipVisionModel",
+                            [dict(hidden_size=1152, image_size=384, intermediate_size=4304, num_attention_heads=16,
+                                  num_hidden_layers=27, patch_size=14),
+                             dict(vision_use_head=False, hidden_act="gelu", num_channels=1, num_hidden_layers=4,
+                                  image_size=448, patch_size=14, layer_norm_eps=1e-5)]),
     # DeepSeek-V2 (arXiv:2405.04434 §3.1.2: 60 layers, d 5120, 160 experts top 6 from 3 of 8 groups, scaled by 16);
     # a V2-Lite-like 4 layers with q/kv biases, a tied head and YaRN
     "deepseek_v2": ("DeepseekV2Config", "DeepseekV2ForCausalLM",

@@ -119,6 +119,12 @@ DEFAULTS: dict[str, dict] = {
                  activation_function="relu", d_model=256, dropout=0.1, attention_dropout=0.0, activation_dropout=0.0,
                  auxiliary_loss=False, position_embedding_type="sine", dilation=False, num_labels=2),
 }
+# SigLIP's vision tower (SiglipVisionConfig); a whole `siglip` config reads its vision_config with these
+DEFAULTS["siglip_vision_model"] = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+                                       num_attention_heads=12, num_channels=3, image_size=224, patch_size=16,
+                                       hidden_act="gelu_pytorch_tanh", layer_norm_eps=1e-6, attention_dropout=0.0,
+                                       vision_use_head=True)
+DEFAULTS["siglip"] = dict(text_config=None, vision_config={})
 
 # Keys of one family that change nothing graphspec builds (the pre-training heads' settings).
 FAMILY_IGNORED: dict[str, set[str]] = {

@@ -106,6 +106,9 @@ def family(spec) -> str:
                 and head.kind in ("classifier", "none"):
             return "swin"
         if e.kind == "patches" and st.attention.kind == "spatial_reduction" and head.kind in ("classifier", "none"):
+        if e.kind == "patches" and not e.cls_token and e.pos == "learned" and len(st.depths) == 1 \
+                and head.kind in ("map", "none"):  # SigLIP's vision tower
+            return "siglip_vision_model"
             return "pvt"
     if len(stacks) == 2 and e.kind == "tokens" and e.pos == "relative_buckets" and head.kind in ("none", "lm"):
         return "t5"
@@ -113,7 +116,8 @@ def family(spec) -> str:
             and head.kind in ("detection", "none"):
         return "detr"
     raise ExportError(f"{spec.name}: no Hugging Face family graphspec exports describes this spec; exported are "
-                      "gpt2, bert, vit, swin, pvt, t5, detr and the `names: hf` decoders llama, mistral, mixtral, "
+                      "gpt2, bert, vit, swin, pvt, t5, detr, siglip_vision_model and the `names: hf` decoders llama, "
+                      "mistral, mixtral, "
                       "qwen2, qwen2_moe, qwen3, qwen3_moe, olmo2, gemma, gemma2, gemma3_text, phi, phi3, "
                       "deepseek_v2, deepseek_v3, gpt_oss")
 
@@ -158,6 +162,17 @@ def _labels(h) -> dict:
 
 
 def _swin(spec) -> dict:
+def _siglip_vision(spec) -> dict:
+    """SiglipVisionModel's config: the head is `map` (vision_use_head) or none; an image the
+    patches do not tile is HF's "valid" patch conv, which the importer writes as crop=true."""
+    e, st, i = spec.embed, spec.stacks[0], spec.input
+    act = _act(st)
+    return dict(architectures=["SiglipVisionModel"], hidden_size=st.dim, intermediate_size=_d_ff(st),
+                num_hidden_layers=sum(st.depths), num_attention_heads=st.heads[0], num_channels=i.channels,
+                image_size=i.img_size, patch_size=e.patch, hidden_act={"gelu_tanh": "gelu_pytorch_tanh"}.get(act, act),
+                layer_norm_eps=st.eps, attention_dropout=st.attn_dropout, vision_use_head=spec.head.kind == "map")
+
+
     e, st, h, i = spec.embed, spec.stacks[0], spec.head, spec.input
     return dict(architectures=["SwinForImageClassification" if h.kind == "classifier" else "SwinModel"],
                 image_size=i.img_size, patch_size=e.patch, num_channels=i.channels, embed_dim=st.dim,
@@ -398,7 +413,7 @@ def to_hf_config(model) -> dict:
                                  else _deepseek(spec, mt) if mt in ("deepseek_v2", "deepseek_v3")
                                  else _gpt_oss(spec) if mt == "gpt_oss"
                                  else {"gpt2": _gpt2, "bert": _bert, "vit": _vit, "swin": _swin, "pvt": _pvt,
-                                       "t5": _t5, "detr": _detr}[mt](spec))}
+                                       "t5": _t5, "detr": _detr, "siglip_vision_model": _siglip_vision}[mt](spec))}
     _check_round_trip(model, cfg)
     return cfg
 

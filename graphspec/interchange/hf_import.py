@@ -230,6 +230,10 @@ BUILDERS = {"gpt2": _gpt2, "bert": _bert, "vit": _vit, "swin": _swin, "llama": _
             "phi3": _llm, "qwen3_moe": _llm, "qwen2_moe": _llm, "olmo2": _llm, "gemma3_text": _llm, "t5": _t5, "pvt": _pvt, "detr": _detr,
             "deepseek_v2": _deepseek, "deepseek_v3": _deepseek, "gpt_oss": import_gpt_oss}
 
+from graphspec.interchange.hf_import_siglip import _siglip, _siglip_vision  # noqa: E402
+
+BUILDERS.update(siglip_vision_model=_siglip_vision, siglip=_siglip)  # SigLIP's vision tower (hf_import_siglip.py)
+
 
 def supported() -> list[str]:
     return sorted(BUILDERS)

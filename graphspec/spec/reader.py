@@ -75,7 +75,8 @@ class _Reader:
             self.diags.add(self.raw.loc(*path), f"{what} must be finite, got {v!r}", "write a finite number")
             return _BAD
         if minimum is not None and v < minimum:
-            self.diags.add(self.raw.loc(*path), f"{what} must be ≥ {minimum}, got {v}")
+            self.diags.add(self.raw.loc(*path), f"{what} must be ≥ {minimum}, got {v}",
+                           f"write a {what} of at least {minimum}")
             return _BAD
         return v
 
