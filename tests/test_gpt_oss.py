@@ -93,6 +93,19 @@ def test_macs_are_flop_counter_halves(tiny):
     assert full.macs() == 128 * per_token + 24 * 2 * 64 * 128**2 * 64 == full.spec.expect["macs"]
 
 
+def test_unmasked_convention_counts_the_pairs_each_layer_keeps():
+    """`unmasked` scales QKᵀ and ·V (its probabilities come through sink_softmax) by the pairs kept:
+    N(N+1)/2 in the 12 full layers, W(W+1)/2 + (N−W)·W in the 12 sliding ones (W = 128, N = 512)."""
+    N, W = 512, 128
+    m = graphspec.load("gpt_oss_20b", [f"seq_len={N}"])
+    per_pair = 2 * 64 * 64  # QKᵀ and ·V, 64 heads of 64
+    kept = 12 * N * (N + 1) // 2 + 12 * (W * (W + 1) // 2 + (N - W) * W)
+    assert m.macs() - m.macs("unmasked") == per_pair * (24 * N * N - kept)
+    for passes in ("default",):  # the attention stays unfused with sinks: the same count after the passes
+        graph = hf_ref.pipeline(m.graph, passes)
+        assert "sink_softmax" in {n.op for n in graph} and "attention" not in {n.op for n in graph}
+
+
 @pytest.mark.parametrize("passes", ["none", "default"])
 def test_generated_module_interpreter_and_fx_match_hugging_face(tiny, passes):
     hf, m = tiny
@@ -155,6 +168,21 @@ def test_onnx_matches_hugging_face(tiny):
         (got,) = gx.run(gx.export(graph, arrays), {graph.inputs[0].name: IDS[:1].numpy()})
         with torch.no_grad():
             assert hf_ref.rel_err(torch.from_numpy(got), hf(input_ids=IDS[:1]).logits) < 1e-4
+
+
+def test_tvm_llvm_matches_hugging_face(tiny):
+    """TVM Relax (llvm): sink_softmax as concat/softmax/strided_slice, the experts in HF's layout run
+    densely and weighted by the routing (zero outside each token's top_k)."""
+    pytest.importorskip("tvm")
+    from graphspec.backends import tvm as gt
+
+    hf, m = tiny
+    graph = hf_ref.pipeline(m.graph, "default")
+    arrays = {k: v.numpy() for k, v in to_graphspec(hf, graph, "llama").items()}
+    low = gt.lower(graph)
+    (got,) = gt.Runner(gt.build(low, "llvm")[0], low.params, arrays)(IDS[:1].numpy())
+    with torch.no_grad():
+        assert hf_ref.rel_err(torch.from_numpy(got), hf(input_ids=IDS[:1]).logits) < 1e-4
 
 
 @pytest.mark.parametrize("text, message", [

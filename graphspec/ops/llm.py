@@ -402,7 +402,7 @@ def mask_of(g, n):
     cur = g[n.inputs[0]]  # ·V: back from the probabilities
     while cur.op == "dropout":
         cur = g[cur.inputs[0]]
-    if cur.op != "softmax":
+    if cur.op not in ("softmax", "sink_softmax"):  # sink_softmax: gpt-oss's attention sinks
         return None
     cur = g[cur.inputs[0]]
     for _ in range(16):
