@@ -100,15 +100,15 @@ def family(spec) -> str:
             return "gpt2"
         if e.kind == "tokens" and e.pos == "learned" and st.role == "encoder" and head.kind in ("pooler", "mlm"):
             return "bert"
+        if e.kind == "patches" and not e.cls_token and e.pos == "learned" and len(st.depths) == 1 \
+                and head.kind in ("map", "none"):  # SigLIP's vision tower
+            return "siglip_vision_model"
         if e.kind == "patches" and e.cls_token and len(st.depths) == 1 and head.kind in ("classifier", "pooler"):
             return "vit"
         if e.kind == "patches" and st.downsample == "patch_merging" and st.attention.kind == "windowed" \
                 and head.kind in ("classifier", "none"):
             return "swin"
         if e.kind == "patches" and st.attention.kind == "spatial_reduction" and head.kind in ("classifier", "none"):
-        if e.kind == "patches" and not e.cls_token and e.pos == "learned" and len(st.depths) == 1 \
-                and head.kind in ("map", "none"):  # SigLIP's vision tower
-            return "siglip_vision_model"
             return "pvt"
     if len(stacks) == 2 and e.kind == "tokens" and e.pos == "relative_buckets" and head.kind in ("none", "lm"):
         return "t5"
