@@ -156,12 +156,6 @@ def _vit(spec) -> dict:
     return cfg
 
 
-def _labels(h) -> dict:
-    return dict(num_labels=h.classes, id2label={str(k): f"LABEL_{k}" for k in range(h.classes)},
-                label2id={f"LABEL_{k}": k for k in range(h.classes)}) if h.kind == "classifier" else {}
-
-
-def _swin(spec) -> dict:
 def _siglip_vision(spec) -> dict:
     """SiglipVisionModel's config: the head is `map` (vision_use_head) or none; an image the
     patches do not tile is HF's "valid" patch conv, which the importer writes as crop=true."""
@@ -173,6 +167,12 @@ def _siglip_vision(spec) -> dict:
                 layer_norm_eps=st.eps, attention_dropout=st.attn_dropout, vision_use_head=spec.head.kind == "map")
 
 
+def _labels(h) -> dict:
+    return dict(num_labels=h.classes, id2label={str(k): f"LABEL_{k}" for k in range(h.classes)},
+                label2id={f"LABEL_{k}": k for k in range(h.classes)}) if h.kind == "classifier" else {}
+
+
+def _swin(spec) -> dict:
     e, st, h, i = spec.embed, spec.stacks[0], spec.head, spec.input
     return dict(architectures=["SwinForImageClassification" if h.kind == "classifier" else "SwinModel"],
                 image_size=i.img_size, patch_size=e.patch, num_channels=i.channels, embed_dim=st.dim,
