@@ -404,9 +404,9 @@ def _take(t, how, canon: str = "", rows: Mapping[str, int] | None = None):
         return t.t()
     if how == "swap":
         return t.transpose(-2, -1)
-    kind, k = how
     if how == "unsqueeze":
         return t.unsqueeze(0)
+    kind, k = how
     if kind == "rows":  # k: the graphspec tensors concatenated in `t`, in order
         start = sum(rows[n] for n in k[:k.index(canon)])
         return t[start:start + rows[canon]]
@@ -467,9 +467,9 @@ def from_graphspec(state: Mapping[str, Any], graph: Graph, family: str, like: Ma
                 out[key] = part
             elif how == "T":
                 out[key] = part.t()
-            elif how == "swap":
             elif how == "unsqueeze":
                 out[key] = part.squeeze(0)
+            elif how == "swap":
                 out[key] = part.transpose(-2, -1)
             elif how[0] == "rows":
                 packed.setdefault(key, {})[how[1].index(c)] = part
