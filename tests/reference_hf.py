@@ -160,6 +160,13 @@ IMPORT_FAMILIES = {
     "mixtral": ("MixtralConfig", "MixtralForCausalLM", [dict(num_local_experts=4, num_experts_per_tok=1),
                                                         dict(sliding_window=4096, num_key_value_heads=4,
                                                              num_hidden_layers=4)]),
+    # gpt-oss-20b (GptOssConfig's defaults are 120b); 3 layers full, sliding, sliding without attention biases,
+    # a tied head, head_dim 128 over 4 kv heads, window 64, the clamp at 5
+    "gpt_oss": ("GptOssConfig", "GptOssForCausalLM",
+                [dict(num_hidden_layers=24, num_local_experts=32),
+                 dict(num_hidden_layers=3, attention_bias=False, tie_word_embeddings=True, sliding_window=64,
+                      num_key_value_heads=4, head_dim=128, swiglu_limit=5.0,
+                      layer_types=["full_attention", "sliding_attention", "sliding_attention"])]),
     "qwen2": ("Qwen2Config", "Qwen2ForCausalLM", [dict(num_key_value_heads=4, tie_word_embeddings=True),
                                                   dict(hidden_size=896, num_attention_heads=14, num_key_value_heads=2,
                                                        intermediate_size=4864, num_hidden_layers=24)]),
