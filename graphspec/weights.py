@@ -263,6 +263,7 @@ RULES: dict[str, list[tuple[str, list[str], Any]]] = {
 HF_FAMILIES = {"pvt": "pvt", "t5": "t5", "swin": "swin", "vit": "vit", "bert": "bert", "gpt2": "gpt2", "detr": "detr",
                "llama": "llama", "mistral": "llama", "mixtral": "llama", "phi": "phi", "gpt_oss": "llama",
                "qwen2": "llama", "gemma": "llama", "gemma2": "llama", "qwen3": "llama", "qwen3_moe": "llama", "qwen2_moe": "llama",
+               "smollm3": "llama",
                "olmo2": "llama", "phi3": "phi3", "gemma3_text": "llama", "deepseek_v2": "llama", "deepseek_v3": "llama",
                "llama4_text": "llama4",
                "siglip_vision_model": "siglip_vision_model", "siglip": "siglip_vision_model"}

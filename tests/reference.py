@@ -84,6 +84,9 @@ PARAMS = {
     "gemma3_1b": 26 * (1152 * 1536 + 1024 * 1152 + 3 * 1152 * 6912 + 4 * 1152 + 2 * 256) + 1152 + 262_144 * 1152,
     # 62·(5376·(4096 + 2·2048) + 4096·5376 + 3·5376·21504 + 4·5376 + 2·128) + 5376 + 262208·5376 (tied; Table 1:
     # 1,416M embedding + 25,600M non-embedding)
+    # SmolLM3ForCausalLM on meta (tests/test_smollm3.py): 36·(2048·(2048 + 2·512) + 2048² + 3·2048·11008 + 2·2048)
+    # + 2048 + 128256·2048 (tied; the blog: 3B)
+    "smollm3_3b": 36 * (2048 * 3072 + 2048**2 + 3 * 2048 * 11008 + 2 * 2048) + 2048 + 128_256 * 2048,
     "gemma3_27b": 62 * (5376 * 8192 + 4096 * 5376 + 3 * 5376 * 21504 + 4 * 5376 + 2 * 128) + 5376 + 262_208 * 5376,
     # SigLIP vision towers (HF SiglipVisionModel on meta): L·(4(D² + D) + 2DF + F + D + 4D) + patch conv D·3·P² + D
     # + positions N·D + post_layernorm 2D + MAP head (probe D, in_proj 3D² + 3D, out D² + D, LN 2D, MLP 2DF + F + D)
@@ -206,6 +209,8 @@ MACS = {
                   + (2 * 768**2 + 2 * 196 * 768**2 + 2 * 196 * 768 + 2 * 768 * 3072),  # 17,708,292,096
 }
 
+    # SmolLM3-3B: Llama's counts (a layer without RoPE has the same matmuls); = FlopCounterMode/2 (eager, meta)
+    "smollm3_3b": 128 * (36 * (2048 * 3072 + 2048**2 + 3 * 2048 * 11008) + 2048 * 128_256) + 36 * 2 * 128**2 * 2048,
 # -- Swin official flops() (MACs + LayerNorm elements + the final-norm quirk) -------------------
 OFFICIAL_FLOPS = {
     "swin_t": 4_494_405_120,  # official code; README/paper 4.5G

@@ -247,6 +247,13 @@ IMPORT_FAMILIES = {
                           first_k_dense_replace=1, routed_scaling_factor=2.446),
                      dict(num_hidden_layers=4, rope_interleave=False, n_group=4, topk_group=2, norm_topk_prob=False,
                           attention_bias=True, tie_word_embeddings=True)]),
+    # SmolLM3-3B's shape (RoPE base 5e6, 65536 positions; a NoPE layer every 4th); 6 layers with a NoPE layer every
+    # 3rd, no GQA, biases and an untied head; 4 layers with NoPE where no_rope_layers has a 0 (no repeating run)
+    "smollm3": ("SmolLM3Config", "SmolLM3ForCausalLM",
+                [dict(rope_parameters={"rope_type": "default", "rope_theta": 5_000_000.0}, max_position_embeddings=65536),
+                 dict(num_hidden_layers=6, no_rope_layer_interval=3, num_key_value_heads=16, attention_bias=True,
+                      mlp_bias=True, tie_word_embeddings=False),
+                 dict(num_hidden_layers=4, no_rope_layers=[0, 1, 1, 0])]),
     "pvt": ("PvtConfig", "PvtForImageClassification", [dict(depths=[3, 4, 6, 3]),
                                                        dict(qkv_bias=False, num_labels=10, mlp_ratios=[4, 4, 4, 4])]),
 }

@@ -95,6 +95,8 @@ def family(spec) -> str:
                 return "mistral"
             if st.qkv_bias and not st.out_bias:
                 return "qwen2"
+            if any(m.get("pos") is not None and m.get("pos").name == "none" for m in st.masks):
+                return "smollm3"  # layers without RoPE (no_rope_layers)
             return "llama"
         if e.kind == "tokens" and e.pos == "learned" and st.role == "decoder" and head.kind in ("lm", "none"):
             return "gpt2"
@@ -252,21 +254,23 @@ def _llm(spec, mt: str) -> dict:
     rope = e.pos_use.a
     cls = {"llama": "Llama", "mistral": "Mistral", "mixtral": "Mixtral", "qwen2": "Qwen2", "qwen3": "Qwen3",
            "gemma": "Gemma", "gemma2": "Gemma2", "phi": "Phi", "phi3": "Phi3", "qwen3_moe": "Qwen3Moe",
-           "olmo2": "Olmo2", "qwen2_moe": "Qwen2Moe", "gemma3_text": "Gemma3"}[mt]
+           "olmo2": "Olmo2", "qwen2_moe": "Qwen2Moe", "gemma3_text": "Gemma3", "smollm3": "SmolLM3"}[mt]
     hd = st.head_dim or st.dim // st.heads[0]
     cfg = _decoder(spec, f"{cls}ForCausalLM", "Gemma3TextModel" if mt == "gemma3_text" else f"{cls}Model")
     cfg.update(intermediate_size=_d_ff(st), num_key_value_heads=st.kv_heads or st.heads[0])
     if mt != "phi":
         cfg["head_dim"] = hd
         cfg["rms_norm_eps"] = float(st.norm_kind.get("eps"))
-    if mt in ("llama", "gemma", "gemma2", "gemma3_text", "qwen3", "qwen3_moe", "olmo2"):
+    if mt in ("llama", "gemma", "gemma2", "gemma3_text", "qwen3", "qwen3_moe", "olmo2", "smollm3"):
         cfg["attention_bias"] = bool(st.qkv_bias)
-    if mt == "llama":
+    if mt in ("llama", "smollm3"):
         cfg["mlp_bias"] = bool(st.mlp_bias)
     if mt == "gemma":
         cfg["hidden_act"] = GEMMA_ACT.get(_act(st), _act(st))
     if mt in ("gemma2", "gemma3_text"):
         cfg["hidden_activation"] = GEMMA_ACT.get(_act(st), _act(st))
+    if mt == "smollm3":
+        cfg.update(_smollm3(spec))
         del cfg["hidden_act"]
         cfg.update(_gemma2(spec, hd))
     if mt == "gemma3_text":  # one rope per layer type: the sliding masks' own (or the embedding's), the global one
@@ -310,6 +314,21 @@ def _decoder(spec, lm_class: str, base_class: str) -> dict:
     """The keys every `names: hf` decoder's config has: sizes, activation, tied head, dropout, RoPE."""
     e, st, h = spec.embed, spec.stacks[0], spec.head
     return dict(architectures=[lm_class if h.kind == "lm" else base_class], vocab_size=e.vocab, hidden_size=st.dim,
+def _smollm3(spec) -> dict:
+    """SmolLM3's layers without RoPE: `causal(pos=none)` layers are 0 in no_rope_layers, the
+    embedding's rope layers 1; its sliding window (NoPE layers only) is left off."""
+    st = spec.stacks[0]
+    n = sum(st.depths)
+    masks = list(st.masks) * n if len(st.masks) == 1 else list(st.masks)
+    if any(m.name != "causal" or (m.get("pos") is not None and m.get("pos").name != "none") for m in masks):
+        raise ExportError(f"{spec.name}: a SmolLM3 config holds causal layers with the embedding's rope or none "
+                          "(no_rope_layers); this spec's layers have other masks or position schemes")
+    rope = [0 if m.get("pos") is not None else 1 for m in masks]
+    every = next((k for k in range(1, n + 1) if rope == [int((i + 1) % k != 0) for i in range(n)]), 4)
+    return dict(no_rope_layers=rope, no_rope_layer_interval=every, use_sliding_window=False, sliding_window=None,
+                pad_token_id=128004 if spec.embed.vocab > 128004 else None)  # SmolLM3's (padding_idx), where a token
+
+
                 num_hidden_layers=sum(st.depths), num_attention_heads=st.heads[0],
                 hidden_act=ACT_OUT.get(_act(st), _act(st)), tie_word_embeddings=bool(h.tied),
                 attention_dropout=st.attn_dropout,
@@ -409,7 +428,7 @@ def to_hf_config(model) -> dict:
     mt = family(spec)
     cfg = {"model_type": mt, **(_llm(spec, mt) if mt in ("llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen3_moe",
                                                          "qwen2_moe", "olmo2", "gemma", "gemma2", "gemma3_text", "phi",
-                                                         "phi3")
+                                                         "phi3", "smollm3")
                                  else _deepseek(spec, mt) if mt in ("deepseek_v2", "deepseek_v3")
                                  else _gpt_oss(spec) if mt == "gpt_oss"
                                  else {"gpt2": _gpt2, "bert": _bert, "vit": _vit, "swin": _swin, "pvt": _pvt,

@@ -226,7 +226,7 @@ from graphspec.interchange.hf_import_detr import _detr  # noqa: E402  (they use 
 from graphspec.interchange.hf_import_llm import _llm, _pvt, _t5  # noqa: E402
 
 BUILDERS = {"gpt2": _gpt2, "bert": _bert, "vit": _vit, "swin": _swin, "llama": _llm, "mistral": _llm,
-            "mixtral": _llm, "qwen2": _llm, "qwen3": _llm, "gemma": _llm, "gemma2": _llm, "phi": _llm,
+            "mixtral": _llm, "qwen2": _llm, "qwen3": _llm, "gemma": _llm, "gemma2": _llm, "phi": _llm, "smollm3": _llm,
             "phi3": _llm, "qwen3_moe": _llm, "qwen2_moe": _llm, "olmo2": _llm, "gemma3_text": _llm, "t5": _t5, "pvt": _pvt, "detr": _detr,
             "deepseek_v2": _deepseek, "deepseek_v3": _deepseek, "gpt_oss": import_gpt_oss}
 

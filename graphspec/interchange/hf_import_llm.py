@@ -1,10 +1,11 @@
 """The importers of the open vocabulary's families: Llama-like decoders, T5 and PVT.
 
-`_llm` covers llama, mistral, mixtral, qwen2, qwen3, gemma, gemma2, phi and phi3, which differ only in
-data (as in LitGPT's config): the norm kind (RMSNorm, Gemma's (1 + w), Phi's LayerNorm), its
+`_llm` covers llama, mistral, mixtral, qwen2, qwen3, gemma, gemma2, phi, phi3 and smollm3, which differ
+only in data (as in LitGPT's config): the norm kind (RMSNorm, Gemma's (1 + w), Phi's LayerNorm), its
 placement (Phi's parallel block, Gemma-2's sandwich), the MLP (SwiGLU / GeGLU, Mixtral's experts,
 Phi's GELU MLP), biases, grouped-query heads, Qwen3's per-head q/k norm, the rotary fraction, a
-sliding window (Gemma-2: per layer, `layer_types`), Gemma-2's soft-caps and the tied head.
+sliding window (Gemma-2: per layer, `layer_types`), SmolLM3's layers without RoPE (`no_rope_layers`:
+`causal(pos=none)`), Gemma-2's soft-caps and the tied head.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ LM_CLASSES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "mix
               "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM", "gemma": "GemmaForCausalLM",
               "gemma2": "Gemma2ForCausalLM", "phi": "PhiForCausalLM", "phi3": "Phi3ForCausalLM",
               "qwen3_moe": "Qwen3MoeForCausalLM", "olmo2": "Olmo2ForCausalLM", "qwen2_moe": "Qwen2MoeForCausalLM",
-              "gemma3_text": "Gemma3ForCausalLM"}
+              "gemma3_text": "Gemma3ForCausalLM", "smollm3": "SmolLM3ForCausalLM"}
 
 
 # HF's rope_type -> graphspec's scaling construct: its keys in rope_parameters, by argument
@@ -253,9 +254,9 @@ def _llm(r: Reader, s: Spec) -> None:
         f.append(("mlp", f"moe(experts, top_k, expert=glu(d_ff, {act})" + _shared_expert(r, mt)
                   + ("" if norm_topk else ", normalize=false") + ")" if moe else f"glu(d_ff, {act})"))
         attn_bias = r.bool("attention_bias") if mt in ("llama", "gemma", "gemma2", "gemma3_text", "qwen3", "qwen3_moe",
-                                                       "olmo2") \
+                                                       "olmo2", "smollm3") \
             else False
-        mlp_bias = r.bool("mlp_bias") if mt == "llama" else False
+        mlp_bias = r.bool("mlp_bias") if mt in ("llama", "smollm3") else False
         if mt == "qwen2" or (mt == "qwen2_moe" and r.bool("qkv_bias")):  # q, k, v with biases, o_proj, MLP without
             f += [("bias", False), ("qkv_bias", True)]
         elif not (attn_bias or mlp_bias):
@@ -307,7 +308,49 @@ def _masks(r: Reader, mt: str) -> str | None:
                     "only full attention in every layer", "use 'full_attention' for every layer")
     if mt == "gemma2":
         return _layer_masks(r)
+    if mt == "smollm3":
+        return _nope_masks(r)
     return None
+
+
+def _nope_masks(r: Reader) -> str | None:
+    """SmolLM3's layers without RoPE: `no_rope_layers` (1: RoPE, 0: none; absent, a NoPE layer every
+    `no_rope_layer_interval`-th, SmolLM3Config's rule) -> `pattern(causal * 3, causal(pos=none))`.
+    Its sliding window (on NoPE layers only, with use_sliding_window) is not imported."""
+    n, every, rope = r.int("num_hidden_layers"), r.int("no_rope_layer_interval"), r.raw("no_rope_layers")
+    if rope is None:
+        rope = [int((i + 1) % every != 0) for i in range(n)]
+    if not (isinstance(rope, list) and len(rope) >= n and all(type(x) is int and x in (0, 1) for x in rope)):
+        r.error("no_rope_layers", f"option no_rope_layers = {show(rope)} is not expressible in graphspec's import: "
+                f"it needs a 1 (RoPE) or 0 (no positions) for each of the {n} layers",
+                "give one 0 or 1 per layer, or leave no_rope_layers out (a NoPE layer every no_rope_layer_interval)")
+        return None
+    r.expect("use_sliding_window", (False,), "SmolLM3's sliding window (on its NoPE layers) is not imported",
+             "set use_sliding_window to false (SmolLM3-3B does)")
+    r.raw("sliding_window"), r.raw("max_window_layers")  # read by the sliding window only
+    lt = r.raw("layer_types")
+    if lt is not None and (not isinstance(lt, list) or any(t != "full_attention" for t in lt)):
+        r.error("layer_types", f"option layer_types = {show(lt)} is not expressible in graphspec's import: "
+                "SmolLM3 with full attention in every layer", "use 'full_attention' for every layer")
+    return _pattern(["causal" if x else "causal(pos=none)" for x in rope[:n]])
+
+
+def _pattern(masks: list[str]) -> str | None:
+    """One mask per layer as the `attention:` value: the one mask (None for causal, the default),
+    `pattern(...)` of the shortest repeating run (`m * 5` for a run of one mask), or a list."""
+    n = len(masks)
+    p = next(p for p in range(1, n + 1) if all(masks[i] == masks[i % p] for i in range(n)))
+    if p == 1:
+        return None if masks[0] == "causal" else masks[0]
+    if p == n:  # a YAML flow list: a call with a comma is quoted
+        return "[" + ", ".join(f'"{m}"' if "," in m else m for m in masks) + "]"
+    runs: list[list] = []  # the period as runs of one mask: sliding(512) * 5, causal
+    for m in masks[:p]:
+        if runs and runs[-1][0] == m:
+            runs[-1][1] += 1
+        else:
+            runs.append([m, 1])
+    return f"pattern({', '.join(m if k == 1 else f'{m} * {k}' for m, k in runs)})"
 
 
 GEMMA2_LAYER_TYPES = ("sliding_attention", "full_attention")
@@ -372,19 +415,7 @@ def _layer_masks(r: Reader, local_pos: str | None = None) -> str | None:
         return None
     r.raw("sliding_window")
     local = f", pos={local_pos}" if local_pos else ""
-    masks = [f"sliding({w}{local})" if t == "sliding_attention" else "causal" for t in lt]
-    p = next(p for p in range(1, n + 1) if all(masks[i] == masks[i % p] for i in range(n)))
-    if p == 1:
-        return None if masks[0] == "causal" else masks[0]
-    if p == n:  # a YAML flow list: a call with a comma is quoted
-        return "[" + ", ".join(f'"{m}"' if "," in m else m for m in masks) + "]"
-    runs: list[list] = []  # the period as runs of one mask: sliding(512) * 5, causal
-    for m in masks[:p]:
-        if runs and runs[-1][0] == m:
-            runs[-1][1] += 1
-        else:
-            runs.append([m, 1])
-    return f"pattern({', '.join(m if k == 1 else f'{m} * {k}' for m, k in runs)})"
+    return _pattern([f"sliding({w}{local})" if t == "sliding_attention" else "causal" for t in lt])
 
 
 def _gemma2_attention(r: Reader, head_dim: int) -> list[tuple[str, object]]:
