@@ -323,3 +323,9 @@ def test_head_defaults_follow_the_encoder_and_can_be_set():
     g = graphspec.load("siglip_so400m", SMALL_SET).graph
     assert g["attn_pool.attn.q_heads"].shape[1] == 4 and g["attn_pool.mlp.fc1"].shape[-1] == 48
     assert g["attn_pool.norm"].a["eps"] == 1e-6 and g["attn_pool.mlp.act"].a.get("approximate") == "tanh"
+
+
+def test_map_on_a_cnn_is_a_located_error():
+    r = CliRunner().invoke(main, ["flops", "resnet50", "--set", "head=map"])
+    assert r.exit_code == 2 and "map() pools a token sequence" in r.output and "Traceback" not in r.output, r.output
+    assert "--set head=map:1:1" in r.output and "fix:" in r.output

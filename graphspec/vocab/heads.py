@@ -171,6 +171,9 @@ def map_pool(b, use, ctx, x):
     from graphspec.vocab.blocks import Layer
     from graphspec.vocab.mlps import hidden
 
+    if not ctx.spec.stacks or len(b.shape(x)) != 3:
+        raise SpecError.at(use.loc or b.loc, "map() pools a token sequence (B, N, d): this spec has no transformer stack",
+                           "use head: classifier(...) on a CNN, or add an encoder")
     st, dim = ctx.spec.stacks[-1], b.shape(x)[-1]
     heads = use["heads"] or st.heads[-1]
     if isinstance(dim, int) and dim % heads:
