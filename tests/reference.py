@@ -79,14 +79,14 @@ PARAMS = {
     # Phi3ForCausalLM from Phi-3.5-mini-instruct's config on meta (tests/test_longrope.py): 32·(3072·9216 + 3072² +
     # 3·3072·8192 + 2·3072) + 3072 + 2·32064·3072 (untied; arXiv:2404.14219 / model card: 3.8B)
     "phi3_5_mini": 32 * (3072 * 9216 + 3072**2 + 3 * 3072 * 8192 + 2 * 3072) + 3072 + 2 * 32_064 * 3072,
+    # SmolLM3ForCausalLM on meta (tests/test_smollm3.py): 36·(2048·(2048 + 2·512) + 2048² + 3·2048·11008 + 2·2048)
+    # + 2048 + 128256·2048 (tied; the blog: 3B)
+    "smollm3_3b": 36 * (2048 * 3072 + 2048**2 + 3 * 2048 * 11008 + 2 * 2048) + 2048 + 128_256 * 2048,
     # 26·(1152·(1024 + 2·256) + 1024·1152 + 3·1152·6912 + 4·1152 + 2·256 q/k norms) + 1152 + 262144·1152
     # (tied; arXiv:2503.19786 Table 1: 302M embedding + 698M non-embedding)
     "gemma3_1b": 26 * (1152 * 1536 + 1024 * 1152 + 3 * 1152 * 6912 + 4 * 1152 + 2 * 256) + 1152 + 262_144 * 1152,
     # 62·(5376·(4096 + 2·2048) + 4096·5376 + 3·5376·21504 + 4·5376 + 2·128) + 5376 + 262208·5376 (tied; Table 1:
     # 1,416M embedding + 25,600M non-embedding)
-    # SmolLM3ForCausalLM on meta (tests/test_smollm3.py): 36·(2048·(2048 + 2·512) + 2048² + 3·2048·11008 + 2·2048)
-    # + 2048 + 128256·2048 (tied; the blog: 3B)
-    "smollm3_3b": 36 * (2048 * 3072 + 2048**2 + 3 * 2048 * 11008 + 2 * 2048) + 2048 + 128_256 * 2048,
     "gemma3_27b": 62 * (5376 * 8192 + 4096 * 5376 + 3 * 5376 * 21504 + 4 * 5376 + 2 * 128) + 5376 + 262_208 * 5376,
     # SigLIP vision towers (HF SiglipVisionModel on meta): L·(4(D² + D) + 2DF + F + D + 4D) + patch conv D·3·P² + D
     # + positions N·D + post_layernorm 2D + MAP head (probe D, in_proj 3D² + 3D, out D² + D, LN 2D, MLP 2DF + F + D)
@@ -198,6 +198,8 @@ MACS = {
     "llama3_1_8b": 128 * (32 * (4096 * 6144 + 4096**2 + 3 * 4096 * 14336) + 4096 * 128_256) + 32 * 2 * 128**2 * 4096,
     "llama3_2_1b": 128 * (16 * (2048 * 3072 + 2048**2 + 3 * 2048 * 8192) + 2048 * 128_256) + 16 * 2 * 128**2 * 2048,
     "phi3_5_mini": 128 * (32 * (3072 * 9216 + 3072**2 + 3 * 3072 * 8192) + 3072 * 32_064) + 32 * 2 * 128**2 * 3072,
+    # SmolLM3-3B: Llama's counts (a layer without RoPE has the same matmuls); = FlopCounterMode/2 (eager, meta)
+    "smollm3_3b": 128 * (36 * (2048 * 3072 + 2048**2 + 3 * 2048 * 11008) + 2048 * 128_256) + 36 * 2 * 128**2 * 2048,
     "gemma3_1b": 128 * (26 * (1152 * 1536 + 1024 * 1152 + 3 * 1152 * 6912) + 1152 * 262_144) + 26 * 2 * 4 * 128**2 * 256,
     "gemma3_27b": 128 * (62 * (5376 * 8192 + 4096 * 5376 + 3 * 5376 * 21504) + 5376 * 262_208)
                   + 62 * 2 * 32 * 128**2 * 128,
@@ -209,8 +211,6 @@ MACS = {
                   + (2 * 768**2 + 2 * 196 * 768**2 + 2 * 196 * 768 + 2 * 768 * 3072),  # 17,708,292,096
 }
 
-    # SmolLM3-3B: Llama's counts (a layer without RoPE has the same matmuls); = FlopCounterMode/2 (eager, meta)
-    "smollm3_3b": 128 * (36 * (2048 * 3072 + 2048**2 + 3 * 2048 * 11008) + 2048 * 128_256) + 36 * 2 * 128**2 * 2048,
 # -- Swin official flops() (MACs + LayerNorm elements + the final-norm quirk) -------------------
 OFFICIAL_FLOPS = {
     "swin_t": 4_494_405_120,  # official code; README/paper 4.5G

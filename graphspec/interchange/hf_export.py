@@ -91,12 +91,12 @@ def family(spec) -> str:
             longrope = e.pos_use.get("scaling") is not None and e.pos_use["scaling"].name == "longrope"
             if norm == "rms_norm" and (e.pos_use.get("fraction") != 1 or st.dropout or longrope):
                 return "phi3"  # partial rotary, residual dropout or LongRoPE: else Llama / Mistral, the same model
+            if any(m.get("pos") is not None and m.get("pos").name == "none" for m in st.masks):
+                return "smollm3"  # layers without RoPE (no_rope_layers)
             if any(m.name == "sliding" for m in st.masks):
                 return "mistral"
             if st.qkv_bias and not st.out_bias:
                 return "qwen2"
-            if any(m.get("pos") is not None and m.get("pos").name == "none" for m in st.masks):
-                return "smollm3"  # layers without RoPE (no_rope_layers)
             return "llama"
         if e.kind == "tokens" and e.pos == "learned" and st.role == "decoder" and head.kind in ("lm", "none"):
             return "gpt2"
@@ -265,12 +265,12 @@ def _llm(spec, mt: str) -> dict:
         cfg["attention_bias"] = bool(st.qkv_bias)
     if mt in ("llama", "smollm3"):
         cfg["mlp_bias"] = bool(st.mlp_bias)
+    if mt == "smollm3":
+        cfg.update(_smollm3(spec))
     if mt == "gemma":
         cfg["hidden_act"] = GEMMA_ACT.get(_act(st), _act(st))
     if mt in ("gemma2", "gemma3_text"):
         cfg["hidden_activation"] = GEMMA_ACT.get(_act(st), _act(st))
-    if mt == "smollm3":
-        cfg.update(_smollm3(spec))
         del cfg["hidden_act"]
         cfg.update(_gemma2(spec, hd))
     if mt == "gemma3_text":  # one rope per layer type: the sliding masks' own (or the embedding's), the global one
@@ -310,10 +310,6 @@ def _llm(spec, mt: str) -> dict:
     return cfg
 
 
-def _decoder(spec, lm_class: str, base_class: str) -> dict:
-    """The keys every `names: hf` decoder's config has: sizes, activation, tied head, dropout, RoPE."""
-    e, st, h = spec.embed, spec.stacks[0], spec.head
-    return dict(architectures=[lm_class if h.kind == "lm" else base_class], vocab_size=e.vocab, hidden_size=st.dim,
 def _smollm3(spec) -> dict:
     """SmolLM3's layers without RoPE: `causal(pos=none)` layers are 0 in no_rope_layers, the
     embedding's rope layers 1; its sliding window (NoPE layers only) is left off."""
@@ -329,6 +325,10 @@ def _smollm3(spec) -> dict:
                 pad_token_id=128004 if spec.embed.vocab > 128004 else None)  # SmolLM3's (padding_idx), where a token
 
 
+def _decoder(spec, lm_class: str, base_class: str) -> dict:
+    """The keys every `names: hf` decoder's config has: sizes, activation, tied head, dropout, RoPE."""
+    e, st, h = spec.embed, spec.stacks[0], spec.head
+    return dict(architectures=[lm_class if h.kind == "lm" else base_class], vocab_size=e.vocab, hidden_size=st.dim,
                 num_hidden_layers=sum(st.depths), num_attention_heads=st.heads[0],
                 hidden_act=ACT_OUT.get(_act(st), _act(st)), tie_word_embeddings=bool(h.tied),
                 attention_dropout=st.attn_dropout,
