@@ -351,3 +351,19 @@ def test_export_refuses_what_a_gpt_oss_config_cannot_hold(tmp_path, sets, words)
                                   "--format", "hf", "-o", str(tmp_path / "hf")])
     assert r.exit_code == 2, r.output
     assert words in r.output and "Traceback" not in r.output
+
+
+def test_save_pretrained_files_import_as_weights(tmp_path, tiny):
+    """GptOssForCausalLM.save_pretrained -> graphspec import-weights (the family from config.json's
+    model_type) -> the generated module loads them strictly and computes HF's logits."""
+    from safetensors.torch import load_file
+
+    hf, m = tiny
+    hf.save_pretrained(tmp_path / "hf")
+    r = CliRunner().invoke(main, ["import-weights", "gpt_oss_20b", str(tmp_path / "hf"), "-o",
+                                  str(tmp_path / "w.safetensors"), *sum((["--set", s] for s in SETS), [])])
+    assert r.exit_code == 0, r.output
+    _, net, _ = hf_ref.generated(m)
+    net.load_state_dict(load_file(str(tmp_path / "w.safetensors")), strict=True)
+    with torch.no_grad():
+        assert hf_ref.rel_err(net(IDS), hf(input_ids=IDS).logits) < RTOL
