@@ -29,7 +29,8 @@ F.scaled_dot_product_attention(..., enable_gqa=True) and never materialises the 
 becomes `sliding=W` (Mistral §2); RoPE stays before the fused core on q and k (it rotates the
 inputs of QKᵀ, it is not part of it); T5's unscaled scores give scale=1 with the bucket bias as
 the bias operand; PVT's spatially reduced k/v simply have S ≠ N. A logit soft-cap declines
-(F.scaled_dot_product_attention has none). Mistral's core after fusion:
+(F.scaled_dot_product_attention has none); gpt-oss's attention sinks (`sink_softmax` in place of the
+softmax, graphspec/ops/gpt_oss.py) are not matched and stay unfused for the same reason. Mistral's core after fusion:
 
     %attn.attention = attention(%attn.q_rot, %attn.k_rot, %attn.v_heads, scale=0.353553,
         causal=False, has_bias=False, has_mask=False, windows=1, dropout=0, kv_heads=2,
