@@ -183,6 +183,10 @@ MACS = {
     "deepseek_v3": 128 * (61 * (7168 * 1536 + 1536 * 24576 + 7168 * 576 + 512 * 32768 + 16384 * 7168)
                           + 3 * 3 * 7168 * 18432 + 58 * (7168 * 256 + 8 * 3 * 7168 * 2048 + 3 * 7168 * 2048)
                           + 7168 * 129_280) + 61 * 128 * 128**2 * (192 + 128),
+    # gpt-oss-20b: 24·(q, k, v, o 2880·9216 + router 2880·32 + 4 experts · 3·2880²) + head 2880·201088 per token,
+    # attention 24·2·64·128²·64 (window 128 = N: every causal pair); = FlopCounterMode/2 on a small eager
+    # GptOssForCausalLM (tests/test_gpt_oss.py); the sinks' concat and softmax are no MACs
+    "gpt_oss_20b": 128 * (24 * (2880 * 9216 + 2880 * 32 + 4 * 3 * 2880**2) + 2880 * 201_088) + 24 * 2 * 64 * 128**2 * 64,
     # Qwen3-8B: 36·(q 4096·4096 + k, v 2·4096·1024 + o 4096·4096 + 3·4096·12288) + untied head
     # 4096·151936 per token, attention 36·2·32·128²·128; = FlopCounterMode/2 on Qwen3ForCausalLM
     # (eager) on the meta device (tests/test_hf_import.py)
@@ -191,10 +195,6 @@ MACS = {
     "twins_pcpvt_s": 3_809_459_968,  # by hand from gvt.py (tests/test_twins.py; Table 1: 3.8G)
     # Llama 3.1 8B / 3.2 1B / Gemma 3 1B at N = 128: linears per token + attention (dense), equal to
     # FlopCounterMode/2 on the HF models (eager) on the meta device (tests/test_rope_scaling.py)
-    # gpt-oss-20b: 24·(q, k, v, o 2880·9216 + router 2880·32 + 4 experts · 3·2880²) + head 2880·201088 per token,
-    # attention 24·2·64·128²·64 (window 128 = N: every causal pair); = FlopCounterMode/2 on a small eager
-    # GptOssForCausalLM (tests/test_gpt_oss.py); the sinks' concat and softmax are no MACs
-    "gpt_oss_20b": 128 * (24 * (2880 * 9216 + 2880 * 32 + 4 * 3 * 2880**2) + 2880 * 201_088) + 24 * 2 * 64 * 128**2 * 64,
     "llama3_1_8b": 128 * (32 * (4096 * 6144 + 4096**2 + 3 * 4096 * 14336) + 4096 * 128_256) + 32 * 2 * 128**2 * 4096,
     "llama3_2_1b": 128 * (16 * (2048 * 3072 + 2048**2 + 3 * 2048 * 8192) + 2048 * 128_256) + 16 * 2 * 128**2 * 2048,
     "phi3_5_mini": 128 * (32 * (3072 * 9216 + 3072**2 + 3 * 3072 * 8192) + 3072 * 32_064) + 32 * 2 * 128**2 * 3072,
