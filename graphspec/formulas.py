@@ -27,7 +27,7 @@ from graphspec.ops import numel
 
 # The papers' symbols. NB: plain positive symbols, so they never equal the lowering's
 # (positive, integer) B, N, H of graphspec.lower.SYMBOLS, whatever their names.
-h, w, C, M, R, S, W = sympy.symbols("h w C M R S W", positive=True)
+h, w, C, M, R, S, W, K = sympy.symbols("h w C M R S W K", positive=True)  # K: Llama 4's chunk
 hd, gd = sympy.symbols("hd gd", positive=True)  # query width heads·d, key/value width kv_heads·d
 MACS = Convention()
 hw = h * w  # tokens per sample: the map h×w, or N tokens (then h = N, w = 1)
@@ -46,6 +46,18 @@ def sliding_pairs(n, window):
     n, window, half = sympy.sympify(n), sympy.sympify(window), sympy.Rational(1, 2)
     return sympy.Piecewise((n * (n + 1) * half, sympy.Le(n, window)),
                            (window * (window + 1) * half + (n - window) * window, True))
+
+
+def chunk_pairs(n, chunk):
+    """(query, key) pairs a chunked causal mask of K keeps over n tokens (Llama 4's local layers):
+    K(K+1)/2 per whole chunk and r(r+1)/2 for the last r = n − K⌊n/K⌋ tokens.
+
+    NB: written again beside graphspec/ops/llama4.py's `chunked_keep_count` on purpose, as
+    `sliding_pairs` is: the formula's side of the identity check."""
+    n, K = sympy.sympify(n), sympy.sympify(chunk)
+    whole = sympy.floor(n / K)
+    r = n - K * whole
+    return whole * K * (K + 1) / 2 + r * (r + 1) / 2
 
 
 @dataclass(frozen=True)
@@ -68,12 +80,14 @@ class Site:
     sliding: Any = None
     macs: Any = 0
     mla: dict | None = None  # `qkv: mla(...)`'s dims (kv_rank, rope_dim, nope_dim, v_dim, q_rank)
+    chunk: Any = None  # Llama 4's chunked causal mask: tokens per chunk
 
     def bindings(self) -> dict:
         """The formula's symbols -> this site's values."""
         grid = self.grid if self.grid and _zero(self.grid[0] * self.grid[1] - self.tokens) else (self.tokens, 1)
         out = {h: grid[0], w: grid[1], C: self.dim, M: self.window or 0, R: self.sr_ratio, S: self.keys,
-               W: self.sliding or 0, hd: self.heads * self.head_dim, gd: self.kv_heads * self.head_dim}
+               W: self.sliding or 0, K: self.chunk or 0, hd: self.heads * self.head_dim,
+               gd: self.kv_heads * self.head_dim}
         if self.mla:
             a, qk = self.mla, self.heads * (self.mla["nope_dim"] + self.mla["rope_dim"])
             q = a.get("q_rank")
@@ -135,6 +149,11 @@ FORMULAS: list[Formula] = [
             f"Jiang et al. 2023, Mistral 7B, arXiv:2310.06825, §2 (sliding window W, `unmasked`); {GQA}",
             lambda: 2 * hw * C * (hd + gd) + 2 * hd * sliding_pairs(hw, W),
             lambda s, c: c.unmasked and bool(s.sliding) and not s.cross, (h, w, C, hd, gd, W)),
+    Formula("Ω(chunked)", "2N·C·(hd + gd) + 2hd·(⌊N/K⌋·K(K+1)/2 + r(r+1)/2), r = N − K⌊N/K⌋",
+            f"Meta 2025, The Llama 4 herd; HF modeling_llama4 (chunked_attention: keys of the query's own chunk "
+            f"of K, `unmasked`); {GQA}",
+            lambda: 2 * hw * C * (hd + gd) + 2 * hd * chunk_pairs(hw, K),
+            lambda s, c: c.unmasked and bool(s.chunk) and not s.cross, (h, w, C, hd, gd, K)),
     Formula("Ω(causal)", "2N·C·(hd + gd) + 2hd·N(N+1)/2",
             f"Vaswani et al. 2017, §3.2.3 (masked decoder attention, `unmasked`); {GQA}",
             lambda: 2 * hw * C * (hd + gd) + hd * hw * (hw + 1),
@@ -225,6 +244,8 @@ def sites(g: Graph, batch, conv: Convention = MACS) -> list[Site]:
         tokens, keys = _per_sample(q, q_in, batch), _per_sample(k, k_in, batch)
         sliding = fused.a.get("sliding") if fused else None
         sliding = sliding or next((n.a["window"] for n in inside if n.op == "sliding_mask"), None)
+        chunk = (fused.a.get("chunk") if fused else None) or next(
+            (n.a["chunk"] for n in inside if n.op == "chunked_mask"), None)
         causal = bool(args.get("causal") or (fused and fused.a.get("causal"))
                       or any(n.op == "causal_mask" for n in inside))
         parent = g.modules.get(path.rsplit(".", 1)[0]) if "." in path else None
@@ -235,7 +256,7 @@ def sites(g: Graph, batch, conv: Convention = MACS) -> list[Site]:
                         args.get("kv_heads", heads), args.get("head_dim", args["dim"] // heads), tokens,
                         keys, grid, args.get("window"), sr, causal, sliding,
                         analysis._simplify(sum((analysis.node_cost(g, n, conv) for n in inside), 0)),
-                        {k: args.get(k) for k in MLA_DIMS} if args.get("qkv") == "mla" else None))
+                        {k: args.get(k) for k in MLA_DIMS} if args.get("qkv") == "mla" else None, chunk))
     return out
 
 

@@ -69,6 +69,11 @@ PARAMS = {
     # Qwen3ForCausalLM on meta (tests/test_hf_import.py; arXiv:2505.09388 Table 1: 8.2B, 6.95B non-embedding)
     "qwen3_8b": 36 * (4096 * (4096 + 2 * 1024) + 4096 * 4096 + 3 * 4096 * 12288 + 2 * 4096 + 2 * 128) + 4096
                 + 2 * 151_936 * 4096,
+    # Llama4ForCausalLM from Llama-4-Scout-17B-16E's text config on meta (tests/test_llama4.py): 48·(attention
+    # 2·5120² + 2·5120·1024 + router 16·5120 + 16 experts and the shared one 17·3·5120·8192 + 2·5120) + 5120 +
+    # 2·202048·5120 (untied; model card: 109B with the vision encoder, 17B active)
+    "llama4_scout": 48 * (2 * 5120**2 + 2 * 5120 * 1024 + 16 * 5120 + 17 * 3 * 5120 * 8192 + 2 * 5120) + 5120
+                    + 2 * 202_048 * 5120,
     # Twins-PCPVT-S by hand from gvt.py (tests/test_twins.py; Table 1: 24.1M)
     "twins_pcpvt_s": 24_106_216,
     # LlamaForCausalLM / Gemma3ForCausalLM from the released configs on meta (tests/test_rope_scaling.py):
@@ -192,6 +197,12 @@ MACS = {
     # (eager) on the meta device (tests/test_hf_import.py)
     "qwen3_8b": 128 * (36 * (2 * 4096 * 4096 + 2 * 4096 * 1024 + 3 * 4096 * 12288) + 4096 * 151_936)
                 + 36 * 2 * 32 * 128**2 * 128,
+    # Llama 4 Scout: 48·(q, o 2·5120² + k, v 2·5120·1024 + router 5120·16 + one routed expert and the shared one
+    # 2·3·5120·8192) + head 5120·202048 per token, attention 48·2·128²·5120 (chunks of 8192 > N: all pairs);
+    # FlopCounterMode/2 on Llama4ForCausalLM (eager, meta) is 48·128·15·3·5120·8192 more: HF runs every expert
+    # on every token, its input scaled by 0 outside the top-1 (tests/test_llama4.py)
+    "llama4_scout": 128 * (48 * (2 * 5120**2 + 2 * 5120 * 1024 + 5120 * 16 + 2 * 3 * 5120 * 8192) + 5120 * 202_048)
+                    + 48 * 2 * 128**2 * 5120,
     "twins_pcpvt_s": 3_809_459_968,  # by hand from gvt.py (tests/test_twins.py; Table 1: 3.8G)
     # Llama 3.1 8B / 3.2 1B / Gemma 3 1B at N = 128: linears per token + attention (dense), equal to
     # FlopCounterMode/2 on the HF models (eager) on the meta device (tests/test_rope_scaling.py)

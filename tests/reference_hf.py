@@ -254,6 +254,13 @@ IMPORT_FAMILIES = {
                  dict(num_hidden_layers=6, no_rope_layer_interval=3, num_key_value_heads=16, attention_bias=True,
                       mlp_bias=True, tie_word_embeddings=False),
                  dict(num_hidden_layers=4, no_rope_layers=[0, 1, 1, 0])]),
+    # Llama 4 Maverick's shape (128 experts every other layer, dense layers between, no q/k norm); 6 layers with a
+    # NoPE layer every 3rd, no chunked attention, no temperature, q/k/v/o biases, head_dim 64, a tied head
+    "llama4_text": ("Llama4TextConfig", "Llama4ForCausalLM",
+                    [dict(num_local_experts=128, interleave_moe_layer_step=2, use_qk_norm=False,
+                          max_position_embeddings=1048576),
+                     dict(num_hidden_layers=6, no_rope_layer_interval=3, attention_chunk_size=None,
+                          attn_temperature_tuning=False, attention_bias=True, tie_word_embeddings=True, head_dim=64)]),
     "pvt": ("PvtConfig", "PvtForImageClassification", [dict(depths=[3, 4, 6, 3]),
                                                        dict(qkv_bias=False, num_labels=10, mlp_ratios=[4, 4, 4, 4])]),
 }

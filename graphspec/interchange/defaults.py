@@ -131,6 +131,16 @@ DEFAULTS["siglip_vision_model"] = dict(hidden_size=768, intermediate_size=3072, 
                                        vision_use_head=True)
 DEFAULTS["siglip"] = dict(text_config=None, vision_config={})
 
+# Llama 4's text model (Llama4TextConfig): every key the importer reads, as transformers 5 defaults it
+DEFAULTS["llama4_text"] = dict(
+    vocab_size=202048, hidden_size=5120, intermediate_size=8192, intermediate_size_mlp=16384, num_hidden_layers=48,
+    num_attention_heads=40, num_key_value_heads=8, head_dim=128, hidden_act="silu", max_position_embeddings=131072,
+    rms_norm_eps=1e-5, tie_word_embeddings=False, attention_dropout=0.0, num_experts_per_tok=1, num_local_experts=16,
+    moe_layers=None, interleave_moe_layer_step=1, use_qk_norm=True, output_router_logits=False,
+    router_aux_loss_coef=0.001, router_jitter_noise=0.0, rope_parameters={"rope_theta": 500000.0, "rope_type": "default"},
+    no_rope_layers=None, no_rope_layer_interval=4, attention_chunk_size=8192, layer_types=None,
+    attn_temperature_tuning=True, floor_scale=8192, attn_scale=0.1, attention_bias=False)
+
 # Keys of one family that change nothing graphspec builds (the pre-training heads' settings).
 FAMILY_IGNORED: dict[str, set[str]] = {
     "gpt2": {"summary_type", "summary_use_proj", "summary_activation", "summary_proj_to_labels",
@@ -140,4 +150,6 @@ FAMILY_IGNORED: dict[str, set[str]] = {
     "gemma3_text": {"cache_implementation", "sliding_window_pattern"},
     # DeepSeek's released config.json: its remote code's class map (never followed)
     "deepseek_v2": {"auto_map"}, "deepseek_v3": {"auto_map"},  # the pattern: read when layer_types is absent
+    # Llama 4's released text_config: a flag of Meta's llm-compressor release (no model change), generate()'s cache
+    "llama4_text": {"for_llm_compressor", "cache_implementation"},
 }

@@ -72,6 +72,10 @@ def family(spec) -> str:
         if e.kind == "tokens" and e.pos == "rope" and st.role == "decoder" and st.names == "hf":
             if st.sinks:  # attention sinks: OpenAI's gpt-oss
                 return "gpt_oss"
+            from graphspec.interchange.hf_export_llama4 import is_llama4
+
+            if is_llama4(st):  # chunked attention, NoPE temperature, L2 q/k norm, input-weighted experts
+                return "llama4_text"
             if st.qkv is not None and st.qkv.name == "mla":  # V3: sigmoid routing, or halves rotated
                 routers = {m["router"].name for m in _layer_mlps(st) if m.name == "moe"}
                 return "deepseek_v3" if "sigmoid" in routers or not (routers or e.pos_use.get("interleaved")) \
@@ -386,6 +390,16 @@ def _deepseek(spec, mt: str) -> dict:
     return cfg
 
 
+def _llama4(spec) -> dict:
+    """Llama4TextConfig (graphspec/interchange/hf_export_llama4.py)."""
+    from graphspec.interchange.hf_export_llama4 import llama4_config
+
+    def error(message):
+        raise ExportError(message)
+
+    return llama4_config(spec, _decoder, error)
+
+
 def rope_parameters(rope) -> dict:
     """HF's rope_parameters of a `rope(...)` use: rope_theta, and the rope_type and numbers of its
     `scaling` (graphspec/vocab/positions.py; the inverse of the importer's SCALING_KEYS)."""
@@ -430,6 +444,7 @@ def to_hf_config(model) -> dict:
                                                          "qwen2_moe", "olmo2", "gemma", "gemma2", "gemma3_text", "phi",
                                                          "phi3", "smollm3")
                                  else _deepseek(spec, mt) if mt in ("deepseek_v2", "deepseek_v3")
+                                 else _llama4(spec) if mt == "llama4_text"
                                  else _gpt_oss(spec) if mt == "gpt_oss"
                                  else {"gpt2": _gpt2, "bert": _bert, "vit": _vit, "swin": _swin, "pvt": _pvt,
                                        "t5": _t5, "detr": _detr, "siglip_vision_model": _siglip_vision}[mt](spec))}
