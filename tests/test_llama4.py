@@ -411,3 +411,19 @@ def test_bad_arguments_are_located_errors(tmp_path, old, new, words):
     assert r.exit_code == 2, r.output
     assert re.search(rf"bad\.yaml:{line}:\d+: error: ", r.output) and words in r.output, r.output
     assert "fix:" in r.output and "Traceback" not in r.output
+
+
+def test_import_weights_reads_a_saved_llama4_checkpoint(tmp_path):
+    """save_pretrained's files -> `graphspec import-weights` (model_type llama4_text: the llama4 weight
+    family, experts transposed from (E, in, out)) -> the generated module computes HF's logits."""
+    from safetensors.torch import load_file
+
+    hf = small_hf()
+    hf.save_pretrained(tmp_path / "hf")
+    r = CliRunner().invoke(main, ["import-weights", "llama4_scout", str(tmp_path / "hf"), "-o",
+                                  str(tmp_path / "w.safetensors"), *[a for s in SMALL_SET for a in ("--set", s)]])
+    assert r.exit_code == 0, r.output
+    _, net, _ = hf_ref.generated(small_spec())
+    net.load_state_dict(load_file(tmp_path / "w.safetensors"), strict=True)
+    with torch.no_grad():
+        assert hf_ref.rel_err(net(ids()), hf(input_ids=ids()).logits) < RTOL
