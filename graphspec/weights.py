@@ -42,7 +42,8 @@ _P = r"(weight|bias)"
 _BN = r"(weight|bias|running_mean|running_var)"  # FrozenBatchNorm2d: all four are buffers
 _LAYER_PREFIXES = {"pvt": ("pvt.encoder.", "encoder."), "t5": ("",), "swin": ("swin.", ""), "vit": ("vit.", ""), "bert": ("bert.", ""),
                    "gpt2": ("transformer.", ""), "torch_transformer": ("",), "detr": ("model.", ""),
-                   "llama": ("model.", ""), "phi": ("model.", ""), "phi3": ("model.", ""), "llama4": ("model.", ""),
+                   "llama": ("model.", ""), "phi": ("model.", ""), "phi3": ("model.", ""),
+                   "llama4": ("model.", "", "language_model.model.", "language_model."),  # ..ForConditionalGeneration
                    "siglip_vision_model": ("", "vision_model.")}
 
 
@@ -265,7 +266,7 @@ HF_FAMILIES = {"pvt": "pvt", "t5": "t5", "swin": "swin", "vit": "vit", "bert": "
                "qwen2": "llama", "gemma": "llama", "gemma2": "llama", "qwen3": "llama", "qwen3_moe": "llama", "qwen2_moe": "llama",
                "smollm3": "llama",
                "olmo2": "llama", "phi3": "phi3", "gemma3_text": "llama", "deepseek_v2": "llama", "deepseek_v3": "llama",
-               "llama4_text": "llama4",
+               "llama4_text": "llama4", "llama4": "llama4",
                "siglip_vision_model": "siglip_vision_model", "siglip": "siglip_vision_model"}
 
 

@@ -427,3 +427,39 @@ def test_import_weights_reads_a_saved_llama4_checkpoint(tmp_path):
     net.load_state_dict(load_file(tmp_path / "w.safetensors"), strict=True)
     with torch.no_grad():
         assert hf_ref.rel_err(net(ids()), hf(input_ids=ids()).logits) < RTOL
+
+
+def test_released_multimodal_config_imports_its_language_model(tmp_path):
+    """The released config.json (model_type llama4, Llama4ForConditionalGeneration): its text_config
+    is the bundled spec node for node, the header says what is left out, and a bad key inside
+    text_config is located at its own line."""
+    full = {"architectures": ["Llama4ForConditionalGeneration"], "boi_token_index": 200080, "eoi_token_index": 200081,
+            "image_token_index": 200092, "model_type": "llama4", "text_config": SCOUT_TEXT,
+            "tie_word_embeddings": False, "torch_dtype": "bfloat16", "transformers_version": "4.51.0",
+            "vision_config": {"hidden_size": 1408, "model_type": "llama4_vision_model"}}
+    p = imported(tmp_path, full)
+    assert "the vision encoder, the projector and the image tokens are left out" in p.read_text()
+    assert ir_lines(graphspec.load(p).graph) == ir_lines(graphspec.load("llama4_scout").graph)
+    text = json.dumps({**full, "text_config": {**SCOUT_TEXT, "use_qk_norm": "yes"}}, indent=2)
+    (tmp_path / "config.json").write_text(text)
+    r = CliRunner().invoke(main, ["import", str(tmp_path / "config.json"), "-o", str(tmp_path / "s.yaml")])
+    line = next(i for i, ln in enumerate(text.splitlines(), 1) if '"use_qk_norm"' in ln)
+    assert r.exit_code == 2 and f"config.json:{line}:" in r.output and "use_qk_norm must be true or false" in r.output
+
+
+def test_weights_of_llama4_for_conditional_generation_map_in():
+    """Llama4ForConditionalGeneration keeps the language model under `language_model.`: its text weights
+    map into the generated module (the vision tower's are not read)."""
+    from graphspec.weights import to_graphspec
+
+    cfg = transformers.Llama4Config(text_config=config(**SMALL).to_dict(),
+                                    vision_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                                       num_attention_heads=2, image_size=28, patch_size=14,
+                                                       vision_output_dim=16, projector_input_dim=16,
+                                                       projector_output_dim=16))
+    torch.manual_seed(0)
+    mm = hf_ref.perturbed(transformers.Llama4ForConditionalGeneration(cfg))
+    graph, net, _ = hf_ref.generated(small_spec(), "none")
+    net.load_state_dict(to_graphspec(mm, graph), strict=True)
+    with torch.no_grad():
+        assert hf_ref.rel_err(net(ids()), mm.language_model(input_ids=ids()).logits) < RTOL

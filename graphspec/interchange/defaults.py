@@ -140,6 +140,7 @@ DEFAULTS["llama4_text"] = dict(
     router_aux_loss_coef=0.001, router_jitter_noise=0.0, rope_parameters={"rope_theta": 500000.0, "rope_type": "default"},
     no_rope_layers=None, no_rope_layer_interval=4, attention_chunk_size=8192, layer_types=None,
     attn_temperature_tuning=True, floor_scale=8192, attn_scale=0.1, attention_bias=False)
+DEFAULTS["llama4"] = dict(text_config={}, vision_config=None, tie_word_embeddings=False)
 
 # Keys of one family that change nothing graphspec builds (the pre-training heads' settings).
 FAMILY_IGNORED: dict[str, set[str]] = {

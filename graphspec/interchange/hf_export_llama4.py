@@ -43,13 +43,15 @@ def llama4_config(spec, decoder, error) -> dict:
     moe = mlps[sparse[0]] if sparse else None
     dense = next((m for m in mlps if m.name != "moe"), None)
     step = next((k for k in range(1, L + 1) if sparse == list(range(k - 1, L, k))), None)
+    rope_layers = [int(p is None or p.name == "rope") for p in pos]
+    interval = next((k for k in range(2, L + 1) if rope_layers == [int((i + 1) % k != 0) for i in range(L)]), 4)
     cfg = decoder(spec, "Llama4ForCausalLM", "Llama4TextModel")
     floor, scale = next(iter(temps)) if temps else (8192, 0.1)
     floor = int(floor) if float(floor).is_integer() else floor  # HF's floor_scale is an int
     cfg.update(num_key_value_heads=st.kv_heads or st.heads[0], head_dim=st.head_dim or st.dim // st.heads[0],
                rms_norm_eps=float(st.norm_kind.get("eps")), attention_bias=bool(st.qkv_bias),
                use_qk_norm=st.qk_norm == "l2",
-               no_rope_layers=[int(p is None or p.name == "rope") for p in pos],
+               no_rope_layers=rope_layers, no_rope_layer_interval=interval,
                layer_types=["chunked_attention" if m.name == "chunked" else "full_attention" for m in masks],
                attention_chunk_size=next(iter(chunks)) if chunks else None,
                attn_temperature_tuning=bool(temps), floor_scale=floor, attn_scale=scale,

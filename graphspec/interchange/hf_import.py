@@ -234,9 +234,9 @@ from graphspec.interchange.hf_import_siglip import _siglip, _siglip_vision  # no
 
 BUILDERS.update(siglip_vision_model=_siglip_vision, siglip=_siglip)  # SigLIP's vision tower (hf_import_siglip.py)
 
-from graphspec.interchange.hf_import_llama4 import _llama4_text  # noqa: E402
+from graphspec.interchange.hf_import_llama4 import _llama4, _llama4_text  # noqa: E402
 
-BUILDERS["llama4_text"] = _llama4_text  # Llama 4's text model (hf_import_llama4.py)
+BUILDERS.update(llama4_text=_llama4_text, llama4=_llama4)  # Llama 4's text model (hf_import_llama4.py)
 
 
 def supported() -> list[str]:

@@ -17,14 +17,19 @@ modeling_llama4.py is the reference):
 
 A per-layer choice that repeats with a period is written as `pattern(...)`, else as a list.
 Training-only keys (the router's auxiliary loss, jitter) are read and left out; anything else
-graphspec cannot express is an exit-2 error naming the option.
+graphspec cannot express is an exit-2 error naming the option. A whole `llama4` config (the
+released config.json of Llama4ForConditionalGeneration) imports its `text_config`; the vision
+encoder and projector are left out and the header says so.
 """
 
 from __future__ import annotations
 
+import re
+
 from graphspec.interchange.config import Reader, show
 from graphspec.interchange.hf_import import Spec, _act, _head, _seq, num
 from graphspec.interchange.hf_import_llm import _rope, _rope_text
+from graphspec.spec.errors import SpecError
 
 
 def _flags(r: Reader, key: str, n: int) -> list[int] | None:
@@ -158,3 +163,35 @@ def _llama4_text(r: Reader, s: Spec) -> None:
     s.stacks.append(("decoder×L", f + [("final_norm", True)]))
     lm = f"lm(tied={num(r.bool('tie_word_embeddings', False))})"
     s.head = _head(r, "llama4_text", {"Llama4ForCausalLM": lm, "Llama4TextModel": "none"}, "Llama4ForCausalLM")
+
+
+LLAMA4_TOP = ("vision_config", "boi_token_index", "eoi_token_index", "image_token_index", "tie_word_embeddings")
+
+
+def _llama4(r: Reader, s: Spec) -> None:
+    """A whole Llama 4 config: its `text_config` as Llama4ForCausalLM (the vision tower, the
+    projector and the image tokens are left out)."""
+    from graphspec.interchange.defaults import DEFAULTS, FAMILY_IGNORED
+
+    for k in LLAMA4_TOP:
+        r.raw(k)
+    r.expect("architectures", (None, [], ["Llama4ForConditionalGeneration"]),
+             "graphspec imports Llama4ForConditionalGeneration's language model")
+    sub = r.raw("text_config")
+    if not isinstance(sub, dict):
+        r.error("text_config", f"text_config must be an object, not {show(sub)}")
+        return
+    text = r.text
+    if text:  # locate the sub-config's keys inside `"text_config": {...}`: blank what comes before it
+        m = re.search(r'"text_config"\s*:', text)
+        text = re.sub(r"[^\n]", " ", text[:m.start()]) + text[m.start():] if m else text
+    t = Reader({**sub, "architectures": ["Llama4ForCausalLM"]}, DEFAULTS["llama4_text"], r.file, text,
+               FAMILY_IGNORED["llama4_text"] | {"model_type"})
+    _llama4_text(t, s)
+    s.comment.insert(1, "Of Llama4ForConditionalGeneration, the language model (Llama4ForCausalLM): the vision "
+                        "encoder, the projector and the image tokens are left out.")
+    try:
+        t.finish("llama4 text_config")
+    except SpecError:
+        pass  # its diagnostics are t's: reported with the top level's
+    r.diags.items += [d for d in t.diags.items if d not in r.diags.items]
