@@ -182,6 +182,26 @@ def test_onnx_computes_hugging_faces_logits():
         assert hf_ref.rel_err(torch.from_numpy(got), hf(input_ids=x).logits) < 1e-4
 
 
+def test_tvm_llvm_computes_hugging_faces_logits():
+    """Apache TVM (Relax, llvm) after the default passes: the chunked band, the temperature table
+    and the L2 norm as Relax ops, every expert on every token with its input weighted."""
+    pytest.importorskip("tvm")
+    from graphspec.backends import tvm as gt
+
+    from graphspec.passes import run_pipeline
+    from graphspec.weights import to_graphspec
+
+    hf, m = small_hf(), small_spec()
+    g, _ = run_pipeline(m.graph, "default", echo=lambda s: None)
+    params = {k: v.numpy() for k, v in to_graphspec(hf, g).items()}
+    low = gt.lower(g)
+    ex, _ = gt.build(low, "llvm")
+    x = ids(1, seed=5)
+    (got,) = gt.Runner(ex, low.params, params)(x.numpy())
+    with torch.no_grad():
+        assert hf_ref.rel_err(torch.from_numpy(got), hf(input_ids=x).logits) < 1e-4
+
+
 DROPPED = [  # each construct replaced by what graphspec had before it
     ("pattern(chunked(chunk) * 3,", "pattern(causal * 3,"),  # chunked attention -> causal
     ("causal(pos=temperature(floor, attn_scale))", "causal(pos=none)"),  # no temperature on the NoPE layers
