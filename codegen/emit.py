@@ -434,7 +434,8 @@ class ClassEmitter:
         (_, first), (_, second) = sorted(by_class.items(), key=lambda kv: self.d.paths.index(kv[1][0]))
         texts = [self.construct(ms.per[qs[0]].children[0], {q: (ms.per[q].children[0] if q in qs else DONT_CARE)
                                                              for q in self.d.paths}) for qs in (first, second)]
-        hint = identifier(self.em.class_of(ms.per[second[0]].children[0]).name.lower())
+        cls = self.em.class_of(ms.per[second[0]].children[0]).name
+        hint = identifier(re.sub(r"(?<=[a-z])(?=[A-Z][a-z])", "_", cls).lower())  # GlobalAttention: global_attention
         return f"{texts[1]} if {self.cond(j, {q: q in second for q in self.d.paths}, hint)} else {texts[0]}"
 
     def construct(self, first_child: str, child_of: dict[str, Any]) -> str:

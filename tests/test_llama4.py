@@ -221,7 +221,9 @@ def test_each_construct_matters(tmp_path, old, new):
 def test_generated_code_reads_like_hugging_faces_llama4(tmp_path):
     _, _, src = hf_ref.generated(small_spec(), "default")
     for piece in ("def chunked_mask(attn, chunk: int):", "def attn_temperature(q, floor_scale: float, attn_scale: float):",
-                  "class ChunkedAttention(nn.Module):", "q_norm = F.rms_norm(q, (8,), eps=1e-05)",
+                  "class ChunkedAttention(nn.Module):", "class GlobalAttention(nn.Module):",
+                  "GlobalAttention(dim, num_heads, kv_heads=2)\n            if global_attention\n            else ChunkedAttention(",
+                  "Block(dim=32, num_heads=4, global_attention=i >= 3)", "q_norm = F.rms_norm(q, (8,), eps=1e-05)",
                   "interleaved=True, scaling=('llama3', 8.0, 1.0, 4.0, 8192)",
                   "chunked_mask(q_rot.new_zeros(q_rot.size(-2), k_rot.size(-2)), 4)",
                   "q_scaled = attn_temperature(q, 3.0, 1.0)", "is_causal=True",

@@ -31,11 +31,13 @@ def attend(b, layer, x: str, kv: str, local: str, *, pos_q=None, pos_k=None, win
     `pos_q`/`pos_k` are added to the query/key inputs only (DETR §3.2). `on_scores` are the
     mask's edits of the logits, applied after the position scheme's; `kv_fn(b, kv) -> kv'`
     transforms the key/value input inside the attention module (PVT's spatial reduction); `cls`
-    names the module's class (Llama 4's ChunkedAttention)."""
+    names the module's class (Llama 4's ChunkedAttention), else the position scheme's module
+    when it has one (the temperature layers' GlobalAttention)."""
     dim, heads, kvh, hd = layer.dim, layer.heads, layer.kv_heads, layer.head_dim
     windowed = window is not None
     self_attn = kv is x
-    cls = cls or ("WindowAttention" if windowed else ("CrossAttention" if not self_attn else "Attention"))
+    named = layer.pos.construct.module if self_attn and layer.pos is not None else None  # GlobalAttention: Llama 4's
+    cls = cls or named or ("WindowAttention" if windowed else ("CrossAttention" if not self_attn else "Attention"))
     xq = b.emit("add", (x, pos_q), f"{local}_query") if pos_q is not None else x
     xk = kv if pos_k is None else (xq if (self_attn and pos_k is pos_q) else b.emit("add", (kv, pos_k), f"{local}_key"))
     extra = {k: v for k, v in (("kv_heads", kvh), ("head_dim", hd)) if v != (heads if k == "kv_heads" else dim // heads)}

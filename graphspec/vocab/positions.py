@@ -228,7 +228,9 @@ def _temperature_qk(b, use, layer, q, k):
                                      doc="HF's floor_scale: tokens per step of the temperature"),
            Arg("scale", float, 0.1, minimum=0, doc="HF's attn_scale: the log's weight"),
            hooks={"qk": _temperature_qk}, example="attention: pattern(chunked(8192) * 3, "
-           "causal(pos=temperature(8192, 0.1)))")
+           "causal(pos=temperature(8192, 0.1)))", module="GlobalAttention",
+           doc_class="Multi-head self-attention over the whole context without positions, the queries scaled "
+                     "by the attention temperature (Llama 4's global NoPE layers).")
 def temperature(b, use, ctx, x):
     """Attention temperature tuning (Llama 4's NoPE layers, HF's attn_temperature_tuning; after
     Nakanishi 2025, arXiv:2501.19399): no positions, but the query at position i is scaled by
