@@ -419,6 +419,7 @@ BAD_SPECS = [
     ("temperature(floor, attn_scale)", "temperature(floor, -1)", "temperature() argument `scale` must be ≥ 0"),
     ("weigh=input", "weigh=inputs", "moe() argument `weigh` must be one of output, input"),
     ("qk_norm: l2", "qk_norm: l3", "qk_norm 'l3' is not one of true, false, head, all, l2"),
+    ("expert=glu(expert_ff, silu)", "expert=clamped_swiglu(expert_ff)", "weigh=input scales the inputs of glu or mlp"),
 ]
 
 

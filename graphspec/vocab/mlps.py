@@ -170,6 +170,9 @@ def _check_moe(a):
                     f"use top_k ≤ {a['experts']} (Mixtral: moe(8, 2, ...))"))
     if a["expert"].name == "moe":
         out.append(("expert", "an expert cannot itself be a mixture", "write expert=glu(d_ff, silu)"))
+    elif a["weigh"] == "input" and a["expert"].name not in ("glu", "mlp"):
+        out.append(("weigh", f"weigh=input scales the inputs of glu or mlp experts, not {a['expert'].name}'s",
+                    "write expert=glu(d_ff, silu) (Llama 4's), or weigh=output"))
     elif a["expert"]["d_ff"] is None:
         out.append(("expert", "the expert needs its width", "write expert=glu(d_ff, silu) with d_ff a number"))
     elif a["expert"].get("drop"):
