@@ -266,6 +266,7 @@ HF_FAMILIES = {"pvt": "pvt", "t5": "t5", "swin": "swin", "vit": "vit", "bert": "
                "qwen2": "llama", "gemma": "llama", "gemma2": "llama", "qwen3": "llama", "qwen3_moe": "llama", "qwen2_moe": "llama",
                "smollm3": "llama",
                "olmo2": "llama", "phi3": "phi3", "gemma3_text": "llama", "deepseek_v2": "llama", "deepseek_v3": "llama",
+               "olmo3": "llama", "glm4_moe": "llama",
                "llama4_text": "llama4", "llama4": "llama4",
                "siglip_vision_model": "siglip_vision_model", "siglip": "siglip_vision_model"}
 

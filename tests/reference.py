@@ -74,6 +74,14 @@ PARAMS = {
     # 2·202048·5120 (untied; model card: 109B with the vision encoder, 17B active)
     "llama4_scout": 48 * (2 * 5120**2 + 2 * 5120 * 1024 + 16 * 5120 + 17 * 3 * 5120 * 8192 + 2 * 5120) + 5120
                     + 2 * 202_048 * 5120,
+    # Olmo3ForCausalLM from Olmo-3-7B's config on meta (tests/test_olmo3.py): OLMo 2's 7B with the unpadded
+    # dolma2 vocabulary, 32·(4·4096² + 3·4096·11008 + 4·4096) + 4096 + 2·100278·4096 (the hub: 7,298,011,136)
+    "olmo3_7b": 32 * (4 * 4096**2 + 3 * 4096 * 11008 + 4 * 4096) + 4096 + 2 * 100_278 * 4096,
+    # Glm4MoeForCausalLM from GLM-4.5-Air's config on meta (tests/test_glm4_moe.py; arXiv:2508.06471: 106B, 12B
+    # active): 46·(q, k, v with biases 4096·(12288 + 2·1024) + 12288 + 2·1024, o 12288·4096, 2·4096) + 1 dense
+    # 3·4096·10944 + 45·(router 128·4096 + 128 experts and the shared one 129·3·4096·1408) + 4096 + 2·151552·4096
+    "glm4_5_air": 46 * (4096 * 14336 + 14336 + 12288 * 4096 + 2 * 4096) + 3 * 4096 * 10944
+                  + 45 * (128 * 4096 + 129 * 3 * 4096 * 1408) + 4096 + 2 * 151_552 * 4096,
     # Twins-PCPVT-S by hand from gvt.py (tests/test_twins.py; Table 1: 24.1M)
     "twins_pcpvt_s": 24_106_216,
     # LlamaForCausalLM / Gemma3ForCausalLM from the released configs on meta (tests/test_rope_scaling.py):
@@ -203,6 +211,13 @@ MACS = {
     # on every token, its input scaled by 0 outside the top-1 (tests/test_llama4.py)
     "llama4_scout": 128 * (48 * (2 * 5120**2 + 2 * 5120 * 1024 + 5120 * 16 + 2 * 3 * 5120 * 8192) + 5120 * 202_048)
                     + 48 * 2 * 128**2 * 5120,
+    # OLMo 3 7B: OLMo 2's counts with vocabulary 100278 (sliding layers dense: N = 128 < the 4096 window); GLM-4.5-Air:
+    # 46·attention (q, k, v 4096·14336, o 12288·4096) + 1 dense SwiGLU + 45·(router 4096·128 + 8 experts and the
+    # shared one 9·3·4096·1408) + head, scores and values 46·2·128²·12288; both = FlopCounterMode/2 (eager; GLM's
+    # experts on a small real model: tests/test_olmo3.py, test_glm4_moe.py)
+    "olmo3_7b": 128 * (32 * (4 * 4096**2 + 3 * 4096 * 11008) + 4096 * 100_278) + 32 * 2 * 128**2 * 4096,
+    "glm4_5_air": 128 * (46 * (4096 * 14336 + 12288 * 4096) + 3 * 4096 * 10944 + 45 * (4096 * 128 + 9 * 3 * 4096 * 1408)
+                         + 4096 * 151_552) + 46 * 2 * 128**2 * 12288,
     "twins_pcpvt_s": 3_809_459_968,  # by hand from gvt.py (tests/test_twins.py; Table 1: 3.8G)
     # Llama 3.1 8B / 3.2 1B / Gemma 3 1B at N = 128: linears per token + attention (dense), equal to
     # FlopCounterMode/2 on the HF models (eager) on the meta device (tests/test_rope_scaling.py)

@@ -261,6 +261,28 @@ IMPORT_FAMILIES = {
                           max_position_embeddings=1048576),
                      dict(num_hidden_layers=6, no_rope_layer_interval=3, attention_chunk_size=None,
                           attn_temperature_tuning=False, attention_bias=True, tie_word_embeddings=True, head_dim=64)]),
+    # OLMo 3 7B's shape (vocabulary 100278, YaRN on the full layers, 65536 positions); 6 layers sliding and full
+    # alternating over 64 tokens, GQA, biases, a tied head, the sliding layers with their own RoPE base
+    "olmo3": ("Olmo3Config", "Olmo3ForCausalLM",
+              [dict(vocab_size=100278, max_position_embeddings=65536, rms_norm_eps=1e-6,
+                    rope_parameters={"full_attention": {"rope_type": "yarn", "rope_theta": 500000.0, "factor": 8.0,
+                                                        "original_max_position_embeddings": 8192, "beta_fast": 32.0,
+                                                        "beta_slow": 1.0, "attention_factor": 1.2079441541679836},
+                                     "sliding_attention": {"rope_type": "default", "rope_theta": 500000.0}}),
+               dict(num_hidden_layers=6, layer_types=["sliding_attention", "full_attention"] * 3, sliding_window=64,
+                    num_key_value_heads=8, attention_bias=True, tie_word_embeddings=True,
+                    rope_parameters={"full_attention": {"rope_type": "default", "rope_theta": 500000.0},
+                                     "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}})]),
+    # GLM-4.5's shape (355B: d 5120, 92 layers, 3 dense, 160 experts of 1536, q/k norm, ×2.5, partial RoPE 0.5);
+    # 4 layers with 2 dense, 4 groups top 2 not renormalised, no shared expert, full RoPE, MHA, a tied head
+    "glm4_moe": ("Glm4MoeConfig", "Glm4MoeForCausalLM",
+                 [dict(hidden_size=5120, num_hidden_layers=92, intermediate_size=12288, moe_intermediate_size=1536,
+                       n_routed_experts=160, first_k_dense_replace=3, routed_scaling_factor=2.5, use_qk_norm=True,
+                       head_dim=128, attention_bias=True, max_position_embeddings=131072,
+                       rope_parameters={"rope_type": "default", "rope_theta": 1e6, "partial_rotary_factor": 0.5}),
+                  dict(num_hidden_layers=4, first_k_dense_replace=2, n_group=4, topk_group=2, norm_topk_prob=False,
+                       n_shared_experts=0, num_key_value_heads=96, tie_word_embeddings=True,
+                       rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 1.0})]),
     "pvt": ("PvtConfig", "PvtForImageClassification", [dict(depths=[3, 4, 6, 3]),
                                                        dict(qkv_bias=False, num_labels=10, mlp_ratios=[4, 4, 4, 4])]),
 }
@@ -268,7 +290,8 @@ IMPORT_FAMILIES = {
 
 # The families whose Config class's defaults describe no model that runs, and the option an import
 # of them names (DeepseekV2Config: num_experts_per_tok None, a router that picks no k)
-REFUSED_DEFAULTS = {"deepseek_v2": "option num_experts_per_tok = null"}
+REFUSED_DEFAULTS = {"deepseek_v2": "option num_experts_per_tok = null",
+                    "glm4_moe": "option head_dim = null"}  # Glm4MoeConfig: 4096 // 96 = 42 dims, 21 rotated
 
 
 def hf_classes(model_type: str, settings: dict | None = None):

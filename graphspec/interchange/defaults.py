@@ -142,6 +142,19 @@ DEFAULTS["llama4_text"] = dict(
     attn_temperature_tuning=True, floor_scale=8192, attn_scale=0.1, attention_bias=False)
 DEFAULTS["llama4"] = dict(text_config={}, vision_config=None, tie_word_embeddings=False)
 
+# OLMo 3 (Olmo3Config: OLMo 2's, with a window and per-layer-type ropes) and GLM-4.5 (Glm4MoeConfig)
+DEFAULTS["olmo3"] = {**DEFAULTS["olmo2"], "sliding_window": 4096, "layer_types": None,
+                     "rope_parameters": {"full_attention": {"rope_type": "default", "rope_theta": 500000.0},
+                                         "sliding_attention": {"rope_type": "default", "rope_theta": 500000.0}}}
+DEFAULTS["glm4_moe"] = dict(
+    vocab_size=151552, hidden_size=4096, intermediate_size=10944, num_hidden_layers=46, num_attention_heads=96,
+    num_key_value_heads=8, head_dim=None, hidden_act="silu", max_position_embeddings=131072, rms_norm_eps=1e-5,
+    tie_word_embeddings=False, attention_bias=False, attention_dropout=0.0, moe_intermediate_size=1408,
+    num_experts_per_tok=8, output_router_logits=False, n_shared_experts=1, n_routed_experts=128,
+    routed_scaling_factor=1.0, n_group=1, topk_group=1, first_k_dense_replace=1, norm_topk_prob=True,
+    use_qk_norm=False, num_nextn_predict_layers=1, partial_rotary_factor=0.5,
+    rope_parameters={"rope_theta": 10000.0, "partial_rotary_factor": 0.5, "rope_type": "default"})
+
 # Keys of one family that change nothing graphspec builds (the pre-training heads' settings).
 FAMILY_IGNORED: dict[str, set[str]] = {
     "gpt2": {"summary_type", "summary_use_proj", "summary_activation", "summary_proj_to_labels",

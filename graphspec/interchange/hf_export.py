@@ -76,6 +76,10 @@ def family(spec) -> str:
 
             if is_llama4(st):  # chunked attention, NoPE temperature, L2 q/k norm, input-weighted experts
                 return "llama4_text"
+            from graphspec.interchange.hf_olmo3_glm import export_family
+
+            if export_family(st, e):  # OLMo 3's sliding layers; GLM-4.5's sigmoid router without MLA
+                return export_family(st, e)
             if st.qkv is not None and st.qkv.name == "mla":  # V3: sigmoid routing, or halves rotated
                 routers = {m["router"].name for m in _layer_mlps(st) if m.name == "moe"}
                 return "deepseek_v3" if "sigmoid" in routers or not (routers or e.pos_use.get("interleaved")) \
@@ -125,7 +129,7 @@ def family(spec) -> str:
                       "gpt2, bert, vit, swin, pvt, t5, detr, siglip_vision_model and the `names: hf` decoders llama, "
                       "mistral, mixtral, "
                       "qwen2, qwen2_moe, qwen3, qwen3_moe, olmo2, gemma, gemma2, gemma3_text, phi, phi3, "
-                      "deepseek_v2, deepseek_v3, gpt_oss")
+                      "deepseek_v2, deepseek_v3, gpt_oss, llama4_text, olmo3, glm4_moe")
 
 
 def _gpt2(spec) -> dict:
@@ -400,6 +404,17 @@ def _llama4(spec) -> dict:
     return llama4_config(spec, _decoder, error)
 
 
+def _olmo3_glm(spec, mt: str) -> dict:
+    """Olmo3Config / Glm4MoeConfig (graphspec/interchange/hf_olmo3_glm.py)."""
+    from graphspec.interchange.hf_olmo3_glm import glm4_moe_config, olmo3_config
+
+    def error(message):
+        raise ExportError(message)
+
+    return olmo3_config(spec, _decoder, rope_parameters, error) if mt == "olmo3" else \
+        glm4_moe_config(spec, _decoder, error)
+
+
 def rope_parameters(rope) -> dict:
     """HF's rope_parameters of a `rope(...)` use: rope_theta, and the rope_type and numbers of its
     `scaling` (graphspec/vocab/positions.py; the inverse of the importer's SCALING_KEYS)."""
@@ -445,6 +460,7 @@ def to_hf_config(model) -> dict:
                                                          "phi3", "smollm3")
                                  else _deepseek(spec, mt) if mt in ("deepseek_v2", "deepseek_v3")
                                  else _llama4(spec) if mt == "llama4_text"
+                                 else _olmo3_glm(spec, mt) if mt in ("olmo3", "glm4_moe")
                                  else _gpt_oss(spec) if mt == "gpt_oss"
                                  else {"gpt2": _gpt2, "bert": _bert, "vit": _vit, "swin": _swin, "pvt": _pvt,
                                        "t5": _t5, "detr": _detr, "siglip_vision_model": _siglip_vision}[mt](spec))}

@@ -238,6 +238,10 @@ from graphspec.interchange.hf_import_llama4 import _llama4, _llama4_text  # noqa
 
 BUILDERS.update(llama4_text=_llama4_text, llama4=_llama4)  # Llama 4's text model (hf_import_llama4.py)
 
+from graphspec.interchange.hf_olmo3_glm import import_glm4_moe, import_olmo3  # noqa: E402
+
+BUILDERS.update(olmo3=import_olmo3, glm4_moe=import_glm4_moe)  # OLMo 3, GLM-4.5 (hf_olmo3_glm.py)
+
 
 def supported() -> list[str]:
     return sorted(BUILDERS)
