@@ -29,6 +29,7 @@ from graphspec.codegen.names import identifier
 from graphspec.codegen.source import HELPER_ORDER, _env
 from torch import nn
 
+from graphspec.analysis import buffers
 from graphspec.ir import Graph, Node
 from graphspec.ops import CONSTANT, SOURCE, get
 
@@ -131,7 +132,10 @@ def to_fx(graph: Graph) -> fx.GraphModule:
     outs = [env[o] for o in graph.outputs]
     g.output(outs[0] if len(outs) == 1 else tuple(outs))
     gm = fx.GraphModule(root, g, class_name=identifier(graph.name))
-    for name, _ in list(gm.named_buffers()):  # constants, as in the generated file: not state
+    state = set(buffers(graph))  # what the ops declare as state (a router's correction bias): loaded as weights are
+    for name, _ in list(gm.named_buffers()):  # the rest are constants, as in the generated file: not state
+        if name in state:
+            continue
         owner, _, leaf = name.rpartition(".")
         gm.get_submodule(owner)._non_persistent_buffers_set.add(leaf)
     return gm
