@@ -159,8 +159,9 @@ class Moe:
     def macs(out, x, routing, *, top_k, d_ff, gated=True, **_):
         return numel(x[:-1]) * top_k * (3 if gated else 2) * x[-1] * d_ff  # NB: unrouted experts not counted
 
-    torch = Torch(init=lambda a: f"ClampedSwiGLUExperts({a['experts']}, {a['top_k']}, {a['dim']}, {a['d_ff']}, "
-                  f"alpha={a['alpha']}, limit={a['limit']}" + ("" if a["bias"] else ", bias=False") + ")"
+    torch = Torch(init=lambda a: f"ClampedSwiGLUExperts({a['experts']}, {a['top_k']}, {a['dim']}, {a['d_ff']}"
+                  + "".join(f", {k}={a[k]}" for k in ("alpha", "limit") if a[k] != Moe.defaults[k])
+                  + ("" if a["bias"] else ", bias=False") + ")"
                   if a["act"] == "clamped_swiglu" else
                   f"Experts({a['experts']}, {a['top_k']}, {a['dim']}, {a['d_ff']}, act={a['act']!r}, gated={a['gated']}"
                   + (", weigh='input'" if a.get("weigh") == "input" else "") + ")",
