@@ -323,7 +323,7 @@ def _smollm3(spec) -> dict:
     embedding's rope layers 1; its sliding window (NoPE layers only) is left off."""
     st = spec.stacks[0]
     n = sum(st.depths)
-    masks = list(st.masks) * n if len(st.masks) == 1 else list(st.masks)
+    masks = st.layer_masks()
     if any(m.name != "causal" or (m.get("pos") is not None and m.get("pos").name != "none") for m in masks):
         raise ExportError(f"{spec.name}: a SmolLM3 config holds causal layers with the embedding's rope or none "
                           "(no_rope_layers); this spec's layers have other masks or position schemes")
@@ -434,8 +434,7 @@ def _gemma2(spec, head_dim: int) -> dict:
     """Gemma-2's per-layer masks (`layer_types` and the one `sliding_window`), soft-caps and logit
     scale (query_pre_attn_scalar: scale^-2, head_dim by default)."""
     st = spec.stacks[0]
-    n = sum(st.depths)
-    masks = list(st.masks) * n if len(st.masks) == 1 else list(st.masks)
+    masks = st.layer_masks()
     windows = [m.get("window") for m in masks if m.name == "sliding"]
     if len(set(windows)) > 1:
         raise ExportError(f"{spec.name}: its layers slide over windows {sorted(set(windows))}; a Gemma-2 config "

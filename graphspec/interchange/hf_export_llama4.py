@@ -28,7 +28,7 @@ def llama4_config(spec, decoder, error) -> dict:
     if not rope.get("interleaved"):
         error(f"{spec.name}: Llama 4 rotates interleaved pairs (complex RoPE); this spec's rope rotates halves "
               "(write rope(..., interleaved=true))")
-    masks = list(st.masks) * L if len(st.masks) == 1 else list(st.masks)
+    masks = st.layer_masks()
     pos = [m.get("pos") for m in masks]
     chunks = {m["chunk"] for m in masks if m.name == "chunked"}
     temps = {(p["floor"], p["scale"]) for p in pos if p is not None and p.name == "temperature"}

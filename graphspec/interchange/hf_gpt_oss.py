@@ -87,8 +87,7 @@ def gpt_oss_config(spec, decoder) -> dict:
     if st.qkv_bias != st.out_bias:
         raise GptOssExportError(f"{spec.name}: GptOss's attention_bias is q, k, v and o's together; this spec has "
                                 f"qkv_bias {st.qkv_bias}, out_bias {st.out_bias}")
-    n = sum(st.depths)
-    masks = list(st.masks) * n if len(st.masks) == 1 else list(st.masks)
+    masks = st.layer_masks()
     windows = {m.get("window") for m in masks if m.name == "sliding"}
     if len(windows) > 1 or any(m.name not in ("sliding", "causal") or m.get("pos") is not None for m in masks):
         raise GptOssExportError(f"{spec.name}: a gpt-oss config holds causal layers and sliding ones of one window; "

@@ -215,15 +215,10 @@ def export_family(st, e) -> str | None:
     return None
 
 
-def _masks(st) -> list:
-    n = sum(st.depths)
-    return list(st.masks) * n if len(st.masks) == 1 else list(st.masks)
-
-
 def olmo3_config(spec, decoder, rope_parameters, error) -> dict:
     """Olmo3Config's keys; `decoder` and `rope_parameters` are hf_export's, `error(message)` raises."""
     e, st = spec.embed, spec.stacks[0]
-    masks = _masks(st)
+    masks = st.layer_masks()
     windows = {m["window"] for m in masks if m.name == "sliding"}
     local = {str(m.get("pos") or e.pos_use) for m in masks if m.name == "sliding"}
     if len(windows) > 1 or len(local) > 1 or any(m.name not in ("sliding", "causal") or (

@@ -111,6 +111,10 @@ class StackSpec:
     qkv: Any = None  # Use of kind `qkv` (`mla(...)`: DeepSeek's latent attention); None: three linears
     layer_mlps: tuple = ()  # one MLP Use per block (`mlp: first(1, glu(...), moe(...))` or a list); (): `mlp`
 
+    def layer_masks(self) -> list:
+        """One mask Use per block: `masks` repeated where one serves them all."""
+        return list(self.masks) * sum(self.depths) if len(self.masks) == 1 else list(self.masks)
+
 
 @dataclass(frozen=True)
 class HeadSpec:
