@@ -144,6 +144,27 @@ def test_sinks_biases_window_and_clamp_each_matter(tiny):
             assert hf_ref.rel_err(n2(IDS), want) > 1e-3, sets
 
 
+def test_a_router_without_bias_is_hugging_faces_with_that_bias_zero(tiny):
+    """router=topk_softmax(bias=false): the generated SoftmaxTopKRouter has no bias (the module's
+    parameters are the spec's count, HF's less 3 layers × 8 experts) and computes the logits of
+    HF's model with its router biases zeroed; HF's own biases (order 1) are far off."""
+    import copy
+
+    hf, _ = tiny
+    moe = "moe(experts, top_k, expert=clamped_swiglu(d_ff, alpha=alpha, limit=limit), router=topk_softmax(bias=false))"
+    m = graphspec.load("gpt_oss_20b", SETS + [f"decoder.mlp={moe}"])
+    graph, net, src = hf_ref.generated(m)
+    assert "self.router = SoftmaxTopKRouter(dim, experts, top_k, bias=False)" in src
+    assert sum(p.numel() for p in net.parameters()) == m.params() == hf_ref.n_params(hf) - 3 * 8
+    zeroed = copy.deepcopy(hf)
+    with torch.no_grad():
+        for name, p in zeroed.named_parameters():
+            if name.endswith("router.bias"):
+                p.zero_()
+    assert hf_ref.hf_logits_error(zeroed, net, graph, IDS, "llama") < RTOL  # strict load
+    assert hf_ref.hf_logits_error(hf, net, graph, IDS, "llama") > 1e-3
+
+
 def test_sliding_window_sees_window_keys_as_hugging_face():
     """HF's sliding_window=W (sliding_window_overlay: q - W < k ≤ q) is graphspec's sliding(W):
     the attention weights of a sliding layer are zero exactly outside i-W < j ≤ i."""

@@ -43,7 +43,8 @@ class Router:
     def macs(out, x, *, experts, **_):
         return numel(x[:-1]) * x[-1] * experts
 
-    torch = Torch(init=lambda a: f"SoftmaxTopKRouter({a['dim']}, {a['experts']}, {a['top_k']})"
+    torch = Torch(init=lambda a: f"SoftmaxTopKRouter({a['dim']}, {a['experts']}, {a['top_k']}"
+                  + ("" if a["linear_bias"] else ", bias=False") + ")"
                   if a["score"] == "topk_softmax" else f"TopKRouter({a['dim']}, {a['experts']}, {a['top_k']}" + "".join(
                       f", {k}={a[k]}" for k, v in Router.defaults.items() if a[k] != v) + ")",
                   call="self.{mod}({0})", helpers=("TopKRouter", "SoftmaxTopKRouter"))
