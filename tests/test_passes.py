@@ -2,6 +2,7 @@
 declared additions, attention fusion fires on every attention, QKV fusion keeps MACs and
 parameters, and window partitioning changes the MACs exactly as Swin Eq. 1-2 say."""
 
+import re
 from functools import cache
 from pathlib import Path
 from types import SimpleNamespace
@@ -46,7 +47,12 @@ def shared_projections(g) -> int:
 def test_every_pass_on_every_spec_verifies_and_keeps_parameters(spec, pipeline):
     g = lowered(spec)
     text = str(g)
-    out, report = run_pipeline(g, pipeline)  # the manager verifies after the pass
+    try:
+        out, report = run_pipeline(g, pipeline)  # the manager verifies after the pass
+    except PassError as e:  # M = 7 does not tile SigLIP So400m's 27×27 map: the error names the M that do
+        M = re.fullmatch(r".*does not divide the (\d+)×\1 map of .*; use M in \[(\d+), .*", str(e))
+        assert pipeline.startswith("partition_windows") and M and int(M[1]) % 7, str(e)
+        out, report = run_pipeline(g, f"partition_windows(M={M[2]})")
     (r,) = report
     added = sum((numel(s) for k, s in analysis.parameters(out).items() if k in r.added), 0)
     removed = sum((numel(s) for k, s in analysis.parameters(g).items() if k in r.removed), 0)
@@ -62,6 +68,9 @@ def test_attention_fusion_fires_on_every_attention(spec):
     n = attention_modules(g)  # self, causal, cross, windowed and shifted-window attention
     if any(x.op == "softcap" for x in g):  # Gemma 2: SDPA has no logit soft-cap, so it stays unfused
         assert r.applied == 0 and len(r.declined) == n and all("soft-cap" in why for _, why in r.declined)
+        return
+    if any(x.op == "sink_softmax" for x in g):  # gpt-oss: nor an attention sink
+        assert r.applied == 0 and len(r.declined) == n and all("sinks" in why for _, why in r.declined)
         return
     assert r.applied == n and r.declined == []
     assert sum(1 for x in out if x.op == "attention") == n

@@ -30,7 +30,7 @@ becomes `sliding=W` (Mistral §2); RoPE stays before the fused core on q and k (
 inputs of QKᵀ, it is not part of it); T5's unscaled scores give scale=1 with the bucket bias as
 the bias operand; PVT's spatially reduced k/v simply have S ≠ N. A logit soft-cap declines
 (F.scaled_dot_product_attention has none); gpt-oss's attention sinks (`sink_softmax` in place of the
-softmax, graphspec/ops/gpt_oss.py) are not matched and stay unfused for the same reason. Mistral's core after fusion:
+softmax, graphspec/ops/gpt_oss.py) decline for the same reason (the match still lets fuse_qkv see the core). Mistral's core after fusion:
 
     %attn.attention = attention(%attn.q_rot, %attn.k_rot, %attn.v_heads, scale=0.353553,
         causal=False, has_bias=False, has_mask=False, windows=1, dropout=0, kv_heads=2,
@@ -59,7 +59,7 @@ def _over_last_dim(n: Node) -> bool:
 def attention_pattern(q: Pattern | None = None, k: Pattern | None = None, v: Pattern | None = None) -> Pattern:
     """The unfused attention core; q, k, v default to `Any` captures (like Relax's
     `make_attention_pattern`). Captures: q, k, v, k_rep, v_rep, k_t, scores, scaled, bias,
-    biased, mask, masked, capped, causal | sliding | chunked, probs, attn_drop, context."""
+    biased, mask, masked, capped, causal | sliding | chunked, probs | sink, attn_drop, context."""
     q, k, v = q or Any("q"), k or Any("k"), v or Any("v")
     k, v = Maybe("repeat_kv", k, name="k_rep"), Maybe("repeat_kv", v, name="v_rep")  # GQA §2
     s = Op("matmul", q, Op("transpose", k, name="k_t", where=_last_two_dims), name="scores")
@@ -69,7 +69,7 @@ def attention_pattern(q: Pattern | None = None, k: Pattern | None = None, v: Pat
     s = Maybe("softcap", s, name="capped")
     s = Alt(Op("causal_mask", s, name="causal"), Op("sliding_mask", s, name="sliding"),
             Op("chunked_mask", s, name="chunked"), s)
-    p = Op("softmax", s, name="probs", where=_over_last_dim)
+    p = Alt(Op("softmax", s, name="probs", where=_over_last_dim), Op("sink_softmax", s, name="sink"))
     p = Maybe("dropout", p, name="attn_drop")
     return Op("matmul", p, v, name="context")
 
@@ -100,6 +100,8 @@ def _fuse(m: Match):
         extra["kv_heads"] = k.shape[-3]
     if "capped" in m:  # NB: c·tanh(s/c) has no F.scaled_dot_product_attention / ONNX Attention form here
         return m.decline(f"%{m['capped'].name}: a logit soft-cap stays unfused (SDPA has no softcap)")
+    if "sink" in m:  # gpt-oss: softmax over the keys and one learned logit per head
+        return m.decline(f"%{m['sink'].name}: attention sinks stay unfused (SDPA has no sink logit)")
     if "sliding" in m:
         extra["sliding"] = m["sliding"].a["window"]
     if "chunked" in m:  # Llama 4's local layers
