@@ -66,9 +66,11 @@ class Match:
     def get(self, name: str, default: AnyT = None) -> AnyT:
         return self.captures.get(name, default)
 
-    def fail(self, why: str) -> bool:
-        """Record why a path failed; the reason kept is that of the path that got furthest."""
-        progress = len(self.nodes) + len(self.captures)
+    def fail(self, why: str, kind: bool = False) -> bool:
+        """Record why a path failed; the reason kept is that of the path that got furthest. A
+        wrong op kind (`kind=True`) counts half a step less: where an alternative is of the right
+        kind and fails for another reason (softmax with 2 users, beside sink_softmax), that says more."""
+        progress = len(self.nodes) + len(self.captures) - 0.5 * kind
         if progress >= self._best:
             self._best, self.why = progress, why
         return False
@@ -183,7 +185,7 @@ class Op(Pattern):
 
     def at(self, m: Match, node: Node, root: bool) -> bool:
         if not _kind_ok(self.kind, node.op):
-            return m.fail(f"%{node.name} is {node.op}, not {_kind_text(self.kind)}")
+            return m.fail(f"%{node.name} is {node.op}, not {_kind_text(self.kind)}", kind=True)
         if self.where is not None and not self.where(node):
             return m.fail(f"%{node.name}: not {self.where.__name__.strip('_').replace('_', ' ')}")
         if not root and self.one_user:
