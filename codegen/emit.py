@@ -137,6 +137,10 @@ class ClassEmitter:
                     e = name
                 else:
                     e = f"{paren(e, 9)}[{k}]"
+            elif node.op == "parameter" and name == "shape" and ctx == "init":
+                out = self.shape_expr(j, vals, base_name(node.local))
+                self.cache[key] = out
+                return out
             else:
                 hint = HINTS.get((node.op, name)) or (base_name(node.local) if name == "p" else name)
                 if node.op == "embedding" and name == "num":
@@ -149,6 +153,25 @@ class ClassEmitter:
                 out = AttrExpr(self.fwd(e, name if name in ("H", "W") else
                                         HINTS.get((node.op, name)) or name))
         self.cache[key] = out
+        return out
+
+    def shape_expr(self, j: int, vals: dict[str, Any], local: str) -> AttrExpr:
+        """A learned tensor's shape element by element, as timm writes `torch.zeros(1, 1, embed_dim)`:
+        the last is a width (`dim`), a position table's middle one its length (`num_patches`)."""
+        known = [v for v in vals.values() if v is not DONT_CARE]
+        rank = len(known[0])
+        if any(not isinstance(v, tuple | list) or len(v) != rank for v in known):
+            raise CodegenError(f"the learned tensor {local!r} has shapes of different ranks in one class")
+        parts = []
+        for k in range(rank):
+            hint = "dim" if k == rank - 1 else "num_patches" if "pos" in local and k == 1 else "size"
+            e = self.P.expr({q: v if v is DONT_CARE else v[k] for q, v in vals.items()}, hint)
+            lit = not self._params_in(e)
+            parts.append(AttrExpr(e, int(e)) if lit and e.lstrip("-").isdigit() else AttrExpr(e))
+        if all(p.known for p in parts):
+            return AttrExpr(literal(tuple(known[0])), tuple(known[0]))
+        out = AttrExpr("(" + ", ".join(p.text for p in parts) + ")")
+        out._parts = parts
         return out
 
     def _params_in(self, e: str) -> set[str]:

@@ -30,6 +30,12 @@ class AttrExpr:
     def known(self) -> bool:
         return self.value is not _NOVALUE
 
+    def parts(self) -> list[AttrExpr] | None:
+        """A tuple's elements one by one (a literal's, or those `shape_expr` wrote), else None."""
+        if isinstance(self.value, tuple | list):
+            return [AttrExpr(literal(v), v) for v in self.value]
+        return getattr(self, "_parts", None)
+
     def __getitem__(self, k: int) -> AttrExpr:
         if isinstance(self.value, tuple | list):
             return AttrExpr(literal(self.value[k]), self.value[k])

@@ -149,6 +149,8 @@ def test_small_pvt_matches_hf(passes):
 
         g, _ = run_pipeline(g, passes, echo=lambda s: None)
     gen = emit(g, m.spec)
+    # each stage's table as timm writes it (was `torch.zeros(shape)`, a tuple argument)
+    assert "self.pos_embed = nn.Parameter(torch.zeros(1, num_patches, dim))" in gen.source
     net = getattr(load(gen.source), gen.class_name)().eval()
     cfg = transformers.PvtConfig(**hf_ref.SMALL_PVT)
     hf = hf_ref.perturbed(transformers.PvtForImageClassification(cfg))

@@ -152,6 +152,10 @@ def test_generated_code_reads_like_the_reference(tmp_path):
     assert "self.attn_pool = AttentionPool(dim=1152, num_heads=16)" in src
     assert "nn.Conv2d(in_chans, dim, kernel_size=patch_size, stride=patch_size)" in src
     assert "return x, self.attn_pool(x)" in src
+    assert "self.latent = nn.Parameter(torch.zeros(1, 1, dim))" in src  # the class's width, not 1152
+    pool = hf_ref.load(src).AttentionPool(dim=64, num_heads=4)  # as a user reuses the class elsewhere
+    assert tuple(pool.latent.shape) == (1, 1, 64)
+    assert tuple(pool(torch.randn(2, 9, 64)).shape) == (2, 64)
     (tmp_path / "siglip.py").write_text(src)
     r = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "--isolated", "--select", "E,F,W,I,B",
                         "--line-length", "100", str(tmp_path / "siglip.py")], capture_output=True, text=True)

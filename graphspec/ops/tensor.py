@@ -81,8 +81,8 @@ class Parameter:
     def params(*, shape, init="trunc_normal", weights=None):
         return {"": tuple(shape)}
 
-    torch = Torch(init=lambda a: f"nn.Parameter(torch.zeros({', '.join(str(a['shape'][i]) for i in range(len(a['shape'].value)))}))"
-                  if a["shape"].known else f"nn.Parameter(torch.zeros({a['shape']}))", call="self.{mod}",
+    torch = Torch(init=lambda a: f"nn.Parameter(torch.zeros({', '.join(map(str, a['shape'].parts()))}))"
+                  if a["shape"].parts() is not None else f"nn.Parameter(torch.zeros({a['shape']}))", call="self.{mod}",
                   setup=(_parameter_init,))
 
     def eval(w, **_):
