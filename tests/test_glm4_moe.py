@@ -293,3 +293,28 @@ def test_export_refuses_what_glm_cannot_hold(tmp_path):
     r = cli("export", "glm4_5_air", "--format", "hf", "-o", tmp_path / "hf", "--set", "decoder.out_bias=true")
     assert r.exit_code == 2, r.output
     assert "Glm4Moe's attention_bias is q, k and v's" in r.output
+
+
+def test_onnx_and_tvm_compute_glm_logits(tmp_path):
+    """ONNX (onnxruntime; unfused and after the default passes) and TVM Relax (llvm, default passes)
+    of the small bundled spec, given HF's weights (the correction bias among them): Glm4MoeForCausalLM's
+    logits < 1e-4 (group-limited sigmoid routing, partial rotary, the shared expert)."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("tvm")
+    from graphspec.backends import onnx as gx
+    from graphspec.backends import tvm as gt
+
+    from graphspec.weights import to_graphspec
+
+    hf, m = hf_model(), load_text(tmp_path)
+    x = ids()
+    with torch.no_grad():
+        want = hf(input_ids=x).logits
+    for passes in ("none", "default"):
+        g = ref.pipeline(m.graph, passes)
+        arrays = {k: v.numpy() for k, v in to_graphspec(hf, g).items()}
+        (got,) = gx.run(gx.export(g, arrays), {g.inputs[0].name: x.numpy()})
+        assert ref.rel_err(torch.from_numpy(got), want) < 1e-4, passes
+    low = gt.lower(g)
+    (got,) = gt.Runner(gt.build(low, "llvm")[0], low.params, arrays)(x.numpy())
+    assert ref.rel_err(torch.from_numpy(got), want) < 1e-4

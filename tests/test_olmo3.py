@@ -243,3 +243,28 @@ def test_export_refuses_what_olmo3_cannot_hold(tmp_path):
             "--set", "decoder.attention=pattern(sliding(8), sliding(16), sliding(8), causal)")
     assert r.exit_code == 2, r.output
     assert "an OLMo 3 config holds full layers" in r.output
+
+
+def test_onnx_and_tvm_compute_olmo3_logits(tmp_path):
+    """ONNX (onnxruntime; unfused and after the default passes) and TVM Relax (llvm, default passes)
+    of the small bundled spec, given HF's weights: Olmo3ForCausalLM's logits < 1e-4 (the sliding
+    band and YaRN's table on the full layer, as graph constants)."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("tvm")
+    from graphspec.backends import onnx as gx
+    from graphspec.backends import tvm as gt
+
+    from graphspec.weights import to_graphspec
+
+    hf, m = hf_model(), load_text(tmp_path)
+    x = ids()
+    with torch.no_grad():
+        want = hf(input_ids=x).logits
+    for passes in ("none", "default"):
+        g = ref.pipeline(m.graph, passes)
+        arrays = {k: v.numpy() for k, v in to_graphspec(hf, g).items()}
+        (got,) = gx.run(gx.export(g, arrays), {g.inputs[0].name: x.numpy()})
+        assert ref.rel_err(torch.from_numpy(got), want) < 1e-4, passes
+    low = gt.lower(g)
+    (got,) = gt.Runner(gt.build(low, "llvm")[0], low.params, arrays)(x.numpy())
+    assert ref.rel_err(torch.from_numpy(got), want) < 1e-4
