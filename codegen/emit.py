@@ -166,13 +166,10 @@ class ClassEmitter:
         for k in range(rank):
             hint = "dim" if k == rank - 1 else "num_patches" if "pos" in local and k == 1 else "size"
             e = self.P.expr({q: v if v is DONT_CARE else v[k] for q, v in vals.items()}, hint)
-            lit = not self._params_in(e)
-            parts.append(AttrExpr(e, int(e)) if lit and e.lstrip("-").isdigit() else AttrExpr(e))
+            parts.append(AttrExpr(e) if self._params_in(e) else AttrExpr(e, known[0][k]))
         if all(p.known for p in parts):
             return AttrExpr(literal(tuple(known[0])), tuple(known[0]))
-        out = AttrExpr("(" + ", ".join(p.text for p in parts) + ")")
-        out._parts = parts
-        return out
+        return AttrExpr("(" + ", ".join(p.text for p in parts) + ")", parts=parts)
 
     def _params_in(self, e: str) -> set[str]:
         return names_in(e) & {p.name for p in self.P.params}

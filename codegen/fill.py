@@ -23,18 +23,18 @@ _NOVALUE = object()
 class AttrExpr:
     """An attribute as written in code: `text`, and the Python value when it is a literal."""
 
-    def __init__(self, text: str, value: Any = _NOVALUE):
-        self.text, self.value = text, value
+    def __init__(self, text: str, value: Any = _NOVALUE, parts: list[AttrExpr] | None = None):
+        self.text, self.value, self._parts = text, value, parts
 
     @property
     def known(self) -> bool:
         return self.value is not _NOVALUE
 
     def parts(self) -> list[AttrExpr] | None:
-        """A tuple's elements one by one (a literal's, or those `shape_expr` wrote), else None."""
+        """A tuple's elements one by one (a literal's, or those given as `parts`), else None."""
         if isinstance(self.value, tuple | list):
             return [AttrExpr(literal(v), v) for v in self.value]
-        return getattr(self, "_parts", None)
+        return self._parts
 
     def __getitem__(self, k: int) -> AttrExpr:
         if isinstance(self.value, tuple | list):

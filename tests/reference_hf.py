@@ -126,6 +126,27 @@ def hf_interpreter_error(hf, graph, ids, family=None) -> float:
         return rel_err(interpreted(graph, ids, to_graphspec(hf, graph, family)), hf(input_ids=ids).logits)
 
 
+def hf_backend_errors(hf, m, ids, family=None) -> dict[str, float]:
+    """The loaded spec `m` with HF's weights through ONNX (onnxruntime; unfused and after the
+    default passes) and TVM Relax (llvm, default passes), on the token `ids`: {backend and
+    passes: the relative error of its logits against HF's}."""
+    from graphspec.backends import onnx as gx
+    from graphspec.backends import tvm as gt
+
+    with torch.no_grad():
+        want = hf(input_ids=ids).logits
+    errors = {}
+    for passes in ("none", "default"):
+        g = pipeline(m.graph, passes)
+        arrays = {k: v.numpy() for k, v in to_graphspec(hf, g, family).items()}
+        (got,) = gx.run(gx.export(g, arrays), {g.inputs[0].name: ids.numpy()})
+        errors[f"onnx {passes}"] = rel_err(torch.from_numpy(got), want)
+    low = gt.lower(g)
+    (got,) = gt.Runner(gt.build(low, "llvm")[0], low.params, arrays)(ids.numpy())
+    errors["tvm default"] = rel_err(torch.from_numpy(got), want)
+    return errors
+
+
 def round_trip_mismatches(net, graph, family, hf) -> list[str]:
     """net's state dict mapped back to HF's names: the keys missing, extra or not equal bit for
     bit to HF's own tensors ([] when the mapping is exact both ways)."""
