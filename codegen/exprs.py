@@ -38,7 +38,7 @@ WIDTH, SPATIAL, SCALE = "width", "spatial", "scale"
 ROLES = {
     **dict.fromkeys(("dim", "in_features", "out_features", "in_channels", "out_channels", "channels", "hidden",
                      "hidden_features", "in_chans", "out", "planes", "width", "classes", "d_ff"), WIDTH),
-    **dict.fromkeys(("kernel", "stride", "padding", "patch", "patch_size", "window", "window_size", "shift",
+    **dict.fromkeys(("kernel", "stride", "padding", "dilation", "patch", "patch_size", "window", "window_size", "shift",
                      "shift_size", "grid", "input_resolution"), SPATIAL),
     **dict.fromkeys(("scale", "k"), SCALE),
 }

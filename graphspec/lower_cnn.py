@@ -15,7 +15,10 @@ from graphspec.spec.backbone import BackboneSpec
 
 
 def resnet(b: Any, bb: BackboneSpec, x: str, prefix: str) -> str:
-    """(B, 3, H, W) -> (B, 4·width·2^(stages-1), H/32, W/32): stem, then bottleneck stages."""
+    """(B, 3, H, W) -> (B, 4·width·2^(stages-1), H/32, W/32): stem, then bottleneck stages. A
+    dilated stage (torchvision's replace_stride_with_dilation) keeps the resolution: its first
+    block's 3×3 conv strides 1 at the dilation so far, the others dilate by 2× more, so a
+    dilated last stage halves the output's stride to 16 (DETR-DC5)."""
     scope = [prefix] if prefix else []
     b.scope.extend(scope)
     if prefix:
@@ -24,32 +27,38 @@ def resnet(b: Any, bb: BackboneSpec, x: str, prefix: str) -> str:
         frozen = bb.frozen >= 1
         x = _conv_bn(b, x, bb.width, 7, 2, 3, "conv1", "bn1", bb, frozen, relu=True)
         x = b.emit("max_pool2d", (x,), "maxpool", kernel=3, stride=2, padding=1)
+        dilation = 1
         for si, depth in enumerate(bb.layers):
             planes, frozen = bb.width * 2**si, bb.frozen >= si + 2
+            first_stride, first_dilation = (2 if si > 0 else 1), dilation
+            if bb.dilated(si):
+                first_stride, dilation = 1, dilation * 2
             with b.module(f"layer{si + 1}", "Sequential"):
                 for bi in range(depth):
-                    stride = 2 if (bi == 0 and si > 0) else 1
-                    with b.module(str(bi), "Bottleneck", planes=planes, stride=stride):
-                        x = _bottleneck(b, x, planes, stride, bb, frozen)
+                    stride, d = (first_stride, first_dilation) if bi == 0 else (1, dilation)
+                    with b.module(str(bi), "Bottleneck", planes=planes, stride=stride,
+                                  **({"dilation": d} if bb.dilation else {})):
+                        x = _bottleneck(b, x, planes, stride, bb, frozen, d)
     finally:
         del b.scope[len(b.scope) - len(scope):]
     return x
 
 
 def _conv_bn(b: Any, x: str, out: int, k: int, stride: int, pad: int, conv: str, bn: str, bb: BackboneSpec,
-             frozen: bool, relu: bool) -> str:
+             frozen: bool, relu: bool, dilation: int = 1) -> str:
     cin = b.shape(x)[1]
     x = b.emit("conv2d", (x,), conv, out_channels=out, kernel=k, stride=stride, padding=pad, bias=False,
-               in_channels=cin, **({"frozen": True} if frozen else {}))
+               in_channels=cin, **({"dilation": dilation} if dilation != 1 else {}),
+               **({"frozen": True} if frozen else {}))
     x = b.emit("batch_norm", (x,), bn, frozen=bb.frozen_bn, channels=out)
     return b.emit("relu", (x,), f"{bn}_relu") if relu else x
 
 
-def _bottleneck(b: Any, x: str, planes: int, stride: int, bb: BackboneSpec, frozen: bool) -> str:
+def _bottleneck(b: Any, x: str, planes: int, stride: int, bb: BackboneSpec, frozen: bool, dilation: int = 1) -> str:
     """out = relu(bn3(conv3(relu(bn2(conv2(relu(bn1(conv1(x))))))) + downsample(x))."""
     cin = b.shape(x)[1]
     h = _conv_bn(b, x, planes, 1, 1, 0, "conv1", "bn1", bb, frozen, relu=True)
-    h = _conv_bn(b, h, planes, 3, stride, 1, "conv2", "bn2", bb, frozen, relu=True)
+    h = _conv_bn(b, h, planes, 3, stride, dilation, "conv2", "bn2", bb, frozen, relu=True, dilation=dilation)
     h = _conv_bn(b, h, planes * 4, 1, 1, 0, "conv3", "bn3", bb, frozen, relu=False)
     identity = x
     if stride != 1 or cin != planes * 4:

@@ -36,6 +36,10 @@ PARAMS = {
     "gpt2": 124_439_808,  # openai/gpt-2 README (124M; the paper's 117M)
     "resnet50": 25_557_032,  # torchvision resnet50 num_params (BatchNorm affine counted)
     "detr_r50": 41_524_768,  # facebookresearch/detr, all parameters (FrozenBatchNorm2d = buffers)
+    "detr_dc5_r50": 41_524_768,  # a dilation adds no parameter (HF's DETR on meta, tests/test_detr_dc5.py)
+    "resnet101": 44_549_160,  # torchvision resnet101 num_params
+    "detr_r101": 60_464_672,  # HF DetrForObjectDetection with ResNetConfig(depths=[3, 4, 23, 3]) on meta
+    "detr_dc5_r101": 60_464_672,
     # HF T5Model, the shared table once: 32128·768 + encoder 84,954,240 + decoder 113,275,008
     "t5_base": 24_674_304 + 84_954_240 + 113_275_008,  # = 222,903,552 (paper: "about 220 million")
     "pvt_small": 24_485_864,  # HF PvtForImageClassification (PVT Table 1: 24.5M)
@@ -122,6 +126,14 @@ MACS = {
     # + heads on all six decoder outputs 6·100·(256·92 + 2·256² + 256·4)
     "detr_r50": 69_976_448_000 + 850 * 2048 * 256 + 6 * (4 * 850 * 256**2 + 2 * 850**2 * 256
                 + 2 * 850 * 256 * 2048) + 1_825_382_400 + 6 * 100 * (256 * 92 + 2 * 256**2 + 256 * 4),
+    # R101 and DC5 at 800×1066: torch's FlopCounterMode / 2 on HF's DetrForObjectDetection (eager
+    # attention; DC5's last stage dilated as tests/test_detr_dc5.py's dilate_last_stage does), run
+    # once at full size (2026-12-03; the tests check the small sizes), without the auxiliary heads,
+    # plus those heads: 5·100·(256·92 + 2·256² + 256·4). DC5's 50×67 map: 3350 encoder positions.
+    "detr_dc5_r50": 173_173_632_000 + 5 * 100 * (256 * 92 + 2 * 256**2 + 256 * 4),
+    "detr_r101": 144_615_910_400 + 5 * 100 * (256 * 92 + 2 * 256**2 + 256 * 4),
+    "detr_dc5_r101": 236_622_310_400 + 5 * 100 * (256 * 92 + 2 * 256**2 + 256 * 4),
+    "resnet101": 7_799_357_440 + 2048 * 1000,  # conv MACs (HF ResNet's FlopCounterMode / 2, torchvision 7.80G) + fc
     "swin_t": 4_490_566_656,  # torchvision swin_t _ops 4.491 = official flops() minus LayerNorms
     "swin_s": 8_740_875_264,  # official flops() minus LayerNorms
     "swin_b": 15_430_946_816,  # torchvision swin_b _ops 15.431

@@ -33,6 +33,8 @@ SMALL = {
     "transformer": ("transformer_base", ["d_model=64", "h=4", "d_ff=128", "N=2", "vocab=100", "seq_len=16"]),
     # DETR: full ResNet-50 backbone (frozen BN buffers), a 4×5 map, 2+2 layers, 100 queries
     "detr": ("detr_r50", ["height=128", "width=160", "L=2"]),
+    # DETR-DC5: the last stage dilated (an 8×10 map); its second block's 3×3 conv at dilation 2
+    "detr_dc5": ("detr_dc5_r50", ["height=128", "width=160", "L=1", "backbone.layers=[1, 1, 1, 2]"]),
     # SETR-MLA: four tapped streams, concat and bilinear upsampling
     "setr": ("setr_mla", ["img_size=64", "D=64", "L=4", "h=4"]),
 }

@@ -119,6 +119,40 @@ def test_published_config_is_the_bundled_detr_r50(tmp_path):
     assert strip == [ln.split("  #")[0] for ln in str(bundled.graph).splitlines()[1:]]
 
 
+# facebook/detr-resnet-50-dc5's config.json differs from detr-resnet-50's in `dilation` only
+DC5_FORMS = {"4.x file": {**DETR_RESNET_50, "dilation": True},
+             "5.x DetrConfig": transformers.DetrConfig(dilation=True, num_labels=91),
+             "backbone_kwargs": {**DETR_RESNET_50, "backbone_kwargs": {"output_stride": 16}}}
+
+
+@pytest.mark.parametrize("form", sorted(DC5_FORMS))
+def test_dc5_configs_import_as_the_bundled_detr_dc5(tmp_path, form):
+    """DETR-DC5 as HF builds it (timm's resnet50 at output_stride 16): the bundled detr_dc5_r50's
+    IR node for node (aux and the FFN's inner dropout as above), its 41,524,768 parameters and
+    173.17 GMACs at 800×1066 without the auxiliary heads (the stride-16 map: 50×67 = 3350
+    positions; 173.25 G with them)."""
+    got = imported(tmp_path, DC5_FORMS[form])
+    assert "dilation=[false, false, true]" in (tmp_path / "detr.yaml").read_text()
+    bundled = graphspec.load("detr_dc5_r50", ["decoder.aux=false", "encoder.mlp=mlp(d_ff, relu)",
+                                              "decoder.mlp=mlp(d_ff, relu)"])
+    if form == "5.x DetrConfig":  # 91 labels from num_labels: LABEL_i, the same head
+        assert got.spec.head.classes == 92
+    assert got.params() == bundled.params() == 41_524_768
+    assert got.macs() == bundled.macs() == 173_173_632_000
+    assert graphspec.load("detr_dc5_r50").macs() == 173_251_456_000
+    strip = [ln.split("  #")[0] for ln in str(got.graph).splitlines()[1:]]
+    assert strip == [ln.split("  #")[0] for ln in str(bundled.graph).splitlines()[1:]]
+
+
+def test_output_stride_8_dilates_the_last_two_stages(tmp_path):
+    got = imported(tmp_path, {**DETR_RESNET_50, "backbone_kwargs": {"output_stride": 8}})
+    assert "dilation=[false, true, true]" in (tmp_path / "detr.yaml").read_text()
+    convs = {n.name: n.a for n in got.graph if n.op == "conv2d"}
+    assert convs["backbone.layer3.0.conv2"]["dilation"] == 1 and convs["backbone.layer3.1.conv2"]["dilation"] == 2
+    assert convs["backbone.layer4.0.conv2"]["dilation"] == 2 and convs["backbone.layer4.2.conv2"]["dilation"] == 4
+    assert got.graph["input_proj"].shape[2:] == (100, 134)  # 800×1066 at stride 8
+
+
 def test_transformers_5_timm_form(tmp_path):
     """DetrConfig() as transformers 5 writes it (backbone_config: timm_backbone resnet50, 2 labels)."""
     m = imported(tmp_path, transformers.DetrConfig())
@@ -170,7 +204,8 @@ def run_import(tmp_path, config, *args):
 
 
 BAD = [  # (changes to facebook/detr-resnet-50's config, the words the message must hold)
-    ({"dilation": True}, "option dilation = true is not expressible"),
+    ({"dilation": True, "use_timm_backbone": False, "backbone": None, "backbone_config": {"model_type": "resnet"}},
+     "option dilation = true with transformers' own ResNet"),
     ({"backbone": "resnet18"}, "option backbone = \"resnet18\" is not expressible"),
     ({"use_timm_backbone": False, "backbone": None,
       "backbone_config": {"model_type": "resnet", "layer_type": "basic", "hidden_sizes": [64, 128, 256, 512]}},
@@ -178,7 +213,7 @@ BAD = [  # (changes to facebook/detr-resnet-50's config, the words the message m
     ({"backbone": None, "backbone_config": {"model_type": "swin"}}, "option backbone_config (model_type \"swin\")"),
     ({"backbone": None, "backbone_config": {"model_type": "resnet", "downsample_in_bottleneck": True}},
      "option backbone_config.downsample_in_bottleneck = true"),
-    ({"backbone_kwargs": {"output_stride": 16}}, "option backbone_kwargs"),
+    ({"backbone_kwargs": {"output_stride": 4}}, "option backbone_kwargs"),
     ({"position_embedding_type": "learned"}, "option position_embedding_type = \"learned\""),
     ({"auxiliary_loss": True}, "option auxiliary_loss = true"),
     ({"encoder_layerdrop": 0.1}, "option encoder_layerdrop = 0.1"),

@@ -237,6 +237,9 @@ def _detr(spec) -> dict:
         raise ExportError(f"{spec.name}: its decoder has auxiliary outputs (aux: true, the official DETR's); HF's "
                           "auxiliary_loss decoder norms the states it passes on, a different model. Export the "
                           "same parameters without them: --set decoder.aux=false")
+    if bb.dilation:
+        raise ExportError(f"{spec.name}: its backbone dilates (DC5); transformers' own ResNet, which this export "
+                          "writes so that no timm is needed, has no dilation (DetrConfig.dilation is timm-only)")
     if h.kind == "detection" and h.box_layers != 3:
         raise ExportError(f"{spec.name}: DETR's box MLP has 3 layers, this spec's {h.box_layers}")
     cfg = dict(architectures=["DetrForObjectDetection" if h.kind == "detection" else "DetrModel"],

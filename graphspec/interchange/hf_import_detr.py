@@ -11,8 +11,10 @@ not reach the bundled file; the inline form is the same backbone. A config's bac
     "backbone_config": {"model_type": "resnet", "depths": [3, 4, 6, 3], ...}   transformers' ResNet
 
 timm's resnet50/101 and transformers' ResNet (downsample_in_bottleneck false) are torchvision's
-v1.5 bottleneck ResNet, the layers graphspec's `resnet` builds. What is not expressible is an
-error naming it: dilation (DC5), another backbone, learned positions, LayerDrop, HF's
+v1.5 bottleneck ResNet, the layers graphspec's `resnet` builds. DETR-DC5's `dilation: true`
+(HF: timm only, output_stride 16; 8 dilates the last two stages) becomes the backbone's
+`dilation=[...]`, timm dilating as torchvision does (a dilated stage's first block at the
+dilation before it). What is not expressible is an error naming it: another backbone, learned positions, LayerDrop, HF's
 `auxiliary_loss` decoder (it norms the states it passes on, see tests/test_detr_numerics.py's
 NOTE), DetrForSegmentation's mask head (`--base` gives DetrModel).
 """
@@ -32,7 +34,7 @@ BACKBONE_FIX = "graphspec imports DETR with a ResNet-50 or ResNet-101 backbone (
 
 
 def _detr(r: Reader, s: Spec) -> None:
-    layers = _backbone(r)
+    layers, stride = _backbone(r)
     s.var("height", 800), s.var("width", 1066), s.var("d", r.int("d_model"))
     s.var("L", r.int("encoder_layers")), s.var("L_dec", r.int("decoder_layers"))
     s.var("h", r.int("encoder_attention_heads")), s.var("h_dec", r.int("decoder_attention_heads"))
@@ -48,7 +50,6 @@ def _detr(r: Reader, s: Spec) -> None:
                 "graphspec: its ResNet stem reads RGB images", "use 3")
     r.expect("position_embedding_type", ("sine",), "graphspec's DETR adds 2-D sine positions (learned ones are "
              "not built)")
-    r.expect("dilation", (False, None), "DETR-DC5's dilated last stage is not built")
     for k in ("encoder_layerdrop", "decoder_layerdrop"):
         r.expect(k, (0, 0.0), "LayerDrop (skipping layers in training) is not built", f"use {k} 0.0")
     r.expect("auxiliary_loss", (False,), "with auxiliary_loss, transformers' DetrDecoder norms the states it passes "
@@ -66,7 +67,10 @@ def _detr(r: Reader, s: Spec) -> None:
                   "frozen=2 (conv1, layer1) is the official DETR's; transformers 5 freezes other backbone",
                   "parameters (all of its own ResNet's, none of timm's): trainable_params only."]
     s.input = "image(height=height, width=width)"
-    s.backbone = f"resnet(layers={num(layers)}, width=64, frozen_bn=true, frozen=2)"
+    n = len(layers)  # output_stride 16: the last stage dilated, 8: the last two (timm's, torchvision's)
+    flags = [i >= n - {32: 0, 16: 1, 8: 2}[stride] for i in range(1, n)]
+    dilation = f", dilation=[{', '.join(str(f).lower() for f in flags)}]" if any(flags) else ""
+    s.backbone = f"resnet(layers={num(layers)}, width=64, frozen_bn=true, frozen=2{dilation})"
     s.embed = "project(dim=d, pos=sine2d)"
     act, attn_drop = _act(r, "activation_function"), r.float("attention_dropout", default=0)
     def mlp(d_ff: str) -> list:  # activation_dropout: between the activation and fc2
@@ -82,25 +86,37 @@ def _detr(r: Reader, s: Spec) -> None:
                                            "mask convolutions) has no graphspec head"})
 
 
-def _backbone(r: Reader) -> list[int]:
-    """The ResNet's blocks per stage, from whichever form the config gives (see the docstring)."""
+def _backbone(r: Reader) -> tuple[list[int], int]:
+    """The ResNet's blocks per stage and its output stride (32, or 16/8 dilated), from whichever
+    form the config gives (see the docstring)."""
     bc = r.raw("backbone_config")
     timm, name = r.bool("use_timm_backbone", True), r.raw("backbone")
+    dilation = r.bool("dilation", False) if r.raw("dilation") is not None else False
     kwargs = r.raw("backbone_kwargs")
+    stride = 16 if dilation else 32  # DetrConfig: output_stride 16 when dilation (timm), unless the kwargs say
     if kwargs not in (None, {}):
         ok = isinstance(kwargs, dict) and set(kwargs) <= {"out_indices", "in_chans", "output_stride"} and \
-            kwargs.get("in_chans", 3) == 3 and kwargs.get("output_stride") in (None, 32) and \
+            kwargs.get("in_chans", 3) == 3 and kwargs.get("output_stride") in (None, 8, 16, 32) and \
             _last_stage(kwargs.get("out_indices", [4]))
         if not ok:
             r.error("backbone_kwargs", f"option backbone_kwargs = {show(kwargs)} is not expressible in graphspec: "
-                    "DETR reads the last stage of an undilated RGB ResNet", "remove backbone_kwargs")
+                    "DETR reads the last stage of an RGB ResNet of output stride 32, 16 or 8", "remove backbone_kwargs")
+        elif kwargs.get("output_stride") is not None:
+            stride = kwargs["output_stride"]
+    if bc is not None and isinstance(bc, dict) and bc.get("model_type") == "timm_backbone" and \
+            bc.get("output_stride") in (8, 16, 32):
+        stride = bc["output_stride"]
+    if dilation and (not timm or (isinstance(bc, dict) and bc.get("model_type") == "resnet")):
+        r.error("dilation", "option dilation = true with transformers' own ResNet backbone: transformers builds it "
+                "undilated (DetrConfig: dilation needs use_timm_backbone), so the config and its model disagree",
+                "for DETR-DC5 use the timm backbone (use_timm_backbone true); for what transformers builds, false")
     if bc is None:
         if not timm and name is not None:
             r.error("backbone", f"option backbone = {show(name)} with use_timm_backbone false names a checkpoint "
                     "on the hub, which graphspec does not read", "give its backbone_config (a ResNetConfig) instead")
         if not timm:  # transformers' default ResNet (ResNetConfig(out_features=["stage4"]))
-            return _hf_resnet(r, {})
-        return _timm(r, "backbone", name if name is not None else "resnet50", {})
+            return _hf_resnet(r, {}), 32
+        return _timm(r, "backbone", name if name is not None else "resnet50", {}), stride
     if name is not None:
         r.error("backbone", f"option backbone = {show(name)} beside a backbone_config: the config is ambiguous",
                 "keep one of them")
@@ -108,10 +124,10 @@ def _backbone(r: Reader) -> list[int]:
         what = bc.get("model_type") if isinstance(bc, dict) else bc
         r.error("backbone_config", f"option backbone_config (model_type {show(what)}) is not expressible in "
                 "graphspec", BACKBONE_FIX)
-        return [3, 4, 6, 3]
+        return [3, 4, 6, 3], 32
     if bc["model_type"] == "timm_backbone":
-        return _timm(r, "backbone_config", bc.get("backbone"), bc)
-    return _hf_resnet(r, bc)
+        return _timm(r, "backbone_config", bc.get("backbone"), bc), stride
+    return _hf_resnet(r, bc), 32
 
 
 def _last_stage(idx) -> bool:
@@ -130,12 +146,12 @@ def _timm(r: Reader, key: str, name, bc: dict) -> list[int]:
         r.error(key, f"option {key} = {show(name)} is not expressible in graphspec: graphspec builds the ResNet "
                 "backbones resnet50 and resnet101", BACKBONE_FIX)
         return [3, 4, 6, 3]
-    if bc.get("num_channels", 3) != 3 or bc.get("output_stride") not in (None, 32) or \
+    if bc.get("num_channels", 3) != 3 or bc.get("output_stride") not in (None, 8, 16, 32) or \
             not _last_stage(bc.get("out_indices") or [4]):
         shown = show({k: bc.get(k) for k in ("num_channels", "output_stride", "out_indices")})
         r.error(key, f"option backbone_config = {shown} is not expressible in graphspec: DETR reads the last stage "
-                "of an undilated RGB ResNet",
-                "use num_channels 3, output_stride null and out_indices ending with 4")
+                "of an RGB ResNet of output stride 32, 16 (DC5) or 8",
+                "use num_channels 3, output_stride null, 16 or 8 and out_indices ending with 4")
     return TIMM_RESNETS[name]
 
 

@@ -59,20 +59,23 @@ class Linear:
 @op("conv2d", HAS_PARAMS, MAC)
 class Conv2d:
     """2-D convolution, NCHW: (B, Cin, H, W) -> (B, Cout, H', W'). A patch embedding (stride =
-    kernel) must tile the image unless `crop` (a "valid" conv: pixels past the last patch unseen)."""
+    kernel) must tile the image unless `crop` (a "valid" conv: pixels past the last patch unseen).
+    `dilation` spaces the kernel's taps (Yu & Koltun 2016; torchvision's replace_stride_with_dilation,
+    DETR-DC5): it covers dilation·(kernel - 1) + 1 pixels with kernel² weights and MACs."""
 
-    defaults = {"stride": 1, "padding": 0, "bias": True}
+    defaults = {"stride": 1, "padding": 0, "bias": True, "dilation": 1}
 
-    def shape(x, *, out_channels, kernel, stride=1, padding=0, bias=True, weights=None, crop=False, **_):
+    def shape(x, *, out_channels, kernel, stride=1, padding=0, bias=True, weights=None, crop=False, dilation=1, **_):
         if len(x) != 4:
             raise ShapeError(f"conv2d expects (B, C, H, W), got rank {len(x)}")
         B, _, H, W = x
-        if stride == kernel and padding == 0 and not crop:  # patch embedding: the image must tile exactly
+        if stride == kernel and padding == 0 and dilation == 1 and not crop:  # patch embedding: must tile
             h = exact_div(H, kernel, f"image height {H} / patch size")
             w = exact_div(W, kernel, f"image width {W} / patch size")
         else:
-            h = floordiv(H + 2 * padding - kernel, stride) + 1
-            w = floordiv(W + 2 * padding - kernel, stride) + 1
+            span = dilation * (kernel - 1) + 1
+            h = floordiv(H + 2 * padding - span, stride) + 1
+            w = floordiv(W + 2 * padding - span, stride) + 1
         return (B, out_channels, h, w)
 
     def params(x, *, out_channels, kernel, bias=True, **_):
@@ -82,25 +85,26 @@ class Conv2d:
         return p
 
     def macs(out, x, *, kernel, **_):
-        return numel(out) * x[1] * kernel * kernel  # NB: bias adds not counted
+        return numel(out) * x[1] * kernel * kernel  # NB: bias adds not counted; dilation changes no count
 
     torch = Torch(
         init=lambda a: f"nn.Conv2d({a['in_channels']}, {a['out_channels']}, kernel_size={a['kernel']}"
         + ("" if a["stride"] == 1 else f", stride={a['stride']}")
         + ("" if a["padding"] == 0 else f", padding={a['padding']}")
+        + ("" if a["dilation"] == 1 else f", dilation={a['dilation']}")
         + ("" if a["bias"] == True else f", bias={a['bias']}") + ")",  # noqa: E712
         call="self.{mod}({0})",
     )
 
-    def eval(w, x, *, stride=1, padding=0, **_):
-        return F.conv2d(x, w["weight"], w.get("bias"), stride=stride, padding=padding)
+    def eval(w, x, *, stride=1, padding=0, dilation=1, **_):
+        return F.conv2d(x, w["weight"], w.get("bias"), stride=stride, padding=padding, dilation=dilation)
 
-    def onnx(e, x, *, out_channels, kernel, stride=1, padding=0, bias=True, **_):
-        return e("Conv", x, e.param("weight"), e.param("bias") if bias else None,
-                 kernel_shape=[kernel, kernel], strides=[stride, stride], pads=[padding] * 4)
+    def onnx(e, x, *, out_channels, kernel, stride=1, padding=0, bias=True, dilation=1, **_):
+        return e("Conv", x, e.param("weight"), e.param("bias") if bias else None, kernel_shape=[kernel, kernel],
+                 strides=[stride, stride], pads=[padding] * 4, dilations=[dilation, dilation])
 
-    def relax(e, x, *, out_channels, kernel, stride=1, padding=0, bias=True, **_):
-        y = e("nn.conv2d", x, e.param("weight"), strides=stride, padding=padding)
+    def relax(e, x, *, out_channels, kernel, stride=1, padding=0, bias=True, dilation=1, **_):
+        y = e("nn.conv2d", x, e.param("weight"), strides=stride, padding=padding, dilation=dilation)
         return e("add", y, e("reshape", e.param("bias"), (1, out_channels, 1, 1))) if bias else y
 
 

@@ -5,7 +5,12 @@
 
 `frozen_bn` makes every BatchNorm a FrozenBatchNorm2d (statistics and affine are buffers, DETR
 models/backbone.py); `frozen: k` freezes the first k units (1: the stem conv1, 2: stem and
-layer1), as DETR does with `train_backbone` and its layer filter.
+layer1), as DETR does with `train_backbone` and its layer filter. `dilation` is torchvision's
+`replace_stride_with_dilation`, one flag per stage after the first: a flagged stage keeps its
+resolution and dilates its 3×3 convolutions instead of striding (`dilation: true` is DETR's flag,
+the last stage only: DETR-DC5, a stride-16 map).
+
+    backbone: {spec: resnet50.yaml, frozen_bn: true, frozen: 2, dilation: [false, false, true]}
 """
 
 from __future__ import annotations
@@ -15,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from graphspec.spec.errors import Diagnostics, SpecError
+from graphspec.spec.reader import _show
 
-BACKBONES = {"resnet": ("layers", "width", "frozen_bn", "frozen")}
+BACKBONES = {"resnet": ("layers", "width", "frozen_bn", "frozen", "dilation")}
 
 
 @dataclass(frozen=True)
@@ -26,6 +32,16 @@ class BackboneSpec:
     width: int = 64
     frozen_bn: bool = False
     frozen: int = 0  # units frozen from the input: 1 = stem, 2 = stem + layer1, ...
+    dilation: tuple[bool, ...] = ()  # per stage after the first: dilate instead of striding (empty: none)
+
+    @property
+    def stride(self) -> int:
+        """The output's stride: 4 after the stem, ×2 per stage after the first that is not dilated."""
+        return 4 * 2 ** sum(1 for i in range(1, len(self.layers)) if not self.dilated(i))
+
+    def dilated(self, stage: int) -> bool:
+        """Whether stage `stage` (0-based) dilates instead of striding."""
+        return stage > 0 and bool(self.dilation) and self.dilation[stage - 1]
 
     @property
     def channels(self) -> int:
@@ -57,10 +73,26 @@ def read_backbone(r: Any, v: Any) -> BackboneSpec | None:
         r.diags.add(r.raw.loc(*p), f"resnet has {sum(layers)} blocks; graphspec allows at most 1024",
                     "e.g. layers=[3, 4, 6, 3] for ResNet-50")
         layers = [1]
-    return BackboneSpec(kind, tuple(layers),
+    return BackboneSpec(kind, tuple(layers), dilation=_dilation(r, a.get("dilation", False), len(layers)),
                         width=r.typed(a.get("width", 64), p, int, "width", minimum=1),
                         frozen_bn=r.typed(a.get("frozen_bn", False), p, bool, "frozen_bn"),
                         frozen=r.typed(a.get("frozen", 0), p, int, "frozen", minimum=0))
+
+
+def _dilation(r: Any, v: Any, n: int) -> tuple[bool, ...]:
+    """`dilation: true` (DETR's flag: the last stage) or one bool per stage after the first."""
+    p = ("backbone",)
+    v = r.value(v, p)
+    if v is False:
+        return ()
+    if v is True:
+        return (False,) * (n - 2) + (True,) if n > 1 else ()
+    if isinstance(v, list) and len(v) == n - 1 and all(isinstance(f, bool) for f in v):
+        return tuple(v) if any(v) else ()
+    example = ", ".join(["false"] * (n - 2) + ["true"]) if n > 1 else ""
+    r.diags.add(r.raw.loc(*p), f"resnet dilation must be true, false or a list of {n - 1} bools (one per stage "
+                f"after the first), got {_show(v)}", f"e.g. dilation=[{example}] (DETR-DC5: the last stage)")
+    return ()
 
 
 def _referenced(r: Any, ref: Any) -> Any:
