@@ -163,6 +163,18 @@ def test_bad_dilation_is_a_located_exit_2(tmp_path, value):
     assert "bad.yaml:3:" in r.output and "resnet dilation must be true, false or a list of 3 bools" in r.output
 
 
+def test_a_bad_expression_in_dilation_is_reported_once(tmp_path):
+    from click.testing import CliRunner
+    from graphspec.cli.main import main
+
+    p = tmp_path / "bad.yaml"
+    p.write_text("name: bad\ninput: image(224)\nbackbone: {kind: resnet, dilation: foo + 1}\n"
+                 "head: classifier(10, pool=mean)\n", encoding="utf-8")
+    r = CliRunner().invoke(main, ["flops", str(p)])
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert r.output.count("error:") == 1 and "'foo' is not a number" in r.output, r.output
+
+
 def test_resnet_dilation_keeps_the_resolution_and_the_parameters():
     """torchvision's replace_stride_with_dilation=[False, True, True]: stride 8, 28×28 at 224²."""
     plain = graphspec.load("resnet50")

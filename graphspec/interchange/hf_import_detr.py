@@ -103,7 +103,7 @@ def _backbone(r: Reader) -> tuple[list[int], int]:
                     "DETR reads the last stage of an RGB ResNet of output stride 32, 16 or 8", "remove backbone_kwargs")
         elif kwargs.get("output_stride") is not None:
             stride = kwargs["output_stride"]
-    if bc is not None and isinstance(bc, dict) and bc.get("model_type") == "timm_backbone" and \
+    if isinstance(bc, dict) and bc.get("model_type") == "timm_backbone" and \
             bc.get("output_stride") in (8, 16, 32):
         stride = bc["output_stride"]
     if dilation and (not timm or (isinstance(bc, dict) and bc.get("model_type") == "resnet")):

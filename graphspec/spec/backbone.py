@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from graphspec.spec.errors import Diagnostics, SpecError
-from graphspec.spec.reader import _show
+from graphspec.spec.reader import _BAD, _show
 
 BACKBONES = {"resnet": ("layers", "width", "frozen_bn", "frozen", "dilation")}
 
@@ -33,11 +33,6 @@ class BackboneSpec:
     frozen_bn: bool = False
     frozen: int = 0  # units frozen from the input: 1 = stem, 2 = stem + layer1, ...
     dilation: tuple[bool, ...] = ()  # per stage after the first: dilate instead of striding (empty: none)
-
-    @property
-    def stride(self) -> int:
-        """The output's stride: 4 after the stem, ×2 per stage after the first that is not dilated."""
-        return 4 * 2 ** sum(1 for i in range(1, len(self.layers)) if not self.dilated(i))
 
     def dilated(self, stage: int) -> bool:
         """Whether stage `stage` (0-based) dilates instead of striding."""
@@ -83,7 +78,7 @@ def _dilation(r: Any, v: Any, n: int) -> tuple[bool, ...]:
     """`dilation: true` (DETR's flag: the last stage) or one bool per stage after the first."""
     p = ("backbone",)
     v = r.value(v, p)
-    if v is False:
+    if v is False or v is _BAD:  # _BAD: reported where it went wrong
         return ()
     if v is True:
         return (False,) * (n - 2) + (True,) if n > 1 else ()
