@@ -26,6 +26,28 @@ def test_dsl_example_loads(tmp_path, text):
     assert m.params() > 0 and m.macs() > 0
 
 
+CHECKED = [b for b in COMPLETE if re.search(r"^expect:", b, re.M)]
+
+
+def test_there_are_checked_examples():
+    assert len(CHECKED) >= 5
+
+
+@pytest.mark.parametrize("text", CHECKED, ids=[re.search(r"^name: (\w+)", b, re.M)[1] for b in CHECKED])
+def test_dsl_example_figures_are_what_the_code_gives(tmp_path, text):
+    """An example's `expect:` figures (worked out by hand in its comments) are checked as
+    `graphspec flops --check` checks a bundled spec's: a wrong figure in the docs fails here."""
+    from click.testing import CliRunner
+
+    from graphspec.cli.main import main
+
+    path = tmp_path / "example.yaml"
+    path.write_text(text, encoding="utf-8")
+    r = CliRunner().invoke(main, ["flops", str(path), "--check"])
+    assert r.exit_code == 0, r.output
+    assert "all figures match" in r.output
+
+
 def test_extends_example_is_the_bundled_spec():
     block = next(b for b in BLOCKS if "extends: bert_base.yaml" in b)
     bundled = (graphspec.SPECS_DIR / "bert_large.yaml").read_text(encoding="utf-8")
