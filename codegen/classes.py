@@ -303,7 +303,8 @@ class Classes:
         for d in self.defs:
             group = by_cls[d.cls]
             base = class_name(d.cls)
-            if len(group) > 1:
+            tops = {g.paths[0].split(".")[0] if g.paths[0] else "root" for g in group}
+            if len(tops) > 1:  # EncoderBlock, DecoderBlock; two MoE classes of one stack: MoE, MoE2
                 top = d.paths[0].split(".")[0] if d.paths[0] else "root"
                 base = class_name(top) + base
             name, k = base, 2

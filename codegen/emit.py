@@ -435,28 +435,47 @@ class ClassEmitter:
             code.guard = f"self.{attr} is not None"
         if attr not in self.built:  # a module called twice (the Transformer's shared embedding)
             self.built.add(attr)
-            self.lines.append(f"self.{attr} = {text}")
+            self.lines += [f"self.{attr} = {text}"] if isinstance(text, str) else text
         passed = [n for n in self._threaded(ms) if n in self.optional]
         code.fn = lambda ops: f"{call}({', '.join(ops + passed)})"
         return code
 
-    def _alternatives(self, j: int, ms: MStep) -> str | None:
+    def _alternatives(self, j: int, ms: MStep) -> str | list[str] | None:
         """A child of one class in some instances and another in the rest (classes.py), as
-        Hugging Face's DeepseekV2DecoderLayer builds it: `MoE(...) if moe else SwiGLU(...)`."""
+        Hugging Face's DeepseekV2DecoderLayer builds it: `MoE(...) if moe else SwiGLU(...)`; with
+        three classes or more, an if/elif chain on a string argument, as Qwen3-Next's decoder
+        layer branches on its layer type: `if mlp_type == "swiglu": self.mlp = SwiGLU(...)`."""
+        from graphspec.codegen.source import WIDTH, wrap
+
         by_class: dict[int, list[str]] = {}
         for q, st in ms.per.items():
             by_class.setdefault(self.em.classes.of[st.children[0]].uid, []).append(q)
         if len(by_class) == 1:
             return None
-        if len(by_class) > 2 or len(ms.per) < len(self.d.paths):
+        if len(ms.per) < len(self.d.paths):
             raise CodegenError(f"{self.d.cls}: {ms.first.attr} is one of {len(by_class)} classes, in some "
-                               "instances only; one class per attribute, or two that cover every instance")
-        (_, first), (_, second) = sorted(by_class.items(), key=lambda kv: self.d.paths.index(kv[1][0]))
+                               "instances only; one class per attribute, or classes that cover every instance")
+        groups = sorted(by_class.values(), key=lambda qs: self.d.paths.index(qs[0]))
         texts = [self.construct(ms.per[qs[0]].children[0], {q: (ms.per[q].children[0] if q in qs else DONT_CARE)
-                                                             for q in self.d.paths}) for qs in (first, second)]
-        cls = self.em.class_of(ms.per[second[0]].children[0]).name
-        hint = identifier(re.sub(r"(?<=[a-z])(?=[A-Z][a-z])", "_", cls).lower())  # GlobalAttention: global_attention
-        return f"{texts[1]} if {self.cond(j, {q: q in second for q in self.d.paths}, hint)} else {texts[0]}"
+                                                            for q in self.d.paths}) for qs in groups]
+        hints = [self._kind(ms.per[qs[0]].children[0]) for qs in groups]
+        if len(groups) == 2:
+            return f"{texts[1]} if {self.cond(j, {q: q in groups[1] for q in self.d.paths}, hints[1])} else {texts[0]}"
+        if len(set(hints)) < len(hints):  # two classes named alike: number the kinds
+            hints = [f"{h}{k}" for k, h in enumerate(hints)]
+        attr = identifier(ms.first.attr)
+        var = self.P.expr({q: h for qs, h in zip(groups, hints, strict=True) for q in qs}, f"{attr}_type")
+        lines = []
+        for k, (h, text) in enumerate(zip(hints, texts, strict=True)):
+            lines += ["else:" if k == len(hints) - 1 else f"{'if' if k == 0 else 'elif'} {var} == {literal(h)}:",
+                      *(f"    {w}" for w in wrap(f"self.{attr} = {text}", WIDTH - 12))]
+        return lines
+
+    def _kind(self, first_child: str) -> str:
+        """A snake-case name of a child's class: GlobalAttention -> global_attention."""
+        cls = self.em.class_of(first_child).name if not self.em.is_sequential(self.em.classes.of[first_child]) \
+            else "sequential"
+        return identifier(re.sub(r"(?<=[a-z])(?=[A-Z][a-z])", "_", cls).lower())
 
     def construct(self, first_child: str, child_of: dict[str, Any]) -> str:
         """The constructor call of a child module: `Mlp(dim)`, or an inline `nn.Sequential(...)`."""

@@ -51,6 +51,8 @@ def role(name: str) -> str | None:
 
 
 def literal(v: Any) -> str:
+    if isinstance(v, str) and v.isprintable() and '"' not in v and "\\" not in v:
+        return f'"{v}"'  # black's quotes, as the rest of the file
     if v is None or isinstance(v, bool | int | str):
         return repr(v)
     if isinstance(v, float):

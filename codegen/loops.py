@@ -78,6 +78,16 @@ def _one_in_period(lists: list[list]) -> tuple[int, int] | None:
     return None
 
 
+def _period(lists: list[list]) -> int | None:
+    """The least period k ≥ 3 with which every list repeats (at least twice), its first k known."""
+    n = min(len(lst) for lst in lists)
+    for k in range(3, n // 2 + 1):
+        if all(not any(x is DONT_CARE for x in lst[:k]) and all(
+                x is DONT_CARE or _eq(x, lst[i % k]) for i, x in enumerate(lst)) for lst in lists):
+            return k
+    return None
+
+
 class Loops:
     """Writes the constructor arguments of list elements for a ClassEmitter."""
 
@@ -121,6 +131,11 @@ class Loops:
             if (a, b) in (("True", "False"), ("False", "True")):
                 return f"i % {k} {'==' if b == 'True' else '!='} {r}"
             return f"{paren(b, 1)} if i % {k} == {r} else {paren(a, 1)}"
+        k = _period(lists)
+        if k is not None and all(_eq(lst[r], lists[0][r]) for lst in lists for r in range(k)):
+            # a repeating pattern of layer kinds, the same in every instance: ("mlp", "moe", "moe")[i % 3]
+            items = [literal(lists[0][r]) for r in range(k)]
+            return f"({', '.join(items)})[i % {k}]"
         if ce.root:
             (lst,) = lists
             s = series(lst)

@@ -212,7 +212,7 @@ class Emitter:
             need.add("rope_frequencies")
         module = _env().get_template("helpers.py.j2").make_module({"rope_scaling": "rope_frequencies" in need,
                                                                    "longrope": bool(constants),
-                                                                   "weigh_input": "weigh='input'" in used})
+                                                                   "weigh_input": 'weigh="input"' in used})
         helpers = [str(getattr(module, h)()).strip("\n") for h in HELPER_ORDER if h in need] + constants
         classes = [_layout(c) for c in self.rendered.values()]
         code_text = "\n".join(helpers) + "".join(c["init"] + c["body"] + "".join(c["methods"]) for c in classes)

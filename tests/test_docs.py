@@ -38,7 +38,6 @@ def test_dsl_example_figures_are_what_the_code_gives(tmp_path, text):
     """An example's `expect:` figures (worked out by hand in its comments) are checked as
     `graphspec flops --check` checks a bundled spec's: a wrong figure in the docs fails here."""
     from click.testing import CliRunner
-
     from graphspec.cli.main import main
 
     path = tmp_path / "example.yaml"

@@ -194,7 +194,7 @@ def test_generated_code_reads_like_deepseek_v2(tmp_path):
                   "q_nope, q_pe = q.split([16, 8], dim=-1)",
                   "compressed_kv, k_pe = self.kv_a_proj_with_mqa(x).split([32, 8], dim=-1)",
                   "k_nope, v = kv.split([16, 12], dim=-1)", "k_pe = k_pe.unflatten(-1, (1, -1))",
-                  "q_pe, 10000.0, 8, interleaved=True, scaling=('yarn', 40.0, 4096, 32.0, 1.0, 1.0, True)",
+                  'q_pe, 10000.0, 8, interleaved=True, scaling=("yarn", 40.0, 4096, 32.0, 1.0, 1.0, True)',
                   "q = torch.cat([q_nope, q_rot], dim=-1)", "k = torch.cat([k_nope, k_pe], dim=-1)",
                   "self.mlp = MoE(dim, experts=8, top_k=2) if moe else SwiGLU(dim, hidden_features=96)",
                   "Block(dim=64, num_heads=4, moe=i >= 1)", "return x + self.mlp(self.post_attention_layernorm(x))"):

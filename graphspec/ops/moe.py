@@ -165,7 +165,7 @@ class Moe:
                   + ("" if a["bias"] else ", bias=False") + ")"
                   if a["act"] == "clamped_swiglu" else
                   f"Experts({a['experts']}, {a['top_k']}, {a['dim']}, {a['d_ff']}, act={a['act']!r}, gated={a['gated']}"
-                  + (", weigh='input'" if a.get("weigh") == "input" else "") + ")",
+                  + (', weigh="input"' if a.get("weigh") == "input" else "") + ")",
                   call="self.{mod}({0}, {1})", helpers=("Experts", "ClampedSwiGLUExperts"))
 
     def eval(w, x, routing, *, experts, top_k, dim, d_ff, gated=True, act="silu", alpha=1.702, limit=7.0, bias=False,

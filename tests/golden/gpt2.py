@@ -65,7 +65,7 @@ class Mlp(nn.Module):
     def __init__(self, dim):
         super().__init__()
         self.fc1 = nn.Linear(dim, 4 * dim)
-        self.act = nn.GELU(approximate='tanh')
+        self.act = nn.GELU(approximate="tanh")
         self.fc2 = nn.Linear(4 * dim, dim)
 
     def forward(self, x):
