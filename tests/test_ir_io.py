@@ -77,3 +77,39 @@ def test_dot_export():
     assert len(edges) == sum(len(set(n.inputs)) for n in g)
     assert ("blocks.0.attn.q_heads", "blocks.0.attn.scores") in edges
     assert '"head" [label="head\\nlinear f32[1,1000]"];' in dot
+
+
+@pytest.mark.parametrize("name", ["swin_t", "detr_r50", "t5_base", "deepseek_v2_lite", "twins_pcpvt_s"])
+def test_iteration_is_networkx_topological_order(name):
+    """Graph iterates in insertion order; that is networkx's lexicographical topological sort
+    keyed by insertion (its contract, and what it was computed with), before and after passes."""
+    import networkx as nx
+
+    from graphspec.passes import run_pipeline
+
+    m = graphspec.load(name)
+    for g in (m.graph, run_pipeline(m.graph, "all")[0]):
+        index = {n: i for i, n in enumerate(g._g.nodes)}
+        want = list(nx.lexicographical_topological_sort(g._g, key=index.__getitem__))
+        assert [n.name for n in g] == want
+        seen: set[str] = set()
+        for n in g:  # every input before its user
+            assert set(n.inputs) <= seen, n.name
+            seen.add(n.name)
+
+
+def test_fresh_is_the_first_free_suffix():
+    """`fresh(base)`: base, else base_k for the least free k ≥ 1 (it remembers where it got to, which
+    must not change the answer: nodes are never removed)."""
+    from graphspec.ir import Node
+
+    g = Graph("g")
+    g.add(Node("x", "input", (), (("kind", "image"),), (1, 4)))
+    assert g.fresh("a") == "a"
+    for want in ("a", "a_1", "a_2"):
+        assert g.fresh("a") == want and g.fresh("a") == want  # asking twice adds nothing
+        g.add(Node(want, "relu", ("x",), (), (1, 4)))
+    g.add(Node("a_4", "relu", ("x",), (), (1, 4)))  # added by name, not through fresh
+    assert g.fresh("a") == "a_3"
+    g.add(Node("a_3", "relu", ("x",), (), (1, 4)))
+    assert g.fresh("a") == "a_5"

@@ -179,7 +179,7 @@ def broadcast(a: tuple, b: tuple) -> tuple:
         y = b[-i] if i <= len(b) else 1
         if x == 1:
             out.append(y)
-        elif y == 1 or sympy.simplify(sympy.sympify(x) - y) == 0:
+        elif y == 1 or x == y or sympy.simplify(sympy.sympify(x) - y) == 0:
             out.append(x)
         else:
             raise ShapeError(f"shapes {a} and {b} do not broadcast")
