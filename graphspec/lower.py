@@ -179,6 +179,9 @@ def _patch_embed(b: Builder, spec: ModelSpec, img: str) -> tuple[str, tuple]:
         tok = b.emit("parameter", (), "cls_token", shape=(1, 1, e.dim), init="trunc_normal")
         x = b.emit("prepend", (tok, x), "with_cls")
     x = _pos(e).lower(b, positions.EmbedAt("patches", b.shape(x)[1], e.dim, e.max_len), x)
+    if e.registers:  # Darcet et al. 2024, "Vision Transformers Need Registers": no position of their own
+        reg = b.emit("parameter", (), "register_tokens", shape=(1, e.registers, e.dim), init="trunc_normal")
+        x = b.emit("prepend", (reg, x), "with_registers", **({"at": 1} if e.cls_token else {}))
     if e.dropout:
         x = b.emit("dropout", (x,), "pos_drop", p=e.dropout)
     return x, (H, W)
@@ -283,7 +286,8 @@ def _stack(b: Builder, spec: ModelSpec, s: StackSpec, x: str, grid: tuple | None
                         pos_q=pos[0] if s.pos_every_layer else None, mem_pos=pos[1] if s.pos_every_layer else None,
                         memory=memory if s.cross else None, grid=grid,
                         mlp=s.layer_mlps[index] if s.layer_mlps else s.mlps[si] if s.mlps else mlp,
-                        window=window, shift=shift, scale=s.scale, pos_state=shared, qkv=s.qkv, sinks=s.sinks)
+                        window=window, shift=shift, scale=s.scale, pos_state=shared, qkv=s.qkv, sinks=s.sinks,
+                        layer_scale=s.layer_scale)
                     layer = replace(layer, pos_k=layer.pos_q)
                     with b.module(f"{names.blocks}.{bi}", "Block", dim=dim, heads=heads, window=window,
                                   shift=shift, grid=grid, norm=s.norm,

@@ -40,7 +40,8 @@ from graphspec.ir import Graph
 
 _P = r"(weight|bias)"
 _BN = r"(weight|bias|running_mean|running_var)"  # FrozenBatchNorm2d: all four are buffers
-_LAYER_PREFIXES = {"pvt": ("pvt.encoder.", "encoder."), "t5": ("",), "swin": ("swin.", ""), "vit": ("vit.", ""), "bert": ("bert.", ""),
+_LAYER_PREFIXES = {"pvt": ("pvt.encoder.", "encoder."), "t5": ("",), "swin": ("swin.", ""), "vit": ("vit.", ""),
+                   "dinov2": ("dinov2.", "dinov2_with_registers.", ""), "bert": ("bert.", ""),
                    "gpt2": ("transformer.", ""), "torch_transformer": ("",), "detr": ("model.", ""),
                    "llama": ("model.", ""), "phi": ("model.", ""), "phi3": ("model.", ""),
                    "llama4": ("model.", "", "language_model.model.", "language_model."),  # ..ForConditionalGeneration
@@ -92,6 +93,24 @@ RULES: dict[str, list[tuple[str, list[str], Any]]] = {
         (rf"blocks\.(\d+)\.mlp\.fc2\.{_P}", ["layers.{0}.mlp.fc2.{1}", "encoder.layer.{0}.output.dense.{1}"], "copy"),
         (rf"norm\.{_P}", ["layernorm.{0}"], "copy"),
         (rf"head\.{_P}", ["=classifier.{0}"], "copy"),
+    ],
+    "dinov2": [  # Dinov2Model / Dinov2WithRegistersModel (their `mask_token`, for masked pre-training only, unused)
+        (rf"patch_embed\.proj\.{_P}", ["embeddings.patch_embeddings.projection.{0}"], "copy"),
+        (r"cls_token", ["embeddings.cls_token"], "copy"),
+        (r"pos_embed", ["embeddings.position_embeddings"], "copy"),
+        (r"register_tokens", ["embeddings.register_tokens"], "copy"),
+        (rf"blocks\.(\d+)\.(norm1|norm2)\.{_P}", ["encoder.layer.{0}.{1}.{2}"], "copy"),
+        (rf"blocks\.(\d+)\.attn\.q\.{_P}", ["encoder.layer.{0}.attention.q_proj.{1}",
+                                              "encoder.layer.{0}.attention.attention.query.{1}"], "copy"),
+        (rf"blocks\.(\d+)\.attn\.k\.{_P}", ["encoder.layer.{0}.attention.k_proj.{1}",
+                                              "encoder.layer.{0}.attention.attention.key.{1}"], "copy"),
+        (rf"blocks\.(\d+)\.attn\.v\.{_P}", ["encoder.layer.{0}.attention.v_proj.{1}",
+                                              "encoder.layer.{0}.attention.attention.value.{1}"], "copy"),
+        (rf"blocks\.(\d+)\.attn\.proj\.{_P}", ["encoder.layer.{0}.attention.o_proj.{1}",
+                                                 "encoder.layer.{0}.attention.output.dense.{1}"], "copy"),
+        (r"blocks\.(\d+)\.ls([12])\.gamma", ["encoder.layer.{0}.layer_scale{1}.lambda1"], "copy"),
+        (rf"blocks\.(\d+)\.mlp\.(fc1|fc2|gate_proj|up_proj|down_proj)\.{_P}", ["encoder.layer.{0}.mlp.{1}.{2}"], "copy"),
+        (rf"norm\.{_P}", ["layernorm.{0}"], "copy"),
     ],
     "bert": [
         (r"embed\.tokens\.weight", ["embeddings.word_embeddings.weight"], "copy"),
@@ -268,7 +287,8 @@ HF_FAMILIES = {"pvt": "pvt", "t5": "t5", "swin": "swin", "vit": "vit", "bert": "
                "olmo2": "llama", "phi3": "phi3", "gemma3_text": "llama", "deepseek_v2": "llama", "deepseek_v3": "llama",
                "olmo3": "llama", "glm4_moe": "llama",
                "llama4_text": "llama4", "llama4": "llama4",
-               "siglip_vision_model": "siglip_vision_model", "siglip": "siglip_vision_model"}
+               "siglip_vision_model": "siglip_vision_model", "siglip": "siglip_vision_model",
+               "dinov2": "dinov2", "dinov2_with_registers": "dinov2"}
 
 
 # A second name of a tensor -> the end of its first name (HF's `_tied_weights_keys`).

@@ -68,13 +68,15 @@ def test_imported_params_equal_hf_meta_model(tmp_path, mt, i):
     assert m.params() == n_params(meta(model_cls, cfg))
 
 
-FAMILIES = sorted(set(DEFAULTS) - {"detr", "siglip", "llama4"})  # detr: tests/test_hf_import_detr.py (its backbone
+ELSEWHERE = {"detr", "siglip", "llama4", "dinov2", "dinov2_with_registers"}
+FAMILIES = sorted(set(DEFAULTS) - ELSEWHERE)  # detr: tests/test_hf_import_detr.py (its backbone
 # needs timm or a ResNetConfig); siglip (SiglipModel: its vision tower is imported, not the text tower):
-# tests/test_siglip.py; llama4 (Llama4ForConditionalGeneration: its text_config is imported): tests/test_llama4.py
+# tests/test_siglip.py; llama4 (Llama4ForConditionalGeneration: its text_config is imported): tests/test_llama4.py;
+# dinov2 and dinov2_with_registers (the spec leaves out HF's mask_token): tests/test_dinov2.py
 
 
 def test_every_family_is_covered():
-    assert sorted(IMPORT_FAMILIES) == FAMILIES == [mt for mt in supported() if mt not in ("detr", "siglip", "llama4")]
+    assert sorted(IMPORT_FAMILIES) == FAMILIES == [mt for mt in supported() if mt not in ELSEWHERE]
 
 
 @pytest.mark.parametrize("mt", FAMILIES)
@@ -254,7 +256,8 @@ BAD = [  # (config, the words the message must hold)
     ({"model_type": "gpt2", "n_embd": "768"}, "n_embd must be an integer"),
     ({"model_type": "gpt2", "n_layer": True}, "n_layer must be an integer"),
     ({"model_type": "swin", "depths": [2, "2"]}, "depths must be a list"),
-    ({"model_type": "whisper"}, "supported model types: bert, deepseek_v2, deepseek_v3, detr, gemma, gemma2, gemma3_text, "
+    ({"model_type": "whisper"}, "supported model types: bert, deepseek_v2, deepseek_v3, detr, dinov2, "
+                                 "dinov2_with_registers, gemma, gemma2, gemma3_text, "
                                  "glm4_moe, gpt2, gpt_oss, llama, llama4, llama4_text, mistral, mixtral, olmo2, olmo3, phi, "
                                  "phi3, pvt, qwen2, qwen2_moe, qwen3, qwen3_moe"),
     ({"model_type": "detr", "dilation": True, "use_timm_backbone": False, "backbone": None,

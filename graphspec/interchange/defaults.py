@@ -155,6 +155,15 @@ DEFAULTS["glm4_moe"] = dict(
     use_qk_norm=False, num_nextn_predict_layers=1, partial_rotary_factor=0.5,
     rope_parameters={"rope_theta": 10000.0, "partial_rotary_factor": 0.5, "rope_type": "default"})
 
+# DINOv2 (Dinov2Config, Dinov2WithRegistersConfig: the same keys, registers' patch_size 16 and no use_mask_token)
+_DINOV2 = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, mlp_ratio=4, hidden_act="gelu",
+               hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, layer_norm_eps=1e-6, image_size=224,
+               patch_size=14, num_channels=3, qkv_bias=True, layerscale_value=1.0, drop_path_rate=0.0,
+               use_swiglu_ffn=False, apply_layernorm=True, reshape_hidden_states=True, stage_names=None,
+               out_features=None, out_indices=None)
+DEFAULTS["dinov2"] = {**_DINOV2, "use_mask_token": True}
+DEFAULTS["dinov2_with_registers"] = {**_DINOV2, "patch_size": 16, "num_register_tokens": 4}
+
 # Keys of one family that change nothing graphspec builds (the pre-training heads' settings).
 FAMILY_IGNORED: dict[str, set[str]] = {
     "gpt2": {"summary_type", "summary_use_proj", "summary_activation", "summary_proj_to_labels",

@@ -243,6 +243,11 @@ from graphspec.interchange.hf_olmo3_glm import import_glm4_moe, import_olmo3  # 
 BUILDERS.update(olmo3=import_olmo3, glm4_moe=import_glm4_moe)  # OLMo 3, GLM-4.5 (hf_olmo3_glm.py)
 
 
+from graphspec.interchange.hf_import_dinov2 import _dinov2, _dinov2_with_registers  # noqa: E402
+
+BUILDERS.update(dinov2=_dinov2, dinov2_with_registers=_dinov2_with_registers)  # DINOv2 (hf_import_dinov2.py)
+
+
 def supported() -> list[str]:
     return sorted(BUILDERS)
 

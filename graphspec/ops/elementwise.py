@@ -13,6 +13,7 @@ from graphspec.ops.registry import (
     NORM,
     SOFTMAX,
     F,
+    ShapeError,
     Torch,
     broadcast,
     op,
@@ -209,6 +210,31 @@ class DropPath:
 
     def relax(e, x, *, p):
         return x
+
+
+@op("layer_scale", HAS_PARAMS)
+class LayerScale:
+    """x · γ, a learned per-channel scale at the end of a residual branch, γ initialised at
+    `init` (CaiT, Touvron et al. 2021 §3; DINOv2's `ls1`, `ls2`)."""
+
+    def shape(x, *, dim, init):
+        if x[-1] != dim:
+            raise ShapeError(f"layer scale of width {dim} on a tensor of width {x[-1]}")
+        return x
+
+    def params(x, *, dim, init):
+        return {"gamma": (dim,)}
+
+    torch = Torch(init="LayerScale({dim}, init_values={init})", call="self.{mod}({0})", helpers=("LayerScale",))
+
+    def eval(w, x, **_):
+        return x * w["gamma"]
+
+    def onnx(e, x, **_):
+        return e("Mul", x, e.param("gamma"))
+
+    def relax(e, x, **_):
+        return e("multiply", x, e.param("gamma"))
 
 
 @op("layer_norm", HAS_PARAMS, NORM)

@@ -181,27 +181,41 @@ class ToTokens:
 
 @op("prepend", SHAPE_ONLY)
 class Prepend:
-    """Concatenate a (1, 1, C) token in front of (B, N, C), expanded over the batch (ViT's [class])."""
+    """Concatenate learned (1, n, C) tokens in front of (B, N, C), expanded over the batch (ViT's
+    [class]); with `at`, after the first `at` tokens (DINOv2's registers after [class])."""
 
-    def shape(tok, x):
+    def shape(tok, x, *, at=0):
         if tok[-1] != x[-1]:
             raise ShapeError(f"prepend: token width {tok[-1]} != sequence width {x[-1]}")
         return (x[0], x[1] + tok[1], x[2])
 
-    torch = Torch(call="torch.cat([{0}.expand({1}.shape[0], -1, -1), {1}], dim=1)", comment="B, 1 + N, C")
+    torch = Torch(call=lambda ops, a: f"torch.cat([{ops[0]}.expand({ops[1]}.shape[0], -1, -1), {ops[1]}], dim=1)"
+                  if a.get("at", 0) == 0 else
+                  f"torch.cat([{ops[1]}[:, :{a['at']}], {ops[0]}.expand({ops[1]}.shape[0], -1, -1), "
+                  f"{ops[1]}[:, {a['at']}:]], dim=1)",
+                  comment=lambda a: "B, 1 + N, C" if a.get("at", 0) == 0 else "B, N + registers, C")
 
-    def eval(w, tok, x):
-        return th.cat([tok.expand(x.shape[0], -1, -1), x], dim=1)
+    def eval(w, tok, x, *, at=0):
+        return th.cat([x[:, :at], tok.expand(x.shape[0], -1, -1), x[:, at:]], dim=1)
 
-    def onnx(e, tok, x):
-        if not e.static_batch(x, 1):  # (1, 1, C) -> (B, 1, C)
-            tok = e("Expand", tok, e.batch_shape(x, 1, 1))
-        return e("Concat", tok, x, axis=1)
+    def onnx(e, tok, x, *, at=0):
+        if not e.static_batch(x, 1):  # (1, n, C) -> (B, n, C)
+            tok = e("Expand", tok, e.batch_shape(x, *e.shape(tok)[1:]))
+        if not at:
+            return e("Concat", tok, x, axis=1)
+        head = e("Slice", x, e.ints(0), e.ints(at), e.ints(1))
+        tail = e("Slice", x, e.ints(at), e.ints(2**62), e.ints(1))
+        return e("Concat", head, tok, tail, axis=1)
 
-    def relax(e, tok, x):
+    def relax(e, tok, x, *, at=0):
         _, n, C = e.shape(tok)
-        tok = e("broadcast_to", tok, (e.dims(x)[0], n, C))
-        return e("concat", [tok, x], axis=1)
+        B, N, _ = e.dims(x)
+        tok = e("broadcast_to", tok, (B, n, C))
+        if not at:
+            return e("concat", [tok, x], axis=1)
+        head = e("strided_slice", x, axes=[1], begin=[0], end=[at])
+        tail = e("strided_slice", x, axes=[1], begin=[at], end=[N])
+        return e("concat", [head, tok, tail], axis=1)
 
 
 @op("expand", SHAPE_ONLY)

@@ -29,7 +29,7 @@ from graphspec.spec.types import (  # noqa: F401 - re-exported: graphspec.spec.s
 # -- sections --------------------------------------------------------------------------------
 INPUTS = {"tokens": ("seq_len", "tgt_len", "batch"), "image": ("img_size", "channels", "batch", "height", "width")}
 EMBEDS = {"tokens": ("vocab", "dim", "pos", "types", "norm", "scale", "dropout", "eps"),
-          "patches": ("patch", "dim", "pos", "cls_token", "norm", "dropout", "eps", "crop"),
+          "patches": ("patch", "dim", "pos", "cls_token", "norm", "dropout", "eps", "crop", "registers"),
           "project": ("dim", "pos", "dropout")}
 
 
@@ -122,7 +122,8 @@ def _embed(r: _Reader, v: Any) -> EmbedSpec:
     if kind == "patches":
         patch = r.typed(a["patch"], p, int, "patch", minimum=1) if "patch" in a else _missing(r, p, "patch", kind)
         return EmbedSpec("patches", patch=patch, cls_token=r.typed(a.get("cls_token", False), p, bool, "cls_token"),
-                         crop=r.typed(a.get("crop", False), p, bool, "crop"), **common)
+                         crop=r.typed(a.get("crop", False), p, bool, "crop"),
+                         registers=r.typed(a.get("registers", 0), p, int, "registers", minimum=0), **common)
     return EmbedSpec("tokens", dim=1)
 
 
@@ -154,6 +155,12 @@ def _check_consistency(spec: ModelSpec, diags: Diagnostics) -> None:
                   f"embeds {'tokens' if i.kind == 'tokens' else 'a backbone map'}",
                   "use `input: image(img_size)` with `embed: patches(16, dim=...)`, or a `classifier`/`lm` head")
     windowed = [s for s in spec.stacks if s.attention.kind == "windowed" or s.downsample == "patch_merging"]
+    if e.kind == "patches" and e.registers and windowed:
+        diags.add(spec.loc("embed"), "register tokens do not fit windowed attention or patch merging (they tile "
+                  "the H×W patch grid, which has no place for extra tokens)", "remove registers=")
+    if e.kind == "patches" and e.registers and spec.head.kind == "classifier" and spec.head.use["pool"] == "mean":
+        diags.add(spec.loc("head"), "the token mean would average the register tokens too",
+                  "pool the class token (pool=cls), or write `head: none` and pool the patch tokens yourself")
     if e.kind == "patches" and e.cls_token and windowed:  # windows tile the H×W grid: no room for a class token
         diags.add(spec.loc("embed"), "a class token does not fit windowed attention or patch merging (they tile "
                   "the H×W patch grid, which has no place for an extra token)",

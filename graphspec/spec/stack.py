@@ -120,6 +120,8 @@ def read_stack(r, role: str, v: Any, has_encoder: bool, names: str = "graphspec"
         block=block, names=names, dims=dims, mlps=mlps, down_use=down,
         sinks=g("sinks", bool, "sinks", False),
         scale=g("scale", float, "scale", None, minimum=0), qkv=_qkv(r, v, p), layer_mlps=layer_mlps,
+        layer_scale=None if v.get("layer_scale") in (None, False) else g("layer_scale", float, "layer_scale",
+                                                                          minimum=0),
     )
 
 

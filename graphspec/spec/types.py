@@ -18,7 +18,7 @@ STACK_KEYS = {"layers", "dim", "heads", "d_ff", "mlp_ratio", "attention", "norm"
               "qkv_bias", "dropout", "attn_dropout", "drop_path", "eps", "final_norm", "cross",
               "depths", "downsample", "pos", "queries", "aux",
               "mlp", "placement", "block", "kv_heads", "head_dim", "out_bias", "mlp_bias", "qk_norm", "softcap",
-              "scale", "qkv", "sinks"}
+              "scale", "qkv", "sinks", "layer_scale"}
 MAX_BLOCKS = 4096  # per stack: every block is lowered, so absurd depths would never finish
 EXPECT_KEYS = {"params", "trainable_params", "active_params", "macs", "macs_norms", "macs_unmasked",
                "macs_swin_paper", "official_flops", "published"}
@@ -61,6 +61,7 @@ class EmbedSpec:
     norm: bool = False
     scale: bool = False
     cls_token: bool = False
+    registers: int = 0  # patches: learned tokens after [class], outside the positions (Darcet et al. 2024)
     crop: bool = False  # patches: drop the pixels past the last whole patch (a "valid" conv; SigLIP /14 at 384)
     dropout: float = 0.0
     eps: float = 1e-5
@@ -109,6 +110,7 @@ class StackSpec:
     down_use: Any = None  # the downsampling construct with its arguments (Use of kind `downsample`)
     scale: float | None = None  # attention logit scale (None: 1/√head_dim; T5: 1)
     qkv: Any = None  # Use of kind `qkv` (`mla(...)`: DeepSeek's latent attention); None: three linears
+    layer_scale: float | None = None  # LayerScale's initial γ on every residual branch (CaiT, DINOv2); None: none
     layer_mlps: tuple = ()  # one MLP Use per block (`mlp: first(1, glu(...), moe(...))` or a list); (): `mlp`
 
     def layer_masks(self) -> list:

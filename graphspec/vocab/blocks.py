@@ -78,6 +78,7 @@ class Layer:
     qkv: Use | None = None  # how self-attention gets q, k, v (graphspec/vocab/mla.py); None: three linears
     softcap: float | None = None
     sinks: bool = False  # a learned logit per head joins each softmax (gpt-oss; graphspec/ops/gpt_oss.py)
+    layer_scale: float | None = None  # each residual branch ends in x · γ, γ initialised here (ls1, ls2)
     scale: float | None = None
     pos: Use | None = None  # the position scheme, when it acts inside attention
     pos_state: Any = None  # what the scheme's `stack` hook made once per stack (T5's shared bias)
@@ -115,11 +116,15 @@ def run(b, layer: Layer, items: tuple, x: str, norm_names: tuple[str, ...] = ())
             return norms.apply(b, layer.norm, h, norm_name(u))
         return u.lower(b, layer, h)
 
+    branches = 0
     for item in items:
         if isinstance(item, tuple):  # a residual branch
             h = x
             for u in item:
                 h = step(u, h)
+            branches += 1
+            if layer.layer_scale is not None:  # timm's and DINOv2's names: ls1, ls2
+                h = b.emit("layer_scale", (h,), f"ls{branches}", dim=layer.dim, init=layer.layer_scale)
             if layer.dropout:
                 h = b.emit("dropout", (h,), "drop", p=layer.dropout)
             if layer.drop_path:

@@ -1,0 +1,282 @@
+"""DINOv2 (Oquab et al. 2023) and DINOv2 with registers (Darcet et al. 2024) against Hugging Face.
+
+Two constructs: `layer_scale: 1e-5` (a stack field; CaiT's LayerScale, x · γ at the end of each
+residual branch, `ls1` / `ls2` as in the official code) and `patches(..., registers=4)` (learned
+tokens after [class], outside the position table). The references are transformers' Dinov2Model
+and Dinov2WithRegistersModel, built from Config objects with random weights (perturbed so that
+a misplaced γ or register shows): the generated module loads their state dict (graphspec.weights,
+family dinov2) and computes their last_hidden_state, as do the interpreter, ONNX and TVM. Counts:
+parameters equal HF's on the meta device less its `mask_token` (dim; iBOT's masked pre-training
+only), MACs equal FlopCounterMode / 2 of HF's eager forward, at the released 518 × 518.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from click.testing import CliRunner
+from graphspec.cli.main import main
+
+import graphspec
+from graphspec.interpret import run
+from graphspec.weights import from_graphspec, to_graphspec
+
+transformers = pytest.importorskip("transformers")
+import reference_hf as hf_ref  # noqa: E402  (tests/, on pytest's pythonpath)
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+RTOL = 1e-5
+SMALL = ["img_size=56", "D=64", "L=2", "h=4", "batch=2"]
+# bundled spec -> (overrides for a small model, HF config arguments beyond the shared ones)
+CASES = {
+    "dinov2_s14": (SMALL, {}),
+    "dinov2_b14_reg": (SMALL, {"num_register_tokens": 4}),
+    "dinov2_g14": (SMALL + ["d_ff=176"], {"use_swiglu_ffn": True}),  # (int(4 · 64 · 2/3) + 7) // 8 · 8 = 176
+}
+# the released models (the Hub's facebook/dinov2-* configs): width, blocks, heads, SwiGLU
+SIZES = {"dinov2_s14": (384, 12, 6, False), "dinov2_b14": (768, 12, 12, False), "dinov2_l14": (1024, 24, 16, False),
+         "dinov2_g14": (1536, 40, 24, True), "dinov2_b14_reg": (768, 12, 12, False)}
+
+
+def hf_config(registers=0, **kw):
+    if registers or "num_register_tokens" in kw:
+        return transformers.Dinov2WithRegistersConfig(**kw, attn_implementation="eager")
+    return transformers.Dinov2Config(**kw, attn_implementation="eager")
+
+
+def hf_class(cfg):
+    return transformers.Dinov2WithRegistersModel if cfg.model_type == "dinov2_with_registers" else transformers.Dinov2Model
+
+
+def small_hf(extra: dict):
+    cfg = hf_config(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, mlp_ratio=4, image_size=56,
+                    patch_size=14, layer_norm_eps=1e-6, layerscale_value=1e-5, **extra)
+    hf = hf_ref.random_hf(hf_class(cfg), cfg)
+    with torch.no_grad():  # γ far from its init (1e-5, which would hide every branch) and from 1
+        for name, p in hf.named_parameters():
+            if name.endswith("lambda1"):
+                p.uniform_(0.5, 1.5)
+    return hf
+
+
+def image(seed=2):
+    return torch.randn(2, 3, 56, 56, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("passes", ["none", "default"])
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_generated_module_and_interpreter_compute_hugging_faces_features(name, passes):
+    overrides, extra = CASES[name]
+    hf = small_hf(extra)
+    m = graphspec.load(name, overrides)
+    assert m.params() == hf_ref.n_params(hf) - 64  # all but HF's mask_token
+    graph, net, src = hf_ref.generated(m, passes)
+    assert "self.ls1 = LayerScale(dim, init_values=1e-05)" in src
+    assert "x = x + self.ls1(self.attn(self.norm1(x)))" in src
+    net.load_state_dict(to_graphspec(hf, graph, "dinov2"), strict=True)
+    x = image()
+    with torch.no_grad():
+        want = hf(pixel_values=x).last_hidden_state
+        assert hf_ref.rel_err(net(x), want) < RTOL
+        got = run(graph, {graph.inputs[0].name: x}, to_graphspec(hf, graph, "dinov2"))[graph.outputs[0]]
+        assert hf_ref.rel_err(got, want) < RTOL
+    back = from_graphspec(net.state_dict(), graph, "dinov2", like=hf.state_dict())
+    assert set(hf.state_dict()) - set(back) == {"embeddings.mask_token"}
+
+
+def test_registers_sit_after_the_class_token_without_positions():
+    """Moving the registers (in front of [class]) or giving them positions changes the output:
+    the layout is what the comparison checks, not an accident of symmetric weights."""
+    hf = small_hf({"num_register_tokens": 4})
+    m = graphspec.load("dinov2_b14_reg", SMALL)
+    graph, net, src = hf_ref.generated(m, "default")
+    assert "torch.cat([x[:, :1], register_tokens.expand(x.shape[0], -1, -1), x[:, 1:]], dim=1)" in src
+    assert "self.pos_embed = nn.Parameter(torch.zeros(1, 17, 64))" in src  # 1 + 16 patches: no registers
+    net.load_state_dict(to_graphspec(hf, graph, "dinov2"), strict=True)
+    x = image()
+    with torch.no_grad():
+        want = hf(pixel_values=x).last_hidden_state
+        assert hf_ref.rel_err(net(x), want) < RTOL
+        reg = hf.embeddings.register_tokens.clone()
+        hf.embeddings.register_tokens.add_(hf.embeddings.position_embeddings[:, 1:5])  # as if they had positions
+        assert hf_ref.rel_err(net(x), hf(pixel_values=x).last_hidden_state) > 1e-3
+        hf.embeddings.register_tokens.copy_(reg)
+
+
+def test_layer_scale_matters():
+    """γ = 1 (as if there were no LayerScale) differs from the model's γ by more than the tolerance."""
+    hf = small_hf({})
+    m = graphspec.load("dinov2_s14", SMALL)
+    graph, net, _ = hf_ref.generated(m, "none")
+    net.load_state_dict(to_graphspec(hf, graph, "dinov2"), strict=True)
+    x = image()
+    with torch.no_grad():
+        want = hf(pixel_values=x).last_hidden_state
+        for blk in net.blocks:
+            blk.ls1.gamma.fill_(1.0)
+        assert hf_ref.rel_err(net(x), want) > 1e-3
+
+
+def test_onnx_and_tvm_compute_hugging_faces_features():
+    hf = small_hf({"num_register_tokens": 4})
+    m = graphspec.load("dinov2_b14_reg", SMALL)
+    x = image()
+    with torch.no_grad():
+        want = hf(pixel_values=x).last_hidden_state
+    arrays = {k: v.detach().numpy() for k, v in to_graphspec(hf, m.graph, "dinov2").items()}
+    pytest.importorskip("onnxruntime")
+    from graphspec.backends import onnx as gx
+
+    (got,) = gx.run(gx.export(m.graph, arrays), {m.graph.inputs[0].name: x.numpy()})
+    assert hf_ref.rel_err(torch.from_numpy(got), want) < 1e-4
+    pytest.importorskip("tvm")
+    from graphspec.backends import tvm as gt
+
+    low = gt.lower(m.graph)
+    (got,) = gt.Runner(gt.build(low, "llvm")[0], low.params, arrays)(x.numpy())
+    assert hf_ref.rel_err(torch.from_numpy(got), want) < 1e-4
+
+
+def released(name: str):
+    d, L, h, swiglu = SIZES[name]
+    cfg = hf_config(registers=4 if name.endswith("_reg") else 0, hidden_size=d, num_hidden_layers=L,
+                    num_attention_heads=h, mlp_ratio=4, image_size=518, patch_size=14, layer_norm_eps=1e-6,
+                    use_swiglu_ffn=swiglu, **({"num_register_tokens": 4} if name.endswith("_reg") else {}))
+    return hf_ref.meta(hf_class(cfg), cfg), d
+
+
+@pytest.mark.parametrize("name", sorted(SIZES))
+def test_bundled_params_equal_hugging_face_on_meta(name):
+    hf, d = released(name)
+    m = graphspec.load(name)
+    assert m.params() == hf_ref.n_params(hf) - d == m.spec.expect["params"]
+
+
+@pytest.mark.parametrize("name", ["dinov2_s14", "dinov2_b14_reg", "dinov2_g14"])
+def test_bundled_macs_equal_flop_counter_at_518(name):
+    hf, _ = released(name)
+    with FlopCounterMode(display=False) as fc:
+        hf(pixel_values=torch.empty(1, 3, 518, 518, device="meta"))
+    assert graphspec.load(name).macs() == fc.get_total_flops() // 2 == graphspec.load(name).spec.expect["macs"]
+
+
+@pytest.mark.parametrize("name, published, off", [("dinov2_s14", 21e6, 0.051), ("dinov2_b14", 86e6, 0.007),
+                                                  ("dinov2_l14", 300e6, 0.015), ("dinov2_g14", 1100e6, 0.034)])
+def test_published_sizes(name, published, off):
+    """The README's 21 M / 86 M / 300 M / 1,100 M are rounded down: 22.06 M (5.0 % more: the
+    "21 M" does not reproduce; DeiT-S, the same widths at /16, is "22M"), 86.58 M, 304.4 M, 1,136 M."""
+    assert 0 < graphspec.load(name).params() / published - 1 < off
+
+
+@pytest.mark.parametrize("text, message", [
+    ("layer_scale: -1", "layer_scale must be ≥ 0"),
+    ("layer_scale: true", "layer_scale must be float"),
+    ("layer_scale: big", "undefined variable 'big'"),
+])
+def test_bad_layer_scale_is_a_located_exit_2(tmp_path, text, message):
+    spec = (graphspec.SPECS_DIR / "dinov2_s14.yaml").read_text(encoding="utf-8").replace("layer_scale: 1e-5", text)
+    (tmp_path / "bad.yaml").write_text(spec, encoding="utf-8")
+    r = CliRunner().invoke(main, ["flops", str(tmp_path / "bad.yaml")])
+    assert r.exit_code == 2, r.output
+    assert message in r.output and "bad.yaml:" in r.output and "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("sets, message", [
+    (["head=classifier(10, pool=mean)"], "would average the register tokens"),
+    (["embed.registers=-1"], "registers must be ≥ 0"),
+])
+def test_bad_registers_are_a_located_exit_2(sets, message):
+    r = CliRunner().invoke(main, ["flops", "dinov2_b14_reg", *[a for s in sets for a in ("--set", s)]])
+    assert r.exit_code == 2, r.output
+    assert message in r.output and "Traceback" not in r.output
+
+
+def test_registers_with_windows_are_refused(tmp_path):
+    text = ("name: x\ninput: image(64)\nembed: patches(4, dim=32, registers=2)\n"
+            "encoder×2: {dim: 32, heads: 2, attention: windowed(4)}\nhead: none\n")
+    (tmp_path / "w.yaml").write_text(text, encoding="utf-8")
+    r = CliRunner().invoke(main, ["flops", str(tmp_path / "w.yaml")])
+    assert r.exit_code == 2 and "register tokens do not fit windowed attention" in r.output
+
+
+# -- graphspec import (graphspec/interchange/hf_import_dinov2.py) --------------------------------
+def imported(tmp_path, cfg, *args):
+    """`cfg` written as config.json (to_json_file) and `graphspec import`ed: (exit code, output, model)."""
+    path = tmp_path / "config.json"
+    cfg.to_json_file(str(path))
+    out = tmp_path / "imported.yaml"
+    r = CliRunner().invoke(main, ["import", str(path), "-o", str(out), *args])
+    return r.exit_code, r.output, (graphspec.load(out) if r.exit_code == 0 else None)
+
+
+@pytest.mark.parametrize("mt", ["dinov2", "dinov2_with_registers"])
+def test_import_defaults_are_the_config_classes(mt):
+    from graphspec.interchange.defaults import DEFAULTS
+
+    cfg = {"dinov2": transformers.Dinov2Config, "dinov2_with_registers": transformers.Dinov2WithRegistersConfig}[mt]()
+    for key, value in DEFAULTS[mt].items():
+        if value is not None:
+            assert getattr(cfg, key) == value, key
+
+
+IMPORTS = {  # config arguments -> whether HF's model holds a mask_token
+    "defaults": (dict(), True),
+    "s14 at 518": (dict(hidden_size=384, num_attention_heads=6, image_size=518), True),
+    "g14, no mask token": (dict(hidden_size=1536, num_hidden_layers=40, num_attention_heads=24, use_swiglu_ffn=True,
+                                image_size=518, use_mask_token=False), False),
+    "registers, grey, no qkv bias": (dict(num_register_tokens=2, num_channels=1, qkv_bias=False, mlp_ratio=2,
+                                          layerscale_value=1e-5), True),
+}
+
+
+@pytest.mark.parametrize("case", sorted(IMPORTS))
+def test_imported_params_equal_hugging_face_on_meta(tmp_path, case):
+    kw, mask = IMPORTS[case]
+    cfg = hf_config(**kw)
+    code, out, m = imported(tmp_path, cfg)
+    assert code == 0, out
+    want = hf_ref.n_params(hf_ref.meta(hf_class(cfg), cfg))
+    assert m.params() == want - (cfg.hidden_size if mask else 0)
+    text = (tmp_path / "imported.yaml").read_text(encoding="utf-8")
+    assert ("mask_token" in text) == mask
+
+
+@pytest.mark.parametrize("name, kw", [("dinov2_s14", dict(hidden_size=384, num_attention_heads=6)),
+                                      ("dinov2_g14", dict(hidden_size=1536, num_hidden_layers=40, num_attention_heads=24,
+                                                          use_swiglu_ffn=True)),
+                                      ("dinov2_b14_reg", dict(num_register_tokens=4, patch_size=14))])
+def test_released_configs_import_as_the_bundled_specs(tmp_path, name, kw):
+    """The Hub's facebook/dinov2-small / -giant / dinov2-with-registers-base configs, node for node."""
+    code, out, m = imported(tmp_path, hf_config(image_size=518, layerscale_value=1e-5, **kw))
+    assert code == 0, out
+    bundled = graphspec.load(name)
+    assert [(n.name, n.op, n.shape, n.a) for n in m.graph] == [(n.name, n.op, n.shape, n.a) for n in bundled.graph]
+
+
+def test_an_imported_spec_computes_hugging_faces_features(tmp_path):
+    hf = small_hf({"num_register_tokens": 4, "use_swiglu_ffn": True})
+    code, out, m = imported(tmp_path, hf.config)
+    assert code == 0, out
+    graph, net, _ = hf_ref.generated(graphspec.load(tmp_path / "imported.yaml", ["batch=2"]), "default")
+    net.load_state_dict(to_graphspec(hf, graph, "dinov2"), strict=True)
+    x = image()
+    with torch.no_grad():
+        assert hf_ref.rel_err(net(x), hf(pixel_values=x).last_hidden_state) < RTOL
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(drop_path_rate=0.1), "drop_path_rate = 0.1 is not expressible"),
+    (dict(architectures=["Dinov2ForImageClassification"]), "the class token concatenated with the patch tokens' mean"),
+    (dict(hidden_act="quick_gelu"), "hidden_act"),
+])
+def test_inexpressible_configs_exit_2_naming_the_option(tmp_path, kw, message):
+    code, out, _ = imported(tmp_path, hf_config(**kw))
+    assert code == 2 and message in out and "config.json:" in out and "Traceback" not in out, out
+    assert not (tmp_path / "imported.yaml").exists()
+
+
+def test_the_classifier_imports_as_its_base_model(tmp_path):
+    code, out, m = imported(tmp_path, hf_config(architectures=["Dinov2ForImageClassification"]), "--base")
+    assert code == 0, out
+    assert m.spec.head.kind == "none"
+    assert "Dinov2ForImageClassification's head was left out" in (tmp_path / "imported.yaml").read_text()
