@@ -280,3 +280,53 @@ def test_the_classifier_imports_as_its_base_model(tmp_path):
     assert code == 0, out
     assert m.spec.head.kind == "none"
     assert "Dinov2ForImageClassification's head was left out" in (tmp_path / "imported.yaml").read_text()
+
+
+# -- graphspec export --format hf (graphspec/interchange/hf_export.py: _dinov2) ----------------------
+def exported(tmp_path, name, overrides=(), weights=None):
+    out = tmp_path / "hf"
+    args = ["export", name, "--format", "hf", "-o", str(out), *[a for s in overrides for a in ("--set", s)]]
+    r = CliRunner().invoke(main, args + (["--weights", str(weights)] if weights else []))
+    assert "Traceback" not in r.output, r.output
+    return r, out
+
+
+@pytest.mark.parametrize("name", sorted(SIZES))
+def test_exported_config_describes_the_spec(tmp_path, name):
+    r, out = exported(tmp_path, name)
+    assert r.exit_code == 0, r.output
+    cfg = transformers.AutoConfig.from_pretrained(out)
+    hf = hf_ref.meta(getattr(transformers, cfg.architectures[0]), cfg)
+    mask = hf.embeddings.mask_token.numel() if hf.embeddings.mask_token is not None else 0
+    assert mask == (768 if name.endswith("_reg") else 0)  # Dinov2Config(use_mask_token=false); registers: always
+    assert hf_ref.n_params(hf) - mask == graphspec.load(name).params()
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_exported_weights_load_into_hugging_face_and_compute_the_same(tmp_path, name):
+    from safetensors.torch import save_file
+
+    overrides, _ = CASES[name]
+    m = graphspec.load(name, overrides)
+    _, net, _ = hf_ref.generated(m, "default")
+    hf_ref.perturbed(net, seed=4)
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp_path / "w.safetensors"))
+    r, out = exported(tmp_path, name, overrides, tmp_path / "w.safetensors")
+    assert r.exit_code == 0, r.output
+    cfg = transformers.AutoConfig.from_pretrained(out)
+    hf, info = getattr(transformers, cfg.architectures[0]).from_pretrained(out, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"], info
+    x = image(5)
+    with torch.no_grad():
+        assert hf_ref.rel_err(hf.eval()(pixel_values=x).last_hidden_state, net(x)) < RTOL
+
+
+@pytest.mark.parametrize("name, sets, words", [
+    ("dinov2_s14", ["D=96", "h=4", "L=1", "img_size=28", "encoder.d_ff=100"], "is not one a Dinov2Config describes"),
+    ("dinov2_g14", ["L=1", "img_size=28", "d_ff=4000"], "is not one a Dinov2Config describes"),
+    ("dinov2_s14", ["L=1", "img_size=28", "encoder.norm=post"], "cannot describe this spec exactly"),
+])
+def test_a_dinov2_no_config_describes_is_refused(tmp_path, name, sets, words):
+    r, out = exported(tmp_path, name, sets)
+    assert r.exit_code == 2 and words in r.output, r.output
+    assert not out.exists()

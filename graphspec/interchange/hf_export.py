@@ -113,6 +113,9 @@ def family(spec) -> str:
         if e.kind == "patches" and not e.cls_token and e.pos == "learned" and len(st.depths) == 1 \
                 and head.kind in ("map", "none"):  # SigLIP's vision tower
             return "siglip_vision_model"
+        if e.kind == "patches" and e.cls_token and st.layer_scale is not None and len(st.depths) == 1 \
+                and head.kind == "none":  # LayerScale: DINOv2 (hf_import_dinov2.py)
+            return "dinov2_with_registers" if e.registers else "dinov2"
         if e.kind == "patches" and e.cls_token and len(st.depths) == 1 and head.kind in ("classifier", "pooler"):
             return "vit"
         if e.kind == "patches" and st.downsample == "patch_merging" and st.attention.kind == "windowed" \
@@ -126,7 +129,8 @@ def family(spec) -> str:
             and head.kind in ("detection", "none"):
         return "detr"
     raise ExportError(f"{spec.name}: no Hugging Face family graphspec exports describes this spec; exported are "
-                      "gpt2, bert, vit, swin, pvt, t5, detr, siglip_vision_model and the `names: hf` decoders llama, "
+                      "gpt2, bert, vit, swin, pvt, t5, detr, siglip_vision_model, dinov2, dinov2_with_registers and "
+                      "the `names: hf` decoders llama, "
                       "mistral, mixtral, "
                       "qwen2, qwen2_moe, qwen3, qwen3_moe, olmo2, gemma, gemma2, gemma3_text, phi, phi3, "
                       "deepseek_v2, deepseek_v3, gpt_oss, llama4_text, olmo3, glm4_moe")
@@ -164,6 +168,26 @@ def _vit(spec) -> dict:
         cfg.update(num_labels=h.classes, id2label={str(k): f"LABEL_{k}" for k in range(h.classes)},
                    label2id={f"LABEL_{k}": k for k in range(h.classes)})
     return cfg
+
+
+def _dinov2(spec) -> dict:
+    """Dinov2Config / Dinov2WithRegistersConfig: the MLP's width as HF derives it from an integer
+    mlp_ratio (SwiGLU: (int(2/3 · D · ratio) + 7) // 8 · 8); use_mask_token false, as the spec has
+    none (with registers HF always builds one: to_hf_weights writes it as zeros, HF's own init)."""
+    e, st, i = spec.embed, spec.stacks[0], spec.input
+    d, d_ff, swiglu = st.dim, _d_ff(st), st.mlp is not None and st.mlp.name == "glu"
+    ratio = next((r for r in range(1, 65) if (((int(d * r * 2 / 3) + 7) // 8 * 8) if swiglu else d * r) == d_ff), None)
+    if ratio is None:
+        raise ExportError(f"{spec.name}: an MLP {d_ff} wide is not one a Dinov2Config describes (mlp_ratio is an "
+                          f"integer: {'(int(2/3 · D · ratio) + 7) // 8 · 8' if swiglu else 'D · ratio'})")
+    cfg = dict(hidden_size=d, num_hidden_layers=sum(st.depths), num_attention_heads=st.heads[0], mlp_ratio=ratio,
+               hidden_act=ACT_OUT.get(_act(st), _act(st)) if not swiglu else "gelu", use_swiglu_ffn=swiglu,
+               hidden_dropout_prob=st.dropout, attention_probs_dropout_prob=st.attn_dropout, layer_norm_eps=st.eps,
+               image_size=i.img_size, patch_size=e.patch, num_channels=i.channels, qkv_bias=bool(st.qkv_bias),
+               layerscale_value=st.layer_scale)
+    if e.registers:
+        return dict(architectures=["Dinov2WithRegistersModel"], num_register_tokens=e.registers, **cfg)
+    return dict(architectures=["Dinov2Model"], use_mask_token=False, **cfg)
 
 
 def _siglip_vision(spec) -> dict:
@@ -465,7 +489,8 @@ def to_hf_config(model) -> dict:
                                  else _olmo3_glm(spec, mt) if mt in ("olmo3", "glm4_moe")
                                  else _gpt_oss(spec) if mt == "gpt_oss"
                                  else {"gpt2": _gpt2, "bert": _bert, "vit": _vit, "swin": _swin, "pvt": _pvt,
-                                       "t5": _t5, "detr": _detr, "siglip_vision_model": _siglip_vision}[mt](spec))}
+                                       "t5": _t5, "detr": _detr, "siglip_vision_model": _siglip_vision,
+                                       "dinov2": _dinov2, "dinov2_with_registers": _dinov2}[mt](spec))}
     _check_round_trip(model, cfg)
     return cfg
 
@@ -545,6 +570,10 @@ def to_hf_weights(state: dict, graph, cfg: dict) -> dict:
                              like={k: v for k, v in like.items() if k not in tied})
     except (WeightError, KeyError) as e:
         raise ExportError(f"the weights do not fit the {cfg['model_type']} model: {e}") from None
+    if cfg["model_type"] == "dinov2_with_registers" and "embeddings.mask_token" in like:
+        import torch  # read by masked-image pre-training only; zeros, as HF initialises it
+
+        out["embeddings.mask_token"] = torch.zeros(tuple(like["embeddings.mask_token"].shape))
     missing = sorted(set(like) - set(out) - tied)
     extra = sorted(set(out) - set(like))
     if missing or extra:
