@@ -184,11 +184,19 @@ def test_bad_layer_scale_is_a_located_exit_2(tmp_path, text, message):
 @pytest.mark.parametrize("sets, message", [
     (["head=classifier(10, pool=mean)"], "would average the register tokens"),
     (["embed.registers=-1"], "registers must be ≥ 0"),
+    (["embed.registers=99999999"], "graphspec allows at most 4096 register tokens"),
 ])
 def test_bad_registers_are_a_located_exit_2(sets, message):
     r = CliRunner().invoke(main, ["flops", "dinov2_b14_reg", *[a for s in sets for a in ("--set", s)]])
     assert r.exit_code == 2, r.output
     assert message in r.output and "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("off", ["none", "false"])
+def test_layer_scale_none_is_no_layer_scale(off):
+    m = graphspec.load("dinov2_s14", [f"encoder.layer_scale={off}"])
+    assert not any(n.op == "layer_scale" for n in m.graph)
+    assert m.params() == graphspec.load("dinov2_s14").params() - 12 * 2 * 384
 
 
 def test_registers_with_windows_are_refused(tmp_path):

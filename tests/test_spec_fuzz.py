@@ -287,7 +287,8 @@ def overridden(draw) -> tuple[str, list[str]]:
     known = re.findall(r"(\w+)=", SPECS[name].partition("vars:")[2].partition("\n")[0])
     keys = st.sampled_from(known + ["encoder.attention", "decoder.attention", "embed.cls_token", "head", "name",
                                     "input", "embed", "encoder.depths", "head.classes", "backbone.spec",
-                                    "extends", "vars", ""]) | st.text(max_size=8)
+                                    "extends", "vars", "encoder.layer_scale", "embed.registers",
+                                    ""]) | st.text(max_size=8)
     items = draw(st.lists(st.tuples(keys, SET_VALUES), min_size=1, max_size=3))
     return name, [f"{k}={v}" for k, v in items]
 

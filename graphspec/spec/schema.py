@@ -123,8 +123,21 @@ def _embed(r: _Reader, v: Any) -> EmbedSpec:
         patch = r.typed(a["patch"], p, int, "patch", minimum=1) if "patch" in a else _missing(r, p, "patch", kind)
         return EmbedSpec("patches", patch=patch, cls_token=r.typed(a.get("cls_token", False), p, bool, "cls_token"),
                          crop=r.typed(a.get("crop", False), p, bool, "crop"),
-                         registers=r.typed(a.get("registers", 0), p, int, "registers", minimum=0), **common)
+                         registers=_registers(r, a, p), **common)
     return EmbedSpec("tokens", dim=1)
+
+
+MAX_REGISTERS = 4096
+
+
+def _registers(r: _Reader, a: dict, p: tuple) -> Any:
+    """`patches(..., registers=R)`: 0 ≤ R ≤ 4096 learned tokens (DINOv2 uses 4)."""
+    n = r.typed(a.get("registers", 0), p, int, "registers", minimum=0)
+    if isinstance(n, int) and n > MAX_REGISTERS:
+        r.diags.add(r.raw.loc(*p), f"registers={n}: graphspec allows at most {MAX_REGISTERS} register tokens",
+                    "DINOv2 with registers (Darcet et al. 2024) uses 4")
+        return _BAD
+    return n
 
 
 def _missing(r: _Reader, path: tuple, key: str, kind: str) -> Any:

@@ -120,9 +120,18 @@ def read_stack(r, role: str, v: Any, has_encoder: bool, names: str = "graphspec"
         block=block, names=names, dims=dims, mlps=mlps, down_use=down,
         sinks=g("sinks", bool, "sinks", False),
         scale=g("scale", float, "scale", None, minimum=0), qkv=_qkv(r, v, p), layer_mlps=layer_mlps,
-        layer_scale=None if v.get("layer_scale") in (None, False) else g("layer_scale", float, "layer_scale",
-                                                                          minimum=0),
+        layer_scale=_layer_scale(r, v, p),
     )
+
+
+def _layer_scale(r, v: dict, p: tuple):
+    """`layer_scale: 1e-5` (LayerScale's initial γ); absent, `none` or `false`: no LayerScale."""
+    if "layer_scale" not in v:
+        return None
+    val = r.value(v["layer_scale"], p + ("layer_scale",), calls=True)
+    if val is None or val is False or (isinstance(val, Call) and val.name == "none" and not val.args):
+        return None
+    return r.typed(v["layer_scale"], p + ("layer_scale",), float, "layer_scale", minimum=0)
 
 
 def _qkv(r, v: dict, p: tuple):
