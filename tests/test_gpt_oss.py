@@ -101,16 +101,23 @@ def test_unmasked_convention_counts_the_pairs_each_layer_keeps():
     per_pair = 2 * 64 * 64  # QKᵀ and ·V, 64 heads of 64
     kept = 12 * N * (N + 1) // 2 + 12 * (W * (W + 1) // 2 + (N - W) * W)
     assert m.macs() - m.macs("unmasked") == per_pair * (24 * N * N - kept)
-    for passes in ("default",):  # the attention stays unfused with sinks: the same count after the passes
-        graph = hf_ref.pipeline(m.graph, passes)
-        assert "sink_softmax" in {n.op for n in graph} and "attention" not in {n.op for n in graph}
+    from graphspec import analysis
+    from graphspec.analysis import Convention
+
+    graph = hf_ref.pipeline(m.graph, "default")  # fused with its sinks: the same counts
+    fused = [n for n in graph if n.op == "attention"]
+    assert len(fused) == 24 and all(n.a["has_sinks"] for n in fused) and "sink_softmax" not in {n.op for n in graph}
+    assert analysis.macs(graph, Convention.named("unmasked")) == m.macs("unmasked")
+    assert analysis.macs(graph) == m.macs()
 
 
 @pytest.mark.parametrize("passes", ["none", "default"])
 def test_generated_module_interpreter_and_fx_match_hugging_face(tiny, passes):
     hf, m = tiny
     graph, net, src = hf_ref.generated(m, passes)
-    assert "softmax_with_sinks(attn, self.sinks)" in src and "self.sinks = nn.Parameter" in src
+    core = {"none": "softmax_with_sinks(attn, self.sinks)",  # unfused; fused, the sink as one more key of SDPA:
+            "default": "x = attention_with_sinks(\n            q_rot,\n            k_rot,\n            v,\n            sinks,"}
+    assert core[passes] in src and "self.sinks = nn.Parameter" in src
     assert "clamped_swiglu(gate, up, self.alpha, self.limit)" in src
     assert "self.router = SoftmaxTopKRouter(dim, experts, top_k)" in src
     assert hf_ref.hf_logits_error(hf, net, graph, IDS, "llama") < RTOL  # strict load of HF's names
@@ -388,3 +395,29 @@ def test_save_pretrained_files_import_as_weights(tmp_path, tiny):
     net.load_state_dict(load_file(str(tmp_path / "w.safetensors")), strict=True)
     with torch.no_grad():
         assert hf_ref.rel_err(net(IDS), hf(input_ids=IDS).logits) < RTOL
+
+
+def test_fused_sinks_train_as_the_unfused_ones(tiny):
+    """attention_with_sinks (the sink as an extra key, its logit through 8 more q/k dims) gives the
+    unfused softmax_with_sinks' gradients: the sinks' own included."""
+    from graphspec.codegen import emit, load
+
+    from graphspec.passes import run_pipeline
+
+    _, m = tiny
+    nets = {}
+    for passes in ("none", "fuse_attention"):
+        g = m.graph if passes == "none" else run_pipeline(m.graph, passes)[0]
+        gen = emit(g, m.spec)
+        nets[passes] = getattr(load(gen.source), gen.class_name)()
+    assert "attention_with_sinks(" in emit(run_pipeline(m.graph, "fuse_attention")[0], m.spec).source
+    torch.manual_seed(0)
+    nets["none"].layers[0].self_attn.sinks.data.normal_(0, 1.0)
+    nets["fuse_attention"].load_state_dict(nets["none"].state_dict())
+    grads = {}
+    for passes, net in nets.items():
+        net(IDS).square().mean().backward()
+        grads[passes] = {k: p.grad for k, p in net.named_parameters()}
+    assert grads["none"]["layers.0.self_attn.sinks"].abs().max() > 0
+    for k, want in grads["none"].items():
+        assert hf_ref.rel_err(grads["fuse_attention"][k], want) < 1e-4, k

@@ -25,6 +25,7 @@ from graphspec.ops.registry import (
     norm_dim,
     numel,
     op,
+    th,
 )
 
 
@@ -33,6 +34,28 @@ def _swap(rank: int, dims) -> list[int]:
     a, b = (norm_dim(d, rank) for d in dims)
     perm[a], perm[b] = perm[b], perm[a]
     return perm
+
+
+def _sink_operands_onnx(e, q, k, v, sinks, causal, sliding) -> tuple:
+    """q, k and v with one more key and value (zeros: the key scores 0, the value adds nothing)
+    and the additive mask (h, N, S + 1): the causal or sliding band, then each head's sink logit."""
+    from graphspec.ops.llm import sliding_keep
+
+    h, N = e.shape(q)[1], e.shape(q)[2]
+    S = e.shape(k)[2]
+    keep = np.ones((N, S), dtype=bool) if not sliding else sliding_keep(N, S, sliding)
+    keep = keep & np.tril(np.ones((N, S), dtype=bool), S - N) if causal else keep
+    band = np.broadcast_to(np.where(keep, 0.0, -np.inf).astype(np.float32), (h, N, S)).copy()
+    sink = e("Expand", e("Reshape", sinks, e.ints(h, 1, 1)), e.ints(h, N, 1))
+    mask = e("Concat", e.const(band, f"sink_band_{N}_{S}_{sliding or 0}_{int(bool(causal))}"), sink, axis=-1)
+    extra = []
+    for t in (k, v):
+        _, kh, _, d = e.shape(t)
+        zeros = e.const(np.zeros((1, kh, 1, d), dtype=np.float32), f"sink_zeros_{kh}_{d}")
+        if not e.static_batch(t, 1):
+            zeros = e("Expand", zeros, e.batch_shape(t, kh, 1, d))
+        extra.append(e("Concat", t, zeros, axis=2))
+    return q, extra[0], extra[1], mask
 
 
 def _bias_and_mask(rest, has_bias: bool, has_mask: bool):
@@ -122,6 +145,10 @@ def _sdpa_call(ops: list[str], a) -> str:
         extra += ", enable_gqa=True"  # k, v keep their kv_heads (GQA §2); SDPA shares them
     sliding = a.get("sliding")
     chunk = a.get("chunk")
+    if a.get("has_sinks") is not None:  # gpt-oss: the sink as one more key (attention_with_sinks)
+        window = "" if sliding is None else f", window={sliding}"
+        causal = "" if a["causal"] == False else f", is_causal={a['causal']}"  # noqa: E712 (attribute expression)
+        return f"attention_with_sinks({q}, {k}, {v}, {rest[-1]}{causal}{window}{extra})"
     if chunk is not None and not chunk.known:  # per layer (Llama 4): a chunk, or None and causal
         keep = f"chunked_mask({q}.new_zeros({q}.size(-2), {k}.size(-2)), {chunk}) if {chunk} else None"
         return f"F.scaled_dot_product_attention({q}, {k}, {v}, {keep}, is_causal={a['causal']}{extra})"
@@ -157,14 +184,17 @@ class Attention:
     §2: k and v have kv_heads heads, each shared by h/kv_heads query heads, as HF's repeat_kv),
     `sliding` W (Mistral §2: query i sees keys i-W < j ≤ i; in place of `causal`), `chunk` C
     (Llama 4: keys j ≤ i of i's chunk of C, ⌊j/C⌋ = ⌊i/C⌋; in place of `causal`). v may be
-    narrower than q and k (DeepSeek's MLA: 128 value dims, 192 for the scores). MACs: QKᵀ and
-    ·V, B·h·N·S·(d_qk + d_v), as if unfused (the k/v heads repeated).
+    narrower than q and k (DeepSeek's MLA: 128 value dims, 192 for the scores). `has_sinks`
+    (gpt-oss): a last operand `sinks` (h,), one learned logit per head that joins each row's
+    softmax and is then dropped (sink_softmax, graphspec/ops/gpt_oss.py); the fused emitters make
+    it one more key whose score is the logit (a zero key, the logit in the additive mask) with a
+    zero value. MACs: QKᵀ and ·V, B·h·N·S·(d_qk + d_v), as if unfused (the k/v heads repeated).
     """
 
     defaults = {"causal": False, "has_bias": False, "has_mask": False, "windows": 1, "dropout": 0.0}
 
     def shape(q, k, v, *rest, scale, causal=False, has_bias=False, has_mask=False, windows=1, dropout=0.0,
-              kv_heads=None, sliding=None, chunk=None):
+              kv_heads=None, sliding=None, chunk=None, has_sinks=False):
         if q[-1] != k[-1] or k[-2] != v[-2]:
             raise ShapeError(f"attention: q {q}, k {k}, v {v} do not agree")
         if kv_heads is not None and (k[-3] != kv_heads or v[-3] != kv_heads
@@ -175,10 +205,11 @@ class Attention:
     def macs(out, q, k, v, *rest, **_):  # QKᵀ + ·V (MLA: v narrower than q, k). NB: softmax, scale, bias not counted
         return numel(q[:-1]) * k[-2] * (q[-1] + v[-1])
 
-    torch = Torch(call=lambda ops, a: _sdpa_call(ops, a), helpers=("attention", "sliding_mask", "chunked_mask"))
+    torch = Torch(call=lambda ops, a: _sdpa_call(ops, a), helpers=("attention", "sliding_mask", "chunked_mask",
+                                                                        "attention_with_sinks"))
 
     def eval(w, q, k, v, *rest, scale, causal=False, has_bias=False, has_mask=False, windows=1, dropout=0.0,
-             kv_heads=None, sliding=None, chunk=None):
+             kv_heads=None, sliding=None, chunk=None, has_sinks=False):
         # The unfused rules in the same order, so that fusion changes no bit. NB: dropout is the
         # identity at inference.
         from graphspec.ops.llm import SlidingMask
@@ -200,14 +231,20 @@ class Attention:
             from graphspec.ops.llama4 import ChunkedMask
 
             s = ChunkedMask.eval(w, s, chunk=chunk)
+        if has_sinks:  # as SinkSoftmax.eval: the logit joins the row, its column is dropped
+            sink = rest.pop(0).to(s.dtype).view(1, -1, 1, 1).expand(*s.shape[:-1], 1)
+            return th.cat([s, sink], -1).softmax(-1)[..., :-1] @ v
         return s.softmax(dim=-1) @ v
 
     def onnx(e, q, k, v, *rest, scale, causal=False, has_bias=False, has_mask=False, windows=1, dropout=0.0,
-             kv_heads=None, sliding=None, chunk=None):
+             kv_heads=None, sliding=None, chunk=None, has_sinks=False):
         # ONNX Attention (opset 23) takes (B, h, N, d) as is, k/v with kv_heads heads (its GQA);
         # bias, window mask and sliding band become one additive attn_mask (B·nW, h, N, S).
         from graphspec.ops.llm import sliding_keep
 
+        if has_sinks:  # the band (causal, sliding) and the sink column as one additive mask (h, N, S + 1)
+            return e("Attention", *_sink_operands_onnx(e, q, k, v, rest[-1], causal, sliding),
+                     scale=float(scale), is_causal=0)
         bias, mask = _bias_and_mask(rest, has_bias, has_mask)  # (h, N, S), (nW, N, S)
         if sliding:
             N, S = e.shape(q)[-2], e.shape(k)[-2]
@@ -228,7 +265,7 @@ class Attention:
         return e("Attention", q, k, v, bias, scale=float(scale), is_causal=int(causal))
 
     def relax(e, q, k, v, *rest, scale, causal=False, has_bias=False, has_mask=False, windows=1, dropout=0.0,
-              kv_heads=None, sliding=None, chunk=None):
+              kv_heads=None, sliding=None, chunk=None, has_sinks=False):
         # relax.op.nn.attention wants (B, N, h, d): transpose in and out. GQA's k/v heads are
         # repeated first (HF's repeat_kv), the sliding band joins the bias as a constant.
         from graphspec.ops.llm import sliding_keep
@@ -237,6 +274,15 @@ class Attention:
         h, N, S = e.shape(q)[1], e.shape(q)[2], e.shape(k)[2]
         if kv_heads is not None:
             k, v = (e("repeat", t, h // kv_heads, axis=1) for t in (k, v))
+        if has_sinks:  # one more key: zero, its score the sink logit in the mask; its value zero
+            band = np.ones((N, S), dtype=bool) if not sliding else sliding_keep(N, S, sliding)
+            band = band & np.tril(np.ones((N, S), dtype=bool), S - N) if causal else band
+            band = e.const(np.broadcast_to(np.where(band, 0.0, -np.inf).astype(np.float32), (1, h, N, S)).copy())
+            sink = e("broadcast_to", e("reshape", rest[-1], [1, h, 1, 1]), [1, h, N, 1])
+            bias, causal, sliding = e("concat", [band, sink], axis=-1), False, None  # 1, h, N, S + 1
+            k, v = (e("concat", [t, e("multiply", e("strided_slice", t, axes=[2], begin=[0], end=[1]),
+                                      e.scalar(0.0))], axis=2) for t in (k, v))
+            S += 1
         if bias is not None:
             bias = e("reshape", bias, (1, h, N, S))
         if mask is not None:

@@ -29,8 +29,11 @@ F.scaled_dot_product_attention(..., enable_gqa=True) and never materialises the 
 becomes `sliding=W` (Mistral §2); RoPE stays before the fused core on q and k (it rotates the
 inputs of QKᵀ, it is not part of it); T5's unscaled scores give scale=1 with the bucket bias as
 the bias operand; PVT's spatially reduced k/v simply have S ≠ N. A logit soft-cap declines
-(F.scaled_dot_product_attention has none); gpt-oss's attention sinks (`sink_softmax` in place of the
-softmax, graphspec/ops/gpt_oss.py) decline for the same reason (the match still lets fuse_qkv see the core). Mistral's core after fusion:
+(F.scaled_dot_product_attention has none). gpt-oss's attention sinks (`sink_softmax` in place of the
+softmax, graphspec/ops/gpt_oss.py) fuse with `has_sinks`: the `sinks` (h,) become a parameter
+operand under the same name, and the fused op makes the sink one more key (zero, its score the
+logit, in the additive mask) with a zero value, which SDPA and ONNX Attention take as they are;
+with a bias, window mask or chunk beside them they decline. Mistral's core after fusion:
 
     %attn.attention = attention(%attn.q_rot, %attn.k_rot, %attn.v_heads, scale=0.353553,
         causal=False, has_bias=False, has_mask=False, windows=1, dropout=0, kv_heads=2,
@@ -100,8 +103,15 @@ def _fuse(m: Match):
         extra["kv_heads"] = k.shape[-3]
     if "capped" in m:  # NB: c·tanh(s/c) has no F.scaled_dot_product_attention / ONNX Attention form here
         return m.decline(f"%{m['capped'].name}: a logit soft-cap stays unfused (SDPA has no softcap)")
-    if "sink" in m:  # gpt-oss: softmax over the keys and one learned logit per head
-        return m.decline(f"%{m['sink'].name}: attention sinks stay unfused (SDPA has no sink logit)")
+    sink = m.get("sink")
+    if sink is not None:  # gpt-oss: one learned logit per head joins the softmax (attention_with_sinks)
+        if bias is not None or mask is not None or "chunked" in m:
+            return m.decline(f"%{sink.name}: attention sinks fuse over a causal or sliding band only")
+        owner = sink.a.get("weights") or sink.name
+        sinks = m.emit("parameter", [], m.fresh(f"{sink.module}.sinks"), shape=(sink.a["heads"],), init="normal",
+                       weights=f"{owner}.sinks")
+        operands.append(sinks)
+        extra["has_sinks"] = True
     if "sliding" in m:
         extra["sliding"] = m["sliding"].a["window"]
     if "chunked" in m:  # Llama 4's local layers
