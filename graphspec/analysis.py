@@ -62,12 +62,12 @@ SWIN_PAPER_VARIANT = "no_cls_no_head"
 
 
 def swin_paper_spec(spec):
-    """`spec` without the class token and the head (the "swin-paper" convention)."""
+    """`spec` without the class token (and registers) and the head (the "swin-paper" convention)."""
     from dataclasses import replace
 
     from graphspec.spec import HeadSpec
 
-    return replace(spec, embed=replace(spec.embed, cls_token=False), head=HeadSpec("none"))
+    return replace(spec, embed=replace(spec.embed, cls_token=False, registers=0), head=HeadSpec("none"))
 
 
 def counted_graph(spec, g: Graph, conv: Convention) -> Graph:

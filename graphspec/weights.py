@@ -340,6 +340,27 @@ def fused_experts(sd: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+_SWIGLU_IN = re.compile(r"(.*\.mlp)\.weights_(in|out)\.(weight|bias)")
+
+
+def split_swiglu(sd: Mapping[str, Any]) -> dict[str, Any]:
+    """DINOv2-giant checkpoints written before transformers 5 keep its SwiGLU as `mlp.weights_in`
+    (gate rows, then up rows: HF's `x1, x2 = weights_in(x).chunk(2)`, silu(x1)·x2) and
+    `mlp.weights_out`; `sd` with them as today's `gate_proj`, `up_proj`, `down_proj`."""
+    out = {}
+    for k, v in sd.items():
+        m = _SWIGLU_IN.fullmatch(k)
+        if m is None:
+            out[k] = v
+        elif m[2] == "out":
+            out[f"{m[1]}.down_proj.{m[3]}"] = v
+        else:
+            if v.shape[0] % 2:
+                raise WeightError(f"{k}: {v.shape[0]} rows do not split into gate and up halves")
+            out[f"{m[1]}.gate_proj.{m[3]}"], out[f"{m[1]}.up_proj.{m[3]}"] = v.chunk(2, dim=0)
+    return out
+
+
 def family_of(model: Any) -> str:
     """'swin' / 'vit' / 'bert' / 'gpt2' / 'detr' for a Hugging Face model, 'torch_transformer' for nn.Transformer."""
     cfg = getattr(model, "config", None)

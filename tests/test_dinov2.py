@@ -12,6 +12,8 @@ only), MACs equal FlopCounterMode / 2 of HF's eager forward, at the released 518
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from click.testing import CliRunner
@@ -204,7 +206,13 @@ def test_registers_with_windows_are_refused(tmp_path):
             "encoder×2: {dim: 32, heads: 2, attention: windowed(4)}\nhead: none\n")
     (tmp_path / "w.yaml").write_text(text, encoding="utf-8")
     r = CliRunner().invoke(main, ["flops", str(tmp_path / "w.yaml")])
-    assert r.exit_code == 2 and "register tokens do not fit windowed attention" in r.output
+    assert r.exit_code == 2 and "register tokens do not fit windowed or spatial-reduction attention" in r.output
+    assert "w.yaml:3:8" in r.output
+
+
+def test_registers_with_pyramid_stages_are_refused_at_the_embedding():
+    r = CliRunner().invoke(main, ["flops", "pvt_tiny", "--set", "embed.registers=2"])
+    assert r.exit_code == 2 and "register tokens do not fit" in r.output and "to_map" not in r.output, r.output
 
 
 # -- graphspec import (graphspec/interchange/hf_import_dinov2.py) --------------------------------
@@ -254,11 +262,18 @@ def test_imported_params_equal_hugging_face_on_meta(tmp_path, case):
                                                           use_swiglu_ffn=True)),
                                       ("dinov2_b14_reg", dict(num_register_tokens=4, patch_size=14))])
 def test_released_configs_import_as_the_bundled_specs(tmp_path, name, kw):
-    """The Hub's facebook/dinov2-small / -giant / dinov2-with-registers-base configs, node for node."""
-    code, out, m = imported(tmp_path, hf_config(image_size=518, layerscale_value=1e-5, **kw))
+    """The Hub's facebook/dinov2-small / -giant / dinov2-with-registers-base configs, node for node;
+    only LayerScale's initial γ differs (their layerscale_value is HF's default 1.0, the bundled
+    specs carry the training config's 1e-5), which changes nothing a forward pass computes."""
+    code, out, m = imported(tmp_path, hf_config(image_size=518, **kw))
     assert code == 0, out
     bundled = graphspec.load(name)
-    assert [(n.name, n.op, n.shape, n.a) for n in m.graph] == [(n.name, n.op, n.shape, n.a) for n in bundled.graph]
+
+    def nodes(g, init):
+        return [(n.name, n.op, n.shape, {**n.a, **({"init": init} if n.op == "layer_scale" else {})}) for n in g]
+
+    assert [n.a["init"] for n in m.graph if n.op == "layer_scale"] == [1.0] * 2 * sum(bundled.spec.stacks[0].depths)
+    assert nodes(m.graph, None) == nodes(bundled.graph, None)
 
 
 def test_an_imported_spec_computes_hugging_faces_features(tmp_path):
@@ -338,3 +353,51 @@ def test_a_dinov2_no_config_describes_is_refused(tmp_path, name, sets, words):
     r, out = exported(tmp_path, name, sets)
     assert r.exit_code == 2 and words in r.output, r.output
     assert not out.exists()
+
+
+def test_import_weights_reads_hugging_face_checkpoints_with_their_mask_token(tmp_path):
+    """`graphspec import-weights` of a saved Dinov2Model (mask_token included) and of a pre-5
+    SwiGLU checkpoint (`mlp.weights_in` = gate | up, `mlp.weights_out`): the generated module
+    loads the result strictly and computes HF's features."""
+    from safetensors.torch import load_file, save_file
+
+    hf = small_hf({"use_swiglu_ffn": True})
+    sd = {k: v.contiguous() for k, v in hf.state_dict().items()}
+    old = {}
+    for k, v in sd.items():  # the layout transformers < 5 wrote
+        if ".mlp.gate_proj." in k:
+            old[k.replace("gate_proj", "weights_in")] = torch.cat([v, sd[k.replace("gate_proj", "up_proj")]])
+        elif ".mlp.down_proj." in k:
+            old[k.replace("down_proj", "weights_out")] = v
+        elif ".mlp.up_proj." not in k:
+            old[k] = v
+    overrides, _ = CASES["dinov2_g14"]
+    graph, net, _ = hf_ref.generated(graphspec.load("dinov2_g14", overrides), "none")
+    x = image()
+    with torch.no_grad():
+        want = hf(pixel_values=x).last_hidden_state
+    for which, tensors in (("today", sd), ("before 5", old)):
+        save_file(tensors, str(tmp_path / "hf.safetensors"))
+        out = tmp_path / f"{which}.safetensors"
+        r = CliRunner().invoke(main, ["import-weights", "dinov2_g14", str(tmp_path / "hf.safetensors"), "-o", str(out),
+                                      *[a for s in overrides for a in ("--set", s)]])
+        assert r.exit_code == 0, r.output
+        net.load_state_dict(load_file(str(out)), strict=True)
+        with torch.no_grad():
+            assert hf_ref.rel_err(net(x), want) < RTOL, which
+
+
+def test_hidden_dropout_is_the_embeddings_dropout(tmp_path):
+    """HF's hidden_dropout_prob drops the embeddings' output only (Dinov2Embeddings.dropout): it
+    imports as patches(dropout=p) and exports from there; a dropout in the blocks is refused."""
+    code, out, m = imported(tmp_path, hf_config(hidden_dropout_prob=0.1))
+    assert code == 0, out
+    drops = [n for n in m.graph if n.op == "dropout"]
+    assert [n.name for n in drops] == ["pos_drop"] and drops[0].a["p"] == 0.1
+    small = ["img_size=28", "D=32", "L=1", "h=2"]
+    r, hf_dir = exported(tmp_path, "dinov2_s14", small + ["embed=patches(patch, dim=D, cls_token=true, pos=learned, "
+                                                          "dropout=0.1)"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((hf_dir / "config.json").read_text())["hidden_dropout_prob"] == 0.1
+    r, hf_dir = exported(tmp_path / "b", "dinov2_s14", small + ["encoder.dropout=0.1"])
+    assert r.exit_code == 2 and "cannot describe this spec exactly" in r.output, r.output

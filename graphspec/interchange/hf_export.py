@@ -182,7 +182,7 @@ def _dinov2(spec) -> dict:
                           f"integer: {'(int(2/3 · D · ratio) + 7) // 8 · 8' if swiglu else 'D · ratio'})")
     cfg = dict(hidden_size=d, num_hidden_layers=sum(st.depths), num_attention_heads=st.heads[0], mlp_ratio=ratio,
                hidden_act=ACT_OUT.get(_act(st), _act(st)) if not swiglu else "gelu", use_swiglu_ffn=swiglu,
-               hidden_dropout_prob=st.dropout, attention_probs_dropout_prob=st.attn_dropout, layer_norm_eps=st.eps,
+               hidden_dropout_prob=e.dropout, attention_probs_dropout_prob=st.attn_dropout, layer_norm_eps=st.eps,
                image_size=i.img_size, patch_size=e.patch, num_channels=i.channels, qkv_bias=bool(st.qkv_bias),
                layerscale_value=st.layer_scale)
     if e.registers:
@@ -669,16 +669,18 @@ def to_graphspec_weights(sd: dict, graph, mt: str) -> dict:
     """A Hugging Face state dict (from model.safetensors) named as `graph`'s parameters; every
     parameter found with its shape, every HF tensor used (ExportError otherwise)."""
     from graphspec.analysis import tensors
-    from graphspec.weights import WeightError, fused_experts, name_map, to_graphspec
+    from graphspec.weights import WeightError, fused_experts, name_map, split_swiglu, to_graphspec
 
     fam = weight_family(mt)
     try:
         sd = fused_experts(sd) if fam == "llama" else sd  # Mixtral / Qwen3-MoE checkpoints: one tensor per expert
+        sd = split_swiglu(sd) if fam == "dinov2" else sd  # DINOv2-giant before transformers 5: weights_in / _out
         out = to_graphspec(sd, graph, fam)
         used = {n for names in name_map(graph, fam, like=sd).values() for n in names}
     except (WeightError, KeyError) as e:
         raise ExportError(f"the Hugging Face weights do not fit {graph.name}: {e}") from None
-    extra = sorted(set(sd) - used - {"lm_head.weight"})
+    unused = {k for k in sd if fam == "dinov2" and k.endswith("embeddings.mask_token")}  # pre-training only
+    extra = sorted(set(sd) - used - unused - {"lm_head.weight"})
     if extra:
         raise ExportError(f"the Hugging Face weights have tensors {graph.name} has no place for: {extra[:5]}")
     for k, shape in tensors(graph).items():

@@ -4,8 +4,9 @@ the layout of specs/dinov2_s14.yaml: `model_type: dinov2` (Dinov2Model) and
 
     image_size, patch_size, num_channels  -> image(img_size), patches(patch, cls_token=true, pos=learned)
     num_register_tokens                   -> patches(..., registers=R)
+    hidden_dropout_prob                   -> patches(..., dropout=p) (HF's only use of it: after the embeddings)
     hidden_size, num_hidden_layers, num_attention_heads, mlp_ratio, hidden_act, layer_norm_eps,
-    qkv_bias                              -> the encoder (pre-LN, final norm = layernorm)
+    qkv_bias, attention_probs_dropout_prob -> the encoder (pre-LN, final norm = layernorm)
     layerscale_value                      -> layer_scale: value (γ's initial value)
     use_swiglu_ffn                        -> mlp: glu(d_ff, silu), d_ff = (int(2/3 · D · mlp_ratio) + 7) // 8 · 8
                                              (HF's Dinov2SwiGLUFFN; silu whatever hidden_act says)
@@ -43,7 +44,9 @@ def _dinov2(r: Reader, s: Spec, registers: bool = False) -> None:
     channels = r.int("num_channels")
     s.input = "image(img_size)" if channels == 3 else f"image(img_size, channels={channels})"
     regs = r.int("num_register_tokens", minimum=0) if registers else 0
-    s.embed = "patches(patch, dim=D, cls_token=true, pos=learned" + (f", registers={regs}" if regs else "") + ")"
+    drop = r.float("hidden_dropout_prob", default=0)  # HF's one dropout: the embeddings' output
+    s.embed = ("patches(patch, dim=D, cls_token=true, pos=learned" + (f", registers={regs}" if regs else "")
+               + (f", dropout={num(drop)}" if drop else "") + ")")
     if r.float("drop_path_rate", default=0) != 0:
         r.error("drop_path_rate", f"option drop_path_rate = {show(r.data['drop_path_rate'])} is not expressible in "
                 "graphspec: HF drops every block's branch at this rate, graphspec's drop_path rises linearly over the "
@@ -55,7 +58,6 @@ def _dinov2(r: Reader, s: Spec, registers: bool = False) -> None:
     else:
         fields += [("d_ff", "d_ff"), ("act", _act(r, "hidden_act"))]
     fields += [("norm", "pre"), ("eps", r.float("layer_norm_eps")),
-               ("dropout", r.float("hidden_dropout_prob", default=0)),
                ("attn_dropout", r.float("attention_probs_dropout_prob", default=0))]
     if not r.bool("qkv_bias", True):
         fields.append(("qkv_bias", False))

@@ -212,7 +212,7 @@ class DropPath:
         return x
 
 
-@op("layer_scale", HAS_PARAMS)
+@op("layer_scale", HAS_PARAMS, ELEMENTWISE)
 class LayerScale:
     """x · γ, a learned per-channel scale at the end of a residual branch, γ initialised at
     `init` (CaiT, Touvron et al. 2021 §3; DINOv2's `ls1`, `ls2`)."""

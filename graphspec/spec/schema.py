@@ -168,9 +168,12 @@ def _check_consistency(spec: ModelSpec, diags: Diagnostics) -> None:
                   f"embeds {'tokens' if i.kind == 'tokens' else 'a backbone map'}",
                   "use `input: image(img_size)` with `embed: patches(16, dim=...)`, or a `classifier`/`lm` head")
     windowed = [s for s in spec.stacks if s.attention.kind == "windowed" or s.downsample == "patch_merging"]
-    if e.kind == "patches" and e.registers and windowed:
-        diags.add(spec.loc("embed"), "register tokens do not fit windowed attention or patch merging (they tile "
-                  "the H×W patch grid, which has no place for extra tokens)", "remove registers=")
+    gridded = windowed + [s for s in spec.stacks if s.attention.kind == "spatial_reduction"
+                          or s.downsample not in ("none", "patch_merging")]  # PVT's reduction and stage embeddings
+    if e.kind == "patches" and e.registers and gridded:
+        diags.add(spec.loc("embed"), "register tokens do not fit windowed or spatial-reduction attention, patch "
+                  "merging or stage embeddings (they work on the H×W patch grid, which has no place for extra tokens)",
+                  "remove registers=")
     if e.kind == "patches" and e.registers and spec.head.kind == "classifier" and spec.head.use["pool"] == "mean":
         diags.add(spec.loc("head"), "the token mean would average the register tokens too",
                   "pool the class token (pool=cls), or write `head: none` and pool the patch tokens yourself")

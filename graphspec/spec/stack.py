@@ -128,10 +128,10 @@ def _layer_scale(r, v: dict, p: tuple):
     """`layer_scale: 1e-5` (LayerScale's initial γ); absent, `none` or `false`: no LayerScale."""
     if "layer_scale" not in v:
         return None
-    val = r.value(v["layer_scale"], p + ("layer_scale",), calls=True)
-    if val is None or val is False or (isinstance(val, Call) and val.name == "none" and not val.args):
+    raw = v["layer_scale"]
+    if raw is None or raw is False or (isinstance(raw, str) and raw.strip() in ("none", "false")):
         return None
-    return r.typed(v["layer_scale"], p + ("layer_scale",), float, "layer_scale", minimum=0)
+    return r.typed(raw, p + ("layer_scale",), float, "layer_scale", minimum=0)  # evaluated (and reported) once
 
 
 def _qkv(r, v: dict, p: tuple):
