@@ -28,7 +28,7 @@ import reference_hf as hf_ref  # noqa: E402  (tests/, on pytest's pythonpath)
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 RTOL = 1e-5
-SMALL = ["img_size=56", "D=64", "L=2", "h=4", "batch=2"]
+SMALL = ["img_size=56", "grid=4", "D=64", "L=2", "h=4", "batch=2"]
 # bundled spec -> (overrides for a small model, HF config arguments beyond the shared ones)
 CASES = {
     "dinov2_s14": (SMALL, {}),
@@ -401,3 +401,52 @@ def test_hidden_dropout_is_the_embeddings_dropout(tmp_path):
     assert json.loads((hf_dir / "config.json").read_text())["hidden_dropout_prob"] == 0.1
     r, hf_dir = exported(tmp_path / "b", "dinov2_s14", small + ["encoder.dropout=0.1"])
     assert r.exit_code == 2 and "cannot describe this spec exactly" in r.output, r.output
+
+
+# -- the position table at other image sizes (pos=learned(grid=g)) --------------------------------
+@pytest.mark.parametrize("size", [28, 84])
+def test_the_table_is_resampled_as_hugging_face_does(size):
+    """HF's Dinov2Model built for 56 (a 4 × 4 table) run on 28² and 84² images interpolates its
+    table bicubically; so does graphspec with grid=4: the generated module, the interpreter, ONNX
+    and TVM compute its features, with its parameters."""
+    hf = small_hf({})
+    m = graphspec.load("dinov2_s14", [o if not o.startswith("img_size") else f"img_size={size}" for o in SMALL])
+    assert m.params() == hf_ref.n_params(hf) - 64 and any(n.op == "interpolate_pos" for n in m.graph)
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        want = hf(pixel_values=x).last_hidden_state
+    graph, net, src = hf_ref.generated(m, "default")
+    assert f"x = x + interpolate_pos(self.pos_embed, 4, ({size // 14}, {size // 14}), 1)" in src
+    params = to_graphspec(hf, graph, "dinov2")
+    net.load_state_dict(params, strict=True)
+    with torch.no_grad():
+        assert hf_ref.rel_err(net(x), want) < RTOL
+        assert hf_ref.rel_err(run(m.graph, {"image": x}, to_graphspec(hf, m.graph, "dinov2"))[m.graph.outputs[0]],
+                              want) < RTOL
+    arrays = {k: v.detach().numpy() for k, v in to_graphspec(hf, m.graph, "dinov2").items()}
+    pytest.importorskip("onnxruntime")
+    from graphspec.backends import onnx as gx
+
+    (got,) = gx.run(gx.export(m.graph, arrays), {"image": x.numpy()})
+    assert hf_ref.rel_err(torch.from_numpy(got), want) < 1e-4
+    pytest.importorskip("tvm")
+    from graphspec.backends import tvm as gt
+
+    low = gt.lower(m.graph)
+    (got,) = gt.Runner(gt.build(low, "llvm")[0], low.params, arrays)(x.numpy())
+    assert hf_ref.rel_err(torch.from_numpy(got), want) < 1e-4
+
+
+def test_bundled_at_224_is_hugging_faces_518_model_at_224():
+    """DINOv2 as used for features: the released 37 × 37 table on 224² images (16 × 16 patches)."""
+    hf, d = released("dinov2_s14")
+    m = graphspec.load("dinov2_s14", ["img_size=224"])
+    with FlopCounterMode(display=False) as fc:
+        hf(pixel_values=torch.empty(1, 3, 224, 224, device="meta"))
+    assert m.params() == hf_ref.n_params(hf) - d == 22_056_192
+    assert m.macs() == fc.get_total_flops() // 2 == 6_123_561_984
+
+
+def test_a_bad_grid_is_a_located_exit_2():
+    r = CliRunner().invoke(main, ["flops", "dinov2_s14", "--set", "grid=0"])
+    assert r.exit_code == 2 and "grid" in r.output and "Traceback" not in r.output, r.output

@@ -170,6 +170,15 @@ def _vit(spec) -> dict:
     return cfg
 
 
+def _table_size(spec) -> int:
+    """DINOv2's image_size: the one its position table is for (`learned(grid=g)`: g patches a side)."""
+    e, i = spec.embed, spec.input
+    g = e.pos_use.get("grid") if e.pos_use is not None else None
+    if g is None and i.width and i.width != i.img_size:
+        raise ExportError(f"{spec.name}: a Dinov2Config's position table is square; this spec's is for {i.hw}")
+    return g * e.patch if g is not None else i.img_size
+
+
 def _dinov2(spec) -> dict:
     """Dinov2Config / Dinov2WithRegistersConfig: the MLP's width as HF derives it from an integer
     mlp_ratio (SwiGLU: (int(2/3 · D · ratio) + 7) // 8 · 8); use_mask_token false, as the spec has
@@ -183,7 +192,7 @@ def _dinov2(spec) -> dict:
     cfg = dict(hidden_size=d, num_hidden_layers=sum(st.depths), num_attention_heads=st.heads[0], mlp_ratio=ratio,
                hidden_act=ACT_OUT.get(_act(st), _act(st)) if not swiglu else "gelu", use_swiglu_ffn=swiglu,
                hidden_dropout_prob=e.dropout, attention_probs_dropout_prob=st.attn_dropout, layer_norm_eps=st.eps,
-               image_size=i.img_size, patch_size=e.patch, num_channels=i.channels, qkv_bias=bool(st.qkv_bias),
+               image_size=_table_size(spec), patch_size=e.patch, num_channels=i.channels, qkv_bias=bool(st.qkv_bias),
                layerscale_value=st.layer_scale)
     if e.registers:
         return dict(architectures=["Dinov2WithRegistersModel"], num_register_tokens=e.registers, **cfg)
@@ -514,6 +523,8 @@ def _check_round_trip(model, cfg: dict) -> None:
     i = model.spec.input
     sets = [f"batch={i.batch}"] + ([f"seq_len={i.seq_len}"] + ([f"tgt_len={i.tgt_len}"] if "tgt_len=" in text else [])
                                    if i.kind == "tokens" else [])
+    if cfg["model_type"].startswith("dinov2"):  # the table's size is the config's; the input is the spec's
+        sets += [f"img_size={i.img_size}"]
     if cfg["model_type"] == "detr":  # the importer writes detr_r50's 800×1066
         sets += [f"height={i.hw[0]}", f"width={i.hw[1]}"]
     with tempfile.TemporaryDirectory() as d:

@@ -2,7 +2,9 @@
 the layout of specs/dinov2_s14.yaml: `model_type: dinov2` (Dinov2Model) and
 `dinov2_with_registers` (Dinov2WithRegistersModel).
 
-    image_size, patch_size, num_channels  -> image(img_size), patches(patch, cls_token=true, pos=learned)
+    image_size, patch_size, num_channels  -> image(img_size), patches(patch, cls_token=true,
+                                             pos=learned(grid=image_size // patch_size)): the table, which
+                                             HF resamples bicubically to other inputs, as graphspec does
     num_register_tokens                   -> patches(..., registers=R)
     hidden_dropout_prob                   -> patches(..., dropout=p) (HF's only use of it: after the embeddings)
     hidden_size, num_hidden_layers, num_attention_heads, mlp_ratio, hidden_act, layer_norm_eps,
@@ -33,7 +35,9 @@ CLASSIFIER = ("a linear map of the class token concatenated with the patch token
 
 def _dinov2(r: Reader, s: Spec, registers: bool = False) -> None:
     d = r.int("hidden_size")
-    s.var("img_size", r.int("image_size")), s.var("patch", r.int("patch_size")), s.var("D", d)
+    img, patch = r.int("image_size"), r.int("patch_size")
+    s.var("img_size", img), s.var("patch", patch)
+    s.var("grid", img // patch), s.var("D", d)  # HF's table: (image_size // patch)² rows, resampled to the input
     s.var("L", r.int("num_hidden_layers")), s.var("h", r.int("num_attention_heads"))
     ratio = r.float("mlp_ratio", minimum=0)
     swiglu = r.bool("use_swiglu_ffn")
@@ -45,7 +49,7 @@ def _dinov2(r: Reader, s: Spec, registers: bool = False) -> None:
     s.input = "image(img_size)" if channels == 3 else f"image(img_size, channels={channels})"
     regs = r.int("num_register_tokens", minimum=0) if registers else 0
     drop = r.float("hidden_dropout_prob", default=0)  # HF's one dropout: the embeddings' output
-    s.embed = ("patches(patch, dim=D, cls_token=true, pos=learned" + (f", registers={regs}" if regs else "")
+    s.embed = ("patches(patch, dim=D, cls_token=true, pos=learned(grid=grid)" + (f", registers={regs}" if regs else "")
                + (f", dropout={num(drop)}" if drop else "") + ")")
     if r.float("drop_path_rate", default=0) != 0:
         r.error("drop_path_rate", f"option drop_path_rate = {show(r.data['drop_path_rate'])} is not expressible in "

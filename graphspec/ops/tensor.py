@@ -11,6 +11,7 @@ from graphspec.ops.registry import (
     HAS_PARAMS,
     SHAPE_ONLY,
     SOURCE,
+    F,
     ShapeError,
     Torch,
     exact_div,
@@ -216,6 +217,47 @@ class Prepend:
         head = e("strided_slice", x, axes=[1], begin=[0], end=[at])
         tail = e("strided_slice", x, axes=[1], begin=[at], end=[N])
         return e("concat", [head, tok, tail], axis=1)
+
+
+@op("interpolate_pos", SHAPE_ONLY)
+class InterpolatePos:
+    """A learned position table (1, prefix + grid², C) for a grid × grid patch map resampled to
+    H × W patches: the `prefix` leading rows ([class]) as they are, the grid bicubically
+    (align_corners false, in float32), as Hugging Face's Dinov2Embeddings.interpolate_pos_encoding
+    and ViT's. NB: the resampling arithmetic is not counted (no MACs), as for `upsample`."""
+
+    def shape(x, *, grid, H, W, prefix):
+        if isinstance(x[1], int) and x[1] != prefix + grid * grid:
+            raise ShapeError(f"a position table of {x[1]} rows is not {prefix} + {grid}² rows")
+        return (1, prefix + H * W, x[2])
+
+    torch = Torch(call="interpolate_pos({0}, {grid}, ({H}, {W}), {prefix})", helpers=("interpolate_pos",))
+
+    def eval(w, x, *, grid, H, W, prefix):
+        D = x.shape[-1]
+        p = x[:, prefix:].reshape(1, grid, grid, D).permute(0, 3, 1, 2)
+        p = F.interpolate(p.float(), size=(H, W), mode="bicubic", align_corners=False).to(x.dtype)
+        return th.cat([x[:, :prefix], p.permute(0, 2, 3, 1).reshape(1, H * W, D)], dim=1)
+
+    def onnx(e, x, *, grid, H, W, prefix):
+        D = e.shape(x)[-1]
+        p = e("Slice", x, e.ints(prefix), e.ints(2**62), e.ints(1))
+        p = e("Transpose", e("Reshape", p, e.ints(1, grid, grid, D)), perm=[0, 3, 1, 2])
+        p = e("Resize", p, None, None, e.ints(1, D, H, W), mode="cubic", cubic_coeff_a=-0.75,
+              coordinate_transformation_mode="half_pixel")  # PyTorch's bicubic (A = -0.75, align_corners false)
+        p = e("Reshape", e("Transpose", p, perm=[0, 2, 3, 1]), e.ints(1, H * W, D))
+        return e("Concat", e("Slice", x, e.ints(0), e.ints(prefix), e.ints(1)), p, axis=1) if prefix else p
+
+    def relax(e, x, *, grid, H, W, prefix):
+        D = e.shape(x)[-1]
+        p = e("strided_slice", x, axes=[1], begin=[prefix], end=[prefix + grid * grid])
+        p = e("permute_dims", e("reshape", p, (1, grid, grid, D)), axes=[0, 3, 1, 2])
+        p = e("image.resize2d", p, size=(H, W), method="cubic", coordinate_transformation_mode="half_pixel",
+              cubic_alpha=-0.75, cubic_exclude=0)
+        p = e("reshape", e("permute_dims", p, axes=[0, 2, 3, 1]), (1, H * W, D))
+        if not prefix:
+            return p
+        return e("concat", [e("strided_slice", x, axes=[1], begin=[0], end=[prefix]), p], axis=1)
 
 
 @op("expand", SHAPE_ONLY)

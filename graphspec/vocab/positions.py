@@ -42,11 +42,23 @@ def sinusoidal(b, use, ctx, x):
 
 
 @construct("pos", "learned", Arg("max_len", int, None, minimum=1, doc="table size (tokens)"),
+           Arg("grid", int, None, minimum=1, doc="patches: the table's grid side, resampled to the image's"),
            example="embed: tokens(1000, dim=64, pos=learned(512))")
 def learned(b, use, ctx, x):
-    """A learned table of positions added to the embedding (GPT, BERT; ViT's pos_embed)."""
+    """A learned table of positions added to the embedding (GPT, BERT; ViT's pos_embed). On
+    patches, `grid=g` keeps a table for g × g patches (and the class token) whatever the image,
+    resampled bicubically to its patch grid when that differs (DINOv2's 37 × 37 table at 224)."""
     if ctx.where == "patches":
-        pe = b.emit("parameter", (), "pos_embed", shape=(1, b.shape(x)[1], ctx.dim), init="trunc_normal")
+        N, g = b.shape(x)[1], use["grid"]
+        H, W = b.g.meta["grid"]
+        if g is None or (H, W) == (g, g):
+            pe = b.emit("parameter", (), "pos_embed", shape=(1, N, ctx.dim), init="trunc_normal")
+            return b.emit("add", (x, pe), "with_pos")
+        import sympy
+
+        prefix = int(sympy.simplify(N - H * W))  # the class token
+        pe = b.emit("parameter", (), "pos_embed", shape=(1, prefix + g * g, ctx.dim), init="trunc_normal")
+        pe = b.emit("interpolate_pos", (pe,), "pos_embed_resampled", grid=g, H=H, W=W, prefix=prefix)
         return b.emit("add", (x, pe), "with_pos")
     pos = b.emit("positions", (), "position_ids", length=ctx.N)
     pe = b.emit("embedding", (pos,), "pos", num=use["max_len"], dim=ctx.dim, weights="embed.pos")
