@@ -165,7 +165,7 @@ class Upsample:
         B, C, H, W = x
         return (B, C, H * factor, W * factor)
 
-    torch = Torch(call="F.interpolate({0}, scale_factor={factor}, mode='bilinear', align_corners=False)")
+    torch = Torch(call='F.interpolate({0}, scale_factor={factor}, mode="bilinear", align_corners=False)')
 
     def eval(w, x, *, factor):
         return F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False)
