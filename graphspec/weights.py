@@ -53,6 +53,21 @@ def _stage(i: str, j: str) -> str:
     return f"backbone.model.encoder.stages.{int(i) - 1}.layers.{j}"
 
 
+# ViT-like patch embedding, and q, k, v and output projections under transformers 5's names
+# (`{layer}.attention.q_proj`, the layer's path differing by family) or the older ones
+# (`encoder.layer.{i}.attention.attention.query`, `.output.dense`): ViT's and DINOv2's
+_VIT_EMBED = [(rf"patch_embed\.proj\.{_P}", ["embeddings.patch_embeddings.projection.{0}"], "copy"),
+              (r"cls_token", ["embeddings.cls_token"], "copy"),
+              (r"pos_embed", ["embeddings.position_embeddings"], "copy")]
+
+
+def _vit_attention(layer: str) -> list[tuple[str, list[str], Any]]:
+    old = {"q": "attention.query", "k": "attention.key", "v": "attention.value", "proj": "output.dense"}
+    new = {"q": "q_proj", "k": "k_proj", "v": "v_proj", "proj": "o_proj"}
+    return [(rf"blocks\.(\d+)\.attn\.{a}\.{_P}", [f"{layer}.attention.{new[a]}.{{1}}",
+                                                  f"encoder.layer.{{0}}.attention.{old[a]}.{{1}}"], "copy") for a in new]
+
+
 RULES: dict[str, list[tuple[str, list[str], Any]]] = {
     "swin": [
         (rf"patch_embed\.proj\.{_P}", ["embeddings.patch_embeddings.projection.{0}"], "copy"),
@@ -80,34 +95,20 @@ RULES: dict[str, list[tuple[str, list[str], Any]]] = {
         (rf"head\.{_P}", ["=classifier.{0}"], "copy"),
     ],
     "vit": [
-        (rf"patch_embed\.proj\.{_P}", ["embeddings.patch_embeddings.projection.{0}"], "copy"),
-        (r"cls_token", ["embeddings.cls_token"], "copy"),
-        (r"pos_embed", ["embeddings.position_embeddings"], "copy"),
+        *_VIT_EMBED,
         (rf"blocks\.(\d+)\.norm1\.{_P}", ["layers.{0}.layernorm_before.{1}", "encoder.layer.{0}.layernorm_before.{1}"], "copy"),
         (rf"blocks\.(\d+)\.norm2\.{_P}", ["layers.{0}.layernorm_after.{1}", "encoder.layer.{0}.layernorm_after.{1}"], "copy"),
-        (rf"blocks\.(\d+)\.attn\.q\.{_P}", ["layers.{0}.attention.q_proj.{1}", "encoder.layer.{0}.attention.attention.query.{1}"], "copy"),
-        (rf"blocks\.(\d+)\.attn\.k\.{_P}", ["layers.{0}.attention.k_proj.{1}", "encoder.layer.{0}.attention.attention.key.{1}"], "copy"),
-        (rf"blocks\.(\d+)\.attn\.v\.{_P}", ["layers.{0}.attention.v_proj.{1}", "encoder.layer.{0}.attention.attention.value.{1}"], "copy"),
-        (rf"blocks\.(\d+)\.attn\.proj\.{_P}", ["layers.{0}.attention.o_proj.{1}", "encoder.layer.{0}.attention.output.dense.{1}"], "copy"),
+        *_vit_attention("layers.{0}"),
         (rf"blocks\.(\d+)\.mlp\.fc1\.{_P}", ["layers.{0}.mlp.fc1.{1}", "encoder.layer.{0}.intermediate.dense.{1}"], "copy"),
         (rf"blocks\.(\d+)\.mlp\.fc2\.{_P}", ["layers.{0}.mlp.fc2.{1}", "encoder.layer.{0}.output.dense.{1}"], "copy"),
         (rf"norm\.{_P}", ["layernorm.{0}"], "copy"),
         (rf"head\.{_P}", ["=classifier.{0}"], "copy"),
     ],
     "dinov2": [  # Dinov2Model / Dinov2WithRegistersModel (their `mask_token`, for masked pre-training only, unused)
-        (rf"patch_embed\.proj\.{_P}", ["embeddings.patch_embeddings.projection.{0}"], "copy"),
-        (r"cls_token", ["embeddings.cls_token"], "copy"),
-        (r"pos_embed", ["embeddings.position_embeddings"], "copy"),
+        *_VIT_EMBED,
         (r"register_tokens", ["embeddings.register_tokens"], "copy"),
         (rf"blocks\.(\d+)\.(norm1|norm2)\.{_P}", ["encoder.layer.{0}.{1}.{2}"], "copy"),
-        (rf"blocks\.(\d+)\.attn\.q\.{_P}", ["encoder.layer.{0}.attention.q_proj.{1}",
-                                              "encoder.layer.{0}.attention.attention.query.{1}"], "copy"),
-        (rf"blocks\.(\d+)\.attn\.k\.{_P}", ["encoder.layer.{0}.attention.k_proj.{1}",
-                                              "encoder.layer.{0}.attention.attention.key.{1}"], "copy"),
-        (rf"blocks\.(\d+)\.attn\.v\.{_P}", ["encoder.layer.{0}.attention.v_proj.{1}",
-                                              "encoder.layer.{0}.attention.attention.value.{1}"], "copy"),
-        (rf"blocks\.(\d+)\.attn\.proj\.{_P}", ["encoder.layer.{0}.attention.o_proj.{1}",
-                                                 "encoder.layer.{0}.attention.output.dense.{1}"], "copy"),
+        *_vit_attention("encoder.layer.{0}"),
         (r"blocks\.(\d+)\.ls([12])\.gamma", ["encoder.layer.{0}.layer_scale{1}.lambda1"], "copy"),
         (rf"blocks\.(\d+)\.mlp\.(fc1|fc2|gate_proj|up_proj|down_proj)\.{_P}", ["encoder.layer.{0}.mlp.{1}.{2}"], "copy"),
         (rf"norm\.{_P}", ["layernorm.{0}"], "copy"),
@@ -290,6 +291,11 @@ HF_FAMILIES = {"pvt": "pvt", "t5": "t5", "swin": "swin", "vit": "vit", "bert": "
                "siglip_vision_model": "siglip_vision_model", "siglip": "siglip_vision_model",
                "dinov2": "dinov2", "dinov2_with_registers": "dinov2"}
 
+
+# HF tensors, by the end of their name, that the forward pass never reads: importing ignores them,
+# exporting writes them as zeros where HF's model has them (its own init). DINOv2's mask_token is
+# iBOT's masked-image pre-training only.
+UNREAD = {"dinov2": ("embeddings.mask_token",)}
 
 # A second name of a tensor -> the end of its first name (HF's `_tied_weights_keys`).
 TIED = {"lm_head.weight": ("wte.weight", "embed_tokens.weight", "shared.weight"),  # T5: `shared`

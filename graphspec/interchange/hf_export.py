@@ -573,7 +573,7 @@ def weight_family(mt: str) -> str:
 def to_hf_weights(state: dict, graph, cfg: dict) -> dict:
     """graphspec-named tensors (of `graph`'s parameters) -> the HF model's names, checked against
     the HF model's own keys (ExportError names what is missing or left over)."""
-    from graphspec.weights import WeightError, from_graphspec
+    from graphspec.weights import UNREAD, WeightError, from_graphspec
 
     like, tied = hf_like(cfg)
     try:
@@ -581,10 +581,12 @@ def to_hf_weights(state: dict, graph, cfg: dict) -> dict:
                              like={k: v for k, v in like.items() if k not in tied})
     except (WeightError, KeyError) as e:
         raise ExportError(f"the weights do not fit the {cfg['model_type']} model: {e}") from None
-    if cfg["model_type"] == "dinov2_with_registers" and "embeddings.mask_token" in like:
-        import torch  # read by masked-image pre-training only; zeros, as HF initialises it
+    unread = UNREAD.get(weight_family(cfg["model_type"]), ())
+    for k in like:
+        if k not in out and k.endswith(unread):
+            import torch
 
-        out["embeddings.mask_token"] = torch.zeros(tuple(like["embeddings.mask_token"].shape))
+            out[k] = torch.zeros(tuple(like[k].shape))
     missing = sorted(set(like) - set(out) - tied)
     extra = sorted(set(out) - set(like))
     if missing or extra:
@@ -680,7 +682,14 @@ def to_graphspec_weights(sd: dict, graph, mt: str) -> dict:
     """A Hugging Face state dict (from model.safetensors) named as `graph`'s parameters; every
     parameter found with its shape, every HF tensor used (ExportError otherwise)."""
     from graphspec.analysis import tensors
-    from graphspec.weights import WeightError, fused_experts, name_map, split_swiglu, to_graphspec
+    from graphspec.weights import (
+        UNREAD,
+        WeightError,
+        fused_experts,
+        name_map,
+        split_swiglu,
+        to_graphspec,
+    )
 
     fam = weight_family(mt)
     try:
@@ -690,8 +699,8 @@ def to_graphspec_weights(sd: dict, graph, mt: str) -> dict:
         used = {n for names in name_map(graph, fam, like=sd).values() for n in names}
     except (WeightError, KeyError) as e:
         raise ExportError(f"the Hugging Face weights do not fit {graph.name}: {e}") from None
-    unused = {k for k in sd if fam == "dinov2" and k.endswith("embeddings.mask_token")}  # pre-training only
-    extra = sorted(set(sd) - used - unused - {"lm_head.weight"})
+    unread = {k for k in sd if k.endswith(UNREAD.get(fam, ()))}
+    extra = sorted(set(sd) - used - unread - {"lm_head.weight"})
     if extra:
         raise ExportError(f"the Hugging Face weights have tensors {graph.name} has no place for: {extra[:5]}")
     for k, shape in tensors(graph).items():

@@ -36,16 +36,21 @@ def _swap(rank: int, dims) -> list[int]:
     return perm
 
 
+def _band(N: int, S: int, causal, sliding) -> np.ndarray:
+    """(N, S) float32: 0 where query i sees key j under the causal or sliding mask, -inf elsewhere."""
+    from graphspec.ops.llm import sliding_keep
+
+    keep = np.ones((N, S), dtype=bool) if not sliding else sliding_keep(N, S, sliding)
+    keep = keep & np.tril(np.ones((N, S), dtype=bool), S - N) if causal else keep
+    return np.where(keep, 0.0, -np.inf).astype(np.float32)
+
+
 def _sink_operands_onnx(e, q, k, v, sinks, causal, sliding) -> tuple:
     """q, k and v with one more key and value (zeros: the key scores 0, the value adds nothing)
     and the additive mask (h, N, S + 1): the causal or sliding band, then each head's sink logit."""
-    from graphspec.ops.llm import sliding_keep
-
     h, N = e.shape(q)[1], e.shape(q)[2]
     S = e.shape(k)[2]
-    keep = np.ones((N, S), dtype=bool) if not sliding else sliding_keep(N, S, sliding)
-    keep = keep & np.tril(np.ones((N, S), dtype=bool), S - N) if causal else keep
-    band = np.broadcast_to(np.where(keep, 0.0, -np.inf).astype(np.float32), (h, N, S)).copy()
+    band = np.broadcast_to(_band(N, S, causal, sliding), (h, N, S)).copy()
     sink = e("Expand", e("Reshape", sinks, e.ints(h, 1, 1)), e.ints(h, N, 1))
     mask = e("Concat", e.const(band, f"sink_band_{N}_{S}_{sliding or 0}_{int(bool(causal))}"), sink, axis=-1)
     extra = []
@@ -240,15 +245,13 @@ class Attention:
              kv_heads=None, sliding=None, chunk=None, has_sinks=False):
         # ONNX Attention (opset 23) takes (B, h, N, d) as is, k/v with kv_heads heads (its GQA);
         # bias, window mask and sliding band become one additive attn_mask (B·nW, h, N, S).
-        from graphspec.ops.llm import sliding_keep
-
         if has_sinks:  # the band (causal, sliding) and the sink column as one additive mask (h, N, S + 1)
             return e("Attention", *_sink_operands_onnx(e, q, k, v, rest[-1], causal, sliding),
                      scale=float(scale), is_causal=0)
         bias, mask = _bias_and_mask(rest, has_bias, has_mask)  # (h, N, S), (nW, N, S)
         if sliding:
             N, S = e.shape(q)[-2], e.shape(k)[-2]
-            band = e.const(np.where(sliding_keep(N, S, sliding), 0.0, -np.inf).astype(np.float32), "sliding_mask")
+            band = e.const(_band(N, S, False, sliding), "sliding_mask")
             bias = band if bias is None else e("Add", bias, band)
         if chunk:
             from graphspec.ops.llama4 import chunked_keep
@@ -268,16 +271,12 @@ class Attention:
               kv_heads=None, sliding=None, chunk=None, has_sinks=False):
         # relax.op.nn.attention wants (B, N, h, d): transpose in and out. GQA's k/v heads are
         # repeated first (HF's repeat_kv), the sliding band joins the bias as a constant.
-        from graphspec.ops.llm import sliding_keep
-
         bias, mask = _bias_and_mask(rest, has_bias, has_mask)
         h, N, S = e.shape(q)[1], e.shape(q)[2], e.shape(k)[2]
         if kv_heads is not None:
             k, v = (e("repeat", t, h // kv_heads, axis=1) for t in (k, v))
         if has_sinks:  # one more key: zero, its score the sink logit in the mask; its value zero
-            band = np.ones((N, S), dtype=bool) if not sliding else sliding_keep(N, S, sliding)
-            band = band & np.tril(np.ones((N, S), dtype=bool), S - N) if causal else band
-            band = e.const(np.broadcast_to(np.where(band, 0.0, -np.inf).astype(np.float32), (1, h, N, S)).copy())
+            band = e.const(np.broadcast_to(_band(N, S, causal, sliding), (1, h, N, S)).copy())
             sink = e("broadcast_to", e("reshape", rest[-1], [1, h, 1, 1]), [1, h, N, 1])
             bias, causal, sliding = e("concat", [band, sink], axis=-1), False, None  # 1, h, N, S + 1
             k, v = (e("concat", [t, e("multiply", e("strided_slice", t, axes=[2], begin=[0], end=[1]),
@@ -293,7 +292,7 @@ class Attention:
             m = e("broadcast_to", m, (B, nW, h, N, S))
             bias = e("reshape", m, (-1, h, N, S))  # B·nW, h, N, S
         if sliding:
-            band = np.where(sliding_keep(N, S, sliding), 0.0, -np.inf).astype(np.float32)
+            band = _band(N, S, False, sliding)
             band = e.const(np.broadcast_to(band, (1, h, N, S)).copy())
             bias = band if bias is None else e("add", bias, band)
         if chunk:

@@ -17,6 +17,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import sympy
+
 from graphspec.vocab.registry import FLOATS, Arg, construct
 
 
@@ -51,14 +53,12 @@ def learned(b, use, ctx, x):
     if ctx.where == "patches":
         N, g = b.shape(x)[1], use["grid"]
         H, W = b.g.meta["grid"]
-        if g is None or (H, W) == (g, g):
+        if g is None or (H, W) == (g, g):  # the table is the image's
             pe = b.emit("parameter", (), "pos_embed", shape=(1, N, ctx.dim), init="trunc_normal")
-            return b.emit("add", (x, pe), "with_pos")
-        import sympy
-
-        prefix = int(sympy.simplify(N - H * W))  # the class token
-        pe = b.emit("parameter", (), "pos_embed", shape=(1, prefix + g * g, ctx.dim), init="trunc_normal")
-        pe = b.emit("interpolate_pos", (pe,), "pos_embed_resampled", grid=g, H=H, W=W, prefix=prefix)
+        else:
+            prefix = int(sympy.simplify(N - H * W))  # the class token
+            pe = b.emit("parameter", (), "pos_embed", shape=(1, prefix + g * g, ctx.dim), init="trunc_normal")
+            pe = b.emit("interpolate_pos", (pe,), "pos_embed_resampled", grid=g, H=H, W=W, prefix=prefix)
         return b.emit("add", (x, pe), "with_pos")
     pos = b.emit("positions", (), "position_ids", length=ctx.N)
     pe = b.emit("embedding", (pos,), "pos", num=use["max_len"], dim=ctx.dim, weights="embed.pos")
