@@ -335,6 +335,8 @@ def test_cli_exits_0_or_2_with_a_located_message(workdir, case, sets, command):
      "graphspec allows at most 1024"),
     ("name: !!python/objectx\n", "YAML tag !!python/objectx is not allowed"),  # an unknown tag on a scalar
     ("name: x\nvars: {a: 2001-02-30}\n", "day is out of range"),  # YAML timestamps are constructed
+    ("name: x\ninput: image(28)\nembed: patches(14, dim=32, pos=learned)\nencoder: {dim: 32, heads: [], depths: []}\n"
+     "head: map\n", "`depths` must be a non-empty list"),  # no blocks: map() read the last stage's heads (long profile)
     ("name: x\nvars: {[1]: 2}\n", "expected a plain value here"),
     ("name: x\nexpect: !!int \n", "cannot read this value: not a int"),  # IndexError in PyYAML (long profile)
     ("name: x\ninput: image(224)\nbackbone: resnet(layers=[1, 1, 1, 1])\nembed: patches(16, dim=64)\n"

@@ -33,8 +33,9 @@ def read_stack(r, role: str, v: Any, has_encoder: bool, names: str = "graphspec"
     if "depths" in v:
         depths = r.value(v["depths"], p + ("depths",))
         heads = r.value(v.get("heads"), p + ("heads",))
-        if not (isinstance(depths, list) and all(isinstance(d, int) and d > 0 for d in depths)):
-            r.diags.add(r.raw.loc(*p, "depths"), "`depths` must be a list of positive ints", "e.g. [2, 2, 6, 2]")
+        if not (isinstance(depths, list) and depths and all(isinstance(d, int) and d > 0 for d in depths)):
+            r.diags.add(r.raw.loc(*p, "depths"), "`depths` must be a non-empty list of positive ints",
+                        "e.g. [2, 2, 6, 2]")
             depths = [1]
         if not (isinstance(heads, list) and len(heads) == len(depths) and all(isinstance(h, int) and h > 0 for h in heads)):
             r.diags.add(r.raw.loc(*p, "heads"), f"with `depths`, `heads` must be a list of {len(depths)} positive ints",
