@@ -87,22 +87,42 @@ def test_generated_module_and_interpreter_compute_hugging_faces_features(name, p
 
 
 def test_registers_sit_after_the_class_token_without_positions():
-    """Moving the registers (in front of [class]) or giving them positions changes the output:
-    the layout is what the comparison checks, not an accident of symmetric weights."""
+    """The sequence is [class] + pos_0, the registers (no positions), then the patches + their
+    positions. Built here by hand from HF's own pieces and run through HF's encoder and final norm:
+    that layout reproduces HF's output; registers in front of [class] give HF's rows in another
+    order, and registers carrying positions other values, both far from the generated module's."""
     hf = small_hf({"num_register_tokens": 4})
     m = graphspec.load("dinov2_b14_reg", SMALL)
     graph, net, src = hf_ref.generated(m, "default")
     assert "torch.cat([x[:, :1], register_tokens.expand(x.shape[0], -1, -1), x[:, 1:]], dim=1)" in src
     assert "self.pos_embed = nn.Parameter(torch.zeros(1, 17, 64))" in src  # 1 + 16 patches: no registers
+    e = hf.embeddings
+    with torch.no_grad():  # HF initialises the registers to zeros, which would hide a misplacement
+        torch.nn.init.normal_(e.register_tokens)
+        torch.nn.init.normal_(e.cls_token)
     net.load_state_dict(to_graphspec(hf, graph, "dinov2"), strict=True)
     x = image()
     with torch.no_grad():
+        patches = e.patch_embeddings(x)  # B, 16, d
+        pos = e.position_embeddings  # 1, 17, d: [class] and the 4×4 grid, at the table's own size
+        cls = (e.cls_token + pos[:, :1]).expand(x.shape[0], -1, -1)
+        reg = e.register_tokens.expand(x.shape[0], -1, -1)
+        body = patches + pos[:, 1:]
+
+        def encode(tokens):
+            return hf.layernorm(hf.encoder(tokens).last_hidden_state)
+
+        got = net(x)
         want = hf(pixel_values=x).last_hidden_state
-        assert hf_ref.rel_err(net(x), want) < RTOL
-        reg = hf.embeddings.register_tokens.clone()
-        hf.embeddings.register_tokens.add_(hf.embeddings.position_embeddings[:, 1:5])  # as if they had positions
-        assert hf_ref.rel_err(net(x), hf(pixel_values=x).last_hidden_state) > 1e-3
-        hf.embeddings.register_tokens.copy_(reg)
+        assert hf_ref.rel_err(got, want) < RTOL
+        assert hf_ref.rel_err(encode(torch.cat([cls, reg, body], 1)), want) < RTOL  # the hand-built layout is HF's
+        moved = encode(torch.cat([reg, cls, body], 1))  # registers in front of [class]
+        positioned = encode(torch.cat([cls, reg + pos[:, 1:5], body], 1))  # registers with the first positions
+        # attention is permutation-equivariant: moved tokens show in the rows' order (row 0 is [class] in
+        # both, the features downstream heads read), and are otherwise the same rows
+        assert hf_ref.rel_err(got, moved) > 1e-2 and hf_ref.rel_err(moved[:, :1], got[:, :1]) > 1e-2
+        assert hf_ref.rel_err(got, torch.cat([moved[:, 4:5], moved[:, :4], moved[:, 5:]], 1)) < RTOL
+        assert hf_ref.rel_err(got, positioned) > 1e-2
 
 
 def test_layer_scale_matters():
