@@ -87,7 +87,7 @@ def _print_rows(num: Variant, sym: Variant | None, conv: Convention) -> list[str
         if f is not None:
             click.echo(f"  paper    {f.name} = {f.text}")
             click.echo(f"  source   {f.citation}")
-            masked = any(s.causal or s.sliding for s in row.sites)
+            masked = any(s.causal or s.sliding or s.local for s in row.sites)
             for note in (f.note, f.masked_note if masked else ""):
                 if note:
                     click.echo(f"  note     {note}")

@@ -10,6 +10,7 @@ step missing from some instance must be one the generated code can skip:
   its first operand flows on; the class guards it (`if self.shift_size:`) or builds it as an
   identity (`DropPath(0.0)`);
 - a constant source (`shift_mask`): a buffer that is None where absent;
+- a norm (ModernBERT's first block has no attn_norm): built as `nn.Identity()` where absent;
 - a child call with one input and one output (`self.downsample = ... if downsample else None`).
 
 A child that is one class in some instances and another class in others, at the same attribute
@@ -27,9 +28,9 @@ from dataclasses import dataclass, field
 from graphspec.codegen.names import Namespace, class_name
 from graphspec.codegen.program import CodegenError, ModuleTree, Program, Step
 
-from graphspec.ops import CONSTANT, SOURCE, get
+from graphspec.ops import CONSTANT, NORM, SOURCE, get
 
-PASS_THROUGH = frozenset({"roll", "dropout", "drop_path", "causal_mask", "sliding_mask", "chunked_mask",
+PASS_THROUGH = frozenset({"roll", "dropout", "drop_path", "causal_mask", "sliding_mask", "chunked_mask", "local_mask",
                           "add_window_mask"})
 ABSENT = ("absent",)
 
@@ -121,7 +122,8 @@ def _skippable(ms: MStep) -> bool:
         return s.tail
     if s.kind == "op":
         d = get(s.node.op)
-        return s.node.op in PASS_THROUGH or (d.has(SOURCE) and d.has(CONSTANT) and not s.ins)
+        return (s.node.op in PASS_THROUGH or (d.has(SOURCE) and d.has(CONSTANT) and not s.ins)
+                or (d.has(NORM) and len(s.ins) == 1))  # a norm some blocks lack: nn.Identity() there
     return len(s.ins) == 1 and len(s.outs) == 1
 
 

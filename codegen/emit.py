@@ -20,18 +20,21 @@ from graphspec.codegen.fill import AttrExpr, fill
 from graphspec.codegen.names import MODULE_ATTRS, Namespace, identifier
 from graphspec.codegen.program import CodegenError, base_name
 
-from graphspec.ops import CONSTANT, HAS_PARAMS, SOURCE, get
+from graphspec.ops import CONSTANT, HAS_PARAMS, NORM, SOURCE, get
 
 # Attribute values at which an op is the identity: where such a step is absent, this is its value.
 IDENTITY = {"roll": {"shift": 0}, "shift_mask": {"shift": 0}, "dropout": {"p": 0.0}, "drop_path": {"p": 0.0},
             "sliding_mask": {"window": None},  # a global/causal layer among sliding ones (Gemma-2): window None
-            "chunked_mask": {"chunk": None}}  # Llama 4's global layers among its chunked ones
+            "chunked_mask": {"chunk": None},  # Llama 4's global layers among its chunked ones
+            "local_mask": {"window": None}}  # ModernBERT's global layers among its local ones
 BUILT_AS_IDENTITY = frozenset({"dropout", "drop_path"})  # absent = constructed with p=0
 GUARD_NAMES = {"roll": "shift", "shift_mask": "shift", "causal_mask": "causal", "add_window_mask": "mask",
-               "sliding_mask": "sliding_window", "chunked_mask": "attention_chunk_size"}
+               "sliding_mask": "sliding_window", "chunked_mask": "attention_chunk_size",
+               "local_mask": "local_attention"}
 HINTS = {("scale", "k"): "scale", ("attention", "scale"): "scale", ("attention", "dropout"): "attn_drop",
          ("sliding_mask", "window"): "sliding_window", ("attention", "sliding"): "sliding_window",
          ("chunked_mask", "chunk"): "attention_chunk_size", ("attention", "chunk"): "attention_chunk_size",
+         ("local_mask", "window"): "local_attention", ("attention", "local"): "local_attention",
          ("attn_temperature", "floor"): "floor_scale", ("attn_temperature", "scale"): "attn_scale",
          ("rotary", "theta"): "rope_theta", ("rotary", "scaling"): "rope_scaling"}
 TABLES = {"tokens": "vocab", "types": "types", "pos": "max_len"}  # an embedding's length, by its name
@@ -306,6 +309,11 @@ class ClassEmitter:
             extra = {}
             if t.init is not None or t.setup:
                 extra["mod"] = self._module(j, ms, t)
+                if optional and get(node.op).has(NORM):  # absent in some blocks: the identity there (HF's
+                    line = self.lines[-1]  # ModernBERT: `nn.Identity() if layer_id == 0 else nn.LayerNorm(...)`)
+                    flag = self.cond(j, present, GUARD_NAMES.get(node.op, code.hint))
+                    self.lines[-1] = f"{line} if {flag} else nn.Identity()"
+                    optional = False
         ref = self.inputs[0] if self.inputs else "x"
         code.uses_ref = isinstance(call, str) and "{ref}" in call
         code.fn = lambda ops, call=call, extra=extra, ref=ref: fill(call, ops, Attrs(self, j, "fwd", ref=ref, **extra))
@@ -321,7 +329,7 @@ class ClassEmitter:
             if bufs:
                 code.guard = f"self.{bufs[0]} is not None"
             else:
-                if node.op == "sliding_mask":  # the per-layer window argument (None: a causal layer) guards it
+                if node.op in ("sliding_mask", "local_mask"):  # the per-layer window (None: a global layer) guards it
                     self.attr(j, "window", "fwd")
                 if node.op == "chunked_mask":  # likewise the chunk (None: Llama 4's global layers)
                     self.attr(j, "chunk", "fwd")

@@ -32,7 +32,7 @@ from graphspec.vocab.registry import class_doc
 
 HELPER_ORDER = ("window_partition", "window_reverse", "roll_tokens", "shift_mask", "add_window_mask",
                 "relative_position_index", "patch_merge", "causal_mask", "sinusoidal", "sine_pos_2d", "attention",
-                "relative_buckets", "relative_bias", "FrozenBatchNorm2d", "DropPath", "LayerScale", "interpolate_pos", "rope_frequencies", "apply_rotary", "sliding_mask", "chunked_mask",
+                "relative_buckets", "relative_bias", "FrozenBatchNorm2d", "DropPath", "LayerScale", "interpolate_pos", "rope_frequencies", "apply_rotary", "sliding_mask", "chunked_mask", "local_mask",
                 "attention_with_sinks",                "attn_temperature", "alibi",
                 "OffsetRMSNorm", "TopKRouter", "Experts", "softmax_with_sinks", "clamped_swiglu", "SoftmaxTopKRouter",
                 "ClampedSwiGLUExperts")

@@ -28,6 +28,7 @@ from graphspec.ops import numel
 # The papers' symbols. NB: plain positive symbols, so they never equal the lowering's
 # (positive, integer) B, N, H of graphspec.lower.SYMBOLS, whatever their names.
 h, w, C, M, R, S, W, K = sympy.symbols("h w C M R S W K", positive=True)  # K: Llama 4's chunk
+Lw = sympy.Symbol("L", positive=True, integer=True)  # ModernBERT's local window (local_attention)
 hd, gd = sympy.symbols("hd gd", positive=True)  # query width heads·d, key/value width kv_heads·d
 MACS = Convention()
 hw = h * w  # tokens per sample: the map h×w, or N tokens (then h = N, w = 1)
@@ -60,6 +61,17 @@ def chunk_pairs(n, chunk):
     return whole * K * (K + 1) / 2 + r * (r + 1) / 2
 
 
+def local_pairs(n, window):
+    """(query, key) pairs a bidirectional local window L keeps over n tokens (ModernBERT's local
+    layers: |i − j| ≤ w = ⌊L/2⌋): every query's 2w + 1 keys, less the w(w+1) the two ends clip,
+    n(2w+1) − w(w+1) while n > w; n² when the window covers the sequence.
+
+    NB: written again beside graphspec/ops/modernbert.py's `local_keep_count` on purpose, as
+    `sliding_pairs` is: the formula's side of the identity check."""
+    n, half = sympy.sympify(n), sympy.floor(sympy.sympify(window) / 2)
+    return sympy.Piecewise((n**2, sympy.Le(n, half + 1)), (n * (2 * half + 1) - half * (half + 1), True))
+
+
 @dataclass(frozen=True)
 class Site:
     """One attention sub-layer as the IR has it; dims per sample, MACs for the whole batch."""
@@ -81,12 +93,13 @@ class Site:
     macs: Any = 0
     mla: dict | None = None  # `qkv: mla(...)`'s dims (kv_rank, rope_dim, nope_dim, v_dim, q_rank)
     chunk: Any = None  # Llama 4's chunked causal mask: tokens per chunk
+    local: Any = None  # ModernBERT's bidirectional local window: its width L
 
     def bindings(self) -> dict:
         """The formula's symbols -> this site's values."""
         grid = self.grid if self.grid and _zero(self.grid[0] * self.grid[1] - self.tokens) else (self.tokens, 1)
         out = {h: grid[0], w: grid[1], C: self.dim, M: self.window or 0, R: self.sr_ratio, S: self.keys,
-               W: self.sliding or 0, K: self.chunk or 0, hd: self.heads * self.head_dim,
+               W: self.sliding or 0, K: self.chunk or 0, Lw: self.local or 0, hd: self.heads * self.head_dim,
                gd: self.kv_heads * self.head_dim}
         if self.mla:
             a, qk = self.mla, self.heads * (self.mla["nope_dim"] + self.mla["rope_dim"])
@@ -112,7 +125,7 @@ class Formula:
     applies: Callable[[Site, Convention], bool]
     uses: tuple = ()  # the symbols shown in the "with" line
     note: str = ""
-    masked_note: str = ""  # shown when the sub-layer has a causal or sliding mask
+    masked_note: str = ""  # shown when the sub-layer has a causal, sliding or local mask
 
 
 SWIN = "Liu et al. 2021, Swin Transformer, arXiv:2103.14030, §3.2"
@@ -154,6 +167,11 @@ FORMULAS: list[Formula] = [
             f"of K, `unmasked`); {GQA}",
             lambda: 2 * hw * C * (hd + gd) + 2 * hd * chunk_pairs(hw, K),
             lambda s, c: c.unmasked and bool(s.chunk) and not s.cross, (h, w, C, hd, gd, K)),
+    Formula("Ω(local)", "2N·C·(hd + gd) + 2hd·(N(2w+1) − w(w+1)), w = ⌊L/2⌋",
+            f"Warner et al. 2024, ModernBERT, arXiv:2412.13663, §2.1.1 (local attention: a sliding window of L "
+            f"tokens, w = L/2 on each side; Beltagy et al. 2020, Longformer §3.1; `unmasked`); {GQA}",
+            lambda: 2 * hw * C * (hd + gd) + 2 * hd * local_pairs(hw, Lw),
+            lambda s, c: c.unmasked and bool(s.local) and not s.cross, (h, w, C, hd, gd, Lw)),
     Formula("Ω(causal)", "2N·C·(hd + gd) + 2hd·N(N+1)/2",
             f"Vaswani et al. 2017, §3.2.3 (masked decoder attention, `unmasked`); {GQA}",
             lambda: 2 * hw * C * (hd + gd) + hd * hw * (hw + 1),
@@ -161,12 +179,12 @@ FORMULAS: list[Formula] = [
     Formula("Ω(GQA)", "2N·C·(hd + gd) + 2N²·hd", GQA,
             lambda: 2 * hw * C * (hd + gd) + 2 * hw**2 * hd,
             lambda s, c: not s.cross and not s.standard and s.sr_ratio == 1 and s.window is None, (h, w, C, hd, gd),
-            "", "a causal or sliding mask is counted dense (`--convention unmasked` counts the kept pairs)"),
+            "", "a causal, sliding or local mask is counted dense (`--convention unmasked` counts the kept pairs)"),
     Formula("Ω(MSA)", "4hwC² + 2(hw)²C",
             f"{SWIN}, Eq. (1): global multi-head self-attention (ViT, BERT, GPT: hw = N tokens)",
             lambda: 4 * hw * C**2 + 2 * hw**2 * C,
             lambda s, c: not s.cross and s.standard and s.sr_ratio == 1 and s.window is None, (h, w, C),
-            "", "a causal mask is counted dense (`--convention unmasked` counts the kept pairs)"),
+            "", "a causal or local mask is counted dense (`--convention unmasked` counts the kept pairs)"),
 ]
 
 
@@ -246,6 +264,8 @@ def sites(g: Graph, batch, conv: Convention = MACS) -> list[Site]:
         sliding = sliding or next((n.a["window"] for n in inside if n.op == "sliding_mask"), None)
         chunk = (fused.a.get("chunk") if fused else None) or next(
             (n.a["chunk"] for n in inside if n.op == "chunked_mask"), None)
+        local = (fused.a.get("local") if fused else None) or next(
+            (n.a["window"] for n in inside if n.op == "local_mask"), None)
         causal = bool(args.get("causal") or (fused and fused.a.get("causal"))
                       or any(n.op == "causal_mask" for n in inside))
         parent = g.modules.get(path.rsplit(".", 1)[0]) if "." in path else None
@@ -256,7 +276,7 @@ def sites(g: Graph, batch, conv: Convention = MACS) -> list[Site]:
                         args.get("kv_heads", heads), args.get("head_dim", args["dim"] // heads), tokens,
                         keys, grid, args.get("window"), sr, causal, sliding,
                         analysis._simplify(sum((analysis.node_cost(g, n, conv) for n in inside), 0)),
-                        {k: args.get(k) for k in MLA_DIMS} if args.get("qkv") == "mla" else None, chunk))
+                        {k: args.get(k) for k in MLA_DIMS} if args.get("qkv") == "mla" else None, chunk, local))
     return out
 
 

@@ -173,7 +173,9 @@ def _patch_embed(b: Builder, spec: ModelSpec, img: str) -> tuple[str, tuple]:
         H, W = b.shape(x)[2:]
         b.g.meta["grid"] = (H, W)
         x = b.emit("to_tokens", (x,), "tokens")
-        if e.norm:
+        if e.norm_use is not None:
+            x = norms.apply(b, e.norm_use, x, "norm")
+        elif e.norm:
             x = b.emit("layer_norm", (x,), "norm", dim=e.dim, eps=e.eps)
     if e.cls_token:
         tok = b.emit("parameter", (), "cls_token", shape=(1, 1, e.dim), init="trunc_normal")
@@ -216,7 +218,9 @@ def _token_embed(b: Builder, spec: ModelSpec, ids: str, first: bool) -> str:
             tt = b.emit("zeros_like", (ids,), "token_type_ids")
             te = b.emit("embedding", (tt,), "types", num=e.types, dim=e.dim, weights="embed.types")
             x = b.emit("add", (x, te), "with_types")
-        if e.norm:
+        if e.norm_use is not None:  # a norm construct (ModernBERT's LayerNorm without bias)
+            x = norms.apply(b, e.norm_use, x, "norm", weights="embed.norm")
+        elif e.norm:
             x = b.emit("layer_norm", (x,), "norm", dim=e.dim, eps=e.eps, weights="embed.norm")
         if e.dropout:
             x = b.emit("dropout", (x,), "drop", p=e.dropout)
@@ -287,7 +291,7 @@ def _stack(b: Builder, spec: ModelSpec, s: StackSpec, x: str, grid: tuple | None
                         memory=memory if s.cross else None, grid=grid,
                         mlp=s.layer_mlps[index] if s.layer_mlps else s.mlps[si] if s.mlps else mlp,
                         window=window, shift=shift, scale=s.scale, pos_state=shared, qkv=s.qkv, sinks=s.sinks,
-                        layer_scale=s.layer_scale)
+                        layer_scale=s.layer_scale, index=index)
                     layer = replace(layer, pos_k=layer.pos_q)
                     with b.module(f"{names.blocks}.{bi}", "Block", dim=dim, heads=heads, window=window,
                                   shift=shift, grid=grid, norm=s.norm,

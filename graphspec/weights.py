@@ -41,7 +41,7 @@ from graphspec.ir import Graph
 _P = r"(weight|bias)"
 _BN = r"(weight|bias|running_mean|running_var)"  # FrozenBatchNorm2d: all four are buffers
 _LAYER_PREFIXES = {"pvt": ("pvt.encoder.", "encoder."), "t5": ("",), "swin": ("swin.", ""), "vit": ("vit.", ""),
-                   "dinov2": ("dinov2.", "dinov2_with_registers.", ""), "bert": ("bert.", ""),
+                   "dinov2": ("dinov2.", "dinov2_with_registers.", ""), "bert": ("bert.", ""), "modernbert": ("model.", ""),
                    "gpt2": ("transformer.", ""), "torch_transformer": ("",), "detr": ("model.", ""),
                    "llama": ("model.", ""), "phi": ("model.", ""), "phi3": ("model.", ""),
                    "llama4": ("model.", "", "language_model.model.", "language_model."),  # ..ForConditionalGeneration
@@ -269,6 +269,25 @@ RULES: dict[str, list[tuple[str, list[str], Any]]] = {
          ("rows", ["layers.{0}.mlp.gate_proj.weight", "layers.{0}.mlp.up_proj.weight"])),
         (r"(.+)", ["{0}"], "copy"),
     ],
+    # ModernBERT (ModernBertModel): q|k|v in one `attn.Wqkv`, GeGLU's input|gate halves in one
+    # `mlp.Wi` (HF applies the activation to the first half: graphspec's gate_proj)
+    "modernbert": [
+        (r"embed\.tokens\.weight", ["embeddings.tok_embeddings.weight"], "copy"),
+        (rf"embed\.norm\.{_P}", ["embeddings.norm.{0}"], "copy"),
+        (rf"blocks\.(\d+)\.attn\.[qkv]\.{_P}", ["layers.{0}.attn.Wqkv.{1}"],
+         ("rows", [f"blocks.{{0}}.attn.{p}.{{1}}" for p in "qkv"])),
+        (rf"blocks\.(\d+)\.attn\.proj\.{_P}", ["layers.{0}.attn.Wo.{1}"], "copy"),
+        (rf"blocks\.(\d+)\.mlp\.(?:gate|up)_proj\.{_P}", ["layers.{0}.mlp.Wi.{1}"],
+         ("rows", ["blocks.{0}.mlp.gate_proj.{1}", "blocks.{0}.mlp.up_proj.{1}"])),
+        (rf"blocks\.(\d+)\.mlp\.down_proj\.{_P}", ["layers.{0}.mlp.Wo.{1}"], "copy"),
+        (rf"blocks\.(\d+)\.(attn_norm|mlp_norm)\.{_P}", ["layers.{0}.{1}.{2}"], "copy"),
+        (rf"norm\.{_P}", ["final_norm.{0}"], "copy"),
+        # head: mlm(gelu, eps=1e-5, bias=false) (ModernBertForMaskedLM's head and decoder)
+        (rf"mlm\.dense\.{_P}", ["=head.dense.{0}"], "copy"),
+        (rf"mlm\.norm\.{_P}", ["=head.norm.{0}"], "copy"),
+        (r"mlm_bias", ["=decoder.bias"], "copy"),
+        (rf"mlm_decoder\.{_P}", ["=decoder.{0}"], "copy"),  # mlm(tied=false)
+    ],
     # Llama 4 (Llama4ForCausalLM) calls the MLP `feed_forward`, the router `router` and the shared
     # expert `shared_expert`, and stores the experts as (E, in, out): gate_up_proj (E, d, 2·ff),
     # gate columns then up columns; down_proj (E, ff, d)
@@ -289,7 +308,7 @@ HF_FAMILIES = {"pvt": "pvt", "t5": "t5", "swin": "swin", "vit": "vit", "bert": "
                "olmo3": "llama", "glm4_moe": "llama",
                "llama4_text": "llama4", "llama4": "llama4",
                "siglip_vision_model": "siglip_vision_model", "siglip": "siglip_vision_model",
-               "dinov2": "dinov2", "dinov2_with_registers": "dinov2"}
+               "dinov2": "dinov2", "dinov2_with_registers": "dinov2", "modernbert": "modernbert"}
 
 
 # HF tensors, by the end of their name, that the forward pass never reads: importing ignores them,
@@ -300,6 +319,7 @@ UNREAD = {"dinov2": ("embeddings.mask_token",)}
 # A second name of a tensor -> the end of its first name (HF's `_tied_weights_keys`).
 TIED = {"lm_head.weight": ("wte.weight", "embed_tokens.weight", "shared.weight"),  # T5: `shared`
         "cls.predictions.decoder.weight": ("embeddings.word_embeddings.weight",),  # BertForMaskedLM
+        "decoder.weight": ("embeddings.tok_embeddings.weight",),  # ModernBertForMaskedLM
         "cls.predictions.decoder.bias": ("cls.predictions.bias",),
         # untied (tie_word_embeddings false), HF keeps cls.predictions.bias beside the decoder's own bias and
         # never reads it: it gets the decoder's bias

@@ -120,6 +120,10 @@ PARAMS = {
     "dinov2_g14": 40 * (4 * (1536**2 + 1536) + 3 * 1536 * 4096 + 2 * 4096 + 1536 + 6 * 1536) + 1536 * 3 * 14**2
                   + 1536 + 1536 + 1370 * 1536 + 2 * 1536,
     "dinov2_b14_reg": 12 * (12 * 768**2 + 15 * 768) + 768 * 3 * 14**2 + 768 + 768 + 1370 * 768 + 2 * 768 + 4 * 768,
+    # ModernBERT (= HF ModernBertModel on meta, tests/test_modernbert.py), no biases: tokens V·D + embedding norm D
+    # + L·(attention 4D² + GeGLU 3DF + mlp_norm D) + attn_norm D in all blocks but the first + final norm D
+    "modernbert_base": 50368 * 768 + 768 + 22 * (4 * 768**2 + 3 * 768 * 1152 + 768) + 21 * 768 + 768,
+    "modernbert_large": 50368 * 1024 + 1024 + 28 * (4 * 1024**2 + 3 * 1024 * 2624 + 1024) + 27 * 1024 + 1024,
 }
 
 # -- MACs, default convention (linear, conv, matmul; class token and head included) ------------
@@ -263,6 +267,9 @@ MACS = {
     "dinov2_l14": 24 * (12 * 1370 * 1024**2 + 2 * 1370**2 * 1024) + 1369 * 1024 * 3 * 14**2,
     "dinov2_g14": 40 * (4 * 1370 * 1536**2 + 3 * 1370 * 1536 * 4096 + 2 * 1370**2 * 1536) + 1369 * 1536 * 3 * 14**2,
     "dinov2_b14_reg": 12 * (12 * 1374 * 768**2 + 2 * 1374**2 * 768) + 1369 * 768 * 3 * 14**2,
+    # ModernBERT at N = 512 (= FlopCounterMode/2, eager; local layers counted dense): L·(4ND² + 3NDF + 2N²D)
+    "modernbert_base": 22 * (4 * 512 * 768**2 + 3 * 512 * 768 * 1152 + 2 * 512**2 * 768),
+    "modernbert_large": 28 * (4 * 512 * 1024**2 + 3 * 512 * 1024 * 2624 + 2 * 512**2 * 1024),
 }
 
 # -- Swin official flops() (MACs + LayerNorm elements + the final-norm quirk) -------------------

@@ -52,8 +52,8 @@ def test_every_head_is_a_construct():
     order the "use one of" fixes list them)."""
     assert list(KINDS["head"]) == ["lm", "classifier", "pooler", "none", "detection", "segmentation", "mlm", "map"]
     assert KINDS["head"]["lm"].signature() == "lm(tied=true, bias=false, softcap=none, scale=none)"
-    assert KINDS["head"]["mlm"].signature() == "mlm(act=gelu, eps=1e-12, tied=true, nsp=false)"
-    assert "mlm(act=gelu, eps=1e-12, tied=true, nsp=false)" in (Path(__file__).parents[1] / "docs/spec_dsl.md").read_text()
+    assert KINDS["head"]["mlm"].signature() == "mlm(act=gelu, eps=1e-12, tied=true, nsp=false, bias=true)"
+    assert "mlm(act=gelu, eps=1e-12, tied=true, nsp=false, bias=true)" in (Path(__file__).parents[1] / "docs/spec_dsl.md").read_text()
 
 
 # -- BERT's masked-LM head -------------------------------------------------------------------------
@@ -288,7 +288,8 @@ head: HEAD
 @pytest.mark.parametrize("head,message,fix", [
     ("mlm(eps=-1)", "eps must be ≥ 0, got -1", ""),
     ("mlm(swiglu)", "mlm() argument `act` 'swiglu': a gated MLP, not an activation", "write `mlp: glu(d_ff, silu)`"),
-    ("mlm(gelu, 1e-12, true, false, 3)", "mlm() takes at most 4 positional arguments (act, eps, tied, nsp), got 5", ""),
+    ("mlm(gelu, 1e-12, true, false, true, 3)",
+     "mlm() takes at most 5 positional arguments (act, eps, tied, nsp, bias), got 6", ""),
     ("mlm(nsp=2)", "nsp must be bool, got 2", ""),
     ("mlm(tied=maybe)", "undefined variable 'maybe' (for tied)", ""),
     ("mlm(nsp=true, pool=mean)", "mlm() has no argument 'pool'", ""),

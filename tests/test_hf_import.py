@@ -68,11 +68,12 @@ def test_imported_params_equal_hf_meta_model(tmp_path, mt, i):
     assert m.params() == n_params(meta(model_cls, cfg))
 
 
-ELSEWHERE = {"detr", "siglip", "llama4", "dinov2", "dinov2_with_registers"}
+ELSEWHERE = {"detr", "siglip", "llama4", "dinov2", "dinov2_with_registers", "modernbert"}
 FAMILIES = sorted(set(DEFAULTS) - ELSEWHERE)  # detr: tests/test_hf_import_detr.py (its backbone
 # needs timm or a ResNetConfig); siglip (SiglipModel: its vision tower is imported, not the text tower):
 # tests/test_siglip.py; llama4 (Llama4ForConditionalGeneration: its text_config is imported): tests/test_llama4.py;
-# dinov2 and dinov2_with_registers (the spec leaves out HF's mask_token): tests/test_dinov2.py
+# dinov2 and dinov2_with_registers (the spec leaves out HF's mask_token): tests/test_dinov2.py; modernbert
+# (its legacy config keys, the MLM head): tests/test_modernbert.py
 
 
 def test_every_family_is_covered():
@@ -258,7 +259,7 @@ BAD = [  # (config, the words the message must hold)
     ({"model_type": "swin", "depths": [2, "2"]}, "depths must be a list"),
     ({"model_type": "whisper"}, "supported model types: bert, deepseek_v2, deepseek_v3, detr, dinov2, "
                                  "dinov2_with_registers, gemma, gemma2, gemma3_text, "
-                                 "glm4_moe, gpt2, gpt_oss, llama, llama4, llama4_text, mistral, mixtral, olmo2, olmo3, phi, "
+                                 "glm4_moe, gpt2, gpt_oss, llama, llama4, llama4_text, mistral, mixtral, modernbert, olmo2, olmo3, phi, "
                                  "phi3, pvt, qwen2, qwen2_moe, qwen3, qwen3_moe"),
     ({"model_type": "detr", "dilation": True, "use_timm_backbone": False, "backbone": None,
       "backbone_config": {"model_type": "resnet"}}, "option dilation = true with transformers' own ResNet"),

@@ -164,6 +164,15 @@ _DINOV2 = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, ml
 DEFAULTS["dinov2"] = {**_DINOV2, "use_mask_token": True}
 DEFAULTS["dinov2_with_registers"] = {**_DINOV2, "patch_size": 16, "num_register_tokens": 4}
 
+# ModernBERT (ModernBertConfig of transformers 5; the released config.json files carry the older
+# global_attn_every_n_layers / global_rope_theta / local_rope_theta, read when the new keys are absent)
+DEFAULTS["modernbert"] = dict(
+    vocab_size=50368, hidden_size=768, intermediate_size=1152, num_hidden_layers=22, num_attention_heads=12,
+    hidden_activation="gelu", max_position_embeddings=8192, norm_eps=1e-5, norm_bias=False, attention_bias=False,
+    attention_dropout=0.0, layer_types=None, rope_parameters=None, local_attention=128, embedding_dropout=0.0,
+    mlp_bias=False, mlp_dropout=0.0, decoder_bias=True, classifier_bias=False, classifier_activation="gelu",
+    tie_word_embeddings=True)
+
 # Keys of one family that change nothing graphspec builds (the pre-training heads' settings).
 FAMILY_IGNORED: dict[str, set[str]] = {
     "gpt2": {"summary_type", "summary_use_proj", "summary_activation", "summary_proj_to_labels",
@@ -175,4 +184,10 @@ FAMILY_IGNORED: dict[str, set[str]] = {
     "deepseek_v2": {"auto_map"}, "deepseek_v3": {"auto_map"},  # the pattern: read when layer_types is absent
     # Llama 4's released text_config: a flag of Meta's llm-compressor release (no model change), generate()'s cache
     "llama4_text": {"for_llm_compressor", "cache_implementation"},
+    # ModernBERT: init, the task heads' pooling, flash-attention and sparse-prediction switches, torch.compile,
+    # the [CLS] id; the released config.json's `position_embedding_type` ("absolute") and `layer_norm_eps`
+    # (beside norm_eps), which ModernBertModel never reads
+    "modernbert": {"initializer_cutoff_factor", "classifier_pooling", "deterministic_flash_attn", "sparse_prediction",
+                   "sparse_pred_ignore_index", "reference_compile", "repad_logits_with_grad", "cls_token_id",
+                   "position_embedding_type", "layer_norm_eps"},
 }

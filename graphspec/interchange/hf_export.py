@@ -106,6 +106,10 @@ def family(spec) -> str:
             if st.qkv_bias and not st.out_bias:
                 return "qwen2"
             return "llama"
+        from graphspec.interchange.hf_modernbert import is_modernbert
+
+        if is_modernbert(spec):  # a RoPE encoder with a norm on its embedding
+            return "modernbert"
         if e.kind == "tokens" and e.pos == "learned" and st.role == "decoder" and head.kind in ("lm", "none"):
             return "gpt2"
         if e.kind == "tokens" and e.pos == "learned" and st.role == "encoder" and head.kind in ("pooler", "mlm"):
@@ -129,7 +133,7 @@ def family(spec) -> str:
             and head.kind in ("detection", "none"):
         return "detr"
     raise ExportError(f"{spec.name}: no Hugging Face family graphspec exports describes this spec; exported are "
-                      "gpt2, bert, vit, swin, pvt, t5, detr, siglip_vision_model, dinov2, dinov2_with_registers and "
+                      "gpt2, bert, modernbert, vit, swin, pvt, t5, detr, siglip_vision_model, dinov2, dinov2_with_registers and "
                       "the `names: hf` decoders llama, "
                       "mistral, mixtral, "
                       "qwen2, qwen2_moe, qwen3, qwen3_moe, olmo2, gemma, gemma2, gemma3_text, phi, phi3, "
@@ -177,6 +181,15 @@ def _table_size(spec) -> int:
     if g is None and i.width and i.width != i.img_size:
         raise ExportError(f"{spec.name}: a Dinov2Config's position table is square; this spec's is for {i.hw}")
     return g * e.patch if g is not None else i.img_size
+
+
+def _modernbert(spec) -> dict:
+    from graphspec.interchange.hf_modernbert import modernbert_config
+
+    def error(message):
+        raise ExportError(message)
+
+    return modernbert_config(spec, error)
 
 
 def _dinov2(spec) -> dict:
@@ -497,6 +510,7 @@ def to_hf_config(model) -> dict:
                                  else _llama4(spec) if mt == "llama4_text"
                                  else _olmo3_glm(spec, mt) if mt in ("olmo3", "glm4_moe")
                                  else _gpt_oss(spec) if mt == "gpt_oss"
+                                 else _modernbert(spec) if mt == "modernbert"
                                  else {"gpt2": _gpt2, "bert": _bert, "vit": _vit, "swin": _swin, "pvt": _pvt,
                                        "t5": _t5, "detr": _detr, "siglip_vision_model": _siglip_vision,
                                        "dinov2": _dinov2, "dinov2_with_registers": _dinov2}[mt](spec))}

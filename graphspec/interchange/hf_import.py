@@ -247,6 +247,10 @@ from graphspec.interchange.hf_import_dinov2 import _dinov2, _dinov2_with_registe
 
 BUILDERS.update(dinov2=_dinov2, dinov2_with_registers=_dinov2_with_registers)  # DINOv2 (hf_import_dinov2.py)
 
+from graphspec.interchange.hf_modernbert import import_modernbert  # noqa: E402
+
+BUILDERS.update(modernbert=import_modernbert)  # ModernBERT (hf_modernbert.py)
+
 
 def supported() -> list[str]:
     return sorted(BUILDERS)

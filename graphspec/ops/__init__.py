@@ -1,7 +1,7 @@
 """Op kinds, one family per module: dense (linear, conv2d, matmul, embedding), elementwise
 (pointwise and norms), attention (heads, fused attention), windows (Swin's windows, cyclic
 shift, relative position bias), llm and moe (RMSNorm, rotary, GQA, sliding masks, experts),
-llama4 (chunked masks, L2 norm, attention temperature),
+llama4 (chunked masks, L2 norm, attention temperature), modernbert (bidirectional local masks),
 tensor (sources and token plumbing). Importing this package fills `REGISTRY`."""
 
 from graphspec.ops import (  # noqa: F401  (registration)
@@ -11,6 +11,7 @@ from graphspec.ops import (  # noqa: F401  (registration)
     elementwise,
     llama4,
     llm,
+    modernbert,
     moe,
     t5,
     tensor,

@@ -149,23 +149,21 @@ def _sdpa_call(ops: list[str], a) -> str:
     if a.get("kv_heads") is not None:
         extra += ", enable_gqa=True"  # k, v keep their kv_heads (GQA §2); SDPA shares them
     sliding = a.get("sliding")
-    chunk = a.get("chunk")
     if a.get("has_sinks") is not None:  # gpt-oss: the sink as one more key (attention_with_sinks)
         window = "" if sliding is None else f", window={sliding}"
         causal = "" if a["causal"] == False else f", is_causal={a['causal']}"  # noqa: E712 (attribute expression)
         return f"attention_with_sinks({q}, {k}, {v}, {rest[-1]}{causal}{window}{extra})"
-    if chunk is not None and not chunk.known:  # per layer (Llama 4): a chunk, or None and causal
-        keep = f"chunked_mask({q}.new_zeros({q}.size(-2), {k}.size(-2)), {chunk}) if {chunk} else None"
-        return f"F.scaled_dot_product_attention({q}, {k}, {v}, {keep}, is_causal={a['causal']}{extra})"
-    if chunk:  # the chunked causal mask as an additive mask (Llama 4's local layers)
-        keep = f"chunked_mask({q}.new_zeros({q}.size(-2), {k}.size(-2)), {chunk})"
-        return f"F.scaled_dot_product_attention({q}, {k}, {v}, {keep}{extra})"
-    if sliding is not None and not sliding.known:  # per layer (Gemma-2): a window, or None and causal
-        keep = f"sliding_mask({q}.new_zeros({q}.size(-2), {k}.size(-2)), {sliding}) if {sliding} else None"
-        return f"F.scaled_dot_product_attention({q}, {k}, {v}, {keep}, is_causal={a['causal']}{extra})"
-    if sliding:  # the causal band as an additive mask (Mistral 7B §2)
-        keep = f"sliding_mask({q}.new_zeros({q}.size(-2), {k}.size(-2)), {sliding})"
-        return f"F.scaled_dot_product_attention({q}, {k}, {v}, {keep}{extra})"
+    # a band as an additive mask: Llama 4's chunks, ModernBERT's local window, Mistral's sliding window;
+    # per layer (an attribute expression) it is None in the layers without it, which may be causal
+    bands = [(val, f"{fn}({q}.new_zeros({q}.size(-2), {k}.size(-2)), {val})")
+             for val, fn in ((a.get("chunk"), "chunked_mask"), (a.get("local"), "local_mask"), (sliding, "sliding_mask"))
+             if val is not None and (not val.known or bool(val))]
+    if bands and all(val.known for val, _ in bands):  # every instance has this band (one per layer at most)
+        return f"F.scaled_dot_product_attention({q}, {k}, {v}, {bands[0][1]}{extra})"
+    if bands:
+        keep = " else ".join(f"{mask} if {val}" for val, mask in bands) + " else None"
+        causal = "" if a["causal"] == False else f", is_causal={a['causal']}"  # noqa: E712 (attribute expression)
+        return f"F.scaled_dot_product_attention({q}, {k}, {v}, {keep}{causal}{extra})"
     if not rest:
         causal = "" if a["causal"] == False else f", is_causal={a['causal']}"  # noqa: E712 (attribute expression)
         return f"F.scaled_dot_product_attention({q}, {k}, {v}{causal}{extra})"
@@ -188,7 +186,8 @@ class Attention:
     present (the batch dim is B·nW). Optional attributes (absent unless set): `kv_heads` (GQA
     §2: k and v have kv_heads heads, each shared by h/kv_heads query heads, as HF's repeat_kv),
     `sliding` W (Mistral §2: query i sees keys i-W < j ≤ i; in place of `causal`), `chunk` C
-    (Llama 4: keys j ≤ i of i's chunk of C, ⌊j/C⌋ = ⌊i/C⌋; in place of `causal`). v may be
+    (Llama 4: keys j ≤ i of i's chunk of C, ⌊j/C⌋ = ⌊i/C⌋; in place of `causal`), `local` L
+    (ModernBERT: keys |i − j| ≤ L // 2, bidirectional). v may be
     narrower than q and k (DeepSeek's MLA: 128 value dims, 192 for the scores). `has_sinks`
     (gpt-oss): a last operand `sinks` (h,), one learned logit per head that joins each row's
     softmax and is then dropped (sink_softmax, graphspec/ops/gpt_oss.py); the fused emitters make
@@ -199,7 +198,7 @@ class Attention:
     defaults = {"causal": False, "has_bias": False, "has_mask": False, "windows": 1, "dropout": 0.0}
 
     def shape(q, k, v, *rest, scale, causal=False, has_bias=False, has_mask=False, windows=1, dropout=0.0,
-              kv_heads=None, sliding=None, chunk=None, has_sinks=False):
+              kv_heads=None, sliding=None, chunk=None, local=None, has_sinks=False):
         if q[-1] != k[-1] or k[-2] != v[-2]:
             raise ShapeError(f"attention: q {q}, k {k}, v {v} do not agree")
         if kv_heads is not None and (k[-3] != kv_heads or v[-3] != kv_heads
@@ -210,11 +209,11 @@ class Attention:
     def macs(out, q, k, v, *rest, **_):  # QKᵀ + ·V (MLA: v narrower than q, k). NB: softmax, scale, bias not counted
         return numel(q[:-1]) * k[-2] * (q[-1] + v[-1])
 
-    torch = Torch(call=lambda ops, a: _sdpa_call(ops, a), helpers=("attention", "sliding_mask", "chunked_mask",
+    torch = Torch(call=lambda ops, a: _sdpa_call(ops, a), helpers=("attention", "sliding_mask", "chunked_mask", "local_mask",
                                                                         "attention_with_sinks"))
 
     def eval(w, q, k, v, *rest, scale, causal=False, has_bias=False, has_mask=False, windows=1, dropout=0.0,
-             kv_heads=None, sliding=None, chunk=None, has_sinks=False):
+             kv_heads=None, sliding=None, chunk=None, local=None, has_sinks=False):
         # The unfused rules in the same order, so that fusion changes no bit. NB: dropout is the
         # identity at inference.
         from graphspec.ops.llm import SlidingMask
@@ -236,13 +235,17 @@ class Attention:
             from graphspec.ops.llama4 import ChunkedMask
 
             s = ChunkedMask.eval(w, s, chunk=chunk)
+        if local:
+            from graphspec.ops.modernbert import LocalMask
+
+            s = LocalMask.eval(w, s, window=local)
         if has_sinks:  # as SinkSoftmax.eval: the logit joins the row, its column is dropped
             sink = rest.pop(0).to(s.dtype).view(1, -1, 1, 1).expand(*s.shape[:-1], 1)
             return th.cat([s, sink], -1).softmax(-1)[..., :-1] @ v
         return s.softmax(dim=-1) @ v
 
     def onnx(e, q, k, v, *rest, scale, causal=False, has_bias=False, has_mask=False, windows=1, dropout=0.0,
-             kv_heads=None, sliding=None, chunk=None, has_sinks=False):
+             kv_heads=None, sliding=None, chunk=None, local=None, has_sinks=False):
         # ONNX Attention (opset 23) takes (B, h, N, d) as is, k/v with kv_heads heads (its GQA);
         # bias, window mask and sliding band become one additive attn_mask (B·nW, h, N, S).
         if has_sinks:  # the band (causal, sliding) and the sink column as one additive mask (h, N, S + 1)
@@ -259,6 +262,12 @@ class Attention:
             N, S = e.shape(q)[-2], e.shape(k)[-2]
             band = e.const(np.where(chunked_keep(N, S, chunk), 0.0, -np.inf).astype(np.float32), f"chunked_{chunk}")
             bias = band if bias is None else e("Add", bias, band)
+        if local:
+            from graphspec.ops.modernbert import local_keep
+
+            N, S = e.shape(q)[-2], e.shape(k)[-2]
+            band = e.const(np.where(local_keep(N, S, local), 0.0, -np.inf).astype(np.float32), f"local_{local}")
+            bias = band if bias is None else e("Add", bias, band)
         if mask is not None:
             nW, N, S = e.shape(mask)
             m = e.value(mask)
@@ -268,7 +277,7 @@ class Attention:
         return e("Attention", q, k, v, bias, scale=float(scale), is_causal=int(causal))
 
     def relax(e, q, k, v, *rest, scale, causal=False, has_bias=False, has_mask=False, windows=1, dropout=0.0,
-              kv_heads=None, sliding=None, chunk=None, has_sinks=False):
+              kv_heads=None, sliding=None, chunk=None, local=None, has_sinks=False):
         # relax.op.nn.attention wants (B, N, h, d): transpose in and out. GQA's k/v heads are
         # repeated first (HF's repeat_kv), the sliding band joins the bias as a constant.
         bias, mask = _bias_and_mask(rest, has_bias, has_mask)
@@ -299,6 +308,12 @@ class Attention:
             from graphspec.ops.llama4 import chunked_keep
 
             band = np.where(chunked_keep(N, S, chunk), 0.0, -np.inf).astype(np.float32)
+            band = e.const(np.broadcast_to(band, (1, h, N, S)).copy())
+            bias = band if bias is None else e("add", bias, band)
+        if local:
+            from graphspec.ops.modernbert import local_keep
+
+            band = np.where(local_keep(N, S, local), 0.0, -np.inf).astype(np.float32)
             band = e.const(np.broadcast_to(band, (1, h, N, S)).copy())
             bias = band if bias is None else e("add", bias, band)
         if e.decompose_attention:  # matmuls MetaSchedule can tune (it cannot build nn.attention's)

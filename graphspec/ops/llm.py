@@ -355,15 +355,21 @@ class Alibi:
 
 
 # -- counting only the (query, key) pairs a mask keeps (analysis's `unmasked` convention) ------
-MASKS = ("causal_mask", "sliding_mask", "chunked_mask")
+MASKS = ("causal_mask", "sliding_mask", "chunked_mask", "local_mask")
 _THROUGH = ("scale", "add", "softcap", "alibi", "add_window_mask", "dropout")
 
 
-def kept_pairs(N, S, window=None, chunk=None):
+def kept_pairs(N, S, window=None, chunk=None, local=None):
     """(query, key) pairs a causal mask (window None) or a sliding window W keeps, queries aligned
     with the last N of S keys: causal N(N+1)/2 when N = S, sliding Σᵢ min(i+1, W); a chunked
-    mask of C (Llama 4) keeps C(C+1)/2 per whole chunk and r(r+1)/2 for the r = N mod C left."""
+    mask of C (Llama 4) keeps C(C+1)/2 per whole chunk and r(r+1)/2 for the r = N mod C left;
+    a bidirectional local window (ModernBERT) N(2w+1) − w(w+1), w = local // 2."""
     import sympy
+
+    if local is not None:
+        from graphspec.ops.modernbert import local_keep_count
+
+        return local_keep_count(N, S, local)
 
     half = (lambda v: v // 2) if isinstance(N, int) and isinstance(S, int) else (lambda v: v / 2)
     if chunk is not None:
@@ -418,8 +424,8 @@ def unmasked_share(g, n, macs):
     """`macs` of attention matmul `n` (or a fused `attention`) scaled to the pairs its mask
     keeps; unchanged without a causal, sliding or chunked mask."""
     if n.op == "attention":
-        w, c = n.a.get("sliding"), n.a.get("chunk")
-        if not w and not c and not n.a.get("causal"):
+        w, c, loc = n.a.get("sliding"), n.a.get("chunk"), n.a.get("local")
+        if not w and not c and not loc and not n.a.get("causal"):
             return macs
         N, S = g[n.inputs[0]].shape[-2], g[n.inputs[1]].shape[-2]
     else:
@@ -427,8 +433,9 @@ def unmasked_share(g, n, macs):
         if m is None:
             return macs
         w, c = m.a.get("window"), m.a.get("chunk")
+        w, loc = (None, w) if m.op == "local_mask" else (w, None)
         N, S = m.shape[-2], m.shape[-1]
-    kept = kept_pairs(N, S, w, c)
+    kept = kept_pairs(N, S, w, c, loc)
     if all(isinstance(v, int) for v in (macs, kept, N, S)):
         return macs * kept // (N * S)  # exact: macs is a multiple of N·S
     return macs * kept / (N * S)

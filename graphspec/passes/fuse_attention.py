@@ -62,7 +62,7 @@ def _over_last_dim(n: Node) -> bool:
 def attention_pattern(q: Pattern | None = None, k: Pattern | None = None, v: Pattern | None = None) -> Pattern:
     """The unfused attention core; q, k, v default to `Any` captures (like Relax's
     `make_attention_pattern`). Captures: q, k, v, k_rep, v_rep, k_t, scores, scaled, bias,
-    biased, mask, masked, capped, causal | sliding | chunked, probs | sink, attn_drop, context."""
+    biased, mask, masked, capped, causal | sliding | chunked | local, probs | sink, attn_drop, context."""
     q, k, v = q or Any("q"), k or Any("k"), v or Any("v")
     k, v = Maybe("repeat_kv", k, name="k_rep"), Maybe("repeat_kv", v, name="v_rep")  # GQA §2
     s = Op("matmul", q, Op("transpose", k, name="k_t", where=_last_two_dims), name="scores")
@@ -71,7 +71,7 @@ def attention_pattern(q: Pattern | None = None, k: Pattern | None = None, v: Pat
     s = Maybe("add_window_mask", s, Any("mask"), name="masked")
     s = Maybe("softcap", s, name="capped")
     s = Alt(Op("causal_mask", s, name="causal"), Op("sliding_mask", s, name="sliding"),
-            Op("chunked_mask", s, name="chunked"), s)
+            Op("chunked_mask", s, name="chunked"), Op("local_mask", s, name="local"), s)
     p = Alt(Op("softmax", s, name="probs", where=_over_last_dim), Op("sink_softmax", s, name="sink"))
     p = Maybe("dropout", p, name="attn_drop")
     return Op("matmul", p, v, name="context")
@@ -101,11 +101,14 @@ def _fuse(m: Match):
         return m.decline("keys and values are not repeated alike (GQA shares each k/v head)")
     if "k_rep" in m:  # GQA: k, v keep their kv_heads; the fused op shares them (enable_gqa)
         extra["kv_heads"] = k.shape[-3]
+    band = next((m[b] for b in ("sliding", "chunked", "local") if b in m), None)
+    if band is not None and (bias is not None or mask is not None):  # NB: the generated SDPA call takes one of them
+        return m.decline(f"%{band.name}: a {band.op} band beside an additive bias or window mask stays unfused")
     if "capped" in m:  # NB: c·tanh(s/c) has no F.scaled_dot_product_attention / ONNX Attention form here
         return m.decline(f"%{m['capped'].name}: a logit soft-cap stays unfused (SDPA has no softcap)")
     sink = m.get("sink")
     if sink is not None:  # gpt-oss: one learned logit per head joins the softmax (attention_with_sinks)
-        if bias is not None or mask is not None or "chunked" in m:
+        if bias is not None or mask is not None or "chunked" in m or "local" in m:
             return m.decline(f"%{sink.name}: attention sinks fuse over a causal or sliding band only")
         owner = sink.a.get("weights") or sink.name
         sinks = m.emit("parameter", [], m.fresh(f"{sink.module}.sinks"), shape=(sink.a["heads"],), init="normal",
@@ -116,6 +119,8 @@ def _fuse(m: Match):
         extra["sliding"] = m["sliding"].a["window"]
     if "chunked" in m:  # Llama 4's local layers
         extra["chunk"] = m["chunked"].a["chunk"]
+    if "local" in m:  # ModernBERT's local layers
+        extra["local"] = m["local"].a["window"]
     drop = m.get("attn_drop")
     name = m.fresh(f"{m.root.module}.attention" if m.root.module else "attention")
     return m.emit("attention", operands, name,

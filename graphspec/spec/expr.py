@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import math
 import operator
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,13 +98,23 @@ BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, 
           ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: _pow}
 
 
+# Construct names that are Python keywords (`global`, as in `pattern(global(pos=rope(160000)),
+# local(128) * 2)`): parsed under a same-length alias, so that error columns stay put.
+_KEYWORDS = re.compile(r"(\"[^\"]*\"|'[^']*')|\bglobal\b")  # a quoted string is kept as it is
+_ALIAS, _UNALIAS = "globa_", {"globa_": "global"}
+
+
+def _alias(text: str) -> str:
+    return _KEYWORDS.sub(lambda m: m[1] or _ALIAS, text)
+
+
 def evaluate(text: str, env: dict[str, Any], *, symbols: bool = False, calls: bool = False) -> Any:
     """Evaluate `text` with the variables of `env`. Call forms are allowed when `calls`."""
     if len(text) > MAX_TEXT:
         raise ExprError(f"the expression is {len(text):,} characters long (at most {MAX_TEXT:,})",
                         fix="write a shorter expression; declare parts of it under `vars:`")
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        tree = ast.parse(_alias(text.strip()) if calls else text.strip(), mode="eval")
     except SyntaxError as e:
         raise ExprError(f"cannot parse {_short(text)!r}: {e.msg}", (e.offset or 1) - 1) from None
     except (ValueError, RecursionError, MemoryError):  # a NUL byte; nesting the parser refuses
@@ -159,6 +170,8 @@ class _Eval:
         if isinstance(node, ast.Constant) and isinstance(node.value, int | float | str | bool):
             return node.value
         if isinstance(node, ast.Name):
+            if self.calls and node.id in _UNALIAS:
+                return Call(_UNALIAS[node.id])
             if node.id in self.env:
                 return self.env[node.id]
             if node.id in CONSTANTS:
@@ -186,9 +199,10 @@ class _Eval:
         if isinstance(node, ast.List | ast.Tuple):
             return [self.visit(e) for e in node.elts]
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-            fname = node.func.id
+            fname = _UNALIAS.get(node.func.id, node.func.id) if self.calls else node.func.id
             args = tuple(self.visit(a) for a in node.args)
-            kwargs = {k.arg: self.visit(k.value) for k in node.keywords if k.arg}
+            kwargs = {(_UNALIAS.get(k.arg, k.arg) if self.calls else k.arg): self.visit(k.value)
+                      for k in node.keywords if k.arg}
             if fname in FUNCTIONS and not kwargs:
                 return FUNCTIONS[fname](*args)
             if self.calls:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from graphspec.spec.errors import Diagnostics, Loc, SpecError
+from graphspec.spec.expr import Call
 from graphspec.spec.loader import RawSpec
 from graphspec.spec.reader import _BAD, SECTION_EXAMPLES, _as_tuple, _Bad, _Reader, _show, _unknown  # noqa: F401
 from graphspec.spec.types import (  # noqa: F401 - re-exported: graphspec.spec.schema is the public module
@@ -109,8 +110,14 @@ def _embed(r: _Reader, v: Any) -> EmbedSpec:
     from graphspec import vocab
 
     pos_use = vocab.read(r, a.get("pos", "none"), p, "pos", "position encoding") or vocab.use("pos", "none")
-    common = dict(dim=dim, pos=pos_use.name, max_len=pos_use.get("max_len"), pos_use=pos_use,
-                  norm=r.typed(a.get("norm", False), p, bool, "norm"),
+    norm_use, construct_norm = None, isinstance(a.get("norm"), Call)
+    if construct_norm:  # `norm=layer_norm(1e-5, bias=false)` (ModernBERT: no bias)
+        norm_use = vocab.read(r, a["norm"], p, "norm", "embedding norm")
+        if "eps" in a:
+            r.diags.add(r.raw.loc(*p), f"eps= is the ε of norm=true; norm={a['norm']!r} has its own",
+                        "give the norm kind its ε, e.g. norm=layer_norm(1e-12, bias=false), and remove eps=")
+    common = dict(dim=dim, pos=pos_use.name, max_len=pos_use.get("max_len"), pos_use=pos_use, norm_use=norm_use,
+                  norm=(norm_use is not None) if construct_norm else r.typed(a.get("norm", False), p, bool, "norm"),
                   dropout=r.typed(a.get("dropout", 0.0), p, float, "dropout", minimum=0),
                   eps=r.typed(a.get("eps", 1e-5), p, float, "eps"))
     if kind == "tokens":

@@ -66,6 +66,7 @@ class EmbedSpec:
     dropout: float = 0.0
     eps: float = 1e-5
     pos_use: Any = None  # the position construct (graphspec.vocab.Use); `pos` is its name
+    norm_use: Any = None  # `norm=layer_norm(1e-5, bias=false)`: the norm construct (None: LayerNorm(eps))
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Attention masks (`attention: causal | sliding(4096) | chunked(8192) | windowed(7) |
+"""Attention masks (`attention: causal | sliding(4096) | chunked(8192) | local(128) | windowed(7) |
 shifted_windows(7) | global`) and the unfused multi-head attention they wrap.
 
 Each mask is a construct whose lowering calls `attend` with its hooks; `plan(use, at)` (a hook)
@@ -7,7 +7,7 @@ itself is emitted unfused, in the order `passes.fuse_attention` matches:
 
     q, k, v = linear(x) ×3 (k, v: kv_heads·head_dim wide) -> [q_norm, k_norm (qk_norm: all)] -> split_heads
       -> [q_norm, k_norm (qk_norm: head)] -> [rotary q, k] -> [repeat_kv k, v (GQA)] -> matmul(q, transpose(k))
-      -> scale -> [rel_pos_bias, add_window_mask] [alibi] [softcap] [causal_mask | sliding_mask | chunked_mask]
+      -> scale -> [rel_pos_bias, add_window_mask] [alibi] [softcap] [causal_mask | sliding_mask | chunked_mask | local_mask]
       -> softmax -> [dropout] -> matmul(·, v) -> merge_heads -> linear (output projection)
 """
 
@@ -169,6 +169,18 @@ def chunked(b, use, layer, x, kv, local):
     C = use["chunk"]
     return attend(b, layer, x, kv, local, pos_q=layer.pos_q, pos_k=layer.pos_k, cls=use.construct.module,
                   on_scores=(lambda b, s: b.emit("chunked_mask", (s,), "masked", chunk=C),))
+
+
+@construct("mask", "local", Arg("window", int, minimum=0, exclusive=True,
+                                 doc="the window's width: query i sees keys |i − j| ≤ window // 2 (HF's local_attention)"),
+           _POS, check=_check_pos, hooks={"plan": _plan_none}, example="attention: pattern(global, local(128) * 2)")
+def local(b, use, layer, x, kv, local):
+    """Bidirectional local window (Longformer §3.1's w, w/2 on each side; ModernBERT's local
+    layers, local_attention 128): query i sees keys j with |i − j| ≤ window // 2. MACs are counted
+    dense by default; `unmasked` counts N(2w + 1) − w(w + 1) pairs per head, w = window // 2."""
+    W = use["window"]
+    return attend(b, layer, x, kv, local, pos_q=layer.pos_q, pos_k=layer.pos_k,
+                  on_scores=(lambda b, s: b.emit("local_mask", (s,), "masked", window=W),))
 
 
 def _known(d: Any) -> bool:

@@ -90,6 +90,7 @@ class Layer:
     grid: tuple | None = None
     window: Any = None
     shift: Any = None
+    index: int = 0  # the block's position in its stack (0: the first)
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,10 @@ def run(b, layer: Layer, items: tuple, x: str, norm_names: tuple[str, ...] = ())
 
     def step(u: Use, h: str) -> str:
         if u.name == "norm":
-            return norms.apply(b, layer.norm, h, norm_name(u))
+            name = norm_name(u)
+            if layer.index == 0 and not u.get("first"):  # ModernBERT: block 0 reads the embedding's norm
+                return h
+            return norms.apply(b, layer.norm, h, name)
         return u.lower(b, layer, h)
 
     branches = 0
@@ -157,6 +161,8 @@ def norm_names(placement: Use, names: Names) -> tuple[str, ...]:
 
 # -- steps ----------------------------------------------------------------------------------
 @construct("sublayer", "norm", Arg("name", str, None, doc="attribute name (default norm1, norm2, …)"),
+           Arg("first", bool, True, doc="false: not in the stack's first block, whose input is already "
+               "normalised (ModernBERT's attn_norm, after the embedding's norm)"),
            example="block: [[norm, attn], [norm, mlp]]")
 def norm_step(b, use, layer, x):
     """The stack's norm kind (handled by `run`, which numbers the norms)."""

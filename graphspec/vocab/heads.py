@@ -119,6 +119,7 @@ def segmentation(b, use, ctx, x):
 @construct("head", "mlm", Arg("act", "act", "gelu"), Arg("eps", float, 1e-12, minimum=0, doc="the LayerNorm's ε"),
            Arg("tied", bool, True, doc="decode through the token embedding's weight (else a decoder of its own)"),
            Arg("nsp", bool, False, doc="also BERT's next-sentence classifier on the pooler (BertForPreTraining)"),
+           Arg("bias", bool, True, doc="the dense's bias and the LayerNorm's shift (ModernBERT's head: false)"),
            example="head: mlm(gelu, eps=1e-12)", module="MaskedLMTransform", attr="mlm",
            doc_class="BERT's masked-LM transform (Devlin et al. §3.1; HF's BertPredictionHeadTransform): "
                      "dense, activation, LayerNorm.")
@@ -128,13 +129,15 @@ def mlm(b, use, ctx, x):
     (the tied projection reads the root's table, so it sits at the root as a tied `lm` does);
     untied (`tied=false`, tie_word_embeddings false), a Linear d -> vocab `mlm_decoder` of its own.
     With `nsp`, BertPreTrainingHeads: also the pooler and `seq_relationship`, Linear d -> 2 on it
-    (Devlin et al. §3.1, task 2), returned after the logits as HF's BertForPreTraining does."""
+    (Devlin et al. §3.1, task 2), returned after the logits as HF's BertForPreTraining does.
+    `bias=false`: the dense and the LayerNorm without bias (ModernBertPredictionHead; the decoder
+    keeps its bias)."""
     spec, dim = ctx.spec, b.shape(x)[-1]
     vocab = spec.embed.vocab
     with b.module("mlm", "MaskedLMTransform", dim=dim, act=use["act"].name):
-        h = b.emit("linear", (x,), "dense", out_features=dim, bias=True, in_features=dim)
+        h = b.emit("linear", (x,), "dense", out_features=dim, bias=use["bias"], in_features=dim)
         h = use["act"].lower(b, ctx, h)
-        h = b.emit("layer_norm", (h,), "norm", dim=dim, eps=use["eps"])
+        h = b.emit("layer_norm", (h,), "norm", dim=dim, eps=use["eps"], **({} if use["bias"] else {"bias": False}))
     if use["tied"]:
         y = b.emit("linear", (h,), "mlm_decoder", out_features=vocab, bias=False, in_features=dim,
                    weights=_tied_name(spec))
