@@ -445,3 +445,23 @@ def test_global_inside_a_quoted_string_stays_as_written():
 
     assert evaluate("f(name='a global b', x=global)", {}, calls=True) == Call("f", (), {"name": "a global b",
                                                                                       "x": Call("global")})
+
+
+def test_import_weights_reads_a_saved_masked_lm(tmp_path):
+    """`graphspec import-weights` of a ModernBertForMaskedLM saved by save_pretrained (its tied
+    decoder.weight written once): the generated module loads the file strictly and computes HF's logits."""
+    from safetensors.torch import load_file
+
+    cfg = transformers.ModernBertConfig(vocab_size=128, hidden_size=64, num_hidden_layers=4, num_attention_heads=4,
+                                        intermediate_size=96, local_attention=8, attn_implementation="eager", **TOKENS)
+    hf = hf_ref.random_hf(transformers.ModernBertForMaskedLM, cfg).eval()
+    hf.save_pretrained(tmp_path / "hf")
+    overrides = [*SMALL, "head=mlm(gelu, eps=1e-5, bias=false)"]
+    r = CliRunner().invoke(main, ["import-weights", "modernbert_base", str(tmp_path / "hf"), "-o",
+                                  str(tmp_path / "w.safetensors"), *[a for s in overrides for a in ("--set", s)]])
+    assert r.exit_code == 0, r.output
+    _, net, _ = hf_ref.generated(graphspec.load("modernbert_base", overrides), "none")
+    net.load_state_dict(load_file(str(tmp_path / "w.safetensors")), strict=True)
+    x = ids(9)
+    with torch.no_grad():
+        assert hf_ref.rel_err(net(x), hf(input_ids=x).logits) < RTOL
