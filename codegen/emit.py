@@ -9,7 +9,7 @@ between instances become constructor arguments (see exprs.py); optional steps be
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -308,12 +308,10 @@ class ClassEmitter:
         else:
             extra = {}
             if t.init is not None or t.setup:
-                extra["mod"] = self._module(j, ms, t)
-                if optional and get(node.op).has(NORM):  # absent in some blocks: the identity there (HF's
-                    line = self.lines[-1]  # ModernBERT: `nn.Identity() if layer_id == 0 else nn.LayerNorm(...)`)
-                    flag = self.cond(j, present, GUARD_NAMES.get(node.op, code.hint))
-                    self.lines[-1] = f"{line} if {flag} else nn.Identity()"
-                    optional = False
+                identity = optional and get(node.op).has(NORM)  # a norm some blocks lack: nn.Identity() there
+                extra["mod"] = self._module(j, ms, t, unless=(lambda: self.cond(j, present, code.hint)) if identity
+                                            else None)
+                optional = optional and not identity
         ref = self.inputs[0] if self.inputs else "x"
         code.uses_ref = isinstance(call, str) and "{ref}" in call
         code.fn = lambda ops, call=call, extra=extra, ref=ref: fill(call, ops, Attrs(self, j, "fwd", ref=ref, **extra))
@@ -360,7 +358,10 @@ class ClassEmitter:
             raise CodegenError(f"module {q!r} uses the parameters of {owner!r}, outside itself")
         return owner[len(q) + 1:] if q else owner
 
-    def _module(self, j: int, ms: MStep, t) -> str:
+    def _module(self, j: int, ms: MStep, t, unless: Callable[[], str] | None = None) -> str:
+        """The attribute holding the module of step `j` (built here at its first use); `unless()`
+        names the argument without which it is built as nn.Identity() (HF's ModernBERT:
+        `nn.Identity() if layer_id == 0 else nn.LayerNorm(...)`)."""
         node = ms.first.node
         has_params = get(node.op).has(HAS_PARAMS)
         if has_params:
@@ -389,7 +390,8 @@ class ClassEmitter:
             if init is not None:
                 self.shared_modules[init] = mod
         if init is not None:
-            self.lines.append(f"self.{mod} = {init.replace('_mod_', mod)}")
+            self.lines.append(f"self.{mod} = {init.replace('_mod_', mod)}"
+                              + (f" if {unless()} else nn.Identity()" if unless else ""))
         for line in t.setup:
             self._setup(line, j, mod)
         return mod

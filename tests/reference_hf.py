@@ -147,6 +147,19 @@ def hf_backend_errors(hf, m, ids, family=None) -> dict[str, float]:
     return errors
 
 
+def exported(tmp_path, name, overrides=(), weights=None):
+    """`graphspec export NAME --format hf` into tmp_path/hf (with `--set` overrides and graphspec-named
+    `weights`): (the CLI result, the directory); never a traceback."""
+    from click.testing import CliRunner
+    from graphspec.cli.main import main
+
+    out = tmp_path / "hf"
+    args = ["export", name, "--format", "hf", "-o", str(out), *[a for s in overrides for a in ("--set", s)]]
+    r = CliRunner().invoke(main, args + (["--weights", str(weights)] if weights else []))
+    assert "Traceback" not in r.output, r.output
+    return r, out
+
+
 def round_trip_mismatches(net, graph, family, hf) -> list[str]:
     """net's state dict mapped back to HF's names: the keys missing, extra or not equal bit for
     bit to HF's own tensors ([] when the mapping is exact both ways)."""

@@ -326,17 +326,9 @@ def test_the_classifier_imports_as_its_base_model(tmp_path):
 
 
 # -- graphspec export --format hf (graphspec/interchange/hf_export.py: _dinov2) ----------------------
-def exported(tmp_path, name, overrides=(), weights=None):
-    out = tmp_path / "hf"
-    args = ["export", name, "--format", "hf", "-o", str(out), *[a for s in overrides for a in ("--set", s)]]
-    r = CliRunner().invoke(main, args + (["--weights", str(weights)] if weights else []))
-    assert "Traceback" not in r.output, r.output
-    return r, out
-
-
 @pytest.mark.parametrize("name", sorted(SIZES))
 def test_exported_config_describes_the_spec(tmp_path, name):
-    r, out = exported(tmp_path, name)
+    r, out = hf_ref.exported(tmp_path, name)
     assert r.exit_code == 0, r.output
     cfg = transformers.AutoConfig.from_pretrained(out)
     hf = hf_ref.meta(getattr(transformers, cfg.architectures[0]), cfg)
@@ -354,7 +346,7 @@ def test_exported_weights_load_into_hugging_face_and_compute_the_same(tmp_path, 
     _, net, _ = hf_ref.generated(m, "default")
     hf_ref.perturbed(net, seed=4)
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp_path / "w.safetensors"))
-    r, out = exported(tmp_path, name, overrides, tmp_path / "w.safetensors")
+    r, out = hf_ref.exported(tmp_path, name, overrides, tmp_path / "w.safetensors")
     assert r.exit_code == 0, r.output
     cfg = transformers.AutoConfig.from_pretrained(out)
     hf, info = getattr(transformers, cfg.architectures[0]).from_pretrained(out, output_loading_info=True)
@@ -370,7 +362,7 @@ def test_exported_weights_load_into_hugging_face_and_compute_the_same(tmp_path, 
     ("dinov2_s14", ["L=1", "img_size=28", "encoder.norm=post"], "cannot describe this spec exactly"),
 ])
 def test_a_dinov2_no_config_describes_is_refused(tmp_path, name, sets, words):
-    r, out = exported(tmp_path, name, sets)
+    r, out = hf_ref.exported(tmp_path, name, sets)
     assert r.exit_code == 2 and words in r.output, r.output
     assert not out.exists()
 
@@ -415,11 +407,11 @@ def test_hidden_dropout_is_the_embeddings_dropout(tmp_path):
     drops = [n for n in m.graph if n.op == "dropout"]
     assert [n.name for n in drops] == ["pos_drop"] and drops[0].a["p"] == 0.1
     small = ["img_size=28", "D=32", "L=1", "h=2"]
-    r, hf_dir = exported(tmp_path, "dinov2_s14", small + ["embed=patches(patch, dim=D, cls_token=true, pos=learned, "
+    r, hf_dir = hf_ref.exported(tmp_path, "dinov2_s14", small + ["embed=patches(patch, dim=D, cls_token=true, pos=learned, "
                                                           "dropout=0.1)"])
     assert r.exit_code == 0, r.output
     assert json.loads((hf_dir / "config.json").read_text())["hidden_dropout_prob"] == 0.1
-    r, hf_dir = exported(tmp_path / "b", "dinov2_s14", small + ["encoder.dropout=0.1"])
+    r, hf_dir = hf_ref.exported(tmp_path / "b", "dinov2_s14", small + ["encoder.dropout=0.1"])
     assert r.exit_code == 2 and "cannot describe this spec exactly" in r.output, r.output
 
 

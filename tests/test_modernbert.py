@@ -322,17 +322,9 @@ def test_configs_graphspec_cannot_express_are_refused_at_their_key(tmp_path, cha
     assert not path.exists()
 
 
-def exported(tmp_path, name, overrides=(), weights=None):
-    out = tmp_path / "hf"
-    args = ["export", name, "--format", "hf", "-o", str(out), *[a for s in overrides for a in ("--set", s)]]
-    r = CliRunner().invoke(main, args + (["--weights", str(weights)] if weights else []))
-    assert "Traceback" not in r.output, r.output
-    return r, out
-
-
 @pytest.mark.parametrize("name", sorted(SIZES))
 def test_exported_config_describes_the_spec(tmp_path, name):
-    r, out = exported(tmp_path, name)
+    r, out = hf_ref.exported(tmp_path, name)
     assert r.exit_code == 0, r.output
     cfg = transformers.AutoConfig.from_pretrained(out)
     assert cfg.architectures == ["ModernBertModel"] and cfg.sliding_window == 64
@@ -348,7 +340,7 @@ def test_exported_weights_load_into_hugging_face_and_compute_the_same(tmp_path, 
     _, net, _ = hf_ref.generated(m, "default")
     hf_ref.perturbed(net, seed=4)
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp_path / "w.safetensors"))
-    r, out = exported(tmp_path, "modernbert_base", overrides, tmp_path / "w.safetensors")
+    r, out = hf_ref.exported(tmp_path, "modernbert_base", overrides, tmp_path / "w.safetensors")
     assert r.exit_code == 0, r.output
     cfg = transformers.AutoConfig.from_pretrained(out)
     cfg._attn_implementation = "eager"
@@ -368,7 +360,7 @@ def test_exported_weights_load_into_hugging_face_and_compute_the_same(tmp_path, 
     (['encoder.block=[["norm(attn_norm)", attn], ["norm(mlp_norm)", mlp]]'], "cannot describe this spec exactly"),
 ])
 def test_a_modernbert_no_config_describes_is_refused(tmp_path, sets, words):
-    r, out = exported(tmp_path, "modernbert_base", [*SMALL, *sets])
+    r, out = hf_ref.exported(tmp_path, "modernbert_base", [*SMALL, *sets])
     assert r.exit_code == 2 and words in r.output, r.output
     assert not out.exists()
 
@@ -419,7 +411,7 @@ def test_generated_module_keeps_every_layers_mask(tmp_path, role, pos, masks):
 
 
 def test_export_refuses_local_layers_without_rope(tmp_path):
-    r, out = exported(tmp_path, "modernbert_base", [*SMALL, "encoder.attention=pattern(global, local(8, pos=none) * 2)"])
+    r, out = hf_ref.exported(tmp_path, "modernbert_base", [*SMALL, "encoder.attention=pattern(global, local(8, pos=none) * 2)"])
     assert r.exit_code == 2 and "a ModernBertConfig's layers rotate with RoPE" in r.output, r.output
     assert not out.exists()
 

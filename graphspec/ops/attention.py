@@ -36,11 +36,16 @@ def _swap(rank: int, dims) -> list[int]:
     return perm
 
 
-def _band(N: int, S: int, causal, sliding) -> np.ndarray:
-    """(N, S) float32: 0 where query i sees key j under the causal or sliding mask, -inf elsewhere."""
+def _band(N: int, S: int, causal, sliding, chunk=None, local=None) -> np.ndarray:
+    """(N, S) float32: 0 where query i sees key j under the causal mask and the sliding, chunked
+    or local band (each when set), -inf elsewhere."""
+    from graphspec.ops.llama4 import chunked_keep
     from graphspec.ops.llm import sliding_keep
+    from graphspec.ops.modernbert import local_keep
 
-    keep = np.ones((N, S), dtype=bool) if not sliding else sliding_keep(N, S, sliding)
+    keep = np.ones((N, S), dtype=bool)
+    for band, keep_of in ((sliding, sliding_keep), (chunk, chunked_keep), (local, local_keep)):
+        keep = keep & keep_of(N, S, band) if band else keep
     keep = keep & np.tril(np.ones((N, S), dtype=bool), S - N) if causal else keep
     return np.where(keep, 0.0, -np.inf).astype(np.float32)
 
@@ -252,21 +257,9 @@ class Attention:
             return e("Attention", *_sink_operands_onnx(e, q, k, v, rest[-1], causal, sliding),
                      scale=float(scale), is_causal=0)
         bias, mask = _bias_and_mask(rest, has_bias, has_mask)  # (h, N, S), (nW, N, S)
-        if sliding:
+        if sliding or chunk or local:  # the sliding, chunked or local band (one per layer at most)
             N, S = e.shape(q)[-2], e.shape(k)[-2]
-            band = e.const(_band(N, S, False, sliding), "sliding_mask")
-            bias = band if bias is None else e("Add", bias, band)
-        if chunk:
-            from graphspec.ops.llama4 import chunked_keep
-
-            N, S = e.shape(q)[-2], e.shape(k)[-2]
-            band = e.const(np.where(chunked_keep(N, S, chunk), 0.0, -np.inf).astype(np.float32), f"chunked_{chunk}")
-            bias = band if bias is None else e("Add", bias, band)
-        if local:
-            from graphspec.ops.modernbert import local_keep
-
-            N, S = e.shape(q)[-2], e.shape(k)[-2]
-            band = e.const(np.where(local_keep(N, S, local), 0.0, -np.inf).astype(np.float32), f"local_{local}")
+            band = e.const(_band(N, S, False, sliding, chunk, local), "band")
             bias = band if bias is None else e("Add", bias, band)
         if mask is not None:
             nW, N, S = e.shape(mask)
@@ -300,21 +293,8 @@ class Attention:
             B = e.dims(q)[0] // nW
             m = e("broadcast_to", m, (B, nW, h, N, S))
             bias = e("reshape", m, (-1, h, N, S))  # B·nW, h, N, S
-        if sliding:
-            band = _band(N, S, False, sliding)
-            band = e.const(np.broadcast_to(band, (1, h, N, S)).copy())
-            bias = band if bias is None else e("add", bias, band)
-        if chunk:
-            from graphspec.ops.llama4 import chunked_keep
-
-            band = np.where(chunked_keep(N, S, chunk), 0.0, -np.inf).astype(np.float32)
-            band = e.const(np.broadcast_to(band, (1, h, N, S)).copy())
-            bias = band if bias is None else e("add", bias, band)
-        if local:
-            from graphspec.ops.modernbert import local_keep
-
-            band = np.where(local_keep(N, S, local), 0.0, -np.inf).astype(np.float32)
-            band = e.const(np.broadcast_to(band, (1, h, N, S)).copy())
+        if sliding or chunk or local:  # the sliding, chunked or local band (one per layer at most)
+            band = e.const(np.broadcast_to(_band(N, S, False, sliding, chunk, local), (1, h, N, S)).copy())
             bias = band if bias is None else e("add", bias, band)
         if e.decompose_attention:  # matmuls MetaSchedule can tune (it cannot build nn.attention's)
             s = e("multiply", e("matmul", q, e("permute_dims", k, [0, 1, 3, 2])), e.scalar(scale))
