@@ -112,6 +112,7 @@ RULES: dict[str, list[tuple[str, list[str], Any]]] = {
         (r"blocks\.(\d+)\.ls([12])\.gamma", ["encoder.layer.{0}.layer_scale{1}.lambda1"], "copy"),
         (rf"blocks\.(\d+)\.mlp\.(fc1|fc2|gate_proj|up_proj|down_proj)\.{_P}", ["encoder.layer.{0}.mlp.{1}.{2}"], "copy"),
         (rf"norm\.{_P}", ["layernorm.{0}"], "copy"),
+        (rf"head\.{_P}", ["=classifier.{0}"], "copy"),  # classifier(n, pool=cls_mean): ...ForImageClassification
     ],
     "bert": [
         (r"embed\.tokens\.weight", ["embeddings.word_embeddings.weight"], "copy"),
@@ -133,6 +134,7 @@ RULES: dict[str, list[tuple[str, list[str], Any]]] = {
         (r"mlm_bias", ["=cls.predictions.bias"], "copy"),
         (rf"mlm_decoder\.{_P}", ["=cls.predictions.decoder.{0}"], "copy"),  # mlm(tied=false)
         (rf"seq_relationship\.{_P}", ["=cls.seq_relationship.{0}"], "copy"),  # mlm(nsp=true): BertForPreTraining
+        (rf"head\.{_P}", ["=classifier.{0}"], "copy"),  # classifier: BertFor{Sequence,Token}Classification
     ],
     "gpt2": [
         (r"embed\.tokens\.weight", ["wte.weight"], "copy"),
@@ -287,6 +289,9 @@ RULES: dict[str, list[tuple[str, list[str], Any]]] = {
         (rf"mlm\.norm\.{_P}", ["=head.norm.{0}"], "copy"),
         (r"mlm_bias", ["=decoder.bias"], "copy"),
         (rf"mlm_decoder\.{_P}", ["=decoder.{0}"], "copy"),  # mlm(tied=false)
+        # head: classifier(n, transform=gelu, ...) (ModernBertFor{Sequence,Token}Classification)
+        (rf"transform\.(dense|norm)\.{_P}", ["=head.{0}.{1}"], "copy"),
+        (rf"head\.{_P}", ["=classifier.{0}"], "copy"),
     ],
     # Llama 4 (Llama4ForCausalLM) calls the MLP `feed_forward`, the router `router` and the shared
     # expert `shared_expert`, and stores the experts as (E, in, out): gate_up_proj (E, d, 2·ff),

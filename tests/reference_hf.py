@@ -126,15 +126,16 @@ def hf_interpreter_error(hf, graph, ids, family=None) -> float:
         return rel_err(interpreted(graph, ids, to_graphspec(hf, graph, family)), hf(input_ids=ids).logits)
 
 
-def hf_backend_errors(hf, m, ids, family=None) -> dict[str, float]:
+def hf_backend_errors(hf, m, ids, family=None, key="input_ids") -> dict[str, float]:
     """The loaded spec `m` with HF's weights through ONNX (onnxruntime; unfused and after the
-    default passes) and TVM Relax (llvm, default passes), on the token `ids`: {backend and
-    passes: the relative error of its logits against HF's}."""
+    default passes) and TVM Relax (llvm, default passes), on the token `ids` (HF's argument
+    `key`: pixel_values for an image): {backend and passes: the relative error of its logits
+    against HF's}."""
     from graphspec.backends import onnx as gx
     from graphspec.backends import tvm as gt
 
     with torch.no_grad():
-        want = hf(input_ids=ids).logits
+        want = hf(**{key: ids}).logits
     errors = {}
     for passes in ("none", "default"):
         g = pipeline(m.graph, passes)

@@ -184,10 +184,10 @@ FAMILY_IGNORED: dict[str, set[str]] = {
     "deepseek_v2": {"auto_map"}, "deepseek_v3": {"auto_map"},  # the pattern: read when layer_types is absent
     # Llama 4's released text_config: a flag of Meta's llm-compressor release (no model change), generate()'s cache
     "llama4_text": {"for_llm_compressor", "cache_implementation"},
-    # ModernBERT: init, the task heads' pooling, flash-attention and sparse-prediction switches, torch.compile,
+    # ModernBERT: init, flash-attention and sparse-prediction switches, torch.compile,
     # the [CLS] id; the released config.json's `position_embedding_type` ("absolute") and `layer_norm_eps`
     # (beside norm_eps), which ModernBertModel never reads
-    "modernbert": {"initializer_cutoff_factor", "classifier_pooling", "deterministic_flash_attn", "sparse_prediction",
+    "modernbert": {"initializer_cutoff_factor", "deterministic_flash_attn", "sparse_prediction",
                    "sparse_pred_ignore_index", "reference_compile", "repad_logits_with_grad", "cls_token_id",
                    "position_embedding_type", "layer_norm_eps"},
 }

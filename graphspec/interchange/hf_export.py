@@ -62,6 +62,14 @@ def _act(st) -> str:
     return getattr(act, "name", act)  # a Use of kind `act`, or its name
 
 
+def task(h) -> str | None:
+    """HF's task-head class suffix of a `classifier` on tokens: "TokenClassification" for
+    pool=tokens, else "SequenceClassification"; None for another head."""
+    if h.kind != "classifier":
+        return None
+    return "TokenClassification" if use_of(h)["pool"] == "tokens" else "SequenceClassification"
+
+
 def family(spec) -> str:
     """The Hugging Face `model_type` whose config can describe `spec` (ExportError otherwise)."""
     e, stacks, head = spec.embed, spec.stacks, spec.head
@@ -112,13 +120,15 @@ def family(spec) -> str:
             return "modernbert"
         if e.kind == "tokens" and e.pos == "learned" and st.role == "decoder" and head.kind in ("lm", "none"):
             return "gpt2"
-        if e.kind == "tokens" and e.pos == "learned" and st.role == "encoder" and head.kind in ("pooler", "mlm"):
+        if e.kind == "tokens" and e.pos == "learned" and st.role == "encoder" and (
+                head.kind in ("pooler", "mlm") or head.kind == "classifier" and use_of(head)["pool"] in ("pooler", "tokens")):
             return "bert"
         if e.kind == "patches" and not e.cls_token and e.pos == "learned" and len(st.depths) == 1 \
                 and head.kind in ("map", "none"):  # SigLIP's vision tower
             return "siglip_vision_model"
-        if e.kind == "patches" and e.cls_token and st.layer_scale is not None and len(st.depths) == 1 \
-                and head.kind == "none":  # LayerScale: DINOv2 (hf_import_dinov2.py)
+        if e.kind == "patches" and e.cls_token and st.layer_scale is not None and len(st.depths) == 1 and (
+                head.kind == "none" or head.kind == "classifier" and use_of(head)["pool"] == "cls_mean"):
+            # LayerScale: DINOv2 (hf_import_dinov2.py)
             return "dinov2_with_registers" if e.registers else "dinov2"
         if e.kind == "patches" and e.cls_token and len(st.depths) == 1 and head.kind in ("classifier", "pooler"):
             return "vit"
@@ -152,13 +162,13 @@ def _gpt2(spec) -> dict:
 def _bert(spec) -> dict:
     e, st, h = spec.embed, spec.stacks[0], spec.head
     causal = st.attention.kind == "causal"  # BertLMHeadModel: is_decoder
-    arch = "BertModel" if h.kind != "mlm" else "BertForPreTraining" if use_of(h)["nsp"] else \
-        "BertLMHeadModel" if causal else "BertForMaskedLM"
+    arch = f"BertFor{task(h)}" if task(h) else "BertModel" if h.kind != "mlm" else \
+        "BertForPreTraining" if use_of(h)["nsp"] else "BertLMHeadModel" if causal else "BertForMaskedLM"
     untied = {"tie_word_embeddings": False} if h.kind == "mlm" and not h.tied else {}  # mlm(tied=false)
     return dict(architectures=[arch], **untied, **({"is_decoder": True} if causal else {}), vocab_size=e.vocab, hidden_size=st.dim, num_hidden_layers=sum(st.depths),
                 num_attention_heads=st.heads[0], intermediate_size=_d_ff(st), hidden_act=ACT_OUT.get(_act(st), _act(st)),
                 hidden_dropout_prob=st.dropout, attention_probs_dropout_prob=st.attn_dropout,
-                max_position_embeddings=e.max_len, type_vocab_size=e.types, layer_norm_eps=st.eps)
+                max_position_embeddings=e.max_len, type_vocab_size=e.types, layer_norm_eps=st.eps, **_labels(h))
 
 
 def _vit(spec) -> dict:
@@ -207,9 +217,12 @@ def _dinov2(spec) -> dict:
                hidden_dropout_prob=e.dropout, attention_probs_dropout_prob=st.attn_dropout, layer_norm_eps=st.eps,
                image_size=_table_size(spec), patch_size=e.patch, num_channels=i.channels, qkv_bias=bool(st.qkv_bias),
                layerscale_value=st.layer_scale)
+    base = "Dinov2WithRegisters" if e.registers else "Dinov2"
+    cfg.update(architectures=[f"{base}ForImageClassification" if spec.head.kind == "classifier" else f"{base}Model"],
+               **_labels(spec.head))
     if e.registers:
-        return dict(architectures=["Dinov2WithRegistersModel"], num_register_tokens=e.registers, **cfg)
-    return dict(architectures=["Dinov2Model"], use_mask_token=False, **cfg)
+        return dict(num_register_tokens=e.registers, **cfg)
+    return dict(use_mask_token=False, **cfg)
 
 
 def _siglip_vision(spec) -> dict:
@@ -385,9 +398,24 @@ def _smollm3(spec) -> dict:
 def _decoder(spec, lm_class: str, base_class: str) -> dict:
     """The keys every `names: hf` decoder's config has: sizes, activation, tied head, dropout, RoPE."""
     e, st, h = spec.embed, spec.stacks[0], spec.head
-    return dict(architectures=[lm_class if h.kind == "lm" else base_class], vocab_size=e.vocab, hidden_size=st.dim,
+    arch = lm_class if h.kind == "lm" else base_class
+    if task(h):  # GenericFor{Sequence,Token}Classification (hf_import_llm.DECODER_TASKS)
+        from graphspec.interchange.hf_import_llm import task_class
+
+        arch, u = task_class(lm_class, task(h)), use_of(h)
+        if arch is None:
+            raise ExportError(f"{spec.name}: transformers has no {task(h)[:-14].lower()} classification "
+                              f"model beside {lm_class}; export it with head: lm or none")
+        if u["transform"] is not None or task(h) == "SequenceClassification" and (u["pool"] != "last" or u["bias"]):
+            raise ExportError(f"{spec.name}: transformers' decoders classify the last token with a Linear without "
+                              f"bias, or every token with a Linear; this head is {u} (write classifier(n, pool=last, "
+                              "bias=false) or classifier(n, pool=tokens))")
+    labels = _labels(h)
+    if task(h) == "TokenClassification" and not h.bias:  # GenericForTokenClassification's score: biased by default
+        labels["token_classification_bias"] = False
+    return dict(architectures=[arch], **labels, vocab_size=e.vocab, hidden_size=st.dim,
                 num_hidden_layers=sum(st.depths), num_attention_heads=st.heads[0],
-                hidden_act=ACT_OUT.get(_act(st), _act(st)), tie_word_embeddings=bool(h.tied),
+                hidden_act=ACT_OUT.get(_act(st), _act(st)), tie_word_embeddings=bool(h.tied) and h.kind != "classifier",
                 attention_dropout=st.attn_dropout,
                 max_position_embeddings=e.pos_use.get("max_len") or max(2048, spec.input.seq_len or 0),
                 rope_parameters=rope_parameters(e.pos_use))

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from graphspec.interchange.config import Reader, show
 from graphspec.interchange.hf_import import Spec, _head, _seq, num
-from graphspec.interchange.hf_import_llm import _layer_masks, _rope, _rope_text
+from graphspec.interchange.hf_import_llm import _layer_masks, _rope, _rope_text, task_heads
 
 
 def import_gpt_oss(r: Reader, s: Spec) -> None:
@@ -66,7 +66,7 @@ def import_gpt_oss(r: Reader, s: Spec) -> None:
         f.append(("attn_dropout", r.float("attention_dropout")))
     s.stacks.append(("decoder×L", f + [("final_norm", True)]))
     s.head = _head(r, "gpt_oss", {"GptOssForCausalLM": f"lm(tied={num(r.bool('tie_word_embeddings', False))})",
-                                  "GptOssModel": "none"}, "GptOssForCausalLM")
+                                  "GptOssModel": "none", **task_heads(r, "GptOssForCausalLM")}, "GptOssForCausalLM")
 
 
 class GptOssExportError(ValueError):

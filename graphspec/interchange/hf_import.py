@@ -164,7 +164,10 @@ def _bert(r: Reader, s: Spec) -> None:
     untied = "" if r.bool("tie_word_embeddings", True) else ", tied=false"  # a decoder of its own
     heads = {"BertModel": "pooler", "BertForMaskedLM": f"mlm({act}, eps={num(eps)}{untied})",  # hidden_act, eps
              "BertForPreTraining": f"mlm({act}, eps={num(eps)}{untied}, nsp=true)",  # + next-sentence on the pooler
-             "BertLMHeadModel": f"mlm({act}, eps={num(eps)}{untied})"}  # BertOnlyMLMHead (with is_decoder: causal)
+             "BertLMHeadModel": f"mlm({act}, eps={num(eps)}{untied})",  # BertOnlyMLMHead (with is_decoder: causal)
+             # the classifier on the pooler; on every token (that model has no pooler)
+             "BertForSequenceClassification": f"classifier({_classes(r)}, pool=pooler)",
+             "BertForTokenClassification": f"classifier({_classes(r)}, pool=tokens)"}
     types = r.int("type_vocab_size")
     s.input = "tokens(seq_len)"
     s.embed = f"tokens(vocab, dim=H, pos=learned(max_len), types={types}, norm=true, eps={num(eps)}{_drop(drop)})"

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from graphspec.interchange.config import Reader, show
 from graphspec.interchange.hf_import import Spec, _act, _head, _seq, num
-from graphspec.interchange.hf_import_llm import _rope, _rope_text
+from graphspec.interchange.hf_import_llm import _rope, _rope_text, task_heads
 
 CLASSES = {"deepseek_v2": "DeepseekV2", "deepseek_v3": "DeepseekV3"}
 
@@ -81,7 +81,7 @@ def _deepseek(r: Reader, s: Spec) -> None:
                              "(nor by DeepseekV3ForCausalLM).")
     cls = f"{CLASSES[mt]}ForCausalLM"
     s.head = _head(r, mt, {cls: f"lm(tied={num(r.bool('tie_word_embeddings', False))})",
-                           f"{CLASSES[mt]}Model": "none"}, cls)
+                           f"{CLASSES[mt]}Model": "none", **task_heads(r, cls)}, cls)
 
 
 def _moe(r: Reader, s: Spec, mt: str, act: str, L: int) -> tuple[int, str]:

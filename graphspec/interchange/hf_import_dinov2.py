@@ -19,18 +19,16 @@ leaves it out, so its parameters are the HF model's less `hidden_size` when the 
 backbone API's keys (stage_names, out_features, out_indices, apply_layernorm,
 reshape_hidden_states) change nothing the base model computes. A `drop_path_rate` other than 0 is
 refused: HF drops every block's branch at the same rate, graphspec's rate rises linearly over the
-blocks (timm's schedule). Dinov2ForImageClassification's head (a linear map of [class] ‖ the patch
-tokens' mean) is not one graphspec builds: `graphspec import --base` imports Dinov2Model.
+blocks (timm's schedule). Dinov2ForImageClassification's head, a linear map of [class] ‖ the patch
+tokens' mean (registers left out), is `classifier(n, pool=cls_mean)`.
 """
 
 from __future__ import annotations
 
 from graphspec.interchange.config import Reader, show
-from graphspec.interchange.hf_import import Spec, _act, _head, num
+from graphspec.interchange.hf_import import Spec, _act, _classes, _head, num
 
 BACKBONE_ONLY = ("stage_names", "out_features", "out_indices", "apply_layernorm", "reshape_hidden_states")
-CLASSIFIER = ("a linear map of the class token concatenated with the patch tokens' mean (graphspec's "
-              "classifier pools one or the other)")
 
 
 def _dinov2(r: Reader, s: Spec, registers: bool = False) -> None:
@@ -69,7 +67,7 @@ def _dinov2(r: Reader, s: Spec, registers: bool = False) -> None:
     s.stacks.append(("encoder×L", fields))
     base = "Dinov2WithRegistersModel" if registers else "Dinov2Model"
     cls = "Dinov2WithRegistersForImageClassification" if registers else "Dinov2ForImageClassification"
-    s.head = _head(r, "dinov2", {base: "none"}, base, {cls: CLASSIFIER})
+    s.head = _head(r, "dinov2", {base: "none", cls: f"classifier({_classes(r)}, pool=cls_mean)"}, base)
     if registers or r.bool("use_mask_token", True):
         s.comment.insert(1, f"{base}'s mask_token ({d} parameters; masked-image pre-training only) is left out.")
 

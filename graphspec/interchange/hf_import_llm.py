@@ -276,7 +276,37 @@ def _llm(r: Reader, s: Spec) -> None:
         (f", softcap={num(final_cap)}" if final_cap else "") + ")"
     cls = LM_CLASSES[mt]
     base = "Gemma3TextModel" if gemma3 else cls.replace("ForCausalLM", "Model")
-    s.head = _head(r, mt, {cls: lm, base: "none"}, cls)
+    s.head = _head(r, mt, {cls: lm, base: "none", **task_heads(r, cls)}, cls)
+
+
+# HF's generic task heads on a decoder (transformers/modeling_layers.py): `score`, without bias, at
+# the last position (GenericForSequenceClassification reads the last non-padding token; graphspec's
+# inputs have no padding), or on every token with a bias (GenericForTokenClassification,
+# token_classification_bias). Per causal-LM class: the task classes' prefix and the tasks
+# transformers has (Llama 4 and GLM-4.5 have none; Gemma 3's text-only one is Gemma3Text...).
+_BOTH, _SEQ = ("SequenceClassification", "TokenClassification"), ("SequenceClassification",)
+DECODER_TASKS = {**{cls: (cls.removesuffix("ForCausalLM"), _BOTH) for cls in LM_CLASSES.values()},
+                 "Olmo2ForCausalLM": ("Olmo2", _SEQ), "Gemma3ForCausalLM": ("Gemma3Text", _SEQ),
+                 "GptOssForCausalLM": ("GptOss", _BOTH), "DeepseekV3ForCausalLM": ("DeepseekV3", _BOTH),
+                 "DeepseekV2ForCausalLM": ("DeepseekV2", _SEQ), "Olmo3ForCausalLM": ("Olmo3", _SEQ)}
+
+
+def task_class(lm_class: str, task: str) -> str | None:
+    """The HF class of `task` ("SequenceClassification", "TokenClassification") beside the
+    causal LM `lm_class`, or None where transformers has none."""
+    prefix, tasks = DECODER_TASKS.get(lm_class, (None, ()))
+    return f"{prefix}For{task}" if task in tasks else None
+
+
+def task_heads(r: Reader, lm_class: str) -> dict[str, str]:
+    """{HF task class: its head} for the decoder whose causal LM is `lm_class`."""
+    heads = {}
+    if task_class(lm_class, "SequenceClassification"):
+        heads[task_class(lm_class, "SequenceClassification")] = f"classifier({_classes(r)}, pool=last, bias=false)"
+    if task_class(lm_class, "TokenClassification"):
+        bias = "" if r.bool("token_classification_bias", True) else ", bias=false"
+        heads[task_class(lm_class, "TokenClassification")] = f"classifier({_classes(r)}, pool=tokens{bias})"
+    return heads
 
 
 def _shared_expert(r: Reader, mt: str) -> str:

@@ -15,27 +15,30 @@ specs/modernbert_base.yaml: `model_type: modernbert` (ModernBertModel, ModernBer
     embedding_dropout, mlp_dropout                 -> tokens(..., dropout=p), glu(..., drop=p)
     ModernBertForMaskedLM                          -> head: mlm(act, eps, bias=norm_bias) (classifier_bias
                                                       the same), its decoder tied (tie_word_embeddings)
+    ModernBertForSequenceClassification            -> head: classifier(n, pool=classifier_pooling,
+    ModernBertForTokenClassification                  transform=act, eps, transform_bias=norm_bias)
+                                                      (pool=tokens for the token head)
 
 Refused, naming the key: attention_dropout other than 0 (HF drops the attention probabilities
 and again the output projection's result; graphspec's attn_dropout is the first only), a
 decoder_bias of false, classifier_bias different from norm_bias (graphspec's head has one
-`bias`), a rope_type other than default, and the sequence-classification, token-classification,
-question-answering and multiple-choice heads (`graphspec import --base` imports the base model).
+`bias`), a rope_type other than default, and the question-answering and multiple-choice heads
+(`graphspec import --base` imports the base model).
 """
 
 from __future__ import annotations
 
 from graphspec.interchange.config import Reader, show
-from graphspec.interchange.hf_import import Spec, _act, _head, _seq, num
+from graphspec.interchange.hf_import import Spec, _act, _classes, _head, _seq, num
 from graphspec.interchange.hf_import_llm import _pattern
 
 LAYER_TYPES = ("full_attention", "sliding_attention")
 BLOCK = '[["norm(attn_norm, first=false)", attn], ["norm(mlp_norm)", mlp]]'
 THETA = {"full_attention": 160_000.0, "sliding_attention": 10_000.0}  # ModernBertConfig.default_theta
 LEGACY = {"full_attention": "global_rope_theta", "sliding_attention": "local_rope_theta"}
-TASK_HEADS = {f"ModernBertFor{k}": "a task head graphspec does not build (HF's pooling of [CLS] or the mean, "
-              "then ModernBertPredictionHead and a classifier)"
-              for k in ("SequenceClassification", "TokenClassification", "QuestionAnswering", "MultipleChoice")}
+TASK_HEADS = {"ModernBertForQuestionAnswering": "a span head graphspec does not build (start and end logits)",
+              "ModernBertForMultipleChoice": "a multiple-choice head graphspec does not build (one score per choice "
+                                             "of a (B, choices, N) input)"}
 
 
 def import_modernbert(r: Reader, s: Spec) -> None:
@@ -72,8 +75,24 @@ def import_modernbert(r: Reader, s: Spec) -> None:
                 "result; graphspec's attn_dropout is the first only", "import with attention_dropout 0 (inference "
                 "is the same) and set `attn_dropout:` by hand")
     s.stacks.append(("encoder×L", fields + [("final_norm", True)]))
-    s.head = _head(r, "modernbert", {"ModernBertModel": "none", "ModernBertForMaskedLM": _mlm(r, eps, bias)},
-                   "ModernBertModel", TASK_HEADS)
+    heads = {"ModernBertModel": "none", "ModernBertForMaskedLM": _mlm(r, eps, bias), **_classifiers(r, eps, bias)}
+    s.head = _head(r, "modernbert", heads, "ModernBertModel", TASK_HEADS)
+
+
+def _classifiers(r: Reader, eps: float, bias: bool) -> dict[str, str]:
+    """ModernBertFor{Sequence,Token}Classification: [CLS] or the mean (classifier_pooling; the
+    sequence head only), then ModernBertPredictionHead (dense, classifier_activation, LayerNorm)
+    and `classifier`, a Linear with bias."""
+    pool = r.str("classifier_pooling", "cls")
+    if pool not in ("cls", "mean"):
+        r.error("classifier_pooling", f"option classifier_pooling = {show(pool)} is not expressible in graphspec: "
+                "ModernBERT pools [CLS] or the mean", "write \"cls\" or \"mean\"")
+        pool = "cls"
+    n = _classes(r)
+    transform = f"transform={_act(r, 'classifier_activation')}, eps={num(eps)}" + \
+        ("" if bias else ", transform_bias=false")
+    return {"ModernBertForSequenceClassification": f"classifier({n}, pool={pool}, {transform})",
+            "ModernBertForTokenClassification": f"classifier({n}, pool=tokens, {transform})"}
 
 
 def _mlm(r: Reader, eps: float, bias: bool) -> str:
@@ -145,9 +164,12 @@ def _layer_types(r: Reader, L: int) -> list[str]:
 # -- export ---------------------------------------------------------------------------------------
 def is_modernbert(spec) -> bool:
     """A token encoder with RoPE and a norm on the embedding: ModernBERT's layout."""
+    from graphspec.vocab.heads import use_of
+
     e, st = spec.embed, spec.stacks[0]
     return (e.kind == "tokens" and e.pos == "rope" and st.role == "encoder" and e.norm
-            and spec.head.kind in ("none", "mlm"))
+            and (spec.head.kind in ("none", "mlm") or spec.head.kind == "classifier"
+                 and use_of(spec.head)["pool"] in ("cls", "mean", "tokens")))
 
 
 TOKEN_IDS = {"pad_token_id": 50283, "eos_token_id": 50282, "sep_token_id": 50282, "bos_token_id": 50281,
@@ -166,7 +188,7 @@ def modernbert_config(spec, error) -> dict:
     """ModernBertConfig's keys for `spec`; `error(message)` raises. The round trip through the
     importer (hf_export._check_round_trip) checks that they describe the spec node for node."""
     from graphspec.interchange.hf_export import _act as act_of
-    from graphspec.interchange.hf_export import _d_ff
+    from graphspec.interchange.hf_export import _d_ff, _labels, task
     from graphspec.vocab.heads import use_of
 
     e, st, h = spec.embed, spec.stacks[0], spec.head
@@ -185,7 +207,8 @@ def modernbert_config(spec, error) -> dict:
     norm = st.norm_kind
     eps, bias = (norm.get("eps"), norm.get("bias")) if norm is not None else (st.eps, True)
     mlp = st.mlp
-    cfg = dict(architectures=["ModernBertForMaskedLM" if h.kind == "mlm" else "ModernBertModel"],
+    cls = f"ModernBertFor{task(h)}" if task(h) else "ModernBertForMaskedLM" if h.kind == "mlm" else "ModernBertModel"
+    cfg = dict(architectures=[cls],
                vocab_size=e.vocab, hidden_size=st.dim, intermediate_size=_d_ff(st), num_hidden_layers=n,
                num_attention_heads=st.heads[0], hidden_activation=act_of(st),
                max_position_embeddings=e.pos_use.get("max_len") or 8192, norm_eps=float(eps), norm_bias=bool(bias),
@@ -200,4 +223,12 @@ def modernbert_config(spec, error) -> dict:
         u = use_of(h)
         cfg.update(classifier_bias=bool(bias), classifier_activation=u["act"].name, decoder_bias=True,
                    tie_word_embeddings=bool(u["tied"]))
+    if task(h):  # the transform is ModernBertPredictionHead: classifier_activation, classifier_bias
+        u = use_of(h)
+        if u["transform"] is None or not u["bias"]:
+            error(f"{spec.name}: ModernBERT's classifiers pass the pooled vector through its prediction head "
+                  "(transform=act) and a Linear with bias; this head has " +
+                  ("no transform" if u["transform"] is None else "bias=false"))
+        cfg.update(_labels(h), classifier_bias=bool(bias), classifier_activation=u["transform"].name,
+                   classifier_pooling="cls" if u["pool"] == "tokens" else u["pool"])
     return cfg

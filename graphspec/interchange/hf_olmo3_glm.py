@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from graphspec.interchange.config import Reader, show
 from graphspec.interchange.hf_import import Spec, _act, _head, _seq, num
-from graphspec.interchange.hf_import_llm import _pattern, _rope, _rope_text
+from graphspec.interchange.hf_import_llm import _pattern, _rope, _rope_text, task_heads
 
 LAYER_TYPES = ("sliding_attention", "full_attention")
 OLMO_BLOCK = '[[attn, "norm(post_attention_layernorm)"], [mlp, "norm(post_feedforward_layernorm)"]]'
@@ -76,7 +76,7 @@ def import_olmo3(r: Reader, s: Spec) -> None:
         f.append(("attn_dropout", r.float("attention_dropout")))
     s.stacks.append(("decoder×L", f + [("final_norm", True)]))
     s.head = _head(r, "olmo3", {"Olmo3ForCausalLM": f"lm(tied={num(r.bool('tie_word_embeddings', False))})",
-                                "Olmo3Model": "none"}, "Olmo3ForCausalLM")
+                                "Olmo3Model": "none", **task_heads(r, "Olmo3ForCausalLM")}, "Olmo3ForCausalLM")
 
 
 def _olmo3_ropes(r: Reader, ctx: int | None) -> tuple[str, str | None]:

@@ -285,7 +285,8 @@ class Expand:
 
 @op("select", SHAPE_ONLY)
 class Select:
-    """x[:, index]: (B, N, C) -> (B, C) (class-token pooling)."""
+    """x[:, index]: (B, N, C) -> (B, C) (class-token pooling; index -1: the last token, a
+    decoder's sequence classification)."""
 
     def shape(x, *, index=0):
         return (x[0], *x[2:])
@@ -296,29 +297,35 @@ class Select:
         return x[:, index]
 
     def onnx(e, x, *, index=0):
-        return e("Gather", x, e.const(np.int64(index), f"index_{index}"), axis=1)
+        return e("Gather", x, e.const(np.int64(index), f"index_{index}".replace("-", "m")), axis=1)
 
     def relax(e, x, *, index=0):
-        return e("take", x, e.const(np.int64(index)), axis=1, mode="clip")
+        return e("take", x, e.const(np.int64(index)), axis=1, mode="wrap" if index < 0 else "clip")
 
 
 @op("mean", SHAPE_ONLY)
 class Mean:
-    """Average over the token dim: (B, N, C) -> (B, C) (Swin's global average pool).
-    NB: the adds are not counted, as in the papers."""
+    """Average over the token dim: (B, N, C) -> (B, C) (Swin's global average pool); `skip`
+    leading tokens left out (DINOv2's classifier averages the patch tokens, not [class] and the
+    registers). NB: the adds are not counted, as in the papers."""
 
-    def shape(x, *, dim=1):
+    def shape(x, *, dim=1, skip=0):
         return (x[0], *x[2:])
 
-    torch = Torch(call="{0}.mean(dim={dim})")
+    torch = Torch(call=lambda ops, a: f"{ops[0]}[:, {a['skip']}:].mean(dim=1)" if a.get("skip")
+                  else f"{ops[0]}.mean(dim={a.get('dim', 1)})")
 
-    def eval(w, x, *, dim=1):
-        return x.mean(dim=dim)
+    def eval(w, x, *, dim=1, skip=0):
+        return x[:, skip:].mean(dim=1) if skip else x.mean(dim=dim)
 
-    def onnx(e, x, *, dim=1):
+    def onnx(e, x, *, dim=1, skip=0):
+        if skip:
+            x = e("Slice", x, e.ints(skip), e.ints(2**62), e.ints(1))
         return e("ReduceMean", x, e.ints(dim), keepdims=0)
 
-    def relax(e, x, *, dim=1):
+    def relax(e, x, *, dim=1, skip=0):
+        if skip:
+            x = e("strided_slice", x, axes=[1], begin=[skip], end=[e.dims(x)[1]])
         return e("mean", x, axis=[dim])
 
 

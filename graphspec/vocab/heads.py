@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from graphspec.vocab.registry import KINDS, REQUIRED, Arg, Use, construct
+from graphspec.vocab.registry import CLASS_DOCS, KINDS, REQUIRED, Arg, Use, construct
 
 
 @dataclass(frozen=True)
@@ -61,20 +61,81 @@ def lm(b, use, ctx, x):
     return (y,)
 
 
+CLASS_DOCS["PredictionHead"] = ("The transform before a classifier (HF's ModernBertPredictionHead): dense, "
+                                "activation, LayerNorm.")
+POOLS = ("cls", "mean", "last", "tokens", "cls_mean", "pooler")
+
+
+def _check_classifier(a: dict) -> list:
+    if a["transform"] is None and (a["eps"] is not None or a["transform_bias"] is not None):
+        return [("eps" if a["eps"] is not None else "transform_bias", "eps= and transform_bias= set the transform "
+                 "before the classifier, and this head has none", "add transform=gelu (ModernBERT's head), or "
+                 "leave them out")]
+    if a["transform"] is not None and a["pool"] == "pooler":
+        return [("transform", "pool=pooler already passes [CLS] through BERT's dense and tanh",
+                 "write either pool=pooler (BERT) or transform=... with pool=cls or mean (ModernBERT)")]
+    return []
+
+
 @construct("head", "classifier", Arg("classes", int, 1000, minimum=1, doc="number of classes; default the "
                                      "spec's `classes` variable, else 1000"),
-           Arg("pool", str, "cls", choices=("cls", "mean"), doc="the class token (cls) or the token mean"),
-           hooks={"defaults": lambda env: {"classes": env.get("classes", 1000)}},
+           Arg("pool", str, "cls", choices=POOLS, doc="what is classified: the class token (cls, ViT), the token "
+               "mean (mean, Swin), the last token (last, a decoder's sequence classification), every token "
+               "(tokens: token classification), [class] beside the patch mean (cls_mean, DINOv2), or BERT's pooler "
+               "tanh(W h_[CLS] + b) (pooler)"),
+           Arg("bias", bool, True, doc="the classifier's bias (false: Llama's `score`)"),
+           Arg("transform", "act", None, doc="first dense d -> d, this activation and a LayerNorm on the pooled "
+               "vector (ModernBERT's head)"),
+           Arg("eps", float, None, minimum=0, doc="the transform's LayerNorm ε (default 1e-5)"),
+           Arg("transform_bias", bool, None, doc="the transform's dense and LayerNorm biases (default true)"),
+           hooks={"defaults": lambda env: {"classes": env.get("classes", 1000)}}, check=_check_classifier,
            example="head: classifier(10, pool=mean)")
 def classifier(b, use, ctx, x):
-    """Linear d -> classes on the class token (`cls`, ViT) or the token mean (`mean`, Swin); on a
-    CNN's map, global average pooling and torchvision's `fc`."""
+    """Linear d -> classes on what `pool` picks: the class token (`cls`, ViT), the token mean
+    (`mean`, Swin), the last position (`last`: HF's ...ForSequenceClassification of a decoder,
+    `score` without bias, which HF reads at the last non-padding token: graphspec's inputs have
+    no padding), every token (`tokens`: ...ForTokenClassification), [class] ‖ the mean of the patch
+    tokens (`cls_mean`, Dinov2ForImageClassification: Linear 2d -> classes; registers are not
+    averaged), or BERT's pooler (`pooler`, BertForSequenceClassification). `transform=act`:
+    ModernBertPredictionHead (dense, act, LayerNorm) between the pooling and the classifier. On a
+    CNN's map, global average pooling and torchvision's `fc`. The linear is `head` (timm's name),
+    `score` under `names: hf` (HF's decoders)."""
+    from graphspec.spec.errors import SpecError
+
     if len(b.shape(x)) == 4:  # a CNN: global average pool, torchvision's `fc`
+        if use["pool"] not in ("cls", "mean") or use["transform"] is not None:
+            raise SpecError.at(use.loc or b.loc, f"classifier(pool={use['pool']}) pools tokens; this model ends in "
+                               "a feature map, which the classifier averages", "leave pool= and transform= out")
         pooled = b.emit("global_pool", (x,), "avgpool")
-        return (b.emit("linear", (pooled,), "fc", out_features=use["classes"], bias=True, in_features=b.shape(x)[1]),)
-    cls = use["pool"] == "cls"
-    pooled = b.emit("select" if cls else "mean", (x,), "pool", **({"index": 0} if cls else {"dim": 1}))
-    return (b.emit("linear", (pooled,), "head", out_features=use["classes"], bias=True, in_features=b.shape(x)[-1]),)
+        return (b.emit("linear", (pooled,), "fc", out_features=use["classes"], bias=use["bias"],
+                       in_features=b.shape(x)[1]),)
+    spec, pool, dim = ctx.spec, use["pool"], b.shape(x)[-1]
+    if pool == "cls_mean" and not spec.embed.cls_token:
+        raise SpecError.at(use.loc or b.loc, "pool=cls_mean reads the class token, and this embedding has none",
+                           "write pool=mean, or embed with cls_token=true")
+    if pool == "pooler":
+        _, pooled = pooler(b, use, ctx, x)
+    elif pool == "cls_mean":  # Dinov2ForImageClassification: [class] ‖ mean of the patch tokens
+        skip = 1 + (spec.embed.registers or 0)
+        cls = b.emit("select", (x,), "cls", index=0)
+        mean = b.emit("mean", (x,), "patch_mean", skip=skip)
+        pooled = b.emit("concat", (cls, mean), "pool", dim=1)
+        dim = 2 * dim
+    elif pool in ("cls", "last"):
+        pooled = b.emit("select", (x,), "pool", index=0 if pool == "cls" else -1)
+    elif pool == "mean":
+        pooled = b.emit("mean", (x,), "pool", dim=1)
+    else:  # tokens: every position
+        pooled = x
+    if use["transform"] is not None:  # ModernBertPredictionHead
+        bias = use["transform_bias"] is not False
+        with b.module("transform", "PredictionHead", dim=dim, act=use["transform"].name):
+            h = b.emit("linear", (pooled,), "dense", out_features=dim, bias=bias, in_features=dim)
+            h = use["transform"].lower(b, ctx, h)
+            pooled = b.emit("layer_norm", (h,), "norm", dim=dim, eps=use["eps"] if use["eps"] is not None else 1e-5,
+                            **({} if bias else {"bias": False}))
+    name = "score" if spec.stacks and spec.stacks[0].names == "hf" else "head"
+    return (b.emit("linear", (pooled,), name, out_features=use["classes"], bias=use["bias"], in_features=dim),)
 
 
 @construct("head", "pooler", example="head: pooler")
