@@ -141,6 +141,29 @@ def test_head_params_and_macs_are_the_formulas(tmp_path):
         assert (full.params() - body.params(), full.macs() - body.macs()) == (head_params, head_macs), case
 
 
+
+@pytest.mark.parametrize("case", ["llama-seq", "llama-tok"])
+def test_head_macs_against_flop_counter(tmp_path, case):
+    """FlopCounterMode on the HF class less its base model: N·d·n MACs for both heads, since HF's
+    sequence classifier runs `score` on every token before it picks the last; graphspec counts d·n
+    for pool=last (docs/conventions.md, "Task heads"), N·d·n for pool=tokens."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    cfg, cls = config(case)
+    cfg._attn_implementation = "eager"
+    _, path = imported(tmp_path, cfg)
+    x = torch.randint(1, 128, (1, 24), generator=torch.Generator().manual_seed(0))
+
+    def macs(model):
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            model(input_ids=x)
+        return counter.get_total_flops() // 2
+
+    hf_head = macs(cls(cfg).eval()) - macs(transformers.LlamaModel(cfg).eval())
+    ours = graphspec.load(path, ["seq_len=24"]).macs() - graphspec.load(path, ["seq_len=24", "head=none"]).macs()
+    assert hf_head == 24 * 64 * 3
+    assert ours == (64 * 3 if case == "llama-seq" else hf_head)
+
 # DECODER_TASKS is graphspec's table; transformers' own classes are the reference: every causal LM
 # graphspec imports, and the two without task classes
 DECODERS = {mt: v[1] for mt, v in hf_ref.IMPORT_FAMILIES.items() if v[1].endswith("ForCausalLM")}
