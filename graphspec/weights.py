@@ -43,7 +43,8 @@ _BN = r"(weight|bias|running_mean|running_var)"  # FrozenBatchNorm2d: all four a
 _LAYER_PREFIXES = {"pvt": ("pvt.encoder.", "encoder."), "t5": ("",), "swin": ("swin.", ""), "vit": ("vit.", ""),
                    "dinov2": ("dinov2.", "dinov2_with_registers.", ""), "bert": ("bert.", ""), "modernbert": ("model.", ""),
                    "gpt2": ("transformer.", ""), "torch_transformer": ("",), "detr": ("model.", ""),
-                   "llama": ("model.", ""), "phi": ("model.", ""), "phi3": ("model.", ""),
+                   "llama": ("model.", "", "transformer."),  # ...ForQuestionAnswering: `transformer`
+                   "phi": ("model.", ""), "phi3": ("model.", ""),
                    "llama4": ("model.", "", "language_model.model.", "language_model."),  # ..ForConditionalGeneration
                    "siglip_vision_model": ("", "vision_model.")}
 
@@ -135,6 +136,7 @@ RULES: dict[str, list[tuple[str, list[str], Any]]] = {
         (rf"mlm_decoder\.{_P}", ["=cls.predictions.decoder.{0}"], "copy"),  # mlm(tied=false)
         (rf"seq_relationship\.{_P}", ["=cls.seq_relationship.{0}"], "copy"),  # mlm(nsp=true): BertForPreTraining
         (rf"head\.{_P}", ["=classifier.{0}"], "copy"),  # classifier: BertFor{Sequence,Token}Classification
+        (rf"qa_outputs\.{_P}", ["=qa_outputs.{0}"], "copy"),  # span: BertForQuestionAnswering
     ],
     "gpt2": [
         (r"embed\.tokens\.weight", ["wte.weight"], "copy"),
@@ -291,7 +293,7 @@ RULES: dict[str, list[tuple[str, list[str], Any]]] = {
         (rf"mlm_decoder\.{_P}", ["=decoder.{0}"], "copy"),  # mlm(tied=false)
         # head: classifier(n, transform=gelu, ...) (ModernBertFor{Sequence,Token}Classification)
         (rf"transform\.(dense|norm)\.{_P}", ["=head.{0}.{1}"], "copy"),
-        (rf"head\.{_P}", ["=classifier.{0}"], "copy"),
+        (rf"(?:head|qa_outputs)\.{_P}", ["=classifier.{0}"], "copy"),  # span: ModernBertForQuestionAnswering
     ],
     # Llama 4 (Llama4ForCausalLM) calls the MLP `feed_forward`, the router `router` and the shared
     # expert `shared_expert`, and stores the experts as (E, in, out): gate_up_proj (E, d, 2·ff),

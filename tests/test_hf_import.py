@@ -245,7 +245,7 @@ BAD = [  # (config, the words the message must hold)
     ({"model_type": "phi3", "rope_parameters": {"rope_type": "longrope", "rope_theta": 1e4}},
      "option rope_parameters.short_factor = null must be a list of positive numbers"),
     ({"model_type": "t5", "feed_forward_proj": "gated-gelu"}, "option feed_forward_proj = \"gated-gelu\""),
-    ({"model_type": "bert", "architectures": ["BertForQuestionAnswering"]}, "option architectures"),
+    ({"model_type": "bert", "architectures": ["BertForMultipleChoice"]}, "option architectures"),
     ({"model_type": "bert", "is_decoder": True, "add_cross_attention": True}, "option add_cross_attention = true"),
     ({"model_type": "phi", "qk_layernorm": True}, "option qk_layernorm"),
     ({"model_type": "phi", "tie_word_embeddings": True}, "option tie_word_embeddings = true"),
@@ -458,10 +458,10 @@ def test_base_without_a_task_head_is_the_base_model():
 
 def test_top_level_entry_point_takes_base(tmp_path):
     """graphspec.from_hf_config(cfg, base=True) is the Python form of `graphspec import --base`:
-    BertForQuestionAnswering's head is refused, the base model imports with BertModel's parameter count."""
+    BertForMultipleChoice's head is refused, the base model imports with BertModel's parameter count."""
     cfg = transformers.BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                                  intermediate_size=64, architectures=["BertForQuestionAnswering"])
-    with pytest.raises(graphspec.SpecError, match="BertForQuestionAnswering"):
+                                  intermediate_size=64, architectures=["BertForMultipleChoice"])
+    with pytest.raises(graphspec.SpecError, match="BertForMultipleChoice"):
         graphspec.from_hf_config(cfg.to_dict())
     (tmp_path / "bert.yaml").write_text(graphspec.from_hf_config(cfg.to_dict(), base=True))
     assert graphspec.load(tmp_path / "bert.yaml").params() == n_params(meta(transformers.BertModel, cfg))

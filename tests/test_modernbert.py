@@ -303,7 +303,7 @@ def test_imported_masked_lm_counts_and_computes_as_hugging_face(tmp_path):
     ({"attention_dropout": 0.1}, "attention_dropout", "and again the output projection's result"),
     ({"classifier_bias": True}, "classifier_bias", "one `bias` for the dense layer and the LayerNorm"),
     ({"decoder_bias": False}, "decoder_bias", "its mlm head's decoder has a bias"),
-    ({"architectures": ["ModernBertForQuestionAnswering"]}, "architectures", "a span head graphspec does not build"),
+    ({"architectures": ["ModernBertForMultipleChoice"]}, "architectures", "a multiple-choice head graphspec does not"),
     ({"rope_parameters": {"full_attention": {"rope_type": "yarn", "factor": 4.0, "rope_theta": 1.0},
                           "sliding_attention": {"rope_type": "default", "rope_theta": 1.0}}}, "rope_parameters",
      "it reads rope_theta with rope_type default"),

@@ -3,7 +3,8 @@ built from small Config objects with random (perturbed) weights: BertFor{Sequenc
 Classification (pool=pooler, tokens), the decoders' generic {P}For{Sequence,Token}Classification
 (pool=last without bias, tokens), ModernBertFor{Sequence,Token}Classification (pool=cls or mean,
 then transform=act: ModernBertPredictionHead) and Dinov2[WithRegisters]ForImageClassification
-(pool=cls_mean: [class] ‖ the mean of the patch tokens, registers left out). Parameters on the
+(pool=cls_mean: [class] ‖ the mean of the patch tokens, registers left out); `span`, the
+...ForQuestionAnswering heads' start and end logits. Parameters on the
 meta device, logits with graphspec's weight map (both ways), ONNX and TVM, `export --format hf`
 and `import-weights`, and located errors."""
 
@@ -173,14 +174,14 @@ def test_the_decoder_task_table_is_transformers_own():
     assert set(DECODERS.values()) <= set(DECODER_TASKS) | {"Llama4ForCausalLM", "Glm4MoeForCausalLM"}
     for lm in DECODERS.values():
         prefix = "Gemma3Text" if lm == "Gemma3ForCausalLM" else lm.removesuffix("ForCausalLM")
-        for t in ("SequenceClassification", "TokenClassification"):
+        for t in ("SequenceClassification", "TokenClassification", "QuestionAnswering"):
             assert (task_class(lm, t) is not None) == hasattr(transformers, f"{prefix}For{t}"), (lm, t)
 
 
 @pytest.mark.parametrize("mt", sorted(mt for mt, lm in DECODERS.items() if lm in DECODER_TASKS))
 def test_every_decoders_task_classes_count_as_hugging_face(tmp_path, mt):
-    """Each family's Config class with its defaults (4 layers), architectures = each task class:
-    params = that class on meta."""
+    """Each family's Config class with its defaults (4 layers), architectures = each task class
+    (QuestionAnswering: `span`, qa_outputs d -> 2): params = that class on meta."""
     lm = DECODERS[mt]
     for t in DECODER_TASKS[lm][1]:
         cls = task_class(lm, t)
@@ -189,7 +190,7 @@ def test_every_decoders_task_classes_count_as_hugging_face(tmp_path, mt):
                                                                     num_labels=7, **extra)
         (tmp_path / cls).mkdir()
         text, path = imported(tmp_path / cls, cfg)
-        assert "head: classifier(7, pool=" in text
+        assert ("head: span\n" if t == "QuestionAnswering" else "head: classifier(7, pool=") in text
         assert graphspec.load(path).params() == n_params(meta(getattr(transformers, cls), cfg)), cls
 
 
@@ -346,6 +347,105 @@ def test_a_task_head_transformers_has_no_class_for_is_refused(tmp_path, name, he
     assert not out.exists()
 
 
+# -- question answering: `span` -------------------------------------------------------------------
+QA = {"BertForQuestionAnswering": ("BertConfig", BERT, "bert", "span"),
+      "LlamaForQuestionAnswering": ("LlamaConfig", LLAMA, "llama", "span"),
+      "ModernBertForQuestionAnswering": ("ModernBertConfig", MODERNBERT, "modernbert",
+                                         "span(transform=gelu, eps=1e-05, transform_bias=false)")}
+
+
+def qa(tmp_path, cls, **kw):
+    cfg_cls, base, _, _ = QA[cls]
+    eager = {"attn_implementation": "eager"} if cfg_cls == "ModernBertConfig" else {}
+    cfg = getattr(transformers, cfg_cls)(**{**base, "num_labels": 2, **kw}, architectures=[cls], **eager)
+    text, path = imported(tmp_path, cfg)
+    return cfg, text, path
+
+
+def qa_ids(vocab, seed=0):
+    return torch.randint(1, vocab, (2, 24), generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("passes", ["none", "default"])
+@pytest.mark.parametrize("cls", sorted(QA))
+def test_span_head_computes_hugging_faces_start_and_end_logits(tmp_path, cls, passes):
+    """qa_outputs (d -> 2) on every token, split into (B, N) start and end logits; params = HF on
+    meta (BERT's model without its pooler); both outputs in HF's order; the names both ways."""
+    cfg, text, path = qa(tmp_path, cls)
+    assert text.endswith(f"head: {QA[cls][3]}\n"), text
+    hf_cls, family = getattr(transformers, cls), QA[cls][2]
+    m = graphspec.load(path, ["seq_len=24", "batch=2"])
+    assert m.params() == n_params(meta(hf_cls, cfg))
+    hf = hf_ref.random_hf(hf_cls, cfg)
+    graph, net, src = generated(m, passes)
+    net.load_state_dict(to_graphspec(hf, graph, family), strict=True)
+    x = qa_ids(cfg.vocab_size)
+    with torch.no_grad():
+        start, end = net(x)
+        want = hf(input_ids=x)
+    assert start.shape == want.start_logits.shape == (2, 24)
+    assert rel_err(start, want.start_logits) < RTOL and rel_err(end, want.end_logits) < RTOL
+    assert rel_err(start, want.end_logits) > 1e-2  # the two columns are not interchangeable
+    assert hf_ref.round_trip_mismatches(net, graph, family, hf) == []
+    assert "self.qa_outputs = nn.Linear(" in src
+
+
+def test_span_head_through_onnx_and_tvm(tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("tvm")
+    from graphspec.backends import onnx as gx
+    from graphspec.backends import tvm as gt
+
+    cfg, _, path = qa(tmp_path, "LlamaForQuestionAnswering")
+    hf = hf_ref.random_hf(transformers.LlamaForQuestionAnswering, cfg)
+    x = qa_ids(cfg.vocab_size, seed=3)
+    with torch.no_grad():
+        want = hf(input_ids=x)
+    g = hf_ref.pipeline(graphspec.load(path, ["seq_len=24", "batch=2"]).graph, "default")
+    arrays = {k: v.numpy() for k, v in to_graphspec(hf, g, "llama").items()}
+    low = gt.lower(g)
+    for got in (gx.run(gx.export(g, arrays), {g.inputs[0].name: x.numpy()}),
+                gt.Runner(gt.build(low, "llvm")[0], low.params, arrays)(x.numpy())):
+        start, end = (torch.from_numpy(o) for o in got)
+        assert rel_err(start, want.start_logits) < 1e-4 and rel_err(end, want.end_logits) < 1e-4
+
+
+@pytest.mark.parametrize("cls", sorted(QA))
+def test_span_head_exports_and_imports_weights(tmp_path, cls):
+    cfg, _, path = qa(tmp_path, cls)
+    graph, net, _ = generated(graphspec.load(path, ["seq_len=24", "batch=2"]), "default")
+    hf_ref.perturbed(net, seed=6)
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp_path / "w.safetensors"))
+    r = cli("export", path, "--format", "hf", "-o", tmp_path / "hf", "--weights", tmp_path / "w.safetensors")
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "hf" / "config.json").read_text())["architectures"] == [cls]
+    eager = {"attn_implementation": "eager"} if cls.startswith("ModernBert") else {}
+    hf, info = getattr(transformers, cls).from_pretrained(tmp_path / "hf", output_loading_info=True, **eager)
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"], info
+    x = qa_ids(cfg.vocab_size, seed=7)
+    with torch.no_grad():
+        start, end = net(x)
+        want = hf.eval()(input_ids=x)
+    assert rel_err(start, want.start_logits) < RTOL and rel_err(end, want.end_logits) < RTOL
+    hf.save_pretrained(tmp_path / "hf2")
+    r = cli("import-weights", path, tmp_path / "hf2" / "model.safetensors", "-o", tmp_path / "back.safetensors",
+            "--passes", "default")
+    assert r.exit_code == 0, r.output
+    back, mine = load_file(str(tmp_path / "back.safetensors")), net.state_dict()
+    assert sorted(back) == sorted(mine) and all(torch.equal(back[k], mine[k]) for k in mine)
+
+
+@pytest.mark.parametrize("cls", ["BertForQuestionAnswering", "ModernBertForQuestionAnswering"])
+def test_a_span_config_with_other_than_two_labels_is_refused_at_its_key(tmp_path, cls):
+    """Their qa_outputs is Linear(d, num_labels), split in two: HF's own model fails on 3."""
+    cfg_cls, base, _, _ = QA[cls]
+    cfg = getattr(transformers, cfg_cls)(**{**base, "num_labels": 3}, architectures=[cls])
+    (tmp_path / "config.json").write_text(cfg.to_json_string(), encoding="utf-8")
+    r = cli("import", tmp_path / "config.json", "-o", tmp_path / "s.yaml")
+    assert r.exit_code == 2 and "gives 3 labels" in r.output and "which takes 2" in r.output, r.output
+    assert "config.json:" in r.output and not (tmp_path / "s.yaml").exists()
+
+
 def test_base_drops_the_task_head(tmp_path):
     """`graphspec import --base` of a task-head config: the base model, as HF's counts it."""
     cfg, _ = config("modernbert-seq-mean")
@@ -382,6 +482,8 @@ PATCHES = ("image(32)", "patches(16, dim=d)")
      "use one of cls, mean"),
     (TOKENS, "classifier(3, transform=swiglu)", "a gated MLP, not an activation", ""),
     (TOKENS, "classifier(3, bias=2)", "bias must be bool, got 2", ""),
+    (TOKENS, "span(eps=1e-5)", "eps= and transform_bias= set the transform", "add transform=gelu"),
+    (TOKENS, "span(3)", "span() argument `transform` must name a construct, got 3", "use one of relu, gelu"),
 ])
 def test_bad_classifier_argument_is_located_exit_2(tmp_path, monkeypatch, io, head, message, fix):
     (tmp_path / "s.yaml").write_text(SPEC.replace("INPUT", io[0]).replace("EMBED", io[1]).replace("HEAD", head))
@@ -400,3 +502,6 @@ def test_a_token_pool_on_a_feature_map_is_located_exit_2(tmp_path, monkeypatch):
     r = CliRunner().invoke(main, ["flops", "r.yaml"])
     assert r.exit_code == 2 and "Traceback" not in r.output, r.output
     assert "r.yaml:4:" in r.output and "this model ends in a feature map" in r.output, r.output
+    spec.write_text(spec.read_text().replace("classifier(10, pool=tokens)", "span"))
+    r = CliRunner().invoke(main, ["flops", "r.yaml"])
+    assert r.exit_code == 2 and "r.yaml:4:" in r.output and "span scores tokens" in r.output, r.output

@@ -63,8 +63,11 @@ def _act(st) -> str:
 
 
 def task(h) -> str | None:
-    """HF's task-head class suffix of a `classifier` on tokens: "TokenClassification" for
-    pool=tokens, else "SequenceClassification"; None for another head."""
+    """HF's task-head class suffix of a `classifier` on tokens ("TokenClassification" for
+    pool=tokens, else "SequenceClassification") or of `span` ("QuestionAnswering"); None for
+    another head."""
+    if h.kind == "span":
+        return "QuestionAnswering"
     if h.kind != "classifier":
         return None
     return "TokenClassification" if use_of(h)["pool"] == "tokens" else "SequenceClassification"
@@ -121,7 +124,8 @@ def family(spec) -> str:
         if e.kind == "tokens" and e.pos == "learned" and st.role == "decoder" and head.kind in ("lm", "none"):
             return "gpt2"
         if e.kind == "tokens" and e.pos == "learned" and st.role == "encoder" and (
-                head.kind in ("pooler", "mlm") or head.kind == "classifier" and use_of(head)["pool"] in ("pooler", "tokens")):
+                head.kind in ("pooler", "mlm", "span")
+                or head.kind == "classifier" and use_of(head)["pool"] in ("pooler", "tokens")):
             return "bert"
         if e.kind == "patches" and not e.cls_token and e.pos == "learned" and len(st.depths) == 1 \
                 and head.kind in ("map", "none"):  # SigLIP's vision tower
@@ -162,6 +166,9 @@ def _gpt2(spec) -> dict:
 def _bert(spec) -> dict:
     e, st, h = spec.embed, spec.stacks[0], spec.head
     causal = st.attention.kind == "causal"  # BertLMHeadModel: is_decoder
+    if task(h) and (use_of(h)["transform"] is not None or not use_of(h).get("bias", True)):
+        raise ExportError(f"{spec.name}: BERT's task heads are a Linear with bias on the pooler or the tokens; this "
+                          f"head is {use_of(h)} (a transform is ModernBERT's prediction head)")
     arch = f"BertFor{task(h)}" if task(h) else "BertModel" if h.kind != "mlm" else \
         "BertForPreTraining" if use_of(h)["nsp"] else "BertLMHeadModel" if causal else "BertForMaskedLM"
     untied = {"tie_word_embeddings": False} if h.kind == "mlm" and not h.tied else {}  # mlm(tied=false)
@@ -406,7 +413,10 @@ def _decoder(spec, lm_class: str, base_class: str) -> dict:
         if arch is None:
             raise ExportError(f"{spec.name}: transformers has no {task(h)[:-14].lower()} classification "
                               f"model beside {lm_class}; export it with head: lm or none")
-        if u["transform"] is not None or task(h) == "SequenceClassification" and (u["pool"] != "last" or u["bias"]):
+        if u["transform"] is not None:
+            raise ExportError(f"{spec.name}: transformers' decoders put their task Linear on the last hidden state; "
+                              f"this head is {u}, with a transform first (ModernBERT's prediction head)")
+        if task(h) == "SequenceClassification" and (u["pool"] != "last" or u["bias"]):
             raise ExportError(f"{spec.name}: transformers' decoders classify the last token with a Linear without "
                               f"bias, or every token with a Linear; this head is {u} (write classifier(n, pool=last, "
                               "bias=false) or classifier(n, pool=tokens))")

@@ -127,6 +127,17 @@ def _classes(r: Reader) -> int:
     return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 2
 
 
+def _span(r: Reader, cls: str, args: str = "") -> str:
+    """`span(args)` for `cls`, a ...ForQuestionAnswering whose qa_outputs is Linear(d, num_labels)
+    split into the start and the end logits: two labels, or HF's own model fails."""
+    arch = r.raw("architectures")
+    if isinstance(arch, list) and arch[:1] == [cls] and not r.base and _classes(r) != 2:
+        key = "id2label" if isinstance(r.data.get("id2label"), dict) and r.data.get("id2label") else "num_labels"
+        r.error(key, f"option {key} gives {_classes(r)} labels; {cls} splits its qa_outputs into the start and the "
+                "end logits, which takes 2", "set num_labels to 2 (or leave it out)")
+    return f"span({args})" if args else "span"
+
+
 def _seq(r: Reader, key: str) -> int:
     return min(128, r.int(key) or 128)
 
@@ -167,7 +178,8 @@ def _bert(r: Reader, s: Spec) -> None:
              "BertLMHeadModel": f"mlm({act}, eps={num(eps)}{untied})",  # BertOnlyMLMHead (with is_decoder: causal)
              # the classifier on the pooler; on every token (that model has no pooler)
              "BertForSequenceClassification": f"classifier({_classes(r)}, pool=pooler)",
-             "BertForTokenClassification": f"classifier({_classes(r)}, pool=tokens)"}
+             "BertForTokenClassification": f"classifier({_classes(r)}, pool=tokens)",
+             "BertForQuestionAnswering": _span(r, "BertForQuestionAnswering")}  # qa_outputs on every token
     types = r.int("type_vocab_size")
     s.input = "tokens(seq_len)"
     s.embed = f"tokens(vocab, dim=H, pos=learned(max_len), types={types}, norm=true, eps={num(eps)}{_drop(drop)})"

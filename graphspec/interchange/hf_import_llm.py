@@ -284,15 +284,19 @@ def _llm(r: Reader, s: Spec) -> None:
 # inputs have no padding), or on every token with a bias (GenericForTokenClassification,
 # token_classification_bias). Per causal-LM class: the task classes' prefix and the tasks
 # transformers has (Llama 4 and GLM-4.5 have none; Gemma 3's text-only one is Gemma3Text...).
-_BOTH, _SEQ = ("SequenceClassification", "TokenClassification"), ("SequenceClassification",)
-DECODER_TASKS = {**{cls: (cls.removesuffix("ForCausalLM"), _BOTH) for cls in LM_CLASSES.values()},
+_SEQ, _BOTH = ("SequenceClassification",), ("SequenceClassification", "TokenClassification")
+_ALL = (*_BOTH, "QuestionAnswering")
+DECODER_TASKS = {**{cls: (cls.removesuffix("ForCausalLM"), _ALL) for cls in LM_CLASSES.values()},
+                 "GemmaForCausalLM": ("Gemma", _BOTH), "Gemma2ForCausalLM": ("Gemma2", _BOTH),
+                 "PhiForCausalLM": ("Phi", _BOTH), "Phi3ForCausalLM": ("Phi3", _BOTH),
                  "Olmo2ForCausalLM": ("Olmo2", _SEQ), "Gemma3ForCausalLM": ("Gemma3Text", _SEQ),
                  "GptOssForCausalLM": ("GptOss", _BOTH), "DeepseekV3ForCausalLM": ("DeepseekV3", _BOTH),
                  "DeepseekV2ForCausalLM": ("DeepseekV2", _SEQ), "Olmo3ForCausalLM": ("Olmo3", _SEQ)}
 
 
 def task_class(lm_class: str, task: str) -> str | None:
-    """The HF class of `task` ("SequenceClassification", "TokenClassification") beside the
+    """The HF class of `task` ("SequenceClassification", "TokenClassification",
+    "QuestionAnswering") beside the
     causal LM `lm_class`, or None where transformers has none."""
     prefix, tasks = DECODER_TASKS.get(lm_class, (None, ()))
     return f"{prefix}For{task}" if task in tasks else None
@@ -306,6 +310,8 @@ def task_heads(r: Reader, lm_class: str) -> dict[str, str]:
     if task_class(lm_class, "TokenClassification"):
         bias = "" if r.bool("token_classification_bias", True) else ", bias=false"
         heads[task_class(lm_class, "TokenClassification")] = f"classifier({_classes(r)}, pool=tokens{bias})"
+    if task_class(lm_class, "QuestionAnswering"):  # qa_outputs: Linear(d, 2), whatever num_labels says
+        heads[task_class(lm_class, "QuestionAnswering")] = "span"
     return heads
 
 

@@ -18,26 +18,26 @@ specs/modernbert_base.yaml: `model_type: modernbert` (ModernBertModel, ModernBer
     ModernBertForSequenceClassification            -> head: classifier(n, pool=classifier_pooling,
     ModernBertForTokenClassification                  transform=act, eps, transform_bias=norm_bias)
                                                       (pool=tokens for the token head)
+    ModernBertForQuestionAnswering                 -> head: span(transform=act, eps, transform_bias=norm_bias)
 
 Refused, naming the key: attention_dropout other than 0 (HF drops the attention probabilities
 and again the output projection's result; graphspec's attn_dropout is the first only), a
 decoder_bias of false, classifier_bias different from norm_bias (graphspec's head has one
-`bias`), a rope_type other than default, and the question-answering and multiple-choice heads
-(`graphspec import --base` imports the base model).
+`bias`), a rope_type other than default, and the multiple-choice head (`graphspec import --base`
+imports the base model).
 """
 
 from __future__ import annotations
 
 from graphspec.interchange.config import Reader, show
-from graphspec.interchange.hf_import import Spec, _act, _classes, _head, _seq, num
+from graphspec.interchange.hf_import import Spec, _act, _classes, _head, _seq, _span, num
 from graphspec.interchange.hf_import_llm import _pattern
 
 LAYER_TYPES = ("full_attention", "sliding_attention")
 BLOCK = '[["norm(attn_norm, first=false)", attn], ["norm(mlp_norm)", mlp]]'
 THETA = {"full_attention": 160_000.0, "sliding_attention": 10_000.0}  # ModernBertConfig.default_theta
 LEGACY = {"full_attention": "global_rope_theta", "sliding_attention": "local_rope_theta"}
-TASK_HEADS = {"ModernBertForQuestionAnswering": "a span head graphspec does not build (start and end logits)",
-              "ModernBertForMultipleChoice": "a multiple-choice head graphspec does not build (one score per choice "
+TASK_HEADS = {"ModernBertForMultipleChoice": "a multiple-choice head graphspec does not build (one score per choice "
                                              "of a (B, choices, N) input)"}
 
 
@@ -92,7 +92,8 @@ def _classifiers(r: Reader, eps: float, bias: bool) -> dict[str, str]:
     transform = f"transform={_act(r, 'classifier_activation')}, eps={num(eps)}" + \
         ("" if bias else ", transform_bias=false")
     return {"ModernBertForSequenceClassification": f"classifier({n}, pool={pool}, {transform})",
-            "ModernBertForTokenClassification": f"classifier({n}, pool=tokens, {transform})"}
+            "ModernBertForTokenClassification": f"classifier({n}, pool=tokens, {transform})",
+            "ModernBertForQuestionAnswering": _span(r, "ModernBertForQuestionAnswering", transform)}
 
 
 def _mlm(r: Reader, eps: float, bias: bool) -> str:
@@ -168,7 +169,7 @@ def is_modernbert(spec) -> bool:
 
     e, st = spec.embed, spec.stacks[0]
     return (e.kind == "tokens" and e.pos == "rope" and st.role == "encoder" and e.norm
-            and (spec.head.kind in ("none", "mlm") or spec.head.kind == "classifier"
+            and (spec.head.kind in ("none", "mlm", "span") or spec.head.kind == "classifier"
                  and use_of(spec.head)["pool"] in ("cls", "mean", "tokens")))
 
 
@@ -225,10 +226,11 @@ def modernbert_config(spec, error) -> dict:
                    tie_word_embeddings=bool(u["tied"]))
     if task(h):  # the transform is ModernBertPredictionHead: classifier_activation, classifier_bias
         u = use_of(h)
-        if u["transform"] is None or not u["bias"]:
+        if u["transform"] is None or not u.get("bias", True):
             error(f"{spec.name}: ModernBERT's classifiers pass the pooled vector through its prediction head "
                   "(transform=act) and a Linear with bias; this head has " +
                   ("no transform" if u["transform"] is None else "bias=false"))
-        cfg.update(_labels(h), classifier_bias=bool(bias), classifier_activation=u["transform"].name,
-                   classifier_pooling="cls" if u["pool"] == "tokens" else u["pool"])
+        cfg.update(_labels(h), classifier_bias=bool(bias), classifier_activation=u["transform"].name)
+        if h.kind == "classifier":
+            cfg["classifier_pooling"] = "cls" if u["pool"] == "tokens" else u["pool"]
     return cfg

@@ -286,21 +286,24 @@ class Expand:
 @op("select", SHAPE_ONLY)
 class Select:
     """x[:, index]: (B, N, C) -> (B, C) (class-token pooling; index -1: the last token, a
-    decoder's sequence classification)."""
+    decoder's sequence classification); dim=-1, x[..., index]: (B, N, 2) -> (B, N) (question
+    answering's start and end logits)."""
 
-    def shape(x, *, index=0):
-        return (x[0], *x[2:])
+    def shape(x, *, index=0, dim=1):
+        return tuple(x[:-1]) if dim == -1 else (x[0], *x[2:])
 
-    torch = Torch(call="{0}[:, {index}]")
+    torch = Torch(call=lambda ops, a: f"{ops[0]}[..., {a['index']}]" if a.get("dim") == -1
+                  else f"{ops[0]}[:, {a['index']}]")
 
-    def eval(w, x, *, index=0):
-        return x[:, index]
+    def eval(w, x, *, index=0, dim=1):
+        return x[..., index] if dim == -1 else x[:, index]
 
-    def onnx(e, x, *, index=0):
-        return e("Gather", x, e.const(np.int64(index), f"index_{index}".replace("-", "m")), axis=1)
+    def onnx(e, x, *, index=0, dim=1):
+        return e("Gather", x, e.const(np.int64(index), f"index_{index}".replace("-", "m")), axis=dim)
 
-    def relax(e, x, *, index=0):
-        return e("take", x, e.const(np.int64(index)), axis=1, mode="wrap" if index < 0 else "clip")
+    def relax(e, x, *, index=0, dim=1):
+        axis = len(e.dims(x)) - 1 if dim == -1 else dim
+        return e("take", x, e.const(np.int64(index)), axis=axis, mode="wrap" if index < 0 else "clip")
 
 
 @op("mean", SHAPE_ONLY)

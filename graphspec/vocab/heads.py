@@ -77,6 +77,12 @@ def _check_classifier(a: dict) -> list:
     return []
 
 
+TRANSFORM = (Arg("transform", "act", None, doc="first dense d -> d, this activation and a LayerNorm (ModernBERT's "
+                 "head)"),
+             Arg("eps", float, None, minimum=0, doc="the transform's LayerNorm ε (default 1e-5)"),
+             Arg("transform_bias", bool, None, doc="the transform's dense and LayerNorm biases (default true)"))
+
+
 @construct("head", "classifier", Arg("classes", int, 1000, minimum=1, doc="number of classes; default the "
                                      "spec's `classes` variable, else 1000"),
            Arg("pool", str, "cls", choices=POOLS, doc="what is classified: the class token (cls, ViT), the token "
@@ -84,10 +90,7 @@ def _check_classifier(a: dict) -> list:
                "(tokens: token classification), [class] beside the patch mean (cls_mean, DINOv2), or BERT's pooler "
                "tanh(W h_[CLS] + b) (pooler)"),
            Arg("bias", bool, True, doc="the classifier's bias (false: Llama's `score`)"),
-           Arg("transform", "act", None, doc="first dense d -> d, this activation and a LayerNorm on the pooled "
-               "vector (ModernBERT's head)"),
-           Arg("eps", float, None, minimum=0, doc="the transform's LayerNorm ε (default 1e-5)"),
-           Arg("transform_bias", bool, None, doc="the transform's dense and LayerNorm biases (default true)"),
+           *TRANSFORM,
            hooks={"defaults": lambda env: {"classes": env.get("classes", 1000)}}, check=_check_classifier,
            example="head: classifier(10, pool=mean)")
 def classifier(b, use, ctx, x):
@@ -127,15 +130,43 @@ def classifier(b, use, ctx, x):
         pooled = b.emit("mean", (x,), "pool", dim=1)
     else:  # tokens: every position
         pooled = x
-    if use["transform"] is not None:  # ModernBertPredictionHead
-        bias = use["transform_bias"] is not False
-        with b.module("transform", "PredictionHead", dim=dim, act=use["transform"].name):
-            h = b.emit("linear", (pooled,), "dense", out_features=dim, bias=bias, in_features=dim)
-            h = use["transform"].lower(b, ctx, h)
-            pooled = b.emit("layer_norm", (h,), "norm", dim=dim, eps=use["eps"] if use["eps"] is not None else 1e-5,
-                            **({} if bias else {"bias": False}))
+    pooled = _transform(b, use, ctx, pooled, dim)
     name = "score" if spec.stacks and spec.stacks[0].names == "hf" else "head"
     return (b.emit("linear", (pooled,), name, out_features=use["classes"], bias=use["bias"], in_features=dim),)
+
+
+def _transform(b, use, ctx, x, dim):
+    """`transform=act`: ModernBertPredictionHead (module `transform`: dense, act, LayerNorm), or x."""
+    if use["transform"] is None:
+        return x
+    bias = use["transform_bias"] is not False
+    with b.module("transform", "PredictionHead", dim=dim, act=use["transform"].name):
+        h = b.emit("linear", (x,), "dense", out_features=dim, bias=bias, in_features=dim)
+        h = use["transform"].lower(b, ctx, h)
+        return b.emit("layer_norm", (h,), "norm", dim=dim, eps=use["eps"] if use["eps"] is not None else 1e-5,
+                      **({} if bias else {"bias": False}))
+
+
+def _check_span(a: dict) -> list:
+    return _check_classifier({**a, "pool": "tokens"})
+
+
+@construct("head", "span", *TRANSFORM, check=_check_span, example="head: span")
+def span(b, use, ctx, x):
+    """Extractive question answering (HF's ...ForQuestionAnswering, SQuAD's span head; Devlin et
+    al. §4.2): a Linear d -> 2 on every token (`qa_outputs`), whose two columns are the start and
+    the end logits, (B, N) each, returned in that order. `transform=act`: ModernBertPredictionHead
+    first (ModernBertForQuestionAnswering)."""
+    from graphspec.spec.errors import SpecError
+
+    if len(b.shape(x)) != 3:
+        raise SpecError.at(use.loc or b.loc, "span scores tokens; this model ends in a feature map",
+                           "use head: classifier(...) on a CNN")
+    dim = b.shape(x)[-1]
+    h = _transform(b, use, ctx, x, dim)
+    y = b.emit("linear", (h,), "qa_outputs", out_features=2, bias=True, in_features=dim)
+    return (b.emit("select", (y,), "start_logits", index=0, dim=-1),
+            b.emit("select", (y,), "end_logits", index=1, dim=-1))
 
 
 @construct("head", "pooler", example="head: pooler")
