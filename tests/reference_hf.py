@@ -161,6 +161,36 @@ def exported(tmp_path, name, overrides=(), weights=None):
     return r, out
 
 
+def export_and_load(tmp_path, spec, net, cls, **kw):
+    """net's weights -> `graphspec export SPEC --format hf --weights` into tmp_path/hf ->
+    `cls.from_pretrained(**kw)`, checked for no missing, unexpected or mismatched keys: (the HF
+    model in eval mode, the config.json written)."""
+    import json
+
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp_path / "w.safetensors"))
+    r, out = exported(tmp_path, str(spec), weights=tmp_path / "w.safetensors")
+    assert r.exit_code == 0, r.output
+    hf, info = cls.from_pretrained(out, output_loading_info=True, **kw)
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"], info
+    return hf.eval(), json.loads((out / "config.json").read_text())
+
+
+def imported_weights(tmp_path, spec, hf) -> dict:
+    """`hf` saved by its own save_pretrained -> `graphspec import-weights SPEC --passes default`:
+    the graphspec-named state dict written (never a traceback)."""
+    from click.testing import CliRunner
+    from graphspec.cli.main import main
+    from safetensors.torch import load_file
+
+    hf.save_pretrained(tmp_path / "hf2")
+    r = CliRunner().invoke(main, ["import-weights", str(spec), str(tmp_path / "hf2" / "model.safetensors"), "-o",
+                                  str(tmp_path / "back.safetensors"), "--passes", "default"])
+    assert r.exit_code == 0 and "Traceback" not in r.output, r.output
+    return load_file(str(tmp_path / "back.safetensors"))
+
+
 def round_trip_mismatches(net, graph, family, hf) -> list[str]:
     """net's state dict mapped back to HF's names: the keys missing, extra or not equal bit for
     bit to HF's own tensors ([] when the mapping is exact both ways)."""

@@ -13,7 +13,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 from graphspec.cli.main import main
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 import graphspec
 from graphspec.interchange import from_hf_config
@@ -98,21 +98,13 @@ def test_mlm_exports_as_bert_for_masked_lm_and_imports_back(tmp_path):
     with torch.no_grad():
         for p in net.parameters():
             p.add_(0.02 * torch.randn(p.shape))
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp_path / "w.safetensors"))
-    r = cli("export", spec, "--format", "hf", "-o", tmp_path / "hf", "--weights", tmp_path / "w.safetensors")
-    assert r.exit_code == 0, r.output
-    assert json.loads((tmp_path / "hf" / "config.json").read_text())["architectures"] == ["BertForMaskedLM"]
-    hf, info = transformers.AutoModelForMaskedLM.from_pretrained(tmp_path / "hf", output_loading_info=True)
+    hf, out = hf_ref.export_and_load(tmp_path, spec, net, transformers.AutoModelForMaskedLM)
+    assert out["architectures"] == ["BertForMaskedLM"]
     assert type(hf).__name__ == "BertForMaskedLM"
-    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"], info
     ids = torch.randint(0, 60, (2, 32), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        assert rel_err(hf.eval()(input_ids=ids).logits, net(ids)) <= 1e-5
-    hf.save_pretrained(tmp_path / "hf2")
-    r = cli("import-weights", spec, tmp_path / "hf2" / "model.safetensors", "-o", tmp_path / "back.safetensors",
-            "--passes", "default")
-    assert r.exit_code == 0, r.output
-    back, mine = load_file(str(tmp_path / "back.safetensors")), net.state_dict()
+        assert rel_err(hf(input_ids=ids).logits, net(ids)) <= 1e-5
+    back, mine = hf_ref.imported_weights(tmp_path, spec, hf), net.state_dict()
     assert sorted(back) == sorted(mine) and all(torch.equal(back[k], mine[k]) for k in mine)
 
 
@@ -143,12 +135,7 @@ def _export_and_load(tmp_path, net, auto):
     """net's (perturbed) weights -> `export --format hf` -> `auto.from_pretrained`, checked for no
     missing, unexpected or mismatched keys."""
     hf_ref.perturbed(net)
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp_path / "w.safetensors"))
-    r = cli("export", tmp_path / "s.yaml", "--format", "hf", "-o", tmp_path / "hf", "--weights", tmp_path / "w.safetensors")
-    assert r.exit_code == 0, r.output
-    hf, info = auto.from_pretrained(tmp_path / "hf", output_loading_info=True)
-    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"], info
-    return hf.eval(), json.loads((tmp_path / "hf" / "config.json").read_text())
+    return hf_ref.export_and_load(tmp_path, tmp_path / "s.yaml", net, auto)
 
 
 def test_pretraining_head_exports_as_bert_for_pretraining(tmp_path):

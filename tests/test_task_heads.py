@@ -16,7 +16,6 @@ import pytest
 import torch
 from click.testing import CliRunner
 from graphspec.cli.main import main
-from safetensors.torch import load_file, save_file
 
 import graphspec
 from graphspec.interchange import from_hf_config
@@ -300,24 +299,15 @@ def test_exported_weights_load_into_hugging_face_and_back(tmp_path, case):
     _, path = imported(tmp_path, cfg)
     graph, net, _ = generated(small(path, case), "default")
     hf_ref.perturbed(net, seed=4)
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp_path / "w.safetensors"))
-    r = cli("export", path, "--format", "hf", "-o", tmp_path / "hf", "--weights", tmp_path / "w.safetensors")
-    assert r.exit_code == 0, r.output
-    out = json.loads((tmp_path / "hf" / "config.json").read_text())
-    assert out["architectures"] == [cls.__name__] and out["num_labels"] == cfg.num_labels
     eager = {"attn_implementation": "eager"} if case.startswith("modernbert") else {}
-    hf, info = cls.from_pretrained(tmp_path / "hf", output_loading_info=True, **eager)
-    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"], info
+    hf, out = hf_ref.export_and_load(tmp_path, path, net, cls, **eager)
+    assert out["architectures"] == [cls.__name__] and out["num_labels"] == cfg.num_labels
     x, kw = inputs(case, seed=5)
     if case == "llama-seq":  # the export carries no token ids; HF wants a pad id to batch (x has none)
         hf.config.pad_token_id = 0
     with torch.no_grad():
-        assert rel_err(net(x), hf.eval()(**kw).logits) < RTOL
-    hf.save_pretrained(tmp_path / "hf2")
-    r = cli("import-weights", path, tmp_path / "hf2" / "model.safetensors", "-o", tmp_path / "back.safetensors",
-            "--passes", "default")
-    assert r.exit_code == 0, r.output
-    back, mine = load_file(str(tmp_path / "back.safetensors")), net.state_dict()
+        assert rel_err(net(x), hf(**kw).logits) < RTOL
+    back, mine = hf_ref.imported_weights(tmp_path, path, hf), net.state_dict()
     assert sorted(back) == sorted(mine) and all(torch.equal(back[k], mine[k]) for k in mine)
 
 
@@ -415,23 +405,15 @@ def test_span_head_exports_and_imports_weights(tmp_path, cls):
     cfg, _, path = qa(tmp_path, cls)
     graph, net, _ = generated(graphspec.load(path, ["seq_len=24", "batch=2"]), "default")
     hf_ref.perturbed(net, seed=6)
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp_path / "w.safetensors"))
-    r = cli("export", path, "--format", "hf", "-o", tmp_path / "hf", "--weights", tmp_path / "w.safetensors")
-    assert r.exit_code == 0, r.output
-    assert json.loads((tmp_path / "hf" / "config.json").read_text())["architectures"] == [cls]
     eager = {"attn_implementation": "eager"} if cls.startswith("ModernBert") else {}
-    hf, info = getattr(transformers, cls).from_pretrained(tmp_path / "hf", output_loading_info=True, **eager)
-    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"], info
+    hf, out = hf_ref.export_and_load(tmp_path, path, net, getattr(transformers, cls), **eager)
+    assert out["architectures"] == [cls]
     x = qa_ids(cfg.vocab_size, seed=7)
     with torch.no_grad():
         start, end = net(x)
-        want = hf.eval()(input_ids=x)
+        want = hf(input_ids=x)
     assert rel_err(start, want.start_logits) < RTOL and rel_err(end, want.end_logits) < RTOL
-    hf.save_pretrained(tmp_path / "hf2")
-    r = cli("import-weights", path, tmp_path / "hf2" / "model.safetensors", "-o", tmp_path / "back.safetensors",
-            "--passes", "default")
-    assert r.exit_code == 0, r.output
-    back, mine = load_file(str(tmp_path / "back.safetensors")), net.state_dict()
+    back, mine = hf_ref.imported_weights(tmp_path, path, hf), net.state_dict()
     assert sorted(back) == sorted(mine) and all(torch.equal(back[k], mine[k]) for k in mine)
 
 
