@@ -328,6 +328,7 @@ def test_a_token_head_without_bias_exports_token_classification_bias_false(tmp_p
     ("llama4_scout", "classifier(3, pool=last, bias=false)",
      "transformers has no sequence classification model beside Llama4ForCausalLM"),
     ("olmo2_7b", "classifier(3, pool=tokens)", "transformers has no token classification model beside Olmo2ForCausalLM"),
+    ("gemma2_2b", "span", "transformers has no question answering model beside Gemma2ForCausalLM"),
     ("modernbert_base", "classifier(3, pool=cls)", "ModernBERT's classifiers pass the pooled vector through"),
     ("modernbert_base", "classifier(3, pool=cls, transform=gelu, bias=false)", "and a Linear with bias"),
 ])

@@ -411,8 +411,9 @@ def _decoder(spec, lm_class: str, base_class: str) -> dict:
 
         arch, u = task_class(lm_class, task(h)), use_of(h)
         if arch is None:
-            raise ExportError(f"{spec.name}: transformers has no {task(h)[:-14].lower()} classification "
-                              f"model beside {lm_class}; export it with head: lm or none")
+            words = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", task(h)).lower()  # "question answering"
+            raise ExportError(f"{spec.name}: transformers has no {words} model beside {lm_class}; export it with "
+                              "head: lm or none")
         if u["transform"] is not None:
             raise ExportError(f"{spec.name}: transformers' decoders put their task Linear on the last hidden state; "
                               f"this head is {u}, with a transform first (ModernBERT's prediction head)")
