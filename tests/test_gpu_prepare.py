@@ -4,7 +4,8 @@
 - run.py itself, in a fresh process with TVM_USE_RUNTIME_LIB=1, on a pack of an llvm build (the
   dry run, --device cpu): the pack's runtime-only tvm is the one imported (no libtvm_compiler.so
   in the pack, none loaded), TVM matches graphspec's generated PyTorch module to 1e-4 relative in
-  fp32, and the timing table is written;
+  fp32, and the timing table is written; a group that fails is reported without costing the
+  others' figures, and a run stopped midway (device.sh's timeout) leaves what it measured;
 - a cuda:sm_90 bf16 build of a small ViT has its kernels compiled for sm_90 (`.target sm_90`
   in the PTX; the cubin's ELF names sm_90 where cuobjdump exists) and packs far below 64 MiB;
 - on a machine with a CUDA GPU the cuda build also runs and matches (skipped here).
@@ -89,6 +90,64 @@ def test_device_half_dry_run_on_cpu(llvm_pack, tmp_path):
     assert got == {("eager", 4), ("tvm", 4), ("eager", 1), ("tvm", 1)}, got
     md = (out / "gpu.md").read_text()
     assert "| vit_b16-fp32 | 4 | tvm |" in md and "| vit_b16 | fp32 | 1 | tvm |" in md and "images/s" in md
+
+
+def _pack_with_second_group(llvm_pack, tmp_path, dtype: str, model_py: str) -> Path:
+    """A copy of the llvm pack with a second group: the fp32 build relabelled `dtype`, its
+    generated module replaced by `model_py`."""
+    pack = tmp_path / "pack"
+    shutil.copytree(llvm_pack, pack)
+    key = f"vit_b16-{dtype}"
+    shutil.copytree(pack / "vit_b16-fp32", pack / key)
+    info = json.loads((pack / key / "build.json").read_text())
+    (pack / key / "build.json").write_text(json.dumps({**info, "dtype": dtype}))
+    (pack / key / "model.py").write_text(model_py)
+    index = json.loads((pack / "index.json").read_text())
+    index["builds"][key] = {"spec": "vit_b16", "dtype": dtype}
+    (pack / "index.json").write_text(json.dumps(index))
+    return pack
+
+
+def _device_half(pack, tmp_path, **kw):
+    env = {**os.environ, "TVM_USE_RUNTIME_LIB": "1", "OMP_NUM_THREADS": "1", "TVM_NUM_THREADS": "1"}
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "gpu" / "run.py"), "--pack", str(pack), "--out",
+           str(tmp_path / "out"), "--work", str(tmp_path / "work"), "--device", "cpu", "--compile-dtypes", "",
+           "--batches", "2,1", "--rounds", "1"]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, **kw)
+
+
+def test_device_half_keeps_going_past_a_broken_group(llvm_pack, tmp_path):
+    """A group that fails outright (its reference module raises; fp16 runs before fp32) is
+    reported and the run exits 1, with the other group's checks and figures written."""
+    pack = _pack_with_second_group(llvm_pack, tmp_path, "fp16", "raise ImportError('broken on purpose')\n")
+    p = _device_half(pack, tmp_path)
+    log = p.communicate(timeout=300)[0]
+    assert p.returncode == 1, log[-3000:]
+    res = json.loads((tmp_path / "out" / "gpu.json").read_text())
+    assert any(n.startswith("vit_b16 fp16: failed: ImportError: broken on purpose") for n in res["notes"]), res["notes"]
+    assert {(row["dtype"], row["backend"]) for row in res["rows"]} == {("fp32", "eager"), ("fp32", "tvm")}
+    md = (tmp_path / "out" / "gpu.md").read_text()
+    assert "| vit_b16-fp16 | 0 | (group) | nan | nan | FAILED |" in md and "incomplete" not in md
+
+
+def test_device_half_stopped_midway_keeps_what_it_measured(llvm_pack, tmp_path):
+    """device.sh's `timeout` stops run.py where it is: gpu.md is rewritten after every group, so
+    the groups done before the stop are on disk, marked incomplete (an unknown dtype sorts last)."""
+    import time
+
+    pack = _pack_with_second_group(llvm_pack, tmp_path, "int8", "import time\ntime.sleep(600)\n")
+    p = _device_half(pack, tmp_path)
+    md, deadline = tmp_path / "out" / "gpu.md", time.monotonic() + 240
+    try:
+        while not md.exists() and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert md.exists(), "no gpu.md after the first group"
+    finally:
+        p.terminate()
+        log = p.communicate(timeout=30)[0]
+    assert p.returncode != 0, log[-3000:]
+    text = md.read_text()
+    assert "| vit_b16 | fp32 | 2 | tvm |" in text and "incomplete: the run stopped before vit_b16 int8" in text
 
 
 @pytest.fixture(scope="module")

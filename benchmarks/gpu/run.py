@@ -263,11 +263,24 @@ def main(argv=None) -> int:
         groups.setdefault((info["spec"], info["dtype"]), []).append((key, info))
     big, small = (int(v) for v in a.batches.split(","))
     order = {"bf16": 0, "fp16": 1, "fp32": 2}  # the goal's rows first, should the budget run out
-    for (spec, dt), builds in sorted(groups.items(), key=lambda g: (order.get(g[0][1], 3), g[0][0] != "swin_t")):
-        measure_group(spec, dt, builds, pack, work, dev, env, a, rows, checks, notes, (big, small))
+    todo = sorted(groups, key=lambda g: (order.get(g[1], 3), g[0] != "swin_t"))
+    for i, (spec, dt) in enumerate(todo):
+        try:
+            measure_group(spec, dt, groups[spec, dt], pack, work, dev, env, a, rows, checks, notes, (big, small))
+        except Exception as e:  # noqa: BLE001  (one group's failure must not cost the others' figures)
+            notes.append(f"{spec} {dt}: failed: {type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}")
+            checks.append({"build": f"{spec}-{dt}", "batch": 0, "backend": "(group)", "rel_vs_fp32": float("nan"),
+                           "ok": False})
+            traceback.print_exc()
         if gpu:
             torch.cuda.empty_cache()
-    write(out, env, index, rows, checks, notes, a)
+        # written after every group, so that a run stopped by device.sh's timeout keeps what it measured
+        left = [f"{m} {d}" for m, d in todo[i + 1:]]
+        write(out, env, index, rows, checks,
+              notes + ([f"incomplete: the run stopped before {', '.join(left)}"] if left else []), a)
+    if not todo:
+        write(out, env, index, rows, checks, notes + ["the pack has no builds"], a)
+    print((out / "gpu.md").read_text())
     return 0 if all(c.get("ok", True) for c in checks) else 1
 
 
@@ -371,7 +384,7 @@ def write(out: Path, env, index, rows, checks, notes, a) -> None:
              "| build | batch | backend | vs fp32 module | vs same-dtype eager | status |",
              "| --- | ---: | --- | ---: | ---: | --- |"]
     for c in checks:
-        st = "" if "ok" not in c else ("ok" if c["ok"] else "MISMATCH")
+        st = "" if "ok" not in c else "ok" if c["ok"] else "FAILED" if c["backend"] == "(group)" else "MISMATCH"
         lines.append(f"| {c['build']} | {c['batch']} | {c['backend']} | {c['rel_vs_fp32']:.2e} | "
                      f"{c.get('rel_vs_eager', float('nan')):.2e} | {st} |")
     lines += ["", "## Speed", "", "| model | dtype | batch | backend | ms | images/s | MFU |",
@@ -382,7 +395,6 @@ def write(out: Path, env, index, rows, checks, notes, a) -> None:
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     (out / "gpu.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
 
 
 if __name__ == "__main__":
