@@ -34,7 +34,7 @@ HELPER_ORDER = ("window_partition", "window_reverse", "roll_tokens", "shift_mask
                 "relative_position_index", "patch_merge", "causal_mask", "sinusoidal", "sine_pos_2d", "attention",
                 "relative_buckets", "relative_bias", "FrozenBatchNorm2d", "DropPath", "LayerScale", "interpolate_pos", "rope_frequencies", "apply_rotary", "sliding_mask", "chunked_mask", "local_mask",
                 "attention_with_sinks",                "attn_temperature", "alibi",
-                "OffsetRMSNorm", "TopKRouter", "Experts", "softmax_with_sinks", "clamped_swiglu", "SoftmaxTopKRouter",
+                "OffsetRMSNorm", "TopKRouter", "Experts", "softmax_with_sinks", "clamped_swiglu", "SoftmaxTopKRouter", "last_token",
                 "ClampedSwiGLUExperts")
 HELPER_DEPS = {"shift_mask": ("window_partition",), "relative_bias": ("relative_buckets",),
                "ClampedSwiGLUExperts": ("clamped_swiglu",)}

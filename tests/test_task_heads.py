@@ -42,8 +42,8 @@ DINOV2 = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, image_
 CASES = {
     "bert-seq": ("BertConfig", BERT, "BertForSequenceClassification", "classifier(3, pool=pooler)", "tokens"),
     "bert-tok": ("BertConfig", BERT, "BertForTokenClassification", "classifier(3, pool=tokens)", "tokens"),
-    "llama-seq": ("LlamaConfig", LLAMA, "LlamaForSequenceClassification", "classifier(3, pool=last, bias=false)",
-                  "tokens"),
+    "llama-seq": ("LlamaConfig", LLAMA, "LlamaForSequenceClassification",
+                  "classifier(3, pool=last, bias=false, pad_token_id=0)", "tokens"),
     "llama-tok": ("LlamaConfig", LLAMA, "LlamaForTokenClassification", "classifier(3, pool=tokens)", "tokens"),
     "modernbert-seq-mean": ("ModernBertConfig", {**MODERNBERT, "classifier_pooling": "mean"},
                             "ModernBertForSequenceClassification",
@@ -238,7 +238,7 @@ def test_other_decoders_task_heads_compute_hugging_faces_logits(tmp_path, cls):
     cfg = getattr(transformers, cfg_cls)(**{k: v for k, v in {**DECODER, **kw}.items() if v is not None},
                                          architectures=[cls])
     text, path = imported(tmp_path, cfg)
-    assert "head: classifier(3, pool=" + ("last, bias=false)" if "Sequence" in cls else "tokens)") in text
+    assert "head: classifier(3, pool=" + ("last, bias=false, pad_token_id=0)" if "Sequence" in cls else "tokens)") in text
     hf = hf_ref.random_hf(getattr(transformers, cls), cfg)
     m = graphspec.load(path, ["seq_len=12", "batch=2"])
     assert m.params() == n_params(hf)
@@ -252,7 +252,7 @@ def test_other_decoders_task_heads_compute_hugging_faces_logits(tmp_path, cls):
 
 def test_each_pooling_matters(tmp_path):
     """The comparisons above can fail: the same weights, pooled otherwise, are far off."""
-    for case, wrong in [("modernbert-seq-mean", "head.pool=cls"), ("llama-seq", "head.pool=cls"),
+    for case, wrong in [("modernbert-seq-mean", "head.pool=cls"), ("llama-seq", "head=classifier(3, pool=cls, bias=false)"),
                         ("modernbert-seq-cls", "head.pool=mean")]:
         hf = random_hf(case)
         (tmp_path / case).mkdir()
@@ -262,6 +262,74 @@ def test_each_pooling_matters(tmp_path):
         x, kw = inputs(case)
         with torch.no_grad():
             assert rel_err(net(x), hf(**kw).logits) > 1e-2, case
+
+
+def padded(vocab=128, seed=0):
+    """Token ids (4, 12) with padding (id 0): right-padded, left-padded, all padding, none."""
+    x = torch.randint(1, vocab, (4, 12), generator=torch.Generator().manual_seed(seed))
+    x[0, 7:], x[1, :3], x[2] = 0, 0, 0
+    return x
+
+
+def test_pool_last_with_pad_token_id_reads_each_rows_last_token_as_hugging_face_does(tmp_path):
+    """LlamaForSequenceClassification with pad_token_id 0 on a padded batch (right, left, all
+    padding, none): the generated module, the IR interpreter, ONNX and TVM give HF's logits; the
+    last position (pool=last without pad_token_id) is far off on the padded rows and equal on the
+    unpadded one."""
+    hf = random_hf("llama-seq")
+    _, path = imported(tmp_path, hf.config)
+    m = graphspec.load(path, ["seq_len=12", "batch=4"])
+    graph, net, src = generated(m, "default")
+    assert "last_token(self.norm(x), input_ids, pad=0)" in src
+    net.load_state_dict(to_graphspec(hf, graph, "llama"), strict=True)
+    x = padded()
+    with torch.no_grad():
+        got, want = net(x), hf(input_ids=x).logits
+    assert rel_err(got, want) < RTOL
+    assert hf_ref.hf_interpreter_error(hf, m.graph, x, "llama") < RTOL
+    g2, net2, _ = generated(graphspec.load(path, ["seq_len=12", "batch=4", "head=classifier(3, pool=last, bias=false)"]))
+    net2.load_state_dict(to_graphspec(hf, g2, "llama"), strict=True)
+    with torch.no_grad():
+        last = net2(x)
+    assert rel_err(last[:3], want[:3]) > 1e-2 and rel_err(last[3:], want[3:]) < RTOL
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("tvm")
+    errors = hf_ref.hf_backend_errors(hf, m, x, "llama")  # ONNX Equal/ArgMax/GatherND, Relax gather_nd
+    assert max(errors.values()) < 1e-4, errors
+
+
+def test_pad_token_id_exports_so_that_hugging_face_batches_padded_rows(tmp_path):
+    """A spec's classifier(pool=last, pad_token_id=5) -> `export --format hf --weights`: the config
+    has pad_token_id 5, and HF's class computes the module's logits on a padded batch (without a
+    pad_token_id HF refuses any batch > 1); pad_token_id null where the head has none."""
+    spec = tmp_path / "cls.yaml"
+    spec.write_text("name: cls\nnames: hf\nvars: vocab=100, d=64\ninput: tokens(12, batch=4)\n"
+                    "embed: tokens(vocab, dim=d, pos=rope(10000))\n"
+                    "decoder×2:\n  dim: d\n  heads: 4\n  norm: rms_norm(1e-6)\n  mlp: glu(96, silu)\n  bias: false\n"
+                    "  final_norm: true\nhead: classifier(3, pool=last, bias=false, pad_token_id=5)\n")
+    graph, net, _ = generated(graphspec.load(spec), "default")
+    hf_ref.perturbed(net, seed=4)
+    hf, out = hf_ref.export_and_load(tmp_path, spec, net, transformers.LlamaForSequenceClassification)
+    assert out["pad_token_id"] == 5
+    x = padded(vocab=100, seed=3)
+    x[x == 0] = 5
+    with torch.no_grad():
+        assert rel_err(net(x), hf(input_ids=x).logits) < RTOL
+    spec.write_text(spec.read_text().replace(", pad_token_id=5", ""))
+    r = cli("export", spec, "--format", "hf", "-o", tmp_path / "hf_nopad")
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "hf_nopad" / "config.json").read_text())["pad_token_id"] is None
+
+
+@pytest.mark.parametrize("pad, head", [(0, ", pad_token_id=0"), (127, ", pad_token_id=127"), (None, ""),
+                                       (-1, ""), (128, "")])
+def test_a_config_pad_token_id_that_is_no_token_imports_as_the_last_position(tmp_path, pad, head):
+    """HF compares ids with pad_token_id: null, -1 or one past the vocabulary never matches, so
+    the last position is what HF reads (for any batch but null's 1)."""
+    cfg, _ = config("llama-seq")
+    cfg.pad_token_id = pad
+    text, _ = imported(tmp_path, cfg)
+    assert text.endswith(f"head: classifier(3, pool=last, bias=false{head})\n"), text[-200:]
 
 
 def test_dinov2_averages_the_patch_tokens_without_the_registers():
@@ -302,9 +370,8 @@ def test_exported_weights_load_into_hugging_face_and_back(tmp_path, case):
     eager = {"attn_implementation": "eager"} if case.startswith("modernbert") else {}
     hf, out = hf_ref.export_and_load(tmp_path, path, net, cls, **eager)
     assert out["architectures"] == [cls.__name__] and out["num_labels"] == cfg.num_labels
+    assert out.get("pad_token_id") == (0 if case == "llama-seq" else out.get("pad_token_id"))  # HF batches with it
     x, kw = inputs(case, seed=5)
-    if case == "llama-seq":  # the export carries no token ids; HF wants a pad id to batch (x has none)
-        hf.config.pad_token_id = 0
     with torch.no_grad():
         assert rel_err(net(x), hf(**kw).logits) < RTOL
     back, mine = hf_ref.imported_weights(tmp_path, path, hf), net.state_dict()
@@ -465,6 +532,13 @@ PATCHES = ("image(32)", "patches(16, dim=d)")
      "use one of cls, mean"),
     (TOKENS, "classifier(3, transform=swiglu)", "a gated MLP, not an activation", ""),
     (TOKENS, "classifier(3, bias=2)", "bias must be bool, got 2", ""),
+    (TOKENS, "classifier(3, pad_token_id=0)", "pad_token_id= picks the last token that is not padding, and "
+     "pool=cls reads no last token", "write classifier(n, pool=last, pad_token_id=...)"),
+    (TOKENS, "classifier(3, pool=last, pad_token_id=100)", "pad_token_id=100 is not a token of this vocabulary "
+     "of 100", "write a pad_token_id below 100"),
+    (TOKENS, "classifier(3, pool=last, pad_token_id=-1)", "pad_token_id must be ≥ 0, got -1", "write a pad_token_id of at least 0"),
+    (PATCHES, "classifier(3, pool=last, pad_token_id=0)", "pad_token_id= compares the token ids, and this model "
+     "has none (its input is not tokens)", "leave pad_token_id out"),
     (TOKENS, "span(eps=1e-5)", "eps= and transform_bias= set the transform", "add transform=gelu"),
     (TOKENS, "span(3)", "span() argument `transform` must name a construct, got 3", "use one of relu, gelu"),
 ])

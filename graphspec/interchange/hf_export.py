@@ -553,6 +553,9 @@ def to_hf_config(model) -> dict:
                                  else {"gpt2": _gpt2, "bert": _bert, "vit": _vit, "swin": _swin, "pvt": _pvt,
                                        "t5": _t5, "detr": _detr, "siglip_vision_model": _siglip_vision,
                                        "dinov2": _dinov2, "dinov2_with_registers": _dinov2}[mt](spec))}
+    h = spec.head
+    if h.kind == "classifier" and use_of(h)["pool"] == "last":  # GenericForSequenceClassification's padding
+        cfg["pad_token_id"] = use_of(h)["pad_token_id"]  # (None: the last position; HF then refuses batches > 1)
     _check_round_trip(model, cfg)
     return cfg
 

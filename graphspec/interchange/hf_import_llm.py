@@ -280,9 +280,9 @@ def _llm(r: Reader, s: Spec) -> None:
 
 
 # HF's generic task heads on a decoder (transformers/modeling_layers.py): `score`, without bias, at
-# the last position (GenericForSequenceClassification reads the last non-padding token; graphspec's
-# inputs have no padding), or on every token with a bias (GenericForTokenClassification,
-# token_classification_bias). Per causal-LM class: the task classes' prefix and the tasks
+# each row's last token that is not pad_token_id (GenericForSequenceClassification; pool=last with
+# pad_token_id, or the last position where the config has none or one that is no token), or on
+# every token with a bias (GenericForTokenClassification, token_classification_bias). Per causal-LM class: the task classes' prefix and the tasks
 # transformers has (Llama 4 and GLM-4.5 have none; Gemma 3's text-only one is Gemma3Text...).
 _SEQ, _BOTH = ("SequenceClassification",), ("SequenceClassification", "TokenClassification")
 _ALL = (*_BOTH, "QuestionAnswering")
@@ -306,13 +306,22 @@ def task_heads(r: Reader, lm_class: str) -> dict[str, str]:
     """{HF task class: its head} for the decoder whose causal LM is `lm_class`."""
     heads = {}
     if task_class(lm_class, "SequenceClassification"):
-        heads[task_class(lm_class, "SequenceClassification")] = f"classifier({_classes(r)}, pool=last, bias=false)"
+        heads[task_class(lm_class, "SequenceClassification")] = f"classifier({_classes(r)}, pool=last, bias=false" \
+            + _pad(r) + ")"
     if task_class(lm_class, "TokenClassification"):
         bias = "" if r.bool("token_classification_bias", True) else ", bias=false"
         heads[task_class(lm_class, "TokenClassification")] = f"classifier({_classes(r)}, pool=tokens{bias})"
     if task_class(lm_class, "QuestionAnswering"):  # qa_outputs: Linear(d, 2), whatever num_labels says
         heads[task_class(lm_class, "QuestionAnswering")] = "span"
     return heads
+
+
+def _pad(r: Reader) -> str:
+    """`, pad_token_id=P` when the config's pad_token_id is a token of its vocabulary; one that is
+    none (null, -1, past the vocabulary) never equals an id, so HF reads the last position then."""
+    pad, vocab = r.raw("pad_token_id"), r.raw("vocab_size")
+    ok = isinstance(pad, int) and not isinstance(pad, bool) and isinstance(vocab, int) and 0 <= pad < vocab
+    return f", pad_token_id={pad}" if ok else ""
 
 
 def _shared_expert(r: Reader, mt: str) -> str:

@@ -306,6 +306,36 @@ class Select:
         return e("take", x, e.const(np.int64(index)), axis=axis, mode="wrap" if index < 0 else "clip")
 
 
+@op("last_token", SHAPE_ONLY)
+class LastToken:
+    """x[b, i_b]: (B, N, C), token ids (B, N) -> (B, C), i_b the last position of row b whose id is
+    not `pad` (HF's GenericForSequenceClassification with a pad_token_id: the rightmost token that
+    is not padding, so left and right padding both work; a row of padding only reads position 0)."""
+
+    def shape(x, ids, *, pad):
+        if len(x) != 3 or tuple(ids) != tuple(x[:2]):
+            raise ShapeError(f"last_token: hidden states (B, N, C) and token ids (B, N), got {x} and {ids}")
+        return (x[0], x[2])
+
+    torch = Torch(call="last_token({0}, {1}, pad={pad})", helpers=("last_token",))
+
+    def eval(w, x, ids, *, pad):
+        last = (th.arange(ids.shape[1], device=ids.device) * (ids != pad)).argmax(-1)
+        return x[th.arange(x.shape[0], device=x.device), last]
+
+    def onnx(e, x, ids, *, pad):
+        keep = e("Cast", e("Not", e("Equal", ids, e.const(np.int64(pad), f"pad_{pad}"))), to=6)  # INT32
+        positions = e.const(np.arange(e.shape(ids)[1], dtype=np.int32), "positions")
+        last = e("ArgMax", e("Mul", keep, positions), axis=1, keepdims=1)  # B, 1: the first maximum
+        return e("GatherND", x, last, batch_dims=1)
+
+    def relax(e, x, ids, *, pad):
+        keep = e("astype", e("not_equal", ids, e.const(np.int64(pad))), "int32")
+        positions = e.const(np.arange(e.shape(ids)[1], dtype=np.int32))
+        last = e("argmax", e("multiply", keep, positions), axis=1, keepdims=True)  # B, 1
+        return e("gather_nd", x, last, batch_dims=1)
+
+
 @op("mean", SHAPE_ONLY)
 class Mean:
     """Average over the token dim: (B, N, C) -> (B, C) (Swin's global average pool); `skip`

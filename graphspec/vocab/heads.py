@@ -67,6 +67,9 @@ POOLS = ("cls", "mean", "last", "tokens", "cls_mean", "pooler")
 
 
 def _check_classifier(a: dict) -> list:
+    if a.get("pad_token_id") is not None and a["pool"] != "last":
+        return [("pad_token_id", f"pad_token_id= picks the last token that is not padding, and pool={a['pool']} "
+                 "reads no last token", "write classifier(n, pool=last, pad_token_id=...), or leave pad_token_id out")]
     if a["transform"] is None and (a["eps"] is not None or a["transform_bias"] is not None):
         return [("eps" if a["eps"] is not None else "transform_bias", "eps= and transform_bias= set the transform "
                  "before the classifier, and this head has none", "add transform=gelu (ModernBERT's head), or "
@@ -90,14 +93,16 @@ TRANSFORM = (Arg("transform", "act", None, doc="first dense d -> d, this activat
                "(tokens: token classification), [class] beside the patch mean (cls_mean, DINOv2), or BERT's pooler "
                "tanh(W h_[CLS] + b) (pooler)"),
            Arg("bias", bool, True, doc="the classifier's bias (false: Llama's `score`)"),
+           Arg("pad_token_id", int, None, minimum=0, doc="with pool=last: read each row's last token whose id is "
+               "not this one (HF's decoders with a pad_token_id; left or right padding) instead of the last position"),
            *TRANSFORM,
            hooks={"defaults": lambda env: {"classes": env.get("classes", 1000)}}, check=_check_classifier,
            example="head: classifier(10, pool=mean)")
 def classifier(b, use, ctx, x):
     """Linear d -> classes on what `pool` picks: the class token (`cls`, ViT), the token mean
     (`mean`, Swin), the last position (`last`: HF's ...ForSequenceClassification of a decoder,
-    `score` without bias, which HF reads at the last non-padding token: graphspec's inputs have
-    no padding), every token (`tokens`: ...ForTokenClassification), [class] ‖ the mean of the patch
+    `score` without bias; with `pad_token_id`, each row's last token that is not padding, as HF
+    reads it when its config has a pad_token_id), every token (`tokens`: ...ForTokenClassification), [class] ‖ the mean of the patch
     tokens (`cls_mean`, Dinov2ForImageClassification: Linear 2d -> classes; registers are not
     averaged), or BERT's pooler (`pooler`, BertForSequenceClassification). `transform=act`:
     ModernBertPredictionHead (dense, act, LayerNorm) between the pooling and the classifier. On a
@@ -124,6 +129,8 @@ def classifier(b, use, ctx, x):
         mean = b.emit("mean", (x,), "patch_mean", skip=skip)
         pooled = b.emit("concat", (cls, mean), "pool", dim=1)
         dim = 2 * dim
+    elif pool == "last" and use["pad_token_id"] is not None:
+        pooled = b.emit("last_token", (x, _token_ids(b, use, spec)), "pool", pad=use["pad_token_id"])
     elif pool in ("cls", "last"):
         pooled = b.emit("select", (x,), "pool", index=0 if pool == "cls" else -1)
     elif pool == "mean":
@@ -133,6 +140,21 @@ def classifier(b, use, ctx, x):
     pooled = _transform(b, use, ctx, pooled, dim)
     name = "score" if spec.stacks and spec.stacks[0].names == "hf" else "head"
     return (b.emit("linear", (pooled,), name, out_features=use["classes"], bias=use["bias"], in_features=dim),)
+
+
+def _token_ids(b, use, spec) -> str:
+    """The graph's token ids (B, N), which `pad_token_id` compares: the one token input."""
+    from graphspec.spec.errors import SpecError
+
+    ids = [n.name for n in b.g if n.op == "input" and n.a.get("kind") == "tokens"]
+    if len(ids) != 1:
+        raise SpecError.at(use.loc or b.loc, "pad_token_id= compares the token ids, and this model has "
+                           + ("none (its input is not tokens)" if not ids else f"{len(ids)} token inputs"),
+                           "leave pad_token_id out")
+    if spec.embed.vocab is not None and use["pad_token_id"] >= spec.embed.vocab:
+        raise SpecError.at(use.loc or b.loc, f"pad_token_id={use['pad_token_id']} is not a token of this "
+                           f"vocabulary of {spec.embed.vocab}", f"write a pad_token_id below {spec.embed.vocab}")
+    return ids[0]
 
 
 def _transform(b, use, ctx, x, dim):
