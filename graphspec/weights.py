@@ -157,6 +157,9 @@ RULES: dict[str, list[tuple[str, list[str], Any]]] = {
         (r"blocks\.(\d+)\.mlp\.fc2\.bias", ["h.{0}.mlp.c_proj.bias"], "copy"),
         (rf"norm\.{_P}", ["ln_f.{0}"], "copy"),
         (r"lm_head\.weight", ["=lm_head.weight"], "copy"),  # head: lm(tied=false) (tie_word_embeddings false)
+        # classifier: GPT2ForSequenceClassification's `score`, GPT2ForTokenClassification's `classifier`
+        (rf"head\.{_P}", ["=score.{0}", "=classifier.{0}"], "copy"),
+        (rf"qa_outputs\.{_P}", ["=qa_outputs.{0}"], "copy"),  # span: GPT2ForQuestionAnswering
     ],
     "torch_transformer": [
         (r"(encoder|decoder)\.blocks\.(\d+)\.attn\.([qkv])\.weight", ["{0}.layers.{1}.self_attn.in_proj_weight"], "qkv"),

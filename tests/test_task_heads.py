@@ -35,6 +35,8 @@ LLAMA = dict(vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_la
 MODERNBERT = dict(vocab_size=128, hidden_size=64, num_hidden_layers=4, num_attention_heads=4, intermediate_size=96,
                   local_attention=8, pad_token_id=0, eos_token_id=1, bos_token_id=2, cls_token_id=2, sep_token_id=1,
                   num_labels=3)
+GPT2 = dict(vocab_size=100, n_positions=32, n_embd=32, n_layer=2, n_head=4, pad_token_id=0, bos_token_id=99,
+            eos_token_id=99, num_labels=3)
 DINOV2 = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, image_size=56, patch_size=14,
               layer_norm_eps=1e-6, num_labels=5)
 
@@ -45,6 +47,10 @@ CASES = {
     "llama-seq": ("LlamaConfig", LLAMA, "LlamaForSequenceClassification",
                   "classifier(3, pool=last, bias=false, pad_token_id=0)", "tokens"),
     "llama-tok": ("LlamaConfig", LLAMA, "LlamaForTokenClassification", "classifier(3, pool=tokens)", "tokens"),
+    # GPT-2: `score` without bias on the last token; GPT2ForTokenClassification's `classifier`, biased
+    "gpt2-seq": ("GPT2Config", GPT2, "GPT2ForSequenceClassification",
+                 "classifier(3, pool=last, bias=false, pad_token_id=0)", "tokens"),
+    "gpt2-tok": ("GPT2Config", GPT2, "GPT2ForTokenClassification", "classifier(3, pool=tokens)", "tokens"),
     "modernbert-seq-mean": ("ModernBertConfig", {**MODERNBERT, "classifier_pooling": "mean"},
                             "ModernBertForSequenceClassification",
                             "classifier(3, pool=mean, transform=gelu, eps=1e-05, transform_bias=false)", "tokens"),
@@ -58,7 +64,7 @@ CASES = {
     "dinov2-reg": ("Dinov2WithRegistersConfig", {**DINOV2, "num_register_tokens": 4},
                    "Dinov2WithRegistersForImageClassification", "classifier(5, pool=cls_mean)", "image"),
 }
-FAMILY = {"bert": "bert", "llama": "llama", "modernbert": "modernbert", "dinov2": "dinov2"}
+FAMILY = {"bert": "bert", "gpt2": "gpt2", "llama": "llama", "modernbert": "modernbert", "dinov2": "dinov2"}
 
 
 def config(case):
@@ -298,6 +304,23 @@ def test_pool_last_with_pad_token_id_reads_each_rows_last_token_as_hugging_face_
     assert max(errors.values()) < 1e-4, errors
 
 
+def test_gpt2_sequence_classifier_reads_each_rows_last_token_as_hugging_face_does(tmp_path):
+    """GPT2ForSequenceClassification (pad_token_id 0) on the padded batch: its `score` logits at
+    each row's last token that is not padding; the last position is far off on the padded rows."""
+    hf = random_hf("gpt2-seq")
+    _, path = imported(tmp_path, hf.config)
+    graph, net, src = generated(graphspec.load(path, ["seq_len=12", "batch=4"]), "default")
+    assert "return self.head(last_token(self.norm(x), input_ids, pad=0))" in src, src
+    net.load_state_dict(to_graphspec(hf, graph, "gpt2"), strict=True)
+    x = padded(vocab=100)
+    g2, net2, _ = generated(graphspec.load(path, ["seq_len=12", "batch=4", "head=classifier(3, pool=last, bias=false)"]))
+    net2.load_state_dict(to_graphspec(hf, g2, "gpt2"), strict=True)
+    with torch.no_grad():
+        got, want, last = net(x), hf(input_ids=x).logits, net2(x)
+    assert got.shape == want.shape == (4, 3) and rel_err(got, want) < RTOL
+    assert rel_err(last[:3], want[:3]) > 1e-2 and rel_err(last[3:], want[3:]) < RTOL
+
+
 def test_pad_token_id_exports_so_that_hugging_face_batches_padded_rows(tmp_path):
     """A spec's classifier(pool=last, pad_token_id=5) -> `export --format hf --weights`: the config
     has pad_token_id 5, and HF's class computes the module's logits on a padded batch (without a
@@ -370,7 +393,7 @@ def test_exported_weights_load_into_hugging_face_and_back(tmp_path, case):
     eager = {"attn_implementation": "eager"} if case.startswith("modernbert") else {}
     hf, out = hf_ref.export_and_load(tmp_path, path, net, cls, **eager)
     assert out["architectures"] == [cls.__name__] and out["num_labels"] == cfg.num_labels
-    assert out.get("pad_token_id") == (0 if case == "llama-seq" else out.get("pad_token_id"))  # HF batches with it
+    assert out.get("pad_token_id") == (0 if case in ("llama-seq", "gpt2-seq") else out.get("pad_token_id"))  # HF batches with it
     x, kw = inputs(case, seed=5)
     with torch.no_grad():
         assert rel_err(net(x), hf(**kw).logits) < RTOL
@@ -396,6 +419,9 @@ def test_a_token_head_without_bias_exports_token_classification_bias_false(tmp_p
      "transformers has no sequence classification model beside Llama4ForCausalLM"),
     ("olmo2_7b", "classifier(3, pool=tokens)", "transformers has no token classification model beside Olmo2ForCausalLM"),
     ("gemma2_2b", "span", "transformers has no question answering model beside Gemma2ForCausalLM"),
+    ("gpt2", "classifier(3, pool=last)", "GPT-2's task heads are `score` without bias on the last token"),
+    ("gpt2", "classifier(3, pool=tokens, bias=false)", "GPT-2's task heads are `score` without bias"),
+    ("gpt2", "classifier(3, pool=mean, bias=false)", "write classifier(n, pool=last, bias=false)"),
     ("modernbert_base", "classifier(3, pool=cls)", "ModernBERT's classifiers pass the pooled vector through"),
     ("modernbert_base", "classifier(3, pool=cls, transform=gelu, bias=false)", "and a Linear with bias"),
 ])
@@ -407,6 +433,7 @@ def test_a_task_head_transformers_has_no_class_for_is_refused(tmp_path, name, he
 
 # -- question answering: `span` -------------------------------------------------------------------
 QA = {"BertForQuestionAnswering": ("BertConfig", BERT, "bert", "span"),
+      "GPT2ForQuestionAnswering": ("GPT2Config", GPT2, "gpt2", "span"),
       "LlamaForQuestionAnswering": ("LlamaConfig", LLAMA, "llama", "span"),
       "ModernBertForQuestionAnswering": ("ModernBertConfig", MODERNBERT, "modernbert",
                                          "span(transform=gelu, eps=1e-05, transform_bias=false)")}

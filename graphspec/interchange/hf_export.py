@@ -121,7 +121,8 @@ def family(spec) -> str:
 
         if is_modernbert(spec):  # a RoPE encoder with a norm on its embedding
             return "modernbert"
-        if e.kind == "tokens" and e.pos == "learned" and st.role == "decoder" and head.kind in ("lm", "none"):
+        if e.kind == "tokens" and e.pos == "learned" and st.role == "decoder" and (
+                head.kind in ("lm", "none", "span", "classifier")):
             return "gpt2"
         if e.kind == "tokens" and e.pos == "learned" and st.role == "encoder" and (
                 head.kind in ("pooler", "mlm", "span")
@@ -156,10 +157,17 @@ def family(spec) -> str:
 
 def _gpt2(spec) -> dict:
     e, st, h = spec.embed, spec.stacks[0], spec.head
-    return dict(architectures=["GPT2LMHeadModel" if h.kind == "lm" else "GPT2Model"], vocab_size=e.vocab,
+    if task(h):  # GPT2For{Sequence,Token}Classification, GPT2ForQuestionAnswering
+        u, want = use_of(h), {"SequenceClassification": ("last", False), "TokenClassification": ("tokens", True)}
+        if u["transform"] is not None or task(h) in want and (u["pool"], u["bias"]) != want[task(h)]:
+            raise ExportError(f"{spec.name}: GPT-2's task heads are `score` without bias on the last token, "
+                              "`classifier` with bias on every token or `qa_outputs`; this head is "
+                              f"{u} (write classifier(n, pool=last, bias=false), classifier(n, pool=tokens) or span)")
+    arch = f"GPT2For{task(h)}" if task(h) else "GPT2LMHeadModel" if h.kind == "lm" else "GPT2Model"
+    return dict(architectures=[arch], **_labels(h), vocab_size=e.vocab,
                 n_positions=e.max_len, n_embd=st.dim, n_layer=sum(st.depths), n_head=st.heads[0], n_inner=_d_ff(st),
                 activation_function=ACT_OUT.get(_act(st), _act(st)), resid_pdrop=st.dropout, embd_pdrop=e.dropout,
-                attn_pdrop=st.attn_dropout, layer_norm_epsilon=st.eps, tie_word_embeddings=bool(h.tied),
+                attn_pdrop=st.attn_dropout, layer_norm_epsilon=st.eps, tie_word_embeddings=bool(h.tied) or bool(task(h)),
                 scale_attn_weights=st.scale is None, bos_token_id=e.vocab - 1, eos_token_id=e.vocab - 1)  # 50256
 
 

@@ -127,6 +127,14 @@ def _classes(r: Reader) -> int:
     return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 2
 
 
+def _pad(r: Reader) -> str:
+    """`, pad_token_id=P` when the config's pad_token_id is a token of its vocabulary; one that is
+    none (null, -1, past the vocabulary) never equals an id, so HF reads the last position then."""
+    pad, vocab = r.raw("pad_token_id"), r.raw("vocab_size")
+    ok = isinstance(pad, int) and not isinstance(pad, bool) and isinstance(vocab, int) and 0 <= pad < vocab
+    return f", pad_token_id={pad}" if ok else ""
+
+
 def _span(r: Reader, cls: str, args: str = "") -> str:
     """`span(args)` for `cls`, a ...ForQuestionAnswering whose qa_outputs is Linear(d, num_labels)
     split into the start and the end logits: two labels, or HF's own model fails."""
@@ -160,7 +168,12 @@ def _gpt2(r: Reader, s: Spec) -> None:
         fields.append(("scale", 1))
     s.stacks.append(("decoder×L", fields + [("final_norm", True)]))
     lm = f"lm(tied={num(tied)})"
-    s.head = _head(r, "gpt2", {"GPT2LMHeadModel": lm, "GPT2Model": "none"}, "GPT2LMHeadModel")
+    heads = {"GPT2LMHeadModel": lm, "GPT2Model": "none",
+             # `score` without bias at the last token that is not padding (as GenericForSequenceClassification)
+             "GPT2ForSequenceClassification": f"classifier({_classes(r)}, pool=last, bias=false{_pad(r)})",
+             "GPT2ForTokenClassification": f"classifier({_classes(r)}, pool=tokens)",  # `classifier`, biased
+             "GPT2ForQuestionAnswering": "span"}  # qa_outputs: Linear(d, 2), whatever num_labels says
+    s.head = _head(r, "gpt2", heads, "GPT2LMHeadModel")
 
 
 def _bert(r: Reader, s: Spec) -> None:

@@ -11,7 +11,7 @@ sliding window (Gemma-2: per layer, `layer_types`), SmolLM3's layers without RoP
 from __future__ import annotations
 
 from graphspec.interchange.config import Reader, show
-from graphspec.interchange.hf_import import Spec, _act, _classes, _head, _seq, num
+from graphspec.interchange.hf_import import Spec, _act, _classes, _head, _pad, _seq, num
 
 LM_CLASSES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "mixtral": "MixtralForCausalLM",
               "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM", "gemma": "GemmaForCausalLM",
@@ -314,14 +314,6 @@ def task_heads(r: Reader, lm_class: str) -> dict[str, str]:
     if task_class(lm_class, "QuestionAnswering"):  # qa_outputs: Linear(d, 2), whatever num_labels says
         heads[task_class(lm_class, "QuestionAnswering")] = "span"
     return heads
-
-
-def _pad(r: Reader) -> str:
-    """`, pad_token_id=P` when the config's pad_token_id is a token of its vocabulary; one that is
-    none (null, -1, past the vocabulary) never equals an id, so HF reads the last position then."""
-    pad, vocab = r.raw("pad_token_id"), r.raw("vocab_size")
-    ok = isinstance(pad, int) and not isinstance(pad, bool) and isinstance(vocab, int) and 0 <= pad < vocab
-    return f", pad_token_id={pad}" if ok else ""
 
 
 def _shared_expert(r: Reader, mt: str) -> str:
