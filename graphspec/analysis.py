@@ -67,7 +67,7 @@ def swin_paper_spec(spec):
 
     from graphspec.spec import HeadSpec
 
-    return replace(spec, embed=replace(spec.embed, cls_token=False, registers=0), head=HeadSpec("none"))
+    return replace(spec, embed=replace(spec.embed, cls_token=False, dist_token=False, registers=0), head=HeadSpec("none"))
 
 
 def counted_graph(spec, g: Graph, conv: Convention) -> Graph:

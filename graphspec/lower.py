@@ -180,6 +180,9 @@ def _patch_embed(b: Builder, spec: ModelSpec, img: str) -> tuple[str, tuple]:
     if e.cls_token:
         tok = b.emit("parameter", (), "cls_token", shape=(1, 1, e.dim), init="trunc_normal")
         x = b.emit("prepend", (tok, x), "with_cls")
+    if e.dist_token:  # Touvron et al. 2021 §4: DeiT's distillation token, after [class], with a position
+        dist = b.emit("parameter", (), "dist_token", shape=(1, 1, e.dim), init="trunc_normal")
+        x = b.emit("prepend", (dist, x), "with_dist", at=1)
     x = _pos(e).lower(b, positions.EmbedAt("patches", b.shape(x)[1], e.dim, e.max_len), x)
     if e.registers:  # Darcet et al. 2024, "Vision Transformers Need Registers": no position of their own
         reg = b.emit("parameter", (), "register_tokens", shape=(1, e.registers, e.dim), init="trunc_normal")

@@ -138,7 +138,7 @@ def segmentation_head(b: Any, spec: Any, outs: list[str], grid: tuple) -> str:
     """
     h = spec.head
     H, W = grid
-    skip = (1 if spec.embed.cls_token else 0) + spec.embed.registers  # the patch tokens come after these
+    skip = int(spec.embed.cls_token) + int(spec.embed.dist_token) + spec.embed.registers  # the patch tokens come after these
     factor = spec.embed.patch
     with b.module("decode_head", h.decoder.upper() + "Head", decoder=h.decoder, classes=h.classes):
         maps = [b.emit("to_map", (x,), "map", H=H, W=W, skip=skip) for x in outs]

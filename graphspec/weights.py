@@ -40,7 +40,7 @@ from graphspec.ir import Graph
 
 _P = r"(weight|bias)"
 _BN = r"(weight|bias|running_mean|running_var)"  # FrozenBatchNorm2d: all four are buffers
-_LAYER_PREFIXES = {"pvt": ("pvt.encoder.", "encoder."), "t5": ("",), "swin": ("swin.", ""), "vit": ("vit.", ""),
+_LAYER_PREFIXES = {"pvt": ("pvt.encoder.", "encoder."), "t5": ("",), "swin": ("swin.", ""), "vit": ("vit.", ""), "deit": ("deit.", ""),
                    "dinov2": ("dinov2.", "dinov2_with_registers.", ""), "bert": ("bert.", ""), "modernbert": ("model.", ""),
                    "gpt2": ("transformer.", ""), "torch_transformer": ("",), "detr": ("model.", ""),
                    "llama": ("model.", "", "transformer."),  # ...ForQuestionAnswering: `transformer`
@@ -68,6 +68,16 @@ def _vit_attention(layer: str) -> list[tuple[str, list[str], Any]]:
     return [(rf"blocks\.(\d+)\.attn\.{a}\.{_P}", [f"{layer}.attention.{new[a]}.{{1}}",
                                                   f"encoder.layer.{{0}}.attention.{old[a]}.{{1}}"], "copy") for a in new]
 
+
+# ViT's and DeiT's blocks and final norm, under transformers 5's names or the older ones
+_VIT_BLOCKS = [
+    (rf"blocks\.(\d+)\.norm1\.{_P}", ["layers.{0}.layernorm_before.{1}", "encoder.layer.{0}.layernorm_before.{1}"], "copy"),
+    (rf"blocks\.(\d+)\.norm2\.{_P}", ["layers.{0}.layernorm_after.{1}", "encoder.layer.{0}.layernorm_after.{1}"], "copy"),
+    *_vit_attention("layers.{0}"),
+    (rf"blocks\.(\d+)\.mlp\.fc1\.{_P}", ["layers.{0}.mlp.fc1.{1}", "encoder.layer.{0}.intermediate.dense.{1}"], "copy"),
+    (rf"blocks\.(\d+)\.mlp\.fc2\.{_P}", ["layers.{0}.mlp.fc2.{1}", "encoder.layer.{0}.output.dense.{1}"], "copy"),
+    (rf"norm\.{_P}", ["layernorm.{0}"], "copy"),
+]
 
 RULES: dict[str, list[tuple[str, list[str], Any]]] = {
     "swin": [
@@ -97,13 +107,17 @@ RULES: dict[str, list[tuple[str, list[str], Any]]] = {
     ],
     "vit": [
         *_VIT_EMBED,
-        (rf"blocks\.(\d+)\.norm1\.{_P}", ["layers.{0}.layernorm_before.{1}", "encoder.layer.{0}.layernorm_before.{1}"], "copy"),
-        (rf"blocks\.(\d+)\.norm2\.{_P}", ["layers.{0}.layernorm_after.{1}", "encoder.layer.{0}.layernorm_after.{1}"], "copy"),
-        *_vit_attention("layers.{0}"),
-        (rf"blocks\.(\d+)\.mlp\.fc1\.{_P}", ["layers.{0}.mlp.fc1.{1}", "encoder.layer.{0}.intermediate.dense.{1}"], "copy"),
-        (rf"blocks\.(\d+)\.mlp\.fc2\.{_P}", ["layers.{0}.mlp.fc2.{1}", "encoder.layer.{0}.output.dense.{1}"], "copy"),
-        (rf"norm\.{_P}", ["layernorm.{0}"], "copy"),
+        *_VIT_BLOCKS,
         (rf"head\.{_P}", ["=classifier.{0}"], "copy"),
+    ],
+    "deit": [  # DeiTModel and its two classification heads (DeiT's distillation token: `distillation_token`)
+        *_VIT_EMBED,
+        (r"dist_token", ["embeddings.distillation_token"], "copy"),
+        *_VIT_BLOCKS,
+        (rf"pooler\.dense\.{_P}", ["pooler.dense.{0}"], "copy"),  # head: pooler (DeiTModel)
+        # classifier(n, pool=cls_dist): DeiTForImageClassificationWithTeacher; pool=cls: DeiTForImageClassification
+        (rf"head\.{_P}", ["=cls_classifier.{0}", "=classifier.{0}"], "copy"),
+        (rf"head_dist\.{_P}", ["=distillation_classifier.{0}"], "copy"),
     ],
     "dinov2": [  # Dinov2Model / Dinov2WithRegistersModel (their `mask_token`, for masked pre-training only, unused)
         *_VIT_EMBED,
@@ -310,7 +324,7 @@ RULES: dict[str, list[tuple[str, list[str], Any]]] = {
     ],
 }
 
-HF_FAMILIES = {"pvt": "pvt", "t5": "t5", "swin": "swin", "vit": "vit", "bert": "bert", "gpt2": "gpt2", "detr": "detr",
+HF_FAMILIES = {"pvt": "pvt", "t5": "t5", "swin": "swin", "vit": "vit", "deit": "deit", "bert": "bert", "gpt2": "gpt2", "detr": "detr",
                "llama": "llama", "mistral": "llama", "mixtral": "llama", "phi": "phi", "gpt_oss": "llama",
                "qwen2": "llama", "gemma": "llama", "gemma2": "llama", "qwen3": "llama", "qwen3_moe": "llama", "qwen2_moe": "llama",
                "smollm3": "llama",

@@ -28,6 +28,10 @@ PARAMS = {
     "vit_l16": 304_326_632,  # torchvision vit_l_16 num_params (ViT paper's 307M ✘)
     "vit_h14": 632_045_800,  # torchvision vit_h_14 num_params
     "deit_s": 22_050_664,  # DeiT-S (timm deit_small_patch16_224)
+    # DeiT⚗ (DeiT Table 5: 87M, 22M): HF DeiTForImageClassificationWithTeacher on meta (tests/test_deit_distilled.py);
+    # timm deit_base_distilled_patch16_224: 87.3M
+    "deit_b_distilled": 87_338_192,  # = deit_b + 768 (dist_token) + 768 (its position) + 768·1000 + 1000
+    "deit_s_distilled": 22_436_432,  # = deit_s + 2·384 + 384·1000 + 1000
     "transformer_base": 63_082_496,  # assumed layout, vocab 37000, 3-way tying (paper 65M ✘)
     "transformer_big": 214_245_376,  # assumed layout (paper 213M, +0.6%)
     "bert_base": 109_482_240,  # BertModel incl. pooler (google-research/bert#1225; paper 110M)
@@ -158,6 +162,10 @@ MACS = {
     "vit_l16": 61_554_712_576,  # torchvision _ops 61.555
     "vit_h14": 167_295_109_120,  # torchvision _ops 167.295
     "deit_s": 4_598_882_304,  # torchvision convention (4.599)
+    # DeiT⚗, N = 198 tokens: 12·(12·N·d² + 2·N²·d) + 196·768·d (patch conv) + 2·d·1000 (two heads);
+    # = FlopCounterMode / 2 on HF's DeiTForImageClassificationWithTeacher, eager (timm: 17.7 GMACs for B)
+    "deit_b_distilled": 12 * (12 * 198 * 768**2 + 2 * 198**2 * 768) + 196 * 768 * 768 + 2 * 768 * 1000,
+    "deit_s_distilled": 12 * (12 * 198 * 384**2 + 2 * 198**2 * 384) + 196 * 768 * 384 + 2 * 384 * 1000,
     # formula, N = T = 128 tokens, d = width, f = d_ff, V = vocab:
     # block = 12·N·d² (f = 4d) + 2·N²·d; encoder block 4Nd² + 2N²d + 2Ndf;
     # decoder block with cross attention 8Nd² + 4N²d + 2Ndf; tied LM head N·d·V.

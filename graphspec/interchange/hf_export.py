@@ -135,6 +135,8 @@ def family(spec) -> str:
                 head.kind == "none" or head.kind == "classifier" and use_of(head)["pool"] == "cls_mean"):
             # LayerScale: DINOv2 (hf_import_dinov2.py)
             return "dinov2_with_registers" if e.registers else "dinov2"
+        if e.kind == "patches" and e.dist_token and len(st.depths) == 1 and head.kind in ("classifier", "pooler"):
+            return "deit"  # DeiT's distillation token
         if e.kind == "patches" and e.cls_token and len(st.depths) == 1 and head.kind in ("classifier", "pooler"):
             return "vit"
         if e.kind == "patches" and st.downsample == "patch_merging" and st.attention.kind == "windowed" \
@@ -197,6 +199,21 @@ def _vit(spec) -> dict:
         cfg.update(num_labels=h.classes, id2label={str(k): f"LABEL_{k}" for k in range(h.classes)},
                    label2id={f"LABEL_{k}": k for k in range(h.classes)})
     return cfg
+
+
+DEIT_HEADS = {"cls_dist": "DeiTForImageClassificationWithTeacher", "cls": "DeiTForImageClassification"}
+
+
+def _deit(spec) -> dict:
+    """ViT's config; the class from the head: DeiTForImageClassificationWithTeacher (pool=cls_dist),
+    DeiTForImageClassification (pool=cls) or DeiTModel (pooler)."""
+    h = spec.head
+    if h.kind == "classifier" and (use_of(h)["pool"] not in DEIT_HEADS or not use_of(h)["bias"]):
+        raise ExportError(f"{spec.name}: DeiT's classifiers are Linear layers with bias on the class token "
+                          "(DeiTForImageClassification: pool=cls) or on both it and the distillation token, averaged "
+                          f"(DeiTForImageClassificationWithTeacher: pool=cls_dist); this head is {use_of(h)}")
+    arch = DEIT_HEADS[use_of(h)["pool"]] if h.kind == "classifier" else "DeiTModel"
+    return {**_vit(spec), "architectures": [arch]}
 
 
 def _table_size(spec) -> int:
@@ -558,7 +575,7 @@ def to_hf_config(model) -> dict:
                                  else _olmo3_glm(spec, mt) if mt in ("olmo3", "glm4_moe")
                                  else _gpt_oss(spec) if mt == "gpt_oss"
                                  else _modernbert(spec) if mt == "modernbert"
-                                 else {"gpt2": _gpt2, "bert": _bert, "vit": _vit, "swin": _swin, "pvt": _pvt,
+                                 else {"gpt2": _gpt2, "bert": _bert, "vit": _vit, "deit": _deit, "swin": _swin, "pvt": _pvt,
                                        "t5": _t5, "detr": _detr, "siglip_vision_model": _siglip_vision,
                                        "dinov2": _dinov2, "dinov2_with_registers": _dinov2}[mt](spec))}
     h = spec.head

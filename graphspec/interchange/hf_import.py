@@ -202,7 +202,10 @@ def _bert(r: Reader, s: Spec) -> None:
     s.head = _head(r, "bert", heads, "BertModel")
 
 
-def _vit(r: Reader, s: Spec) -> None:
+def _vit(r: Reader, s: Spec, deit: bool = False) -> None:
+    """ViT (ViTModel, ViTForImageClassification); `deit`: DeiT's, whose embedding always has the
+    distillation token after [class] (DeiTModel, DeiTForImageClassification on [class] only,
+    DeiTForImageClassificationWithTeacher averaging both tokens' classifiers)."""
     d = r.int("hidden_size")
     s.var("img_size", r.int("image_size")), s.var("patch", r.int("patch_size")), s.var("D", d)
     s.var("L", r.int("num_hidden_layers")), s.var("h", r.int("num_attention_heads"))
@@ -214,14 +217,24 @@ def _vit(r: Reader, s: Spec) -> None:
     r.expect("pooler_act", ("tanh",), "the pooler is tanh(W h + b)")
     channels = r.int("num_channels")
     s.input = "image(img_size)" if channels == 3 else f"image(img_size, channels={channels})"
-    s.embed = f"patches(patch, dim=D, cls_token=true, pos=learned{_drop(r.float('hidden_dropout_prob', default=0))})"
+    dist = ", dist_token=true" if deit else ""
+    s.embed = f"patches(patch, dim=D, cls_token=true{dist}, pos=learned{_drop(r.float('hidden_dropout_prob', default=0))})"
     fields = [("dim", "D"), ("heads", "h"), ("d_ff", "d_ff"), ("norm", "pre"), ("act", _act(r, "hidden_act")),
               ("eps", r.float("layer_norm_eps")), ("attn_dropout", r.float("attention_probs_dropout_prob", default=0))]
     if not r.bool("qkv_bias", True):
         fields.append(("qkv_bias", False))
     s.stacks.append(("encoder×L", fields + [("final_norm", True)]))
+    if deit:
+        s.head = _head(r, "deit", {"DeiTForImageClassification": "classifier(classes, pool=cls)",
+                                   "DeiTForImageClassificationWithTeacher": "classifier(classes, pool=cls_dist)",
+                                   "DeiTModel": "pooler"}, "DeiTModel")
+        return
     s.head = _head(r, "vit", {"ViTForImageClassification": "classifier(classes, pool=cls)", "ViTModel": "pooler"},
                    "ViTModel")
+
+
+def _deit(r: Reader, s: Spec) -> None:
+    _vit(r, s, deit=True)
 
 
 def _swin(r: Reader, s: Spec) -> None:
@@ -253,7 +266,7 @@ from graphspec.interchange.hf_import_deepseek import _deepseek  # noqa: E402
 from graphspec.interchange.hf_import_detr import _detr  # noqa: E402  (they use Spec, _act, _head)
 from graphspec.interchange.hf_import_llm import _llm, _pvt, _t5  # noqa: E402
 
-BUILDERS = {"gpt2": _gpt2, "bert": _bert, "vit": _vit, "swin": _swin, "llama": _llm, "mistral": _llm,
+BUILDERS = {"gpt2": _gpt2, "bert": _bert, "vit": _vit, "deit": _deit, "swin": _swin, "llama": _llm, "mistral": _llm,
             "mixtral": _llm, "qwen2": _llm, "qwen3": _llm, "gemma": _llm, "gemma2": _llm, "phi": _llm, "smollm3": _llm,
             "phi3": _llm, "qwen3_moe": _llm, "qwen2_moe": _llm, "olmo2": _llm, "gemma3_text": _llm, "t5": _t5, "pvt": _pvt, "detr": _detr,
             "deepseek_v2": _deepseek, "deepseek_v3": _deepseek, "gpt_oss": import_gpt_oss}

@@ -194,7 +194,7 @@ class Prepend:
                   if a.get("at", 0) == 0 else
                   f"torch.cat([{ops[1]}[:, :{a['at']}], {ops[0]}.expand({ops[1]}.shape[0], -1, -1), "
                   f"{ops[1]}[:, {a['at']}:]], dim=1)",
-                  comment=lambda a: "B, 1 + N, C" if a.get("at", 0) == 0 else "B, N + registers, C")
+                  comment=lambda a: "B, 1 + N, C" if a.get("at", 0) == 0 else "B, N + n, C")
 
     def eval(w, tok, x, *, at=0):
         return th.cat([x[:, :at], tok.expand(x.shape[0], -1, -1), x[:, at:]], dim=1)

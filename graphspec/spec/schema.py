@@ -30,7 +30,7 @@ from graphspec.spec.types import (  # noqa: F401 - re-exported: graphspec.spec.s
 # -- sections --------------------------------------------------------------------------------
 INPUTS = {"tokens": ("seq_len", "tgt_len", "batch"), "image": ("img_size", "channels", "batch", "height", "width")}
 EMBEDS = {"tokens": ("vocab", "dim", "pos", "types", "norm", "scale", "dropout", "eps"),
-          "patches": ("patch", "dim", "pos", "cls_token", "norm", "dropout", "eps", "crop", "registers"),
+          "patches": ("patch", "dim", "pos", "cls_token", "dist_token", "norm", "dropout", "eps", "crop", "registers"),
           "project": ("dim", "pos", "dropout")}
 
 
@@ -129,6 +129,7 @@ def _embed(r: _Reader, v: Any) -> EmbedSpec:
     if kind == "patches":
         patch = r.typed(a["patch"], p, int, "patch", minimum=1) if "patch" in a else _missing(r, p, "patch", kind)
         return EmbedSpec("patches", patch=patch, cls_token=r.typed(a.get("cls_token", False), p, bool, "cls_token"),
+                         dist_token=r.typed(a.get("dist_token", False), p, bool, "dist_token"),
                          crop=r.typed(a.get("crop", False), p, bool, "crop"),
                          registers=_registers(r, a, p), **common)
     return EmbedSpec("tokens", dim=1)
@@ -184,6 +185,12 @@ def _check_consistency(spec: ModelSpec, diags: Diagnostics) -> None:
     if e.kind == "patches" and e.registers and spec.head.kind == "classifier" and spec.head.use["pool"] == "mean":
         diags.add(spec.loc("head"), "the token mean would average the register tokens too",
                   "pool the class token (pool=cls), or write `head: none` and pool the patch tokens yourself")
+    if e.kind == "patches" and e.dist_token and not e.cls_token:
+        diags.add(spec.loc("embed"), "DeiT's distillation token sits after the class token, and this embedding has "
+                  "none", "write patches(..., cls_token=true, dist_token=true)")
+    if e.kind == "patches" and e.dist_token and e.registers:
+        diags.add(spec.loc("embed"), "a distillation token beside register tokens: no model graphspec knows has both, "
+                  "and where the registers go would be a guess", "remove registers= or dist_token=")
     if e.kind == "patches" and e.cls_token and windowed:  # windows tile the H×W grid: no room for a class token
         diags.add(spec.loc("embed"), "a class token does not fit windowed attention or patch merging (they tile "
                   "the H×W patch grid, which has no place for an extra token)",

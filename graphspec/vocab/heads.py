@@ -63,13 +63,16 @@ def lm(b, use, ctx, x):
 
 CLASS_DOCS["PredictionHead"] = ("The transform before a classifier (HF's ModernBertPredictionHead): dense, "
                                 "activation, LayerNorm.")
-POOLS = ("cls", "mean", "last", "tokens", "cls_mean", "pooler")
+POOLS = ("cls", "mean", "last", "tokens", "cls_mean", "pooler", "cls_dist")
 
 
 def _check_classifier(a: dict) -> list:
     if a.get("pad_token_id") is not None and a["pool"] != "last":
         return [("pad_token_id", f"pad_token_id= picks the last token that is not padding, and pool={a['pool']} "
                  "reads no last token", "write classifier(n, pool=last, pad_token_id=...), or leave pad_token_id out")]
+    if a["transform"] is not None and a["pool"] == "cls_dist":
+        return [("transform", "pool=cls_dist is DeiT's two classifiers on the class and distillation tokens, "
+                 "which have no transform before them", "leave transform= out")]
     if a["transform"] is None and (a["eps"] is not None or a["transform_bias"] is not None):
         return [("eps" if a["eps"] is not None else "transform_bias", "eps= and transform_bias= set the transform "
                  "before the classifier, and this head has none", "add transform=gelu (ModernBERT's head), or "
@@ -90,8 +93,9 @@ TRANSFORM = (Arg("transform", "act", None, doc="first dense d -> d, this activat
                                      "spec's `classes` variable, else 1000"),
            Arg("pool", str, "cls", choices=POOLS, doc="what is classified: the class token (cls, ViT), the token "
                "mean (mean, Swin), the last token (last, a decoder's sequence classification), every token "
-               "(tokens: token classification), [class] beside the patch mean (cls_mean, DINOv2), or BERT's pooler "
-               "tanh(W h_[CLS] + b) (pooler)"),
+               "(tokens: token classification), [class] beside the patch mean (cls_mean, DINOv2), BERT's pooler "
+               "tanh(W h_[CLS] + b) (pooler), or the mean of DeiT's classifiers on [class] and the distillation "
+               "token (cls_dist)"),
            Arg("bias", bool, True, doc="the classifier's bias (false: Llama's `score`)"),
            Arg("pad_token_id", int, None, minimum=0, doc="with pool=last: read each row's last token whose id is "
                "not this one (HF's decoders with a pad_token_id; left or right padding) instead of the last position"),
@@ -104,7 +108,9 @@ def classifier(b, use, ctx, x):
     `score` without bias; with `pad_token_id`, each row's last token that is not padding, as HF
     reads it when its config has a pad_token_id), every token (`tokens`: ...ForTokenClassification), [class] ‖ the mean of the patch
     tokens (`cls_mean`, Dinov2ForImageClassification: Linear 2d -> classes; registers are not
-    averaged), or BERT's pooler (`pooler`, BertForSequenceClassification). `transform=act`:
+    averaged), BERT's pooler (`pooler`, BertForSequenceClassification), or DeiT's two classifiers
+    (`cls_dist`, Touvron et al. 2021 §4: `head` on [class] and `head_dist` on the distillation token,
+    averaged at inference, as the official model and DeiTForImageClassificationWithTeacher do). `transform=act`:
     ModernBertPredictionHead (dense, act, LayerNorm) between the pooling and the classifier. On a
     CNN's map, global average pooling and torchvision's `fc`. The linear is `head` (timm's name),
     `score` under `names: hf` (HF's decoders)."""
@@ -121,10 +127,18 @@ def classifier(b, use, ctx, x):
     if pool == "cls_mean" and not spec.embed.cls_token:
         raise SpecError.at(use.loc or b.loc, "pool=cls_mean reads the class token, and this embedding has none",
                            "write pool=mean, or embed with cls_token=true")
+    if pool == "cls_dist" and not spec.embed.dist_token:
+        raise SpecError.at(use.loc or b.loc, "pool=cls_dist averages the classifiers of the class and the "
+                           "distillation tokens, and this embedding has no distillation token",
+                           "embed with patches(..., cls_token=true, dist_token=true), or write pool=cls")
+    if pool == "cls_dist":  # DeiT⚗: (head(x[:, 0]) + head_dist(x[:, 1])) / 2
+        y = [b.emit("linear", (b.emit("select", (x,), f"{t}_tok", index=i),), name, out_features=use["classes"],
+                    bias=use["bias"], in_features=dim) for i, (t, name) in enumerate([("cls", "head"), ("dist", "head_dist")])]
+        return (b.emit("scale", (b.emit("add", tuple(y), "logits_sum"),), "logits", k=0.5),)
     if pool == "pooler":
         _, pooled = pooler(b, use, ctx, x)
     elif pool == "cls_mean":  # Dinov2ForImageClassification: [class] ‖ mean of the patch tokens
-        skip = 1 + (spec.embed.registers or 0)
+        skip = 1 + int(spec.embed.dist_token) + (spec.embed.registers or 0)
         cls = b.emit("select", (x,), "cls", index=0)
         mean = b.emit("mean", (x,), "patch_mean", skip=skip)
         pooled = b.emit("concat", (cls, mean), "pool", dim=1)
