@@ -26,7 +26,7 @@ ROLES = {"q_heads": "q", "k_heads": "k", "v_heads": "v", "q": "q", "k": "k", "v"
          "q_proj": "q", "k_proj": "k", "v_proj": "v", "qkv_proj": "qkv",
          "scores": "attn", "scaled": "attn", "biased": "attn", "masked": "attn", "capped": "attn", "probs": "attn",
          "attn_drop": "attn", "weights": "attn", "rel_pos_bias": "bias", "memory": "memory",
-         "attention": "x", "context": "x"}
+         "attention": "x", "context": "x", "positions": "positions"}
 
 
 @dataclass

@@ -64,7 +64,7 @@ class Builder:
         except ShapeError as e:
             where = f" in {self.child(local)}"
             raise SpecError.at(self.loc, f"{e}{where}", _shape_fix(str(e))) from None
-        dtype = "i64" if op in ("positions", "zeros_like") or (op == "input" and attrs.get("kind") == "tokens") else "f32"
+        dtype = "i64" if op in ("positions", "padded_positions", "zeros_like") or (op == "input" and attrs.get("kind") == "tokens") else "f32"
         name = self.g.fresh(self.child(local))
         self.g.add(Node(name, op, tuple(inputs), tuple(attrs.items()), shape, dtype, self.path,
                         str(self.loc) if self.loc else None))
@@ -216,7 +216,7 @@ def _token_embed(b: Builder, spec: ModelSpec, ids: str, first: bool) -> str:
             x = b.emit("scale", (x,), "scaled", k=math.sqrt(e.dim))
         if e.pos == "learned" and e.max_len is None:
             raise SpecError.at(spec.loc("embed"), "learned positions need a table size", "write pos=learned(max_len)")
-        x = pos.lower(b, positions.EmbedAt("tokens", N, e.dim, e.max_len), x)
+        x = pos.lower(b, positions.EmbedAt("tokens", N, e.dim, e.max_len, ids=ids), x)
         if e.types:
             tt = b.emit("zeros_like", (ids,), "token_type_ids")
             te = b.emit("embedding", (tt,), "types", num=e.types, dim=e.dim, weights="embed.types")

@@ -41,7 +41,7 @@ from graphspec.ir import Graph
 _P = r"(weight|bias)"
 _BN = r"(weight|bias|running_mean|running_var)"  # FrozenBatchNorm2d: all four are buffers
 _LAYER_PREFIXES = {"pvt": ("pvt.encoder.", "encoder."), "t5": ("",), "swin": ("swin.", ""), "vit": ("vit.", ""), "deit": ("deit.", ""),
-                   "dinov2": ("dinov2.", "dinov2_with_registers.", ""), "bert": ("bert.", ""), "modernbert": ("model.", ""),
+                   "dinov2": ("dinov2.", "dinov2_with_registers.", ""), "bert": ("bert.", ""), "roberta": ("roberta.", ""), "modernbert": ("model.", ""),
                    "gpt2": ("transformer.", ""), "torch_transformer": ("",), "detr": ("model.", ""),
                    "llama": ("model.", "", "transformer."),  # ...ForQuestionAnswering: `transformer`
                    "phi": ("model.", ""), "phi3": ("model.", ""),
@@ -77,6 +77,22 @@ _VIT_BLOCKS = [
     (rf"blocks\.(\d+)\.mlp\.fc1\.{_P}", ["layers.{0}.mlp.fc1.{1}", "encoder.layer.{0}.intermediate.dense.{1}"], "copy"),
     (rf"blocks\.(\d+)\.mlp\.fc2\.{_P}", ["layers.{0}.mlp.fc2.{1}", "encoder.layer.{0}.output.dense.{1}"], "copy"),
     (rf"norm\.{_P}", ["layernorm.{0}"], "copy"),
+]
+
+# BERT's embeddings and blocks (BertModel; RoBERTa's and XLM-R's too)
+_BERT_BODY = [
+    (r"embed\.tokens\.weight", ["embeddings.word_embeddings.weight"], "copy"),
+    (r"embed\.pos\.weight", ["embeddings.position_embeddings.weight"], "copy"),
+    (r"embed\.types\.weight", ["embeddings.token_type_embeddings.weight"], "copy"),
+    (rf"embed\.norm\.{_P}", ["embeddings.LayerNorm.{0}"], "copy"),
+    (rf"blocks\.(\d+)\.attn\.q\.{_P}", ["encoder.layer.{0}.attention.self.query.{1}"], "copy"),
+    (rf"blocks\.(\d+)\.attn\.k\.{_P}", ["encoder.layer.{0}.attention.self.key.{1}"], "copy"),
+    (rf"blocks\.(\d+)\.attn\.v\.{_P}", ["encoder.layer.{0}.attention.self.value.{1}"], "copy"),
+    (rf"blocks\.(\d+)\.attn\.proj\.{_P}", ["encoder.layer.{0}.attention.output.dense.{1}"], "copy"),
+    (rf"blocks\.(\d+)\.norm1\.{_P}", ["encoder.layer.{0}.attention.output.LayerNorm.{1}"], "copy"),
+    (rf"blocks\.(\d+)\.mlp\.fc1\.{_P}", ["encoder.layer.{0}.intermediate.dense.{1}"], "copy"),
+    (rf"blocks\.(\d+)\.mlp\.fc2\.{_P}", ["encoder.layer.{0}.output.dense.{1}"], "copy"),
+    (rf"blocks\.(\d+)\.norm2\.{_P}", ["encoder.layer.{0}.output.LayerNorm.{1}"], "copy"),
 ]
 
 RULES: dict[str, list[tuple[str, list[str], Any]]] = {
@@ -130,18 +146,7 @@ RULES: dict[str, list[tuple[str, list[str], Any]]] = {
         (rf"head\.{_P}", ["=classifier.{0}"], "copy"),  # classifier(n, pool=cls_mean): ...ForImageClassification
     ],
     "bert": [
-        (r"embed\.tokens\.weight", ["embeddings.word_embeddings.weight"], "copy"),
-        (r"embed\.pos\.weight", ["embeddings.position_embeddings.weight"], "copy"),
-        (r"embed\.types\.weight", ["embeddings.token_type_embeddings.weight"], "copy"),
-        (rf"embed\.norm\.{_P}", ["embeddings.LayerNorm.{0}"], "copy"),
-        (rf"blocks\.(\d+)\.attn\.q\.{_P}", ["encoder.layer.{0}.attention.self.query.{1}"], "copy"),
-        (rf"blocks\.(\d+)\.attn\.k\.{_P}", ["encoder.layer.{0}.attention.self.key.{1}"], "copy"),
-        (rf"blocks\.(\d+)\.attn\.v\.{_P}", ["encoder.layer.{0}.attention.self.value.{1}"], "copy"),
-        (rf"blocks\.(\d+)\.attn\.proj\.{_P}", ["encoder.layer.{0}.attention.output.dense.{1}"], "copy"),
-        (rf"blocks\.(\d+)\.norm1\.{_P}", ["encoder.layer.{0}.attention.output.LayerNorm.{1}"], "copy"),
-        (rf"blocks\.(\d+)\.mlp\.fc1\.{_P}", ["encoder.layer.{0}.intermediate.dense.{1}"], "copy"),
-        (rf"blocks\.(\d+)\.mlp\.fc2\.{_P}", ["encoder.layer.{0}.output.dense.{1}"], "copy"),
-        (rf"blocks\.(\d+)\.norm2\.{_P}", ["encoder.layer.{0}.output.LayerNorm.{1}"], "copy"),
+        *_BERT_BODY,
         (rf"pooler\.dense\.{_P}", ["pooler.dense.{0}"], "copy"),
         # head: mlm (BertForMaskedLM's cls.predictions; its decoder is the word embedding's weight)
         (rf"mlm\.dense\.{_P}", ["=cls.predictions.transform.dense.{0}"], "copy"),
@@ -151,6 +156,17 @@ RULES: dict[str, list[tuple[str, list[str], Any]]] = {
         (rf"seq_relationship\.{_P}", ["=cls.seq_relationship.{0}"], "copy"),  # mlm(nsp=true): BertForPreTraining
         (rf"head\.{_P}", ["=classifier.{0}"], "copy"),  # classifier: BertFor{Sequence,Token}Classification
         (rf"qa_outputs\.{_P}", ["=qa_outputs.{0}"], "copy"),  # span: BertForQuestionAnswering
+    ],
+    "roberta": [  # RoBERTa, XLM-R: BERT's body; RobertaLMHead (`lm_head`), RobertaClassificationHead (`classifier`)
+        *_BERT_BODY,
+        # head: pooler (RobertaModel); classifier(n, pool=pooler): the classification head's dense and out_proj
+        (rf"pooler\.dense\.{_P}", ["pooler.dense.{0}", "=classifier.dense.{0}"], "copy"),
+        (rf"head\.{_P}", ["=classifier.out_proj.{0}", "=classifier.{0}"], "copy"),  # pool=tokens: `classifier`
+        (rf"mlm\.dense\.{_P}", ["=lm_head.dense.{0}"], "copy"),
+        (rf"mlm\.norm\.{_P}", ["=lm_head.layer_norm.{0}"], "copy"),
+        (r"mlm_bias", ["=lm_head.bias"], "copy"),
+        (rf"mlm_decoder\.{_P}", ["=lm_head.decoder.{0}"], "copy"),  # mlm(tied=false)
+        (rf"qa_outputs\.{_P}", ["=qa_outputs.{0}"], "copy"),
     ],
     "gpt2": [
         (r"embed\.tokens\.weight", ["wte.weight"], "copy"),
@@ -325,6 +341,7 @@ RULES: dict[str, list[tuple[str, list[str], Any]]] = {
 }
 
 HF_FAMILIES = {"pvt": "pvt", "t5": "t5", "swin": "swin", "vit": "vit", "deit": "deit", "bert": "bert", "gpt2": "gpt2", "detr": "detr",
+               "roberta": "roberta", "xlm-roberta": "roberta",
                "llama": "llama", "mistral": "llama", "mixtral": "llama", "phi": "phi", "gpt_oss": "llama",
                "qwen2": "llama", "gemma": "llama", "gemma2": "llama", "qwen3": "llama", "qwen3_moe": "llama", "qwen2_moe": "llama",
                "smollm3": "llama",
@@ -344,6 +361,9 @@ UNREAD = {"dinov2": ("embeddings.mask_token",)}
 TIED = {"lm_head.weight": ("wte.weight", "embed_tokens.weight", "shared.weight"),  # T5: `shared`
         "cls.predictions.decoder.weight": ("embeddings.word_embeddings.weight",),  # BertForMaskedLM
         "decoder.weight": ("embeddings.tok_embeddings.weight",),  # ModernBertForMaskedLM
+        # RobertaForMaskedLM: the decoder is the word embedding's weight and its bias lm_head.bias
+        "lm_head.decoder.weight": ("embeddings.word_embeddings.weight",), "lm_head.decoder.bias": ("lm_head.bias",),
+        "lm_head.bias": ("lm_head.decoder.bias",),  # untied: the decoder's own bias, which HF shares
         "cls.predictions.decoder.bias": ("cls.predictions.bias",),
         # untied (tie_word_embeddings false), HF keeps cls.predictions.bias beside the decoder's own bias and
         # never reads it: it gets the decoder's bias

@@ -127,7 +127,8 @@ def family(spec) -> str:
         if e.kind == "tokens" and e.pos == "learned" and st.role == "encoder" and (
                 head.kind in ("pooler", "mlm", "span")
                 or head.kind == "classifier" and use_of(head)["pool"] in ("pooler", "tokens")):
-            return "bert"
+            # fairseq's positions, which skip padding: RoBERTa (XLM-R's is the same config)
+            return "roberta" if e.pos_use is not None and e.pos_use.get("padding_idx") is not None else "bert"
         if e.kind == "patches" and not e.cls_token and e.pos == "learned" and len(st.depths) == 1 \
                 and head.kind in ("map", "none"):  # SigLIP's vision tower
             return "siglip_vision_model"
@@ -173,19 +174,30 @@ def _gpt2(spec) -> dict:
                 scale_attn_weights=st.scale is None, bos_token_id=e.vocab - 1, eos_token_id=e.vocab - 1)  # 50256
 
 
-def _bert(spec) -> dict:
+def _bert(spec, P: str = "Bert") -> dict:
+    """BertConfig; `P` "Roberta": RobertaConfig (fairseq's positions from pad_token_id + 1, the MLM
+    head's gelu fixed, no next-sentence head, RobertaForCausalLM for a causal encoder)."""
     e, st, h = spec.embed, spec.stacks[0], spec.head
     causal = st.attention.kind == "causal"  # BertLMHeadModel: is_decoder
     if task(h) and (use_of(h)["transform"] is not None or not use_of(h).get("bias", True)):
         raise ExportError(f"{spec.name}: BERT's task heads are a Linear with bias on the pooler or the tokens; this "
                           f"head is {use_of(h)} (a transform is ModernBERT's prediction head)")
-    arch = f"BertFor{task(h)}" if task(h) else "BertModel" if h.kind != "mlm" else \
-        "BertForPreTraining" if use_of(h)["nsp"] else "BertLMHeadModel" if causal else "BertForMaskedLM"
+    if P == "Roberta" and h.kind == "mlm" and (use_of(h)["nsp"] or use_of(h)["act"].name != "gelu"):
+        raise ExportError(f"{spec.name}: RoBERTa's LM head is dense, gelu, LayerNorm and the decoder, without a "
+                          f"next-sentence head; this head is {use_of(h)} (write mlm(gelu, eps=...))")
+    arch = f"{P}For{task(h)}" if task(h) else f"{P}Model" if h.kind != "mlm" else \
+        "BertForPreTraining" if use_of(h)["nsp"] else f"{P}ForCausalLM" if P == "Roberta" and causal \
+        else "BertLMHeadModel" if causal else f"{P}ForMaskedLM"
     untied = {"tie_word_embeddings": False} if h.kind == "mlm" and not h.tied else {}  # mlm(tied=false)
     return dict(architectures=[arch], **untied, **({"is_decoder": True} if causal else {}), vocab_size=e.vocab, hidden_size=st.dim, num_hidden_layers=sum(st.depths),
                 num_attention_heads=st.heads[0], intermediate_size=_d_ff(st), hidden_act=ACT_OUT.get(_act(st), _act(st)),
                 hidden_dropout_prob=st.dropout, attention_probs_dropout_prob=st.attn_dropout,
-                max_position_embeddings=e.max_len, type_vocab_size=e.types, layer_norm_eps=st.eps, **_labels(h))
+                max_position_embeddings=e.max_len, type_vocab_size=e.types, layer_norm_eps=st.eps, **_labels(h),
+                **({"pad_token_id": e.pos_use.get("padding_idx")} if P == "Roberta" else {}))
+
+
+def _roberta(spec) -> dict:
+    return _bert(spec, "Roberta")
 
 
 def _vit(spec) -> dict:
@@ -575,7 +587,7 @@ def to_hf_config(model) -> dict:
                                  else _olmo3_glm(spec, mt) if mt in ("olmo3", "glm4_moe")
                                  else _gpt_oss(spec) if mt == "gpt_oss"
                                  else _modernbert(spec) if mt == "modernbert"
-                                 else {"gpt2": _gpt2, "bert": _bert, "vit": _vit, "deit": _deit, "swin": _swin, "pvt": _pvt,
+                                 else {"gpt2": _gpt2, "bert": _bert, "roberta": _roberta, "vit": _vit, "deit": _deit, "swin": _swin, "pvt": _pvt,
                                        "t5": _t5, "detr": _detr, "siglip_vision_model": _siglip_vision,
                                        "dinov2": _dinov2, "dinov2_with_registers": _dinov2}[mt](spec))}
     h = spec.head

@@ -176,10 +176,21 @@ def _gpt2(r: Reader, s: Spec) -> None:
     s.head = _head(r, "gpt2", heads, "GPT2LMHeadModel")
 
 
-def _bert(r: Reader, s: Spec) -> None:
+def _bert(r: Reader, s: Spec, roberta: str | None = None) -> None:
+    """BERT; `roberta`: RoBERTa's or XLM-R's class prefix ("Roberta", "XLMRoberta"), BERT with
+    fairseq's positions (from pad_token_id + 1, padding skipped: `learned(max_len, padding_idx=P)`),
+    a classifier of its own on <s> (dense, tanh, out_proj: pool=pooler's arithmetic) and an MLM
+    head whose activation is always gelu."""
     s.var("vocab", r.int("vocab_size")), s.var("H", r.int("hidden_size")), s.var("L", r.int("num_hidden_layers"))
     s.var("A", r.int("num_attention_heads")), s.var("d_ff", r.int("intermediate_size"))
-    s.var("max_len", r.int("max_position_embeddings")), s.var("seq_len", _seq(r, "max_position_embeddings"))
+    max_len = r.int("max_position_embeddings")
+    pad = r.int("pad_token_id", minimum=0) if roberta else None
+    if pad is not None and not 0 <= pad < max_len - 1:
+        r.error("pad_token_id", f"pad_token_id {pad} is also {roberta}'s first position - 1, and the position table "
+                f"has {max_len} rows (max_position_embeddings)", "a pad_token_id below max_position_embeddings - 1")
+        pad = None
+    s.var("max_len", max_len)
+    s.var("seq_len", min(_seq(r, "max_position_embeddings"), max_len - (pad + 1 if pad is not None else 0)) or 1)
     s.var("batch", 1)
     causal = [("attention", "causal")] if r.bool("is_decoder", False) else []  # BertLMHeadModel: causal self-attention
     r.expect("add_cross_attention", (False,), "BERT with cross-attention")
@@ -193,13 +204,29 @@ def _bert(r: Reader, s: Spec) -> None:
              "BertForSequenceClassification": f"classifier({_classes(r)}, pool=pooler)",
              "BertForTokenClassification": f"classifier({_classes(r)}, pool=tokens)",
              "BertForQuestionAnswering": _span(r, "BertForQuestionAnswering")}  # qa_outputs on every token
+    if roberta:  # RobertaLMHead: dense, gelu (whatever hidden_act says), LayerNorm, decoder
+        P, lm = roberta, f"mlm(gelu, eps={num(eps)}{untied})"
+        heads = {f"{P}Model": "pooler", f"{P}ForMaskedLM": lm, f"{P}ForCausalLM": lm,
+                 # RobertaClassificationHead on <s>: dense, tanh, out_proj
+                 f"{P}ForSequenceClassification": f"classifier({_classes(r)}, pool=pooler)",
+                 f"{P}ForTokenClassification": f"classifier({_classes(r)}, pool=tokens)",
+                 f"{P}ForQuestionAnswering": _span(r, f"{P}ForQuestionAnswering")}
     types = r.int("type_vocab_size")
     s.input = "tokens(seq_len)"
-    s.embed = f"tokens(vocab, dim=H, pos=learned(max_len), types={types}, norm=true, eps={num(eps)}{_drop(drop)})"
+    table = f"learned(max_len, padding_idx={pad})" if pad is not None else "learned(max_len)"
+    s.embed = f"tokens(vocab, dim=H, pos={table}, types={types}, norm=true, eps={num(eps)}{_drop(drop)})"
     s.stacks.append(("encoder×L", [("dim", "H"), ("heads", "A"), ("d_ff", "d_ff"), ("norm", "post"),
                                    ("act", act), ("eps", eps), ("dropout", drop),
                                    ("attn_dropout", r.float("attention_probs_dropout_prob", default=0))] + causal))
-    s.head = _head(r, "bert", heads, "BertModel")
+    s.head = _head(r, roberta or "bert", heads, f"{roberta}Model" if roberta else "BertModel")
+
+
+def _roberta(r: Reader, s: Spec) -> None:
+    _bert(r, s, "Roberta")
+
+
+def _xlm_roberta(r: Reader, s: Spec) -> None:
+    _bert(r, s, "XLMRoberta")
 
 
 def _vit(r: Reader, s: Spec, deit: bool = False) -> None:
@@ -266,7 +293,7 @@ from graphspec.interchange.hf_import_deepseek import _deepseek  # noqa: E402
 from graphspec.interchange.hf_import_detr import _detr  # noqa: E402  (they use Spec, _act, _head)
 from graphspec.interchange.hf_import_llm import _llm, _pvt, _t5  # noqa: E402
 
-BUILDERS = {"gpt2": _gpt2, "bert": _bert, "vit": _vit, "deit": _deit, "swin": _swin, "llama": _llm, "mistral": _llm,
+BUILDERS = {"gpt2": _gpt2, "bert": _bert, "roberta": _roberta, "xlm-roberta": _xlm_roberta, "vit": _vit, "deit": _deit, "swin": _swin, "llama": _llm, "mistral": _llm,
             "mixtral": _llm, "qwen2": _llm, "qwen3": _llm, "gemma": _llm, "gemma2": _llm, "phi": _llm, "smollm3": _llm,
             "phi3": _llm, "qwen3_moe": _llm, "qwen2_moe": _llm, "olmo2": _llm, "gemma3_text": _llm, "t5": _t5, "pvt": _pvt, "detr": _detr,
             "deepseek_v2": _deepseek, "deepseek_v3": _deepseek, "gpt_oss": import_gpt_oss}

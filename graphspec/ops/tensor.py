@@ -139,6 +139,35 @@ class Positions:
         return e.const(np.arange(length, dtype=np.int64)[None])
 
 
+@op("padded_positions", SHAPE_ONLY)
+class PaddedPositions:
+    """Position ids that skip padding, (B, N) token ids -> (B, N) int64: each token that is not
+    `pad` counts the tokens that are not padding up to it, from pad + 1; padding gets `pad` (fairseq's
+    LearnedPositionalEmbedding, as RoBERTa and XLM-R are trained; HF's
+    create_position_ids_from_input_ids). Unpadded rows read pad + 1 .. pad + N."""
+
+    def shape(ids, *, pad):
+        if len(ids) != 2:
+            raise ShapeError(f"padded_positions: token ids (B, N), got {ids}")
+        return tuple(ids)
+
+    torch = Torch(call="({0} != {pad}).cumsum(1) * ({0} != {pad}) + {pad}",
+                  comment=lambda a: f"padding keeps position {a['pad']}")
+
+    def eval(w, ids, *, pad):
+        keep = (ids != pad).long()
+        return keep.cumsum(1) * keep + pad
+
+    def onnx(e, ids, *, pad):
+        keep = e("Cast", e("Not", e("Equal", ids, e.const(np.int64(pad), f"pad_{pad}"))), to=7)  # INT64
+        counted = e("Mul", e("CumSum", keep, e.const(np.int64(1), "axis_1")), keep)
+        return e("Add", counted, e.const(np.int64(pad), f"pad_{pad}"))
+
+    def relax(e, ids, *, pad):
+        keep = e("astype", e("not_equal", ids, e.const(np.int64(pad))), "int32")  # Relax's integer constants: int32
+        return e("add", e("multiply", e("cumsum", keep, axis=1, dtype="int32"), keep), e.const(np.int32(pad)))
+
+
 @op("zeros_like", SHAPE_ONLY)
 class ZerosLike:
     """Zeros of an input's shape (BERT's default token_type_ids)."""

@@ -210,9 +210,13 @@ def _check_consistency(spec: ModelSpec, diags: Diagnostics) -> None:
                   f"image size {i.img_size} is not divisible by the patch size {e.patch}",
                   f"use img_size {' or '.join(map(str, sizes[:2]))}, or patches(..., crop=true) to drop the pixels "
                   "past the last whole patch (a 'valid' convolution, as SigLIP So400m/14 at 384)")
-    if e.kind == "tokens" and e.pos == "learned" and e.max_len and isinstance(i.seq_len, int) and i.seq_len > e.max_len:
-        diags.add(spec.loc("input"), f"seq_len {i.seq_len} exceeds the learned position table ({e.max_len})",
-                  f"use seq_len ≤ {e.max_len}")
+    pad = e.pos_use.get("padding_idx") if e.pos == "learned" and e.pos_use is not None else None
+    if e.kind == "tokens" and e.pos == "learned" and e.max_len and isinstance(i.seq_len, int) and (
+            i.seq_len + (pad + 1 if pad is not None else 0) > e.max_len):
+        room = e.max_len - (pad + 1 if pad is not None else 0)
+        diags.add(spec.loc("input"), f"seq_len {i.seq_len} exceeds the learned position table ({e.max_len}"
+                  + (f" rows, positions from padding_idx + 1 = {pad + 1}: room for {room} tokens)" if pad is not None
+                     else ")"), f"use seq_len ≤ {room}")
     check_vocab(spec, diags)
     for s in spec.stacks:
         dim = s.dim

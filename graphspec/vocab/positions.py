@@ -28,6 +28,7 @@ class EmbedAt:
     N: Any
     dim: Any
     max_len: Any = None
+    ids: Any = None  # tokens: the token ids' node (learned(padding_idx=...) counts the tokens that are not padding)
 
 
 @construct("pos", "none", example="pos: none")
@@ -43,13 +44,30 @@ def sinusoidal(b, use, ctx, x):
     return b.emit("add", (x, pe), "with_pos")
 
 
+def _check_learned(a):
+    pad, n = a["padding_idx"], a["max_len"]
+    if pad is not None and n is not None and pad + 1 >= n:
+        return [("padding_idx", f"positions start after padding_idx={pad}, and the table has {n} rows",
+                 f"write a table of more than {pad + 1} rows, e.g. learned({pad + 1 + 512}, padding_idx={pad})")]
+    return []
+
+
 @construct("pos", "learned", Arg("max_len", int, None, minimum=1, doc="table size (tokens)"),
            Arg("grid", int, None, minimum=1, doc="patches: the table's grid side, resampled to the image's"),
-           example="embed: tokens(1000, dim=64, pos=learned(512))")
+           Arg("padding_idx", int, None, minimum=0, doc="tokens: positions count the tokens that are not this "
+               "id, from padding_idx + 1, and padding reads row padding_idx (RoBERTa, XLM-R: 1)"),
+           check=_check_learned, example="embed: tokens(1000, dim=64, pos=learned(512))")
 def learned(b, use, ctx, x):
     """A learned table of positions added to the embedding (GPT, BERT; ViT's pos_embed). On
     patches, `grid=g` keeps a table for g × g patches (and the class token) whatever the image,
-    resampled bicubically to its patch grid when that differs (DINOv2's 37 × 37 table at 224)."""
+    resampled bicubically to its patch grid when that differs (DINOv2's 37 × 37 table at 224). On
+    tokens, `padding_idx=P`: fairseq's positions (RoBERTa, XLM-R), P + 1, P + 2, ... over the tokens
+    that are not P, and P for padding, so a row reads the same positions however it is padded."""
+    from graphspec.spec.errors import SpecError
+
+    if ctx.where == "patches" and use["padding_idx"] is not None:
+        raise SpecError.at(use.loc or b.loc, "padding_idx= counts the tokens that are not padding, and patches "
+                           "have no token ids", "leave padding_idx out")
     if ctx.where == "patches":
         N, g = b.shape(x)[1], use["grid"]
         H, W = b.g.meta["grid"]
@@ -60,7 +78,10 @@ def learned(b, use, ctx, x):
             pe = b.emit("parameter", (), "pos_embed", shape=(1, prefix + g * g, ctx.dim), init="trunc_normal")
             pe = b.emit("interpolate_pos", (pe,), "pos_embed_resampled", grid=g, H=H, W=W, prefix=prefix)
         return b.emit("add", (x, pe), "with_pos")
-    pos = b.emit("positions", (), "position_ids", length=ctx.N)
+    if use["padding_idx"] is None:
+        pos = b.emit("positions", (), "position_ids", length=ctx.N)
+    else:
+        pos = b.emit("padded_positions", (ctx.ids,), "positions", pad=use["padding_idx"])
     pe = b.emit("embedding", (pos,), "pos", num=use["max_len"], dim=ctx.dim, weights="embed.pos")
     return b.emit("add", (x, pe), "with_pos")
 
