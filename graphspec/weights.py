@@ -41,7 +41,7 @@ from graphspec.ir import Graph
 _P = r"(weight|bias)"
 _BN = r"(weight|bias|running_mean|running_var)"  # FrozenBatchNorm2d: all four are buffers
 _LAYER_PREFIXES = {"pvt": ("pvt.encoder.", "encoder."), "t5": ("",), "swin": ("swin.", ""), "vit": ("vit.", ""), "deit": ("deit.", ""),
-                   "dinov2": ("dinov2.", "dinov2_with_registers.", ""), "bert": ("bert.", ""), "roberta": ("roberta.", ""), "modernbert": ("model.", ""),
+                   "dinov2": ("dinov2.", "dinov2_with_registers.", ""), "bert": ("bert.", ""), "roberta": ("roberta.", ""), "distilbert": ("distilbert.", ""), "modernbert": ("model.", ""),
                    "gpt2": ("transformer.", ""), "torch_transformer": ("",), "detr": ("model.", ""),
                    "llama": ("model.", "", "transformer."),  # ...ForQuestionAnswering: `transformer`
                    "phi": ("model.", ""), "phi3": ("model.", ""),
@@ -166,6 +166,23 @@ RULES: dict[str, list[tuple[str, list[str], Any]]] = {
         (rf"mlm\.norm\.{_P}", ["=lm_head.layer_norm.{0}"], "copy"),
         (r"mlm_bias", ["=lm_head.bias"], "copy"),
         (rf"mlm_decoder\.{_P}", ["=lm_head.decoder.{0}"], "copy"),  # mlm(tied=false)
+        (rf"qa_outputs\.{_P}", ["=qa_outputs.{0}"], "copy"),
+    ],
+    "distilbert": [  # DistilBertModel (`transformer.layer.{i}`) and its heads at the root
+        (r"embed\.tokens\.weight", ["embeddings.word_embeddings.weight"], "copy"),
+        (r"embed\.pos\.weight", ["embeddings.position_embeddings.weight"], "copy"),
+        (rf"embed\.norm\.{_P}", ["embeddings.LayerNorm.{0}"], "copy"),
+        (rf"blocks\.(\d+)\.attn\.(q|k|v)\.{_P}", ["transformer.layer.{0}.attention.{1}_lin.{2}"], "copy"),
+        (rf"blocks\.(\d+)\.attn\.proj\.{_P}", ["transformer.layer.{0}.attention.out_lin.{1}"], "copy"),
+        (rf"blocks\.(\d+)\.norm1\.{_P}", ["transformer.layer.{0}.sa_layer_norm.{1}"], "copy"),
+        (rf"blocks\.(\d+)\.mlp\.fc(1|2)\.{_P}", ["transformer.layer.{0}.ffn.lin{1}.{2}"], "copy"),
+        (rf"blocks\.(\d+)\.norm2\.{_P}", ["transformer.layer.{0}.output_layer_norm.{1}"], "copy"),
+        (rf"mlm\.dense\.{_P}", ["=vocab_transform.{0}"], "copy"),  # DistilBertForMaskedLM
+        (rf"mlm\.norm\.{_P}", ["=vocab_layer_norm.{0}"], "copy"),
+        (r"mlm_bias", ["=vocab_projector.bias"], "copy"),
+        (rf"mlm_decoder\.{_P}", ["=vocab_projector.{0}"], "copy"),  # mlm(tied=false)
+        (rf"transform\.dense\.{_P}", ["=pre_classifier.{0}"], "copy"),  # DistilBertForSequenceClassification
+        (rf"head\.{_P}", ["=classifier.{0}"], "copy"),
         (rf"qa_outputs\.{_P}", ["=qa_outputs.{0}"], "copy"),
     ],
     "gpt2": [
@@ -341,7 +358,7 @@ RULES: dict[str, list[tuple[str, list[str], Any]]] = {
 }
 
 HF_FAMILIES = {"pvt": "pvt", "t5": "t5", "swin": "swin", "vit": "vit", "deit": "deit", "bert": "bert", "gpt2": "gpt2", "detr": "detr",
-               "roberta": "roberta", "xlm-roberta": "roberta",
+               "roberta": "roberta", "xlm-roberta": "roberta", "distilbert": "distilbert",
                "llama": "llama", "mistral": "llama", "mixtral": "llama", "phi": "phi", "gpt_oss": "llama",
                "qwen2": "llama", "gemma": "llama", "gemma2": "llama", "qwen3": "llama", "qwen3_moe": "llama", "qwen2_moe": "llama",
                "smollm3": "llama",
@@ -363,7 +380,8 @@ TIED = {"lm_head.weight": ("wte.weight", "embed_tokens.weight", "shared.weight")
         "decoder.weight": ("embeddings.tok_embeddings.weight",),  # ModernBertForMaskedLM
         # RobertaForMaskedLM: the decoder is the word embedding's weight and its bias lm_head.bias
         "lm_head.decoder.weight": ("embeddings.word_embeddings.weight",), "lm_head.decoder.bias": ("lm_head.bias",),
-        "lm_head.bias": ("lm_head.decoder.bias",),  # untied: the decoder's own bias, which HF shares
+        "lm_head.bias": ("lm_head.decoder.bias",),
+        "vocab_projector.weight": ("embeddings.word_embeddings.weight",),  # DistilBertForMaskedLM  # untied: the decoder's own bias, which HF shares
         "cls.predictions.decoder.bias": ("cls.predictions.bias",),
         # untied (tie_word_embeddings false), HF keeps cls.predictions.bias beside the decoder's own bias and
         # never reads it: it gets the decoder's bias

@@ -38,6 +38,7 @@ PARAMS = {
     "bert_large": 335_141_888,  # BertModel incl. pooler (paper 340M ✘, −1.4%)
     # HF RobertaModel / XLMRobertaModel on meta (tests/test_roberta.py): (V + 514 + 1)·768 + 2·768 + 12 blocks + pooler
     "roberta_base": 124_645_632,  # fairseq README: 125M
+    "distilbert_base": 66_362_880,  # HF DistilBertModel on meta (tests/test_distilbert.py; Sanh et al. Table 3: 66M)
     "xlm_roberta_base": 278_043_648,  # XLM-R Table 7: 270M
     "gpt": 116_534_784,  # openai/finetune-transformer-lm params_shapes.json
     "gpt2": 124_439_808,  # openai/gpt-2 README (124M; the paper's 117M)
@@ -180,6 +181,7 @@ MACS = {
     "transformer_big": 28_002_222_080,
     # 12·(12·128·768² + 2·128²·768) + 768² (pooler) = 12·931,135,488 + 589,824
     "bert_base": 11_174_215_680,
+    "distilbert_base": 6 * (12 * 128 * 768**2 + 2 * 128**2 * 768),  # = 5,586,812,928, no pooler
     "roberta_base": 11_174_215_680,  # = bert_base (FlopCounterMode / 2 on HF's RobertaModel, 128 tokens)
     "xlm_roberta_base": 11_174_215_680,
     # 24·(12·128·1024² + 2·128²·1024) + 1024² = 24·1,644,167,168 + 1,048,576

@@ -124,6 +124,9 @@ def family(spec) -> str:
         if e.kind == "tokens" and e.pos == "learned" and st.role == "decoder" and (
                 head.kind in ("lm", "none", "span", "classifier")):
             return "gpt2"
+        if e.kind == "tokens" and e.pos == "learned" and st.role == "encoder" and not e.types and e.norm \
+                and st.norm == "post" and head.kind in ("none", "mlm", "span", "classifier"):
+            return "distilbert"  # BERT's blocks without token types or pooler
         if e.kind == "tokens" and e.pos == "learned" and st.role == "encoder" and (
                 head.kind in ("pooler", "mlm", "span")
                 or head.kind == "classifier" and use_of(head)["pool"] in ("pooler", "tokens")):
@@ -194,6 +197,33 @@ def _bert(spec, P: str = "Bert") -> dict:
                 hidden_dropout_prob=st.dropout, attention_probs_dropout_prob=st.attn_dropout,
                 max_position_embeddings=e.max_len, type_vocab_size=e.types, layer_norm_eps=st.eps, **_labels(h),
                 **({"pad_token_id": e.pos_use.get("padding_idx")} if P == "Roberta" else {}))
+
+
+def _distilbert(spec) -> dict:
+    """DistilBertConfig: every LayerNorm at ε 1e-12 (HF's code fixes it), the sequence classifier
+    pre_classifier, ReLU, classifier on [CLS], the MLM head's activation the blocks'."""
+    e, st, h = spec.embed, spec.stacks[0], spec.head
+    u, act = use_of(h), ACT_OUT.get(_act(st), _act(st))
+    why = None
+    if any(eps != 1e-12 for eps in (e.eps, st.eps, *([u["eps"]] if h.kind == "mlm" else []))):
+        why = "its LayerNorms' ε is 1e-12 (fixed in HF's DistilBERT)"
+    elif h.kind == "mlm" and (u["nsp"] or not u["bias"] or u["act"].name != _act(st)):
+        why = "its MLM head is vocab_transform, the blocks' activation, vocab_layer_norm and vocab_projector"
+    elif h.kind == "classifier" and (u["pool"], u["transform"] and u["transform"].name, u["transform_norm"],
+                                     u["bias"], u["transform_bias"]) not in (
+            ("cls", "relu", False, True, None), ("tokens", None, None, True, None)):
+        why = ("its sequence classifier is pre_classifier, ReLU and classifier on [CLS] "
+               "(classifier(n, pool=cls, transform=relu, transform_norm=false)), its token classifier "
+               "classifier(n, pool=tokens)")
+    elif h.kind == "span" and u["transform"] is not None:
+        why = "its qa_outputs reads the tokens directly"
+    if why:
+        raise ExportError(f"{spec.name}: a DistilBERT config cannot describe this spec: {why}")
+    arch = f"DistilBertFor{task(h)}" if task(h) else "DistilBertForMaskedLM" if h.kind == "mlm" else "DistilBertModel"
+    return dict(architectures=[arch], **({"tie_word_embeddings": False} if h.kind == "mlm" and not h.tied else {}),
+                vocab_size=e.vocab, max_position_embeddings=e.max_len, sinusoidal_pos_embds=False,
+                n_layers=sum(st.depths), n_heads=st.heads[0], dim=st.dim, hidden_dim=_d_ff(st), dropout=st.dropout,
+                attention_dropout=st.attn_dropout, activation=act, **_labels(h))
 
 
 def _roberta(spec) -> dict:
@@ -587,7 +617,7 @@ def to_hf_config(model) -> dict:
                                  else _olmo3_glm(spec, mt) if mt in ("olmo3", "glm4_moe")
                                  else _gpt_oss(spec) if mt == "gpt_oss"
                                  else _modernbert(spec) if mt == "modernbert"
-                                 else {"gpt2": _gpt2, "bert": _bert, "roberta": _roberta, "vit": _vit, "deit": _deit, "swin": _swin, "pvt": _pvt,
+                                 else {"gpt2": _gpt2, "bert": _bert, "roberta": _roberta, "distilbert": _distilbert, "vit": _vit, "deit": _deit, "swin": _swin, "pvt": _pvt,
                                        "t5": _t5, "detr": _detr, "siglip_vision_model": _siglip_vision,
                                        "dinov2": _dinov2, "dinov2_with_registers": _dinov2}[mt](spec))}
     h = spec.head

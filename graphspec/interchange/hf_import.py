@@ -221,6 +221,33 @@ def _bert(r: Reader, s: Spec, roberta: str | None = None) -> None:
     s.head = _head(r, roberta or "bert", heads, f"{roberta}Model" if roberta else "BertModel")
 
 
+def _distilbert(r: Reader, s: Spec) -> None:
+    """DistilBERT (Sanh et al. 2019): BERT's post-norm blocks without token types or pooler, every
+    LayerNorm at ε 1e-12 (fixed in HF's code); DistilBertForSequenceClassification's
+    pre_classifier, ReLU and classifier on [CLS] as `classifier(n, pool=cls, transform=relu,
+    transform_norm=false)`, DistilBertForMaskedLM's vocab_transform, activation, vocab_layer_norm
+    and tied vocab_projector as `mlm(act, eps=1e-12)`."""
+    s.var("vocab", r.int("vocab_size")), s.var("D", r.int("dim")), s.var("L", r.int("n_layers"))
+    s.var("h", r.int("n_heads")), s.var("d_ff", r.int("hidden_dim"))
+    s.var("max_len", r.int("max_position_embeddings")), s.var("seq_len", _seq(r, "max_position_embeddings"))
+    s.var("batch", 1)
+    r.expect("sinusoidal_pos_embds", (False,), "DistilBERT with fixed sinusoidal positions (HF keeps them as a "
+             "parameter table)")
+    drop, act = r.float("dropout", default=0), _act(r, "activation")
+    untied = "" if r.bool("tie_word_embeddings", True) else ", tied=false"
+    heads = {"DistilBertModel": "none", "DistilBertForMaskedLM": f"mlm({act}, eps=1e-12{untied})",
+             "DistilBertForSequenceClassification":
+                 f"classifier({_classes(r)}, pool=cls, transform=relu, transform_norm=false)",
+             "DistilBertForTokenClassification": f"classifier({_classes(r)}, pool=tokens)",
+             "DistilBertForQuestionAnswering": _span(r, "DistilBertForQuestionAnswering")}
+    s.input = "tokens(seq_len)"
+    s.embed = f"tokens(vocab, dim=D, pos=learned(max_len), norm=true, eps=1e-12{_drop(drop)})"
+    s.stacks.append(("encoder×L", [("dim", "D"), ("heads", "h"), ("d_ff", "d_ff"), ("norm", "post"), ("act", act),
+                                   ("eps", 1e-12), ("dropout", drop),
+                                   ("attn_dropout", r.float("attention_dropout", default=0))]))
+    s.head = _head(r, "distilbert", heads, "DistilBertModel")
+
+
 def _roberta(r: Reader, s: Spec) -> None:
     _bert(r, s, "Roberta")
 
@@ -293,7 +320,8 @@ from graphspec.interchange.hf_import_deepseek import _deepseek  # noqa: E402
 from graphspec.interchange.hf_import_detr import _detr  # noqa: E402  (they use Spec, _act, _head)
 from graphspec.interchange.hf_import_llm import _llm, _pvt, _t5  # noqa: E402
 
-BUILDERS = {"gpt2": _gpt2, "bert": _bert, "roberta": _roberta, "xlm-roberta": _xlm_roberta, "vit": _vit, "deit": _deit, "swin": _swin, "llama": _llm, "mistral": _llm,
+BUILDERS = {"gpt2": _gpt2, "bert": _bert, "roberta": _roberta, "xlm-roberta": _xlm_roberta,
+            "distilbert": _distilbert, "vit": _vit, "deit": _deit, "swin": _swin, "llama": _llm, "mistral": _llm,
             "mixtral": _llm, "qwen2": _llm, "qwen3": _llm, "gemma": _llm, "gemma2": _llm, "phi": _llm, "smollm3": _llm,
             "phi3": _llm, "qwen3_moe": _llm, "qwen2_moe": _llm, "olmo2": _llm, "gemma3_text": _llm, "t5": _t5, "pvt": _pvt, "detr": _detr,
             "deepseek_v2": _deepseek, "deepseek_v3": _deepseek, "gpt_oss": import_gpt_oss}

@@ -63,6 +63,8 @@ def lm(b, use, ctx, x):
 
 CLASS_DOCS["PredictionHead"] = ("The transform before a classifier (HF's ModernBertPredictionHead): dense, "
                                 "activation, LayerNorm.")
+CLASS_DOCS["PreClassifier"] = "The transform before a classifier without a norm (DistilBERT's pre_classifier): " \
+                              "dense, activation."
 POOLS = ("cls", "mean", "last", "tokens", "cls_mean", "pooler", "cls_dist")
 
 
@@ -73,6 +75,12 @@ def _check_classifier(a: dict) -> list:
     if a["transform"] is not None and a["pool"] == "cls_dist":
         return [("transform", "pool=cls_dist is DeiT's two classifiers on the class and distillation tokens, "
                  "which have no transform before them", "leave transform= out")]
+    if a["transform"] is None and a.get("transform_norm") is not None:
+        return [("transform_norm", "transform_norm= sets the transform before the classifier, and this head has none",
+                 "add transform=relu (DistilBERT's pre_classifier), or leave it out")]
+    if a.get("transform_norm") is False and a["eps"] is not None:
+        return [("eps", "eps= is the transform's LayerNorm ε, and transform_norm=false leaves the LayerNorm out",
+                 "leave eps= out")]
     if a["transform"] is None and (a["eps"] is not None or a["transform_bias"] is not None):
         return [("eps" if a["eps"] is not None else "transform_bias", "eps= and transform_bias= set the transform "
                  "before the classifier, and this head has none", "add transform=gelu (ModernBERT's head), or "
@@ -86,7 +94,9 @@ def _check_classifier(a: dict) -> list:
 TRANSFORM = (Arg("transform", "act", None, doc="first dense d -> d, this activation and a LayerNorm (ModernBERT's "
                  "head)"),
              Arg("eps", float, None, minimum=0, doc="the transform's LayerNorm ε (default 1e-5)"),
-             Arg("transform_bias", bool, None, doc="the transform's dense and LayerNorm biases (default true)"))
+             Arg("transform_bias", bool, None, doc="the transform's dense and LayerNorm biases (default true)"),
+             Arg("transform_norm", bool, None, doc="the transform's LayerNorm (default true; false: dense and "
+                 "activation only, DistilBERT's pre_classifier)"))
 
 
 @construct("head", "classifier", Arg("classes", int, 1000, minimum=1, doc="number of classes; default the "
@@ -175,10 +185,12 @@ def _transform(b, use, ctx, x, dim):
     """`transform=act`: ModernBertPredictionHead (module `transform`: dense, act, LayerNorm), or x."""
     if use["transform"] is None:
         return x
-    bias = use["transform_bias"] is not False
-    with b.module("transform", "PredictionHead", dim=dim, act=use["transform"].name):
+    bias, norm = use["transform_bias"] is not False, use.get("transform_norm") is not False
+    with b.module("transform", "PredictionHead" if norm else "PreClassifier", dim=dim, act=use["transform"].name):
         h = b.emit("linear", (x,), "dense", out_features=dim, bias=bias, in_features=dim)
         h = use["transform"].lower(b, ctx, h)
+        if not norm:  # DistilBertForSequenceClassification: pre_classifier, ReLU
+            return h
         return b.emit("layer_norm", (h,), "norm", dim=dim, eps=use["eps"] if use["eps"] is not None else 1e-5,
                       **({} if bias else {"bias": False}))
 
