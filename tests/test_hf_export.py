@@ -303,8 +303,8 @@ def test_import_then_export_gives_back_the_config():
                 (Path(d) / "s.yaml").write_text(from_hf_config(before.to_dict()))
                 out = to_hf_config(graphspec.load(Path(d) / "s.yaml"))
                 phi3 = mt == "phi3" and (before.rope_parameters["partial_rotary_factor"] != 1 or before.resid_pdrop)
-                # XLM-R's config is RoBERTa's (the same model): it exports as roberta
-                assert out["model_type"] == ("roberta" if mt == "xlm-roberta" else
+                # XLM-R's and CamemBERT's configs are RoBERTa's (the same model): they export as roberta
+                assert out["model_type"] == ("roberta" if mt in ("xlm-roberta", "camembert") else
                                              mt if mt not in ("mistral", "phi3") or phi3 else
                                              "mistral" if before.sliding_window else "llama")
                 after = transformers.AutoConfig.for_model(**out)

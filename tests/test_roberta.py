@@ -30,7 +30,7 @@ SMALL = dict(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_
 TASKS = {"Model": "pooler", "ForMaskedLM": "mlm(gelu, eps=1e-12)", "ForCausalLM": "mlm(gelu, eps=1e-12)",
          "ForSequenceClassification": "classifier(3, pool=pooler)",
          "ForTokenClassification": "classifier(3, pool=tokens)", "ForQuestionAnswering": "span"}
-PREFIXES = {"Roberta": "RobertaConfig", "XLMRoberta": "XLMRobertaConfig"}
+PREFIXES = {"Roberta": "RobertaConfig", "XLMRoberta": "XLMRobertaConfig", "Camembert": "CamembertConfig"}
 
 
 def imported(tmp_path, prefix, task, **kw):

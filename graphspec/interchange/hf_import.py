@@ -256,6 +256,10 @@ def _xlm_roberta(r: Reader, s: Spec) -> None:
     _bert(r, s, "XLMRoberta")
 
 
+def _camembert(r: Reader, s: Spec) -> None:  # CamemBERT (Martin et al. 2020): RoBERTa trained on French
+    _bert(r, s, "Camembert")
+
+
 def _vit(r: Reader, s: Spec, deit: bool = False) -> None:
     """ViT (ViTModel, ViTForImageClassification); `deit`: DeiT's, whose embedding always has the
     distillation token after [class] (DeiTModel, DeiTForImageClassification on [class] only,
@@ -320,7 +324,7 @@ from graphspec.interchange.hf_import_deepseek import _deepseek  # noqa: E402
 from graphspec.interchange.hf_import_detr import _detr  # noqa: E402  (they use Spec, _act, _head)
 from graphspec.interchange.hf_import_llm import _llm, _pvt, _t5  # noqa: E402
 
-BUILDERS = {"gpt2": _gpt2, "bert": _bert, "roberta": _roberta, "xlm-roberta": _xlm_roberta,
+BUILDERS = {"gpt2": _gpt2, "bert": _bert, "roberta": _roberta, "xlm-roberta": _xlm_roberta, "camembert": _camembert,
             "distilbert": _distilbert, "vit": _vit, "deit": _deit, "swin": _swin, "llama": _llm, "mistral": _llm,
             "mixtral": _llm, "qwen2": _llm, "qwen3": _llm, "gemma": _llm, "gemma2": _llm, "phi": _llm, "smollm3": _llm,
             "phi3": _llm, "qwen3_moe": _llm, "qwen2_moe": _llm, "olmo2": _llm, "gemma3_text": _llm, "t5": _t5, "pvt": _pvt, "detr": _detr,
