@@ -185,18 +185,28 @@ METHODS = {"softmax": "softmax", "matmul": "matmul", "mean": "mean", "chunk": "c
            "relu": "relu"}
 HELPER_OPS = {"window_partition": "window_partition", "window_reverse": "window_reverse", "roll_tokens": "roll",
               "patch_merge": "patch_merge", "causal_mask": "causal_mask", "add_window_mask": "add_window_mask",
-              "attention": "attention", "shift_mask": "shift_mask", "sinusoidal": "sinusoidal"}
+              "attention": "attention", "shift_mask": "shift_mask", "sinusoidal": "sinusoidal",
+              # the LLM helpers (they branch on shapes and settings: one call each)
+              "apply_rotary": "rotary", "sliding_mask": "sliding_mask", "chunked_mask": "chunked_mask",
+              "local_mask": "local_mask", "attn_temperature": "attn_temperature", "alibi": "alibi",
+              "softmax_with_sinks": "sink_softmax", "attention_with_sinks": "attention", "clamped_swiglu": "clamped_swiglu",
+              "last_token": "last_token", "interpolate_pos": "interpolate_pos", "sine_pos_2d": "sine_pos_2d",
+              "relative_bias": "relative_bucket_bias"}
+# generated modules whose forward depends on the data (a mixture's dispatch to its experts): kept as
+# one call each
+LEAF_MODULES = ("DropPath", "Experts", "ClampedSwiGLUExperts", "TopKRouter", "SoftmaxTopKRouter")
 
 
 class Tracer(fx.Tracer):
-    """Keeps DropPath as one module call (it branches on training) and, with `helpers`, the
-    generated file's free functions as single calls."""
+    """Keeps DropPath (it branches on training) and a mixture's experts and router (they dispatch
+    on the data) as one module call each and, with `helpers`, the generated file's free
+    functions as single calls."""
 
     def __init__(self, helpers: tuple = ()):
         super().__init__(autowrap_functions=helpers)
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return type(m).__name__ == "DropPath" or super().is_leaf_module(m, qualname)
+        return type(m).__name__ in LEAF_MODULES or super().is_leaf_module(m, qualname)
 
 
 def trace(module: nn.Module) -> fx.GraphModule:

@@ -66,6 +66,27 @@ def test_fx_both_ways(name, passes):
     assert all(len(s) > 0 for k, s in shapes.items() if k.endswith(".q") or k.endswith(".qkv"))
 
 
+SMALL_LLM = ["L=2", "d=64", "h=4", "kv=2", "d_ff=96", "vocab=100", "seq_len=16"]
+LLMS = {"llama3_2_1b": [*SMALL_LLM, "hd=16"], "mixtral_8x7b": [*SMALL_LLM, "experts=4"],
+        "gemma2_2b": [*SMALL_LLM, "hd=16", "window=8"],
+        "gpt_oss_20b": [*SMALL_LLM, "hd=16", "experts=4", "top_k=2", "window=8"]}
+
+
+@pytest.mark.parametrize("name", sorted(LLMS))
+def test_trace_of_generated_llms_computes_the_module(name):
+    """trace() keeps the helpers that branch on shapes and settings (apply_rotary, the masks,
+    the sink softmax) and a mixture's router and experts (they dispatch on the data) as one call
+    each: the traced GraphModule computes the module's logits, with one rotary call per q and k."""
+    m = graphspec.load(name, LLMS[name])
+    gen = emit(m.graph, m.spec)
+    net = getattr(load(gen.source), gen.class_name)().eval()
+    gm = trace(net)
+    x = torch.randint(0, 100, (2, 16), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(first(gm(x)), first(net(x)))
+    assert op_counts(from_fx(gm), ("rotary",))["rotary"] == op_counts(m.graph, ("rotary",))["rotary"] > 0
+
+
 @pytest.mark.parametrize("passes", PASSES)
 @pytest.mark.parametrize("name", list(CASES))
 def test_flop_counter_is_twice_the_ir_macs(name, passes):
