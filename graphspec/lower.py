@@ -227,6 +227,8 @@ def _token_embed(b: Builder, spec: ModelSpec, ids: str, first: bool) -> str:
             x = b.emit("layer_norm", (x,), "norm", dim=e.dim, eps=e.eps, weights="embed.norm")
         if e.dropout:
             x = b.emit("dropout", (x,), "drop", p=e.dropout)
+        if e.proj:  # ELECTRA (Clark et al. 2020 §3.2): small embeddings, projected to the hidden width
+            x = b.emit("linear", (x,), "proj", out_features=e.proj, bias=True, in_features=e.dim)
     return x
 
 

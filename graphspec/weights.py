@@ -41,7 +41,7 @@ from graphspec.ir import Graph
 _P = r"(weight|bias)"
 _BN = r"(weight|bias|running_mean|running_var)"  # FrozenBatchNorm2d: all four are buffers
 _LAYER_PREFIXES = {"pvt": ("pvt.encoder.", "encoder."), "t5": ("",), "swin": ("swin.", ""), "vit": ("vit.", ""), "deit": ("deit.", ""),
-                   "dinov2": ("dinov2.", "dinov2_with_registers.", ""), "bert": ("bert.", ""), "roberta": ("roberta.", ""), "distilbert": ("distilbert.", ""), "modernbert": ("model.", ""),
+                   "dinov2": ("dinov2.", "dinov2_with_registers.", ""), "bert": ("bert.", ""), "roberta": ("roberta.", ""), "distilbert": ("distilbert.", ""), "electra": ("electra.", ""), "modernbert": ("model.", ""),
                    "gpt2": ("transformer.", ""), "torch_transformer": ("",), "detr": ("model.", ""),
                    "llama": ("model.", "", "transformer."),  # ...ForQuestionAnswering: `transformer`
                    "phi": ("model.", ""), "phi3": ("model.", ""),
@@ -166,6 +166,19 @@ RULES: dict[str, list[tuple[str, list[str], Any]]] = {
         (rf"mlm\.norm\.{_P}", ["=lm_head.layer_norm.{0}"], "copy"),
         (r"mlm_bias", ["=lm_head.bias"], "copy"),
         (rf"mlm_decoder\.{_P}", ["=lm_head.decoder.{0}"], "copy"),  # mlm(tied=false)
+        (rf"qa_outputs\.{_P}", ["=qa_outputs.{0}"], "copy"),
+    ],
+    "electra": [  # ElectraModel (BERT's body, `embeddings_project`) and its heads at the root
+        *_BERT_BODY,
+        (rf"embed\.proj\.{_P}", ["embeddings_project.{0}"], "copy"),
+        (rf"discriminator\.dense\.{_P}", ["=discriminator_predictions.dense.{0}"], "copy"),  # ElectraForPreTraining
+        (rf"discriminator\.prediction\.{_P}", ["=discriminator_predictions.dense_prediction.{0}"], "copy"),
+        (rf"mlm\.dense\.{_P}", ["=generator_predictions.dense.{0}"], "copy"),  # ElectraForMaskedLM
+        (rf"mlm\.norm\.{_P}", ["=generator_predictions.LayerNorm.{0}"], "copy"),
+        (r"mlm_bias", ["=generator_lm_head.bias"], "copy"),
+        (rf"mlm_decoder\.{_P}", ["=generator_lm_head.{0}"], "copy"),  # mlm(tied=false)
+        (rf"transform\.dense\.{_P}", ["=classifier.dense.{0}"], "copy"),  # ElectraClassificationHead
+        (rf"head\.{_P}", ["=classifier.out_proj.{0}", "=classifier.{0}"], "copy"),
         (rf"qa_outputs\.{_P}", ["=qa_outputs.{0}"], "copy"),
     ],
     "distilbert": [  # DistilBertModel (`transformer.layer.{i}`) and its heads at the root
@@ -358,7 +371,7 @@ RULES: dict[str, list[tuple[str, list[str], Any]]] = {
 }
 
 HF_FAMILIES = {"pvt": "pvt", "t5": "t5", "swin": "swin", "vit": "vit", "deit": "deit", "bert": "bert", "gpt2": "gpt2", "detr": "detr",
-               "roberta": "roberta", "xlm-roberta": "roberta", "camembert": "roberta", "distilbert": "distilbert",
+               "roberta": "roberta", "xlm-roberta": "roberta", "camembert": "roberta", "distilbert": "distilbert", "electra": "electra",
                "llama": "llama", "mistral": "llama", "mixtral": "llama", "phi": "phi", "gpt_oss": "llama",
                "qwen2": "llama", "gemma": "llama", "gemma2": "llama", "qwen3": "llama", "qwen3_moe": "llama", "qwen2_moe": "llama",
                "smollm3": "llama",
@@ -381,7 +394,8 @@ TIED = {"lm_head.weight": ("wte.weight", "embed_tokens.weight", "shared.weight")
         # RobertaForMaskedLM: the decoder is the word embedding's weight and its bias lm_head.bias
         "lm_head.decoder.weight": ("embeddings.word_embeddings.weight",), "lm_head.decoder.bias": ("lm_head.bias",),
         "lm_head.bias": ("lm_head.decoder.bias",),
-        "vocab_projector.weight": ("embeddings.word_embeddings.weight",),  # DistilBertForMaskedLM  # untied: the decoder's own bias, which HF shares
+        "vocab_projector.weight": ("embeddings.word_embeddings.weight",),  # DistilBertForMaskedLM
+        "generator_lm_head.weight": ("embeddings.word_embeddings.weight",),  # ElectraForMaskedLM  # untied: the decoder's own bias, which HF shares
         "cls.predictions.decoder.bias": ("cls.predictions.bias",),
         # untied (tie_word_embeddings false), HF keeps cls.predictions.bias beside the decoder's own bias and
         # never reads it: it gets the decoder's bias

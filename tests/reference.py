@@ -38,6 +38,9 @@ PARAMS = {
     "bert_large": 335_141_888,  # BertModel incl. pooler (paper 340M ✘, −1.4%)
     # HF RobertaModel / XLMRobertaModel on meta (tests/test_roberta.py): (V + 514 + 1)·768 + 2·768 + 12 blocks + pooler
     "roberta_base": 124_645_632,  # fairseq README: 125M
+    # HF ElectraForPreTraining on meta (tests/test_electra.py; ELECTRA Table 6: 14M, 110M)
+    "electra_small": 13_549_057,
+    "electra_base": 109_483_009,
     "distilbert_base": 66_362_880,  # HF DistilBertModel on meta (tests/test_distilbert.py; Sanh et al. Table 3: 66M)
     "xlm_roberta_base": 278_043_648,  # XLM-R Table 7: 270M
     "gpt": 116_534_784,  # openai/finetune-transformer-lm params_shapes.json
@@ -181,6 +184,9 @@ MACS = {
     "transformer_big": 28_002_222_080,
     # 12·(12·128·768² + 2·128²·768) + 768² (pooler) = 12·931,135,488 + 589,824
     "bert_base": 11_174_215_680,
+    # N = 128: blocks + the embedding projection (small: 128 -> 256) + the discriminator's dense and logit
+    "electra_small": 12 * (12 * 128 * 256**2 + 2 * 128**2 * 256) + 128 * 128 * 256 + 128 * (256**2 + 256),
+    "electra_base": 12 * (12 * 128 * 768**2 + 2 * 128**2 * 768) + 128 * (768**2 + 768),
     "distilbert_base": 6 * (12 * 128 * 768**2 + 2 * 128**2 * 768),  # = 5,586,812,928, no pooler
     "roberta_base": 11_174_215_680,  # = bert_base (FlopCounterMode / 2 on HF's RobertaModel, 128 tokens)
     "xlm_roberta_base": 11_174_215_680,

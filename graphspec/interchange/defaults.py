@@ -31,6 +31,10 @@ DEFAULTS: dict[str, dict] = {
                       intermediate_size=3072, hidden_act="gelu", hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
                       max_position_embeddings=512, type_vocab_size=2, pad_token_id=1, layer_norm_eps=1e-12, is_decoder=False,
                       add_cross_attention=False, position_embedding_type="absolute", tie_word_embeddings=True),
+    "electra": dict(vocab_size=30522, embedding_size=128, hidden_size=256, num_hidden_layers=12, num_attention_heads=4,
+                    intermediate_size=1024, hidden_act="gelu", hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
+                    max_position_embeddings=512, type_vocab_size=2, layer_norm_eps=1e-12, is_decoder=False,
+                    add_cross_attention=False, position_embedding_type="absolute", tie_word_embeddings=True),
     "distilbert": dict(vocab_size=30522, max_position_embeddings=512, sinusoidal_pos_embds=False, n_layers=6,
                        n_heads=12, dim=768, hidden_dim=3072, dropout=0.1, attention_dropout=0.1, activation="gelu",
                        tie_word_embeddings=True),
@@ -197,7 +201,9 @@ FAMILY_IGNORED: dict[str, set[str]] = {
     "gpt2": {"summary_type", "summary_use_proj", "summary_activation", "summary_proj_to_labels",
              "summary_first_dropout", "n_ctx"},
     "t5": {"n_positions", "output_past"},
-    "distilbert": {"qa_dropout", "seq_classif_dropout"},  # the heads' dropouts (a no-op in eval, as classifier_dropout)  # t5-base's config.json: unused by T5 (relative positions), use_cache
+    "distilbert": {"qa_dropout", "seq_classif_dropout"},
+    # ELECTRA: the sequence-summary settings of ElectraForMultipleChoice (not built)
+    "electra": {"summary_type", "summary_use_proj", "summary_activation", "summary_last_dropout"},  # the heads' dropouts (a no-op in eval, as classifier_dropout)  # t5-base's config.json: unused by T5 (relative positions), use_cache
     "gemma2": {"cache_implementation"},  # gemma-2's config.json: the KV cache generate() uses ("hybrid")
     "gemma3_text": {"cache_implementation", "sliding_window_pattern"},
     # DeepSeek's released config.json: its remote code's class map (never followed)

@@ -124,6 +124,13 @@ def family(spec) -> str:
         if e.kind == "tokens" and e.pos == "learned" and st.role == "decoder" and (
                 head.kind in ("lm", "none", "span", "classifier")):
             return "gpt2"
+        if e.kind == "tokens" and e.pos == "learned" and st.role == "encoder" and (
+                e.proj or head.kind == "discriminator" or head.kind == "classifier" and use_of(head)["pool"] == "cls"
+                and use_of(head)["transform_norm"] is False and use_of(head)["transform"].name == "gelu"
+                or head.kind == "none" and e.types and st.norm == "post"):
+            # a projected embedding, replaced-token detection, ElectraClassificationHead, BERT's body
+            # without a pooler (an ELECTRA whose embeddings are as wide; with an MLM head it is BERT's)
+            return "electra"
         if e.kind == "tokens" and e.pos == "learned" and st.role == "encoder" and not e.types and e.norm \
                 and st.norm == "post" and head.kind in ("none", "mlm", "span", "classifier"):
             return "distilbert"  # BERT's blocks without token types or pooler
@@ -197,6 +204,40 @@ def _bert(spec, P: str = "Bert") -> dict:
                 hidden_dropout_prob=st.dropout, attention_probs_dropout_prob=st.attn_dropout,
                 max_position_embeddings=e.max_len, type_vocab_size=e.types, layer_norm_eps=st.eps, **_labels(h),
                 **({"pad_token_id": e.pos_use.get("padding_idx")} if P == "Roberta" else {}))
+
+
+def _electra(spec) -> dict:
+    """ElectraConfig: BERT's keys, embedding_size the token table's width (projected to
+    hidden_size where they differ); the class from the head."""
+    e, st, h = spec.embed, spec.stacks[0], spec.head
+    u = use_of(h)
+    why = None
+    if e.pos_use is not None and e.pos_use.get("padding_idx") is not None:
+        why = "its positions count from 0 (padding_idx= is RoBERTa's)"
+    elif st.norm != "post" or not e.norm or st.attention.kind != "global":
+        why = "it is BERT's post-norm encoder, with a LayerNorm on the embedding"
+    elif h.kind == "mlm" and (u["nsp"] or not u["bias"] or u["act"].name != "gelu"):
+        why = "its generator head is dense, gelu, LayerNorm and the decoder (mlm(gelu, eps=...))"
+    elif h.kind == "classifier" and (u["pool"], u["transform"] and u["transform"].name, u["transform_norm"],
+                                     u["bias"], u["transform_bias"]) not in (
+            ("cls", "gelu", False, True, None), ("tokens", None, None, True, None)):
+        why = ("its sequence classifier is dense, gelu and out_proj on [CLS] (classifier(n, pool=cls, "
+               "transform=gelu, transform_norm=false)), its token classifier classifier(n, pool=tokens)")
+    elif h.kind in ("span",) and u["transform"] is not None or h.kind == "pooler":
+        why = "it has no pooler, and its qa_outputs reads the tokens directly"
+    elif h.kind not in ("none", "discriminator", "mlm", "classifier", "span"):
+        why = f"it has no {h.kind} head"
+    elif h.kind == "discriminator" and u["act"].name != _act(st):
+        why = "its discriminator's activation is hidden_act, the blocks' one"
+    if why:
+        raise ExportError(f"{spec.name}: an ELECTRA config cannot describe this spec: {why}")
+    arch = f"ElectraFor{task(h)}" if task(h) else {"discriminator": "ElectraForPreTraining",
+                                                     "mlm": "ElectraForMaskedLM"}.get(h.kind, "ElectraModel")
+    return dict(architectures=[arch], **({"tie_word_embeddings": False} if h.kind == "mlm" and not h.tied else {}),
+                vocab_size=e.vocab, embedding_size=e.dim, hidden_size=st.dim, num_hidden_layers=sum(st.depths),
+                num_attention_heads=st.heads[0], intermediate_size=_d_ff(st), hidden_act=ACT_OUT.get(_act(st), _act(st)),
+                hidden_dropout_prob=st.dropout, attention_probs_dropout_prob=st.attn_dropout,
+                max_position_embeddings=e.max_len, type_vocab_size=e.types, layer_norm_eps=st.eps, **_labels(h))
 
 
 def _distilbert(spec) -> dict:
@@ -617,7 +658,7 @@ def to_hf_config(model) -> dict:
                                  else _olmo3_glm(spec, mt) if mt in ("olmo3", "glm4_moe")
                                  else _gpt_oss(spec) if mt == "gpt_oss"
                                  else _modernbert(spec) if mt == "modernbert"
-                                 else {"gpt2": _gpt2, "bert": _bert, "roberta": _roberta, "distilbert": _distilbert, "vit": _vit, "deit": _deit, "swin": _swin, "pvt": _pvt,
+                                 else {"gpt2": _gpt2, "bert": _bert, "roberta": _roberta, "distilbert": _distilbert, "electra": _electra, "vit": _vit, "deit": _deit, "swin": _swin, "pvt": _pvt,
                                        "t5": _t5, "detr": _detr, "siglip_vision_model": _siglip_vision,
                                        "dinov2": _dinov2, "dinov2_with_registers": _dinov2}[mt](spec))}
     h = spec.head

@@ -221,6 +221,38 @@ def _bert(r: Reader, s: Spec, roberta: str | None = None) -> None:
     s.head = _head(r, roberta or "bert", heads, f"{roberta}Model" if roberta else "BertModel")
 
 
+def _electra(r: Reader, s: Spec) -> None:
+    """ELECTRA (Clark et al. 2020): BERT's body, no pooler, its embeddings embedding_size wide and
+    projected to hidden_size where they differ (`tokens(..., dim=E, proj=H)`); ElectraForPreTraining
+    as `discriminator(hidden_act)`, ElectraForMaskedLM (the generator) as `mlm(gelu, eps)` (dense
+    H -> E, the E-wide table as decoder), ElectraForSequenceClassification's head (dense, gelu,
+    out_proj on [CLS]) as `classifier(n, pool=cls, transform=gelu, transform_norm=false)`."""
+    s.var("vocab", r.int("vocab_size")), s.var("E", r.int("embedding_size")), s.var("H", r.int("hidden_size"))
+    s.var("L", r.int("num_hidden_layers")), s.var("A", r.int("num_attention_heads"))
+    s.var("d_ff", r.int("intermediate_size")), s.var("max_len", r.int("max_position_embeddings"))
+    s.var("seq_len", _seq(r, "max_position_embeddings")), s.var("batch", 1)
+    r.expect("add_cross_attention", (False,), "ELECTRA with cross-attention")
+    r.expect("is_decoder", (False,), "ELECTRA as a decoder (ElectraForCausalLM)")
+    r.expect("position_embedding_type", ("absolute",), "only absolute (learned) positions are built")
+    eps, drop, act = r.float("layer_norm_eps"), r.float("hidden_dropout_prob", default=0), _act(r, "hidden_act")
+    untied = "" if r.bool("tie_word_embeddings", True) else ", tied=false"
+    heads = {"ElectraModel": "none", "ElectraForPreTraining": f"discriminator({act})",
+             "ElectraForMaskedLM": f"mlm(gelu, eps={num(eps)}{untied})",
+             "ElectraForSequenceClassification":
+                 f"classifier({_classes(r)}, pool=cls, transform=gelu, transform_norm=false)",
+             "ElectraForTokenClassification": f"classifier({_classes(r)}, pool=tokens)",
+             "ElectraForQuestionAnswering": _span(r, "ElectraForQuestionAnswering")}
+    proj = ", proj=H" if r.data.get("embedding_size", r.defaults.get("embedding_size")) != r.int("hidden_size") else ""
+    s.input = "tokens(seq_len)"
+    dim = "E" if proj else "H"
+    s.embed = (f"tokens(vocab, dim={dim}, pos=learned(max_len), types={r.int('type_vocab_size')}, norm=true, "
+               f"eps={num(eps)}{_drop(drop)}{proj})")
+    s.stacks.append(("encoder×L", [("dim", "H"), ("heads", "A"), ("d_ff", "d_ff"), ("norm", "post"),
+                                   ("act", act), ("eps", eps), ("dropout", drop),
+                                   ("attn_dropout", r.float("attention_probs_dropout_prob", default=0))]))
+    s.head = _head(r, "electra", heads, "ElectraModel")
+
+
 def _distilbert(r: Reader, s: Spec) -> None:
     """DistilBERT (Sanh et al. 2019): BERT's post-norm blocks without token types or pooler, every
     LayerNorm at ε 1e-12 (fixed in HF's code); DistilBertForSequenceClassification's
@@ -325,7 +357,7 @@ from graphspec.interchange.hf_import_detr import _detr  # noqa: E402  (they use 
 from graphspec.interchange.hf_import_llm import _llm, _pvt, _t5  # noqa: E402
 
 BUILDERS = {"gpt2": _gpt2, "bert": _bert, "roberta": _roberta, "xlm-roberta": _xlm_roberta, "camembert": _camembert,
-            "distilbert": _distilbert, "vit": _vit, "deit": _deit, "swin": _swin, "llama": _llm, "mistral": _llm,
+            "distilbert": _distilbert, "electra": _electra, "vit": _vit, "deit": _deit, "swin": _swin, "llama": _llm, "mistral": _llm,
             "mixtral": _llm, "qwen2": _llm, "qwen3": _llm, "gemma": _llm, "gemma2": _llm, "phi": _llm, "smollm3": _llm,
             "phi3": _llm, "qwen3_moe": _llm, "qwen2_moe": _llm, "olmo2": _llm, "gemma3_text": _llm, "t5": _t5, "pvt": _pvt, "detr": _detr,
             "deepseek_v2": _deepseek, "deepseek_v3": _deepseek, "gpt_oss": import_gpt_oss}

@@ -29,7 +29,7 @@ from graphspec.spec.types import (  # noqa: F401 - re-exported: graphspec.spec.s
 
 # -- sections --------------------------------------------------------------------------------
 INPUTS = {"tokens": ("seq_len", "tgt_len", "batch"), "image": ("img_size", "channels", "batch", "height", "width")}
-EMBEDS = {"tokens": ("vocab", "dim", "pos", "types", "norm", "scale", "dropout", "eps"),
+EMBEDS = {"tokens": ("vocab", "dim", "pos", "types", "norm", "scale", "dropout", "eps", "proj"),
           "patches": ("patch", "dim", "pos", "cls_token", "dist_token", "norm", "dropout", "eps", "crop", "registers"),
           "project": ("dim", "pos", "dropout")}
 
@@ -123,7 +123,8 @@ def _embed(r: _Reader, v: Any) -> EmbedSpec:
     if kind == "tokens":
         vocab = r.typed(a["vocab"], p, int, "vocab", minimum=1) if "vocab" in a else _missing(r, p, "vocab", kind)
         return EmbedSpec("tokens", vocab=vocab, types=r.typed(a.get("types", 0), p, int, "types", minimum=0),
-                         scale=r.typed(a.get("scale", False), p, bool, "scale"), **common)
+                         scale=r.typed(a.get("scale", False), p, bool, "scale"),
+                         proj=r.typed(a["proj"], p, int, "proj", minimum=1) if "proj" in a else None, **common)
     if kind == "project":
         return EmbedSpec("project", **common)
     if kind == "patches":
@@ -230,9 +231,12 @@ def _check_consistency(spec: ModelSpec, diags: Diagnostics) -> None:
                           f"use heads in {ok[:6]}" if ok else "change dim or heads")
             if s.downsample == "patch_merging" and isinstance(dim, int):
                 dim *= 2
-        if isinstance(s.dim, int) and isinstance(e.dim, int) and s.role == "encoder" and s.dim != e.dim:
-            diags.add(spec.loc(s.role, "dim") or s.loc, f"{s.role} dim {s.dim} differs from the embedding dim {e.dim}",
-                      f"set {s.role}.dim to {e.dim}")
+        width = e.proj or e.dim  # what the embedding hands the stack
+        if isinstance(s.dim, int) and isinstance(width, int) and s.role == "encoder" and s.dim != width:
+            what = f"the embedding's projection ({width})" if e.proj else f"the embedding dim {e.dim}"
+            diags.add(spec.loc(s.role, "dim") or s.loc, f"{s.role} dim {s.dim} differs from {what}",
+                      f"set {s.role}.dim to {width}" + ("" if e.proj else f", or project the embedding: "
+                                                         f"tokens(..., dim={e.dim}, proj={s.dim}) (ELECTRA)"))
         if s.role == "encoder" and (s.queries or s.aux):
             diags.add(spec.loc(s.role, "queries" if s.queries else "aux") or s.loc,
                       "`queries` and `aux` belong to a decoder (DETR's object queries)",

@@ -61,6 +61,7 @@ class EmbedSpec:
     norm: bool = False
     scale: bool = False
     cls_token: bool = False
+    proj: int | None = None  # tokens: a Linear dim -> proj after the embedding (ELECTRA's embeddings_project)
     dist_token: bool = False  # patches: DeiT's distillation token after [class], with a position of its own
     registers: int = 0  # patches: learned tokens after [class], outside the positions (Darcet et al. 2024)
     crop: bool = False  # patches: drop the pixels past the last whole patch (a "valid" conv; SigLIP /14 at 384)

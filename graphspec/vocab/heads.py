@@ -271,24 +271,45 @@ def mlm(b, use, ctx, x):
     With `nsp`, BertPreTrainingHeads: also the pooler and `seq_relationship`, Linear d -> 2 on it
     (Devlin et al. §3.1, task 2), returned after the logits as HF's BertForPreTraining does.
     `bias=false`: the dense and the LayerNorm without bias (ModernBertPredictionHead; the decoder
-    keeps its bias)."""
+    keeps its bias). With a projected embedding (`tokens(..., dim=E, proj=d)`, ELECTRA's
+    generator) the dense maps d -> E and the decoder reads the E-wide token table."""
     spec, dim = ctx.spec, b.shape(x)[-1]
-    vocab = spec.embed.vocab
+    vocab, e = spec.embed.vocab, spec.embed.dim if spec.embed.proj else dim  # ELECTRA's generator: dense d -> E
     with b.module("mlm", "MaskedLMTransform", dim=dim, act=use["act"].name):
-        h = b.emit("linear", (x,), "dense", out_features=dim, bias=use["bias"], in_features=dim)
+        h = b.emit("linear", (x,), "dense", out_features=e, bias=use["bias"], in_features=dim)
         h = use["act"].lower(b, ctx, h)
-        h = b.emit("layer_norm", (h,), "norm", dim=dim, eps=use["eps"], **({} if use["bias"] else {"bias": False}))
+        h = b.emit("layer_norm", (h,), "norm", dim=e, eps=use["eps"], **({} if use["bias"] else {"bias": False}))
     if use["tied"]:
-        y = b.emit("linear", (h,), "mlm_decoder", out_features=vocab, bias=False, in_features=dim,
+        y = b.emit("linear", (h,), "mlm_decoder", out_features=vocab, bias=False, in_features=e,
                    weights=_tied_name(spec))
         bias = b.emit("parameter", (), "mlm_bias", shape=(vocab,), init="zeros")
         y = b.emit("add", (y, bias), "logits")
     else:
-        y = b.emit("linear", (h,), "mlm_decoder", out_features=vocab, bias=True, in_features=dim)
+        y = b.emit("linear", (h,), "mlm_decoder", out_features=vocab, bias=True, in_features=e)
     if not use["nsp"]:
         return (y,)
     _, pooled = pooler(b, use, ctx, x)
     return (y, b.emit("linear", (pooled,), "seq_relationship", out_features=2, bias=True, in_features=dim))
+
+
+@construct("head", "discriminator", Arg("act", "act", "gelu", doc="the dense's activation (HF: hidden_act)"),
+           example="head: discriminator(gelu)", module="Discriminator", attr="discriminator",
+           doc_class="ELECTRA's replaced-token detection head: dense, activation, one logit per token.")
+def discriminator(b, use, ctx, x):
+    """ELECTRA's replaced-token detection (Clark et al. 2020 §2; HF's ElectraForPreTraining):
+    Linear d -> d, the activation and Linear d -> 1 on every token, one logit (B, N) each: whether
+    the generator replaced that token."""
+    from graphspec.spec.errors import SpecError
+
+    if len(b.shape(x)) != 3:
+        raise SpecError.at(use.loc or b.loc, "discriminator scores tokens; this model ends in a feature map",
+                           "use head: classifier(...) on a CNN")
+    dim = b.shape(x)[-1]
+    with b.module("discriminator", "Discriminator", dim=dim, act=use["act"].name):
+        h = b.emit("linear", (x,), "dense", out_features=dim, bias=True, in_features=dim)
+        h = use["act"].lower(b, ctx, h)
+        y = b.emit("linear", (h,), "prediction", out_features=1, bias=True, in_features=dim)
+    return (b.emit("select", (y,), "logits", index=0, dim=-1),)
 
 
 @construct("head", "map", Arg("heads", int, None, minimum=1, doc="attention heads (default: the encoder's)"),
