@@ -41,7 +41,7 @@ from graphspec.ir import Graph
 _P = r"(weight|bias)"
 _BN = r"(weight|bias|running_mean|running_var)"  # FrozenBatchNorm2d: all four are buffers
 _LAYER_PREFIXES = {"pvt": ("pvt.encoder.", "encoder."), "t5": ("",), "swin": ("swin.", ""), "vit": ("vit.", ""), "deit": ("deit.", ""),
-                   "dinov2": ("dinov2.", "dinov2_with_registers.", ""), "bert": ("bert.", ""), "roberta": ("roberta.", ""), "distilbert": ("distilbert.", ""), "electra": ("electra.", ""), "modernbert": ("model.", ""),
+                   "dinov2": ("dinov2.", "dinov2_with_registers.", ""), "bert": ("bert.", ""), "roberta": ("roberta.", ""), "distilbert": ("distilbert.", ""), "electra": ("electra.", ""), "opt": ("model.decoder.", "decoder."), "modernbert": ("model.", ""),
                    "gpt2": ("transformer.", ""), "torch_transformer": ("",), "detr": ("model.", ""),
                    "llama": ("model.", "", "transformer."),  # ...ForQuestionAnswering: `transformer`
                    "phi": ("model.", ""), "phi3": ("model.", ""),
@@ -179,6 +179,19 @@ RULES: dict[str, list[tuple[str, list[str], Any]]] = {
         (rf"mlm_decoder\.{_P}", ["=generator_lm_head.{0}"], "copy"),  # mlm(tied=false)
         (rf"transform\.dense\.{_P}", ["=classifier.dense.{0}"], "copy"),  # ElectraClassificationHead
         (rf"head\.{_P}", ["=classifier.out_proj.{0}", "=classifier.{0}"], "copy"),
+        (rf"qa_outputs\.{_P}", ["=qa_outputs.{0}"], "copy"),
+    ],
+    "opt": [  # OPTDecoder (`model.decoder`, `decoder` in OPTModel); lm_head tied to embed_tokens
+        (r"embed\.tokens\.weight", ["embed_tokens.weight"], "copy"),
+        (r"embed\.pos\.weight", ["embed_positions.weight"], "copy"),
+        (rf"blocks\.(\d+)\.attn\.(q|k|v)\.{_P}", ["layers.{0}.self_attn.{1}_proj.{2}"], "copy"),
+        (rf"blocks\.(\d+)\.attn\.proj\.{_P}", ["layers.{0}.self_attn.out_proj.{1}"], "copy"),
+        (rf"blocks\.(\d+)\.norm1\.{_P}", ["layers.{0}.self_attn_layer_norm.{1}"], "copy"),
+        (rf"blocks\.(\d+)\.mlp\.(fc1|fc2)\.{_P}", ["layers.{0}.{1}.{2}"], "copy"),
+        (rf"blocks\.(\d+)\.norm2\.{_P}", ["layers.{0}.final_layer_norm.{1}"], "copy"),
+        (rf"norm\.{_P}", ["final_layer_norm.{0}"], "copy"),
+        (r"lm_head\.weight", ["=lm_head.weight"], "copy"),  # lm(tied=false)
+        (rf"(?:head|score)\.{_P}", ["=score.{0}"], "copy"),  # OPTForSequenceClassification
         (rf"qa_outputs\.{_P}", ["=qa_outputs.{0}"], "copy"),
     ],
     "distilbert": [  # DistilBertModel (`transformer.layer.{i}`) and its heads at the root
@@ -371,7 +384,7 @@ RULES: dict[str, list[tuple[str, list[str], Any]]] = {
 }
 
 HF_FAMILIES = {"pvt": "pvt", "t5": "t5", "swin": "swin", "vit": "vit", "deit": "deit", "bert": "bert", "gpt2": "gpt2", "detr": "detr",
-               "roberta": "roberta", "xlm-roberta": "roberta", "camembert": "roberta", "distilbert": "distilbert", "electra": "electra",
+               "roberta": "roberta", "xlm-roberta": "roberta", "camembert": "roberta", "distilbert": "distilbert", "electra": "electra", "opt": "opt",
                "llama": "llama", "mistral": "llama", "mixtral": "llama", "phi": "phi", "gpt_oss": "llama",
                "qwen2": "llama", "gemma": "llama", "gemma2": "llama", "qwen3": "llama", "qwen3_moe": "llama", "qwen2_moe": "llama",
                "smollm3": "llama",

@@ -123,7 +123,8 @@ def family(spec) -> str:
             return "modernbert"
         if e.kind == "tokens" and e.pos == "learned" and st.role == "decoder" and (
                 head.kind in ("lm", "none", "span", "classifier")):
-            return "gpt2"
+            # OPT: positions from 2, counted over the tokens that are not padding (id 1)
+            return "opt" if e.pos_use is not None and e.pos_use.get("padding_idx") is not None else "gpt2"
         if e.kind == "tokens" and e.pos == "learned" and st.role == "encoder" and (
                 e.proj or head.kind == "discriminator" or head.kind == "classifier" and use_of(head)["pool"] == "cls"
                 and use_of(head)["transform_norm"] is False and use_of(head)["transform"].name == "gelu"
@@ -166,6 +167,29 @@ def family(spec) -> str:
                       "mistral, mixtral, "
                       "qwen2, qwen2_moe, qwen3, qwen3_moe, olmo2, gemma, gemma2, gemma3_text, phi, phi3, "
                       "deepseek_v2, deepseek_v3, gpt_oss, llama4_text, olmo3, glm4_moe")
+
+
+def _opt(spec) -> dict:
+    """OPTConfig: max_position_embeddings is the table less OPT's offset of 2; the sequence
+    classifier `score` without bias on the last token that is not padding."""
+    e, st, h = spec.embed, spec.stacks[0], spec.head
+    u = use_of(h)
+    why = None
+    if e.pos_use.get("padding_idx") != 1:
+        why = f"its positions start at 2 (padding_idx=1), not {e.pos_use.get('padding_idx') + 1}"
+    elif st.norm != "pre" or not st.final_norm or e.norm or e.types or st.attention.kind != "causal":
+        why = "it is a causal pre-norm decoder with a final LayerNorm, its embedding without norm or token types"
+    elif h.kind == "classifier" and (u["pool"], u["bias"], u["transform"]) != ("last", False, None):
+        why = "its sequence classifier is `score` without bias on the last token (classifier(n, pool=last, bias=false))"
+    if why:
+        raise ExportError(f"{spec.name}: an OPT config cannot describe this spec: {why}")
+    arch = f"OPTFor{task(h)}" if task(h) else "OPTForCausalLM" if h.kind == "lm" else "OPTModel"
+    return dict(architectures=[arch], **_labels(h), vocab_size=e.vocab, hidden_size=st.dim,
+                num_hidden_layers=sum(st.depths), ffn_dim=_d_ff(st), max_position_embeddings=e.max_len - 2,
+                num_attention_heads=st.heads[0], activation_function=ACT_OUT.get(_act(st), _act(st)),
+                dropout=st.dropout, attention_dropout=st.attn_dropout, enable_bias=bool(st.qkv_bias),
+                do_layer_norm_before=True, word_embed_proj_dim=st.dim, tie_word_embeddings=h.kind != "lm" or bool(h.tied),
+                pad_token_id=1, bos_token_id=2, eos_token_id=2)
 
 
 def _gpt2(spec) -> dict:
@@ -658,7 +682,7 @@ def to_hf_config(model) -> dict:
                                  else _olmo3_glm(spec, mt) if mt in ("olmo3", "glm4_moe")
                                  else _gpt_oss(spec) if mt == "gpt_oss"
                                  else _modernbert(spec) if mt == "modernbert"
-                                 else {"gpt2": _gpt2, "bert": _bert, "roberta": _roberta, "distilbert": _distilbert, "electra": _electra, "vit": _vit, "deit": _deit, "swin": _swin, "pvt": _pvt,
+                                 else {"gpt2": _gpt2, "bert": _bert, "roberta": _roberta, "distilbert": _distilbert, "electra": _electra, "opt": _opt, "vit": _vit, "deit": _deit, "swin": _swin, "pvt": _pvt,
                                        "t5": _t5, "detr": _detr, "siglip_vision_model": _siglip_vision,
                                        "dinov2": _dinov2, "dinov2_with_registers": _dinov2}[mt](spec))}
     h = spec.head

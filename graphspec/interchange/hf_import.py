@@ -176,6 +176,44 @@ def _gpt2(r: Reader, s: Spec) -> None:
     s.head = _head(r, "gpt2", heads, "GPT2LMHeadModel")
 
 
+def _opt(r: Reader, s: Spec) -> None:
+    """OPT (Zhang et al. 2022): GPT-2's pre-norm decoder with separate q, k, v, ReLU, a tied head,
+    and positions from 2 (OPTLearnedPositionalEmbedding: max_position_embeddings + 2 rows). HF
+    counts them from the attention mask, cumsum(mask)·mask + 1; with the mask of a batch whose
+    padding is pad_token_id (what the tokenizer gives) that is `learned(n_pos, padding_idx=pad)`,
+    and 2, 3, ... on an unpadded row. opt-350m's post-norm layers and word_embed_proj_dim are
+    refused."""
+    d = r.int("hidden_size")
+    s.var("vocab", r.int("vocab_size")), s.var("d", d), s.var("L", r.int("num_hidden_layers"))
+    s.var("h", r.int("num_attention_heads")), s.var("d_ff", r.int("ffn_dim"))
+    n = r.int("max_position_embeddings")
+    pad = r.int("pad_token_id", minimum=0)
+    if pad != 1:  # the table's offset is 2 whatever the pad id: positions from pad + 1 only for pad 1
+        r.error("pad_token_id", f"pad_token_id {pad}: OPT's positions start at 2 whatever the pad id, which "
+                "graphspec's learned(padding_idx=) reads as pad id 1", "use pad_token_id 1 (OPT's)")
+    s.var("n_pos", n + 2), s.var("seq_len", min(128, n)), s.var("batch", 1)
+    r.expect("do_layer_norm_before", (True,), "OPT's post-norm layers (opt-350m)")
+    r.expect("_remove_final_layer_norm", (False,), "OPT without its final LayerNorm")
+    r.expect("layer_norm_elementwise_affine", (True,), "LayerNorms without a scale and shift")
+    if r.int("word_embed_proj_dim", optional=True) not in (None, d):
+        r.error("word_embed_proj_dim", f"option word_embed_proj_dim = {r.data['word_embed_proj_dim']} is not "
+                f"expressible in graphspec: project_in and project_out around the decoder (opt-350m); it must be "
+                f"hidden_size ({d})")
+    r.raw("layerdrop")  # dropping layers in training only
+    tied = r.bool("tie_word_embeddings", True)
+    s.input = "tokens(seq_len)"
+    s.embed = f"tokens(vocab, dim=d, pos=learned(n_pos, padding_idx=1){_drop(r.float('dropout', default=0))})"
+    fields = [("dim", "d"), ("heads", "h"), ("d_ff", "d_ff"), ("norm", "pre"), ("act", _act(r, "activation_function")),
+              ("dropout", r.float("dropout", default=0)), ("attn_dropout", r.float("attention_dropout", default=0))]
+    if not r.bool("enable_bias", True):
+        fields.append(("bias", False))
+    s.stacks.append(("decoder×L", fields + [("final_norm", True)]))
+    heads = {"OPTForCausalLM": f"lm(tied={num(tied)})", "OPTModel": "none",
+             "OPTForSequenceClassification": f"classifier({_classes(r)}, pool=last, bias=false{_pad(r)})",
+             "OPTForQuestionAnswering": "span"}
+    s.head = _head(r, "opt", heads, "OPTForCausalLM")
+
+
 def _bert(r: Reader, s: Spec, roberta: str | None = None) -> None:
     """BERT; `roberta`: RoBERTa's or XLM-R's class prefix ("Roberta", "XLMRoberta"), BERT with
     fairseq's positions (from pad_token_id + 1, padding skipped: `learned(max_len, padding_idx=P)`),
@@ -357,7 +395,7 @@ from graphspec.interchange.hf_import_detr import _detr  # noqa: E402  (they use 
 from graphspec.interchange.hf_import_llm import _llm, _pvt, _t5  # noqa: E402
 
 BUILDERS = {"gpt2": _gpt2, "bert": _bert, "roberta": _roberta, "xlm-roberta": _xlm_roberta, "camembert": _camembert,
-            "distilbert": _distilbert, "electra": _electra, "vit": _vit, "deit": _deit, "swin": _swin, "llama": _llm, "mistral": _llm,
+            "distilbert": _distilbert, "electra": _electra, "opt": _opt, "vit": _vit, "deit": _deit, "swin": _swin, "llama": _llm, "mistral": _llm,
             "mixtral": _llm, "qwen2": _llm, "qwen3": _llm, "gemma": _llm, "gemma2": _llm, "phi": _llm, "smollm3": _llm,
             "phi3": _llm, "qwen3_moe": _llm, "qwen2_moe": _llm, "olmo2": _llm, "gemma3_text": _llm, "t5": _t5, "pvt": _pvt, "detr": _detr,
             "deepseek_v2": _deepseek, "deepseek_v3": _deepseek, "gpt_oss": import_gpt_oss}
