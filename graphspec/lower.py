@@ -228,7 +228,7 @@ def _token_embed(b: Builder, spec: ModelSpec, ids: str, first: bool) -> str:
         if e.dropout:
             x = b.emit("dropout", (x,), "drop", p=e.dropout)
         if e.proj:  # ELECTRA (Clark et al. 2020 §3.2): small embeddings, projected to the hidden width
-            x = b.emit("linear", (x,), "proj", out_features=e.proj, bias=True, in_features=e.dim)
+            x = b.emit("linear", (x,), "proj", out_features=e.proj, bias=True, in_features=e.dim, weights="embed.proj")
     return x
 
 
@@ -240,7 +240,7 @@ def _flat_embedding(spec: ModelSpec) -> bool:
     """`names: hf` on a plain token embedding (no added positions, types or norm)."""
     e = spec.embed
     return (bool(spec.stacks) and spec.stacks[0].names == "hf" and e.kind == "tokens" and not e.types
-            and not e.norm and (e.pos_use is None or positions.attention_only(e.pos_use) or e.pos == "none"))
+            and not e.norm and not e.proj and (e.pos_use is None or positions.attention_only(e.pos_use) or e.pos == "none"))
 
 
 # -- transformer stacks ----------------------------------------------------------------------

@@ -160,7 +160,7 @@ RULES: dict[str, list[tuple[str, list[str], Any]]] = {
     "roberta": [  # RoBERTa, XLM-R: BERT's body; RobertaLMHead (`lm_head`), RobertaClassificationHead (`classifier`)
         *_BERT_BODY,
         # head: pooler (RobertaModel); classifier(n, pool=pooler): the classification head's dense and out_proj
-        (rf"pooler\.dense\.{_P}", ["pooler.dense.{0}", "=classifier.dense.{0}"], "copy"),
+        (rf"pooler\.dense\.{_P}", ["=classifier.dense.{0}", "pooler.dense.{0}"], "copy"),
         (rf"head\.{_P}", ["=classifier.out_proj.{0}", "=classifier.{0}"], "copy"),  # pool=tokens: `classifier`
         (rf"mlm\.dense\.{_P}", ["=lm_head.dense.{0}"], "copy"),
         (rf"mlm\.norm\.{_P}", ["=lm_head.layer_norm.{0}"], "copy"),
@@ -406,9 +406,9 @@ TIED = {"lm_head.weight": ("wte.weight", "embed_tokens.weight", "shared.weight")
         "decoder.weight": ("embeddings.tok_embeddings.weight",),  # ModernBertForMaskedLM
         # RobertaForMaskedLM: the decoder is the word embedding's weight and its bias lm_head.bias
         "lm_head.decoder.weight": ("embeddings.word_embeddings.weight",), "lm_head.decoder.bias": ("lm_head.bias",),
-        "lm_head.bias": ("lm_head.decoder.bias",),
+        "lm_head.bias": ("lm_head.decoder.bias",),  # untied: HF's unread lm_head.bias gets the decoder's bias
         "vocab_projector.weight": ("embeddings.word_embeddings.weight",),  # DistilBertForMaskedLM
-        "generator_lm_head.weight": ("embeddings.word_embeddings.weight",),  # ElectraForMaskedLM  # untied: the decoder's own bias, which HF shares
+        "generator_lm_head.weight": ("embeddings.word_embeddings.weight",),  # ElectraForMaskedLM
         "cls.predictions.decoder.bias": ("cls.predictions.bias",),
         # untied (tie_word_embeddings false), HF keeps cls.predictions.bias beside the decoder's own bias and
         # never reads it: it gets the decoder's bias

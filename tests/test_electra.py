@@ -162,3 +162,28 @@ def test_bad_projection_is_located_exit_2(tmp_path, monkeypatch, embed, stack, m
     r = CliRunner().invoke(main, ["flops", "s.yaml"])
     assert r.exit_code == 2 and "Traceback" not in r.output, r.output
     assert "s.yaml:" in r.output and message in r.output and fix in r.output, r.output
+
+
+def test_a_tied_lm_head_on_a_projected_embedding_is_located_exit_2(tmp_path, monkeypatch):
+    (tmp_path / "s.yaml").write_text("name: s\ninput: tokens(16)\nembed: tokens(100, dim=16, pos=learned(40), proj=32)\n"
+                                     "decoder×1: {dim: 32, heads: 2}\nhead: lm(tied=true)\n")
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(main, ["flops", "s.yaml"])
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert "s.yaml:5:" in r.output and "a tied LM head decodes through the token table, which is 16 wide" in r.output
+
+
+@pytest.mark.parametrize("names", ["", "names: hf\n"])
+def test_the_projection_is_shared_by_an_encoder_decoder_and_kept_under_hf_names(tmp_path, monkeypatch, names):
+    """One table and one projection for both stacks, counted once (100·16 + 40·16 + 16·32 + 32 against
+    the 100·32 + 40·32 of an unprojected 32-wide embedding), and the generated module holds the IR's
+    parameters (`build -t torch` checks its state dict); `names: hf` keeps the projection too."""
+    spec = (f"name: s\n{names}input: tokens(16, tgt_len=12)\nembed: EMBED\n"
+            "encoder×1: {dim: 32, heads: 2}\ndecoder×1: {dim: 32, heads: 2, cross: true}\nhead: lm(tied=false)\n")
+    (tmp_path / "s.yaml").write_text(spec.replace("EMBED", "tokens(100, dim=16, pos=learned(40), proj=32)"))
+    (tmp_path / "wide.yaml").write_text(spec.replace("EMBED", "tokens(100, dim=32, pos=learned(40))"))
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(main, ["build", "s.yaml", "-t", "torch", "-o", "out"])
+    assert r.exit_code == 0 and "Traceback" not in r.output, r.output
+    projected, wide = graphspec.load(tmp_path / "s.yaml").params(), graphspec.load(tmp_path / "wide.yaml").params()
+    assert projected - wide == (100 * 16 + 40 * 16 + 16 * 32 + 32) - (100 * 32 + 40 * 32)

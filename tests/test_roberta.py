@@ -184,7 +184,7 @@ name: s
 input: INPUT
 embed: EMBED
 encoder×1: {dim: 32, heads: 2}
-head: none
+DECODERhead: none
 """
 
 
@@ -195,11 +195,17 @@ head: none
      "seq_len 16 exceeds the learned position table (16 rows, positions from padding_idx + 1 = 2: room for 14",
      "use seq_len ≤ 14"),
     ("tokens(16)", "tokens(100, dim=32, pos=learned(64, padding_idx=-1))", 3, "argument `padding_idx` must be ≥ 0, got -1", ""),
+    ("tokens(16)", "tokens(100, dim=32, pos=learned(300, padding_idx=150))", 3,
+     "padding_idx=150 is the pad token's id, and the vocabulary has 100 tokens", "write a padding_idx below 100"),
+    ("tokens(16, tgt_len=39)", "tokens(100, dim=32, pos=learned(40, padding_idx=1))", 2,
+     "tgt_len 39 exceeds the learned position table (40 rows, positions from padding_idx + 1 = 2: room for 38",
+     "use tgt_len ≤ 38"),
     ("image(32)", "patches(8, dim=32, pos=learned(padding_idx=1))", 3,
      "padding_idx= counts the tokens that are not padding, and patches have no token ids", "leave padding_idx out"),
 ])
 def test_bad_padding_idx_is_located_exit_2(tmp_path, monkeypatch, inp, embed, line, message, fix):
-    (tmp_path / "s.yaml").write_text(SPEC.replace("INPUT", inp).replace("EMBED", embed))
+    decoder = "decoder×1: {dim: 32, heads: 2, cross: true}\n" if "tgt_len" in inp else ""
+    (tmp_path / "s.yaml").write_text(SPEC.replace("INPUT", inp).replace("EMBED", embed).replace("DECODER", decoder))
     monkeypatch.chdir(tmp_path)
     r = CliRunner().invoke(main, ["flops", "s.yaml"])
     assert r.exit_code == 2 and "Traceback" not in r.output, r.output
@@ -212,3 +218,16 @@ def test_a_pad_token_id_past_the_position_table_is_refused_at_its_key(tmp_path):
     r = CliRunner().invoke(main, ["import", str(tmp_path / "config.json"), "-o", str(tmp_path / "s.yaml")])
     assert r.exit_code == 2 and "Traceback" not in r.output, r.output
     assert "config.json:" in r.output and "pad_token_id 39" in r.output and not (tmp_path / "s.yaml").exists()
+
+
+def test_a_sequence_classifier_reads_classifier_dense_beside_a_stale_pooler(tmp_path):
+    """A RobertaForSequenceClassification state dict that also holds roberta.pooler.* (HF ignores it):
+    the head's dense is classifier.dense, the tensor HF reads."""
+    cfg, cls, _, path = imported(tmp_path, "Roberta", "ForSequenceClassification")
+    hf = hf_ref.random_hf(cls, cfg)
+    state = dict(hf.state_dict())
+    state["roberta.pooler.dense.weight"] = torch.zeros(32, 32)
+    state["roberta.pooler.dense.bias"] = torch.zeros(32)
+    graph, _, _ = generated(graphspec.load(path, ["seq_len=12", "batch=4"]))
+    sd = to_graphspec(state, graph, "roberta")
+    assert torch.equal(sd["pooler.dense.weight"], hf.classifier.dense.weight)

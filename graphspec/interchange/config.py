@@ -35,6 +35,7 @@ IGNORED = {
     "eos_token_id", "pad_token_id", "sep_token_id", "decoder_start_token_id", "tokenizer_class", "prefix",
     "task_specific_params", "num_labels", "finetuning_task", "gradient_checkpointing", "classifier_dropout",
     "is_encoder_decoder", "tie_encoder_decoder", "forced_bos_token_id", "forced_eos_token_id",
+    "output_past",  # old transformers' generate() cache switch (as use_cache): xlm-roberta-base's config.json
     "max_length", "min_length", "num_beams", "do_sample", "temperature", "top_k", "top_p",
     "no_repeat_ngram_size", "length_penalty", "early_stopping", "bad_words_ids", "num_return_sequences",
     "repetition_penalty", "output_scores", "return_dict_in_generate", "use_return_dict", "_attn_implementation",

@@ -204,10 +204,12 @@ DEFAULTS["modernbert"] = dict(
 FAMILY_IGNORED: dict[str, set[str]] = {
     "gpt2": {"summary_type", "summary_use_proj", "summary_activation", "summary_proj_to_labels",
              "summary_first_dropout", "n_ctx"},
-    "t5": {"n_positions", "output_past"},
-    "distilbert": {"qa_dropout", "seq_classif_dropout"},
+    "t5": {"n_positions", "output_past"},  # t5-base's config.json: unused by T5 (relative positions), use_cache
+    # the heads' dropouts (a no-op in eval, as classifier_dropout); distilbert-base's `tie_weights_` (the tied
+    # head, which tie_word_embeddings sets)
+    "distilbert": {"qa_dropout", "seq_classif_dropout", "tie_weights_"},
     # ELECTRA: the sequence-summary settings of ElectraForMultipleChoice (not built)
-    "electra": {"summary_type", "summary_use_proj", "summary_activation", "summary_last_dropout"},  # the heads' dropouts (a no-op in eval, as classifier_dropout)  # t5-base's config.json: unused by T5 (relative positions), use_cache
+    "electra": {"summary_type", "summary_use_proj", "summary_activation", "summary_last_dropout"},
     "gemma2": {"cache_implementation"},  # gemma-2's config.json: the KV cache generate() uses ("hybrid")
     "gemma3_text": {"cache_implementation", "sliding_window_pattern"},
     # DeepSeek's released config.json: its remote code's class map (never followed)

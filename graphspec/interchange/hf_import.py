@@ -200,6 +200,9 @@ def _opt(r: Reader, s: Spec) -> None:
                 f"expressible in graphspec: project_in and project_out around the decoder (opt-350m); it must be "
                 f"hidden_size ({d})")
     r.raw("layerdrop")  # dropping layers in training only
+    if r.float("activation_dropout", default=0) != 0:  # opt-125m's config.json: 0.0 (OPTConfig has it no more)
+        r.error("activation_dropout", f"option activation_dropout = {r.data['activation_dropout']} is not expressible "
+                "in graphspec: a dropout after the MLP's activation", "graphspec imports activation_dropout = 0")
     tied = r.bool("tie_word_embeddings", True)
     s.input = "tokens(seq_len)"
     s.embed = f"tokens(vocab, dim=d, pos=learned(n_pos, padding_idx=1){_drop(r.float('dropout', default=0))})"
@@ -226,6 +229,10 @@ def _bert(r: Reader, s: Spec, roberta: str | None = None) -> None:
     if pad is not None and not 0 <= pad < max_len - 1:
         r.error("pad_token_id", f"pad_token_id {pad} is also {roberta}'s first position - 1, and the position table "
                 f"has {max_len} rows (max_position_embeddings)", "a pad_token_id below max_position_embeddings - 1")
+        pad = None
+    elif pad is not None and pad >= r.int("vocab_size"):
+        r.error("pad_token_id", f"pad_token_id {pad} is not a token of the vocabulary of {r.int('vocab_size')}",
+                "a pad_token_id below vocab_size")
         pad = None
     s.var("max_len", max_len)
     s.var("seq_len", min(_seq(r, "max_position_embeddings"), max_len - (pad + 1 if pad is not None else 0)) or 1)

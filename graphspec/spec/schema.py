@@ -212,12 +212,21 @@ def _check_consistency(spec: ModelSpec, diags: Diagnostics) -> None:
                   f"use img_size {' or '.join(map(str, sizes[:2]))}, or patches(..., crop=true) to drop the pixels "
                   "past the last whole patch (a 'valid' convolution, as SigLIP So400m/14 at 384)")
     pad = e.pos_use.get("padding_idx") if e.pos == "learned" and e.pos_use is not None else None
-    if e.kind == "tokens" and e.pos == "learned" and e.max_len and isinstance(i.seq_len, int) and (
-            i.seq_len + (pad + 1 if pad is not None else 0) > e.max_len):
-        room = e.max_len - (pad + 1 if pad is not None else 0)
-        diags.add(spec.loc("input"), f"seq_len {i.seq_len} exceeds the learned position table ({e.max_len}"
-                  + (f" rows, positions from padding_idx + 1 = {pad + 1}: room for {room} tokens)" if pad is not None
-                     else ")"), f"use seq_len ≤ {room}")
+    decoding = len(spec.stacks) > 1 and any(s.role == "decoder" for s in spec.stacks)  # the decoder reads tgt_len
+    for key, n in [("seq_len", i.seq_len), *([("tgt_len", i.tgt_len)] if decoding else [])]:
+        if e.kind == "tokens" and e.pos == "learned" and e.max_len and isinstance(n, int) and (
+                n + (pad + 1 if pad is not None else 0) > e.max_len):
+            room = e.max_len - (pad + 1 if pad is not None else 0)
+            diags.add(spec.loc("input"), f"{key} {n} exceeds the learned position table ({e.max_len}"
+                      + (f" rows, positions from padding_idx + 1 = {pad + 1}: room for {room} tokens)" if pad is not None
+                         else ")"), f"use {key} ≤ {room}")
+    if e.kind == "tokens" and pad is not None and isinstance(e.vocab, int) and pad >= e.vocab:
+        diags.add(spec.loc("embed"), f"padding_idx={pad} is the pad token's id, and the vocabulary has {e.vocab} "
+                  "tokens", f"write a padding_idx below {e.vocab} (RoBERTa's is 1)")
+    if e.kind == "tokens" and e.proj and spec.head.kind == "lm" and spec.head.use and spec.head.use.get("tied"):
+        diags.add(spec.loc("head"), f"a tied LM head decodes through the token table, which is {e.dim} wide, and "
+                  f"the embedding is projected to {e.proj}", "write lm(tied=false), or mlm(...) (ELECTRA's "
+                  "generator maps back to the table's width), or drop proj=")
     check_vocab(spec, diags)
     for s in spec.stacks:
         dim = s.dim
