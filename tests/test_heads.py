@@ -51,7 +51,7 @@ def test_every_head_is_a_construct():
     """The heads the spec DSL had as a closed list, and the two new ones, in the registry (in the
     order the "use one of" fixes list them)."""
     assert list(KINDS["head"]) == ["lm", "classifier", "span", "pooler", "none", "detection", "segmentation", "mlm",
-                                  "map"]
+                                  "discriminator", "map"]
     assert KINDS["head"]["lm"].signature() == "lm(tied=true, bias=false, softcap=none, scale=none)"
     assert KINDS["head"]["mlm"].signature() == "mlm(act=gelu, eps=1e-12, tied=true, nsp=false, bias=true)"
     assert "mlm(act=gelu, eps=1e-12, tied=true, nsp=false, bias=true)" in (Path(__file__).parents[1] / "docs/spec_dsl.md").read_text()
