@@ -41,7 +41,7 @@ from graphspec.ir import Graph
 _P = r"(weight|bias)"
 _BN = r"(weight|bias|running_mean|running_var)"  # FrozenBatchNorm2d: all four are buffers
 _LAYER_PREFIXES = {"pvt": ("pvt.encoder.", "encoder."), "t5": ("",), "swin": ("swin.", ""), "vit": ("vit.", ""), "deit": ("deit.", ""),
-                   "dinov2": ("dinov2.", "dinov2_with_registers.", ""), "bert": ("bert.", ""), "roberta": ("roberta.", ""), "distilbert": ("distilbert.", ""), "electra": ("electra.", ""), "opt": ("model.decoder.", "decoder."), "modernbert": ("model.", ""),
+                   "dinov2": ("dinov2.", "dinov2_with_registers.", ""), "bert": ("bert.", ""), "roberta": ("roberta.", ""), "distilbert": ("distilbert.", ""), "electra": ("electra.", ""), "opt": ("model.decoder.", "decoder."), "gptj": ("transformer.", ""), "modernbert": ("model.", ""),
                    "gpt2": ("transformer.", ""), "torch_transformer": ("",), "detr": ("model.", ""),
                    "llama": ("model.", "", "transformer."),  # ...ForQuestionAnswering: `transformer`
                    "phi": ("model.", ""), "phi3": ("model.", ""),
@@ -342,6 +342,16 @@ RULES: dict[str, list[tuple[str, list[str], Any]]] = {
         (rf"norm\.{_P}", ["final_layernorm.{0}"], "copy"),
         (r"(.+)", ["{0}"], "copy"),
     ],
+    "gptj": [  # GPT-J (`transformer.h.{i}`): ln_1, attn.{q,k,v,out}_proj, mlp.fc_in / fc_out, ln_f
+        (r"embed_tokens\.weight", ["wte.weight"], "copy"),
+        (rf"layers\.(\d+)\.input_layernorm\.{_P}", ["h.{0}.ln_1.{1}"], "copy"),
+        (r"layers\.(\d+)\.self_attn\.(q|k|v)_proj\.weight", ["h.{0}.attn.{1}_proj.weight"], "copy"),
+        (r"layers\.(\d+)\.self_attn\.o_proj\.weight", ["h.{0}.attn.out_proj.weight"], "copy"),
+        (rf"layers\.(\d+)\.mlp\.fc1\.{_P}", ["h.{0}.mlp.fc_in.{1}"], "copy"),
+        (rf"layers\.(\d+)\.mlp\.fc2\.{_P}", ["h.{0}.mlp.fc_out.{1}"], "copy"),
+        (rf"norm\.{_P}", ["ln_f.{0}"], "copy"),
+        (rf"(lm_head|score|qa_outputs)\.{_P}", ["={0}.{1}"], "copy"),
+    ],
     "phi3": [  # Phi-3 keeps q|k|v in one `qkv_proj` and gate|up in one `gate_up_proj`
         (r"layers\.(\d+)\.self_attn\.[qkv]_proj\.weight", ["layers.{0}.self_attn.qkv_proj.weight"],
          ("rows", [f"layers.{{0}}.self_attn.{p}_proj.weight" for p in "qkv"])),
@@ -384,7 +394,7 @@ RULES: dict[str, list[tuple[str, list[str], Any]]] = {
 }
 
 HF_FAMILIES = {"pvt": "pvt", "t5": "t5", "swin": "swin", "vit": "vit", "deit": "deit", "bert": "bert", "gpt2": "gpt2", "detr": "detr",
-               "roberta": "roberta", "xlm-roberta": "roberta", "camembert": "roberta", "distilbert": "distilbert", "electra": "electra", "opt": "opt",
+               "roberta": "roberta", "xlm-roberta": "roberta", "camembert": "roberta", "distilbert": "distilbert", "electra": "electra", "opt": "opt", "gptj": "gptj",
                "llama": "llama", "mistral": "llama", "mixtral": "llama", "phi": "phi", "gpt_oss": "llama",
                "qwen2": "llama", "gemma": "llama", "gemma2": "llama", "qwen3": "llama", "qwen3_moe": "llama", "qwen2_moe": "llama",
                "smollm3": "llama",

@@ -41,6 +41,7 @@ PARAMS = {
     # HF ElectraForPreTraining on meta (tests/test_electra.py; ELECTRA Table 6: 14M, 110M)
     "electra_small": 13_549_057,
     "electra_base": 109_483_009,
+    "gpt_j_6b": 6_050_882_784,  # HF GPTJForCausalLM on meta (tests/test_gptj.py; README 6,053,381,344 ✘)
     "opt_125m": 125_239_296,  # HF OPTForCausalLM on meta (tests/test_opt.py; OPT Table 1: 125M)
     "distilbert_base": 66_362_880,  # HF DistilBertModel on meta (tests/test_distilbert.py; Sanh et al. Table 3: 66M)
     "xlm_roberta_base": 278_043_648,  # XLM-R Table 7: 270M
@@ -188,6 +189,7 @@ MACS = {
     # N = 128: blocks + the embedding projection (small: 128 -> 256) + the discriminator's dense and logit
     "electra_small": 12 * (12 * 128 * 256**2 + 2 * 128**2 * 256) + 128 * 128 * 256 + 128 * (256**2 + 256),
     "electra_base": 12 * (12 * 128 * 768**2 + 2 * 128**2 * 768) + 128 * (768**2 + 768),
+    "gpt_j_6b": 28 * (12 * 128 * 4096**2 + 2 * 128**2 * 4096) + 128 * 4096 * 50400,  # FlopCounterMode / 2
     "opt_125m": 12 * (12 * 128 * 768**2 + 2 * 128**2 * 768) + 128 * 768 * 50272,  # FlopCounterMode / 2 on HF's
     "distilbert_base": 6 * (12 * 128 * 768**2 + 2 * 128**2 * 768),  # = 5,586,812,928, no pooler
     "roberta_base": 11_174_215_680,  # = bert_base (FlopCounterMode / 2 on HF's RobertaModel, 128 tokens)

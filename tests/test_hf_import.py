@@ -259,7 +259,7 @@ BAD = [  # (config, the words the message must hold)
     ({"model_type": "swin", "depths": [2, "2"]}, "depths must be a list"),
     ({"model_type": "whisper"}, "supported model types: bert, camembert, deepseek_v2, deepseek_v3, deit, detr, dinov2, "
                                  "dinov2_with_registers, distilbert, electra, gemma, gemma2, gemma3_text, "
-                                 "glm4_moe, gpt2, gpt_oss, llama, llama4, llama4_text, mistral, mixtral, modernbert, olmo2, olmo3, opt, phi, "
+                                 "glm4_moe, gpt2, gpt_oss, gptj, llama, llama4, llama4_text, mistral, mixtral, modernbert, olmo2, olmo3, opt, phi, "
                                  "phi3, pvt, qwen2, qwen2_moe, qwen3, qwen3_moe, roberta"),
     ({"model_type": "detr", "dilation": True, "use_timm_backbone": False, "backbone": None,
       "backbone_config": {"model_type": "resnet"}}, "option dilation = true with transformers' own ResNet"),

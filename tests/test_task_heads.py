@@ -171,8 +171,10 @@ def test_head_macs_against_flop_counter(tmp_path, case):
     assert ours == (64 * 3 if case == "llama-seq" else hf_head)
 
 # DECODER_TASKS is graphspec's table; transformers' own classes are the reference: every causal LM
-# graphspec imports, and the two without task classes (OPT's heads are its own importer's: tests/test_opt.py)
-DECODERS = {mt: v[1] for mt, v in hf_ref.IMPORT_FAMILIES.items() if v[1].endswith("ForCausalLM") and mt != "opt"}
+# graphspec imports, and the two without task classes (OPT's and GPT-J's heads are their own importers':
+# tests/test_opt.py, tests/test_gptj.py)
+DECODERS = {mt: v[1] for mt, v in hf_ref.IMPORT_FAMILIES.items()
+            if v[1].endswith("ForCausalLM") and mt not in ("opt", "gptj")}
 
 
 def test_the_decoder_task_table_is_transformers_own():

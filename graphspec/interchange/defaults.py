@@ -35,6 +35,9 @@ DEFAULTS: dict[str, dict] = {
                     intermediate_size=1024, hidden_act="gelu", hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
                     max_position_embeddings=512, type_vocab_size=2, layer_norm_eps=1e-12, is_decoder=False,
                     add_cross_attention=False, position_embedding_type="absolute", tie_word_embeddings=True),
+    "gptj": dict(vocab_size=50400, n_positions=2048, n_embd=4096, n_layer=28, n_head=16, rotary_dim=64, n_inner=None,
+                 activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                 layer_norm_epsilon=1e-5, tie_word_embeddings=False, scale_attn_weights=True),
     "opt": dict(vocab_size=50272, hidden_size=768, num_hidden_layers=12, ffn_dim=3072, max_position_embeddings=2048,
                 do_layer_norm_before=True, _remove_final_layer_norm=False, word_embed_proj_dim=None, dropout=0.1,
                 attention_dropout=0.0, num_attention_heads=12, activation_function="relu", enable_bias=True,
@@ -203,6 +206,9 @@ DEFAULTS["modernbert"] = dict(
 # Keys of one family that change nothing graphspec builds (the pre-training heads' settings).
 FAMILY_IGNORED: dict[str, set[str]] = {
     "gpt2": {"summary_type", "summary_use_proj", "summary_activation", "summary_proj_to_labels",
+             "summary_first_dropout", "n_ctx"},
+    # EleutherAI/gpt-j-6b's config.json: GPT-2's sequence-summary keys (no head graphspec builds), `n_ctx`
+    "gptj": {"summary_type", "summary_use_proj", "summary_activation", "summary_proj_to_labels",
              "summary_first_dropout", "n_ctx"},
     "t5": {"n_positions", "output_past"},  # t5-base's config.json: unused by T5 (relative positions), use_cache
     # the heads' dropouts (a no-op in eval, as classifier_dropout); distilbert-base's `tie_weights_` (the tied

@@ -96,7 +96,7 @@ def family(spec) -> str:
                 return "deepseek_v3" if "sigmoid" in routers or not (routers or e.pos_use.get("interleaved")) \
                     else "deepseek_v2"
             if norm == "layer_norm" and st.norm == "parallel":
-                return "phi"
+                return "gptj" if e.pos_use.get("interleaved") else "phi"  # GPT-J rotates interleaved pairs
             if norm == "rms_norm" and st.norm_kind.get("offset") == 1:
                 if st.norm == "sandwich":
                     return "gemma3_text" if st.qk_norm == "head" else "gemma2"
@@ -167,6 +167,36 @@ def family(spec) -> str:
                       "mistral, mixtral, "
                       "qwen2, qwen2_moe, qwen3, qwen3_moe, olmo2, gemma, gemma2, gemma3_text, phi, phi3, "
                       "deepseek_v2, deepseek_v3, gpt_oss, llama4_text, olmo3, glm4_moe")
+
+
+def _gptj(spec) -> dict:
+    """GPTJConfig: rotary_dim the rotated share of each head; q, k, v and out_proj without bias,
+    the MLP with; an untied LM head with a bias; the sequence classifier `score` without bias."""
+    e, st, h = spec.embed, spec.stacks[0], spec.head
+    u, hd = use_of(h), st.dim // st.heads[0]
+    rot = e.pos_use.get("fraction") * hd
+    mlp = st.mlp
+    why = None
+    if e.pos_use.get("theta") != 10000 or e.pos_use.get("scaling") is not None or rot != int(rot) or int(rot) % 2:
+        why = "its RoPE has θ 10000, no scaling, and rotates an even number of each head's dims"
+    elif st.qkv_bias or st.out_bias or st.kv_heads not in (None, st.heads[0]) or st.qk_norm or st.head_dim:
+        why = "its attention is multi-head with q, k, v and out_proj without bias, no q/k norm"
+    elif mlp is None or mlp.name != "mlp" or st.mlp_bias is False:
+        why = "its MLP is fc_in, the activation and fc_out, with biases"
+    elif h.kind == "lm" and (h.tied or not u["bias"] or u["softcap"] or u["scale"] is not None):
+        why = "its LM head is untied, with a bias (lm(tied=false, bias=true))"
+    elif h.kind == "classifier" and (u["pool"], u["bias"], u["transform"]) != ("last", False, None):
+        why = "its sequence classifier is `score` without bias on the last token (classifier(n, pool=last, bias=false))"
+    elif h.kind not in ("lm", "none", "classifier", "span"):
+        why = f"it has no {h.kind} head"
+    if why:
+        raise ExportError(f"{spec.name}: a GPT-J config cannot describe this spec: {why}")
+    arch = f"GPTJFor{task(h)}" if task(h) else "GPTJForCausalLM" if h.kind == "lm" else "GPTJModel"
+    return dict(architectures=[arch], **_labels(h), vocab_size=e.vocab, n_positions=e.pos_use.get("max_len") or 2048,
+                n_embd=st.dim, n_layer=sum(st.depths), n_head=st.heads[0], rotary_dim=int(rot), n_inner=_d_ff(st),
+                activation_function=ACT_OUT.get(mlp["act"].name, mlp["act"].name), resid_pdrop=st.dropout,
+                embd_pdrop=e.dropout, attn_pdrop=st.attn_dropout, layer_norm_epsilon=st.norm_kind.get("eps"),
+                tie_word_embeddings=False)
 
 
 def _opt(spec) -> dict:
@@ -677,6 +707,7 @@ def to_hf_config(model) -> dict:
     cfg = {"model_type": mt, **(_llm(spec, mt) if mt in ("llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen3_moe",
                                                          "qwen2_moe", "olmo2", "gemma", "gemma2", "gemma3_text", "phi",
                                                          "phi3", "smollm3")
+                                 else _gptj(spec) if mt == "gptj"
                                  else _deepseek(spec, mt) if mt in ("deepseek_v2", "deepseek_v3")
                                  else _llama4(spec) if mt == "llama4_text"
                                  else _olmo3_glm(spec, mt) if mt in ("olmo3", "glm4_moe")

@@ -428,6 +428,10 @@ from graphspec.interchange.hf_modernbert import import_modernbert  # noqa: E402
 
 BUILDERS.update(modernbert=import_modernbert)  # ModernBERT (hf_modernbert.py)
 
+from graphspec.interchange.hf_import_llm import import_gptj  # noqa: E402
+
+BUILDERS.update(gptj=import_gptj)  # GPT-J (hf_import_llm.py)
+
 
 def supported() -> list[str]:
     return sorted(BUILDERS)

@@ -172,6 +172,41 @@ def _rope_text(theta: float, frac: float, scaling: str, ctx: int | None = None, 
         (f", scaling={scaling}" if scaling else "") + ")"
 
 
+def import_gptj(r: Reader, s: Spec) -> None:
+    """GPT-J (Wang & Komatsuzaki 2021, mesh-transformer-jax): x + attn(ln(x)) + mlp(ln(x)) with one
+    LayerNorm (`placement: parallel`), RoPE on the first rotary_dim dims of each head with GPT-J's
+    interleaved pairs, q, k, v and out_proj without bias, an untied LM head with a bias."""
+    s.names_hf = True
+    d, h = r.int("n_embd"), r.int("n_head")
+    if d % h:
+        r.error("n_head", f"n_head {h} does not divide n_embd {d}")
+        h = 1
+    rot = r.int("rotary_dim")
+    if rot > d // h or rot % 2:
+        r.error("rotary_dim", f"rotary_dim {rot} must be even and at most the head size {d // h}")
+        rot = d // h
+    s.var("vocab", r.int("vocab_size")), s.var("d", d), s.var("L", r.int("n_layer")), s.var("h", h)
+    s.var("d_ff", r.int("n_inner", optional=True) or 4 * d), s.var("seq_len", min(128, r.int("n_positions")))
+    s.var("batch", 1)
+    r.expect("scale_attn_weights", (True,), "attention without the 1/√d scale")
+    drop = r.float("embd_pdrop", default=0)
+    s.input = "tokens(seq_len)"
+    s.embed = (f"tokens(vocab, dim=d, pos={_rope_text(10000.0, rot / (d // h), '', r.int('n_positions'), True)}"
+               + (f", dropout={num(drop)})" if drop else ")"))
+    s.stacks.append(("decoder×L", [("dim", "d"), ("heads", "h"), ("norm", f"layer_norm({num(r.float('layer_norm_epsilon'))})"),
+                                   ("placement", "parallel"), ("mlp", f"mlp(d_ff, {_act(r, 'activation_function')})"),
+                                   ("qkv_bias", False), ("out_bias", False),
+                                   ("dropout", r.float("resid_pdrop", default=0)),
+                                   ("attn_dropout", r.float("attn_pdrop", default=0)), ("final_norm", True)]))
+    if r.bool("tie_word_embeddings", False):
+        r.error("tie_word_embeddings", "option tie_word_embeddings = true is not expressible in graphspec for gptj: "
+                "GPT-J's head keeps its own bias, and a tied head in graphspec has none", "use false (GPT-J's)")
+    heads = {"GPTJForCausalLM": "lm(tied=false, bias=true)", "GPTJModel": "none",
+             "GPTJForSequenceClassification": f"classifier({_classes(r)}, pool=last, bias=false{_pad(r)})",
+             "GPTJForQuestionAnswering": "span"}
+    s.head = _head(r, "gptj", heads, "GPTJForCausalLM")
+
+
 def _llm(r: Reader, s: Spec) -> None:
     mt = r.data["model_type"]
     gemma3 = mt == "gemma3_text"  # Gemma-2's layer with QK-norm, two RoPE bases, no soft-caps by default
