@@ -408,7 +408,9 @@ HF_FAMILIES = {"pvt": "pvt", "t5": "t5", "swin": "swin", "vit": "vit", "deit": "
 # HF tensors, by the end of their name, that the forward pass never reads: importing ignores them,
 # exporting writes them as zeros where HF's model has them (its own init). DINOv2's mask_token is
 # iBOT's masked-image pre-training only.
-UNREAD = {"dinov2": ("embeddings.mask_token",)}
+UNREAD = {"dinov2": ("embeddings.mask_token",),
+          # older GPT-J checkpoints' causal-mask buffers (HF's _keys_to_ignore_on_load_unexpected)
+          "gptj": ("attn.bias", "attn.masked_bias")}
 
 # A second name of a tensor -> the end of its first name (HF's `_tied_weights_keys`).
 TIED = {"lm_head.weight": ("wte.weight", "embed_tokens.weight", "shared.weight"),  # T5: `shared`

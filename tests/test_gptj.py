@@ -144,3 +144,37 @@ def test_a_gptj_config_graphspec_cannot_build_is_refused_at_its_key(tmp_path, ke
     r = CliRunner().invoke(main, ["import", str(tmp_path / "config.json"), "-o", str(tmp_path / "s.yaml")])
     assert r.exit_code == 2 and "Traceback" not in r.output, r.output
     assert "config.json:" in r.output and words in r.output and not (tmp_path / "s.yaml").exists(), r.output
+
+
+def test_a_rotary_share_that_floats_round_is_its_whole_count(tmp_path):
+    """rotary_dim 30 of a 44-wide head: 30/44 · 44 is 29.999999999999996 in floats, and the import
+    is HF's model (its count, and its logits)."""
+    cfg, cls, _, path = imported(tmp_path, "ForCausalLM", n_embd=88, rotary_dim=30)
+    m = graphspec.load(path, ["seq_len=12", "batch=2"])
+    assert m.params() == n_params(meta(cls, cfg))
+    hf = hf_ref.random_hf(cls, cfg)
+    graph, net, _ = generated(m)
+    net.load_state_dict(to_graphspec(hf, graph, "gptj"), strict=True)
+    with torch.no_grad():
+        assert rel_err(net(ids()), hf(input_ids=ids()).logits) < RTOL
+
+
+def test_a_tied_config_without_an_lm_head_imports(tmp_path):
+    cfg, cls, text, path = imported(tmp_path, "ForSequenceClassification", tie_word_embeddings=True)
+    assert graphspec.load(path).params() == n_params(meta(cls, cfg))
+
+
+def test_old_checkpoints_causal_mask_buffers_are_left_out(tmp_path):
+    """transformer.h.{i}.attn.bias / masked_bias (older GPT-J files; HF ignores them on load)."""
+    from safetensors.torch import save_file
+
+    cfg, cls, _, path = imported(tmp_path, "ForCausalLM")
+    hf = hf_ref.random_hf(cls, cfg)
+    sd = {k: v.contiguous() for k, v in hf.state_dict().items()}
+    for i in range(2):
+        sd[f"transformer.h.{i}.attn.bias"] = torch.ones(1, 1, 40, 40, dtype=torch.bool).tril()
+        sd[f"transformer.h.{i}.attn.masked_bias"] = torch.tensor(-1e9)
+    save_file(sd, str(tmp_path / "old.safetensors"))
+    r = CliRunner().invoke(main, ["import-weights", str(path), str(tmp_path / "old.safetensors"), "-o",
+                                  str(tmp_path / "w.safetensors")])
+    assert r.exit_code == 0 and "Traceback" not in r.output, r.output

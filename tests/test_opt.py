@@ -163,3 +163,13 @@ def test_a_classifier_opt_has_no_class_for_is_refused(tmp_path):
     r, out = hf_ref.exported(tmp_path, "opt_125m", ["L=2", "head=classifier(3, pool=mean, bias=false)"])
     assert r.exit_code == 2 and "its sequence classifier is `score` without bias on the last token" in r.output
     assert not out.exists()
+
+
+def test_no_dropout_after_the_embeddings_and_the_pad_id_is_checked_at_export(tmp_path):
+    """OPTDecoder adds the positions and goes into the layers (no embedding dropout); a sequence
+    classifier whose pad id is not OPT's 1 is refused by name."""
+    _, _, text, path = imported(tmp_path, "ForCausalLM")
+    assert "embed: tokens(vocab, dim=d, pos=learned(n_pos, padding_idx=1))\n" in text
+    assert not any(n.op == "dropout" and n.name.startswith("embed") for n in graphspec.load("opt_125m").graph)
+    r, out = hf_ref.exported(tmp_path, "opt_125m", ["L=2", "head=classifier(3, pool=last, bias=false, pad_token_id=5)"])
+    assert r.exit_code == 2 and "OPT's pad id is 1" in r.output and not out.exists(), r.output

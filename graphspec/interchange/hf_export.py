@@ -174,10 +174,12 @@ def _gptj(spec) -> dict:
     the MLP with; an untied LM head with a bias; the sequence classifier `score` without bias."""
     e, st, h = spec.embed, spec.stacks[0], spec.head
     u, hd = use_of(h), st.dim // st.heads[0]
-    rot = e.pos_use.get("fraction") * hd
+    from graphspec.vocab.positions import rotary_dim
+
+    rot = rotary_dim(e.pos_use, hd)
     mlp = st.mlp
     why = None
-    if e.pos_use.get("theta") != 10000 or e.pos_use.get("scaling") is not None or rot != int(rot) or int(rot) % 2:
+    if e.pos_use.get("theta") != 10000 or e.pos_use.get("scaling") is not None or not isinstance(rot, int) or rot % 2:
         why = "its RoPE has θ 10000, no scaling, and rotates an even number of each head's dims"
     elif st.qkv_bias or st.out_bias or st.kv_heads not in (None, st.heads[0]) or st.qk_norm or st.head_dim:
         why = "its attention is multi-head with q, k, v and out_proj without bias, no q/k norm"
@@ -211,6 +213,9 @@ def _opt(spec) -> dict:
         why = "it is a causal pre-norm decoder with a final LayerNorm, its embedding without norm or token types"
     elif h.kind == "classifier" and (u["pool"], u["bias"], u["transform"]) != ("last", False, None):
         why = "its sequence classifier is `score` without bias on the last token (classifier(n, pool=last, bias=false))"
+    elif h.kind == "classifier" and u["pad_token_id"] != 1:
+        why = ("its sequence classifier reads the last token that is not padding, and OPT's pad id is 1 "
+               "(classifier(n, pool=last, bias=false, pad_token_id=1))")
     if why:
         raise ExportError(f"{spec.name}: an OPT config cannot describe this spec: {why}")
     arch = f"OPTFor{task(h)}" if task(h) else "OPTForCausalLM" if h.kind == "lm" else "OPTModel"

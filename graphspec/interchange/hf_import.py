@@ -205,7 +205,7 @@ def _opt(r: Reader, s: Spec) -> None:
                 "in graphspec: a dropout after the MLP's activation", "graphspec imports activation_dropout = 0")
     tied = r.bool("tie_word_embeddings", True)
     s.input = "tokens(seq_len)"
-    s.embed = f"tokens(vocab, dim=d, pos=learned(n_pos, padding_idx=1){_drop(r.float('dropout', default=0))})"
+    s.embed = "tokens(vocab, dim=d, pos=learned(n_pos, padding_idx=1))"  # OPTDecoder: no dropout on the embeddings
     fields = [("dim", "d"), ("heads", "h"), ("d_ff", "d_ff"), ("norm", "pre"), ("act", _act(r, "activation_function")),
               ("dropout", r.float("dropout", default=0)), ("attn_dropout", r.float("attention_dropout", default=0))]
     if not r.bool("enable_bias", True):

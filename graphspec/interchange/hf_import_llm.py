@@ -182,7 +182,7 @@ def import_gptj(r: Reader, s: Spec) -> None:
         r.error("n_head", f"n_head {h} does not divide n_embd {d}")
         h = 1
     rot = r.int("rotary_dim")
-    if rot > d // h or rot % 2:
+    if rot != 1 and (rot > d // h or rot % 2):  # 1: r.int's fallback after its own error (null, 0)
         r.error("rotary_dim", f"rotary_dim {rot} must be even and at most the head size {d // h}")
         rot = d // h
     s.var("vocab", r.int("vocab_size")), s.var("d", d), s.var("L", r.int("n_layer")), s.var("h", h)
@@ -198,7 +198,9 @@ def import_gptj(r: Reader, s: Spec) -> None:
                                    ("qkv_bias", False), ("out_bias", False),
                                    ("dropout", r.float("resid_pdrop", default=0)),
                                    ("attn_dropout", r.float("attn_pdrop", default=0)), ("final_norm", True)]))
-    if r.bool("tie_word_embeddings", False):
+    arch = r.raw("architectures")
+    lm_head = r.base is False and (arch in (None, []) or isinstance(arch, list) and arch[:1] == ["GPTJForCausalLM"])
+    if r.bool("tie_word_embeddings", False) and lm_head:
         r.error("tie_word_embeddings", "option tie_word_embeddings = true is not expressible in graphspec for gptj: "
                 "GPT-J's head keeps its own bias, and a tied head in graphspec has none", "use false (GPT-J's)")
     heads = {"GPTJForCausalLM": "lm(tied=false, bias=true)", "GPTJModel": "none",

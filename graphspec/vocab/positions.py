@@ -120,7 +120,8 @@ def scaling(use) -> tuple | None:
 def rotary_dim(use, head_dim):
     """The rotated dims of each head: fraction × head_dim (Phi-2: 0.4 × 80 = 32)."""
     r = use["fraction"] * head_dim
-    return int(r) if float(r).is_integer() else r
+    n = round(r)  # 30/44 · 44 is 29.999999999999996 in floats: a whole count within rounding is that count
+    return int(n) if abs(r - n) <= 1e-9 * max(1.0, abs(r)) else r
 
 
 @construct("pos", "rope", Arg("theta", float, 10000.0, minimum=0, exclusive=True, doc="base of the angles"),
