@@ -148,6 +148,33 @@ def hf_backend_errors(hf, m, ids, family=None, key="input_ids") -> dict[str, flo
     return errors
 
 
+def config_imported(tmp_path, cfg):
+    """`cfg` written by its to_json_file and `graphspec import`ed: (the spec text, tmp_path/s.yaml)."""
+    import json
+
+    from graphspec.interchange import from_hf_config
+
+    cfg.to_json_file(str(tmp_path / "config.json"))
+    text = from_hf_config(json.loads((tmp_path / "config.json").read_text()))
+    (tmp_path / "s.yaml").write_text(text)
+    return text, tmp_path / "s.yaml"
+
+
+def task_outputs(out, task, base="last_hidden_state"):
+    """An HF task model's outputs as a tuple: ...ForQuestionAnswering's start and end logits, else
+    its logits (a base model's `base` output)."""
+    if task == "ForQuestionAnswering":
+        return out.start_logits, out.end_logits
+    return (out.logits if hasattr(out, "logits") else getattr(out, base)),
+
+
+def our_outputs(y, task):
+    """The generated module's outputs as `task_outputs` orders them (a pooler head's: the pooled)."""
+    if task == "ForQuestionAnswering":
+        return y
+    return (y[-1] if isinstance(y, tuple) else y),
+
+
 def exported(tmp_path, name, overrides=(), weights=None):
     """`graphspec export NAME --format hf` into tmp_path/hf (with `--set` overrides and graphspec-named
     `weights`): (the CLI result, the directory); never a traceback."""

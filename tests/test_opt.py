@@ -8,21 +8,19 @@ and TVM, `graphspec import`, `export --format hf` and `import-weights`, and loca
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 from click.testing import CliRunner
 from graphspec.cli.main import main
 
 import graphspec
-from graphspec.interchange import from_hf_config
 from graphspec.weights import to_graphspec
 
 transformers = pytest.importorskip("transformers")
 import reference_hf as hf_ref  # noqa: E402
 
 generated, meta, n_params, rel_err = hf_ref.generated, hf_ref.meta, hf_ref.n_params, hf_ref.rel_err
+task_outputs, our_outputs = hf_ref.task_outputs, hf_ref.our_outputs
 RTOL = 1e-5
 SMALL = dict(vocab_size=100, hidden_size=32, num_hidden_layers=2, ffn_dim=64, num_attention_heads=2,
              max_position_embeddings=40, num_labels=3)
@@ -35,25 +33,14 @@ def imported(tmp_path, task, **kw):
     cls = "OPT" + task
     cfg = transformers.OPTConfig(**{**SMALL, **({"num_labels": 2} if task == "ForQuestionAnswering" else {}), **kw},
                                  architectures=[cls])
-    path = tmp_path / "config.json"
-    cfg.to_json_file(str(path))
-    text = from_hf_config(json.loads(path.read_text()))
-    (tmp_path / "s.yaml").write_text(text)
-    return cfg, getattr(transformers, cls), text, tmp_path / "s.yaml"
+    text, path = hf_ref.config_imported(tmp_path, cfg)
+    return cfg, getattr(transformers, cls), text, path
 
 
 def ids(seed=0):
     return torch.randint(3, 100, (2, 12), generator=torch.Generator().manual_seed(seed))
 
 
-def outputs(out, task):
-    if task == "ForQuestionAnswering":
-        return out.start_logits, out.end_logits
-    return (out.logits if hasattr(out, "logits") else out.last_hidden_state),
-
-
-def ours(y, task):
-    return y if task == "ForQuestionAnswering" else (y,)
 
 
 def test_bundled_spec_counts_as_hugging_face():
@@ -81,7 +68,7 @@ def test_imported_model_computes_hugging_faces_outputs(tmp_path, task):
     graph, net, _ = generated(m, "default")
     net.load_state_dict(to_graphspec(hf, graph, "opt"), strict=True)
     with torch.no_grad():
-        got, want = ours(net(ids()), task), outputs(hf(input_ids=ids()), task)
+        got, want = our_outputs(net(ids()), task), task_outputs(hf(input_ids=ids()), task)
     for g, w in zip(got, want, strict=True):
         assert g.shape == w.shape and rel_err(g, w) < RTOL
     assert hf_ref.round_trip_mismatches(net, graph, "opt", hf) == []
@@ -140,7 +127,7 @@ def test_exported_weights_load_into_hugging_face_and_back(tmp_path, task, kw):
     assert (out["model_type"], out["architectures"], out["max_position_embeddings"], out["pad_token_id"]) == (
         "opt", [cls.__name__], 40, 1)
     with torch.no_grad():
-        got, want = ours(net(ids(5)), task), outputs(hf(input_ids=ids(5)), task)
+        got, want = our_outputs(net(ids(5)), task), task_outputs(hf(input_ids=ids(5)), task)
     assert all(rel_err(g, w) < RTOL for g, w in zip(got, want, strict=True))
     back, mine = hf_ref.imported_weights(tmp_path, path, hf), net.state_dict()
     assert sorted(back) == sorted(mine) and all(torch.equal(back[k], mine[k]) for k in mine)

@@ -8,21 +8,19 @@ generated module, the IR interpreter, ONNX and TVM, `graphspec import`, `export 
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 from click.testing import CliRunner
 from graphspec.cli.main import main
 
 import graphspec
-from graphspec.interchange import from_hf_config
 from graphspec.weights import to_graphspec
 
 transformers = pytest.importorskip("transformers")
 import reference_hf as hf_ref  # noqa: E402
 
 generated, meta, n_params, rel_err = hf_ref.generated, hf_ref.meta, hf_ref.n_params, hf_ref.rel_err
+task_outputs, our_outputs = hf_ref.task_outputs, hf_ref.our_outputs
 RTOL = 1e-5
 SMALL = dict(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
              max_position_embeddings=40, type_vocab_size=1, num_labels=3, hidden_act="gelu_new")
@@ -37,11 +35,8 @@ def imported(tmp_path, prefix, task, **kw):
     cls = prefix + task
     qa, causal = {"num_labels": 2} if task == "ForQuestionAnswering" else {}, {"is_decoder": task == "ForCausalLM"}
     cfg = getattr(transformers, PREFIXES[prefix])(**{**SMALL, **qa, **causal, **kw}, architectures=[cls])
-    path = tmp_path / "config.json"
-    cfg.to_json_file(str(path))
-    text = from_hf_config(json.loads(path.read_text()))
-    (tmp_path / "s.yaml").write_text(text)
-    return cfg, getattr(transformers, cls), text, tmp_path / "s.yaml"
+    text, path = hf_ref.config_imported(tmp_path, cfg)
+    return cfg, getattr(transformers, cls), text, path
 
 
 def padded(seed=0):
@@ -51,16 +46,6 @@ def padded(seed=0):
     return x
 
 
-def outputs(out, task):
-    if task == "ForQuestionAnswering":
-        return out.start_logits, out.end_logits
-    return (out.logits if hasattr(out, "logits") else out.pooler_output),
-
-
-def ours(y, task):
-    if task == "ForQuestionAnswering":
-        return y
-    return (y[-1] if isinstance(y, tuple) else y),  # RobertaModel: (sequence, pooled)
 
 
 # -- counts ---------------------------------------------------------------------------------------
@@ -99,7 +84,7 @@ def test_imported_model_computes_hugging_faces_outputs_on_padded_rows(tmp_path, 
     net.load_state_dict(to_graphspec(hf, graph, "roberta"), strict=True)
     x = padded()
     with torch.no_grad():
-        got, want = ours(net(x), task), outputs(hf(input_ids=x), task)
+        got, want = our_outputs(net(x), task), task_outputs(hf(input_ids=x), task, "pooler_output")
     for g, w in zip(got, want, strict=True):
         assert g.shape == w.shape and rel_err(g, w) < RTOL
     assert hf_ref.round_trip_mismatches(net, graph, "roberta", hf) == []
@@ -148,7 +133,7 @@ def test_exported_weights_load_into_hugging_face_and_back(tmp_path, task):
     assert (out["model_type"], out["architectures"], out["pad_token_id"]) == ("roberta", [cls.__name__], 1)
     x = padded(5)
     with torch.no_grad():
-        got, want = ours(net(x), task), outputs(hf(input_ids=x), task)
+        got, want = our_outputs(net(x), task), task_outputs(hf(input_ids=x), task, "pooler_output")
     assert all(rel_err(g, w) < RTOL for g, w in zip(got, want, strict=True))
     back, mine = hf_ref.imported_weights(tmp_path, path, hf), net.state_dict()
     assert sorted(back) == sorted(mine) and all(torch.equal(back[k], mine[k]) for k in mine)
